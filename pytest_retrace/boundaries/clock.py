@@ -1,0 +1,113 @@
+"""Clocks: ``time.*``, ``datetime.now/utcnow/today``, ``date.today``; ``time.sleep``.
+
+The datetime sources are recorded as integer microseconds (12 bytes an event,
+exact), and rebuilt into datetimes by code that runs the same way on both sides.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+    from ..patch import Patcher
+    from . import Options
+
+NOARG_SOURCES = (
+    "time", "time_ns", "monotonic", "monotonic_ns", "perf_counter", "perf_counter_ns",
+    "process_time", "process_time_ns", "thread_time", "thread_time_ns",
+)
+
+_EPOCH_NAIVE = _dt.datetime(1970, 1, 1)
+_EPOCH_UTC = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_MICRO = _dt.timedelta(microseconds=1)
+
+
+def install(engine: Engine, patcher: Patcher, options: Options) -> None:
+    for name in NOARG_SOURCES:
+        if hasattr(time, name):
+            patcher.set(time, name, engine.wrap_noarg(f"time.{name}", getattr(time, name)))
+    _install_struct_time(engine, patcher)
+    _install_sleep(engine, patcher)
+    _install_datetime(engine, patcher)
+
+
+def _install_struct_time(engine: Engine, patcher: Patcher) -> None:
+    """``localtime()``/``gmtime()``/``ctime()``/``asctime()``/``strftime(fmt)`` read the clock only
+    without a time argument; with one they are pure functions and run as they are."""
+    real_localtime, real_gmtime = time.localtime, time.gmtime
+    real_ctime, real_asctime, real_strftime = time.ctime, time.asctime, time.strftime
+
+    def localtime(secs: float | None = None) -> time.struct_time:
+        if secs is None:
+            return engine.call("time.localtime", None, real_localtime)
+        return real_localtime(secs)
+
+    def gmtime(secs: float | None = None) -> time.struct_time:
+        if secs is None:
+            return engine.call("time.gmtime", None, real_gmtime)
+        return real_gmtime(secs)
+
+    def ctime(secs: float | None = None) -> str:
+        return real_asctime(localtime(secs))
+
+    def asctime(t: Any = None) -> str:
+        return real_asctime(localtime() if t is None else t)
+
+    def strftime(fmt: str, t: Any = None) -> str:
+        return real_strftime(fmt, localtime() if t is None else t)
+
+    for fn, real in ((localtime, real_localtime), (gmtime, real_gmtime), (ctime, real_ctime),
+                     (asctime, real_asctime), (strftime, real_strftime)):
+        fn.__doc__ = real.__doc__
+        patcher.set(time, fn.__name__, fn)
+
+
+def _install_sleep(engine: Engine, patcher: Patcher) -> None:
+    real_sleep = time.sleep
+
+    def sleep(secs: float) -> None:
+        # On replay the recorded return comes back at once: replay runs faster than real time.
+        engine.call("time.sleep", (secs,), real_sleep, secs)
+
+    sleep.__doc__ = real_sleep.__doc__
+    patcher.set(time, "sleep", sleep)
+
+
+def _install_datetime(engine: Engine, patcher: Patcher) -> None:
+    real_now = _dt.datetime.now
+    real_utcnow = _dt.datetime.utcnow
+
+    def local_micros() -> int:
+        return (real_now() - _EPOCH_NAIVE) // _MICRO
+
+    def utc_micros() -> int:
+        return (real_now(_dt.timezone.utc) - _EPOCH_UTC) // _MICRO
+
+    def naive_utc_micros() -> int:
+        return (real_utcnow() - _EPOCH_NAIVE) // _MICRO
+
+    def now(cls: type[_dt.datetime], tz: _dt.tzinfo | None = None) -> _dt.datetime:
+        if tz is None:
+            value = _EPOCH_NAIVE + _MICRO * engine.call("datetime.now", None, local_micros)
+            return value if cls is _dt.datetime else cls.combine(value.date(), value.time())
+        value = (_EPOCH_UTC + _MICRO * engine.call("datetime.now", ("tz",), utc_micros)).astimezone(tz)
+        return value if cls is _dt.datetime else cls.combine(value.date(), value.timetz())
+
+    def utcnow(cls: type[_dt.datetime]) -> _dt.datetime:
+        value = _EPOCH_NAIVE + _MICRO * engine.call("datetime.utcnow", None, naive_utc_micros)
+        return value if cls is _dt.datetime else cls.combine(value.date(), value.time())
+
+    def today(cls: type[_dt.date]) -> _dt.date:
+        value = _EPOCH_NAIVE + _MICRO * engine.call("datetime.today", None, local_micros)
+        if issubclass(cls, _dt.datetime):
+            return value if cls is _dt.datetime else cls.combine(value.date(), value.time())
+        return cls(value.year, value.month, value.day)
+
+    now.__doc__, utcnow.__doc__ = real_now.__doc__, real_utcnow.__doc__
+    today.__doc__ = _dt.date.today.__doc__
+    patcher.set(_dt.datetime, "now", classmethod(now))
+    patcher.set(_dt.datetime, "utcnow", classmethod(utcnow))
+    patcher.set(_dt.date, "today", classmethod(today))

@@ -1,0 +1,249 @@
+"""Files: reads of data files, their stat/listdir/scandir, and writes (as fingerprints).
+
+A *data* file is any file that is not code. Code is Python sources, bytecode and
+extension modules, and everything under the interpreter's prefixes (stdlib,
+site-packages). Fidelity comes first: a data file beside the script is data.
+Paths matching a project's live patterns are read for real on replay instead.
+
+A read of a regular file records its whole content at ``open`` and serves it
+from memory on both sides; other files (devices, FIFOs) record each read call.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import io
+import os
+import site
+import stat as stat_module
+import sys
+from typing import TYPE_CHECKING, Any
+
+from ..engine import PACKAGE_DIR, tls
+from ..proxy import RecordedFile, RecordedStream, RecordedWriter, UpdatableFile
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+    from ..patch import Patcher
+    from . import Options
+
+CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyi", ".so", ".pyd", ".pth")
+
+
+class Classifier:
+    """Tells data paths from code and live paths; answers are cached per absolute path."""
+
+    def __init__(self, live_patterns: list[str]) -> None:
+        prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, PACKAGE_DIR}
+        try:
+            prefixes.update(site.getsitepackages())
+            prefixes.add(site.getusersitepackages())
+        except AttributeError:  # site trimmed down (virtualenv's old site.py)
+            pass
+        self.prefixes = tuple(os.path.join(os.path.realpath(p), "") for p in prefixes if p)
+        self.prefixes += tuple(os.path.join(os.path.abspath(p), "") for p in prefixes if p)
+        self.live_patterns = list(live_patterns)
+        self._cache: dict[str, str] = {}
+
+    def kind(self, path: str | bytes) -> str:
+        """``data``, ``code`` or ``live``."""
+        text = os.fsdecode(path)
+        absolute = text if text.startswith("/") else os.path.abspath(text)
+        kind = self._cache.get(absolute)
+        if kind is None:
+            if absolute.endswith(CODE_SUFFIXES) or absolute.startswith(self.prefixes):
+                kind = "code"
+            elif any(fnmatch.fnmatch(absolute, p) or fnmatch.fnmatch(text, p) for p in self.live_patterns):
+                kind = "live"
+            else:
+                kind = "data"
+            if len(self._cache) < 100_000:
+                self._cache[absolute] = kind
+        return kind
+
+
+def _is_path(value: Any) -> bool:
+    return isinstance(value, (str, bytes, os.PathLike))
+
+
+class DirEntry:
+    """A recorded ``os.DirEntry``: the answers ``os.scandir`` gave, served on both sides."""
+
+    __slots__ = ("name", "path", "_is_dir", "_is_file", "_is_symlink", "_inode", "_is_dir_nf", "_is_file_nf")
+
+    def __init__(self, directory: Any, state: list[Any]) -> None:
+        self.name = state[0]
+        self.path = os.path.join(directory, self.name)
+        (self._is_dir, self._is_file, self._is_symlink, self._inode, self._is_dir_nf, self._is_file_nf) = state[1:]
+
+    def is_dir(self, *, follow_symlinks: bool = True) -> bool:
+        return self._is_dir if follow_symlinks else self._is_dir_nf
+
+    def is_file(self, *, follow_symlinks: bool = True) -> bool:
+        return self._is_file if follow_symlinks else self._is_file_nf
+
+    def is_symlink(self) -> bool:
+        return self._is_symlink
+
+    def inode(self) -> int:
+        return self._inode
+
+    def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
+        return os.stat(self.path, follow_symlinks=follow_symlinks)
+
+    def __fspath__(self) -> Any:
+        return self.path
+
+    def __repr__(self) -> str:
+        return f"<DirEntry {self.name!r}>"
+
+
+class ScandirIterator:
+    """What ``os.scandir`` returns for a data directory: an iterator and context manager."""
+
+    def __init__(self, entries: list[DirEntry]) -> None:
+        self._entries = iter(entries)
+
+    def __iter__(self) -> ScandirIterator:
+        return self
+
+    def __next__(self) -> DirEntry:
+        return next(self._entries)
+
+    def close(self) -> None:
+        self._entries = iter(())
+
+    def __enter__(self) -> ScandirIterator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _entry_state(entry: os.DirEntry[Any]) -> list[Any]:
+    def safe(fn: Any, *a: Any, **kw: Any) -> bool:
+        try:
+            return bool(fn(*a, **kw))
+        except OSError:
+            return False
+
+    return [
+        entry.name,
+        safe(entry.is_dir),
+        safe(entry.is_file),
+        safe(entry.is_symlink),
+        entry.inode(),
+        safe(entry.is_dir, follow_symlinks=False),
+        safe(entry.is_file, follow_symlinks=False),
+    ]
+
+
+def install(engine: Engine, patcher: Patcher, options: Options) -> None:
+    classifier = Classifier(options.live_paths)
+    real_open = io.open
+    real_stat, real_lstat = os.stat, os.lstat
+    real_listdir, real_scandir = os.listdir, os.scandir
+
+    def is_data(path: Any) -> bool:
+        return not tls.gate and _is_path(path) and classifier.kind(os.fspath(path)) == "data"
+
+    def slurp(path: Any, holder: list[Any]) -> bytes | None:
+        f = real_open(path, "rb")
+        if stat_module.S_ISREG(os.fstat(f.fileno()).st_mode):
+            with f:
+                return f.read()
+        holder.append(f)  # not a regular file: read it call by call
+        return None
+
+    def open(  # noqa: A001 - it replaces the builtin
+        file: Any, mode: str = "r", buffering: int = -1, encoding: str | None = None, errors: str | None = None,
+        newline: str | None = None, closefd: bool = True, opener: Any = None,
+    ) -> Any:
+        if opener is not None or not is_data(file):
+            return real_open(file, mode, buffering, encoding, errors, newline, closefd, opener)
+        path = os.fspath(file)
+        text = "b" not in mode
+        base = mode.replace("b", "").replace("t", "")
+        if base == "r":
+            holder: list[Any] = []
+            content = engine.call("open", (path, "r"), slurp, path, holder)
+            if content is not None:
+                binary: Any = RecordedFile(content, path, mode)
+            else:
+                binary = RecordedStream(engine, "file", path, holder[0] if holder else None, "rb", path)
+        elif "+" in base:
+            initial = b""
+            if not base.startswith("w"):
+                initial = engine.call("open", (path, base), _read_or_empty, real_open, path, base) or b""
+            else:
+                engine.call("open", (path, base), _touch, real_open, path)
+            binary = UpdatableFile(engine, path, mode, initial, real_open)
+        else:
+            files: list[Any] = []
+            engine.call("open", (path, base), lambda: files.append(real_open(path, base + "b")))
+            binary = RecordedWriter(engine, path, mode, files[0] if files else None)
+        if not text:
+            return binary
+        wrapper = io.TextIOWrapper(
+            binary, encoding, errors, newline, line_buffering=buffering == 1, write_through="r" not in base
+        )
+        wrapper.mode = mode  # type: ignore[misc]
+        return wrapper
+
+    open.__doc__ = real_open.__doc__
+    import builtins
+
+    patcher.set(builtins, "open", open)
+    patcher.set(io, "open", open)
+
+    def stat(path: Any, *, dir_fd: int | None = None, follow_symlinks: bool = True) -> os.stat_result:
+        if dir_fd is not None or not is_data(path):
+            return real_stat(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+        key = os.fspath(path)
+        if follow_symlinks:
+            return engine.call("os.stat", (key,), real_stat, path)
+        return engine.call("os.lstat", (key,), real_lstat, path)
+
+    def lstat(path: Any, *, dir_fd: int | None = None) -> os.stat_result:
+        if dir_fd is not None or not is_data(path):
+            return real_lstat(path, dir_fd=dir_fd)
+        return engine.call("os.lstat", (os.fspath(path),), real_lstat, path)
+
+    def listdir(path: Any = None) -> list[Any]:
+        if path is None:
+            path = "."
+        if not is_data(path):
+            return real_listdir(path)
+        return engine.call("os.listdir", (os.fspath(path),), real_listdir, path)
+
+    def scandir(path: Any = None) -> Any:
+        if path is None:
+            path = "."
+        if not is_data(path):
+            return real_scandir(path)
+
+        def entries() -> list[list[Any]]:
+            with real_scandir(path) as it:
+                return [_entry_state(e) for e in it]
+
+        states = engine.call("os.scandir", (os.fspath(path),), entries)
+        return ScandirIterator([DirEntry(os.fspath(path), s) for s in states])
+
+    for fn, real in ((stat, real_stat), (lstat, real_lstat), (listdir, real_listdir), (scandir, real_scandir)):
+        fn.__doc__ = real.__doc__
+        patcher.set(os, fn.__name__, fn)
+
+
+def _read_or_empty(real_open: Any, path: Any, base: str) -> bytes:
+    try:
+        with real_open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        if base.startswith("a"):
+            return b""
+        raise
+
+
+def _touch(real_open: Any, path: Any) -> None:
+    with real_open(path, "wb"):
+        pass

@@ -1,0 +1,149 @@
+"""Processes: ``subprocess.Popen`` (so ``run``, ``check_output``, ``os.popen``), ``os.system``,
+``os.getpid``/``getppid``.
+
+On replay nothing is spawned: :class:`Popen` answers every method from the
+recording. It subclasses the real Popen so ``isinstance`` checks still hold.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import os
+import subprocess
+from typing import TYPE_CHECKING, Any
+
+from ..engine import payload
+from ..proxy import RecordedStream
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+    from ..patch import Patcher
+    from . import Options
+
+_REAL_POPEN = subprocess.Popen
+_SIGNATURE = inspect.signature(_REAL_POPEN.__init__)
+
+
+def _stream_kind(value: Any) -> Any:
+    if value is None or isinstance(value, int) and value < 0:
+        return value  # None, PIPE, STDOUT, DEVNULL
+    return "file"
+
+
+def _command(args: Any) -> Any:
+    if isinstance(args, (str, bytes, os.PathLike)):
+        return os.fsdecode(args)
+    return [os.fsdecode(a) for a in args]
+
+
+def make_popen(engine: Engine) -> type:
+    class Popen(_REAL_POPEN):  # type: ignore[misc, valid-type]
+        """Recorded ``subprocess.Popen``: spawns only while recording."""
+
+        _child_created = False
+        _real: Any = None
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            bound = _SIGNATURE.bind(self, *args, **kwargs).arguments
+            options = bound.get("kwargs", {})
+            self.args = bound["args"]
+            self.returncode = None
+            self.encoding = bound.get("encoding")
+            self.errors = bound.get("errors")
+            self.text_mode = bool(
+                self.encoding or self.errors or bound.get("text") or bound.get("universal_newlines")
+            )
+            self.universal_newlines = self.text_mode
+            kinds = [_stream_kind(bound.get(n)) for n in ("stdin", "stdout", "stderr")]
+            key = (
+                _command(self.args),
+                bool(bound.get("shell")),
+                os.fsdecode(bound["cwd"]) if bound.get("cwd") is not None else None,
+                kinds,
+                self.text_mode,
+            )
+            if options:
+                key += (sorted(options),)
+
+            def spawn() -> int:
+                self._real = _REAL_POPEN(*args, **kwargs)
+                return self._real.pid
+
+            self.pid = engine.call("subprocess.Popen", key, spawn)
+            self.stdin = self._stream("stdin", kinds[0], "wb")
+            self.stdout = self._stream("stdout", kinds[1], "rb")
+            self.stderr = self._stream("stderr", kinds[2], "rb")
+
+        def _stream(self, which: str, kind: Any, mode: str) -> Any:
+            if kind != subprocess.PIPE:
+                return None
+            real = getattr(self._real, which, None) if self._real is not None else None
+            if isinstance(real, io.TextIOWrapper):
+                real = real.buffer
+            binary = RecordedStream(engine, f"subprocess.{which}", self.pid, real, mode)
+            if not self.text_mode:
+                return binary
+            return io.TextIOWrapper(binary, encoding=self.encoding, errors=self.errors, write_through=which == "stdin")
+
+        def _recorded(self, name: str, args: Any, method: str, *a: Any, **kw: Any) -> Any:
+            real = self._real
+
+            def run() -> list[Any]:
+                result = getattr(real, method)(*a, **kw)
+                return [result, real.returncode]
+
+            result, self.returncode = engine.call(f"subprocess.{name}", args, run)
+            return result
+
+        def communicate(self, input: Any = None, timeout: float | None = None) -> tuple[Any, Any]:
+            key = (None if input is None else payload(input), timeout)
+            out, err = self._recorded("communicate", key, "communicate", input, timeout)
+            return out, err
+
+        def wait(self, timeout: float | None = None) -> int:
+            return self._recorded("wait", (timeout,), "wait", timeout)
+
+        def poll(self) -> int | None:
+            return self._recorded("poll", None, "poll")
+
+        def send_signal(self, sig: int) -> None:
+            self._recorded("send_signal", (int(sig),), "send_signal", sig)
+
+        def terminate(self) -> None:
+            self._recorded("terminate", None, "terminate")
+
+        def kill(self) -> None:
+            self._recorded("kill", None, "kill")
+
+        def __enter__(self) -> Popen:
+            return self
+
+        def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+            real = self._real
+            self.returncode = engine.call(
+                "subprocess.exit", None, lambda: (real.__exit__(exc_type, exc, tb), real.returncode)[1]
+            )
+            for stream in (self.stdin, self.stdout, self.stderr):
+                if stream is not None and not stream.closed:
+                    stream.close()
+
+        def __del__(self) -> None:
+            pass
+
+    Popen.__qualname__ = "Popen"
+    Popen.__module__ = "subprocess"
+    return Popen
+
+
+def install(engine: Engine, patcher: Patcher, options: Options) -> None:
+    patcher.set(subprocess, "Popen", make_popen(engine))
+    real_system = os.system
+
+    def system(command: Any) -> int:
+        return engine.call("os.system", (os.fsdecode(command),), real_system, command)
+
+    system.__doc__ = real_system.__doc__
+    patcher.set(os, "system", system)
+    for name in ("getpid", "getppid"):
+        patcher.set(os, name, engine.wrap_noarg(f"os.{name}", getattr(os, name)))

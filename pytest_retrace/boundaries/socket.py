@@ -1,0 +1,227 @@
+"""The socket layer: ``socket``, name resolution, ``select``/``poll``/``epoll``/``selectors``.
+
+The catch-all beneath http.client, urllib, requests, redis clients and the like.
+Sockets stay real OS sockets on replay (options, timeouts and ``fileno`` work)
+but never connect: every exchange with a peer is answered from the recording.
+Readiness results are recorded as positions among the watched objects, since file
+descriptor numbers differ between the two runs.
+"""
+
+from __future__ import annotations
+
+import select
+import selectors
+import socket as _socket
+from typing import TYPE_CHECKING, Any
+
+from ..engine import payload
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+    from ..patch import Patcher
+    from . import Options
+
+_REAL_SOCKET = _socket.socket
+_RESOLVERS = ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr", "gethostname", "getnameinfo")
+
+
+def make_socket(engine: Engine) -> type:
+    call = engine.call
+    base = _REAL_SOCKET
+
+    class socket(base):  # type: ignore[misc, valid-type]
+        """Recorded ``socket.socket``."""
+
+        __slots__ = ()
+
+        def connect(self, address: Any) -> None:
+            call("socket.connect", (address,), base.connect, self, address)
+
+        def connect_ex(self, address: Any) -> int:
+            return call("socket.connect_ex", (address,), base.connect_ex, self, address)
+
+        def bind(self, address: Any) -> None:
+            call("socket.bind", (address,), base.bind, self, address)
+
+        def listen(self, *backlog: int) -> None:
+            call("socket.listen", backlog, base.listen, self, *backlog)
+
+        def accept(self) -> tuple[Any, Any]:
+            def real_accept() -> list[Any]:
+                conn, address = base.accept(self)
+                holder.append(conn)
+                return [conn.family, conn.type, conn.proto, address]
+
+            holder: list[Any] = []
+            family, type_, proto, address = call("socket.accept", None, real_accept)
+            conn = holder[0] if holder else socket(family, type_, proto)
+            return conn, address
+
+        def send(self, data: Any, flags: int = 0) -> int:
+            return call("socket.send", (payload(data), flags), base.send, self, data, flags)
+
+        def sendall(self, data: Any, flags: int = 0) -> None:
+            call("socket.sendall", (payload(data), flags), base.sendall, self, data, flags)
+
+        def sendto(self, data: Any, *rest: Any) -> int:
+            return call("socket.sendto", (payload(data), *rest), base.sendto, self, data, *rest)
+
+        def recv(self, bufsize: int, flags: int = 0) -> bytes:
+            return call("socket.recv", (bufsize, flags), base.recv, self, bufsize, flags)
+
+        def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
+            return tuple(call("socket.recvfrom", (bufsize, flags), base.recvfrom, self, bufsize, flags))
+
+        def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+            size = nbytes or len(buffer)
+            data = call("socket.recv", (size, flags), base.recv, self, size, flags)
+            buffer[: len(data)] = data
+            return len(data)
+
+        def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
+            size = nbytes or len(buffer)
+            data, address = call("socket.recvfrom", (size, flags), base.recvfrom, self, size, flags)
+            buffer[: len(data)] = data
+            return len(data), address
+
+        def shutdown(self, how: int) -> None:
+            call("socket.shutdown", (how,), base.shutdown, self, how)
+
+        def getpeername(self) -> Any:
+            return call("socket.getpeername", None, base.getpeername, self)
+
+        def getsockname(self) -> Any:
+            return call("socket.getsockname", None, base.getsockname, self)
+
+    socket.__module__ = "socket"
+    return socket
+
+
+class _Registry:
+    """File objects watched by a poll/epoll object, in registration order."""
+
+    def __init__(self) -> None:
+        self.fds: list[int] = []
+
+    def add(self, fd: Any) -> int:
+        fd = fd if isinstance(fd, int) else fd.fileno()
+        if fd not in self.fds:
+            self.fds.append(fd)
+        return fd
+
+    def remove(self, fd: Any) -> int:
+        fd = fd if isinstance(fd, int) else fd.fileno()
+        if fd in self.fds:
+            self.fds.remove(fd)
+        return fd
+
+    def positions(self, ready: list[tuple[int, int]]) -> list[list[int]]:
+        return [[self.fds.index(fd), events] for fd, events in ready]
+
+    def fds_at(self, positions: list[list[int]]) -> list[tuple[int, int]]:
+        return [(self.fds[i], events) for i, events in positions]
+
+
+def make_pollers(engine: Engine) -> tuple[Any, Any]:
+    real_poll = select.poll
+    real_epoll = getattr(select, "epoll", None)
+
+    class Poll:
+        """Recorded ``select.poll()``."""
+
+        def __init__(self) -> None:
+            self._real = real_poll()
+            self._registry = _Registry()
+
+        def register(self, fd: Any, eventmask: int = select.POLLIN | select.POLLPRI | select.POLLOUT) -> None:
+            self._real.register(self._registry.add(fd), eventmask)
+
+        def modify(self, fd: Any, eventmask: int) -> None:
+            self._real.modify(fd, eventmask)
+
+        def unregister(self, fd: Any) -> None:
+            self._real.unregister(self._registry.remove(fd))
+
+        def poll(self, timeout: Any = None) -> list[tuple[int, int]]:
+            registry, real = self._registry, self._real
+            positions = engine.call(
+                "select.poll", (len(registry.fds), timeout), lambda: registry.positions(real.poll(timeout))
+            )
+            return registry.fds_at(positions)
+
+    class Epoll:
+        """Recorded ``select.epoll()`` (what ``selectors.DefaultSelector`` uses on Linux)."""
+
+        def __init__(self, sizehint: int = -1, flags: int = 0) -> None:
+            self._real = real_epoll(sizehint, flags)  # type: ignore[misc]
+            self._registry = _Registry()
+
+        def register(self, fd: Any, eventmask: int = select.EPOLLIN | select.EPOLLPRI | select.EPOLLOUT) -> None:
+            self._real.register(self._registry.add(fd), eventmask)
+
+        def modify(self, fd: Any, eventmask: int) -> None:
+            self._real.modify(fd, eventmask)
+
+        def unregister(self, fd: Any) -> None:
+            self._real.unregister(self._registry.remove(fd))
+
+        def poll(self, timeout: float | None = None, maxevents: int = -1) -> list[tuple[int, int]]:
+            registry, real = self._registry, self._real
+            positions = engine.call(
+                "select.epoll",
+                (len(registry.fds), timeout, maxevents),
+                lambda: registry.positions(real.poll(timeout, maxevents)),
+            )
+            return registry.fds_at(positions)
+
+        def fileno(self) -> int:
+            return self._real.fileno()
+
+        def close(self) -> None:
+            self._real.close()
+
+        @property
+        def closed(self) -> bool:
+            return self._real.closed
+
+        def __enter__(self) -> Epoll:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.close()
+
+    return Poll, Epoll if real_epoll is not None else None
+
+
+def install(engine: Engine, patcher: Patcher, options: Options) -> None:
+    patcher.set(_socket, "socket", make_socket(engine))
+    for name in _RESOLVERS:
+        real = getattr(_socket, name)
+
+        def resolver(*args: Any, _name: str = name, _real: Any = real, **kwargs: Any) -> Any:
+            key = args + tuple(sorted(kwargs.items())) if kwargs else args
+            return engine.call(f"socket.{_name}", key, _real, *args, **kwargs)
+
+        resolver.__name__, resolver.__doc__ = name, real.__doc__
+        patcher.set(_socket, name, resolver)
+
+    real_select = select.select
+
+    def select_(rlist: Any, wlist: Any, xlist: Any, timeout: float | None = None) -> tuple[list, list, list]:
+        lists = (list(rlist), list(wlist), list(xlist))
+
+        def run() -> list[list[int]]:
+            ready = real_select(*lists, timeout)
+            return [[i for i, o in enumerate(watched) if o in got] for watched, got in zip(lists, ready)]
+
+        positions = engine.call("select.select", (len(lists[0]), len(lists[1]), len(lists[2]), timeout), run)
+        return tuple([watched[i] for i in found] for watched, found in zip(lists, positions))  # type: ignore[return-value]
+
+    select_.__name__, select_.__doc__ = "select", real_select.__doc__
+    patcher.set(select, "select", select_)
+    poll, epoll = make_pollers(engine)
+    patcher.set(select, "poll", poll)
+    patcher.set(selectors.PollSelector, "_selector_cls", poll)
+    if epoll is not None:
+        patcher.set(select, "epoll", epoll)
+        patcher.set(selectors.EpollSelector, "_selector_cls", epoll)

@@ -1,0 +1,140 @@
+"""The ``retrace`` command (also ``python -m pytest_retrace``): record, replay, show."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+DIVERGED_EXIT = 70
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="retrace", description="Record Python executions and replay them.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    rec = sub.add_parser("record", help="record a whole process: retrace record -o REC.retrace script.py args…")
+    rec.add_argument("-o", "--output", required=True, metavar="REC", help="the recording file to write")
+    rec.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m does")
+    rec.add_argument("--live", action="append", default=[], metavar="PATTERN",
+                     help="paths (fnmatch) read for real on replay instead of recorded; repeatable")
+    rec.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="a tag for the header")
+    rec.add_argument("--redact", metavar="REGEX",
+                     help="environment variable names whose values are redacted (default: secrets, tokens…)")
+    rec.add_argument("program", nargs=argparse.REMAINDER, help="script.py and its arguments (after --)")
+
+    rep = sub.add_parser("replay", help="replay a recording and check it is faithful")
+    rep.add_argument("recording", metavar="REC")
+    rep.add_argument("--verdict", metavar="FILE", help="write the verdict as JSON to FILE")
+    rep.add_argument("--stuck-timeout", type=float, default=10.0, metavar="SECONDS",
+                     help="how long threads may wait with no progress before the replay counts as stuck")
+
+    show = sub.add_parser("show", help="print a recording's header and events")
+    show.add_argument("recording", metavar="REC")
+    show.add_argument("--json", action="store_true", help="print JSON instead of text")
+    show.add_argument("--limit", type=int, default=None, metavar="N", help="print at most N events")
+    return parser
+
+
+def _record(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .launcher import record
+
+    program = list(args.program)
+    if program and program[0] == "--":
+        program = program[1:]
+    if args.module:
+        entry, argv = {"module": args.module}, [args.module, *program]
+    elif program:
+        entry, argv = {"script": program[0]}, program
+    else:
+        parser.error("record: name the program to record: retrace record -o REC.retrace [--] script.py args…")
+    tags = {}
+    for tag in args.tag:
+        key, sep, value = tag.partition("=")
+        if not sep:
+            parser.error(f"record: --tag {tag!r} is not KEY=VALUE")
+        tags[key] = value
+    return record(args.output, entry, argv, live_paths=args.live, tags=tags, redact=args.redact)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from .launcher import replay
+    from .report import format_verdict
+
+    verdict = replay(args.recording, stuck_timeout=args.stuck_timeout)
+    if args.verdict:
+        with open(args.verdict, "w") as f:
+            json.dump(verdict, f, indent=2, default=repr)
+    if verdict["faithful"]:
+        return int(verdict["replayed"]["status"])
+    sys.stderr.write(format_verdict(verdict) + "\n")
+    return DIVERGED_EXIT
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+def _show(args: argparse.Namespace) -> int:
+    from .engine import describe_call, short_repr
+    from .tape import read_recording
+
+    rec = read_recording(args.recording)
+    events = rec.events()[: args.limit] if args.limit is not None else rec.events()
+    if args.json:
+        doc = {
+            "status": rec.status,
+            "problem": rec.problem,
+            "header": rec.header,
+            "events": [{"index": e.index, "thread": e.tid, "name": e.name, "args": e.args, "result": e.result}
+                       for e in events],
+            "end": rec.end,
+        }
+        json.dump(_jsonable(doc), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    h = rec.header
+    print(f"recording  {rec.path}  ({rec.status}{': ' + rec.problem if rec.problem else ''})")
+    for key in ("kind", "entry", "argv", "cwd", "created_at", "python", "platform", "hash_seed", "tags", "pin"):
+        print(f"  {key:<11}{h.get(key)!r}")
+    print(f"  {'environ':<11}{len(h.get('environ', {}))} variables, redacted: {h['redaction']['redacted']}")
+    print(f"events ({len(rec.raw_events)}):")
+    for e in events:
+        print(f"  #{e.index:<5} [{e.tid}] {describe_call(e.name, e.args)} -> {short_repr(e.result)}")
+    if rec.end is not None:
+        end = rec.end
+        print(f"end: exit status {end.get('status')}, {end.get('events')} events")
+        if end.get("exception"):
+            exc = end["exception"]
+            print(f"  crash {exc['type']}: {exc['message']}  (fingerprint {exc['fingerprint']})")
+        for stream in ("stdout", "stderr"):
+            s = end.get(stream) or {}
+            print(f"  {stream}: {s.get('size')} bytes, blake2b {s.get('digest')}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .errors import RecordingError
+
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "record":
+            return _record(args, parser)
+        if args.command == "replay":
+            return _replay(args)
+        return _show(args)
+    except RecordingError as exc:
+        sys.stderr.write(f"retrace {args.command}: {exc}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

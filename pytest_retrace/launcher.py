@@ -1,0 +1,166 @@
+"""The parent side of process recordings and replays.
+
+Starts the program in a fresh interpreter (the hash seed must be fixed before an
+interpreter starts), passes its stdout and stderr through while fingerprinting
+them, and writes END (record) or concludes a verdict (replay).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from .session import CHILD_ENV
+from .tape import append_end, read_recording
+
+OUTPUT_HEAD = 8192  # bytes of stdout/stderr kept in END, for diffs when a replay prints otherwise
+_CHILD_CODE = "from pytest_retrace.session import main; main()"
+
+
+@dataclass
+class Output:
+    """One output stream of the program as it passed by."""
+
+    size: int = 0
+    head: bytearray = field(default_factory=bytearray)
+    _hash: Any = field(default_factory=lambda: hashlib.blake2b(digest_size=16))
+
+    def feed(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        self._hash.update(chunk)
+        if len(self.head) < OUTPUT_HEAD:
+            self.head += chunk[: OUTPUT_HEAD - len(self.head)]
+
+    def summary(self) -> dict[str, Any]:
+        return {"digest": self._hash.hexdigest(), "size": self.size, "head": bytes(self.head)}
+
+
+def _pump(source: BinaryIO, sink: BinaryIO | None, output: Output) -> None:
+    fd = source.fileno()
+    while chunk := os.read(fd, 65536):
+        output.feed(chunk)
+        if sink is not None:
+            try:
+                sink.write(chunk)
+                sink.flush()
+            except (BrokenPipeError, ValueError):
+                sink = None
+
+
+def hash_seed_from_environment() -> int:
+    """The seed the user asked for with PYTHONHASHSEED, or a fresh one (never 'random' hashing)."""
+    value = os.environ.get("PYTHONHASHSEED", "random")
+    if value.isdigit() and int(value) <= 4294967295:
+        return int(value)
+    return random.SystemRandom().randrange(1, 4294967296)
+
+
+@dataclass
+class ChildRun:
+    returncode: int
+    stdout: Output
+    stderr: Output
+    result: dict[str, Any] | None
+
+
+def run_child(config: dict[str, Any], hash_seed: int, passthrough: bool = True) -> ChildRun:
+    """Run the session child with ``config``; its output passes through to ours unless told not to."""
+    fd, result_path = tempfile.mkstemp(prefix="retrace-", suffix=".json")
+    os.close(fd)
+    os.unlink(result_path)
+    env = dict(os.environ)
+    env["PYTHONHASHSEED"] = str(hash_seed)
+    env[CHILD_ENV] = json.dumps(dict(config, result=result_path))
+    stdout, stderr = Output(), Output()
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD_CODE], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    sinks = (sys.stdout.buffer, sys.stderr.buffer) if passthrough else (None, None)
+    pumps = [
+        threading.Thread(target=_pump, args=(proc.stdout, sinks[0], stdout), daemon=True),
+        threading.Thread(target=_pump, args=(proc.stderr, sinks[1], stderr), daemon=True),
+    ]
+    for t in pumps:
+        t.start()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the child gets Ctrl-C and decides
+    try:
+        returncode = proc.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    for t in pumps:
+        t.join()
+    proc.stdout.close()  # type: ignore[union-attr]
+    proc.stderr.close()  # type: ignore[union-attr]
+    result = None
+    try:
+        with open(result_path) as f:
+            result = json.load(f)
+        os.unlink(result_path)
+    except FileNotFoundError:
+        pass
+    return ChildRun(returncode, stdout, stderr, result)
+
+
+def record(
+    output: str,
+    entry: dict[str, str],
+    argv: list[str],
+    live_paths: list[str] | None = None,
+    tags: dict[str, str] | None = None,
+    redact: str | None = None,
+) -> int:
+    """Record one run of a program into ``output``; returns the program's exit status."""
+    config: dict[str, Any] = {
+        "mode": "record",
+        "output": os.path.abspath(output),
+        "entry": entry,
+        "argv": argv,
+        "live_paths": live_paths or [],
+        "tags": tags or {},
+    }
+    if redact is not None:
+        config["redact"] = redact
+    seed = hash_seed_from_environment()
+    config["hash_seed"] = seed
+    run = run_child(config, seed)
+    if run.result is not None:
+        outcome = run.result["outcome"]
+        end = {
+            "status": outcome["status"],
+            "exception": outcome["exception"],
+            "stdout": run.stdout.summary(),
+            "stderr": run.stderr.summary(),
+            "events": run.result["events"],
+        }
+        if run.result.get("recording_error"):
+            end["recording_error"] = run.result["recording_error"]
+        append_end(output, end)
+    elif run.returncode < 0:
+        return 128 - run.returncode
+    return run.returncode
+
+
+def replay(path: str, stuck_timeout: float = 10.0, passthrough: bool = True) -> dict[str, Any]:
+    """Replay a process recording in a fresh interpreter and return its verdict."""
+    from .errors import RecordingError
+    from .verdict import conclude, unreadable
+
+    try:
+        rec = read_recording(path)
+    except RecordingError as exc:
+        return unreadable(path, "corrupt", str(exc))
+    if rec.status == "corrupt":
+        return unreadable(path, "corrupt", f"{path}: corrupt recording: {rec.problem}", rec.offset)
+    if rec.end is not None and rec.end.get("recording_error"):
+        return unreadable(path, "corrupt", f"{path}: the recording is incomplete: {rec.end['recording_error']}")
+    config = {"mode": "replay", "recording": os.path.abspath(path), "stuck_timeout": stuck_timeout}
+    run = run_child(config, rec.header["hash_seed"], passthrough)
+    return conclude(rec, run)

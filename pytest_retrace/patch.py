@@ -1,0 +1,60 @@
+"""Installing and removing boundary patches.
+
+Module attributes and Python classes are patched with setattr. Built-in C types
+(``datetime.datetime``) refuse setattr, so their method is written into the
+type's own dict and the type's method cache invalidated, which is what the
+interpreter itself does when a heap type's attribute changes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+from typing import Any
+
+_MISSING = object()
+
+
+def _type_dict(cls: type) -> dict[str, Any]:
+    (real,) = [r for r in gc.get_referents(cls.__dict__) if isinstance(r, dict)]
+    return real
+
+
+def set_type_attr(cls: type, name: str, value: Any) -> None:
+    """Set an attribute on a type even when it is a built-in (immutable) type."""
+    try:
+        setattr(cls, name, value)
+    except TypeError:
+        _type_dict(cls)[name] = value
+        ctypes.pythonapi.PyType_Modified(ctypes.py_object(cls))
+
+
+class Patcher:
+    """Applies patches and remembers how to undo them, in reverse order."""
+
+    def __init__(self) -> None:
+        self._undo: list[tuple[Any, str, Any]] = []
+
+    def set(self, owner: Any, name: str, value: Any) -> Any:
+        """Replace ``owner.name`` with ``value``; returns the original."""
+        original = owner.__dict__.get(name, _MISSING) if isinstance(owner, type) else getattr(owner, name, _MISSING)
+        self._undo.append((owner, name, original))
+        if isinstance(owner, type):
+            set_type_attr(owner, name, value)
+        else:
+            setattr(owner, name, value)
+        return getattr(owner, name) if original is _MISSING else original
+
+    def undo(self) -> None:
+        while self._undo:
+            owner, name, original = self._undo.pop()
+            if original is _MISSING:
+                if isinstance(owner, type):
+                    _type_dict(owner).pop(name, None)
+                    ctypes.pythonapi.PyType_Modified(ctypes.py_object(owner))
+                else:
+                    delattr(owner, name)
+            elif isinstance(owner, type):
+                set_type_attr(owner, name, original)
+            else:
+                setattr(owner, name, original)

@@ -1,0 +1,116 @@
+"""Divergence reports: what a person reads when a replay is not faithful.
+
+Written to read like pytest's assertion diffs: the first differing call with both
+sides, their arguments diffed, the replay-side stack, and what matched before.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+MAX_DIFF_LINES = 40
+
+
+def _diff(expected: str, actual: str, indent: str = "    ") -> list[str]:
+    lines = list(difflib.ndiff(expected.splitlines(), actual.splitlines()))
+    lines = [line for line in lines if not line.startswith("? ")] if len(lines) > 6 else lines
+    if len(lines) > MAX_DIFF_LINES:
+        lines = lines[:MAX_DIFF_LINES] + [f"… {len(lines) - MAX_DIFF_LINES} more lines"]
+    return [indent + line for line in lines]
+
+
+def _stack(stack: list[list[Any]]) -> list[str]:
+    out = ["  replay stack (most recent call last):"]
+    for filename, lineno, name, text in stack[-12:]:
+        out.append(f'    File "{filename}", line {lineno}, in {name}')
+        if text:
+            out.append(f"      {text}")
+    return out
+
+
+def _call_divergence(d: dict[str, Any]) -> list[str]:
+    kind = d["kind"]
+    actual = d["actual"]
+    expected = d["expected"]
+    where = f"event #{d['index']} (thread {d['thread']})"
+    if kind == "mismatch":
+        out = [f"replay diverged at {where}:",
+               f"    expected  {expected['call']}",
+               f"    actual    {actual['call']}"]
+        if expected["name"] == actual["name"]:
+            out.append("  arguments (- recorded, + replayed):")
+            out += _diff(str(expected["args"]), str(actual["args"]))
+    elif kind == "extra-call":
+        out = [f"replay diverged at {where}: the program made a call after the last recorded one:",
+               f"    actual    {actual['call']}"]
+    elif kind == "stuck":
+        out = [f"replay diverged at {where}: no thread could make progress",
+               f"    waiting   {actual['call']}"]
+    else:
+        out = [f"replay diverged at {where} ({kind})", f"    actual    {actual['call']}"]
+    out += _stack(d.get("stack") or [])
+    if d.get("preceding"):
+        out.append("  last matching events:")
+        for e in d["preceding"]:
+            out.append(f"    #{e['index']} [{e['thread']}] {e['call']} -> {e['result']}")
+    return out
+
+
+def _outcome_divergence(d: dict[str, Any]) -> list[str]:
+    out = ["every recorded call matched, but the run ended differently:"]
+    for part in d["differs"]:
+        expected, actual = d["expected"][part], d["actual"][part]
+        if part == "status":
+            out.append(f"  exit status: recorded {expected}, replayed {actual}")
+            continue
+        out.append(f"  {part} differs: recorded {expected['size']} bytes, replayed {actual['size']} bytes "
+                   "(- recorded, + replayed):")
+        out += _diff(expected["head"], actual["head"])
+    out.append("  something the program depends on is not intercepted (e.g. id() values, an unrecorded")
+    out.append("  clock or a low-level os call); mark it with @pytest_retrace.boundary or report it.")
+    return out
+
+
+def _exception(label: str, exc: dict[str, Any] | None) -> list[str]:
+    if not exc:
+        return [f"  {label}: no exception"]
+    out = [f"  {label} traceback (most recent call last):"]
+    for filename, lineno, name, text in exc["traceback"]:
+        out.append(f'    File "{filename}", line {lineno}, in {name}')
+        if text:
+            out.append(f"      {text}")
+    out.append(f"  {exc['type']}: {exc['message']}")
+    return out
+
+
+def format_verdict(verdict: dict[str, Any]) -> str:
+    """The report for a verdict (one line for a faithful one)."""
+    status = verdict["status"]
+    path = verdict["recording"]
+    head = f"retrace: {path}: {status}"
+    if verdict["faithful"]:
+        return f"{head} ({verdict['events_consumed']} of {verdict['events_recorded']} events replayed)"
+    lines = [head]
+    if status in ("truncated", "corrupt"):
+        lines.append(f"  {verdict['problem']}")
+        if status == "truncated":
+            lines.append("  the recorded process was killed before it finished; record it again to replay it whole")
+        return "\n".join(lines)
+    d = verdict.get("divergence")
+    if d is not None:
+        if d["kind"] == "outcome":
+            lines += _outcome_divergence(d)
+        elif d["kind"] == "missing-calls":
+            lines.append(f"replay diverged at event #{d['index']} (thread {d['thread']}): the program ended "
+                         "without making the recorded call")
+            lines.append(f"    expected  {d['expected']['call']}")
+        elif d["kind"] == "died":
+            lines.append(d["summary"])
+        else:
+            lines += _call_divergence(d)
+    if status in ("new-crash", "crash-fixed") or (d and d["kind"] == "outcome" and verdict["recorded"]["exception"]):
+        lines += _exception("recorded", verdict["recorded"]["exception"])
+        lines += _exception("replayed", verdict["replayed"]["exception"])
+    lines.append(f"  events: {verdict['events_consumed']} of {verdict['events_recorded']} replayed")
+    return "\n".join(lines)

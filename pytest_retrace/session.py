@@ -1,0 +1,187 @@
+"""The child side of a process recording or replay: runs the program under the engine.
+
+The launcher (``launcher.py``) starts a fresh interpreter with the right hash seed
+and calls :func:`main` there. Recording writes the header and events to the tape;
+replaying answers every external call from the recording. Either way the child
+reports the program's outcome to the launcher through a small JSON file, and the
+launcher, which saw the program's stdout and stderr pass by, concludes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import os
+import platform
+import runpy
+import sys
+import time
+import traceback
+from typing import Any, NoReturn
+
+from . import __version__, boundaries
+from .boundaries import env as env_boundary
+from .engine import PACKAGE_DIR, Recorder, Replayer, internal, tls
+from .patch import Patcher
+from .tape import FORMAT, TapeWriter, read_recording
+
+CHILD_ENV = "_PYTEST_RETRACE_CHILD"
+DIVERGED_EXIT = 70
+_RUNPY = os.path.dirname(runpy.__file__)
+
+
+def _own_frame(filename: str) -> bool:
+    return filename.startswith(PACKAGE_DIR) or filename == runpy.__file__ or "<frozen runpy>" in filename
+
+
+def _program_traceback(exc: BaseException) -> Any:
+    tb = exc.__traceback__
+    while tb is not None and _own_frame(tb.tb_frame.f_code.co_filename):
+        tb = tb.tb_next
+    return tb
+
+
+def crash_fingerprint(type_name: str, frames: list[list[Any]]) -> str:
+    """Stable across unrelated edits: the exception type and the chain of (file name, function)."""
+    h = hashlib.blake2b(type_name.encode(), digest_size=8)
+    for filename, _line, function, _text in frames:
+        h.update(f"|{os.path.basename(filename)}:{function}".encode())
+    return h.hexdigest()
+
+
+def describe_exception(exc: BaseException) -> dict[str, Any]:
+    frames = [[f.filename, f.lineno, f.name, f.line or ""] for f in traceback.extract_tb(_program_traceback(exc))]
+    type_name = f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins.")
+    return {
+        "type": type_name,
+        "message": str(exc),
+        "traceback": frames,
+        "fingerprint": crash_fingerprint(type_name, frames),
+    }
+
+
+def run_program(entry: dict[str, Any], argv: list[str]) -> dict[str, Any]:
+    """Run the program as ``python script.py`` / ``python -m module`` would, and return its outcome."""
+    sys.argv = list(argv)
+    try:
+        if "module" in entry:
+            sys.path[0] = os.getcwd()
+            runpy.run_module(entry["module"], run_name="__main__", alter_sys=True)
+        else:
+            sys.path[0] = os.path.dirname(os.path.abspath(entry["script"]))
+            runpy.run_path(entry["script"], run_name="__main__")
+    except SystemExit as exc:
+        code = exc.code
+        if code is None:
+            return {"status": 0, "exception": None}
+        if isinstance(code, int):
+            return {"status": code, "exception": None}
+        print(code, file=sys.stderr)
+        return {"status": 1, "exception": None}
+    except BaseException as exc:  # the program's uncaught exception: print it as Python would
+        outcome = {"status": 1, "exception": describe_exception(exc)}
+        sys.excepthook(type(exc), exc, _program_traceback(exc))
+        return outcome
+    return {"status": 0, "exception": None}
+
+
+def _flush_std() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
+def _write_result(path: str, result: dict[str, Any]) -> None:
+    with internal:
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(result, f, default=repr)
+        os.replace(tmp, path)
+
+
+def _run_then_exit(entry: dict[str, Any], argv: list[str], finalize: Any) -> NoReturn:
+    """Run the program and leave as it would. ``finalize(outcome)`` runs after the program's own
+    atexit handlers (atexit is last-in first-out, and ours is registered before the program runs)."""
+    outcome: dict[str, Any] = {"status": 1, "exception": None}
+    atexit.register(lambda: finalize(outcome))
+    outcome.update(run_program(entry, argv))
+    _flush_std()
+    sys.exit(outcome["status"])
+
+
+def record(config: dict[str, Any]) -> NoReturn:
+    environ, redacted = env_boundary.snapshot(config.get("redact", env_boundary.DEFAULT_REDACT))
+    header = {
+        "format": FORMAT,
+        "retrace_version": __version__,
+        "python": platform.python_version(),
+        "implementation": sys.implementation.name,
+        "platform": platform.platform(),
+        "executable": sys.executable,
+        "hash_seed": config["hash_seed"],
+        "kind": "process",
+        "entry": config["entry"],
+        "argv": config["argv"],
+        "cwd": os.getcwd(),
+        "environ": environ,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "redaction": {"pattern": config.get("redact", env_boundary.DEFAULT_REDACT), "redacted": redacted},
+        "live_paths": config.get("live_paths", []),
+        "tags": config.get("tags", {}),
+        "pin": None,
+    }
+    writer = TapeWriter(config["output"], header)
+    engine = Recorder(writer.sink, writer.name_id)
+    tls.tid = 0
+    boundaries.install(engine, Patcher(), boundaries.Options(live_paths=config.get("live_paths", [])))
+
+    def finalize(outcome: dict[str, Any]) -> None:
+        tls.gate += 1
+        _flush_std()
+        writer.close(end=None)
+        _write_result(config["result"], {"outcome": outcome, "events": writer.events_written,
+                                         "recording_error": writer.error})
+
+    _run_then_exit(config["entry"], config["argv"], finalize)
+
+
+def replay(config: dict[str, Any]) -> NoReturn:
+    rec = read_recording(config["recording"])
+    header = rec.header
+    env_boundary.restore(header["environ"])
+    if os.path.isdir(header["cwd"]):
+        os.chdir(header["cwd"])
+
+    def diverged(report: dict[str, Any]) -> NoReturn:
+        tls.gate += 1
+        _flush_std()
+        report["consumed"] = engine.consumed
+        _write_result(config["result"], {"divergence": report, "events_consumed": engine.consumed})
+        os._exit(DIVERGED_EXIT)
+
+    engine = Replayer(rec.events(), on_divergence=diverged, truncated=rec.status == "truncated",
+                      stuck_timeout=float(config.get("stuck_timeout", 10.0)))
+    tls.tid = 0
+    boundaries.install(engine, Patcher(), boundaries.Options(live_paths=header.get("live_paths", [])))
+
+    def finalize(outcome: dict[str, Any]) -> None:
+        tls.gate += 1
+        _flush_std()
+        consumed = engine.consumed
+        result: dict[str, Any] = {"outcome": outcome, "events_consumed": consumed}
+        if consumed < len(engine.events):
+            nxt = engine.events[consumed]
+            result["next_expected"] = {"index": consumed, "thread": nxt.tid, "call": nxt.describe()}
+        _write_result(config["result"], result)
+
+    _run_then_exit(header["entry"], header["argv"], finalize)
+
+
+def main() -> NoReturn:
+    config = json.loads(os.environ.pop(CHILD_ENV))
+    if config["mode"] == "record":
+        record(config)
+    replay(config)

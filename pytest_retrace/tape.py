@@ -1,0 +1,270 @@
+"""The ``*.retrace`` file: magic and version, then CRC'd frames.
+
+Layout::
+
+    b"RETRACE\\0" major:u16 minor:u16
+    frame*            each: length:u32 crc32:u32 payload   (big-endian; crc over payload)
+
+A frame's payload is a msgpack ``[kind, body]``: one HEADER first, then NAMES
+(new boundary names, in id order) and EVENTS (a batch of events) frames, and an
+END frame with the outcome. A file without END is *truncated* (the process was
+killed) and stays readable up to the last whole frame; a frame with a bad CRC or
+impossible framing is *corrupt*, reported with its byte offset.
+
+While recording, the application thread only appends events to a list; a
+background thread drains it into frames (:class:`TapeWriter`).
+"""
+
+from __future__ import annotations
+
+import _io
+import _thread
+import os
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import msgpack
+
+from . import codec
+from .engine import Event, tls
+from .errors import RecordingError
+
+MAGIC = b"RETRACE\x00"
+FORMAT_MAJOR = 1
+FORMAT_MINOR = 0
+FORMAT = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
+_PREAMBLE = struct.Struct(">8sHH")
+_FRAME = struct.Struct(">II")
+MAX_FRAME = 1 << 30
+
+FRAME_HEADER = 1
+FRAME_NAMES = 2
+FRAME_EVENTS = 3
+FRAME_END = 4
+
+FLUSH_INTERVAL = 0.05  # seconds between background flushes
+
+
+def encode_frame(kind: int, body: Any, packer: msgpack.Packer | None = None) -> bytes:
+    payload = (packer or codec.make_packer()).pack([kind, body])
+    return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+class TapeWriter:
+    """Writes one recording; events handed over through :attr:`sink` are framed off-thread.
+
+    The application thread appends to ``sink`` (a plain list: ``list.append`` is atomic
+    under the GIL); the writer thread takes what is there at each tick, so the application
+    never waits on the disk.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], header: dict[str, Any], background: bool = True) -> None:
+        self.path = os.fspath(path)
+        self.sink: list[Any] = []
+        self.names: list[str] = []
+        self._ids: dict[str, int] = {}
+        self._names_written = 0
+        self.events_written = 0
+        self.error: str | None = None
+        self._packer = codec.make_packer()
+        self._file: BinaryIO = _io.open(self.path, "wb")  # noqa: SIM115 - closed in close()
+        self._file.write(_PREAMBLE.pack(MAGIC, FORMAT_MAJOR, FORMAT_MINOR))
+        self._file.write(encode_frame(FRAME_HEADER, header, self._packer))
+        self._file.flush()
+        self._stop = False
+        self._wake = _thread.allocate_lock()
+        self._wake.acquire()
+        self._done = _thread.allocate_lock()
+        self._running = background
+        if background:
+            self._done.acquire()
+            # A raw thread: invisible to threading.enumerate(), so the program sees the same
+            # threads whether it is being recorded or replayed.
+            _thread.start_new_thread(self._run, ())
+
+    def name_id(self, name: str) -> int:
+        nid = self._ids.get(name)
+        if nid is None:
+            nid = self._ids.setdefault(name, len(self.names))
+            if nid == len(self.names):
+                self.names.append(name)
+        return nid
+
+    def _run(self) -> None:
+        tls.gate = 1
+        tls.tid = -2
+        try:
+            while not self._stop:
+                self._wake.acquire(timeout=FLUSH_INTERVAL)
+                self.flush()
+        finally:
+            self._done.release()
+
+    def flush(self) -> None:
+        # Count events before names: every event taken refers to a name registered before it.
+        count = len(self.sink)
+        known = len(self.names)
+        if known > self._names_written:
+            self._write(FRAME_NAMES, self.names[self._names_written : known])
+            self._names_written = known
+        if count:
+            batch = self.sink[:count]
+            del self.sink[:count]
+            try:
+                self._write(FRAME_EVENTS, batch)
+            except (codec.UnencodableValue, TypeError, ValueError, OverflowError) as exc:
+                self._write_encodable(batch, exc)
+            self.events_written += count
+        self._file.flush()
+
+    def _write(self, kind: int, body: Any) -> None:
+        self._file.write(encode_frame(kind, body, self._packer))
+
+    def _write_encodable(self, batch: list[Any], exc: Exception) -> None:
+        """A batch failed to encode: find the event to blame, keep the others."""
+        good = []
+        for event in batch:
+            try:
+                codec.packb(event)
+                good.append(event)
+            except (codec.UnencodableValue, TypeError, ValueError, OverflowError) as inner:
+                if self.error is None:
+                    name = self.names[event[0]]
+                    if isinstance(inner, codec.UnencodableValue):
+                        self.error = str(codec.UnencodableValue(_culprit(event), name))
+                    else:
+                        self.error = f"cannot record the result of boundary {name!r}: {inner}"
+                good.append([event[0], codec.Raised(RuntimeError(self.error)), *event[2:]])
+        self._write(FRAME_EVENTS, good)
+
+    def close(self, end: dict[str, Any] | None) -> None:
+        """Flush what is pending, write END (when given) and close the file."""
+        if self._running:
+            self._stop = True
+            self._wake.release()
+            self._done.acquire()
+            self._running = False
+        self.flush()
+        if end is not None:
+            end = dict(end, events=self.events_written)
+            if self.error is not None:
+                end["recording_error"] = self.error
+            self._write(FRAME_END, end)
+        self._file.close()
+
+
+def _culprit(event: list[Any]) -> Any:
+    for value in event[1:]:
+        try:
+            codec.packb(value)
+        except (codec.UnencodableValue, TypeError, ValueError, OverflowError):
+            return value
+    return event
+
+
+def append_end(path: str | os.PathLike[str], end: dict[str, Any]) -> None:
+    """Append END to a recording another process wrote (the launcher does this for its child)."""
+    with _io.open(path, "ab") as f:
+        f.write(encode_frame(FRAME_END, end))
+
+
+@dataclass
+class Recording:
+    """A recording read back: header, events and the END outcome (None when truncated)."""
+
+    path: str
+    header: dict[str, Any]
+    names: list[str] = field(default_factory=list)
+    raw_events: list[list[Any]] = field(default_factory=list)
+    end: dict[str, Any] | None = None
+    status: str = "complete"  # complete | truncated | corrupt
+    problem: str | None = None
+    offset: int | None = None  # byte offset of the bad frame when corrupt
+
+    @property
+    def readable(self) -> bool:
+        return self.status == "complete"
+
+    def events(self) -> list[Event]:
+        names = self.names
+        out = []
+        for i, raw in enumerate(self.raw_events):
+            n = len(raw)
+            out.append(
+                Event(i, names[raw[0]], raw[2] if n > 2 else None, raw[1], raw[3] if n > 3 else 0)
+            )
+        return out
+
+
+def read_recording(path: str | os.PathLike[str]) -> Recording:
+    """Read a whole recording. Raises :class:`RecordingError` when it is not one at all."""
+    path = os.fspath(path)
+    try:
+        with _io.open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise RecordingError(f"{path}: no such recording; check the path (recordings end in .retrace)") from None
+    except OSError as exc:
+        raise RecordingError(f"{path}: cannot read the recording: {exc.strerror}") from None
+    if len(data) < _PREAMBLE.size or not data.startswith(MAGIC):
+        raise RecordingError(f"{path}: not a pytest-retrace recording (bad magic at offset 0)")
+    _, major, minor = _PREAMBLE.unpack_from(data)
+    if major > FORMAT_MAJOR:
+        raise RecordingError(
+            f"{path}: recorded in format {major}.{minor}, newer than the {FORMAT} this pytest-retrace reads; "
+            "upgrade pytest-retrace to replay it (pip install -U pytest-retrace)"
+        )
+    offset = _PREAMBLE.size
+    rec: Recording | None = None
+    names: list[str] = []
+    events: list[list[Any]] = []
+    end = None
+    status, problem, bad_offset = "truncated", None, None
+    while offset < len(data):
+        if end is not None:
+            status, problem, bad_offset = "corrupt", "data after the END frame", offset
+            break
+        if len(data) - offset < _FRAME.size:
+            problem = f"partial frame header at offset {offset}"
+            break
+        length, crc = _FRAME.unpack_from(data, offset)
+        start = offset + _FRAME.size
+        if length > MAX_FRAME:
+            status, problem, bad_offset = "corrupt", f"impossible frame length {length} at offset {offset}", offset
+            break
+        if start + length > len(data):
+            problem = f"partial frame at offset {offset} ({len(data) - start} of {length} bytes)"
+            break
+        payload = data[start : start + length]
+        if zlib.crc32(payload) != crc:
+            status, problem, bad_offset = "corrupt", f"CRC mismatch in frame at offset {offset}", offset
+            break
+        try:
+            kind, body = codec.unpackb(payload)
+        except Exception as exc:
+            status, problem, bad_offset = "corrupt", f"undecodable frame at offset {offset}: {exc}", offset
+            break
+        if rec is None:
+            if kind != FRAME_HEADER:
+                raise RecordingError(f"{path}: the first frame is not a header (offset {offset})")
+            rec = Recording(path, body)
+        elif kind == FRAME_NAMES:
+            names.extend(body)
+        elif kind == FRAME_EVENTS:
+            events.extend(body)
+        elif kind == FRAME_END:
+            end = body
+        offset = start + length
+    if rec is None:
+        if status == "corrupt":
+            raise RecordingError(f"{path}: corrupt recording: {problem}")
+        raise RecordingError(f"{path}: truncated before its header was written; nothing to replay")
+    if end is not None and status != "corrupt":
+        status, problem = "complete", None
+    elif status == "truncated" and problem is None:
+        problem = f"no END frame: the recording stops after {len(events)} events (the process was killed?)"
+    rec.names, rec.raw_events, rec.end = names, events, end
+    rec.status, rec.problem, rec.offset = status, problem, bad_offset
+    return rec

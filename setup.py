@@ -1,0 +1,15 @@
+"""Builds the native demultiplexer; everything else is declared in pyproject.toml."""
+
+from pybind11.setup_helpers import Pybind11Extension, build_ext
+from setuptools import setup
+
+setup(
+    ext_modules=[
+        Pybind11Extension(
+            "pytest_retrace._native",
+            ["native/demux.cpp"],
+            cxx_std=17,
+        )
+    ],
+    cmdclass={"build_ext": build_ext},
+)
