@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import _thread
 import os
+import runpy
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -173,9 +174,16 @@ def describe_call(name: str, args: Any) -> str:
     return f"{name}({short_repr(args)})"
 
 
+def launcher_frame(filename: str) -> bool:
+    """Frames that run the program rather than belong to it: ours, runpy's, the child's ``-c``."""
+    return filename.startswith(PACKAGE_DIR) or filename in ("<string>", runpy.__file__) or "runpy" in filename
+
+
 def replay_stack() -> list[list[Any]]:
     """The program's Python stack at this point, without pytest-retrace's own frames."""
     frames = traceback.extract_stack()
+    while frames and launcher_frame(frames[0].filename):
+        frames.pop(0)
     return [
         [f.filename, f.lineno, f.name, f.line or ""]
         for f in frames

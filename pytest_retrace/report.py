@@ -13,8 +13,9 @@ MAX_DIFF_LINES = 40
 
 
 def _diff(expected: str, actual: str, indent: str = "    ") -> list[str]:
-    lines = list(difflib.ndiff(expected.splitlines(), actual.splitlines()))
-    lines = [line for line in lines if not line.startswith("? ")] if len(lines) > 6 else lines
+    lines = [line.rstrip("\n") for line in difflib.ndiff(expected.splitlines(), actual.splitlines())]
+    if len(lines) > 6:  # the intraline hints help on a short diff and clutter a long one
+        lines = [line for line in lines if not line.startswith("? ")]
     if len(lines) > MAX_DIFF_LINES:
         lines = lines[:MAX_DIFF_LINES] + [f"… {len(lines) - MAX_DIFF_LINES} more lines"]
     return [indent + line for line in lines]

@@ -22,22 +22,17 @@ from typing import Any, NoReturn
 
 from . import __version__, boundaries
 from .boundaries import env as env_boundary
-from .engine import PACKAGE_DIR, Recorder, Replayer, internal, tls
+from .engine import Recorder, Replayer, internal, launcher_frame, tls
 from .patch import Patcher
 from .tape import FORMAT, TapeWriter, read_recording
 
 CHILD_ENV = "_PYTEST_RETRACE_CHILD"
 DIVERGED_EXIT = 70
-_RUNPY = os.path.dirname(runpy.__file__)
-
-
-def _own_frame(filename: str) -> bool:
-    return filename.startswith(PACKAGE_DIR) or filename == runpy.__file__ or "<frozen runpy>" in filename
 
 
 def _program_traceback(exc: BaseException) -> Any:
     tb = exc.__traceback__
-    while tb is not None and _own_frame(tb.tb_frame.f_code.co_filename):
+    while tb is not None and launcher_frame(tb.tb_frame.f_code.co_filename):
         tb = tb.tb_next
     return tb
 
@@ -70,7 +65,7 @@ def run_program(entry: dict[str, Any], argv: list[str]) -> dict[str, Any]:
             runpy.run_module(entry["module"], run_name="__main__", alter_sys=True)
         else:
             sys.path[0] = os.path.dirname(os.path.abspath(entry["script"]))
-            runpy.run_path(entry["script"], run_name="__main__")
+            runpy.run_path(os.path.abspath(entry["script"]), run_name="__main__")
     except SystemExit as exc:
         code = exc.code
         if code is None:
@@ -81,7 +76,8 @@ def run_program(entry: dict[str, Any], argv: list[str]) -> dict[str, Any]:
         return {"status": 1, "exception": None}
     except BaseException as exc:  # the program's uncaught exception: print it as Python would
         outcome = {"status": 1, "exception": describe_exception(exc)}
-        sys.excepthook(type(exc), exc, _program_traceback(exc))
+        tb = _program_traceback(exc)
+        sys.excepthook(type(exc), exc.with_traceback(tb), tb)
         return outcome
     return {"status": 0, "exception": None}
 

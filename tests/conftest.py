@@ -1,0 +1,105 @@
+"""Helpers shared by the tests: run the real CLI, serve real HTTP on loopback."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PROGRAMS = ROOT / "fixtures" / "programs"
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+    verdict: dict[str, Any] | None = None
+
+
+def retrace(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> Run:
+    """Run the ``retrace`` CLI as a user would, in a subprocess."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest_retrace", *args],
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+    )
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+class Recorder:
+    """Records a program into a tmp folder and replays it, returning what the user would see."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def record(self, program: str, *args: str, env: dict[str, str] | None = None, name: str = "rec") -> Run:
+        return retrace("record", "-o", f"{name}.retrace", "--", str(PROGRAMS / program), *args,
+                       cwd=self.folder, env=env)
+
+    def replay(self, name: str = "rec", env: dict[str, str] | None = None) -> Run:
+        verdict_path = self.folder / f"{name}.verdict.json"
+        run = retrace("replay", f"{name}.retrace", "--verdict", str(verdict_path), cwd=self.folder, env=env)
+        if verdict_path.exists():
+            run.verdict = json.loads(verdict_path.read_text())
+        return run
+
+
+@pytest.fixture
+def recorder(tmp_path: Path) -> Recorder:
+    return Recorder(tmp_path)
+
+
+class QuoteHandler(http.server.BaseHTTPRequestHandler):
+    """Answers differently every time, like a live upstream."""
+
+    def _answer(self, payload: dict[str, Any]) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self._answer({"path": self.path, "price": random.randint(1, 10**9)})
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers.get("Content-Length", 0))
+        self._answer({"received": json.loads(self.rfile.read(length)), "id": random.randint(1, 10**9)})
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class LiveServer:
+    def __init__(self) -> None:
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), QuoteHandler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def http_server() -> Iterator[LiveServer]:
+    server = LiveServer()
+    yield server
+    if server.thread.is_alive():
+        server.stop()

@@ -1,0 +1,108 @@
+"""Acceptance: programs recorded once replay exactly after the world changed.
+
+Each program is also run twice plainly first, to show that its output really does
+change from run to run: a replay that printed the same thing would otherwise prove
+nothing.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import PROGRAMS, Recorder
+
+
+def plain(program: str, *args: str, cwd: Path) -> str:
+    return subprocess.run([sys.executable, str(PROGRAMS / program), *args], cwd=cwd, capture_output=True,
+                          text=True, check=True).stdout
+
+
+def assert_faithful(recorder: Recorder, recorded, env=None):
+    replayed = recorder.replay(env=env)
+    assert replayed.stderr == recorded.stderr
+    assert replayed.stdout == recorded.stdout
+    assert replayed.returncode == recorded.returncode
+    assert replayed.verdict["faithful"] is True, replayed.verdict
+    assert replayed.verdict["events_consumed"] == replayed.verdict["events_recorded"]
+    return replayed
+
+
+@pytest.mark.parametrize("program", ["entropy.py", "clocks.py", "hashing.py"])
+def test_sources_of_nondeterminism_replay_exactly(recorder: Recorder, program: str, tmp_path: Path) -> None:
+    assert plain(program, cwd=tmp_path) != plain(program, cwd=tmp_path)
+    recorded = recorder.record(program)
+    assert recorded.returncode == 0, recorded.stderr
+    assert_faithful(recorder, recorded, env={"PYTHONHASHSEED": "12345"})
+
+
+def test_sleep_returns_at_once_on_replay(recorder: Recorder) -> None:
+    recorded = recorder.record("clocks.py")
+    assert "slept 0.3" in recorded.stdout
+    replayed = assert_faithful(recorder, recorded)
+    assert replayed.verdict["status"] == "ok"
+
+
+def test_environment_is_restored_and_secrets_redacted(recorder: Recorder) -> None:
+    recorded = recorder.record("environ.py", env={"GREETING": "hello", "API_TOKEN": "s3cr3t"})
+    assert "GREETING hello" in recorded.stdout
+    assert "API_TOKEN set True" in recorded.stdout
+    assert "s3cr3t" not in (recorder.folder / "rec.retrace").read_bytes().decode("latin-1")
+    assert_faithful(recorder, recorded, env={"GREETING": "changed", "RETRACE_DEMO_NUMBER": "7"})
+
+
+def test_data_files_are_answered_from_the_recording(recorder: Recorder, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "prices.csv").write_text("apple,1\npear,2\n")
+    (data / "blob.bin").write_bytes(bytes(range(8)))
+    recorded = recorder.record("datafiles.py", str(data))
+    assert recorded.returncode == 0, recorded.stderr
+    assert "read back total=15" in recorded.stdout
+    # The world moves on: contents edited, files added and removed.
+    (data / "prices.csv").write_text("apple,100\n")
+    (data / "blob.bin").unlink()
+    (data / "extra.csv").write_text("new")
+    (data / "out.txt").write_text("overwritten since")
+    assert_faithful(recorder, recorded)
+    assert (data / "out.txt").read_text() == "overwritten since", "replay must not perform writes"
+
+
+def test_subprocesses_are_not_spawned_on_replay(recorder: Recorder, tmp_path: Path) -> None:
+    recorded = recorder.record("subprocesses.py")
+    assert recorded.returncode == 0, recorded.stderr
+    assert "returncode 3" in recorded.stdout and "called process error 1" in recorded.stdout
+    bin_dir = tmp_path / "nobin"
+    bin_dir.mkdir()
+    assert_faithful(recorder, recorded, env={"PATH": str(bin_dir)})
+
+
+def test_http_clients_replay_with_the_server_gone(recorder: Recorder, http_server) -> None:
+    recorded = recorder.record("http_clients.py", str(http_server.port))
+    assert recorded.returncode == 0, recorded.stderr
+    assert recorded.stdout.count("price") == 3
+    http_server.stop()
+    assert_faithful(recorder, recorded)
+
+
+def test_a_crash_replays_with_the_same_traceback(recorder: Recorder, tmp_path: Path) -> None:
+    recorded = recorder.record("crash.py")
+    assert recorded.returncode == 1
+    direct = subprocess.run([sys.executable, str(PROGRAMS / "crash.py")], capture_output=True, text=True)
+    assert recorded.stderr == direct.stderr, "the recorded traceback must read as a plain run's"
+    assert recorded.stderr.strip().endswith("ValueError: invalid literal for int() with base 10: 'not a number'")
+    replayed = assert_faithful(recorder, recorded)
+    assert replayed.verdict["status"] == "crash-reproduced"
+    assert replayed.verdict["recorded"]["exception"]["type"] == "ValueError"
+
+
+def test_module_entry_point(recorder: Recorder, tmp_path: Path) -> None:
+    (tmp_path / "stamp.py").write_text("import time, uuid\nprint(time.time(), uuid.uuid4())\n")
+    from conftest import retrace
+
+    recorded = retrace("record", "-o", "rec.retrace", "-m", "stamp", cwd=tmp_path)
+    assert recorded.returncode == 0, recorded.stderr
+    assert_faithful(recorder, recorded)
