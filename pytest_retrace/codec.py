@@ -36,7 +36,7 @@ EXT_EXCEPTION = 12
 EXT_CODEC = 13
 EXT_DIGEST = 14
 EXT_RAISED = 15
-EXT_BYTEARRAY = 16
+EXT_BYTEARRAY = 16  # reserved: msgpack itself packs bytearray and memoryview as bin, read back as bytes
 EXT_ENUM = 17
 
 
@@ -237,10 +237,6 @@ def _default(obj: Any) -> msgpack.ExtType:
         return msgpack.ExtType(EXT_UUID, obj.bytes)
     if t is complex:
         return msgpack.ExtType(EXT_COMPLEX, packb([obj.real, obj.imag]))
-    if t is bytearray:
-        return msgpack.ExtType(EXT_BYTEARRAY, bytes(obj))
-    if t is memoryview:
-        return obj.tobytes()  # type: ignore[return-value]
     if t is Digest:
         return msgpack.ExtType(EXT_DIGEST, packb([obj.size, obj.blake2b, obj.head]))
     if t is Raised:
@@ -300,7 +296,6 @@ _DECODERS: dict[int, Callable[[bytes], Any]] = {
     EXT_CODEC: lambda d: _decode_codec(unpackb(d)),
     EXT_DIGEST: lambda d: Digest(*unpackb(d)),
     EXT_RAISED: lambda d: Raised(unpackb(d)),
-    EXT_BYTEARRAY: bytearray,
     EXT_ENUM: lambda d: (lambda s: resolve_type_path(s[0])(s[1]))(unpackb(d)),
 }
 

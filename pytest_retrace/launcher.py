@@ -149,14 +149,13 @@ def record(
 
 
 def replay(path: str, stuck_timeout: float = 10.0, passthrough: bool = True) -> dict[str, Any]:
-    """Replay a process recording in a fresh interpreter and return its verdict."""
-    from .errors import RecordingError
+    """Replay a process recording in a fresh interpreter and return its verdict.
+
+    Raises :class:`RecordingError` when ``path`` is no readable recording at all.
+    """
     from .verdict import conclude, unreadable
 
-    try:
-        rec = read_recording(path)
-    except RecordingError as exc:
-        return unreadable(path, "corrupt", str(exc))
+    rec = read_recording(path)
     if rec.status == "corrupt":
         return unreadable(path, "corrupt", f"{path}: corrupt recording: {rec.problem}", rec.offset)
     if rec.end is not None and rec.end.get("recording_error"):

@@ -1,0 +1,127 @@
+"""The recording file: frames written off-thread, END, truncation, corruption, versions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import struct
+from pathlib import Path
+
+import pytest
+
+from pytest_retrace import tape
+from pytest_retrace.codec import Raised
+from pytest_retrace.engine import Recorder
+from pytest_retrace.errors import RecordingError
+
+
+def write(path: Path, events: int = 1000, end: bool = True) -> None:
+    writer = tape.TapeWriter(path, {"kind": "process", "note": "test"})
+    engine = Recorder(writer.sink, writer.name_id)
+    from pytest_retrace.engine import tls
+
+    tls.tid = 0
+    clock = engine.wrap_noarg("time.time", lambda: 1.25)
+    for i in range(events):
+        clock()
+        if i % 100 == 0:
+            with pytest.raises(KeyError):
+                engine.call("dict.get", ("k", i), {}.__getitem__, "k")
+    engine.call("date", None, lambda: dt.date(2024, 1, 1))
+    writer.close({"status": 0} if end else None)
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "a.retrace"
+    write(path)
+    rec = tape.read_recording(path)
+    assert rec.status == "complete" and rec.header["note"] == "test"
+    events = rec.events()
+    assert len(events) == 1000 + 10 + 1 and rec.end == {"status": 0, "events": 1011}
+    assert events[0].name == "time.time" and events[0].args is None and events[0].result == 1.25
+    raised = events[1]
+    assert raised.name == "dict.get" and raised.args == ("k", 0) and isinstance(raised.result, Raised)
+    assert events[-1].result == dt.date(2024, 1, 1)
+
+
+def test_a_clock_event_costs_at_most_16_bytes(tmp_path: Path) -> None:
+    small, big = tmp_path / "small.retrace", tmp_path / "big.retrace"
+    writer = tape.TapeWriter(small, {})
+    writer.close({})
+    writer = tape.TapeWriter(big, {})
+    engine = Recorder(writer.sink, writer.name_id)
+    clock = engine.wrap_noarg("time.time", lambda: 1795346483.799337)
+    for _ in range(10_000):
+        clock()
+    writer.close({})
+    per_event = (big.stat().st_size - small.stat().st_size) / 10_000
+    assert per_event <= 16, per_event
+
+
+def test_truncated_file_reads_up_to_the_last_whole_frame(tmp_path: Path) -> None:
+    path = tmp_path / "a.retrace"
+    write(path, end=False)
+    rec = tape.read_recording(path)
+    assert rec.status == "truncated" and len(rec.raw_events) == 1011 and "no END frame" in rec.problem
+    data = path.read_bytes()
+    path.write_bytes(data[:-5])  # a half-written last frame
+    rec = tape.read_recording(path)
+    assert rec.status == "truncated" and "partial frame" in rec.problem and len(rec.raw_events) < 1011
+
+
+def test_corrupt_frame_is_reported_with_its_offset(tmp_path: Path) -> None:
+    path = tmp_path / "a.retrace"
+    write(path)
+    data = bytearray(path.read_bytes())
+    header_len = struct.unpack_from(">I", data, 12)[0]
+    second = 12 + 8 + header_len
+    data[second + 8 + 2] ^= 0x55
+    path.write_bytes(bytes(data))
+    rec = tape.read_recording(path)
+    assert rec.status == "corrupt" and rec.offset == second
+    assert f"CRC mismatch in frame at offset {second}" in rec.problem
+
+
+def test_newer_major_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "a.retrace"
+    write(path)
+    data = bytearray(path.read_bytes())
+    struct.pack_into(">HH", data, 8, tape.FORMAT_MAJOR + 1, 0)
+    path.write_bytes(bytes(data))
+    with pytest.raises(RecordingError, match=r"format 2\.0, newer than the 1\.0 .* upgrade pytest-retrace"):
+        tape.read_recording(path)
+
+
+def test_newer_minor_version_still_reads(tmp_path: Path) -> None:
+    path = tmp_path / "a.retrace"
+    write(path)
+    data = bytearray(path.read_bytes())
+    struct.pack_into(">H", data, 10, tape.FORMAT_MINOR + 1)
+    path.write_bytes(bytes(data))
+    assert tape.read_recording(path).status == "complete"
+
+
+@pytest.mark.parametrize("content", [b"", b"RETRACE", b"hello world, not a recording"])
+def test_not_a_recording(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "a.retrace"
+    path.write_bytes(content)
+    with pytest.raises(RecordingError, match="not a pytest-retrace recording"):
+        tape.read_recording(path)
+
+
+def test_frozen_format_1_0_recording_still_reads() -> None:
+    frozen = Path(__file__).resolve().parent.parent / "fixtures" / "recordings" / "format-1.0" / "clocks.retrace"
+    rec = tape.read_recording(frozen)
+    assert rec.status == "complete" and rec.header["format"] == "1.0"
+    assert {e.name for e in rec.events()} >= {"time.time", "datetime.now", "time.sleep"}
+
+
+def test_unencodable_result_is_named_with_its_boundary(tmp_path: Path) -> None:
+    path = tmp_path / "a.retrace"
+    writer = tape.TapeWriter(path, {}, background=False)
+    engine = Recorder(writer.sink, writer.name_id)
+    engine.call("time.time", None, lambda: 1.0)
+    engine.call("my.client.fetch", ("x",), object)
+    writer.close({"status": 0})
+    rec = tape.read_recording(path)
+    assert "builtins.object" in rec.end["recording_error"] and "'my.client.fetch'" in rec.end["recording_error"]
+    assert rec.events()[0].result == 1.0
