@@ -1,0 +1,104 @@
+"""The demultiplexer: native and pure-Python twins hand events out in the recorded order."""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+
+import pytest
+
+from pytest_retrace import _demux_py, demux
+
+IMPLEMENTATIONS = [_demux_py]
+try:
+    from pytest_retrace import _native
+
+    IMPLEMENTATIONS.append(_native)
+except ImportError:  # pragma: no cover - the CI build always has it; see test_native_is_in_use
+    pass
+
+
+def test_native_is_in_use_unless_forced_pure() -> None:
+    forced = os.environ.get(demux.PURE_ENV, "") not in ("", "0")
+    assert demux.NATIVE is (not forced)
+
+
+@pytest.fixture(params=IMPLEMENTATIONS, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+def impl(request: pytest.FixtureRequest):
+    return request.param
+
+
+def run_threads(impl, order: list[int]) -> list[tuple[int, int]]:
+    d = impl.Demux(order)
+    taken: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def worker(tid: int) -> None:
+        for _ in range(order.count(tid)):
+            index = d.claim(tid, 5.0)
+            assert index >= 0
+            with lock:
+                taken.append((tid, index))
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in sorted(set(order))]
+    random.shuffle(threads)
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return taken
+
+
+def test_threads_get_their_turns_in_the_recorded_order(impl) -> None:
+    rng = random.Random(7)
+    order = [rng.randrange(4) for _ in range(2000)]
+    taken = sorted(run_threads(impl, order), key=lambda t: t[1])
+    assert [index for _, index in taken] == list(range(len(order)))
+    assert [tid for tid, _ in taken] == order
+
+
+def test_native_and_pure_agree() -> None:
+    rng = random.Random(11)
+    order = [rng.randrange(3) for _ in range(500)]
+    results = [sorted(run_threads(impl, order), key=lambda t: t[1]) for impl in IMPLEMENTATIONS]
+    assert all(r == results[0] for r in results)
+    assert len(IMPLEMENTATIONS) == 2 or os.environ.get(demux.PURE_ENV)
+
+
+def test_timeout_when_the_turn_never_comes(impl) -> None:
+    d = impl.Demux([1, 0])
+    start = time.monotonic()
+    assert d.claim(0, 0.2) == impl.TIMED_OUT
+    assert 0.15 <= time.monotonic() - start < 2
+    assert d.position == 0 and d.expected() == 1
+
+
+def test_exhausted_and_abort(impl) -> None:
+    d = impl.Demux([0])
+    assert d.claim(0, 1.0) == 0
+    assert d.claim(0, 1.0) == impl.EXHAUSTED and d.expected() == -1 and len(d) == 1
+    waiting = impl.Demux([1])
+    got: list[int] = []
+    t = threading.Thread(target=lambda: got.append(waiting.claim(0, 10.0)))
+    t.start()
+    time.sleep(0.1)
+    waiting.abort()
+    t.join(5)
+    assert got == [impl.ABORTED]
+
+
+def test_waiting_releases_the_gil(impl) -> None:
+    d = impl.Demux([1, 0])
+    progress: list[int] = []
+    t = threading.Thread(target=lambda: progress.append(d.claim(0, 5.0)))
+    t.start()
+    counter = 0
+    deadline = time.monotonic() + 0.2
+    while time.monotonic() < deadline:
+        counter += 1  # the main thread runs Python code while the other waits
+    assert counter > 1000
+    assert d.claim(1, 1.0) == 0
+    t.join(5)
+    assert progress == [1]

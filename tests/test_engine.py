@@ -1,0 +1,128 @@
+"""The engine in-process: phase gate, replay answers, divergence, and patches that undo cleanly."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import select
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from pytest_retrace import boundaries
+from pytest_retrace.engine import Event, Recorder, Replayer, tls
+from pytest_retrace.errors import ReplayDivergence
+from pytest_retrace.patch import Patcher
+
+
+class Tape:
+    def __init__(self) -> None:
+        self.sink: list[Any] = []
+        self.names: list[str] = []
+
+    def name_id(self, name: str) -> int:
+        if name not in self.names:
+            self.names.append(name)
+        return self.names.index(name)
+
+    def events(self) -> list[Event]:
+        from pytest_retrace import codec
+
+        out = []
+        for i, raw in enumerate(codec.unpackb(codec.packb(self.sink))):  # through the real encoding
+            out.append(Event(i, self.names[raw[0]], raw[2] if len(raw) > 2 else None, raw[1],
+                             raw[3] if len(raw) > 3 else 0))
+        return out
+
+
+def under(engine: Any, program: Callable[[], Any]) -> Any:
+    patcher = Patcher()
+    tls.tid = 0
+    try:
+        boundaries.install(engine, patcher, boundaries.Options())
+        return program()
+    finally:
+        patcher.undo()
+
+
+def record_then_replay(program: Callable[[], Any]) -> tuple[Any, Any, Tape]:
+    tape = Tape()
+    recorded = under(Recorder(tape.sink, tape.name_id), program)
+    replayed = under(Replayer(tape.events()), program)
+    return recorded, replayed, tape
+
+
+def test_phase_gate_records_only_the_outer_call() -> None:
+    tape = Tape()
+    engine = Recorder(tape.sink, tape.name_id)
+    tls.tid = 0
+
+    def outer() -> int:
+        engine.call("inner", None, lambda: 1)
+        return 2
+
+    assert engine.call("outer", None, outer) == 2
+    assert [e.name for e in tape.events()] == ["outer"]
+
+
+def test_clock_entropy_and_sockets_replay_in_process() -> None:
+    def program() -> Any:
+        a, b = socket.socketpair()
+        b.sendall(b"ping")
+        ready = select.select([a], [], [], 1.0)[0]
+        got = a.recv(4) if ready == [a] else None
+        a.close(), b.close()
+        return (time.time(), dt.datetime.now(), dt.date.today(), random.random(), os.urandom(4), got,
+                random.Random().random())
+
+    recorded, replayed, tape = record_then_replay(program)
+    assert recorded == replayed
+    assert recorded[5] == b"ping"
+    assert "select.select" in {e.name for e in tape.events()}
+
+
+def test_replay_raises_the_recorded_exception() -> None:
+    def program() -> str:
+        try:
+            os.stat("/definitely/not/here")
+        except FileNotFoundError as exc:
+            return f"{exc.errno} {exc.filename}"
+        return "found"
+
+    recorded, replayed, _ = record_then_replay(program)
+    assert recorded == replayed == "2 /definitely/not/here"
+
+
+def test_divergence_in_process_raises_with_a_report() -> None:
+    tape = Tape()
+    under(Recorder(tape.sink, tape.name_id), lambda: time.sleep(0.01))
+    with pytest.raises(ReplayDivergence) as info:
+        under(Replayer(tape.events()), lambda: time.sleep(0.02))
+    report = info.value.report
+    assert report["kind"] == "mismatch" and report["index"] == 1
+    assert report["expected"]["call"] == "time.sleep(0.01)" and report["actual"]["call"] == "time.sleep(0.02)"
+    assert any(frame[2] == "<lambda>" for frame in report["stack"])
+
+
+def test_patches_undo_cleanly() -> None:
+    originals = (time.time, dt.datetime.now, dt.date.today, os.urandom, socket.socket, open, random.seed,
+                 os.stat, select.select)
+    tape = Tape()
+    under(Recorder(tape.sink, tape.name_id), lambda: None)
+    assert (time.time, dt.datetime.now, dt.date.today, os.urandom, socket.socket, open, random.seed,
+            os.stat, select.select) == originals
+    assert "now" in dt.datetime.__dict__ and type(dt.datetime.__dict__["now"]).__name__ == "classmethod_descriptor"
+    assert isinstance(dt.datetime.now(), dt.datetime)
+
+
+def test_datetime_subclass_now_keeps_its_type() -> None:
+    class Stamp(dt.datetime):
+        pass
+
+    recorded, replayed, _ = record_then_replay(lambda: (Stamp.now(), Stamp.now(dt.timezone.utc), Stamp.today()))
+    assert recorded == replayed
+    assert all(type(v) is Stamp for v in replayed)
