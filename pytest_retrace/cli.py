@@ -105,7 +105,7 @@ def _show(args: argparse.Namespace) -> int:
     for key in ("kind", "entry", "argv", "cwd", "created_at", "python", "platform", "hash_seed", "tags", "pin"):
         print(f"  {key:<11}{h.get(key)!r}")
     print(f"  {'environ':<11}{len(h.get('environ', {}))} variables, redacted: {h['redaction']['redacted']}")
-    print(f"events ({len(rec.raw_events)}):")
+    print(f"events ({len(rec.events())}):")
     for e in events:
         print(f"  #{e.index:<5} [{e.tid}] {describe_call(e.name, e.args)} -> {short_repr(e.result)}")
     if rec.end is not None:

@@ -8,23 +8,37 @@ call key (name and normalized args) was checked against the recording.
 A thread-local *phase gate* marks a thread that is inside an external call or
 inside pytest-retrace itself: calls made from there pass straight through, so a
 boundary's own internals are never recorded twice.
+
+Hot path: reading a thread-local costs more than a clock call, so while the
+program has one thread and no gate is open anywhere, ``FAST[0]`` is true and
+boundaries skip the thread-local state altogether.
 """
 
 from __future__ import annotations
 
 import _thread
+import itertools
 import os
 import runpy
+import sys
 import traceback
 from collections.abc import Callable
+from operator import length_hint
 from typing import Any
 
 from .codec import Digest, Raised
+from .demux import EXHAUSTED
 from .errors import ReplayDivergence
 
 # Byte payloads up to this size are kept whole in call keys (readable diffs); larger ones become a Digest.
 INLINE_BYTES = 1024
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+THREAD_MISMATCH = -100  # a thread the recording never saw asked for an event
+
+# True while only the main thread runs and no gate is open: the state the hot path may assume.
+FAST = [False]
+_SINGLE_THREAD = [True]
 
 
 class _ThreadState(_thread._local):
@@ -33,6 +47,30 @@ class _ThreadState(_thread._local):
 
 
 tls = _ThreadState()
+
+
+def enter_gate() -> None:
+    tls.gate += 1
+    FAST[0] = False
+
+
+def leave_gate() -> None:
+    tls.gate -= 1
+    if not tls.gate and _SINGLE_THREAD[0] and tls.tid == 0:
+        FAST[0] = True
+
+
+def start_main_thread() -> None:
+    """Called once the engine is installed, on the program's main thread."""
+    tls.tid = 0
+    _SINGLE_THREAD[0] = True
+    FAST[0] = not tls.gate
+
+
+def threads_started() -> None:
+    """A second thread exists from now on: every event looks up its own thread's state."""
+    _SINGLE_THREAD[0] = False
+    FAST[0] = False
 
 
 def payload(data: Any) -> Any:
@@ -45,15 +83,15 @@ def payload(data: Any) -> Any:
 
 
 class Gate:
-    """``with Gate():`` runs pytest-retrace's own code without recording what it touches."""
+    """``with internal:`` runs pytest-retrace's own code without recording what it touches."""
 
     __slots__ = ()
 
     def __enter__(self) -> None:
-        tls.gate += 1
+        enter_gate()
 
     def __exit__(self, *exc: object) -> None:
-        tls.gate -= 1
+        leave_gate()
 
 
 internal = Gate()
@@ -82,11 +120,18 @@ class Engine:
         raise NotImplementedError
 
 
-class Recorder(Engine):
-    """Appends events to ``sink`` (a list the tape writer drains from its own thread).
+# Events travel flat in the sink and on disk, no container per event (allocating one per
+# event costs more than the clock call it records): ``code, result[, args[, tid]]`` where
+# ``code = name_id << 2 | form`` and form 0 has no args (main thread), 1 has args (main
+# thread), 2 has args and a thread id.
+FORM_PLAIN, FORM_ARGS, FORM_THREAD = 0, 1, 2
 
-    An event is a list: ``[name_id, result]`` for the main thread and no args,
-    ``[name_id, result, args]`` with args, ``[name_id, result, args, tid]`` off the main thread.
+
+class Recorder(Engine):
+    """Appends events to ``sink``, a list the tape writer drains from its own thread.
+
+    ``sink += (…)`` is one list operation, atomic under the GIL, so events from
+    several threads never interleave their fields.
     """
 
     recording = True
@@ -95,6 +140,14 @@ class Recorder(Engine):
         self.sink = sink
         self.name_id = name_id
         self._threads = 0
+        # One tick per value beyond (code, result); next() on a count is atomic under the GIL.
+        self._extra_values = itertools.count()
+
+    def events_in(self, values: int) -> int:
+        """How many events ``values`` sink entries hold (the hot path keeps no event counter)."""
+        extra = next(self._extra_values)
+        self._extra_values = itertools.count(extra)
+        return (values - extra) // 2
 
     def next_tid(self) -> int:
         with internal:
@@ -102,47 +155,74 @@ class Recorder(Engine):
             return self._threads
 
     def _append(self, nid: int, args: Any, result: Any) -> None:
+        sink = self.sink
         tid = tls.tid if tls.tid >= 0 else _current_tid(self.next_tid)
         if tid:
-            self.sink.append([nid, result, args, tid])
+            sink += (nid << 2 | FORM_THREAD, result, args, tid)
+            next(self._extra_values), next(self._extra_values)
         elif args is None:
-            self.sink.append([nid, result])
+            sink += (nid << 2 | FORM_PLAIN, result)
         else:
-            self.sink.append([nid, result, args])
+            sink += (nid << 2 | FORM_ARGS, result, args)
+            next(self._extra_values)
 
     def call(self, name: str, args: Any, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
         if tls.gate:
             return fn(*a, **kw)
         nid = self.name_id(name)
-        tls.gate += 1
+        enter_gate()
         try:
             result = fn(*a, **kw)
         except BaseException as exc:
-            tls.gate -= 1
+            leave_gate()
             self._append(nid, args, Raised(exc))
             raise
-        tls.gate -= 1
+        leave_gate()
         self._append(nid, args, result)
         return result
 
     def wrap_noarg(self, name: str, fn: Callable[[], Any]) -> Callable[[], Any]:
-        nid = self.name_id(name)
-        append = self.sink.append
-        state = tls
+        code = self.name_id(name) << 2 | FORM_PLAIN
+        nid = code >> 2
+        sink = self.sink
+        fast = FAST
         slow = self._append
 
         def recorded() -> Any:
+            nonlocal sink
             value = fn()
-            if not state.gate:
-                if state.tid == 0:
-                    append([nid, value])
-                else:
-                    slow(nid, None, value)
+            if fast[0]:
+                sink += (code, value)
+            elif not tls.gate:
+                slow(nid, None, value)
             return value
 
         recorded.__name__ = getattr(fn, "__name__", name)
         recorded.__doc__ = getattr(fn, "__doc__", None)
         return recorded
+
+
+def decode_events(flat: list[Any], names: list[str]) -> list[Event]:
+    """Events from their flat on-disk form."""
+    events: list[Event] = []
+    i, n = 0, len(flat)
+    while i < n:
+        code = flat[i]
+        form = code & 3
+        if form == FORM_PLAIN:
+            events.append(Event(len(events), names[code >> 2], None, flat[i + 1], 0))
+            i += 2
+        elif form == FORM_ARGS:
+            events.append(Event(len(events), names[code >> 2], flat[i + 2], flat[i + 1], 0))
+            i += 3
+        else:
+            events.append(Event(len(events), names[code >> 2], flat[i + 2], flat[i + 1], flat[i + 3]))
+            i += 4
+    return events
+
+
+def intern_names(names: list[str]) -> list[str]:
+    return [sys.intern(n) for n in names]
 
 
 class Event:
@@ -192,7 +272,11 @@ def replay_stack() -> list[list[Any]]:
 
 
 class Replayer(Engine):
-    """Answers every external call from the recorded events, in the recorded order."""
+    """Answers every external call from the recorded events, in the recorded order.
+
+    A recording made on one thread is replayed with a plain cursor; one with several
+    threads goes through the demultiplexer, which hands each thread its turn.
+    """
 
     recording = False
 
@@ -207,7 +291,9 @@ class Replayer(Engine):
 
         self.events = events
         self.truncated = truncated
-        self.demux = Demux([e.tid for e in events])
+        self.single_thread = all(e.tid == 0 for e in events)
+        self._cursor = iter(events)
+        self.demux = None if self.single_thread else Demux([e.tid for e in events])
         self.on_divergence = on_divergence or self._raise
         self.stuck_timeout = stuck_timeout
         self._threads = 0
@@ -223,17 +309,26 @@ class Replayer(Engine):
 
     @property
     def consumed(self) -> int:
+        if self.demux is None:
+            return len(self.events) - length_hint(self._cursor)
         return self.demux.position
 
     def next_event(self, name: str, args: Any) -> Event:
         tid = tls.tid if tls.tid >= 0 else _current_tid(self.next_tid)
-        index = self.demux.claim(tid, self.stuck_timeout)
-        if index < 0:
-            self._fail_claim(index, tid, name, args)
-        event = self.events[index]
-        if event.name != name or event.args != args:
-            self.diverge(event, name, args, tid)
-        return event
+        if self.demux is None:
+            if tid != 0:
+                self._fail_claim(THREAD_MISMATCH, tid, name, args)
+            event = next(self._cursor, None)
+            if event is None:
+                self._fail_claim(EXHAUSTED, tid, name, args)
+        else:
+            index = self.demux.claim(tid, self.stuck_timeout)
+            if index < 0:
+                self._fail_claim(index, tid, name, args)
+            event = self.events[index]
+        if event.name != name or event.args != args:  # type: ignore[union-attr]
+            self.diverge(event, name, args, tid)  # type: ignore[arg-type]
+        return event  # type: ignore[return-value]
 
     def call(self, name: str, args: Any, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
         if tls.gate:
@@ -244,23 +339,39 @@ class Replayer(Engine):
         return result
 
     def wrap_noarg(self, name: str, fn: Callable[[], Any]) -> Callable[[], Any]:
-        state = tls
-        call = self.call
+        fast = FAST
+        cursor = self._cursor
+        single = self.single_thread
+        slow = self.next_event
 
         def replayed() -> Any:
-            if state.gate:
+            if fast[0] and single:
+                event = next(cursor, None)
+                if event is None or event.name != name or event.args is not None:
+                    self._recheck(event, name)
+            elif tls.gate:
                 return fn()
-            return call(name, None, fn)
+            else:
+                event = slow(name, None)
+            result = event.result  # type: ignore[union-attr]
+            if type(result) is Raised:
+                raise result.exception.with_traceback(None)
+            return result
 
         replayed.__name__ = getattr(fn, "__name__", name)
         replayed.__doc__ = getattr(fn, "__doc__", None)
         return replayed
 
+    def _recheck(self, event: Event | None, name: str) -> None:
+        if event is None:
+            self._fail_claim(EXHAUSTED, 0, name, None)
+        self.diverge(event, name, None, 0)  # type: ignore[arg-type]
+
     # -- divergence -------------------------------------------------------------------------------------
 
     def _fail_claim(self, code: int, tid: int, name: str, args: Any) -> None:
-        from .demux import EXHAUSTED
-
+        if code == THREAD_MISMATCH:
+            self.report("thread", None, name, args, tid)
         if code == EXHAUSTED:
             if self.truncated:
                 self.report("truncated", None, name, args, tid)

@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 from . import __version__, boundaries
 from .boundaries import env as env_boundary
-from .engine import Recorder, Replayer, internal, launcher_frame, tls
+from .engine import Recorder, Replayer, enter_gate, internal, launcher_frame, start_main_thread
 from .patch import Patcher
 from .tape import FORMAT, TapeWriter, read_recording
 
@@ -131,14 +131,14 @@ def record(config: dict[str, Any]) -> NoReturn:
     }
     writer = TapeWriter(config["output"], header)
     engine = Recorder(writer.sink, writer.name_id)
-    tls.tid = 0
+    start_main_thread()
     boundaries.install(engine, Patcher(), boundaries.Options(live_paths=config.get("live_paths", [])))
 
     def finalize(outcome: dict[str, Any]) -> None:
-        tls.gate += 1
+        enter_gate()
         _flush_std()
         writer.close(end=None)
-        _write_result(config["result"], {"outcome": outcome, "events": writer.events_written,
+        _write_result(config["result"], {"outcome": outcome, "events": engine.events_in(writer.values_written),
                                          "recording_error": writer.error})
 
     _run_then_exit(config["entry"], config["argv"], finalize)
@@ -152,7 +152,7 @@ def replay(config: dict[str, Any]) -> NoReturn:
         os.chdir(header["cwd"])
 
     def diverged(report: dict[str, Any]) -> NoReturn:
-        tls.gate += 1
+        enter_gate()
         _flush_std()
         report["consumed"] = engine.consumed
         _write_result(config["result"], {"divergence": report, "events_consumed": engine.consumed})
@@ -160,11 +160,11 @@ def replay(config: dict[str, Any]) -> NoReturn:
 
     engine = Replayer(rec.events(), on_divergence=diverged, truncated=rec.status == "truncated",
                       stuck_timeout=float(config.get("stuck_timeout", 10.0)))
-    tls.tid = 0
+    start_main_thread()
     boundaries.install(engine, Patcher(), boundaries.Options(live_paths=header.get("live_paths", [])))
 
     def finalize(outcome: dict[str, Any]) -> None:
-        tls.gate += 1
+        enter_gate()
         _flush_std()
         consumed = engine.consumed
         result: dict[str, Any] = {"outcome": outcome, "events_consumed": consumed}

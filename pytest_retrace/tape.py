@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 import msgpack
 
 from . import codec
-from .engine import Event, tls
+from .engine import Event, decode_events, intern_names, tls
 from .errors import RecordingError
 
 MAGIC = b"RETRACE\x00"
@@ -45,6 +45,7 @@ FRAME_EVENTS = 3
 FRAME_END = 4
 
 FLUSH_INTERVAL = 0.05  # seconds between background flushes
+_start_thread = _thread.start_new_thread  # the original: boundaries patch the module attribute
 
 
 def encode_frame(kind: int, body: Any, packer: msgpack.Packer | None = None) -> bytes:
@@ -66,7 +67,7 @@ class TapeWriter:
         self.names: list[str] = []
         self._ids: dict[str, int] = {}
         self._names_written = 0
-        self.events_written = 0
+        self.values_written = 0  # sink entries: events are 2 to 4 values each
         self.error: str | None = None
         self._packer = codec.make_packer()
         self._file: BinaryIO = _io.open(self.path, "wb")  # noqa: SIM115 - closed in close()
@@ -82,7 +83,7 @@ class TapeWriter:
             self._done.acquire()
             # A raw thread: invisible to threading.enumerate(), so the program sees the same
             # threads whether it is being recorded or replayed.
-            _thread.start_new_thread(self._run, ())
+            _start_thread(self._run, ())
 
     def name_id(self, name: str) -> int:
         nid = self._ids.get(name)
@@ -114,29 +115,33 @@ class TapeWriter:
             del self.sink[:count]
             try:
                 self._write(FRAME_EVENTS, batch)
-            except (codec.UnencodableValue, TypeError, ValueError, OverflowError) as exc:
-                self._write_encodable(batch, exc)
-            self.events_written += count
+            except (codec.UnencodableValue, TypeError, ValueError, OverflowError):
+                self._write_encodable(batch)
+            self.values_written += count
         self._file.flush()
 
     def _write(self, kind: int, body: Any) -> None:
         self._file.write(encode_frame(kind, body, self._packer))
 
-    def _write_encodable(self, batch: list[Any], exc: Exception) -> None:
-        """A batch failed to encode: find the event to blame, keep the others."""
-        good = []
-        for event in batch:
-            try:
-                codec.packb(event)
-                good.append(event)
-            except (codec.UnencodableValue, TypeError, ValueError, OverflowError) as inner:
-                if self.error is None:
-                    name = self.names[event[0]]
-                    if isinstance(inner, codec.UnencodableValue):
-                        self.error = str(codec.UnencodableValue(_culprit(event), name))
-                    else:
-                        self.error = f"cannot record the result of boundary {name!r}: {inner}"
-                good.append([event[0], codec.Raised(RuntimeError(self.error)), *event[2:]])
+    def _write_encodable(self, batch: list[Any]) -> None:
+        """A batch failed to encode: name the first culprit and its boundary, keep everything else."""
+        good: list[Any] = []
+        i = 0
+        while i < len(batch):
+            code = batch[i]
+            event = batch[i : i + 2 + (code & 3)]
+            name = self.names[code >> 2]
+            for position in range(1, len(event)):
+                try:
+                    codec.packb(event[position])
+                except (codec.UnencodableValue, TypeError, ValueError, OverflowError) as exc:
+                    problem = (str(codec.UnencodableValue(event[position], name))
+                               if isinstance(exc, codec.UnencodableValue)
+                               else f"cannot record a value of boundary {name!r}: {exc}")
+                    self.error = self.error or problem
+                    event[position] = codec.Raised(RuntimeError(problem)) if position == 1 else repr(event[position])
+            good += event
+            i += len(event)
         self._write(FRAME_EVENTS, good)
 
     def close(self, end: dict[str, Any] | None) -> None:
@@ -148,20 +153,11 @@ class TapeWriter:
             self._running = False
         self.flush()
         if end is not None:
-            end = dict(end, events=self.events_written)
+            end = dict(end)
             if self.error is not None:
                 end["recording_error"] = self.error
             self._write(FRAME_END, end)
         self._file.close()
-
-
-def _culprit(event: list[Any]) -> Any:
-    for value in event[1:]:
-        try:
-            codec.packb(value)
-        except (codec.UnencodableValue, TypeError, ValueError, OverflowError):
-            return value
-    return event
 
 
 def append_end(path: str | os.PathLike[str], end: dict[str, Any]) -> None:
@@ -177,7 +173,7 @@ class Recording:
     path: str
     header: dict[str, Any]
     names: list[str] = field(default_factory=list)
-    raw_events: list[list[Any]] = field(default_factory=list)
+    values: list[Any] = field(default_factory=list)  # flat: see engine.decode_events
     end: dict[str, Any] | None = None
     status: str = "complete"  # complete | truncated | corrupt
     problem: str | None = None
@@ -188,14 +184,7 @@ class Recording:
         return self.status == "complete"
 
     def events(self) -> list[Event]:
-        names = self.names
-        out = []
-        for i, raw in enumerate(self.raw_events):
-            n = len(raw)
-            out.append(
-                Event(i, names[raw[0]], raw[2] if n > 2 else None, raw[1], raw[3] if n > 3 else 0)
-            )
-        return out
+        return decode_events(self.values, intern_names(self.names))
 
 
 def read_recording(path: str | os.PathLike[str]) -> Recording:
@@ -264,7 +253,7 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
     if end is not None and status != "corrupt":
         status, problem = "complete", None
     elif status == "truncated" and problem is None:
-        problem = f"no END frame: the recording stops after {len(events)} events (the process was killed?)"
-    rec.names, rec.raw_events, rec.end = names, events, end
+        problem = "no END frame: the recording stops early (the process was killed?)"
+    rec.names, rec.values, rec.end = names, events, end
     rec.status, rec.problem, rec.offset = status, problem, bad_offset
     return rec

@@ -66,7 +66,7 @@ def conclude(rec: Recording, run: ChildRun) -> dict[str, Any]:
     fields = {
         "recorded": recorded,
         "replayed": replayed,
-        "events_recorded": len(rec.raw_events),
+        "events_recorded": len(rec.events()),
         "events_consumed": result.get("events_consumed"),
     }
     divergence = result.get("divergence")

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from pytest_retrace import boundaries
-from pytest_retrace.engine import Event, Recorder, Replayer, tls
+from pytest_retrace import boundaries, codec
+from pytest_retrace.engine import Event, Recorder, Replayer, decode_events, start_main_thread, tls
 from pytest_retrace.errors import ReplayDivergence
 from pytest_retrace.patch import Patcher
 
@@ -30,18 +30,12 @@ class Tape:
         return self.names.index(name)
 
     def events(self) -> list[Event]:
-        from pytest_retrace import codec
-
-        out = []
-        for i, raw in enumerate(codec.unpackb(codec.packb(self.sink))):  # through the real encoding
-            out.append(Event(i, self.names[raw[0]], raw[2] if len(raw) > 2 else None, raw[1],
-                             raw[3] if len(raw) > 3 else 0))
-        return out
+        return decode_events(codec.unpackb(codec.packb(self.sink)), self.names)  # through the real encoding
 
 
 def under(engine: Any, program: Callable[[], Any]) -> Any:
     patcher = Patcher()
-    tls.tid = 0
+    start_main_thread()
     try:
         boundaries.install(engine, patcher, boundaries.Options())
         return program()

@@ -18,7 +18,7 @@ class Options:
 
 
 def install(engine: Engine, patcher: Patcher, options: Options) -> None:
-    from . import clock, entropy, files, process, socket
+    from . import clock, entropy, files, process, socket, threads
 
-    for area in (clock, entropy, files, process, socket):
+    for area in (threads, clock, entropy, files, process, socket):
         area.install(engine, patcher, options)
