@@ -7,7 +7,8 @@ import json
 import sys
 from typing import Any
 
-DIVERGED_EXIT = 70
+from .protocol import DIVERGED_EXIT
+
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -15,8 +15,7 @@ import hashlib
 import importlib
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 
@@ -54,13 +53,15 @@ class UnencodableValue(TypeError):
         )
 
 
-@dataclass(frozen=True)
 class Digest:
     """Stands for a large value (socket payloads, written file contents): size and hash, plus a preview."""
 
-    size: int
-    blake2b: str
-    head: bytes = b""
+    __slots__ = ("size", "blake2b", "head")
+
+    def __init__(self, size: int, blake2b: str, head: bytes = b"") -> None:
+        self.size = size
+        self.blake2b = blake2b
+        self.head = head
 
     @classmethod
     def of(cls, data: bytes) -> Digest:
@@ -76,19 +77,23 @@ class Digest:
         return f"<{self.size} bytes blake2b={self.blake2b[:12]} head={self.head!r}>"
 
 
-@dataclass(frozen=True)
 class Raised:
     """Marks an event whose external call raised instead of returning."""
 
-    exception: BaseException
+    __slots__ = ("exception",)
+
+    def __init__(self, exception: BaseException) -> None:
+        self.exception = exception
+
+    def __repr__(self) -> str:
+        return f"Raised({self.exception!r})"
 
 
 class RecordedError(Exception):
     """Stands in on replay for a recorded exception whose type cannot be rebuilt here."""
 
 
-@dataclass(frozen=True)
-class Codec:
+class Codec(NamedTuple):
     name: str
     type: type
     encode: Callable[[Any], Any]

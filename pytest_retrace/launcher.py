@@ -16,23 +16,21 @@ import subprocess
 import sys
 import tempfile
 import threading
-from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
-from .session import CHILD_ENV
+from .protocol import CHILD_CODE, CHILD_ENV
 from .tape import append_end, read_recording
 
 OUTPUT_HEAD = 8192  # bytes of stdout/stderr kept in END, for diffs when a replay prints otherwise
-_CHILD_CODE = "from pytest_retrace.session import main; main()"
 
 
-@dataclass
 class Output:
     """One output stream of the program as it passed by."""
 
-    size: int = 0
-    head: bytearray = field(default_factory=bytearray)
-    _hash: Any = field(default_factory=lambda: hashlib.blake2b(digest_size=16))
+    def __init__(self) -> None:
+        self.size = 0
+        self.head = bytearray()
+        self._hash = hashlib.blake2b(digest_size=16)
 
     def feed(self, chunk: bytes) -> None:
         self.size += len(chunk)
@@ -64,8 +62,7 @@ def hash_seed_from_environment() -> int:
     return random.SystemRandom().randrange(1, 4294967296)
 
 
-@dataclass
-class ChildRun:
+class ChildRun(NamedTuple):
     returncode: int
     stdout: Output
     stderr: Output
@@ -81,7 +78,7 @@ def run_child(config: dict[str, Any], hash_seed: int, passthrough: bool = True) 
     env["PYTHONHASHSEED"] = str(hash_seed)
     env[CHILD_ENV] = json.dumps(dict(config, result=result_path))
     stdout, stderr = Output(), Output()
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD_CODE], env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", CHILD_CODE], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     sinks = (sys.stdout.buffer, sys.stderr.buffer) if passthrough else (None, None)
     pumps = [

@@ -24,10 +24,9 @@ from . import __version__, boundaries
 from .boundaries import env as env_boundary
 from .engine import Recorder, Replayer, enter_gate, internal, launcher_frame, start_main_thread
 from .patch import Patcher
+from .protocol import CHILD_ENV, DIVERGED_EXIT
 from .tape import FORMAT, TapeWriter, read_recording
 
-CHILD_ENV = "_PYTEST_RETRACE_CHILD"
-DIVERGED_EXIT = 70
 
 
 def _program_traceback(exc: BaseException) -> Any:

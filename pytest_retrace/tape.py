@@ -22,7 +22,6 @@ import _thread
 import os
 import struct
 import zlib
-from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 import msgpack
@@ -166,18 +165,18 @@ def append_end(path: str | os.PathLike[str], end: dict[str, Any]) -> None:
         f.write(encode_frame(FRAME_END, end))
 
 
-@dataclass
 class Recording:
     """A recording read back: header, events and the END outcome (None when truncated)."""
 
-    path: str
-    header: dict[str, Any]
-    names: list[str] = field(default_factory=list)
-    values: list[Any] = field(default_factory=list)  # flat: see engine.decode_events
-    end: dict[str, Any] | None = None
-    status: str = "complete"  # complete | truncated | corrupt
-    problem: str | None = None
-    offset: int | None = None  # byte offset of the bad frame when corrupt
+    def __init__(self, path: str, header: dict[str, Any]) -> None:
+        self.path = path
+        self.header = header
+        self.names: list[str] = []
+        self.values: list[Any] = []  # flat: see engine.decode_events
+        self.end: dict[str, Any] | None = None
+        self.status = "complete"  # complete | truncated | corrupt
+        self.problem: str | None = None
+        self.offset: int | None = None  # byte offset of the bad frame when corrupt
 
     @property
     def readable(self) -> bool:

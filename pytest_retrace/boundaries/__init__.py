@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -10,11 +9,11 @@ if TYPE_CHECKING:
     from ..patch import Patcher
 
 
-@dataclass
 class Options:
     """What a project can configure about where the boundary sits."""
 
-    live_paths: list[str] = field(default_factory=list)  # fnmatch patterns read live on replay, never recorded
+    def __init__(self, live_paths: list[str] | None = None) -> None:
+        self.live_paths = list(live_paths or [])  # fnmatch patterns read live on replay, never recorded
 
 
 def install(engine: Engine, patcher: Patcher, options: Options) -> None:

@@ -7,7 +7,6 @@ recording. It subclasses the real Popen so ``isinstance`` checks still hold.
 
 from __future__ import annotations
 
-import inspect
 import io
 import os
 import subprocess
@@ -22,7 +21,19 @@ if TYPE_CHECKING:
     from . import Options
 
 _REAL_POPEN = subprocess.Popen
-_SIGNATURE = inspect.signature(_REAL_POPEN.__init__)
+_CODE = _REAL_POPEN.__init__.__code__
+_POSITIONAL = _CODE.co_varnames[1 : _CODE.co_argcount]  # args, bufsize, executable, stdin, stdout …
+
+
+def _bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Popen's arguments by name (what inspect.signature().bind does, without importing inspect)."""
+    if len(args) > len(_POSITIONAL):
+        raise TypeError(f"Popen() takes at most {len(_POSITIONAL)} positional arguments ({len(args)} given)")
+    bound = dict(zip(_POSITIONAL, args))
+    bound.update(kwargs)
+    if "args" not in bound:
+        raise TypeError("Popen() missing required argument: 'args'")
+    return bound
 
 
 def _stream_kind(value: Any) -> Any:
@@ -45,8 +56,7 @@ def make_popen(engine: Engine) -> type:
         _real: Any = None
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
-            bound = _SIGNATURE.bind(self, *args, **kwargs).arguments
-            options = bound.get("kwargs", {})
+            bound = _bind(args, kwargs)
             self.args = bound["args"]
             self.returncode = None
             self.encoding = bound.get("encoding")
@@ -63,8 +73,6 @@ def make_popen(engine: Engine) -> type:
                 kinds,
                 self.text_mode,
             )
-            if options:
-                key += (sorted(options),)
 
             def spawn() -> int:
                 self._real = _REAL_POPEN(*args, **kwargs)
