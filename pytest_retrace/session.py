@@ -153,8 +153,8 @@ def replay(config: dict[str, Any]) -> NoReturn:
     def diverged(report: dict[str, Any]) -> NoReturn:
         enter_gate()
         _flush_std()
-        report["consumed"] = engine.consumed
-        _write_result(config["result"], {"divergence": report, "events_consumed": engine.consumed})
+        # Events before the diverging one are the ones the replay consumed faithfully.
+        _write_result(config["result"], {"divergence": report, "events_consumed": report["index"]})
         os._exit(DIVERGED_EXIT)
 
     engine = Replayer(rec.events(), on_divergence=diverged, truncated=rec.status == "truncated",

@@ -6,6 +6,7 @@ import http.server
 import json
 import os
 import random
+import ssl
 import subprocess
 import sys
 import threading
@@ -85,8 +86,10 @@ class QuoteHandler(http.server.BaseHTTPRequestHandler):
 
 
 class LiveServer:
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), QuoteHandler)
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
@@ -100,6 +103,29 @@ class LiveServer:
 @pytest.fixture
 def http_server() -> Iterator[LiveServer]:
     server = LiveServer()
+    yield server
+    if server.thread.is_alive():
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost, made with the openssl command line."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.fixture
+def https_server(certificate: tuple[Path, Path]) -> Iterator[LiveServer]:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    server = LiveServer(context)
     yield server
     if server.thread.is_alive():
         server.stop()

@@ -88,6 +88,14 @@ def test_http_clients_replay_with_the_server_gone(recorder: Recorder, http_serve
     assert_faithful(recorder, recorded)
 
 
+def test_https_replays_with_the_server_gone(recorder: Recorder, https_server, certificate) -> None:
+    recorded = recorder.record("https_client.py", str(https_server.port), str(certificate[0]))
+    assert recorded.returncode == 0, recorded.stderr
+    assert recorded.stdout.count("price") == 2
+    https_server.stop()
+    assert_faithful(recorder, recorded)
+
+
 def test_a_crash_replays_with_the_same_traceback(recorder: Recorder, tmp_path: Path) -> None:
     recorded = recorder.record("crash.py")
     assert recorded.returncode == 1

@@ -1,10 +1,11 @@
-"""The socket layer: ``socket``, name resolution, ``select``/``poll``/``epoll``/``selectors``.
+"""The socket layer: ``socket``, ``ssl``, name resolution, ``select``/``poll``/``epoll``/``selectors``.
 
 The catch-all beneath http.client, urllib, requests, redis clients and the like.
 Sockets stay real OS sockets on replay (options, timeouts and ``fileno`` work)
 but never connect: every exchange with a peer is answered from the recording.
 Readiness results are recorded as positions among the watched objects, since file
-descriptor numbers differ between the two runs.
+descriptor numbers differ between the two runs. TLS is recorded above the encryption,
+at the ``SSLSocket`` API: plaintext in, plaintext out, handshake results as values.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from __future__ import annotations
 import select
 import selectors
 import socket as _socket
+import ssl
 from typing import TYPE_CHECKING, Any
+
+import wrapt
 
 from ..engine import payload
 
@@ -95,6 +99,72 @@ def make_socket(engine: Engine) -> type:
 
     socket.__module__ = "socket"
     return socket
+
+
+class TLSSocket(wrapt.ObjectProxy):  # type: ignore[misc]
+    """What ``SSLContext.wrap_socket`` returns: a proxy of the real ``SSLSocket`` while recording,
+    of the plain (never connected) socket on replay; either way every TLS-level call is an event."""
+
+    def __init__(self, wrapped: Any, engine: Engine) -> None:
+        super().__init__(wrapped)
+        self._self_call = engine.call
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        return ssl.SSLSocket
+
+    def _self_tls(self, op: str, args: Any, *real_args: Any) -> Any:
+        wrapped = self.__wrapped__
+        return self._self_call(f"ssl.{op}", args, lambda: getattr(wrapped, op)(*real_args))
+
+    def do_handshake(self, *block: Any) -> None:
+        self._self_tls("do_handshake", None, *block)
+
+    def getpeercert(self, binary_form: bool = False) -> Any:
+        return self._self_tls("getpeercert", (binary_form,), binary_form)
+
+    def cipher(self) -> Any:
+        return self._self_tls("cipher", None)
+
+    def version(self) -> Any:
+        return self._self_tls("version", None)
+
+    def selected_alpn_protocol(self) -> Any:
+        return self._self_tls("selected_alpn_protocol", None)
+
+    def compression(self) -> Any:
+        return self._self_tls("compression", None)
+
+    def pending(self) -> int:
+        return self._self_tls("pending", None)
+
+    def unwrap(self) -> Any:
+        self._self_tls("unwrap", None)
+        return self.__wrapped__
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        return self._self_tls("send", (payload(data), flags), data, flags)
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        self._self_tls("sendall", (payload(data), flags), data, flags)
+
+    def write(self, data: Any) -> int:
+        return self._self_tls("write", (payload(data),), data)
+
+    def recv(self, bufsize: int = 1024, flags: int = 0) -> bytes:
+        return self._self_tls("recv", (bufsize, flags), bufsize, flags)
+
+    def read(self, size: int = 1024) -> bytes:
+        return self._self_tls("recv", (size, 0), size)
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        size = nbytes or len(buffer)
+        data = self._self_tls("recv", (size, flags), size, flags)
+        buffer[: len(data)] = data
+        return len(data)
+
+    # The buffered file layer calls back into this proxy's recv_into, not the real socket's.
+    makefile = _REAL_SOCKET.makefile
 
 
 class _Registry:
@@ -193,8 +263,31 @@ def make_pollers(engine: Engine) -> tuple[Any, Any]:
     return Poll, Epoll if real_epoll is not None else None
 
 
+def _install_tls(engine: Engine, patcher: Patcher) -> None:
+    real_wrap = ssl.SSLContext.wrap_socket
+
+    def wrap_socket(
+        self: ssl.SSLContext, sock: Any, server_side: bool = False, do_handshake_on_connect: bool = True,
+        suppress_ragged_eofs: bool = True, server_hostname: str | None = None, session: Any = None,
+    ) -> Any:
+        wrapped: list[Any] = []
+
+        def handshake() -> Any:
+            tls_sock = real_wrap(self, sock, server_side, do_handshake_on_connect, suppress_ragged_eofs,
+                                 server_hostname, session)
+            wrapped.append(tls_sock)
+            return tls_sock.version()
+
+        engine.call("ssl.wrap_socket", (server_hostname, server_side), handshake)
+        return TLSSocket(wrapped[0] if wrapped else sock, engine)
+
+    wrap_socket.__doc__ = real_wrap.__doc__
+    patcher.set(ssl.SSLContext, "wrap_socket", wrap_socket)
+
+
 def install(engine: Engine, patcher: Patcher, options: Options) -> None:
     patcher.set(_socket, "socket", make_socket(engine))
+    _install_tls(engine, patcher)
     for name in _RESOLVERS:
         real = getattr(_socket, name)
 
