@@ -10,7 +10,6 @@ from typing import Any
 from .protocol import DIVERGED_EXIT
 
 
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="retrace", description="Record Python executions and replay them.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -258,9 +258,10 @@ def _default(obj: Any) -> msgpack.ExtType:
     if _is_structseq(obj):
         return msgpack.ExtType(EXT_CODEC, packb(["structseq", _encode_structseq(obj)]))
     # Subclasses of plain types (str/int enums are handled above) travel as their base type.
+    base: Any
     for base in (bool, int, float, str, bytes, list, dict):
         if isinstance(obj, base):
-            return base(obj)  # type: ignore[return-value]
+            return base(obj)  # type: ignore[no-any-return]
     raise UnencodableValue(obj)
 
 

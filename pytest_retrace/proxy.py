@@ -139,7 +139,7 @@ class UpdatableFile(io.BytesIO):
         self._engine = engine
         self._real_open = real_open
         self.name = path
-        self.mode = mode
+        self.mode = mode  # type: ignore[misc]  # BytesIO has no mode; open() files do
         if "a" in mode:
             self.seek(0, io.SEEK_END)
 
@@ -163,7 +163,7 @@ class RecordedFile(io.BytesIO):
     def __init__(self, content: bytes, name: Any, mode: str) -> None:
         super().__init__(content)
         self.name = name
-        self.mode = mode
+        self.mode = mode  # type: ignore[misc]  # BytesIO has no mode; open() files do
 
 
 def _nothing() -> None:

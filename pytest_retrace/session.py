@@ -28,7 +28,6 @@ from .protocol import CHILD_ENV, DIVERGED_EXIT
 from .tape import FORMAT, TapeWriter, read_recording
 
 
-
 def _program_traceback(exc: BaseException) -> Any:
     tb = exc.__traceback__
     while tb is not None and launcher_frame(tb.tb_frame.f_code.co_filename):

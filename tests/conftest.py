@@ -29,13 +29,14 @@ class Run:
     verdict: dict[str, Any] | None = None
 
 
-def retrace(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> Run:
+def retrace(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120,
+            stdin: str = "") -> Run:
     """Run the ``retrace`` CLI as a user would, in a subprocess."""
     full_env = dict(os.environ)
     full_env.update(env or {})
     proc = subprocess.run(
         [sys.executable, "-m", "pytest_retrace", *args],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, input=stdin,
     )
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
@@ -46,9 +47,10 @@ class Recorder:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def record(self, program: str, *args: str, env: dict[str, str] | None = None, name: str = "rec") -> Run:
+    def record(self, program: str, *args: str, env: dict[str, str] | None = None, name: str = "rec",
+               stdin: str = "") -> Run:
         return retrace("record", "-o", f"{name}.retrace", "--", str(PROGRAMS / program), *args,
-                       cwd=self.folder, env=env)
+                       cwd=self.folder, env=env, stdin=stdin)
 
     def replay(self, name: str = "rec", env: dict[str, str] | None = None) -> Run:
         verdict_path = self.folder / f"{name}.verdict.json"

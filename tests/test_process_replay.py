@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import PROGRAMS, Recorder
 
 
@@ -105,6 +104,12 @@ def test_a_crash_replays_with_the_same_traceback(recorder: Recorder, tmp_path: P
     replayed = assert_faithful(recorder, recorded)
     assert replayed.verdict["status"] == "crash-reproduced"
     assert replayed.verdict["recorded"]["exception"]["type"] == "ValueError"
+
+
+def test_standard_input_is_recorded(recorder: Recorder) -> None:
+    recorded = recorder.record("stdin_reader.py", stdin="ada\nthree more words\n")
+    assert recorded.stdout == "name? hello ada and 3 more words\n"
+    assert_faithful(recorder, recorded)  # the replay's stdin is empty
 
 
 def test_module_entry_point(recorder: Recorder, tmp_path: Path) -> None:

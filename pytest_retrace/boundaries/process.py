@@ -1,5 +1,5 @@
 """Processes: ``subprocess.Popen`` (so ``run``, ``check_output``, ``os.popen``), ``os.system``,
-``os.getpid``/``getppid``.
+``os.getpid``/``getppid``, and what the process reads from its standard input.
 
 On replay nothing is spawned: :class:`Popen` answers every method from the
 recording. It subclasses the real Popen so ``isinstance`` checks still hold.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import subprocess
+import sys
 from typing import TYPE_CHECKING, Any
 
 from ..engine import payload
@@ -29,7 +30,7 @@ def _bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     """Popen's arguments by name (what inspect.signature().bind does, without importing inspect)."""
     if len(args) > len(_POSITIONAL):
         raise TypeError(f"Popen() takes at most {len(_POSITIONAL)} positional arguments ({len(args)} given)")
-    bound = dict(zip(_POSITIONAL, args))
+    bound = dict(zip(_POSITIONAL, args, strict=False))
     bound.update(kwargs)
     if "args" not in bound:
         raise TypeError("Popen() missing required argument: 'args'")
@@ -144,7 +145,19 @@ def make_popen(engine: Engine) -> type:
     return Popen
 
 
+def _install_stdin(engine: Engine, patcher: Patcher) -> None:
+    """``sys.stdin`` (so ``input()``) becomes a recorded stream: on replay nothing is read."""
+    real = sys.stdin
+    if real is None:
+        return
+    buffer = getattr(real, "buffer", None)
+    stream = RecordedStream(engine, "stdin", "<stdin>", buffer, "rb", "<stdin>")
+    text = io.TextIOWrapper(stream, encoding=real.encoding, errors=real.errors, line_buffering=True)
+    patcher.set(sys, "stdin", text)
+
+
 def install(engine: Engine, patcher: Patcher, options: Options) -> None:
+    _install_stdin(engine, patcher)
     patcher.set(subprocess, "Popen", make_popen(engine))
     real_system = os.system
 

@@ -305,10 +305,10 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
 
         def run() -> list[list[int]]:
             ready = real_select(*lists, timeout)
-            return [[i for i, o in enumerate(watched) if o in got] for watched, got in zip(lists, ready)]
+            return [[i for i, o in enumerate(watched) if o in got] for watched, got in zip(lists, ready, strict=True)]
 
         positions = engine.call("select.select", (len(lists[0]), len(lists[1]), len(lists[2]), timeout), run)
-        return tuple([watched[i] for i in found] for watched, found in zip(lists, positions))  # type: ignore[return-value]
+        return tuple([watched[i] for i in found] for watched, found in zip(lists, positions, strict=True))  # type: ignore[return-value]
 
     select_.__name__, select_.__doc__ = "select", real_select.__doc__
     patcher.set(select, "select", select_)
