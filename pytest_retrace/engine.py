@@ -125,6 +125,7 @@ class Engine:
 # ``code = name_id << 2 | form`` and form 0 has no args (main thread), 1 has args (main
 # thread), 2 has args and a thread id.
 FORM_PLAIN, FORM_ARGS, FORM_THREAD = 0, 1, 2
+_MUTABLE = (list, dict, bytearray)
 
 
 class Recorder(Engine):
@@ -178,7 +179,9 @@ class Recorder(Engine):
             self._append(nid, args, Raised(exc))
             raise
         leave_gate()
-        self._append(nid, args, result)
+        # The writer encodes later, on its own thread: a list or dict the program goes on to
+        # mutate must be recorded as it was returned.
+        self._append(nid, args, result.copy() if type(result) in _MUTABLE else result)
         return result
 
     def wrap_noarg(self, name: str, fn: Callable[[], Any]) -> Callable[[], Any]:

@@ -139,3 +139,46 @@ def test_usage_errors_are_clear(tmp_path: Path) -> None:
     (tmp_path / "junk.retrace").write_bytes(b"not a recording at all")
     junk = retrace("show", "junk.retrace", cwd=tmp_path)
     assert junk.returncode == 2 and "not a pytest-retrace recording" in junk.stderr
+
+
+def test_writing_other_content_diverges_at_the_write(recorder: Recorder, tmp_path: Path) -> None:
+    program = tmp_path / "prog.py"
+    program.write_text("with open('out.txt', 'w') as f:\n    f.write('total=10')\nprint(open('out.txt').read())\n")
+    assert retrace("record", "-o", "rec.retrace", "prog.py", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "out.txt").read_text() == "total=10"
+    (tmp_path / "out.txt").unlink()
+    program.write_text(program.read_text().replace("total=10", "total=11"))
+    replayed = recorder.replay()
+    assert replayed.returncode == DIVERGED
+    d = replayed.verdict["divergence"]
+    assert d["expected"]["name"] == d["actual"]["name"] == "file.written"
+    assert "('out.txt', 8, " in d["expected"]["call"]
+    assert not (tmp_path / "out.txt").exists(), "replay must not write data files"
+
+
+def test_update_modes_serve_recorded_content(recorder: Recorder, tmp_path: Path) -> None:
+    (tmp_path / "log.txt").write_text("first\n")
+    (tmp_path / "prog.py").write_text(
+        "with open('log.txt', 'a+') as f:\n"
+        "    f.write('second\\n')\n"
+        "    f.seek(0)\n"
+        "    print(f.read().split())\n"
+        "with open('log.txt', 'r+b') as f:\n"
+        "    print(f.read())\n"
+    )
+    recorded = retrace("record", "-o", "rec.retrace", "prog.py", cwd=tmp_path)
+    assert recorded.stdout == "['first', 'second']\nb'first\\nsecond\\n'\n"
+    (tmp_path / "log.txt").write_text("changed since\n")
+    replayed = recorder.replay()
+    assert replayed.verdict["faithful"] is True and replayed.stdout == recorded.stdout
+    assert (tmp_path / "log.txt").read_text() == "changed since\n"
+
+
+def test_live_paths_are_read_for_real_on_replay(recorder: Recorder, tmp_path: Path) -> None:
+    (tmp_path / "template.html").write_text("<b>v1</b>")
+    (tmp_path / "prog.py").write_text("print(len(open('template.html').read()))\n")
+    assert retrace("record", "-o", "rec.retrace", "--live", "*.html", "prog.py", cwd=tmp_path).returncode == 0
+    (tmp_path / "template.html").write_text("<b>version 2</b>")
+    replayed = recorder.replay()
+    assert replayed.returncode == DIVERGED, "the live file's new content reaches the program"
+    assert replayed.verdict["divergence"]["differs"] == ["stdout"]

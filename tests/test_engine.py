@@ -120,3 +120,17 @@ def test_datetime_subclass_now_keeps_its_type() -> None:
     recorded, replayed, _ = record_then_replay(lambda: (Stamp.now(), Stamp.now(dt.timezone.utc), Stamp.today()))
     assert recorded == replayed
     assert all(type(v) is Stamp for v in replayed)
+
+
+def test_a_result_mutated_after_the_call_is_recorded_as_returned(tmp_path) -> None:
+    (tmp_path / "a").write_text("")
+    (tmp_path / "b").write_text("")
+
+    def program() -> list[str]:
+        names = os.listdir(tmp_path)
+        first = sorted(names)
+        names.clear()  # the program consumes its list before the writer encodes it
+        return first
+
+    recorded, replayed, _ = record_then_replay(program)
+    assert recorded == replayed == ["a", "b"]
