@@ -12,6 +12,7 @@ from memory on both sides; other files (devices, FIFOs) record each read call.
 from __future__ import annotations
 
 import fnmatch
+import glob
 import io
 import os
 import site
@@ -232,6 +233,10 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
     for fn, real in ((stat, real_stat), (lstat, real_lstat), (listdir, real_listdir), (scandir, real_scandir)):
         fn.__doc__ = real.__doc__
         patcher.set(os, fn.__name__, fn)
+    globber = getattr(glob, "_StringGlobber", None)  # Python 3.13+ binds these at import
+    if globber is not None:
+        patcher.set(globber, "scandir", staticmethod(scandir))
+        patcher.set(globber, "lstat", staticmethod(lstat))
 
 
 def _read_or_empty(real_open: Any, path: Any, base: str) -> bytes:
