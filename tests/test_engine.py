@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import random
 import select
+import selectors
 import socket
 import time
 from collections.abc import Callable
@@ -134,3 +135,23 @@ def test_a_result_mutated_after_the_call_is_recorded_as_returned(tmp_path) -> No
 
     recorded, replayed, _ = record_then_replay(program)
     assert recorded == replayed == ["a", "b"]
+
+
+@pytest.mark.parametrize("kind", ["poll", "epoll", "selector"])
+def test_readiness_maps_to_this_runs_descriptors(kind: str) -> None:
+    def program() -> list[int]:
+        pairs = [socket.socketpair() for _ in range(3)]
+        # Looked up inside the program: the patched classes exist only while it runs.
+        poller = {"poll": select.poll, "epoll": select.epoll, "selector": selectors.DefaultSelector}[kind]()
+        for a, _ in pairs:
+            poller.register(a, select.POLLIN)  # == EPOLLIN == EVENT_READ
+        pairs[1][1].sendall(b"x")
+        ready = poller.select(1.0) if isinstance(poller, selectors.BaseSelector) else poller.poll(1000)
+        fds = [key.fileobj.fileno() if isinstance(poller, selectors.BaseSelector) else key for key, _ in ready]
+        which = [i for i, (a, _) in enumerate(pairs) if a.fileno() in fds]
+        for a, b in pairs:
+            a.close(), b.close()
+        return which
+
+    recorded, replayed, _ = record_then_replay(program)
+    assert recorded == replayed == [1]

@@ -167,82 +167,71 @@ class TLSSocket(wrapt.ObjectProxy):  # type: ignore[misc]
     makefile = _REAL_SOCKET.makefile
 
 
-class _Registry:
-    """File objects watched by a poll/epoll object, in registration order."""
+class _Poller:
+    """A recorded poll/epoll object: the real one watches, readiness is answered by position.
 
-    def __init__(self) -> None:
-        self.fds: list[int] = []
+    File objects are numbered in registration order; a poll result is recorded as
+    (position, events) pairs and mapped back to this run's descriptors.
+    """
 
-    def add(self, fd: Any) -> int:
+    default_mask = 0
+    _call: Any = None  # the engine's call, set on the subclass
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self._fds: list[int] = []
+
+    def register(self, fd: Any, eventmask: int | None = None) -> None:
         fd = fd if isinstance(fd, int) else fd.fileno()
-        if fd not in self.fds:
-            self.fds.append(fd)
-        return fd
+        if fd not in self._fds:
+            self._fds.append(fd)
+        self._real.register(fd, self.default_mask if eventmask is None else eventmask)
 
-    def remove(self, fd: Any) -> int:
+    def modify(self, fd: Any, eventmask: int) -> None:
+        self._real.modify(fd, eventmask)
+
+    def unregister(self, fd: Any) -> None:
         fd = fd if isinstance(fd, int) else fd.fileno()
-        if fd in self.fds:
-            self.fds.remove(fd)
-        return fd
+        if fd in self._fds:
+            self._fds.remove(fd)
+        self._real.unregister(fd)
 
-    def positions(self, ready: list[tuple[int, int]]) -> list[list[int]]:
-        return [[self.fds.index(fd), events] for fd, events in ready]
+    def _poll(self, name: str, args: tuple[Any, ...]) -> list[tuple[int, int]]:
+        fds, real = self._fds, self._real
 
-    def fds_at(self, positions: list[list[int]]) -> list[tuple[int, int]]:
-        return [(self.fds[i], events) for i, events in positions]
+        def positions() -> list[list[int]]:
+            return [[fds.index(fd), events] for fd, events in real.poll(*args)]
+
+        return [(fds[i], events) for i, events in self._call(name, (len(fds), *args), positions)]
 
 
 def make_pollers(engine: Engine) -> tuple[Any, Any]:
     real_poll = select.poll
     real_epoll = getattr(select, "epoll", None)
 
-    class Poll:
+    class Poll(_Poller):
         """Recorded ``select.poll()``."""
 
+        default_mask = select.POLLIN | select.POLLPRI | select.POLLOUT
+        _call = staticmethod(engine.call)
+
         def __init__(self) -> None:
-            self._real = real_poll()
-            self._registry = _Registry()
-
-        def register(self, fd: Any, eventmask: int = select.POLLIN | select.POLLPRI | select.POLLOUT) -> None:
-            self._real.register(self._registry.add(fd), eventmask)
-
-        def modify(self, fd: Any, eventmask: int) -> None:
-            self._real.modify(fd, eventmask)
-
-        def unregister(self, fd: Any) -> None:
-            self._real.unregister(self._registry.remove(fd))
+            super().__init__(real_poll())
 
         def poll(self, timeout: Any = None) -> list[tuple[int, int]]:
-            registry, real = self._registry, self._real
-            positions = engine.call(
-                "select.poll", (len(registry.fds), timeout), lambda: registry.positions(real.poll(timeout))
-            )
-            return registry.fds_at(positions)
+            return self._poll("select.poll", (timeout,))
 
-    class Epoll:
+    class Epoll(_Poller):
         """Recorded ``select.epoll()`` (what ``selectors.DefaultSelector`` uses on Linux)."""
 
+        default_mask = select.EPOLLIN | select.EPOLLPRI | select.EPOLLOUT
+        _call = staticmethod(engine.call)
+
         def __init__(self, sizehint: int = -1, flags: int = 0) -> None:
-            self._real = real_epoll(sizehint, flags)  # type: ignore[misc]
-            self._registry = _Registry()
-
-        def register(self, fd: Any, eventmask: int = select.EPOLLIN | select.EPOLLPRI | select.EPOLLOUT) -> None:
-            self._real.register(self._registry.add(fd), eventmask)
-
-        def modify(self, fd: Any, eventmask: int) -> None:
-            self._real.modify(fd, eventmask)
-
-        def unregister(self, fd: Any) -> None:
-            self._real.unregister(self._registry.remove(fd))
+            super().__init__(real_epoll(sizehint, flags))  # type: ignore[misc]
 
         def poll(self, timeout: float | None = None, maxevents: int = -1) -> list[tuple[int, int]]:
-            registry, real = self._registry, self._real
-            positions = engine.call(
-                "select.epoll",
-                (len(registry.fds), timeout, maxevents),
-                lambda: registry.positions(real.poll(timeout, maxevents)),
-            )
-            return registry.fds_at(positions)
+            return self._poll("select.epoll", (timeout, maxevents))
 
         def fileno(self) -> int:
             return self._real.fileno()
