@@ -1,0 +1,80 @@
+"""Steady-state cost of recording and replaying the Flask workload, in CPU instructions.
+
+    python tests/benchmarks/bench_instructions.py [--requests 500]
+
+Wall clocks on a shared 2-core machine vary by ±10% from run to run; instruction counts
+(valgrind callgrind) do not. Runs plain, recorded and replayed, each with 0 and N requests,
+give the instructions per request of each with start-up subtracted, and their ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+FOLDER = tempfile.mkdtemp()
+
+
+def child(mode: str, requests: int, recording: str) -> None:
+    sys.path.insert(0, HERE)
+    writer = None
+    if mode != "plain":
+        from pytest_retrace import boundaries
+        from pytest_retrace.engine import Recorder, Replayer, start_main_thread
+        from pytest_retrace.patch import Patcher
+        from pytest_retrace.tape import TapeWriter, read_recording
+
+        if mode == "recorded":
+            writer = TapeWriter(recording, {"kind": "bench"})
+            engine: Recorder | Replayer = Recorder(writer.sink, writer.name_id)
+        else:
+            engine = Replayer(read_recording(recording).events())
+        start_main_thread()
+        boundaries.install(engine, Patcher(), boundaries.Options())
+    import flask_workload
+
+    flask_workload.serve(requests)
+    if writer is not None:
+        writer.close({"status": 0})
+
+
+def instructions(mode: str, requests: int) -> int:
+    recording = os.path.join(FOLDER, f"flask-{requests}.retrace")
+    proc = subprocess.run(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={os.path.join(FOLDER, 'callgrind.out')}",
+         sys.executable, __file__, "--child", mode, "--requests", str(requests), "--recording", recording],
+        capture_output=True, text=True, check=True,
+    )
+    return int(re.search(r"Collected : (\d+)", proc.stderr).group(1))  # type: ignore[union-attr]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--child", choices=["plain", "recorded", "replayed"])
+    parser.add_argument("--recording")
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.requests, args.recording)
+        return
+    if shutil.which("valgrind") is None:
+        sys.exit("bench_instructions: valgrind is not installed (apt-get install valgrind)")
+    per_request = {}
+    for mode in ("plain", "recorded", "replayed"):  # replayed reads what recorded wrote
+        per_request[mode] = (instructions(mode, args.requests) - instructions(mode, 0)) / args.requests
+    plain = per_request["plain"]
+    print(f"Flask workload under callgrind, {args.requests} requests (start-up subtracted)")
+    for mode, count in per_request.items():
+        print(f"  {mode:<9} {count:10,.0f} instructions/request  ({count / plain:.3f}x plain)")
+
+
+if __name__ == "__main__":
+    main()
