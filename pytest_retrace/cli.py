@@ -121,7 +121,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import RecordingError
+    from .errors import RetraceError
 
     parser = _parser()
     args = parser.parse_args(argv)
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "replay":
             return _replay(args)
         return _show(args)
-    except RecordingError as exc:
+    except RetraceError as exc:
         sys.stderr.write(f"retrace {args.command}: {exc}\n")
         return 2
 

@@ -18,6 +18,7 @@ import tempfile
 import threading
 from typing import Any, BinaryIO, NamedTuple
 
+from .errors import RetraceError
 from .protocol import CHILD_CODE, CHILD_ENV
 from .tape import append_end, read_recording
 
@@ -106,6 +107,16 @@ def run_child(config: dict[str, Any], hash_seed: int, passthrough: bool = True) 
     return ChildRun(returncode, stdout, stderr, result)
 
 
+def _check_program(entry: dict[str, str], cwd: str) -> None:
+    """The program's code must be there: recordings hold what it read, not the program itself."""
+    script = entry.get("script")
+    if script is not None and not os.path.isfile(os.path.join(cwd, script)):
+        raise RetraceError(
+            f"no program {script!r} in {cwd}: record and replay run the program's own code, "
+            "so it must exist (check the path, or replay from the checkout it was recorded in)"
+        )
+
+
 def record(
     output: str,
     entry: dict[str, str],
@@ -115,6 +126,12 @@ def record(
     redact: str | None = None,
 ) -> int:
     """Record one run of a program into ``output``; returns the program's exit status."""
+    _check_program(entry, os.getcwd())
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder):
+        raise RetraceError(f"cannot write the recording {output}: the folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK):
+        raise RetraceError(f"cannot write the recording {output}: the folder {folder} is not writable")
     config: dict[str, Any] = {
         "mode": "record",
         "output": os.path.abspath(output),
@@ -153,6 +170,7 @@ def replay(path: str, stuck_timeout: float = 10.0, passthrough: bool = True) -> 
     from .verdict import conclude, unreadable
 
     rec = read_recording(path)
+    _check_program(rec.header["entry"], rec.header["cwd"])
     if rec.status == "corrupt":
         return unreadable(path, "corrupt", f"{path}: corrupt recording: {rec.problem}", rec.offset)
     if rec.end is not None and rec.end.get("recording_error"):

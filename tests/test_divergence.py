@@ -129,6 +129,14 @@ def test_show_lists_header_and_events(recorder: Recorder, tmp_path: Path) -> Non
     assert [e["name"] for e in doc["events"]][-1] == "time.time"
 
 
+def test_replay_without_the_program_is_a_usage_error(recorder: Recorder, tmp_path: Path) -> None:
+    (tmp_path / "prog.py").write_text("print('hi')\n")
+    assert retrace("record", "-o", "rec.retrace", "prog.py", cwd=tmp_path).returncode == 0
+    (tmp_path / "prog.py").unlink()
+    replayed = recorder.replay()
+    assert replayed.returncode == 2 and "no program 'prog.py'" in replayed.stderr
+
+
 def test_usage_errors_are_clear(tmp_path: Path) -> None:
     missing = retrace("replay", "nowhere.retrace", cwd=tmp_path)
     assert missing.returncode == 2 and "no such recording" in missing.stderr
@@ -136,6 +144,10 @@ def test_usage_errors_are_clear(tmp_path: Path) -> None:
     assert shown.returncode == 2 and "no such recording" in shown.stderr
     noprog = retrace("record", "-o", "x.retrace", cwd=tmp_path)
     assert noprog.returncode == 2 and "name the program to record" in noprog.stderr
+    nofolder = retrace("record", "-o", "nowhere/x.retrace", str(PROGRAMS / "clocks.py"), cwd=tmp_path)
+    assert nofolder.returncode == 2 and "does not exist; create it first" in nofolder.stderr
+    noscript = retrace("record", "-o", "x.retrace", "missing.py", cwd=tmp_path)
+    assert noscript.returncode == 2 and "no program 'missing.py'" in noscript.stderr
     (tmp_path / "junk.retrace").write_bytes(b"not a recording at all")
     junk = retrace("show", "junk.retrace", cwd=tmp_path)
     assert junk.returncode == 2 and "not a pytest-retrace recording" in junk.stderr
