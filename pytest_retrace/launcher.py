@@ -156,6 +156,8 @@ def record(
         }
         if run.result.get("recording_error"):
             end["recording_error"] = run.result["recording_error"]
+            sys.stderr.write(f"retrace record: warning: {output} is incomplete and will not replay: "
+                             f"{run.result['recording_error']}\n")
         append_end(output, end)
     elif run.returncode < 0:
         return 128 - run.returncode

@@ -146,6 +146,7 @@ def replay(config: dict[str, Any]) -> NoReturn:
     rec = read_recording(config["recording"])
     header = rec.header
     env_boundary.restore(header["environ"])
+    sys.executable = header.get("executable", sys.executable)  # the program may start itself again
     if os.path.isdir(header["cwd"]):
         os.chdir(header["cwd"])
 

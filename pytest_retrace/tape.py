@@ -99,6 +99,9 @@ class TapeWriter:
             while not self._stop:
                 self._wake.acquire(timeout=FLUSH_INTERVAL)
                 self.flush()
+        except OSError as exc:  # disk full, file gone: the program must not notice, the recording must say so
+            self.error = f"writing {self.path} failed: {exc}"
+            self._stop = True
         finally:
             self._done.release()
 
@@ -150,7 +153,10 @@ class TapeWriter:
             self._wake.release()
             self._done.acquire()
             self._running = False
-        self.flush()
+        try:
+            self.flush()
+        except OSError as exc:
+            self.error = self.error or f"writing {self.path} failed: {exc}"
         if end is not None:
             end = dict(end)
             if self.error is not None:

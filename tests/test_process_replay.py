@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PROGRAMS, Recorder
+from conftest import PROGRAMS, Recorder, retrace
 
 
 def plain(program: str, *args: str, cwd: Path) -> str:
@@ -74,9 +74,12 @@ def test_subprocesses_are_not_spawned_on_replay(recorder: Recorder, tmp_path: Pa
     recorded = recorder.record("subprocesses.py")
     assert recorded.returncode == 0, recorded.stderr
     assert "returncode 3" in recorded.stdout and "called process error 1" in recorded.stdout
+    assert "os.system 5" in recorded.stdout and "timeout 0.199" in recorded.stdout
     bin_dir = tmp_path / "nobin"
     bin_dir.mkdir()
-    assert_faithful(recorder, recorded, env={"PATH": str(bin_dir)})
+    # Replayed through another interpreter path and with nothing on PATH: nothing can be spawned.
+    replayed = retrace("replay", "rec.retrace", cwd=recorder.folder, env={"PATH": str(bin_dir)})
+    assert (replayed.returncode, replayed.stdout, replayed.stderr) == (0, recorded.stdout, "")
 
 
 def test_http_clients_replay_with_the_server_gone(recorder: Recorder, http_server) -> None:
