@@ -1,12 +1,14 @@
-"""The ``retrace`` command (also ``python -m pytest_retrace``): record, replay, show."""
+"""The ``retrace`` command (also ``python -m pytest_retrace``): record, replay, pin, triage, show."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
+from .errors import RetraceError
 from .protocol import DIVERGED_EXIT
 
 
@@ -29,6 +31,15 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--verdict", metavar="FILE", help="write the verdict as JSON to FILE")
     rep.add_argument("--stuck-timeout", type=float, default=10.0, metavar="SECONDS",
                      help="how long threads may wait with no progress before the replay counts as stuck")
+
+    pin = sub.add_parser("pin", help="keep a crash recording as a regression case in the project")
+    pin.add_argument("recording", metavar="REC")
+    pin.add_argument("--into", metavar="DIR", default=os.environ.get("RETRACE_PIN_DIR", "tests/recordings"),
+                     help="the project's regression folder (default: $RETRACE_PIN_DIR or tests/recordings)")
+
+    triage = sub.add_parser("triage", help="group the crash recordings in a folder by crash fingerprint")
+    triage.add_argument("folder", metavar="DIR")
+    triage.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     show = sub.add_parser("show", help="print a recording's header and events")
     show.add_argument("recording", metavar="REC")
@@ -61,15 +72,48 @@ def _record(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from .launcher import replay
     from .report import format_verdict
+    from .verdict import public
 
     verdict = replay(args.recording, stuck_timeout=args.stuck_timeout)
     if args.verdict:
         with open(args.verdict, "w") as f:
-            json.dump(verdict, f, indent=2, default=repr)
+            json.dump(public(verdict), f, indent=2, default=repr)
     if verdict["faithful"]:
         return int(verdict["replayed"]["status"])
     sys.stderr.write(format_verdict(verdict) + "\n")
     return DIVERGED_EXIT
+
+
+def _pin(args: argparse.Namespace) -> int:
+    from .pinning import pin
+
+    target = pin(args.recording, args.into)
+    print(f"pinned {args.recording} as {target}")
+    print(f"it fails while the crash still happens: pytest --retrace-recordings={target}")
+    return 0
+
+
+def _triage(args: argparse.Namespace) -> int:
+    from .pinning import triage
+
+    if not os.path.isdir(args.folder):
+        raise RetraceError(f"{args.folder} is not a folder; give the folder that holds the recordings")
+    groups = triage(args.folder)
+    if args.json:
+        json.dump(groups, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    if not groups:
+        print(f"no crash recordings in {args.folder}")
+        return 0
+    for g in groups:
+        pinned = "  (pinned)" if g["pinned"] else ""
+        print(f"{g['count']:>5} x  {g['type']}: {g['message']}{pinned}")
+        print(f"         at {g['place']}, fingerprint {g['fingerprint']}, first {g['first_seen']}, "
+              f"last {g['last_seen']}")
+        if not g["pinned"]:
+            print(f"         retrace pin {g['recordings'][0]}")
+    return 0
 
 
 def _jsonable(value: Any) -> Any:
@@ -121,16 +165,13 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import RetraceError
-
     parser = _parser()
     args = parser.parse_args(argv)
+    commands = {"replay": _replay, "pin": _pin, "triage": _triage, "show": _show}
     try:
         if args.command == "record":
             return _record(args, parser)
-        if args.command == "replay":
-            return _replay(args)
-        return _show(args)
+        return commands[args.command](args)
     except RetraceError as exc:
         sys.stderr.write(f"retrace {args.command}: {exc}\n")
         return 2

@@ -28,13 +28,11 @@ from typing import Any
 
 from .codec import Digest, Raised
 from .demux import EXHAUSTED
-from .errors import ReplayDivergence
+from .errors import ReplayDivergence, UnrecordedCall
 
 # Byte payloads up to this size are kept whole in call keys (readable diffs); larger ones become a Digest.
 INLINE_BYTES = 1024
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-
-THREAD_MISMATCH = -100  # a thread the recording never saw asked for an event
 
 # True while only the main thread runs and no gate is open: the state the hot path may assume.
 FAST = [False]
@@ -206,11 +204,13 @@ class Recorder(Engine):
 
 
 def decode_events(flat: list[Any], names: list[str]) -> list[Event]:
-    """Events from their flat on-disk form."""
+    """Events from their flat on-disk form. Raises ValueError when the stream is malformed."""
     events: list[Event] = []
     i, n = 0, len(flat)
     while i < n:
         code = flat[i]
+        if type(code) is not int or (code >> 2) >= len(names) or i + 2 + (code & 3) > n:
+            raise ValueError(f"malformed event stream at value {i} (event {len(events)})")
         form = code & 3
         if form == FORM_PLAIN:
             events.append(Event(len(events), names[code >> 2], None, flat[i + 1], 0))
@@ -279,6 +279,11 @@ class Replayer(Engine):
 
     A recording made on one thread is replayed with a plain cursor; one with several
     threads goes through the demultiplexer, which hands each thread its turn.
+
+    With ``answer_by_key`` (recordings of a crash), the first divergence does not end
+    the replay: the fixed code usually takes a new path, so from there on every call is
+    answered by its call key from the events not yet consumed (in order, the last one
+    repeating), and a call with no answer raises :class:`UnrecordedCall` into the program.
     """
 
     recording = False
@@ -289,6 +294,7 @@ class Replayer(Engine):
         on_divergence: Callable[[dict[str, Any]], None] | None = None,
         truncated: bool = False,
         stuck_timeout: float = 10.0,
+        answer_by_key: bool = False,
     ) -> None:
         from .demux import Demux
 
@@ -296,9 +302,15 @@ class Replayer(Engine):
         self.truncated = truncated
         self.single_thread = all(e.tid == 0 for e in events)
         self._cursor = iter(events)
+        self._in_order = [self.single_thread]  # the hot path's switch: single-threaded, in recorded order
         self.demux = None if self.single_thread else Demux([e.tid for e in events])
         self.on_divergence = on_divergence or self._raise
         self.stuck_timeout = stuck_timeout
+        self.answer_by_key = answer_by_key
+        self.first_divergence: dict[str, Any] | None = None
+        self.answered_by_key = 0
+        self.unanswered: list[str] = []
+        self._by_key: dict[tuple[str, bytes], list[Any]] | None = None
         self._threads = 0
 
     @staticmethod
@@ -316,22 +328,31 @@ class Replayer(Engine):
             return len(self.events) - length_hint(self._cursor)
         return self.demux.position
 
+    @property
+    def keyed(self) -> bool:
+        """True once the replay answers by call key (a crash recording after its first divergence)."""
+        return self._by_key is not None
+
     def next_event(self, name: str, args: Any) -> Event:
+        if self._by_key is not None:
+            return self._answer_by_key(name, args)
         tid = tls.tid if tls.tid >= 0 else _current_tid(self.next_tid)
         if self.demux is None:
             if tid != 0:
-                self._fail_claim(THREAD_MISMATCH, tid, name, args)
+                return self.diverge("thread", None, name, args, tid)
             event = next(self._cursor, None)
             if event is None:
-                self._fail_claim(EXHAUSTED, tid, name, args)
+                return self._exhausted(name, args, tid)
         else:
             index = self.demux.claim(tid, self.stuck_timeout)
+            if index == EXHAUSTED:
+                return self._exhausted(name, args, tid)
             if index < 0:
-                self._fail_claim(index, tid, name, args)
+                return self.diverge("stuck", None, name, args, tid)
             event = self.events[index]
-        if event.name != name or event.args != args:  # type: ignore[union-attr]
-            self.diverge(event, name, args, tid)  # type: ignore[arg-type]
-        return event  # type: ignore[return-value]
+        if event.name != name or event.args != args:
+            return self.diverge("mismatch", event, name, args, tid)
+        return event
 
     def call(self, name: str, args: Any, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
         if tls.gate:
@@ -344,19 +365,19 @@ class Replayer(Engine):
     def wrap_noarg(self, name: str, fn: Callable[[], Any]) -> Callable[[], Any]:
         fast = FAST
         cursor = self._cursor
-        single = self.single_thread
+        in_order = self._in_order
         slow = self.next_event
 
         def replayed() -> Any:
-            if fast[0] and single:
+            if fast[0] and in_order[0]:
                 event = next(cursor, None)
                 if event is None or event.name != name or event.args is not None:
-                    self._recheck(event, name)
+                    event = self._recheck(event, name)
             elif tls.gate:
                 return fn()
             else:
                 event = slow(name, None)
-            result = event.result  # type: ignore[union-attr]
+            result = event.result
             if type(result) is Raised:
                 raise result.exception.with_traceback(None)
             return result
@@ -365,30 +386,52 @@ class Replayer(Engine):
         replayed.__doc__ = getattr(fn, "__doc__", None)
         return replayed
 
-    def _recheck(self, event: Event | None, name: str) -> None:
+    def _recheck(self, event: Event | None, name: str) -> Event:
         if event is None:
-            self._fail_claim(EXHAUSTED, 0, name, None)
-        self.diverge(event, name, None, 0)  # type: ignore[arg-type]
+            return self._exhausted(name, None, 0)
+        return self.diverge("mismatch", event, name, None, 0)
+
+    def _exhausted(self, name: str, args: Any, tid: int) -> Event:
+        return self.diverge("truncated" if self.truncated else "extra-call", None, name, args, tid)
 
     # -- divergence -------------------------------------------------------------------------------------
 
-    def _fail_claim(self, code: int, tid: int, name: str, args: Any) -> None:
-        if code == THREAD_MISMATCH:
-            self.report("thread", None, name, args, tid)
-        if code == EXHAUSTED:
-            if self.truncated:
-                self.report("truncated", None, name, args, tid)
-            self.report("extra-call", None, name, args, tid)
-        self.report("stuck", None, name, args, tid)
+    def diverge(self, kind: str, expected: Event | None, name: str, args: Any, tid: int) -> Event:
+        """Report the first divergence; a crash recording goes on answering by call key."""
+        report = self.report(kind, expected, name, args, tid)
+        if not self.answer_by_key or kind == "truncated":
+            self.on_divergence(report)
+            raise AssertionError("on_divergence must not return")  # pragma: no cover
+        self.first_divergence = report
+        with internal:
+            self._by_key = {}
+            start = expected.index if expected is not None else self.consumed
+            for event in self.events[start:]:
+                self._by_key.setdefault(_call_key(event.name, event.args), [0]).append(event)
+        self._in_order[0] = False
+        return self._answer_by_key(name, args)
 
-    def diverge(self, expected: Event, name: str, args: Any, tid: int) -> None:
-        self.report("mismatch", expected, name, args, tid)
+    def _answer_by_key(self, name: str, args: Any) -> Event:
+        with internal:
+            answers = self._by_key.get(_call_key(name, args)) if self._by_key is not None else None
+            if answers is None:
+                call = describe_call(name, args)
+                self.unanswered.append(call)
+                raise UnrecordedCall(
+                    f"{call}: the recording holds no answer for this call (the replay answers by call key "
+                    "since the code took a new path); catch pytest_retrace.UnrecordedCall, or record again"
+                )
+            position = answers[0]
+            if position < len(answers) - 2:
+                answers[0] = position + 1
+            self.answered_by_key += 1
+            return answers[1 + position]  # type: ignore[no-any-return]
 
-    def report(self, kind: str, expected: Event | None, name: str, args: Any, tid: int) -> None:
+    def report(self, kind: str, expected: Event | None, name: str, args: Any, tid: int) -> dict[str, Any]:
         with internal:
             index = expected.index if expected is not None else self.consumed
             before = self.events[max(0, index - 5) : index]
-            report = {
+            return {
                 "kind": kind,
                 "index": index,
                 "thread": tid,
@@ -400,8 +443,12 @@ class Replayer(Engine):
                     for e in before
                 ],
             }
-        self.on_divergence(report)
-        raise AssertionError("on_divergence must not return")  # pragma: no cover
+
+
+def _call_key(name: str, args: Any) -> tuple[str, bytes]:
+    from .codec import packb
+
+    return name, packb(args)
 
 
 def _call_json(name: str, args: Any) -> dict[str, Any]:

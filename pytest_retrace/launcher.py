@@ -26,21 +26,24 @@ OUTPUT_HEAD = 8192  # bytes of stdout/stderr kept in END, for diffs when a repla
 
 
 class Output:
-    """One output stream of the program as it passed by."""
+    """One output stream of the program as it passed by: size, digest, its head (or all of it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_all: bool = False) -> None:
         self.size = 0
         self.head = bytearray()
+        self._limit = None if keep_all else OUTPUT_HEAD
         self._hash = hashlib.blake2b(digest_size=16)
 
     def feed(self, chunk: bytes) -> None:
         self.size += len(chunk)
         self._hash.update(chunk)
-        if len(self.head) < OUTPUT_HEAD:
-            self.head += chunk[: OUTPUT_HEAD - len(self.head)]
+        if self._limit is None:
+            self.head += chunk
+        elif len(self.head) < self._limit:
+            self.head += chunk[: self._limit - len(self.head)]
 
     def summary(self) -> dict[str, Any]:
-        return {"digest": self._hash.hexdigest(), "size": self.size, "head": bytes(self.head)}
+        return {"digest": self._hash.hexdigest(), "size": self.size, "head": bytes(self.head[:OUTPUT_HEAD])}
 
 
 def _pump(source: BinaryIO, sink: BinaryIO | None, output: Output) -> None:
@@ -70,15 +73,16 @@ class ChildRun(NamedTuple):
     result: dict[str, Any] | None
 
 
-def run_child(config: dict[str, Any], hash_seed: int, passthrough: bool = True) -> ChildRun:
-    """Run the session child with ``config``; its output passes through to ours unless told not to."""
+def run_child(config: dict[str, Any], hash_seed: int, passthrough: bool = True, keep_output: bool = False) -> ChildRun:
+    """Run the session child with ``config``; its output passes through to ours unless told not to,
+    and is kept whole in the result when ``keep_output``."""
     fd, result_path = tempfile.mkstemp(prefix="retrace-", suffix=".json")
     os.close(fd)
     os.unlink(result_path)
     env = dict(os.environ)
     env["PYTHONHASHSEED"] = str(hash_seed)
     env[CHILD_ENV] = json.dumps(dict(config, result=result_path))
-    stdout, stderr = Output(), Output()
+    stdout, stderr = Output(keep_output), Output(keep_output)
     proc = subprocess.Popen([sys.executable, "-c", CHILD_CODE], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     sinks = (sys.stdout.buffer, sys.stderr.buffer) if passthrough else (None, None)
@@ -107,7 +111,7 @@ def run_child(config: dict[str, Any], hash_seed: int, passthrough: bool = True) 
     return ChildRun(returncode, stdout, stderr, result)
 
 
-def _check_program(entry: dict[str, str], cwd: str) -> None:
+def check_program(entry: dict[str, str], cwd: str) -> None:
     """The program's code must be there: recordings hold what it read, not the program itself."""
     script = entry.get("script")
     if script is not None and not os.path.isfile(os.path.join(cwd, script)):
@@ -126,7 +130,7 @@ def record(
     redact: str | None = None,
 ) -> int:
     """Record one run of a program into ``output``; returns the program's exit status."""
-    _check_program(entry, os.getcwd())
+    check_program(entry, os.getcwd())
     folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(folder):
         raise RetraceError(f"cannot write the recording {output}: the folder {folder} does not exist; create it first")
@@ -164,7 +168,8 @@ def record(
     return run.returncode
 
 
-def replay(path: str, stuck_timeout: float = 10.0, passthrough: bool = True) -> dict[str, Any]:
+def replay(path: str, stuck_timeout: float = 10.0, passthrough: bool = True, keep_output: bool = False
+           ) -> dict[str, Any]:
     """Replay a process recording in a fresh interpreter and return its verdict.
 
     Raises :class:`RecordingError` when ``path`` is no readable recording at all.
@@ -172,11 +177,14 @@ def replay(path: str, stuck_timeout: float = 10.0, passthrough: bool = True) -> 
     from .verdict import conclude, unreadable
 
     rec = read_recording(path)
-    _check_program(rec.header["entry"], rec.header["cwd"])
+    check_program(rec.header["entry"], rec.header["cwd"])
     if rec.status == "corrupt":
         return unreadable(path, "corrupt", f"{path}: corrupt recording: {rec.problem}", rec.offset)
     if rec.end is not None and rec.end.get("recording_error"):
         return unreadable(path, "corrupt", f"{path}: the recording is incomplete: {rec.end['recording_error']}")
     config = {"mode": "replay", "recording": os.path.abspath(path), "stuck_timeout": stuck_timeout}
-    run = run_child(config, rec.header["hash_seed"], passthrough)
-    return conclude(rec, run)
+    run = run_child(config, rec.header["hash_seed"], passthrough, keep_output)
+    verdict = conclude(rec, run)
+    if keep_output:
+        verdict["_stdout"], verdict["_stderr"] = bytes(run.stdout.head), bytes(run.stderr.head)
+    return verdict

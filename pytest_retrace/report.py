@@ -85,12 +85,36 @@ def _exception(label: str, exc: dict[str, Any] | None) -> list[str]:
     return out
 
 
-def format_verdict(verdict: dict[str, Any]) -> str:
-    """The report for a verdict (one line for a faithful one)."""
+_CRASH_HEADLINES = {
+    "crash-reproduced": "the recorded crash still happens",
+    "crash-fixed": "the recorded crash no longer happens",
+    "new-crash": "the replay crashed in a way the recording did not",
+}
+
+
+def _exception_line(exc: dict[str, Any] | None) -> str:
+    return f"{exc['type']}: {exc['message']}" if exc else "no exception"
+
+
+def _keyed(keyed: dict[str, Any]) -> list[str]:
+    first = keyed["first_divergence"]
+    out = [f"  the code took a new path at event #{first['index']}:"]
+    if first.get("expected"):
+        out.append(f"    recorded  {first['expected']['call']}")
+    out.append(f"    replayed  {first['actual']['call']}")
+    out.append(f"  from there on {keyed['answered_by_key']} calls were answered by call key from the recording")
+    if keyed["unanswered"]:
+        out.append(f"  no answer for {len(keyed['unanswered'])} calls (pytest_retrace.UnrecordedCall was raised):")
+        out += [f"    {call}" for call in keyed["unanswered"][:10]]
+    return out
+
+
+def format_verdict(verdict: dict[str, Any], *, detailed: bool = False) -> str:
+    """The report for a verdict: one line for a faithful one unless ``detailed``."""
     status = verdict["status"]
     path = verdict["recording"]
     head = f"retrace: {path}: {status}"
-    if verdict["faithful"]:
+    if verdict["faithful"] and not (detailed and status == "crash-reproduced"):
         return f"{head} ({verdict['events_consumed']} of {verdict['events_recorded']} events replayed)"
     lines = [head]
     if status in ("truncated", "corrupt"):
@@ -99,7 +123,15 @@ def format_verdict(verdict: dict[str, Any]) -> str:
             lines.append("  the recorded process was killed before it finished; record it again to replay it whole")
         return "\n".join(lines)
     d = verdict.get("divergence")
-    if d is not None:
+    if status in _CRASH_HEADLINES:
+        recorded, replayed = verdict["recorded"]["exception"], verdict["replayed"]["exception"]
+        lines.append(f"{_CRASH_HEADLINES[status]}: recorded {_exception_line(recorded)}; "
+                     f"replayed {_exception_line(replayed)}")
+        if verdict.get("keyed"):
+            lines += _keyed(verdict["keyed"])
+        lines += _exception("recorded", recorded)
+        lines += _exception("replayed", replayed)
+    elif d is not None:
         if d["kind"] == "outcome":
             lines += _outcome_divergence(d)
         elif d["kind"] == "missing-calls":
@@ -110,8 +142,5 @@ def format_verdict(verdict: dict[str, Any]) -> str:
             lines.append(d["summary"])
         else:
             lines += _call_divergence(d)
-    if status in ("new-crash", "crash-fixed") or (d and d["kind"] == "outcome" and verdict["recorded"]["exception"]):
-        lines += _exception("recorded", verdict["recorded"]["exception"])
-        lines += _exception("replayed", verdict["replayed"]["exception"])
     lines.append(f"  events: {verdict['events_consumed']} of {verdict['events_recorded']} replayed")
     return "\n".join(lines)

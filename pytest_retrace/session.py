@@ -157,8 +157,10 @@ def replay(config: dict[str, Any]) -> NoReturn:
         _write_result(config["result"], {"divergence": report, "events_consumed": report["index"]})
         os._exit(DIVERGED_EXIT)
 
+    end = rec.end or {}
+    crashed = bool(end.get("exception")) or end.get("status") not in (0, None)
     engine = Replayer(rec.events(), on_divergence=diverged, truncated=rec.status == "truncated",
-                      stuck_timeout=float(config.get("stuck_timeout", 10.0)))
+                      stuck_timeout=float(config.get("stuck_timeout", 10.0)), answer_by_key=crashed)
     start_main_thread()
     boundaries.install(engine, Patcher(), boundaries.Options(live_paths=header.get("live_paths", [])))
 
@@ -167,7 +169,10 @@ def replay(config: dict[str, Any]) -> NoReturn:
         _flush_std()
         consumed = engine.consumed
         result: dict[str, Any] = {"outcome": outcome, "events_consumed": consumed}
-        if consumed < len(engine.events):
+        if engine.keyed:
+            result["keyed"] = {"first_divergence": engine.first_divergence,
+                               "answered_by_key": engine.answered_by_key, "unanswered": engine.unanswered}
+        elif consumed < len(engine.events):
             nxt = engine.events[consumed]
             result["next_expected"] = {"index": consumed, "thread": nxt.tid, "call": nxt.describe()}
         _write_result(config["result"], result)

@@ -165,6 +165,51 @@ class TapeWriter:
         self._file.close()
 
 
+def _frames_after_header(data: bytes) -> tuple[int, int]:
+    """Offsets of the header frame's end and of the END frame (len(data) when there is none)."""
+    offset = _PREAMBLE.size
+    header_end = end_start = len(data)
+    while offset + _FRAME.size <= len(data):
+        length, _ = _FRAME.unpack_from(data, offset)
+        start = offset + _FRAME.size
+        if offset == _PREAMBLE.size:
+            header_end = start + length
+        elif codec.unpackb(data[start : start + length])[0] == FRAME_END:
+            end_start = offset
+        offset = start + length
+    return header_end, end_start
+
+
+def rewrite(path: str | os.PathLike[str], *, header: dict[str, Any] | None = None, end: dict[str, Any] | None = None,
+            into: str | os.PathLike[str] | None = None) -> None:
+    """Write the recording with a new header and/or END, atomically (temp file + rename).
+
+    Only complete recordings are rewritten; ``into`` writes the result elsewhere (pinning copies).
+    """
+    rec = read_recording(path)
+    if rec.status != "complete":
+        raise RecordingError(f"{path}: cannot rewrite a {rec.status} recording: {rec.problem}")
+    with _io.open(path, "rb") as f:
+        data = f.read()
+    header_end, end_start = _frames_after_header(data)
+    parts = [
+        data[: _PREAMBLE.size],
+        encode_frame(FRAME_HEADER, rec.header if header is None else header),
+        data[header_end:end_start],
+        encode_frame(FRAME_END, rec.end if end is None else end),
+    ]
+    target = os.fspath(into if into is not None else path)
+    tmp = f"{target}.tmp-{os.getpid()}"
+    with _io.open(tmp, "wb") as f:
+        f.write(b"".join(parts))
+    os.replace(tmp, target)
+
+
+def rewrite_end(path: str | os.PathLike[str], end: dict[str, Any]) -> None:
+    """Replace the recorded outcome (``--retrace-accept``)."""
+    rewrite(path, end=end)
+
+
 def append_end(path: str | os.PathLike[str], end: dict[str, Any]) -> None:
     """Append END to a recording another process wrote (the launcher does this for its child)."""
     with _io.open(path, "ab") as f:
@@ -183,13 +228,20 @@ class Recording:
         self.status = "complete"  # complete | truncated | corrupt
         self.problem: str | None = None
         self.offset: int | None = None  # byte offset of the bad frame when corrupt
+        self._events: list[Event] | None = None
 
     @property
     def readable(self) -> bool:
         return self.status == "complete"
 
     def events(self) -> list[Event]:
-        return decode_events(self.values, intern_names(self.names))
+        """The decoded events (decoded once). Raises RecordingError when they are malformed."""
+        if self._events is None:
+            try:
+                self._events = decode_events(self.values, intern_names(self.names))
+            except ValueError as exc:
+                raise RecordingError(f"{self.path}: corrupt recording: {exc}") from None
+        return self._events
 
 
 def read_recording(path: str | os.PathLike[str]) -> Recording:

@@ -16,6 +16,11 @@ if TYPE_CHECKING:
 FAITHFUL = ("ok", "crash-reproduced")
 
 
+def public(verdict: dict[str, Any]) -> dict[str, Any]:
+    """The verdict as the JSON contract has it (keys starting with _ are for pytest-retrace's own use)."""
+    return {k: v for k, v in verdict.items() if not k.startswith("_")}
+
+
 def _outcome(status: int | None, exception: Any, stdout: Any, stderr: Any) -> dict[str, Any]:
     return {"status": status, "exception": exception, "stdout": _stream(stdout), "stderr": _stream(stderr)}
 
@@ -39,6 +44,7 @@ def _verdict(path: str, status: str, **fields: Any) -> dict[str, Any]:
         "events_recorded": None,
         "events_consumed": None,
         "problem": None,
+        "keyed": None,  # for a crash recording whose replay took a new path: how calls were answered
     }
     verdict.update(fields)
     return verdict
@@ -63,11 +69,17 @@ def conclude(rec: Recording, run: ChildRun) -> dict[str, Any]:
         replay_outcome.get("status", run.returncode), replay_outcome.get("exception"),
         run.stdout.summary(), run.stderr.summary(),
     )
+    replayed_end = {
+        "status": replayed["status"], "exception": replayed["exception"], "stdout": run.stdout.summary(),
+        "stderr": run.stderr.summary(), "events": end.get("events"),
+    }
     fields = {
+        "_replayed_end": replayed_end,  # what END would say of this replay: --retrace-accept writes it
         "recorded": recorded,
         "replayed": replayed,
         "events_recorded": len(rec.events()),
         "events_consumed": result.get("events_consumed"),
+        "keyed": result.get("keyed"),
     }
     divergence = result.get("divergence")
     if divergence is not None:
@@ -81,18 +93,20 @@ def conclude(rec: Recording, run: ChildRun) -> dict[str, Any]:
         }, **fields)
     if rec.status == "truncated":
         return _verdict(rec.path, "truncated", problem=f"{rec.path}: {rec.problem}", **fields)
+    rec_exc, rep_exc = recorded["exception"], replayed["exception"]
+    crashed = bool(rec_exc) or recorded["status"] not in (0, None)
+    if rep_exc and not _same_crash(rec_exc, rep_exc):
+        return _verdict(rec.path, "new-crash", **fields)
+    if crashed and not rep_exc and (rec_exc or replayed["status"] == 0):
+        return _verdict(rec.path, "crash-fixed", **fields)
+    if result.get("keyed"):  # the crash happened again on a new path: its output may well differ
+        return _verdict(rec.path, "crash-reproduced", **fields)
     if "next_expected" in result:
         nxt = result["next_expected"]
         return _verdict(rec.path, "diverged", divergence={
             "kind": "missing-calls", "index": nxt["index"], "thread": nxt["thread"],
             "expected": {"call": nxt["call"]}, "actual": None, "stack": [], "preceding": [],
         }, **fields)
-    rec_exc, rep_exc = recorded["exception"], replayed["exception"]
-    crashed = bool(rec_exc) or recorded["status"] not in (0, None)
-    if crashed and not rep_exc and replayed["status"] == 0:
-        return _verdict(rec.path, "crash-fixed", **fields)
-    if rep_exc and not _same_crash(rec_exc, rep_exc):
-        return _verdict(rec.path, "new-crash", **fields)
     mismatch = _outcome_mismatch(recorded, replayed)
     if mismatch is not None:
         return _verdict(rec.path, "diverged", divergence=mismatch, **fields)

@@ -77,6 +77,14 @@ class QuoteHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if self.path.startswith("/text"):  # an upstream having a bad day: not JSON
+            body = b"Service Unavailable"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         self._answer({"path": self.path, "price": random.randint(1, 10**9)})
 
     def do_POST(self) -> None:  # noqa: N802
