@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import ctypes
 import gc
+from collections.abc import Callable
+from types import ModuleType
 from typing import Any
+
+from .importhook import when_imported
 
 _MISSING = object()
 
@@ -34,6 +38,11 @@ class Patcher:
 
     def __init__(self) -> None:
         self._undo: list[tuple[Any, str, Any]] = []
+        self._cleanups: list[Callable[[], None]] = []
+
+    def when_imported(self, module: str, patch: Callable[[ModuleType], None]) -> None:
+        """Apply ``patch`` once ``module`` is imported (now, if it is); undone like the rest."""
+        self._cleanups.append(when_imported(module, patch))
 
     def set(self, owner: Any, name: str, value: Any) -> Any:
         """Replace ``owner.name`` with ``value``; returns the original."""
@@ -46,6 +55,8 @@ class Patcher:
         return getattr(owner, name) if original is _MISSING else original
 
     def undo(self) -> None:
+        while self._cleanups:
+            self._cleanups.pop()()
         while self._undo:
             owner, name, original = self._undo.pop()
             if original is _MISSING:

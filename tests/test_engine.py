@@ -155,3 +155,20 @@ def test_readiness_maps_to_this_runs_descriptors(kind: str) -> None:
 
     recorded, replayed, _ = record_then_replay(program)
     assert recorded == replayed == [1]
+
+
+def test_patch_on_first_import_and_cancel_on_undo(tmp_path, monkeypatch) -> None:
+    (tmp_path / "late_module.py").write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    seen: list[int] = []
+    patcher = Patcher()
+    patcher.when_imported("late_module", lambda m: seen.append(m.VALUE))
+    assert seen == []
+    import late_module  # noqa: F401
+
+    assert seen == [1]
+    patcher.when_imported("never_imported_module", lambda m: seen.append(2))
+    patcher.undo()
+    from pytest_retrace import importhook
+
+    assert importhook._pending.get("never_imported_module") == []

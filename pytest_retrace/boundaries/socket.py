@@ -10,13 +10,12 @@ at the ``SSLSocket`` API: plaintext in, plaintext out, handshake results as valu
 
 from __future__ import annotations
 
+import functools
 import select
 import selectors
 import socket as _socket
-import ssl
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
-
-import wrapt
 
 from ..engine import payload
 
@@ -101,70 +100,80 @@ def make_socket(engine: Engine) -> type:
     return socket
 
 
-class TLSSocket(wrapt.ObjectProxy):  # type: ignore[misc]
-    """What ``SSLContext.wrap_socket`` returns: a proxy of the real ``SSLSocket`` while recording,
-    of the plain (never connected) socket on replay; either way every TLS-level call is an event."""
+@functools.cache
+def tls_socket_class() -> type:
+    """The TLS proxy class, built on first use: wrapt's import is costly and most programs never
+    open a TLS connection, so every replay would pay for it."""
+    import wrapt
 
-    def __init__(self, wrapped: Any, engine: Engine) -> None:
-        super().__init__(wrapped)
-        self._self_call = engine.call
+    class TLSSocket(wrapt.ObjectProxy):  # type: ignore[misc]
+        """What ``SSLContext.wrap_socket`` returns: a proxy of the real ``SSLSocket`` while recording,
+        of the plain (never connected) socket on replay; either way every TLS-level call is an event."""
 
-    @property  # type: ignore[misc]
-    def __class__(self) -> type:
-        return ssl.SSLSocket
+        def __init__(self, wrapped: Any, engine: Engine) -> None:
+            super().__init__(wrapped)
+            self._self_call = engine.call
 
-    def _self_tls(self, op: str, args: Any, *real_args: Any) -> Any:
-        wrapped = self.__wrapped__
-        return self._self_call(f"ssl.{op}", args, lambda: getattr(wrapped, op)(*real_args))
+        @property  # type: ignore[misc]
+        def __class__(self) -> type:
+            import ssl
 
-    def do_handshake(self, *block: Any) -> None:
-        self._self_tls("do_handshake", None, *block)
+            return ssl.SSLSocket
 
-    def getpeercert(self, binary_form: bool = False) -> Any:
-        return self._self_tls("getpeercert", (binary_form,), binary_form)
+        def _self_tls(self, op: str, args: Any, *real_args: Any) -> Any:
+            wrapped = self.__wrapped__
+            return self._self_call(f"ssl.{op}", args, lambda: getattr(wrapped, op)(*real_args))
 
-    def cipher(self) -> Any:
-        return self._self_tls("cipher", None)
+        def do_handshake(self, *block: Any) -> None:
+            self._self_tls("do_handshake", None, *block)
 
-    def version(self) -> Any:
-        return self._self_tls("version", None)
+        def getpeercert(self, binary_form: bool = False) -> Any:
+            return self._self_tls("getpeercert", (binary_form,), binary_form)
 
-    def selected_alpn_protocol(self) -> Any:
-        return self._self_tls("selected_alpn_protocol", None)
+        def cipher(self) -> Any:
+            return self._self_tls("cipher", None)
 
-    def compression(self) -> Any:
-        return self._self_tls("compression", None)
+        def version(self) -> Any:
+            return self._self_tls("version", None)
 
-    def pending(self) -> int:
-        return self._self_tls("pending", None)
+        def selected_alpn_protocol(self) -> Any:
+            return self._self_tls("selected_alpn_protocol", None)
 
-    def unwrap(self) -> Any:
-        self._self_tls("unwrap", None)
-        return self.__wrapped__
+        def compression(self) -> Any:
+            return self._self_tls("compression", None)
 
-    def send(self, data: Any, flags: int = 0) -> int:
-        return self._self_tls("send", (payload(data), flags), data, flags)
+        def pending(self) -> int:
+            return self._self_tls("pending", None)
 
-    def sendall(self, data: Any, flags: int = 0) -> None:
-        self._self_tls("sendall", (payload(data), flags), data, flags)
+        def unwrap(self) -> Any:
+            self._self_tls("unwrap", None)
+            return self.__wrapped__
 
-    def write(self, data: Any) -> int:
-        return self._self_tls("write", (payload(data),), data)
+        def send(self, data: Any, flags: int = 0) -> int:
+            return self._self_tls("send", (payload(data), flags), data, flags)
 
-    def recv(self, bufsize: int = 1024, flags: int = 0) -> bytes:
-        return self._self_tls("recv", (bufsize, flags), bufsize, flags)
+        def sendall(self, data: Any, flags: int = 0) -> None:
+            self._self_tls("sendall", (payload(data), flags), data, flags)
 
-    def read(self, size: int = 1024) -> bytes:
-        return self._self_tls("recv", (size, 0), size)
+        def write(self, data: Any) -> int:
+            return self._self_tls("write", (payload(data),), data)
 
-    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        size = nbytes or len(buffer)
-        data = self._self_tls("recv", (size, flags), size, flags)
-        buffer[: len(data)] = data
-        return len(data)
+        def recv(self, bufsize: int = 1024, flags: int = 0) -> bytes:
+            return self._self_tls("recv", (bufsize, flags), bufsize, flags)
 
-    # The buffered file layer calls back into this proxy's recv_into, not the real socket's.
-    makefile = _REAL_SOCKET.makefile
+        def read(self, size: int = 1024) -> bytes:
+            return self._self_tls("recv", (size, 0), size)
+
+        def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+            size = nbytes or len(buffer)
+            data = self._self_tls("recv", (size, flags), size, flags)
+            buffer[: len(data)] = data
+            return len(data)
+
+        # The buffered file layer calls back into this proxy's recv_into, not the real socket's.
+        makefile = _REAL_SOCKET.makefile
+
+    return TLSSocket
 
 
 class _Poller:
@@ -252,11 +261,11 @@ def make_pollers(engine: Engine) -> tuple[Any, Any]:
     return Poll, Epoll if real_epoll is not None else None
 
 
-def _install_tls(engine: Engine, patcher: Patcher) -> None:
+def _install_tls(engine: Engine, patcher: Patcher, ssl: ModuleType) -> None:
     real_wrap = ssl.SSLContext.wrap_socket
 
     def wrap_socket(
-        self: ssl.SSLContext, sock: Any, server_side: bool = False, do_handshake_on_connect: bool = True,
+        self: Any, sock: Any, server_side: bool = False, do_handshake_on_connect: bool = True,
         suppress_ragged_eofs: bool = True, server_hostname: str | None = None, session: Any = None,
     ) -> Any:
         wrapped: list[Any] = []
@@ -268,7 +277,7 @@ def _install_tls(engine: Engine, patcher: Patcher) -> None:
             return tls_sock.version()
 
         engine.call("ssl.wrap_socket", (server_hostname, server_side), handshake)
-        return TLSSocket(wrapped[0] if wrapped else sock, engine)
+        return tls_socket_class()(wrapped[0] if wrapped else sock, engine)
 
     wrap_socket.__doc__ = real_wrap.__doc__
     patcher.set(ssl.SSLContext, "wrap_socket", wrap_socket)
@@ -276,7 +285,7 @@ def _install_tls(engine: Engine, patcher: Patcher) -> None:
 
 def install(engine: Engine, patcher: Patcher, options: Options) -> None:
     patcher.set(_socket, "socket", make_socket(engine))
-    _install_tls(engine, patcher)
+    patcher.when_imported("ssl", lambda ssl: _install_tls(engine, patcher, ssl))
     for name in _RESOLVERS:
         real = getattr(_socket, name)
 

@@ -1,0 +1,75 @@
+"""Run a patch when a module is first imported, so unused areas cost nothing at start-up.
+
+A program that never imports ``ssl`` should not pay for loading OpenSSL just so that
+its TLS sockets could be recorded. ``when_imported("ssl", patch)`` patches at once
+if ``ssl`` is already loaded, and otherwise right after its first import.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import sys
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+_pending: dict[str, list[Callable[[ModuleType], None]]] = {}
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: for a watched module it asks the other finders, then wraps the loader."""
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if name not in _pending:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None and spec.loader is not None:
+                spec.loader = _Loader(spec.loader, name)
+                return spec
+        return None
+
+
+class _Loader(importlib.abc.Loader):
+    def __init__(self, loader: Any, name: str) -> None:
+        self._loader = loader
+        self._name = name
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self._loader.create_module(spec)  # type: ignore[no-any-return]
+
+    def exec_module(self, module: ModuleType) -> None:
+        self._loader.exec_module(module)
+        for callback in _pending.pop(self._name, []):
+            callback(module)
+
+
+_FINDER = _Finder()
+
+
+def when_imported(name: str, callback: Callable[[ModuleType], None]) -> Callable[[], None]:
+    """Call ``callback(module)`` now if ``name`` is imported, else right after its first import.
+
+    Returns a function that cancels the callback if it has not run yet.
+    """
+    module = sys.modules.get(name)
+    if module is not None:
+        callback(module)
+        return _nothing
+    _pending.setdefault(name, []).append(callback)
+    if _FINDER not in sys.meta_path:
+        sys.meta_path.insert(0, _FINDER)
+
+    def cancel() -> None:
+        callbacks = _pending.get(name, [])
+        if callback in callbacks:
+            callbacks.remove(callback)
+
+    return cancel
+
+
+def _nothing() -> None:
+    return None
