@@ -41,7 +41,10 @@ _SINGLE_THREAD = [True]
 
 class _ThreadState(_thread._local):
     gate = 0  # > 0 while this thread is inside an external call or inside pytest-retrace
-    tid = -1  # logical thread id; -1 until assigned
+    # Logical thread id: 0 for the thread the engine was started on, then one per thread started
+    # while it runs. Threads that were there before (a server a test talks to, our own writer)
+    # are outside the recording: their calls pass straight through.
+    tid = -1
 
 
 tls = _ThreadState()
@@ -93,13 +96,6 @@ class Gate:
 
 
 internal = Gate()
-
-
-def _current_tid(assign: Callable[[], int]) -> int:
-    tid = tls.tid
-    if tid < 0:
-        tid = tls.tid = assign()
-    return tid
 
 
 class Engine:
@@ -155,7 +151,7 @@ class Recorder(Engine):
 
     def _append(self, nid: int, args: Any, result: Any) -> None:
         sink = self.sink
-        tid = tls.tid if tls.tid >= 0 else _current_tid(self.next_tid)
+        tid = tls.tid
         if tid:
             sink += (nid << 2 | FORM_THREAD, result, args, tid)
             next(self._extra_values), next(self._extra_values)
@@ -166,7 +162,7 @@ class Recorder(Engine):
             next(self._extra_values)
 
     def call(self, name: str, args: Any, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
-        if tls.gate:
+        if tls.gate or tls.tid < 0:
             return fn(*a, **kw)
         nid = self.name_id(name)
         enter_gate()
@@ -194,13 +190,20 @@ class Recorder(Engine):
             value = fn()
             if fast[0]:
                 sink += (code, value)
-            elif not tls.gate:
+            elif not tls.gate and tls.tid >= 0:
                 slow(nid, None, value)
             return value
 
-        recorded.__name__ = getattr(fn, "__name__", name)
-        recorded.__doc__ = getattr(fn, "__doc__", None)
-        return recorded
+        return _dress(recorded, fn, name)
+
+
+def _dress(wrapper: Callable[[], Any], original: Callable[[], Any], name: str) -> Callable[[], Any]:
+    """Give a wrapper its original's names, so it reads the same in reprs and tracebacks on both sides."""
+    wrapper.__name__ = getattr(original, "__name__", name)
+    wrapper.__qualname__ = getattr(original, "__qualname__", wrapper.__name__)
+    wrapper.__module__ = getattr(original, "__module__", None) or wrapper.__module__
+    wrapper.__doc__ = getattr(original, "__doc__", None)
+    return wrapper
 
 
 def decode_events(flat: list[Any], names: list[str]) -> list[Event]:
@@ -336,7 +339,7 @@ class Replayer(Engine):
     def next_event(self, name: str, args: Any) -> Event:
         if self._by_key is not None:
             return self._answer_by_key(name, args)
-        tid = tls.tid if tls.tid >= 0 else _current_tid(self.next_tid)
+        tid = tls.tid
         if self.demux is None:
             if tid != 0:
                 return self.diverge("thread", None, name, args, tid)
@@ -355,7 +358,7 @@ class Replayer(Engine):
         return event
 
     def call(self, name: str, args: Any, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
-        if tls.gate:
+        if tls.gate or tls.tid < 0:
             return fn(*a, **kw)
         result = self.next_event(name, args).result
         if type(result) is Raised:
@@ -373,7 +376,7 @@ class Replayer(Engine):
                 event = next(cursor, None)
                 if event is None or event.name != name or event.args is not None:
                     event = self._recheck(event, name)
-            elif tls.gate:
+            elif tls.gate or tls.tid < 0:
                 return fn()
             else:
                 event = slow(name, None)
@@ -382,9 +385,7 @@ class Replayer(Engine):
                 raise result.exception.with_traceback(None)
             return result
 
-        replayed.__name__ = getattr(fn, "__name__", name)
-        replayed.__doc__ = getattr(fn, "__doc__", None)
-        return replayed
+        return _dress(replayed, fn, name)
 
     def _recheck(self, event: Event | None, name: str) -> Event:
         if event is None:

@@ -38,6 +38,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="rewrite a recording's outcome when only the outcome changed and every call matched")
     group.addoption("--retrace-report", dest="retrace_report", metavar="FILE", default=None,
                     help="write the replay verdicts and counts as JSON to FILE")
+    group.addoption("--retrace-self-check", dest="retrace_self_check", action="store_true", default=False,
+                    help="record each ordinary test while it runs and replay it at once; fail when the replay "
+                         "is not faithful")
     group.addoption("--retrace-stuck-timeout", dest="retrace_stuck_timeout", type=float, default=None,
                     metavar="SECONDS", help="how long a replay may make no progress before it counts as stuck")
     parser.addini("retrace_recordings", type="paths", default=[],
@@ -116,6 +119,18 @@ def retrace_replay(request: pytest.FixtureRequest) -> Any:
     from .collect import replay_outcome
 
     return replay_outcome(Path(request.param), request.config)
+
+
+# -- running ---------------------------------------------------------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
+    if not pyfuncitem.config.getoption("retrace_self_check"):
+        return (yield)
+    from .selfcheck import check
+
+    return (yield from check(pyfuncitem))
 
 
 # -- reporting -------------------------------------------------------------------------------------------

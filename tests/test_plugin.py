@@ -195,3 +195,36 @@ def test_marker_and_fixture_for_custom_assertions(pytester: pytest.Pytester, pro
     result = pytester.runpytest("test_invariants.py", "-v")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*test_prices_are_positive[[]recordings/crash.retrace[]] PASSED*"])
+
+
+@pytest.mark.parametrize("extra", XDIST, ids=["plain", "xdist"])
+def test_self_check_fails_tests_that_do_not_replay(pytester: pytest.Pytester, http_server: LiveServer,
+                                                   extra: list[str]) -> None:
+    pytester.makepyfile(test_app=f'''
+        import json, os, random, time, urllib.request, uuid
+
+        def test_clock_and_entropy(tmp_path):
+            (tmp_path / "seen.txt").write_text(str(time.time()) + str(uuid.uuid4()) + str(random.random()))
+            assert len((tmp_path / "seen.txt").read_text()) > 40
+
+        def test_http():
+            with urllib.request.urlopen("http://127.0.0.1:{http_server.port}/quote") as response:
+                assert json.loads(response.read())["price"] > 0
+
+        def test_depends_on_an_unrecorded_source(tmp_path):
+            fd = os.open("/dev/urandom", os.O_RDONLY)  # os.read is below the boundary
+            with open(tmp_path / f"obj-{{os.read(fd, 4).hex()}}.txt", "w") as f:
+                f.write("x")
+            os.close(fd)
+
+        def test_plain_failure():
+            assert time.time() < 0
+    ''')
+    result = pytester.runpytest("--retrace-self-check", *extra)
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines([
+        "*replay diverged at event #*",
+        "*expected  open(*obj-*",
+        "*FAILED test_app.py::test_depends_on_an_unrecorded_source*",
+        "*FAILED test_app.py::test_plain_failure - assert*",
+    ])

@@ -1,0 +1,108 @@
+"""``--retrace-self-check``: record each ordinary test while it runs, replay it at once.
+
+A test whose replay is not faithful fails with the divergence report: this is how a
+team proves in CI that its code stays replayable before production relies on it.
+Only the test function itself is recorded (fixtures run once, outside); its replay
+runs the same function again, with the same fixture values, against the recording.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Generator
+from typing import Any
+
+import pytest
+
+from . import boundaries, codec
+from .engine import FAST, Recorder, Replayer, decode_events, start_main_thread
+from .errors import ReplayDivergence
+from .patch import Patcher
+from .report import format_verdict
+
+
+class MemoryTape:
+    """A recording kept in memory: the sink and name table a Recorder writes to."""
+
+    def __init__(self) -> None:
+        self.sink: list[Any] = []
+        self.names: list[str] = []
+        self._ids: dict[str, int] = {}
+
+    def name_id(self, name: str) -> int:
+        nid = self._ids.get(name)
+        if nid is None:
+            nid = self._ids[name] = len(self.names)
+            self.names.append(name)
+        return nid
+
+    def events(self) -> list[Any]:
+        # Through the real encoding: what could not be written to a file fails here too.
+        return decode_events(codec.unpackb(codec.packb(self.sink)), list(self.names))
+
+
+def _run_under(engine: Any, call: Callable[[], Any]) -> tuple[Any, BaseException | None]:
+    patcher = Patcher()
+    start_main_thread()
+    try:
+        boundaries.install(engine, patcher, boundaries.Options())
+        try:
+            return call(), None
+        except BaseException as exc:  # the test's own failure is an outcome to compare
+            return None, exc
+    finally:
+        patcher.undo()
+        FAST[0] = False
+
+
+def _outcome(exc: BaseException | None) -> str:
+    """How the test ended. Memory addresses are masked: the two runs share one process, so objects
+    made anew for the replay (our own wrappers among them) sit elsewhere, and nothing else differs."""
+    if exc is None:
+        return "passed"
+    return f"{type(exc).__module__}.{type(exc).__qualname__}: " + re.sub(r"0x[0-9a-f]+", "0x…", str(exc))
+
+
+def check(item: pytest.Function) -> Generator[None, Any, Any]:
+    """The body of the pytest_pyfunc_call wrapper for one test."""
+    tape = MemoryTape()
+    recorder = Recorder(tape.sink, tape.name_id)
+    patcher = Patcher()
+    start_main_thread()
+    boundaries.install(recorder, patcher, boundaries.Options())
+    try:
+        result = yield
+        recorded_exc = None
+    except BaseException as exc:
+        result, recorded_exc = None, exc
+    finally:
+        patcher.undo()
+        FAST[0] = False
+    try:
+        events = tape.events()
+    except (codec.UnencodableValue, TypeError, ValueError, OverflowError) as exc:
+        pytest.fail(f"retrace self-check: {item.nodeid} cannot be recorded: {exc}", pytrace=False)
+    args = {name: item.funcargs[name] for name in item._fixtureinfo.argnames}
+    replayer = Replayer(events)
+    _, replayed_exc = _run_under(replayer, lambda: item.obj(**args))
+    problem = None
+    if isinstance(replayed_exc, ReplayDivergence):
+        problem = format_verdict(_verdict(item, replayed_exc.report, len(events)))
+    elif _outcome(replayed_exc) != _outcome(recorded_exc):
+        problem = (f"retrace self-check: {item.nodeid}: the replay ended otherwise than the run\n"
+                   f"  run:    {_outcome(recorded_exc)}\n  replay: {_outcome(replayed_exc)}")
+    elif replayer.consumed < len(events):
+        nxt = events[replayer.consumed]
+        problem = (f"retrace self-check: {item.nodeid}: the replay ended without making the recorded call "
+                   f"#{nxt.index} {nxt.describe()}")
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
+    if recorded_exc is not None:
+        raise recorded_exc
+    return result
+
+
+def _verdict(item: pytest.Function, divergence: dict[str, Any], recorded: int) -> dict[str, Any]:
+    return {"recording": f"self-check of {item.nodeid}", "faithful": False, "status": "diverged",
+            "divergence": divergence, "events_recorded": recorded, "events_consumed": divergence["index"],
+            "recorded": None, "replayed": None, "keyed": None}
