@@ -172,10 +172,12 @@ class RetraceSummary:
         self.verdicts.append(dict(info, nodeid=report.nodeid, outcome=report.outcome))
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if hasattr(self.config, "workerinput"):  # an xdist worker: the controller sees every report
+            return
         if self.cache is not None and self.now:
             self.cache.set("retrace/last_status", {**self.last, **self.now})
         path = self.config.getoption("retrace_report")
-        if path and not hasattr(self.config, "workerinput"):
+        if path:
             with open(path, "w") as f:
                 json.dump({"counts": self.counts, "recordings": self.verdicts}, f, indent=2, default=repr)
 
