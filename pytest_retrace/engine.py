@@ -110,8 +110,13 @@ class Engine:
         """A fast replacement for an argument-less source (clocks): the hot path of recording."""
         raise NotImplementedError
 
+    _threads = 0
+
     def next_tid(self) -> int:
-        raise NotImplementedError
+        """The logical id of a thread being started (in the order its parent starts threads)."""
+        with internal:
+            self._threads += 1
+            return self._threads
 
 
 # Events travel flat in the sink and on disk, no container per event (allocating one per
@@ -134,7 +139,6 @@ class Recorder(Engine):
     def __init__(self, sink: list[Any], name_id: Callable[[str], int]) -> None:
         self.sink = sink
         self.name_id = name_id
-        self._threads = 0
         # One tick per value beyond (code, result); next() on a count is atomic under the GIL.
         self._extra_values = itertools.count()
 
@@ -143,11 +147,6 @@ class Recorder(Engine):
         extra = next(self._extra_values)
         self._extra_values = itertools.count(extra)
         return (values - extra) // 2
-
-    def next_tid(self) -> int:
-        with internal:
-            self._threads += 1
-            return self._threads
 
     def _append(self, nid: int, args: Any, result: Any) -> None:
         sink = self.sink
@@ -314,16 +313,10 @@ class Replayer(Engine):
         self.answered_by_key = 0
         self.unanswered: list[str] = []
         self._by_key: dict[tuple[str, bytes], list[Any]] | None = None
-        self._threads = 0
 
     @staticmethod
     def _raise(report: dict[str, Any]) -> None:
         raise ReplayDivergence(report)
-
-    def next_tid(self) -> int:
-        with internal:
-            self._threads += 1
-            return self._threads
 
     @property
     def consumed(self) -> int:
