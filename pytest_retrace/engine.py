@@ -68,6 +68,16 @@ def start_main_thread() -> None:
     FAST[0] = not tls.gate
 
 
+def _forked_child() -> None:
+    """A forked child is outside the recording: its calls pass straight through."""
+    tls.tid = -1
+    _SINGLE_THREAD[0] = False
+    FAST[0] = False
+
+
+os.register_at_fork(after_in_child=_forked_child)
+
+
 def threads_started() -> None:
     """A second thread exists from now on: every event looks up its own thread's state."""
     _SINGLE_THREAD[0] = False

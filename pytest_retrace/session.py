@@ -27,6 +27,8 @@ from .patch import Patcher
 from .protocol import CHILD_ENV, DIVERGED_EXIT
 from .tape import FORMAT, TapeWriter, read_recording
 
+_REAL_GETPID = os.getpid  # taken before the process boundary patches it
+
 
 def _program_traceback(exc: BaseException) -> Any:
     tb = exc.__traceback__
@@ -98,9 +100,11 @@ def _write_result(path: str, result: dict[str, Any]) -> None:
 
 def _run_then_exit(entry: dict[str, Any], argv: list[str], finalize: Any) -> NoReturn:
     """Run the program and leave as it would. ``finalize(outcome)`` runs after the program's own
-    atexit handlers (atexit is last-in first-out, and ours is registered before the program runs)."""
+    atexit handlers (atexit is last-in first-out, and ours is registered before the program runs),
+    and only in this process: a forked child inherits the handler but not the recording."""
     outcome: dict[str, Any] = {"status": 1, "exception": None}
-    atexit.register(lambda: finalize(outcome))
+    pid = _REAL_GETPID()
+    atexit.register(lambda: _REAL_GETPID() == pid and finalize(outcome))
     outcome.update(run_program(entry, argv))
     _flush_std()
     sys.exit(outcome["status"])

@@ -69,7 +69,9 @@ class TapeWriter:
         self.values_written = 0  # sink entries: events are 2 to 4 values each
         self.error: str | None = None
         self._packer = codec.make_packer()
-        self._file: BinaryIO = _io.open(self.path, "wb")  # noqa: SIM115 - closed in close()
+        # Unbuffered: whole frames go out in single writes, and a forked child holds no buffer
+        # of ours that it could flush into the file a second time.
+        self._file: BinaryIO = _io.open(self.path, "wb", buffering=0)  # noqa: SIM115 - closed in close()
         self._file.write(_PREAMBLE.pack(MAGIC, FORMAT_MAJOR, FORMAT_MINOR))
         self._file.write(encode_frame(FRAME_HEADER, header, self._packer))
         self._file.flush()

@@ -109,6 +109,15 @@ def test_a_crash_replays_with_the_same_traceback(recorder: Recorder, tmp_path: P
     assert replayed.verdict["recorded"]["exception"]["type"] == "ValueError"
 
 
+def test_a_forked_child_leaves_the_recording_intact(recorder: Recorder) -> None:
+    recorded = recorder.record("forking.py")
+    assert recorded.returncode == 0, recorded.stderr
+    assert "child True" in recorded.stdout and "child exit 0 True" in recorded.stdout
+    replayed = recorder.replay()
+    assert replayed.verdict["status"] == "ok", replayed.stderr
+    assert replayed.verdict["events_recorded"] == 3  # random seed, and the parent's two clock reads
+
+
 def test_standard_input_is_recorded(recorder: Recorder) -> None:
     recorded = recorder.record("stdin_reader.py", stdin="ada\nthree more words\n")
     assert recorded.stdout == "name? hello ada and 3 more words\n"
