@@ -68,8 +68,10 @@ class RecordedStream(io.BufferedIOBase):
         return self._call("write", payload(data), data)
 
     def flush(self) -> None:
-        if self.writable() and not self.closed:
-            self._call("flush", None)
+        # Not an event: a flush hands nothing back, and it also happens at garbage collection,
+        # whose moment no replay can reproduce.
+        if self._real is not None and not self._real.closed and self.writable():
+            self._real.flush()
 
     def fileno(self) -> int:
         if self._real is None:
@@ -78,9 +80,11 @@ class RecordedStream(io.BufferedIOBase):
 
     def close(self) -> None:
         if not self.closed:
-            if self._real is not None:
-                self._real.close()
-            super().close()
+            try:
+                super().close()  # flushes first
+            finally:
+                if self._real is not None:
+                    self._real.close()
 
 
 class RecordedWriter(io.BufferedIOBase):

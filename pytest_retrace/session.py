@@ -9,6 +9,7 @@ launcher, which saw the program's stdout and stderr pass by, concludes.
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import hashlib
 import json
@@ -161,6 +162,7 @@ def replay(config: dict[str, Any]) -> NoReturn:
         _write_result(config["result"], {"divergence": report, "events_consumed": report["index"]})
         os._exit(DIVERGED_EXIT)
 
+    _stand_in_for_the_writer_thread()
     end = rec.end or {}
     crashed = bool(end.get("exception")) or end.get("status") not in (0, None)
     engine = Replayer(rec.events(), on_divergence=diverged, truncated=rec.status == "truncated",
@@ -182,6 +184,17 @@ def replay(config: dict[str, Any]) -> NoReturn:
         _write_result(config["result"], result)
 
     _run_then_exit(header["entry"], header["argv"], finalize)
+
+
+def _stand_in_for_the_writer_thread() -> None:
+    """Park one idle OS thread for the replay's lifetime, where the recording had its writer thread.
+
+    The program sees the same number of threads in both runs: Python 3.12+ warns on ``os.fork()``
+    in a multi-threaded process, and that warning is output the replay must reproduce.
+    """
+    parked = _thread.allocate_lock()
+    parked.acquire()
+    _thread.start_new_thread(parked.acquire, ())
 
 
 def main() -> NoReturn:

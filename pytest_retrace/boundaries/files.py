@@ -15,6 +15,7 @@ import fnmatch
 import glob
 import io
 import os
+import pathlib
 import site
 import stat as stat_module
 import sys
@@ -233,10 +234,17 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
     for fn, real in ((stat, real_stat), (lstat, real_lstat), (listdir, real_listdir), (scandir, real_scandir)):
         fn.__doc__ = real.__doc__
         patcher.set(os, fn.__name__, fn)
-    globber = getattr(glob, "_StringGlobber", None)  # Python 3.13+ binds these at import
-    if globber is not None:
-        patcher.set(globber, "scandir", staticmethod(scandir))
-        patcher.set(globber, "lstat", staticmethod(lstat))
+    # Some stdlib classes bind these functions at import: pathlib's accessor (Python 3.10),
+    # glob's string globber (3.13+).
+    bound_at_import: tuple[tuple[Any, tuple[tuple[str, Any], ...]], ...] = (
+        (getattr(pathlib, "_NormalAccessor", None), (("stat", stat), ("open", open), ("listdir", listdir),
+                                                     ("scandir", scandir))),
+        (getattr(glob, "_StringGlobber", None), (("scandir", scandir), ("lstat", lstat))),
+    )
+    for owner, functions in bound_at_import:
+        for name, fn in functions if owner is not None else ():
+            if name in owner.__dict__:
+                patcher.set(owner, name, staticmethod(fn))
 
 
 def _read_or_empty(real_open: Any, path: Any, base: str) -> bytes:
