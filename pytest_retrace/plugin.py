@@ -47,7 +47,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   help="recordings (files or folders) replayed when pytest runs without explicit paths")
     parser.addini("retrace_determinism_runs", default="1", help="default for --retrace-determinism-runs")
     parser.addini("retrace_stuck_timeout", default="10", help="default for --retrace-stuck-timeout (seconds)")
-    parser.addini("retrace_pin_dir", default="tests/recordings", help="where `retrace pin` puts regression cases")
 
 
 def pytest_configure(config: pytest.Config) -> None:
