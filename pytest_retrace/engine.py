@@ -137,6 +137,14 @@ FORM_PLAIN, FORM_ARGS, FORM_THREAD = 0, 1, 2
 _MUTABLE = (list, dict, bytearray)
 
 
+def _leave(fast: bool) -> None:
+    if fast:
+        tls.gate = 0
+        FAST[0] = _SINGLE_THREAD[0]
+    else:
+        leave_gate()
+
+
 class Recorder(Engine):
     """Appends events to ``sink``, a list the tape writer drains from its own thread.
 
@@ -158,9 +166,8 @@ class Recorder(Engine):
         self._extra_values = itertools.count(extra)
         return (values - extra) // 2
 
-    def _append(self, nid: int, args: Any, result: Any) -> None:
+    def _append(self, nid: int, args: Any, result: Any, tid: int) -> None:
         sink = self.sink
-        tid = tls.tid
         if tid:
             sink += (nid << 2 | FORM_THREAD, result, args, tid)
             next(self._extra_values), next(self._extra_values)
@@ -171,20 +178,27 @@ class Recorder(Engine):
             next(self._extra_values)
 
     def call(self, name: str, args: Any, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
-        if tls.gate or tls.tid < 0:
+        fast = FAST[0]
+        if fast:  # only the main thread, no gate open: skip the thread-local reads
+            FAST[0] = False
+            tls.gate = 1
+            tid = 0
+        elif tls.gate or tls.tid < 0:
             return fn(*a, **kw)
+        else:
+            enter_gate()
+            tid = tls.tid
         nid = self.name_id(name)
-        enter_gate()
         try:
             result = fn(*a, **kw)
         except BaseException as exc:
-            leave_gate()
-            self._append(nid, args, Raised(exc))
+            _leave(fast)
+            self._append(nid, args, Raised(exc), tid)
             raise
-        leave_gate()
+        _leave(fast)
         # The writer encodes later, on its own thread: a list or dict the program goes on to
         # mutate must be recorded as it was returned.
-        self._append(nid, args, result.copy() if type(result) in _MUTABLE else result)
+        self._append(nid, args, result.copy() if type(result) in _MUTABLE else result, tid)
         return result
 
     def wrap_noarg(self, name: str, fn: Callable[[], Any]) -> Callable[[], Any]:
@@ -200,7 +214,7 @@ class Recorder(Engine):
             if fast[0]:
                 sink += (code, value)
             elif not tls.gate and tls.tid >= 0:
-                slow(nid, None, value)
+                slow(nid, None, value, tls.tid)
             return value
 
         return _dress(recorded, fn, name)
@@ -361,9 +375,15 @@ class Replayer(Engine):
         return event
 
     def call(self, name: str, args: Any, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
-        if tls.gate or tls.tid < 0:
+        if FAST[0] and self._in_order[0]:  # the hot path, as in wrap_noarg
+            event = next(self._cursor, None)
+            if event is None or event.name != name or event.args != args:
+                event = self._recheck(event, name, args)
+        elif tls.gate or tls.tid < 0:
             return fn(*a, **kw)
-        result = self.next_event(name, args).result
+        else:
+            event = self.next_event(name, args)
+        result = event.result
         if type(result) is Raised:
             raise result.exception.with_traceback(None)
         return result
@@ -378,7 +398,7 @@ class Replayer(Engine):
             if fast[0] and in_order[0]:
                 event = next(cursor, None)
                 if event is None or event.name != name or event.args is not None:
-                    event = self._recheck(event, name)
+                    event = self._recheck(event, name, None)
             elif tls.gate or tls.tid < 0:
                 return fn()
             else:
@@ -390,10 +410,10 @@ class Replayer(Engine):
 
         return _dress(replayed, fn, name)
 
-    def _recheck(self, event: Event | None, name: str) -> Event:
+    def _recheck(self, event: Event | None, name: str, args: Any) -> Event:
         if event is None:
-            return self._exhausted(name, None, 0)
-        return self.diverge("mismatch", event, name, None, 0)
+            return self._exhausted(name, args, 0)
+        return self.diverge("mismatch", event, name, args, 0)
 
     def _exhausted(self, name: str, args: Any, tid: int) -> Event:
         return self.diverge("truncated" if self.truncated else "extra-call", None, name, args, tid)
