@@ -1,6 +1,6 @@
 """The boundary engine: every crossing into the outside world goes through here.
 
-A boundary calls ``engine.call(name, args, fn, ...)``: while recording, ``fn``
+A boundary calls ``engine.call(name, args, fn, ...)`` (``args`` a tuple, or None): while recording, ``fn``
 runs and the event ``(name, args) -> result`` is appended to the trace; while
 replaying, ``fn`` never runs and the recorded result is handed back after the
 call key (name and normalized args) was checked against the recording.
@@ -166,15 +166,16 @@ class Recorder(Engine):
         self._extra_values = itertools.count(extra)
         return (values - extra) // 2
 
-    def _append(self, nid: int, args: Any, result: Any, tid: int) -> None:
+    def _append(self, nid: int, args: tuple[Any, ...] | None, result: Any, tid: int) -> None:
         sink = self.sink
         if tid:
-            sink += (nid << 2 | FORM_THREAD, result, args, tid)
+            sink += (nid << 2 | FORM_THREAD, result, None if args is None else list(args), tid)
             next(self._extra_values), next(self._extra_values)
         elif args is None:
             sink += (nid << 2 | FORM_PLAIN, result)
         else:
-            sink += (nid << 2 | FORM_ARGS, result, args)
+            # A list packs natively; a tuple would take the slower ext path. Args are always a tuple.
+            sink += (nid << 2 | FORM_ARGS, result, list(args))
             next(self._extra_values)
 
     def call(self, name: str, args: Any, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
@@ -242,12 +243,17 @@ def decode_events(flat: list[Any], names: list[str]) -> list[Event]:
             events.append(Event(len(events), names[code >> 2], None, flat[i + 1], 0))
             i += 2
         elif form == FORM_ARGS:
-            events.append(Event(len(events), names[code >> 2], flat[i + 2], flat[i + 1], 0))
+            events.append(Event(len(events), names[code >> 2], _args(flat[i + 2]), flat[i + 1], 0))
             i += 3
         else:
-            events.append(Event(len(events), names[code >> 2], flat[i + 2], flat[i + 1], flat[i + 3]))
+            events.append(Event(len(events), names[code >> 2], _args(flat[i + 2]), flat[i + 1], flat[i + 3]))
             i += 4
     return events
+
+
+def _args(stored: Any) -> Any:
+    """Call arguments are a tuple; the trace stores the outer tuple as a plain array."""
+    return tuple(stored) if type(stored) is list else stored
 
 
 def intern_names(names: list[str]) -> list[str]:

@@ -4,18 +4,20 @@
 
 Measures side by side in one run: a million ``time.time()`` calls plain, recorded
 (through the real tape writer and its background thread, to a real file) and
-replayed (from that file, through the demultiplexer).
+replayed (from that file); then the same for ``os.urandom(16)``, a boundary with
+arguments that goes through the engine's generic ``call``.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import tempfile
 import time
 
 from pytest_retrace import demux
-from pytest_retrace.engine import Recorder, Replayer, tls
+from pytest_retrace.engine import Recorder, Replayer, start_main_thread
 from pytest_retrace.tape import TapeWriter, read_recording
 
 clock = time.perf_counter
@@ -34,7 +36,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     n = args.calls
-    tls.tid = 0
+    start_main_thread()
     folder = tempfile.mkdtemp()
     plain, recorded, replayed = [], [], []
     size = 0
@@ -59,6 +61,29 @@ def main() -> None:
     print(f"  recorded   {best['recorded']:7.1f} ns/call   (+{best['recorded'] - best['plain']:.1f} ns)")
     print(f"  replayed   {best['replayed']:7.1f} ns/call")
     print(f"  on disk    {size:7.2f} bytes/event")
+    generic(n // 5, args.repeat, folder)
+
+
+def generic(n: int, repeat: int, folder: str) -> None:
+    urandom = os.urandom
+    plain, recorded, replayed = [], [], []
+    for i in range(repeat):
+        plain.append(loop(lambda: urandom(16), n))
+        path = os.path.join(folder, f"generic{i}.retrace")
+        writer = TapeWriter(path, {"kind": "bench"})
+        engine = Recorder(writer.sink, writer.name_id)
+        start = clock()
+        for _ in range(n):
+            engine.call("os.urandom", (16,), urandom, 16)
+        writer.close({"status": 0})
+        recorded.append(clock() - start)
+        replay_call = Replayer(read_recording(path).events()).call
+        replayed.append(loop(functools.partial(replay_call, "os.urandom", (16,), urandom, 16), n))
+    best = {name: min(v) / n * 1e9 for name, v in (("plain", plain), ("recorded", recorded), ("replayed", replayed))}
+    print(f"os.urandom(16) x {n:,} through engine.call (best of {repeat})")
+    print(f"  plain      {best['plain']:7.1f} ns/call")
+    print(f"  recorded   {best['recorded']:7.1f} ns/call   (+{best['recorded'] - best['plain']:.1f} ns)")
+    print(f"  replayed   {best['replayed']:7.1f} ns/call")
 
 
 if __name__ == "__main__":
