@@ -289,9 +289,12 @@ def describe_call(name: str, args: Any) -> str:
     return f"{name}({short_repr(args)})"
 
 
+_LAUNCHER_FILES = ("<string>", "<frozen runpy>", runpy.__file__)
+
+
 def launcher_frame(filename: str) -> bool:
     """Frames that run the program rather than belong to it: ours, runpy's, the child's ``-c``."""
-    return filename.startswith(PACKAGE_DIR) or filename in ("<string>", runpy.__file__) or "runpy" in filename
+    return filename.startswith(PACKAGE_DIR) or filename in _LAUNCHER_FILES
 
 
 def replay_stack() -> list[list[Any]]:
