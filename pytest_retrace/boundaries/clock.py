@@ -1,4 +1,4 @@
-"""Clocks: ``time.*``, ``datetime.now/utcnow/today``, ``date.today``; ``time.sleep``.
+"""Clocks: ``time.*`` (with ``clock_gettime``), ``datetime.now/utcnow/today``, ``date.today``; ``time.sleep``.
 
 The datetime sources are recorded as integer microseconds (12 bytes an event,
 exact), and rebuilt into datetimes by code that runs the same way on both sides.
@@ -29,9 +29,20 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
     for name in NOARG_SOURCES:
         if hasattr(time, name):
             patcher.set(time, name, engine.wrap_noarg(f"time.{name}", getattr(time, name)))
+    for name in ("clock_gettime", "clock_gettime_ns"):
+        if hasattr(time, name):
+            patcher.set(time, name, _clock_by_id(engine, name, getattr(time, name)))
     _install_struct_time(engine, patcher)
     _install_sleep(engine, patcher)
     _install_datetime(engine, patcher)
+
+
+def _clock_by_id(engine: Engine, name: str, real: Any) -> Any:
+    def clock(clk_id: int) -> Any:
+        return engine.call(f"time.{name}", (clk_id,), real, clk_id)
+
+    clock.__name__, clock.__qualname__, clock.__doc__ = name, name, real.__doc__
+    return clock
 
 
 def _install_struct_time(engine: Engine, patcher: Patcher) -> None:
