@@ -191,9 +191,12 @@ class RetraceSummary:
     def _next_steps(self) -> list[str]:
         hints = []
         statuses = {v["status"] for v in self.verdicts}
-        if "crash-reproduced" in statuses:
-            hints.append("recorded crashes still happen: fix them, then run again; "
-                         "keep one as a regression case with `retrace pin REC`")
+        crashes = [v for v in self.verdicts if v["status"] == "crash-reproduced"]
+        if crashes:
+            hints.append("recorded crashes still happen: fix them, then run again")
+        unpinned = [v["recording"] for v in crashes if not v.get("pinned")]
+        if unpinned:
+            hints.append(f"keep a crash as a regression case: retrace pin {os.path.relpath(unpinned[0])}")
         if any(v.get("outcome_only") for v in self.verdicts):
             hints.append("only the outcome changed for some recordings: if that is intended, run again with "
                          "--retrace-accept")

@@ -52,7 +52,8 @@ def test_crash_fails_until_fixed_then_guards(pytester: pytest.Pytester, project:
         "*the recorded crash still happens: recorded json.decoder.JSONDecodeError: Expecting value*",
         "*retrace summary*",
         "2 replayed, 1 ok, 1 crash reproduced",
-        "*retrace pin REC*",
+        "recorded crashes still happen: fix them, then run again",
+        "keep a crash as a regression case: retrace pin recordings/crash.retrace",
         "*FAILED recordings/crash.retrace::replay*",
     ])
     (project / "client.py").write_text(FIXED)
