@@ -16,11 +16,11 @@ if os.environ.get(PURE_ENV, "") not in ("", "0"):
     NATIVE = False
 else:
     try:
-        from ._native import ABORTED, EXHAUSTED, TIMED_OUT, Demux  # type: ignore[no-redef]
+        from ._native import ABORTED, EXHAUSTED, TIMED_OUT, Demux  # type: ignore[assignment]
 
         NATIVE = True
     except ImportError:  # the extension could not be built on this platform
-        from ._demux_py import ABORTED, EXHAUSTED, TIMED_OUT, Demux  # type: ignore[assignment]
+        from ._demux_py import ABORTED, EXHAUSTED, TIMED_OUT, Demux
 
         NATIVE = False
 
