@@ -328,7 +328,3 @@ def packb(value: Any) -> bytes:
 
 def unpackb(data: bytes) -> Any:
     return msgpack.unpackb(data, ext_hook=ext_hook, raw=False, strict_map_key=False)
-
-
-def make_unpacker(file: Any = None) -> msgpack.Unpacker:
-    return msgpack.Unpacker(file, ext_hook=ext_hook, raw=False, strict_map_key=False, max_buffer_size=2**31 - 1)

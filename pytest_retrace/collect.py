@@ -64,6 +64,7 @@ class RecordingItem(pytest.Item):
             check_program(rec.header["entry"], rec.header["cwd"])
         except RetraceError as exc:
             self._unusable(f"{self.shown_path}: {exc}", "missing-program")
+        self.recording = rec
         self.pinned = bool(rec.header.get("pin"))
 
     def _unusable(self, problem: str, status: str) -> None:
@@ -73,7 +74,7 @@ class RecordingItem(pytest.Item):
     def runtest(self) -> None:
         config = self.config
         stuck = _float_option(config, "retrace_stuck_timeout")
-        verdict = replay(self.shown_path, stuck_timeout=stuck, passthrough=False)
+        verdict = replay(self.shown_path, stuck_timeout=stuck, passthrough=False, recording=self.recording)
         info: dict[str, Any] = {"recording": str(self.path), "status": verdict["status"], "pinned": self.pinned,
                                 "events_recorded": verdict["events_recorded"],
                                 "events_consumed": verdict["events_consumed"]}
@@ -85,7 +86,7 @@ class RecordingItem(pytest.Item):
             info["counter"] = "accepted"
             return
         for _ in range(_int_option(config, "retrace_determinism_runs") - 1):
-            again = replay(self.shown_path, stuck_timeout=stuck, passthrough=False)
+            again = replay(self.shown_path, stuck_timeout=stuck, passthrough=False, recording=self.recording)
             difference = _difference(verdict, again)
             if difference is not None:
                 info["counter"] = "nondeterministic"

@@ -111,8 +111,6 @@ internal = Gate()
 class Engine:
     """What boundaries see; :class:`Recorder` and :class:`Replayer` implement it."""
 
-    recording: bool
-
     def call(self, name: str, args: Any, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
         raise NotImplementedError
 
@@ -151,8 +149,6 @@ class Recorder(Engine):
     ``sink += (…)`` is one list operation, atomic under the GIL, so events from
     several threads never interleave their fields.
     """
-
-    recording = True
 
     def __init__(self, sink: list[Any], name_id: Callable[[str], int]) -> None:
         self.sink = sink
@@ -320,8 +316,6 @@ class Replayer(Engine):
     answered by its call key from the events not yet consumed (in order, the last one
     repeating), and a call with no answer raises :class:`UnrecordedCall` into the program.
     """
-
-    recording = False
 
     def __init__(
         self,

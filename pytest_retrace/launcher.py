@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, NamedTuple
 
 from .errors import RetraceError
 from .protocol import CHILD_CODE, CHILD_ENV
-from .tape import append_end, read_recording
+from .tape import Recording, append_end, read_recording
 
 OUTPUT_HEAD = 8192  # bytes of stdout/stderr kept in END, for diffs when a replay prints otherwise
 
@@ -168,16 +168,19 @@ def record(
     return run.returncode
 
 
-def replay(path: str, stuck_timeout: float = 10.0, passthrough: bool = True, keep_output: bool = False
-           ) -> dict[str, Any]:
+def replay(path: str, stuck_timeout: float = 10.0, passthrough: bool = True, keep_output: bool = False,
+           recording: Recording | None = None) -> dict[str, Any]:
     """Replay a process recording in a fresh interpreter and return its verdict.
 
+    ``recording`` is the file already read and checked (the plugin reads it in setup).
     Raises :class:`RecordingError` when ``path`` is no readable recording at all.
     """
     from .verdict import conclude, unreadable
 
-    rec = read_recording(path)
-    check_program(rec.header["entry"], rec.header["cwd"])
+    rec = recording
+    if rec is None:
+        rec = read_recording(path)
+        check_program(rec.header["entry"], rec.header["cwd"])
     if rec.status == "corrupt":
         return unreadable(path, "corrupt", f"{path}: corrupt recording: {rec.problem}", rec.offset)
     if rec.end is not None and rec.end.get("recording_error"):

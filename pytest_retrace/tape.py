@@ -232,10 +232,6 @@ class Recording:
         self.offset: int | None = None  # byte offset of the bad frame when corrupt
         self._events: list[Event] | None = None
 
-    @property
-    def readable(self) -> bool:
-        return self.status == "complete"
-
     def events(self) -> list[Event]:
         """The decoded events (decoded once). Raises RecordingError when they are malformed."""
         if self._events is None:

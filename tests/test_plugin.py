@@ -108,9 +108,13 @@ def test_selection_node_ids_last_failed_and_junitxml(pytester: pytest.Pytester, 
     last_failed = pytester.runpytest("--retrace-recordings=recordings", "--lf")
     last_failed.assert_outcomes(failed=1)
     pytester.runpytest("--retrace-recordings=recordings", "--junitxml=out.xml")
-    xml = (project / "out.xml").read_text()
-    assert 'name="replay"' in xml and "recordings.crash.retrace" in xml or "crash.retrace" in xml
-    assert "the recorded crash still happens" in xml
+    import xml.etree.ElementTree as ElementTree
+
+    cases = ElementTree.parse(project / "out.xml").getroot().iter("testcase")
+    failures = {case.get("classname"): case.find("failure") for case in cases}
+    assert set(failures) == {"recordings.crash.retrace", "recordings.ok.retrace"}
+    assert failures["recordings.ok.retrace"] is None
+    assert "the recorded crash still happens" in failures["recordings.crash.retrace"].text
 
 
 def test_pin_then_fix_then_regress(pytester: pytest.Pytester, project: Path) -> None:
