@@ -1,7 +1,11 @@
-// The replay demultiplexer: holds the recorded order of events (one logical
-// thread id per event) and lets each replaying thread through only when the
-// next recorded event is its own. Waiting happens with the GIL released so the
+// The replay demultiplexer: holds the recorded order of events (one thread
+// number per event) and lets each replaying thread through only when the next
+// recorded event is its own. Waiting happens with the GIL released so the
 // thread whose turn it is can run.
+//
+// A boundary call takes its event in one step (claim). A synchronization point
+// holds its turn while it performs the real operation (turn ... advance), so
+// that no other thread's event can slip in between the turn and the operation.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -9,6 +13,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 namespace py = pybind11;
@@ -19,31 +24,19 @@ constexpr std::int64_t kTimedOut = -1;
 constexpr std::int64_t kExhausted = -2;
 constexpr std::int64_t kAborted = -3;
 
+using Clock = std::chrono::steady_clock;
+
 class Demux {
   public:
     explicit Demux(std::vector<int> order) : order_(std::move(order)) {}
 
-    std::int64_t claim(int tid, double timeout_s) {
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            std::int64_t ready = take_if_turn(tid);
-            if (ready != kTimedOut) return ready;
-        }
-        py::gil_scoped_release release;
-        std::unique_lock<std::mutex> lock(mutex_);
-        auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                            std::chrono::duration<double>(timeout_s));
-        ++waiters_;
-        std::int64_t result = kTimedOut;
-        while ((result = take_if_turn(tid)) == kTimedOut) {
-            if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
-                result = take_if_turn(tid);
-                break;
-            }
-        }
-        --waiters_;
-        return result;
+    std::int64_t claim(int tid, double timeout_s) { return wait_for_turn(tid, timeout_s, true); }
+
+    std::int64_t turn(int tid, double timeout_s) { return wait_for_turn(tid, timeout_s, false); }
+
+    void advance() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (pos_ < order_.size()) step();
     }
 
     void abort() {
@@ -65,19 +58,58 @@ class Demux {
     std::size_t size() const { return order_.size(); }
 
   private:
-    // Called with mutex_ held: the index claimed, or a negative status.
-    std::int64_t take_if_turn(int tid) {
+    // The index whose turn `tid` may take, or a negative status; mutex_ held.
+    std::int64_t ready(int tid) const {
         if (aborted_) return kAborted;
         if (pos_ >= order_.size()) return kExhausted;
         if (order_[pos_] != tid) return kTimedOut;
-        std::int64_t index = static_cast<std::int64_t>(pos_++);
-        if (waiters_ > 0) cv_.notify_all();
-        return index;
+        return static_cast<std::int64_t>(pos_);
+    }
+
+    // Hand out the current event; wake waiters only when the next one belongs to a waiting thread.
+    void step() {
+        ++pos_;
+        if (pos_ < order_.size()) {
+            auto it = waiting_.find(order_[pos_]);
+            if (it != waiting_.end() && it->second > 0) cv_.notify_all();
+        }
+    }
+
+    std::int64_t wait_for_turn(int tid, double timeout_s, bool take) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            std::int64_t result = ready(tid);
+            if (result != kTimedOut) {
+                if (result >= 0 && take) step();
+                return result;
+            }
+        }
+        py::gil_scoped_release release;
+        std::unique_lock<std::mutex> lock(mutex_);
+        const auto patience = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s));
+        auto deadline = Clock::now() + patience;
+        std::size_t seen = pos_;
+        ++waiting_[tid];
+        std::int64_t result;
+        // Time runs out only when nothing anywhere made progress for `timeout` seconds.
+        while ((result = ready(tid)) == kTimedOut) {
+            if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
+                if (pos_ == seen) {
+                    result = ready(tid);
+                    break;
+                }
+                seen = pos_;
+                deadline = Clock::now() + patience;
+            }
+        }
+        --waiting_[tid];
+        if (result >= 0 && take) step();
+        return result;
     }
 
     std::vector<int> order_;
     std::size_t pos_ = 0;
-    int waiters_ = 0;
+    std::unordered_map<int, int> waiting_;
     bool aborted_ = false;
     std::mutex mutex_;
     std::condition_variable cv_;
@@ -92,13 +124,16 @@ PYBIND11_MODULE(_native, m) {
     m.attr("ABORTED") = kAborted;
     py::class_<Demux>(m, "Demux", "Hands recorded events to replaying threads in the recorded order.")
         .def(py::init<std::vector<int>>(), py::arg("order"),
-             "order: the logical thread id of every recorded event, in recorded order.")
+             "order: the thread number of every recorded event, in recorded order.")
         .def("claim", &Demux::claim, py::arg("tid"), py::arg("timeout"),
              "Wait (GIL released) until the next event belongs to `tid`, take it and return its index;\n"
-             "TIMED_OUT when no turn came within `timeout` seconds, EXHAUSTED when no events remain,\n"
-             "ABORTED after abort().")
+             "TIMED_OUT when no event was handed out to anyone for `timeout` seconds, EXHAUSTED when\n"
+             "no events remain, ABORTED after abort().")
+        .def("turn", &Demux::turn, py::arg("tid"), py::arg("timeout"),
+             "Like claim, but hold the turn: no other thread gets an event until advance().")
+        .def("advance", &Demux::advance, "End the turn taken with turn(): hand out the next event.")
         .def("abort", &Demux::abort, "Wake every waiting thread with ABORTED (used when a replay diverges).")
         .def_property_readonly("position", &Demux::position, "Index of the next event to hand out.")
-        .def("expected", &Demux::expected, "Thread id the next event belongs to, or -1 when none remain.")
+        .def("expected", &Demux::expected, "Thread number the next event belongs to, or -1 when none remain.")
         .def("__len__", &Demux::size);
 }

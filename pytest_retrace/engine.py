@@ -24,11 +24,13 @@ import sys
 import traceback
 from collections.abc import Callable
 from operator import length_hint
+from types import FrameType
 from typing import Any
 
 from .codec import Digest, Raised
-from .demux import EXHAUSTED
+from .demux import ABORTED, EXHAUSTED
 from .errors import ReplayDivergence, UnrecordedCall
+from .protocol import DIVERGED_EXIT
 
 # Byte payloads up to this size are kept whole in call keys (readable diffs); larger ones become a Digest.
 INLINE_BYTES = 1024
@@ -37,14 +39,21 @@ PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 # True while only the main thread runs and no gate is open: the state the hot path may assume.
 FAST = [False]
 _SINGLE_THREAD = [True]
+# True once a recorded thread started another: from then on synchronization points are events.
+# It flips at the same point of the program in record and replay, unlike _SINGLE_THREAD.
+THREADED = [False]
+
+MAIN = "0"  # the logical id of the thread the engine was started on
 
 
 class _ThreadState(_thread._local):
     gate = 0  # > 0 while this thread is inside an external call or inside pytest-retrace
-    # Logical thread id: 0 for the thread the engine was started on, then one per thread started
-    # while it runs. Threads that were there before (a server a test talks to, our own writer)
-    # are outside the recording: their calls pass straight through.
-    tid = -1
+    # Logical thread id (DESIGN §4): "0" for the thread the engine was started on; the n-th thread
+    # that thread ``p`` starts is ``p.n``. None for threads outside the recording (those that were
+    # there before, e.g. a server a test talks to, and our own writer): their calls pass straight through.
+    tid: str | None = None
+    children = 0  # threads this thread has started
+    slot = 0  # the demultiplexer's number for this thread (replay)
 
 
 tls = _ThreadState()
@@ -57,21 +66,25 @@ def enter_gate() -> None:
 
 def leave_gate() -> None:
     tls.gate -= 1
-    if not tls.gate and _SINGLE_THREAD[0] and tls.tid == 0:
+    if not tls.gate and _SINGLE_THREAD[0] and tls.tid is MAIN:
         FAST[0] = True
 
 
 def start_main_thread() -> None:
     """Called once the engine is installed, on the program's main thread."""
-    tls.tid = 0
+    tls.tid = MAIN
+    tls.children = 0
+    tls.slot = 0
     _SINGLE_THREAD[0] = True
+    THREADED[0] = False
     FAST[0] = not tls.gate
 
 
 def _forked_child() -> None:
     """A forked child is outside the recording: its calls pass straight through."""
-    tls.tid = -1
+    tls.tid = None
     _SINGLE_THREAD[0] = False
+    THREADED[0] = False
     FAST[0] = False
 
 
@@ -82,6 +95,11 @@ def threads_started() -> None:
     """A second thread exists from now on: every event looks up its own thread's state."""
     _SINGLE_THREAD[0] = False
     FAST[0] = False
+
+
+def recorded_thread() -> bool:
+    """True when the calling thread's synchronization points are events."""
+    return THREADED[0] and not tls.gate and tls.tid is not None
 
 
 def payload(data: Any) -> Any:
@@ -118,13 +136,22 @@ class Engine:
         """A fast replacement for an argument-less source (clocks): the hot path of recording."""
         raise NotImplementedError
 
-    _threads = 0
+    def sync(self, name: str, args: Any, redo: Callable[[Any], Any], fn: Callable[..., Any], *a: Any) -> Any:
+        """A synchronization point (lock acquired, thread started or joined …): ``fn(*a)`` runs for real
+        when recording and its result is the event's; replay waits for this thread's turn in the recorded
+        order, then ``redo(recorded_result)`` performs the operation so that it gives that result."""
+        raise NotImplementedError
 
-    def next_tid(self) -> int:
-        """The logical id of a thread being started (in the order its parent starts threads)."""
-        with internal:
-            self._threads += 1
-            return self._threads
+    def blocking(self, name: str, args: Any, attempt: Callable[[float], bool]) -> None:
+        """Replay: run a real blocking operation (``attempt(timeout)``) the recording says completed."""
+        raise NotImplementedError
+
+    def slot_of(self, tid: str) -> int:
+        """The demultiplexer's number for logical thread ``tid``, a thread starting now (replay only)."""
+        return 0
+
+    def thread_ended(self, tid: str) -> None:
+        """Logical thread ``tid`` is done (replay keeps track, for the report of a stuck replay)."""
 
 
 # Events travel flat in the sink and on disk, no container per event (allocating one per
@@ -162,9 +189,9 @@ class Recorder(Engine):
         self._extra_values = itertools.count(extra)
         return (values - extra) // 2
 
-    def _append(self, nid: int, args: tuple[Any, ...] | None, result: Any, tid: int) -> None:
+    def _append(self, nid: int, args: tuple[Any, ...] | None, result: Any, tid: str) -> None:
         sink = self.sink
-        if tid:
+        if tid is not MAIN:
             sink += (nid << 2 | FORM_THREAD, result, None if args is None else list(args), tid)
             next(self._extra_values), next(self._extra_values)
         elif args is None:
@@ -179,8 +206,8 @@ class Recorder(Engine):
         if fast:  # only the main thread, no gate open: skip the thread-local reads
             FAST[0] = False
             tls.gate = 1
-            tid = 0
-        elif tls.gate or tls.tid < 0:
+            tid = MAIN
+        elif tls.gate or tls.tid is None:
             return fn(*a, **kw)
         else:
             enter_gate()
@@ -198,6 +225,9 @@ class Recorder(Engine):
         self._append(nid, args, result.copy() if type(result) in _MUTABLE else result, tid)
         return result
 
+    def sync(self, name: str, args: Any, redo: Callable[[Any], Any], fn: Callable[..., Any], *a: Any) -> Any:
+        return self.call(name, args, fn, *a)
+
     def wrap_noarg(self, name: str, fn: Callable[[], Any]) -> Callable[[], Any]:
         code = self.name_id(name) << 2 | FORM_PLAIN
         nid = code >> 2
@@ -210,7 +240,7 @@ class Recorder(Engine):
             value = fn()
             if fast[0]:
                 sink += (code, value)
-            elif not tls.gate and tls.tid >= 0:
+            elif not tls.gate and tls.tid is not None:
                 slow(nid, None, value, tls.tid)
             return value
 
@@ -236,10 +266,10 @@ def decode_events(flat: list[Any], names: list[str]) -> list[Event]:
             raise ValueError(f"malformed event stream at value {i} (event {len(events)})")
         form = code & 3
         if form == FORM_PLAIN:
-            events.append(Event(len(events), names[code >> 2], None, flat[i + 1], 0))
+            events.append(Event(len(events), names[code >> 2], None, flat[i + 1], MAIN))
             i += 2
         elif form == FORM_ARGS:
-            events.append(Event(len(events), names[code >> 2], _args(flat[i + 2]), flat[i + 1], 0))
+            events.append(Event(len(events), names[code >> 2], _args(flat[i + 2]), flat[i + 1], MAIN))
             i += 3
         else:
             events.append(Event(len(events), names[code >> 2], _args(flat[i + 2]), flat[i + 1], flat[i + 3]))
@@ -261,7 +291,7 @@ class Event:
 
     __slots__ = ("index", "name", "args", "result", "tid")
 
-    def __init__(self, index: int, name: str, args: Any, result: Any, tid: int) -> None:
+    def __init__(self, index: int, name: str, args: Any, result: Any, tid: str) -> None:
         self.index = index
         self.name = name
         self.args = args
@@ -293,9 +323,9 @@ def launcher_frame(filename: str) -> bool:
     return filename.startswith(PACKAGE_DIR) or filename in _LAUNCHER_FILES
 
 
-def replay_stack() -> list[list[Any]]:
-    """The program's Python stack at this point, without pytest-retrace's own frames."""
-    frames = traceback.extract_stack()
+def replay_stack(frame: FrameType | None = None) -> list[list[Any]]:
+    """The program's Python stack at this point (or at ``frame``), without pytest-retrace's own frames."""
+    frames = traceback.extract_stack(frame)
     while frames and launcher_frame(frames[0].filename):
         frames.pop(0)
     return [
@@ -329,10 +359,19 @@ class Replayer(Engine):
 
         self.events = events
         self.truncated = truncated
-        self.single_thread = all(e.tid == 0 for e in events)
+        self.single_thread = all(e.tid == MAIN for e in events)
         self._cursor = iter(events)
         self._in_order = [self.single_thread]  # the hot path's switch: single-threaded, in recorded order
-        self.demux = None if self.single_thread else Demux([e.tid for e in events])
+        # The demultiplexer numbers threads; logical ids map to numbers in order of first appearance.
+        self._slots: dict[Any, int] = {MAIN: 0}
+        if not self.single_thread:
+            for e in events:
+                if e.tid not in self._slots:
+                    self._slots[e.tid] = len(self._slots)
+        self.demux = None if self.single_thread else Demux([self._slots[e.tid] for e in events])
+        # Where each replaying thread stands, for the report of a stuck replay: OS ident and state.
+        self._idents: dict[str, int] = {MAIN: _thread.get_ident()}
+        self._states: dict[str, str] = {}
         self.on_divergence = on_divergence or self._raise
         self.stuck_timeout = stuck_timeout
         self.answer_by_key = answer_by_key
@@ -356,33 +395,87 @@ class Replayer(Engine):
         """True once the replay answers by call key (a crash recording after its first divergence)."""
         return self._by_key is not None
 
+    # -- threads ----------------------------------------------------------------------------------------
+
+    def slot_of(self, tid: str) -> int:
+        with internal:
+            self._idents[tid] = _thread.get_ident()
+            return self._slots.setdefault(tid, len(self._slots))
+
+    def thread_ended(self, tid: str) -> None:
+        self._states[tid] = "finished"
+
+    def _turn(self, name: str, args: Any, take: bool) -> Event:
+        """Wait for this thread's turn in the recorded order; the event, checked against the call."""
+        tid = tls.tid
+        assert tid is not None and self.demux is not None
+        self._states[tid] = f"waits for its turn to call {describe_call(name, args)}"
+        index = (self.demux.claim if take else self.demux.turn)(tls.slot, self.stuck_timeout)
+        del self._states[tid]
+        if index >= 0:
+            event = self.events[index]
+            if event.name != name or event.args != args:
+                return self.diverge("mismatch", event, name, args, tid)
+            return event
+        if index == EXHAUSTED:
+            return self._exhausted(name, args, tid)
+        if index == ABORTED:  # another thread diverged and is ending the replay: stay out of its way
+            parked = _thread.allocate_lock()
+            parked.acquire()
+            parked.acquire(True, self.stuck_timeout)
+            raise SystemExit(DIVERGED_EXIT)
+        return self.diverge("stuck", None, name, args, tid)
+
     def next_event(self, name: str, args: Any) -> Event:
         if self._by_key is not None:
             return self._answer_by_key(name, args)
         tid = tls.tid
-        if self.demux is None:
-            if tid != 0:
-                return self.diverge("thread", None, name, args, tid)
-            event = next(self._cursor, None)
-            if event is None:
-                return self._exhausted(name, args, tid)
-        else:
-            index = self.demux.claim(tid, self.stuck_timeout)
-            if index == EXHAUSTED:
-                return self._exhausted(name, args, tid)
-            if index < 0:
-                return self.diverge("stuck", None, name, args, tid)
-            event = self.events[index]
+        if self.demux is not None:
+            return self._turn(name, args, take=True)
+        if tid != MAIN:
+            return self.diverge("thread", None, name, args, tid)
+        event = next(self._cursor, None)
+        if event is None:
+            return self._exhausted(name, args, tid)
         if event.name != name or event.args != args:
             return self.diverge("mismatch", event, name, args, tid)
         return event
+
+    def sync(self, name: str, args: Any, redo: Callable[[Any], Any], fn: Callable[..., Any], *a: Any) -> Any:
+        if tls.gate or tls.tid is None:
+            return fn(*a)
+        if self.demux is None or self._by_key is not None:
+            return self._redo(self.next_event(name, args), redo)
+        # The turn is held while the operation runs, so no other thread's event slips in between.
+        try:
+            return self._redo(self._turn(name, args, take=False), redo)
+        finally:
+            self.demux.advance()
+
+    def _redo(self, event: Event, redo: Callable[[Any], Any]) -> Any:
+        result = event.result
+        if type(result) is Raised:
+            raise result.exception.with_traceback(None)
+        tid = tls.tid
+        self._states[tid] = f"holds its turn, inside {event.describe()}"  # type: ignore[index]
+        with internal:
+            value = redo(result)
+        del self._states[tid]  # type: ignore[arg-type]
+        return value
+
+    def blocking(self, name: str, args: Any, attempt: Callable[[float], bool]) -> None:
+        """Run a real blocking operation that the recording says completed; stuck when it does not."""
+        if not attempt(self.stuck_timeout):
+            self.diverge("stuck", None, name, args, tls.tid)
+
+    # -- answering calls --------------------------------------------------------------------------------
 
     def call(self, name: str, args: Any, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
         if FAST[0] and self._in_order[0]:  # the hot path, as in wrap_noarg
             event = next(self._cursor, None)
             if event is None or event.name != name or event.args != args:
                 event = self._recheck(event, name, args)
-        elif tls.gate or tls.tid < 0:
+        elif tls.gate or tls.tid is None:
             return fn(*a, **kw)
         else:
             event = self.next_event(name, args)
@@ -402,7 +495,7 @@ class Replayer(Engine):
                 event = next(cursor, None)
                 if event is None or event.name != name or event.args is not None:
                     event = self._recheck(event, name, None)
-            elif tls.gate or tls.tid < 0:
+            elif tls.gate or tls.tid is None:
                 return fn()
             else:
                 event = slow(name, None)
@@ -415,18 +508,20 @@ class Replayer(Engine):
 
     def _recheck(self, event: Event | None, name: str, args: Any) -> Event:
         if event is None:
-            return self._exhausted(name, args, 0)
-        return self.diverge("mismatch", event, name, args, 0)
+            return self._exhausted(name, args, MAIN)
+        return self.diverge("mismatch", event, name, args, MAIN)
 
-    def _exhausted(self, name: str, args: Any, tid: int) -> Event:
+    def _exhausted(self, name: str, args: Any, tid: Any) -> Event:
         return self.diverge("truncated" if self.truncated else "extra-call", None, name, args, tid)
 
     # -- divergence -------------------------------------------------------------------------------------
 
-    def diverge(self, kind: str, expected: Event | None, name: str, args: Any, tid: int) -> Event:
+    def diverge(self, kind: str, expected: Event | None, name: str, args: Any, tid: Any) -> Event:
         """Report the first divergence; a crash recording goes on answering by call key."""
         report = self.report(kind, expected, name, args, tid)
-        if not self.answer_by_key or kind == "truncated":
+        if not self.answer_by_key or kind in ("truncated", "stuck"):
+            if self.demux is not None:
+                self.demux.abort()
             self.on_divergence(report)
             raise AssertionError("on_divergence must not return")  # pragma: no cover
         self.first_divergence = report
@@ -454,9 +549,11 @@ class Replayer(Engine):
             self.answered_by_key += 1
             return answers[1 + position]  # type: ignore[no-any-return]
 
-    def report(self, kind: str, expected: Event | None, name: str, args: Any, tid: int) -> dict[str, Any]:
+    def report(self, kind: str, expected: Event | None, name: str, args: Any, tid: Any) -> dict[str, Any]:
         with internal:
             index = expected.index if expected is not None else self.consumed
+            if expected is None and kind == "stuck" and index < len(self.events):
+                expected = self.events[index]
             before = self.events[max(0, index - 5) : index]
             return {
                 "kind": kind,
@@ -469,7 +566,33 @@ class Replayer(Engine):
                     {"index": e.index, "thread": e.tid, "call": e.describe(), "result": short_repr(e.result)}
                     for e in before
                 ],
+                "threads": self.thread_states() if kind == "stuck" else None,
             }
+
+    def thread_states(self) -> list[dict[str, Any]]:
+        """For a stuck replay: each logical thread, what it waits for, its next recorded event, its stack."""
+        frames = sys._current_frames()
+        position = self.consumed
+        known = list(self._idents)
+        upcoming = self.events[position] if position < len(self.events) else None
+        if upcoming is not None and upcoming.tid not in self._idents:
+            known.append(upcoming.tid)
+        states = []
+        for tid in known:
+            frame = frames.get(self._idents[tid]) if tid in self._idents else None
+            state = self._states.get(tid)
+            if tid not in self._idents:
+                state = "not started in the replay"
+            elif state is None:
+                state = "running, or blocked outside any recorded call" if frame is not None else "finished"
+            nxt = next((e for e in self.events[position:] if e.tid == tid), None)
+            states.append({
+                "thread": tid,
+                "state": state,
+                "next_recorded": None if nxt is None else {"index": nxt.index, "call": nxt.describe()},
+                "stack": replay_stack(frame) if frame is not None else [],
+            })
+        return states
 
 
 def _call_key(name: str, args: Any) -> tuple[str, bytes]:

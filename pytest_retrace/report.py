@@ -48,13 +48,32 @@ def _call_divergence(d: dict[str, Any]) -> list[str]:
     elif kind == "stuck":
         out = [f"replay diverged at {where}: no thread could make progress",
                f"    waiting   {actual['call']}"]
+        if expected:
+            out.append(f"    the recording's next event, #{d['index']}, is {expected['call']}")
+        return out + _threads(d.get("threads") or []) + _preceding(d)
     else:
         out = [f"replay diverged at {where} ({kind})", f"    actual    {actual['call']}"]
-    out += _stack(d.get("stack") or [])
-    if d.get("preceding"):
-        out.append("  last matching events:")
-        for e in d["preceding"]:
-            out.append(f"    #{e['index']} [{e['thread']}] {e['call']} -> {e['result']}")
+    return out + _stack(d.get("stack") or []) + _preceding(d)
+
+
+def _preceding(d: dict[str, Any]) -> list[str]:
+    if not d.get("preceding"):
+        return []
+    out = ["  last matching events:"]
+    for e in d["preceding"]:
+        out.append(f"    #{e['index']} [{e['thread']}] {e['call']} -> {e['result']}")
+    return out
+
+
+def _threads(threads: list[dict[str, Any]]) -> list[str]:
+    """Each thread of a stuck replay: where it stands, what the recording has it do next, its stack."""
+    out = []
+    for t in threads:
+        out.append(f"  thread {t['thread']}: {t['state']}")
+        nxt = t["next_recorded"]
+        out.append(f"    next recorded event: #{nxt['index']} {nxt['call']}" if nxt else
+                   "    next recorded event: none (the recording has no more events for it)")
+        out += ["  " + line for line in _stack(t["stack"])[1:]]
     return out
 
 

@@ -96,7 +96,7 @@ class TapeWriter:
 
     def _run(self) -> None:
         tls.gate = 1
-        tls.tid = -2
+        tls.tid = None
         try:
             while not self._stop:
                 self._wake.acquire(timeout=FLUSH_INTERVAL)

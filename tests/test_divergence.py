@@ -36,7 +36,7 @@ def test_changed_call_reports_both_sides_and_the_stack(recorder: Recorder, tmp_p
     replayed = recorder.replay()
     assert replayed.returncode == DIVERGED
     d = replayed.verdict["divergence"]
-    assert d["kind"] == "mismatch" and d["index"] == 2 and d["thread"] == 0
+    assert d["kind"] == "mismatch" and d["index"] == 2 and d["thread"] == "0"
     assert d["expected"]["call"] == "open('a.txt', 'r')"
     assert d["actual"]["call"] == "open('b.txt', 'r')"
     assert d["stack"][-1][:3] == [str(program), 3, "<module>"]

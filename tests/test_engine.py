@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from pytest_retrace import boundaries, codec
-from pytest_retrace.engine import Event, Recorder, Replayer, decode_events, start_main_thread, tls
+from pytest_retrace.engine import MAIN, Event, Recorder, Replayer, decode_events, start_main_thread, tls
 from pytest_retrace.errors import ReplayDivergence
 from pytest_retrace.patch import Patcher
 
@@ -54,7 +54,7 @@ def record_then_replay(program: Callable[[], Any]) -> tuple[Any, Any, Tape]:
 def test_phase_gate_records_only_the_outer_call() -> None:
     tape = Tape()
     engine = Recorder(tape.sink, tape.name_id)
-    tls.tid = 0
+    tls.tid = MAIN
 
     def outer() -> int:
         engine.call("inner", None, lambda: 1)

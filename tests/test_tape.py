@@ -10,7 +10,7 @@ import pytest
 
 from pytest_retrace import tape
 from pytest_retrace.codec import Raised
-from pytest_retrace.engine import Recorder
+from pytest_retrace.engine import MAIN, Recorder
 from pytest_retrace.errors import RecordingError
 
 
@@ -19,7 +19,7 @@ def write(path: Path, events: int = 1000, end: bool = True) -> None:
     engine = Recorder(writer.sink, writer.name_id)
     from pytest_retrace.engine import tls
 
-    tls.tid = 0
+    tls.tid = MAIN
     clock = engine.wrap_noarg("time.time", lambda: 1.25)
     for i in range(events):
         clock()

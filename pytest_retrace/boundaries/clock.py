@@ -32,6 +32,13 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
     for name in ("clock_gettime", "clock_gettime_ns"):
         if hasattr(time, name):
             patcher.set(time, name, _clock_by_id(engine, name, getattr(time, name)))
+    # threading and queue bound the monotonic clock at import, for their timeouts (Semaphore,
+    # Condition.wait_for, Barrier, Queue.get/put): how often a timed wait loops is scheduling too.
+    import queue
+    import threading
+
+    patcher.set(threading, "_time", time.monotonic)
+    patcher.set(queue, "time", time.monotonic)
     _install_struct_time(engine, patcher)
     _install_sleep(engine, patcher)
     _install_datetime(engine, patcher)

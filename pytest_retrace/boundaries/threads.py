@@ -1,9 +1,10 @@
-"""Threads, as far as the engine needs them today: which threads belong to the recording.
+"""Threads (DESIGN §4): logical ids, thread start and join as synchronization points.
 
-A thread started while the engine runs gets the next logical id in its parent's flow
-and is recorded; threads that were there before are not. Until a second thread starts,
-every event belongs to the main thread and the hot path skips thread-local state.
-(Ids of the ``parent.n`` form and synchronization events are DESIGN §4's work.)
+The thread the engine starts on is ``0``; the n-th thread that thread ``p`` starts is
+``p.n``, assigned in the parent when it starts the thread, so ids are the same in record
+and replay whatever the OS does. Starting a thread, and a join with a timeout, are events
+in the parent's flow. Threads started from outside the recording (a server a test talks to,
+an external call's internals) are outside it too.
 """
 
 from __future__ import annotations
@@ -12,28 +13,86 @@ import _thread
 import threading
 from typing import TYPE_CHECKING, Any
 
-from ..engine import threads_started, tls
+from ..engine import THREADED, recorded_thread, threads_started, tls
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..engine import Engine
     from ..patch import Patcher
     from . import Options
 
 
 def install(engine: Engine, patcher: Patcher, options: Options) -> None:
-    real_start = _thread.start_new_thread
+    def labelled(real_start: Callable[..., Any]) -> Callable[..., Any]:
+        def start(function: Any, *rest: Any, **kw: Any) -> Any:
+            threads_started()
+            parent = tls.tid
+            if parent is None or tls.gate:
+                return real_start(function, *rest, **kw)
+            THREADED[0] = True
+            tls.children += 1
+            tid = f"{parent}.{tls.children}"
+            thread = getattr(function, "__self__", None)
+            if isinstance(thread, threading.Thread):
+                thread._retrace_tid = tid  # type: ignore[attr-defined]  # a thread of the recording
 
-    def start_new_thread(function: Any, args: Any, kwargs: Any = None) -> int:
-        threads_started()
-        tid = engine.next_tid() if tls.tid >= 0 else -1  # a thread outside the recording starts outside too
+            def run(*a: Any, **kwargs: Any) -> Any:
+                tls.tid = tid
+                tls.slot = engine.slot_of(tid)
+                try:
+                    return function(*a, **kwargs)
+                finally:
+                    engine.thread_ended(tid)
 
-        def run(*a: Any, **kw: Any) -> Any:
-            tls.tid = tid
-            return function(*a, **kw)
+            started: list[Any] = []
 
-        return real_start(run, args, kwargs) if kwargs is not None else real_start(run, args)
+            def start_real(_recorded: Any = None) -> None:
+                started.append(real_start(run, *rest, **kw))
 
-    start_new_thread.__doc__ = real_start.__doc__
+            # The event goes first: the new thread's own events must come after it in the recording.
+            # Replay starts the thread while it holds this event's turn (start_real as the redo).
+            engine.sync("thread.start", (tid,), start_real, _nothing)
+            if not started:
+                start_real()
+            return started[0]
+
+        start.__doc__ = real_start.__doc__
+        return start
+
+    start_new_thread = labelled(_thread.start_new_thread)
     patcher.set(_thread, "start_new_thread", start_new_thread)
     patcher.set(_thread, "start_new", start_new_thread)
-    patcher.set(threading, "_start_new_thread", start_new_thread)
+    if hasattr(threading, "_start_new_thread"):  # up to 3.12
+        patcher.set(threading, "_start_new_thread", start_new_thread)
+    if hasattr(_thread, "start_joinable_thread"):  # 3.13: what Thread.start calls
+        joinable = labelled(_thread.start_joinable_thread)
+        patcher.set(_thread, "start_joinable_thread", joinable)
+        patcher.set(threading, "_start_joinable_thread", joinable)
+
+    real_join = threading.Thread.join
+
+    def join(self: threading.Thread, timeout: float | None = None) -> None:
+        # A join that waits for the end is no event: the joined thread's events all come before,
+        # and the order in which a program joins a set of threads is a matter of id() hashes.
+        # A timed join is: whether the thread ended in time is scheduling.
+        if timeout is None or getattr(self, "_retrace_tid", None) is None or not recorded_thread():
+            return real_join(self, timeout)
+
+        def joined() -> bool:
+            real_join(self, timeout)
+            return not self.is_alive()
+
+        def redo(ended: bool) -> None:
+            if ended:  # else it timed out while recording, and the thread still runs here too
+                engine.blocking("thread.join", None, lambda t: real_join(self, t) or not self.is_alive())
+
+        engine.sync("thread.join", None, redo, joined)
+        return None
+
+    join.__doc__ = real_join.__doc__
+    patcher.set(threading.Thread, "join", join)
+
+
+def _nothing() -> None:
+    return None

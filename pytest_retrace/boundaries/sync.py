@@ -1,0 +1,197 @@
+"""Synchronization points (DESIGN §4): once threads run, acquiring a lock is an event.
+
+``threading``'s Lock and RLock give way to recorded twins, so everything threading,
+queue and concurrent.futures build on them — Condition wait and notify, Semaphore,
+BoundedSemaphore, Event, Barrier, Timer, Queue/PriorityQueue/LifoQueue, futures and
+``as_completed`` — becomes acquisitions replayed in the recorded order. ``queue.SimpleQueue``
+is C code with its own lock, so queue's pure-Python twin stands in for it.
+
+An acquisition is recorded when it completes; replay waits for the thread's turn and
+holds it while taking the real lock, so no other thread gets in between. A timed or
+non-blocking acquisition that failed while recording fails again without waiting.
+
+The module-level ``random`` functions draw from one generator shared by all threads: the
+order of draws is scheduling too, so they are ordered the same way.
+
+Until a recorded thread starts another, none of this records anything.
+"""
+
+from __future__ import annotations
+
+import _thread
+import os
+import queue
+import random
+import sys
+import threading
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from ..engine import PACKAGE_DIR, THREADED, Engine, tls
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..patch import Patcher
+    from . import Options
+
+_allocate_lock = _thread.allocate_lock
+_RealRLock = _thread.RLock
+_engine: list[Engine] = []  # the installed engine; the lock classes are module-level types
+# Files whose frames do not name a lock: the site is where the program asked for it.
+_LIBRARY_FILES = {threading.__file__, queue.__file__}
+_LIBRARY_DIRS = (PACKAGE_DIR, os.path.join(os.path.dirname(threading.__file__), "concurrent"))
+
+
+def creation_site() -> str:
+    """Where the program created a lock (``file.py:line``): the stable name of the lock in call keys."""
+    if tls.tid is None or tls.gate:
+        return "?"
+    frame: FrameType | None = sys._getframe(2)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename not in _LIBRARY_FILES and not filename.startswith(_LIBRARY_DIRS):
+            return f"{os.path.basename(filename)}:{frame.f_lineno}"
+        frame = frame.f_back
+    return "?"
+
+
+def _ordered() -> bool:
+    return THREADED[0] and not tls.gate and tls.tid is not None
+
+
+class RecordedLock:
+    """``threading.Lock`` whose acquisitions are events while threads run."""
+
+    __slots__ = ("_lock", "_site", "__weakref__")
+
+    def __init__(self) -> None:
+        self._lock = _allocate_lock()
+        self._site = creation_site()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if not _ordered():
+            return self._lock.acquire(blocking, timeout)
+        return _engine[0].sync("lock.acquire", (self._site,), self._redo, self._lock.acquire, blocking, timeout)
+
+    def _redo(self, got: bool) -> bool:
+        if got:
+            _engine[0].blocking("lock.acquire", (self._site,), self._try)
+        return got
+
+    def _try(self, timeout: float) -> bool:
+        return self._lock.acquire(True, timeout)
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+    def _at_fork_reinit(self) -> None:
+        self._lock._at_fork_reinit()  # type: ignore[attr-defined]
+
+    acquire_lock = acquire
+    release_lock = release
+    locked_lock = locked
+
+    def __repr__(self) -> str:
+        return repr(self._lock)
+
+
+class RecordedRLock:
+    """``threading.RLock`` whose acquisitions are events while threads run (Condition uses the
+    private ``_release_save``/``_acquire_restore`` pair; the second one blocks, so it is an event too)."""
+
+    __slots__ = ("_lock", "_site", "__weakref__")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._lock = _RealRLock(*args, **kwargs)
+        self._site = creation_site()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if not _ordered():
+            return self._lock.acquire(blocking, timeout)
+        return _engine[0].sync("rlock.acquire", (self._site,), self._redo, self._lock.acquire, blocking, timeout)
+
+    def _redo(self, got: bool) -> bool:
+        if got:
+            _engine[0].blocking("rlock.acquire", (self._site,), self._try)
+        return got
+
+    def _try(self, timeout: float) -> bool:
+        return self._lock.acquire(True, timeout)
+
+    def _acquire_restore(self, state: Any) -> None:
+        if not _ordered():
+            return self._lock._acquire_restore(state)  # type: ignore[attr-defined,no-any-return]
+        restore = self._lock._acquire_restore  # type: ignore[attr-defined]
+        _engine[0].sync("rlock.acquire", (self._site,), lambda _recorded: restore(state), restore, state)
+        return None
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def _release_save(self) -> Any:
+        return self._lock._release_save()  # type: ignore[attr-defined]
+
+    def _is_owned(self) -> bool:
+        return self._lock._is_owned()  # type: ignore[attr-defined,no-any-return]
+
+    def _at_fork_reinit(self) -> None:
+        self._lock._at_fork_reinit()  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> Any:  # _recursion_count and whatever newer Pythons add
+        return getattr(self._lock, name)
+
+    def __repr__(self) -> str:
+        return repr(self._lock)
+
+
+# The module-level functions of ``random`` that draw from the shared generator.
+RANDOM_DRAWS = (
+    "random", "uniform", "randint", "randrange", "choice", "choices", "shuffle", "sample", "getrandbits",
+    "randbytes", "triangular", "gauss", "normalvariate", "lognormvariate", "expovariate", "vonmisesvariate",
+    "gammavariate", "betavariate", "paretovariate", "weibullvariate", "binomialvariate",
+)
+
+
+def _ordered_draw(engine: Engine, name: str, draw: Callable[..., Any]) -> Callable[..., Any]:
+    def ordered(*args: Any, **kwargs: Any) -> Any:
+        if not _ordered():
+            return draw(*args, **kwargs)
+
+        def run(_recorded: Any = None) -> Any:
+            return draw(*args, **kwargs)
+
+        return engine.sync(name, None, run, run)
+
+    ordered.__name__ = draw.__name__
+    ordered.__qualname__ = draw.__qualname__
+    ordered.__doc__ = draw.__doc__
+    return ordered
+
+
+def install(engine: Engine, patcher: Patcher, options: Options) -> None:
+    _engine[:] = [engine]
+    patcher.set(threading, "Lock", RecordedLock)
+    patcher.set(threading, "_allocate_lock", RecordedLock)  # Condition.wait's waiter locks
+    patcher.set(threading, "_CRLock", RecordedRLock)  # threading.RLock() builds on this name
+    patcher.set(queue, "SimpleQueue", queue._PySimpleQueue)  # type: ignore[attr-defined]
+    shared = random._inst  # type: ignore[attr-defined]
+    for name in RANDOM_DRAWS:
+        draw = getattr(random, name, None)
+        if draw is not None and getattr(draw, "__self__", None) is shared:
+            patcher.set(random, name, _ordered_draw(engine, f"random.{name}", draw))
