@@ -6,12 +6,19 @@
 // A boundary call takes its event in one step (claim). A synchronization point
 // holds its turn while it performs the real operation (turn ... advance), so
 // that no other thread's event can slip in between the turn and the operation.
+//
+// The baton: while recording, the thread that just made a call usually keeps the
+// GIL until it blocks again, i.e. until its next call. Replay gives it the same:
+// the next event goes to another thread only once the thread that took the last
+// one is back (waiting for a turn, or parked: ended, joining), or after a short
+// grace period, for a thread blocked where nothing is recorded.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <algorithm>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -28,7 +35,9 @@ using Clock = std::chrono::steady_clock;
 
 class Demux {
   public:
-    explicit Demux(std::vector<int> order) : order_(std::move(order)) {}
+    Demux(std::vector<int> order, double grace_s)
+        : order_(std::move(order)),
+          grace_(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(grace_s))) {}
 
     std::int64_t claim(int tid, double timeout_s) { return wait_for_turn(tid, timeout_s, true); }
 
@@ -37,6 +46,12 @@ class Demux {
     void advance() {
         std::lock_guard<std::mutex> lock(mutex_);
         if (pos_ < order_.size()) step();
+    }
+
+    // `tid` will not run program code for a while (it ended, or waits for another thread).
+    void park(int tid) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        come_back(tid);
     }
 
     void abort() {
@@ -63,24 +78,45 @@ class Demux {
         if (aborted_) return kAborted;
         if (pos_ >= order_.size()) return kExhausted;
         if (order_[pos_] != tid) return kTimedOut;
+        if (runner_ != -1 && runner_ != tid && Clock::now() < handed_out_ + grace_) return kTimedOut;
         return static_cast<std::int64_t>(pos_);
     }
 
-    // Hand out the current event; wake waiters only when the next one belongs to a waiting thread.
-    void step() {
-        ++pos_;
+    void wake_next() {
         if (pos_ < order_.size()) {
             auto it = waiting_.find(order_[pos_]);
             if (it != waiting_.end() && it->second > 0) cv_.notify_all();
         }
     }
 
-    std::int64_t wait_for_turn(int tid, double timeout_s, bool take) {
+    void come_back(int tid) {
+        if (runner_ == tid) {
+            runner_ = -1;
+            wake_next();
+        }
+    }
+
+    // Hand out the current event to `tid`, which runs from now on.
+    void take(int tid) {
+        runner_ = tid;
+        handed_out_ = Clock::now();
+    }
+
+    void step() {
+        ++pos_;
+        wake_next();
+    }
+
+    std::int64_t wait_for_turn(int tid, double timeout_s, bool advance) {
         {
             std::lock_guard<std::mutex> lock(mutex_);
+            come_back(tid);
             std::int64_t result = ready(tid);
             if (result != kTimedOut) {
-                if (result >= 0 && take) step();
+                if (result >= 0) {
+                    take(tid);
+                    if (advance) step();
+                }
                 return result;
             }
         }
@@ -93,7 +129,10 @@ class Demux {
         std::int64_t result;
         // Time runs out only when nothing anywhere made progress for `timeout` seconds.
         while ((result = ready(tid)) == kTimedOut) {
-            if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
+            // Only the baton holds this thread back: look again when its grace period ends.
+            bool baton = pos_ < order_.size() && order_[pos_] == tid && !aborted_;
+            auto until = baton ? std::min(deadline, handed_out_ + grace_) : deadline;
+            if (cv_.wait_until(lock, until) == std::cv_status::timeout && Clock::now() >= deadline) {
                 if (pos_ == seen) {
                     result = ready(tid);
                     break;
@@ -103,13 +142,19 @@ class Demux {
             }
         }
         --waiting_[tid];
-        if (result >= 0 && take) step();
+        if (result >= 0) {
+            take(tid);
+            if (advance) step();
+        }
         return result;
     }
 
     std::vector<int> order_;
     std::size_t pos_ = 0;
     std::unordered_map<int, int> waiting_;
+    Clock::duration grace_;
+    int runner_ = -1;  // the thread that took the last event and has not come back since
+    Clock::time_point handed_out_;
     bool aborted_ = false;
     std::mutex mutex_;
     std::condition_variable cv_;
@@ -123,8 +168,9 @@ PYBIND11_MODULE(_native, m) {
     m.attr("EXHAUSTED") = kExhausted;
     m.attr("ABORTED") = kAborted;
     py::class_<Demux>(m, "Demux", "Hands recorded events to replaying threads in the recorded order.")
-        .def(py::init<std::vector<int>>(), py::arg("order"),
-             "order: the thread number of every recorded event, in recorded order.")
+        .def(py::init<std::vector<int>, double>(), py::arg("order"), py::arg("grace") = 0.05,
+             "order: the thread number of every recorded event, in recorded order; grace: how long\n"
+             "(seconds) the next thread waits for the one that took the last event to come back.")
         .def("claim", &Demux::claim, py::arg("tid"), py::arg("timeout"),
              "Wait (GIL released) until the next event belongs to `tid`, take it and return its index;\n"
              "TIMED_OUT when no event was handed out to anyone for `timeout` seconds, EXHAUSTED when\n"
@@ -132,6 +178,8 @@ PYBIND11_MODULE(_native, m) {
         .def("turn", &Demux::turn, py::arg("tid"), py::arg("timeout"),
              "Like claim, but hold the turn: no other thread gets an event until advance().")
         .def("advance", &Demux::advance, "End the turn taken with turn(): hand out the next event.")
+        .def("park", &Demux::park, py::arg("tid"),
+             "`tid` runs no program code for a while (ended, joining): the next thread need not wait for it.")
         .def("abort", &Demux::abort, "Wake every waiting thread with ABORTED (used when a replay diverges).")
         .def_property_readonly("position", &Demux::position, "Index of the next event to hand out.")
         .def("expected", &Demux::expected, "Thread number the next event belongs to, or -1 when none remain.")

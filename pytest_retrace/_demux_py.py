@@ -1,7 +1,7 @@
-"""Pure-Python twin of the native demultiplexer (``pytest_retrace._native``).
+"""Pure-Python twin of the native demultiplexer (``pytest_retrace._native``, native/demux.cpp).
 
-Same interface and semantics; used where the extension cannot build, or when
-``PYTEST_RETRACE_PUREPYTHON=1`` forces it. Built on raw ``_thread`` locks and a
+Same interface and semantics, the baton included; used where the extension cannot build,
+or when ``PYTEST_RETRACE_PUREPYTHON=1`` forces it. Built on raw ``_thread`` locks and a
 clock taken at import: replay patches ``threading``'s locks and ``time``'s clocks.
 """
 
@@ -21,51 +21,73 @@ _monotonic = time.monotonic
 class Demux:
     """Hands recorded events to replaying threads in the recorded order."""
 
-    __slots__ = ("_order", "_pos", "_mutex", "_waiters", "_aborted")
+    __slots__ = ("_order", "_pos", "_mutex", "_waiters", "_aborted", "_grace", "_runner", "_handed_out")
 
-    def __init__(self, order: list[int]) -> None:
+    def __init__(self, order: list[int], grace: float = 0.05) -> None:
         self._order = list(order)
         self._pos = 0
         self._mutex = _allocate_lock()
         self._waiters: dict[int, list[_thread.LockType]] = {}  # per thread: locks its waiters sleep on
         self._aborted = False
+        self._grace = grace
+        self._runner = -1  # the thread that took the last event and has not come back since
+        self._handed_out = 0.0
 
     def _ready(self, tid: int) -> int:
         if self._aborted:
             return ABORTED
         if self._pos >= len(self._order):
             return EXHAUSTED
-        return self._pos if self._order[self._pos] == tid else TIMED_OUT
+        if self._order[self._pos] != tid:
+            return TIMED_OUT
+        if self._runner not in (-1, tid) and _monotonic() < self._handed_out + self._grace:
+            return TIMED_OUT
+        return self._pos
 
-    def _step(self) -> None:
-        self._pos += 1
+    def _wake_next(self) -> None:
         if self._pos < len(self._order):
             for waiter in self._waiters.pop(self._order[self._pos], ()):
                 waiter.release()
 
-    def _wait_for_turn(self, tid: int, timeout: float, take: bool) -> int:
+    def _come_back(self, tid: int) -> None:
+        if self._runner == tid:
+            self._runner = -1
+            self._wake_next()
+
+    def _take(self, tid: int, advance: bool) -> None:
+        self._runner = tid
+        self._handed_out = _monotonic()
+        if advance:
+            self._pos += 1
+            self._wake_next()
+
+    def _wait_for_turn(self, tid: int, timeout: float, advance: bool) -> int:
         deadline = _monotonic() + timeout
         seen = self._pos
         with self._mutex:
+            self._come_back(tid)
             while (result := self._ready(tid)) == TIMED_OUT:
-                remaining = deadline - _monotonic()
-                if remaining <= 0:
+                now = _monotonic()
+                if now >= deadline:
                     if self._pos == seen:  # nothing anywhere made progress for `timeout` seconds
                         break
-                    seen, deadline = self._pos, _monotonic() + timeout
+                    seen, deadline = self._pos, now + timeout
                     continue
+                until = deadline
+                if self._pos < len(self._order) and self._order[self._pos] == tid:
+                    until = min(deadline, self._handed_out + self._grace)  # only the baton holds it back
                 waiter = _allocate_lock()
                 waiter.acquire()
                 self._waiters.setdefault(tid, []).append(waiter)
                 self._mutex.release()
                 try:
-                    woken = waiter.acquire(True, remaining)
+                    woken = waiter.acquire(True, max(until - now, 0.0))
                 finally:
                     self._mutex.acquire()
                 if not woken and waiter in self._waiters.get(tid, ()):
                     self._waiters[tid].remove(waiter)
-            if result >= 0 and take:
-                self._step()
+            if result >= 0:
+                self._take(tid, advance)
             return result
 
     def claim(self, tid: int, timeout: float) -> int:
@@ -77,7 +99,12 @@ class Demux:
     def advance(self) -> None:
         with self._mutex:
             if self._pos < len(self._order):
-                self._step()
+                self._pos += 1
+                self._wake_next()
+
+    def park(self, tid: int) -> None:
+        with self._mutex:
+            self._come_back(tid)
 
     def abort(self) -> None:
         with self._mutex:

@@ -21,16 +21,25 @@ import itertools
 import os
 import runpy
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from operator import length_hint
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 from .codec import Digest, Raised
-from .demux import ABORTED, EXHAUSTED
+from .demux import EXHAUSTED, TIMED_OUT
 from .errors import ReplayDivergence, UnrecordedCall
 from .protocol import DIVERGED_EXIT
+
+# Taken before boundaries patch them: the replay's own waiting runs on real time and real threads.
+_sleep = time.sleep
+_monotonic = time.monotonic
+_start_raw_thread = _thread.start_new_thread
+# How long a replaying thread waits in the demultiplexer before it looks again (only the watchdog
+# decides that a replay is stuck).
+WAIT_SLICE = 1.0
 
 # Byte payloads up to this size are kept whole in call keys (readable diffs); larger ones become a Digest.
 INLINE_BYTES = 1024
@@ -152,6 +161,9 @@ class Engine:
 
     def thread_ended(self, tid: str) -> None:
         """Logical thread ``tid`` is done (replay keeps track, for the report of a stuck replay)."""
+
+    def park(self) -> None:
+        """Replay: this thread is about to wait for another one outside any recorded call (a join)."""
 
 
 # Events travel flat in the sink and on disk, no container per event (allocating one per
@@ -372,6 +384,8 @@ class Replayer(Engine):
         # Where each replaying thread stands, for the report of a stuck replay: OS ident and state.
         self._idents: dict[str, int] = {MAIN: _thread.get_ident()}
         self._states: dict[str, str] = {}
+        self._stuck: dict[str, Any] | None = None
+        self.finished = False
         self.on_divergence = on_divergence or self._raise
         self.stuck_timeout = stuck_timeout
         self.answer_by_key = answer_by_key
@@ -379,6 +393,8 @@ class Replayer(Engine):
         self.answered_by_key = 0
         self.unanswered: list[str] = []
         self._by_key: dict[tuple[str, bytes], list[Any]] | None = None
+        if self.demux is not None:
+            _start_raw_thread(self._watch, ())
 
     @staticmethod
     def _raise(report: dict[str, Any]) -> None:
@@ -404,13 +420,20 @@ class Replayer(Engine):
 
     def thread_ended(self, tid: str) -> None:
         self._states[tid] = "finished"
+        self.park()
+
+    def park(self) -> None:
+        if self.demux is not None and tls.tid is not None:
+            self.demux.park(tls.slot)
 
     def _turn(self, name: str, args: Any, take: bool) -> Event:
         """Wait for this thread's turn in the recorded order; the event, checked against the call."""
         tid = tls.tid
         assert tid is not None and self.demux is not None
         self._states[tid] = f"waits for its turn to call {describe_call(name, args)}"
-        index = (self.demux.claim if take else self.demux.turn)(tls.slot, self.stuck_timeout)
+        wait = self.demux.claim if take else self.demux.turn
+        while (index := wait(tls.slot, WAIT_SLICE)) == TIMED_OUT:
+            pass  # the watchdog decides when waiting has become stuck
         del self._states[tid]
         if index >= 0:
             event = self.events[index]
@@ -419,12 +442,7 @@ class Replayer(Engine):
             return event
         if index == EXHAUSTED:
             return self._exhausted(name, args, tid)
-        if index == ABORTED:  # another thread diverged and is ending the replay: stay out of its way
-            parked = _thread.allocate_lock()
-            parked.acquire()
-            parked.acquire(True, self.stuck_timeout)
-            raise SystemExit(DIVERGED_EXIT)
-        return self.diverge("stuck", None, name, args, tid)
+        return self._stopped()
 
     def next_event(self, name: str, args: Any) -> Event:
         if self._by_key is not None:
@@ -464,9 +482,55 @@ class Replayer(Engine):
         return value
 
     def blocking(self, name: str, args: Any, attempt: Callable[[float], bool]) -> None:
-        """Run a real blocking operation that the recording says completed; stuck when it does not."""
-        if not attempt(self.stuck_timeout):
-            self.diverge("stuck", None, name, args, tls.tid)
+        """Run a real blocking operation that the recording says completed (the watchdog sees if it never does)."""
+        while not attempt(WAIT_SLICE):
+            if self.demux is not None and self._stuck is not None:
+                self._stopped()
+
+    def _stopped(self) -> NoReturn:
+        """The watchdog found the replay stuck: deliver its report once, then end this thread quietly."""
+        report, self._stuck = self._stuck, None
+        if report:
+            self.on_divergence(report)
+        parked = _thread.allocate_lock()
+        parked.acquire()
+        parked.acquire(True, self.stuck_timeout)  # the process is ending; don't add tracebacks to its output
+        raise SystemExit(DIVERGED_EXIT)
+
+    def finish(self) -> None:
+        """The replay is over: stop watching for a stuck replay."""
+        self.finished = True
+
+    def _watch(self) -> None:
+        """Watchdog (its own raw thread): a replay where for ``stuck_timeout`` seconds no event was handed
+        out and no thread of the program moved is stuck, whatever the threads are blocked in."""
+        tls.gate = 1
+        period = min(1.0, self.stuck_timeout / 4)
+        last, since = None, _monotonic()
+        while not self.finished:
+            _sleep(period)
+            snapshot = self._progress()
+            now = _monotonic()
+            if snapshot != last:
+                last, since = snapshot, now
+            elif now - since >= self.stuck_timeout and not self.finished:
+                break
+        else:
+            return
+        report = self.report("stuck", None, None, None, None)
+        try:
+            self.on_divergence(report)  # a process replay ends here
+        except BaseException:
+            self._stuck = report  # an in-process replay: the first waiting thread raises it
+        assert self.demux is not None
+        self.demux.abort()
+
+    def _progress(self) -> tuple[int, list[tuple[int, int, int]]]:
+        """What moves while a replay makes progress: the event position and each thread's current instruction."""
+        assert self.demux is not None
+        frames = sys._current_frames()
+        moving = [(ident, id(f), f.f_lasti) for ident in self._idents.values() if (f := frames.get(ident)) is not None]
+        return self.demux.position, moving
 
     # -- answering calls --------------------------------------------------------------------------------
 
@@ -549,19 +613,20 @@ class Replayer(Engine):
             self.answered_by_key += 1
             return answers[1 + position]  # type: ignore[no-any-return]
 
-    def report(self, kind: str, expected: Event | None, name: str, args: Any, tid: Any) -> dict[str, Any]:
+    def report(self, kind: str, expected: Event | None, name: str | None, args: Any, tid: Any) -> dict[str, Any]:
         with internal:
             index = expected.index if expected is not None else self.consumed
-            if expected is None and kind == "stuck" and index < len(self.events):
+            if kind == "stuck" and index < len(self.events):  # stuck waiting for this event's thread
                 expected = self.events[index]
+                tid = expected.tid
             before = self.events[max(0, index - 5) : index]
             return {
                 "kind": kind,
                 "index": index,
                 "thread": tid,
                 "expected": _call_json(expected.name, expected.args) if expected is not None else None,
-                "actual": _call_json(name, args),
-                "stack": replay_stack(),
+                "actual": _call_json(name, args) if name is not None else None,
+                "stack": replay_stack() if name is not None else [],
                 "preceding": [
                     {"index": e.index, "thread": e.tid, "call": e.describe(), "result": short_repr(e.result)}
                     for e in before

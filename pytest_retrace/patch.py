@@ -44,6 +44,10 @@ class Patcher:
         """Apply ``patch`` once ``module`` is imported (now, if it is); undone like the rest."""
         self._cleanups.append(when_imported(module, patch))
 
+    def on_undo(self, cleanup: Callable[[], None]) -> None:
+        """Run ``cleanup`` when the patches are undone."""
+        self._cleanups.append(cleanup)
+
     def set(self, owner: Any, name: str, value: Any) -> Any:
         """Replace ``owner.name`` with ``value``; returns the original."""
         original = owner.__dict__.get(name, _MISSING) if isinstance(owner, type) else getattr(owner, name, _MISSING)

@@ -46,10 +46,8 @@ def _call_divergence(d: dict[str, Any]) -> list[str]:
         out = [f"replay diverged at {where}: the program made a call after the last recorded one:",
                f"    actual    {actual['call']}"]
     elif kind == "stuck":
-        out = [f"replay diverged at {where}: no thread could make progress",
-               f"    waiting   {actual['call']}"]
-        if expected:
-            out.append(f"    the recording's next event, #{d['index']}, is {expected['call']}")
+        out = [f"replay stuck at {where}: no thread made progress",
+               f"    next recorded  {expected['call'] if expected else '(none: the recording is over)'}"]
         return out + _threads(d.get("threads") or []) + _preceding(d)
     else:
         out = [f"replay diverged at {where} ({kind})", f"    actual    {actual['call']}"]

@@ -84,7 +84,10 @@ def check(item: pytest.Function) -> Generator[None, Any, Any]:
         pytest.fail(f"retrace self-check: {item.nodeid} cannot be recorded: {exc}", pytrace=False)
     args = {name: item.funcargs[name] for name in item._fixtureinfo.argnames}
     replayer = Replayer(events)
-    _, replayed_exc = _run_under(replayer, lambda: item.obj(**args))
+    try:
+        _, replayed_exc = _run_under(replayer, lambda: item.obj(**args))
+    finally:
+        replayer.finish()
     problem = None
     if isinstance(replayed_exc, ReplayDivergence):
         problem = format_verdict(_verdict(item, replayed_exc.report, len(events)))

@@ -172,6 +172,7 @@ def replay(config: dict[str, Any]) -> NoReturn:
 
     def finalize(outcome: dict[str, Any]) -> None:
         enter_gate()
+        engine.finish()
         _flush_std()
         consumed = engine.consumed
         result: dict[str, Any] = {"outcome": outcome, "events_consumed": consumed}

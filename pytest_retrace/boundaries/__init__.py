@@ -17,7 +17,7 @@ class Options:
 
 
 def install(engine: Engine, patcher: Patcher, options: Options) -> None:
-    from . import clock, entropy, files, process, socket, sync, threads
+    from . import clock, collector, entropy, files, process, socket, sync, threads
 
-    for area in (threads, sync, clock, entropy, files, process, socket):
+    for area in (threads, sync, collector, clock, entropy, files, process, socket):
         area.install(engine, patcher, options)

@@ -13,6 +13,10 @@ non-blocking acquisition that failed while recording fails again without waiting
 The module-level ``random`` functions draw from one generator shared by all threads: the
 order of draws is scheduling too, so they are ordered the same way.
 
+``concurrent.futures.as_completed`` yields the futures already done when it is called in
+the order of a set of futures, i.e. of their id(): memory addresses, which differ between
+any two runs. It yields them in the order the caller gave them instead, in both runs.
+
 Until a recorded thread starts another, none of this records anything.
 """
 
@@ -24,7 +28,8 @@ import queue
 import random
 import sys
 import threading
-from types import FrameType
+import time
+from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ..engine import PACKAGE_DIR, THREADED, Engine, tls
@@ -44,14 +49,16 @@ _LIBRARY_DIRS = (PACKAGE_DIR, os.path.join(os.path.dirname(threading.__file__), 
 
 
 def creation_site() -> str:
-    """Where the program created a lock (``file.py:line``): the stable name of the lock in call keys."""
+    """Where the program created a lock (``file.py:function``): its name in call keys. Not the line:
+    a recording must go on replaying after edits that only move code."""
     if tls.tid is None or tls.gate:
         return "?"
     frame: FrameType | None = sys._getframe(2)
     while frame is not None:
         filename = frame.f_code.co_filename
         if filename not in _LIBRARY_FILES and not filename.startswith(_LIBRARY_DIRS):
-            return f"{os.path.basename(filename)}:{frame.f_lineno}"
+            code = frame.f_code
+            return f"{os.path.basename(filename)}:{getattr(code, 'co_qualname', code.co_name)}"
         frame = frame.f_back
     return "?"
 
@@ -184,6 +191,44 @@ def _ordered_draw(engine: Engine, name: str, draw: Callable[..., Any]) -> Callab
     return ordered
 
 
+def _as_completed_in_given_order(futures: ModuleType) -> Callable[..., Any]:
+    """``as_completed`` as the standard library writes it (3.10-3.13), but the futures that are done
+    at the call come in the caller's order rather than in their set's."""
+    base = futures._base  # type: ignore[attr-defined]
+    done_states = (base.CANCELLED_AND_NOTIFIED, base.FINISHED)
+
+    def as_completed(fs: Any, timeout: float | None = None) -> Any:
+        end_time = None if timeout is None else timeout + time.monotonic()
+        given = list(dict.fromkeys(fs))
+        fs = set(given)
+        with base._AcquireFutures(fs):
+            finished = [f for f in given if f._state in done_states]
+            pending = fs - set(finished)
+            waiter = base._create_and_install_waiters(fs, base._AS_COMPLETED)
+        try:
+            yield from base._yield_finished_futures(finished, waiter, ref_collect=(fs,))
+            while pending:
+                wait_timeout = None
+                if end_time is not None:
+                    wait_timeout = end_time - time.monotonic()
+                    if wait_timeout < 0:
+                        raise base.TimeoutError(f"{len(pending)} (of {len(fs)}) futures unfinished")
+                waiter.event.wait(wait_timeout)
+                with waiter.lock:
+                    finished = waiter.finished_futures
+                    waiter.finished_futures = []
+                    waiter.event.clear()
+                finished.reverse()  # the waiter collects them last first
+                yield from base._yield_finished_futures(finished, waiter, ref_collect=(fs, pending))
+        finally:
+            for f in fs:
+                with f._condition:
+                    f._waiters.remove(waiter)
+
+    as_completed.__doc__ = base.as_completed.__doc__
+    return as_completed
+
+
 def install(engine: Engine, patcher: Patcher, options: Options) -> None:
     _engine[:] = [engine]
     patcher.set(threading, "Lock", RecordedLock)
@@ -195,3 +240,10 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
         draw = getattr(random, name, None)
         if draw is not None and getattr(draw, "__self__", None) is shared:
             patcher.set(random, name, _ordered_draw(engine, f"random.{name}", draw))
+
+    def patch_futures(futures: ModuleType) -> None:
+        ordered = _as_completed_in_given_order(futures)
+        patcher.set(futures, "as_completed", ordered)
+        patcher.set(futures._base, "as_completed", ordered)  # type: ignore[attr-defined]
+
+    patcher.when_imported("concurrent.futures", patch_futures)

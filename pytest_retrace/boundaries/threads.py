@@ -76,7 +76,10 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
         # A join that waits for the end is no event: the joined thread's events all come before,
         # and the order in which a program joins a set of threads is a matter of id() hashes.
         # A timed join is: whether the thread ended in time is scheduling.
-        if timeout is None or getattr(self, "_retrace_tid", None) is None or not recorded_thread():
+        if getattr(self, "_retrace_tid", None) is None or not recorded_thread():
+            return real_join(self, timeout)
+        if timeout is None:
+            engine.park()  # replay: the thread joined may need the turn this one would hold
             return real_join(self, timeout)
 
         def joined() -> bool:
