@@ -57,7 +57,7 @@ class Demux {
     void abort() {
         std::lock_guard<std::mutex> lock(mutex_);
         aborted_ = true;
-        cv_.notify_all();
+        for (auto& entry : waiters_) entry.second.cv.notify_all();
     }
 
     std::size_t position() {
@@ -82,10 +82,11 @@ class Demux {
         return static_cast<std::int64_t>(pos_);
     }
 
+    // Wake the thread the next event belongs to, and only it: one condition variable per thread.
     void wake_next() {
         if (pos_ < order_.size()) {
-            auto it = waiting_.find(order_[pos_]);
-            if (it != waiting_.end() && it->second > 0) cv_.notify_all();
+            auto it = waiters_.find(order_[pos_]);
+            if (it != waiters_.end() && it->second.count > 0) it->second.cv.notify_all();
         }
     }
 
@@ -110,7 +111,6 @@ class Demux {
     std::int64_t wait_for_turn(int tid, double timeout_s, bool advance) {
         {
             std::lock_guard<std::mutex> lock(mutex_);
-            come_back(tid);
             std::int64_t result = ready(tid);
             if (result != kTimedOut) {
                 if (result >= 0) {
@@ -120,19 +120,22 @@ class Demux {
                 return result;
             }
         }
+        // Let go of the GIL before handing the baton on, so the thread woken finds it free.
         py::gil_scoped_release release;
         std::unique_lock<std::mutex> lock(mutex_);
+        come_back(tid);
         const auto patience = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s));
         auto deadline = Clock::now() + patience;
         std::size_t seen = pos_;
-        ++waiting_[tid];
+        Waiters& mine = waiters_[tid];  // node-based map: the reference stays valid
+        ++mine.count;
         std::int64_t result;
         // Time runs out only when nothing anywhere made progress for `timeout` seconds.
         while ((result = ready(tid)) == kTimedOut) {
             // Only the baton holds this thread back: look again when its grace period ends.
             bool baton = pos_ < order_.size() && order_[pos_] == tid && !aborted_;
             auto until = baton ? std::min(deadline, handed_out_ + grace_) : deadline;
-            if (cv_.wait_until(lock, until) == std::cv_status::timeout && Clock::now() >= deadline) {
+            if (mine.cv.wait_until(lock, until) == std::cv_status::timeout && Clock::now() >= deadline) {
                 if (pos_ == seen) {
                     result = ready(tid);
                     break;
@@ -141,7 +144,7 @@ class Demux {
                 deadline = Clock::now() + patience;
             }
         }
-        --waiting_[tid];
+        --mine.count;
         if (result >= 0) {
             take(tid);
             if (advance) step();
@@ -151,13 +154,16 @@ class Demux {
 
     std::vector<int> order_;
     std::size_t pos_ = 0;
-    std::unordered_map<int, int> waiting_;
+    struct Waiters {
+        int count = 0;
+        std::condition_variable cv;
+    };
+    std::unordered_map<int, Waiters> waiters_;
     Clock::duration grace_;
     int runner_ = -1;  // the thread that took the last event and has not come back since
     Clock::time_point handed_out_;
     bool aborted_ = false;
     std::mutex mutex_;
-    std::condition_variable cv_;
 };
 
 }  // namespace

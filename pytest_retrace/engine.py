@@ -271,27 +271,35 @@ def _dress(wrapper: Callable[[], Any], original: Callable[[], Any], name: str) -
 def decode_events(flat: list[Any], names: list[str]) -> list[Event]:
     """Events from their flat on-disk form. Raises ValueError when the stream is malformed."""
     events: list[Event] = []
-    i, n = 0, len(flat)
+    append = events.append
+    # Equal call arguments share one tuple: far fewer objects for a long recording of few distinct calls.
+    shared: dict[Any, Any] = {}
+    count = len(names)
+    i, n, index = 0, len(flat), 0
     while i < n:
         code = flat[i]
-        if type(code) is not int or (code >> 2) >= len(names) or i + 2 + (code & 3) > n:
-            raise ValueError(f"malformed event stream at value {i} (event {len(events)})")
+        if type(code) is not int or (code >> 2) >= count or i + 2 + (code & 3) > n:
+            raise ValueError(f"malformed event stream at value {i} (event {index})")
         form = code & 3
         if form == FORM_PLAIN:
-            events.append(Event(len(events), names[code >> 2], None, flat[i + 1], MAIN))
+            append(Event(index, names[code >> 2], None, flat[i + 1], MAIN))
             i += 2
-        elif form == FORM_ARGS:
-            events.append(Event(len(events), names[code >> 2], _args(flat[i + 2]), flat[i + 1], MAIN))
-            i += 3
         else:
-            events.append(Event(len(events), names[code >> 2], _args(flat[i + 2]), flat[i + 1], flat[i + 3]))
-            i += 4
+            args = flat[i + 2]
+            if type(args) is list:
+                args = tuple(args)
+                try:
+                    args = shared.setdefault(args, args)
+                except TypeError:  # unhashable arguments (a list inside): keep them as they are
+                    pass
+            if form == FORM_ARGS:
+                append(Event(index, names[code >> 2], args, flat[i + 1], MAIN))
+                i += 3
+            else:
+                append(Event(index, names[code >> 2], args, flat[i + 1], flat[i + 3]))
+                i += 4
+        index += 1
     return events
-
-
-def _args(stored: Any) -> Any:
-    """Call arguments are a tuple; the trace stores the outer tuple as a plain array."""
-    return tuple(stored) if type(stored) is list else stored
 
 
 def intern_names(names: list[str]) -> list[str]:
@@ -383,7 +391,7 @@ class Replayer(Engine):
         self.demux = None if self.single_thread else Demux([self._slots[e.tid] for e in events])
         # Where each replaying thread stands, for the report of a stuck replay: OS ident and state.
         self._idents: dict[str, int] = {MAIN: _thread.get_ident()}
-        self._states: dict[str, str] = {}
+        self._states: dict[str, Any] = {}  # thread -> what it does now: (doing, name, args), or "finished"
         self._stuck: dict[str, Any] | None = None
         self.finished = False
         self.on_divergence = on_divergence or self._raise
@@ -430,7 +438,7 @@ class Replayer(Engine):
         """Wait for this thread's turn in the recorded order; the event, checked against the call."""
         tid = tls.tid
         assert tid is not None and self.demux is not None
-        self._states[tid] = f"waits for its turn to call {describe_call(name, args)}"
+        self._states[tid] = ("waits for its turn to call", name, args)  # formatted only for a report
         wait = self.demux.claim if take else self.demux.turn
         while (index := wait(tls.slot, WAIT_SLICE)) == TIMED_OUT:
             pass  # the watchdog decides when waiting has become stuck
@@ -470,22 +478,21 @@ class Replayer(Engine):
         finally:
             self.demux.advance()
 
-    def _redo(self, event: Event, redo: Callable[[Any], Any]) -> Any:
+    @staticmethod
+    def _redo(event: Event, redo: Callable[[Any], Any]) -> Any:
         result = event.result
         if type(result) is Raised:
             raise result.exception.with_traceback(None)
-        tid = tls.tid
-        self._states[tid] = f"holds its turn, inside {event.describe()}"  # type: ignore[index]
-        with internal:
-            value = redo(result)
-        del self._states[tid]  # type: ignore[arg-type]
-        return value
+        return redo(result)  # redo runs real operations only: nothing in it is recorded or replayed
 
     def blocking(self, name: str, args: Any, attempt: Callable[[float], bool]) -> None:
         """Run a real blocking operation that the recording says completed (the watchdog sees if it never does)."""
+        tid = tls.tid
+        self._states[tid] = ("holds its turn, inside", name, args)  # type: ignore[index]
         while not attempt(WAIT_SLICE):
             if self.demux is not None and self._stuck is not None:
                 self._stopped()
+        del self._states[tid]  # type: ignore[arg-type]
 
     def _stopped(self) -> NoReturn:
         """The watchdog found the replay stuck: deliver its report once, then end this thread quietly."""
@@ -646,6 +653,8 @@ class Replayer(Engine):
         for tid in known:
             frame = frames.get(self._idents[tid]) if tid in self._idents else None
             state = self._states.get(tid)
+            if isinstance(state, tuple):
+                state = f"{state[0]} {describe_call(state[1], state[2])}"
             if tid not in self._idents:
                 state = "not started in the replay"
             elif state is None:

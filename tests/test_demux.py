@@ -102,3 +102,56 @@ def test_waiting_releases_the_gil(impl) -> None:
     assert d.claim(1, 1.0) == 0
     t.join(5)
     assert progress == [1]
+
+
+def test_a_held_turn_keeps_every_other_thread_out_until_advance(impl) -> None:
+    d = impl.Demux([0, 1])
+    assert d.turn(0, 1.0) == 0 and d.position == 0
+    got: list[int] = []
+    t = threading.Thread(target=lambda: got.append(d.claim(1, 5.0)))
+    t.start()
+    time.sleep(0.1)
+    assert got == []  # thread 1 waits while thread 0 holds event 0
+    d.advance()
+    t.join(5)
+    assert got == [1] and d.position == 2
+
+
+def test_the_baton_waits_for_the_last_runner_to_come_back(impl) -> None:
+    d = impl.Demux([0, 1, 0], grace=5.0)
+    assert d.claim(0, 1.0) == 0  # thread 0 runs from here
+    got: list[tuple[int, float]] = []
+    start = time.monotonic()
+
+    def second() -> None:
+        got.append((d.claim(1, 10.0), time.monotonic() - start))
+        d.park(1)  # as a thread does when it ends
+
+    t = threading.Thread(target=second)
+    t.start()
+    time.sleep(0.2)
+    assert got == []  # event 1 is thread 1's, but thread 0 has not come back yet
+    d.park(0)  # thread 0 waits elsewhere (a join): thread 1 may go
+    t.join(5)
+    assert got[0][0] == 1 and 0.15 < got[0][1] < 4
+    assert d.claim(0, 1.0) == 2
+
+
+def test_the_baton_is_passed_on_after_the_grace_period(impl) -> None:
+    d = impl.Demux([0, 1], grace=0.2)
+    assert d.claim(0, 1.0) == 0
+    start = time.monotonic()
+    assert d.claim(1, 5.0) == 1  # thread 0 never comes back: thread 1 goes once the grace is over
+    assert 0.15 < time.monotonic() - start < 2
+
+
+def test_timeout_counts_from_the_last_progress_anywhere(impl) -> None:
+    d = impl.Demux([1, 1, 1, 0], grace=0.0)
+    got: list[int] = []
+    t = threading.Thread(target=lambda: got.append(d.claim(0, 0.4)))
+    t.start()
+    for _ in range(3):  # each event handed out to thread 1 restarts thread 0's patience
+        time.sleep(0.25)
+        assert d.claim(1, 1.0) >= 0
+    t.join(5)
+    assert got == [3]

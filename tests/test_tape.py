@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import struct
 from pathlib import Path
 
@@ -88,7 +89,8 @@ def test_newer_major_version_is_refused(tmp_path: Path) -> None:
     data = bytearray(path.read_bytes())
     struct.pack_into(">HH", data, 8, tape.FORMAT_MAJOR + 1, 0)
     path.write_bytes(bytes(data))
-    with pytest.raises(RecordingError, match=r"format 2\.0, newer than the 1\.0 .* upgrade pytest-retrace"):
+    ours = re.escape(tape.FORMAT)
+    with pytest.raises(RecordingError, match=rf"format 2\.0, newer than the {ours} .* upgrade pytest-retrace"):
         tape.read_recording(path)
 
 
@@ -126,3 +128,13 @@ def test_unencodable_result_is_named_with_its_boundary(tmp_path: Path) -> None:
     rec = tape.read_recording(path)
     assert "builtins.object" in rec.end["recording_error"] and "'my.client.fetch'" in rec.end["recording_error"]
     assert rec.events()[0].result == 1.0
+
+
+def test_frozen_format_1_1_recordings_still_read() -> None:
+    folder = Path(__file__).resolve().parent.parent / "fixtures" / "recordings" / "format-1.1"
+    clocks = tape.read_recording(folder / "clocks.retrace")
+    assert clocks.status == "complete" and clocks.header["format"] == "1.1"
+    threaded = tape.read_recording(folder / "lock_append.retrace").events()
+    assert {e.tid for e in threaded} == {"0", "0.1", "0.2", "0.3", "0.4", "0.5", "0.6"}
+    assert [e.args for e in threaded if e.name == "thread.start"] == [(f"0.{n}",) for n in range(1, 7)]
+    assert sum(e.name == "lock.acquire" for e in threaded) >= 30

@@ -82,7 +82,7 @@ class RecordedLock:
         return _engine[0].sync("lock.acquire", (self._site,), self._redo, self._lock.acquire, blocking, timeout)
 
     def _redo(self, got: bool) -> bool:
-        if got:
+        if got and not self._lock.acquire(False):
             _engine[0].blocking("lock.acquire", (self._site,), self._try)
         return got
 
@@ -128,7 +128,7 @@ class RecordedRLock:
         return _engine[0].sync("rlock.acquire", (self._site,), self._redo, self._lock.acquire, blocking, timeout)
 
     def _redo(self, got: bool) -> bool:
-        if got:
+        if got and not self._lock.acquire(False):
             _engine[0].blocking("rlock.acquire", (self._site,), self._try)
         return got
 
