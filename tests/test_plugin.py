@@ -4,6 +4,7 @@ small HTTP client, recorded for real against a local server that is gone when th
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -245,3 +246,30 @@ def test_ini_option_replays_when_no_paths_are_given(pytester: pytest.Pytester, p
     result.assert_outcomes(passed=2)  # the project's own test and the recording
     explicit = pytester.runpytest("tests/test_unit.py")
     explicit.assert_outcomes(passed=1)  # explicit paths win over the ini recordings
+
+
+def test_self_check_replays_a_threaded_test_in_the_recorded_order(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_threads='''
+        import random, threading, time
+
+        def test_threads_append_under_a_lock():
+            lock, log = threading.Lock(), []
+
+            def work(name):
+                for _ in range(4):
+                    time.sleep(random.uniform(0, 0.003))
+                    with lock:
+                        log.append(name)
+
+            threads = [threading.Thread(target=work, args=(n,)) for n in "abcd"]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert sorted(log) == sorted("abcd" * 4)
+            print("order", "".join(log))
+    ''')
+    result = pytester.runpytest("--retrace-self-check", "-s")
+    result.assert_outcomes(passed=1)
+    orders = re.findall(r"order ([abcd]+)", result.stdout.str())
+    assert len(orders) == 2 and orders[0] == orders[1]  # the run, then its replay
