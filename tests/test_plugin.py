@@ -249,7 +249,7 @@ def test_ini_option_replays_when_no_paths_are_given(pytester: pytest.Pytester, p
 
 
 def test_self_check_replays_a_threaded_test_in_the_recorded_order(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_threads='''
+    pytester.makepyfile(test_worker_threads='''
         import random, threading, time
 
         def test_threads_append_under_a_lock():

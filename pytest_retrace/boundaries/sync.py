@@ -32,7 +32,7 @@ import time
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ..engine import PACKAGE_DIR, THREADED, Engine, tls
+from ..engine import PACKAGE_DIR, Engine, recorded_thread, tls
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -63,108 +63,86 @@ def creation_site() -> str:
     return "?"
 
 
-def _ordered() -> bool:
-    return THREADED[0] and not tls.gate and tls.tid is not None
-
-
-class RecordedLock:
-    """``threading.Lock`` whose acquisitions are events while threads run."""
+class _OrderedAcquisitions:
+    """What the recorded Lock and RLock share: acquisitions are events while threads run."""
 
     __slots__ = ("_lock", "_site", "__weakref__")
+    _event = "lock.acquire"
+    _lock: Any
+    _site: str
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if not recorded_thread():
+            return self._lock.acquire(blocking, timeout)  # type: ignore[no-any-return]
+        return _engine[0].sync(self._event, (self._site,), self._redo, self._lock.acquire, blocking, timeout)
+
+    def _redo(self, got: bool) -> bool:
+        if got and not self._lock.acquire(False):
+            _engine[0].blocking(self._event, (self._site,), self._try)
+        return got
+
+    def _try(self, timeout: float) -> bool:
+        return self._lock.acquire(True, timeout)  # type: ignore[no-any-return]
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def _at_fork_reinit(self) -> None:
+        self._lock._at_fork_reinit()
+
+    def __repr__(self) -> str:
+        return repr(self._lock)
+
+
+class RecordedLock(_OrderedAcquisitions):
+    """``threading.Lock``, recorded."""
+
+    __slots__ = ()
 
     def __init__(self) -> None:
         self._lock = _allocate_lock()
         self._site = creation_site()
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        if not _ordered():
-            return self._lock.acquire(blocking, timeout)
-        return _engine[0].sync("lock.acquire", (self._site,), self._redo, self._lock.acquire, blocking, timeout)
-
-    def _redo(self, got: bool) -> bool:
-        if got and not self._lock.acquire(False):
-            _engine[0].blocking("lock.acquire", (self._site,), self._try)
-        return got
-
-    def _try(self, timeout: float) -> bool:
-        return self._lock.acquire(True, timeout)
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self._lock.release()
-
-    def release(self) -> None:
-        self._lock.release()
-
     def locked(self) -> bool:
-        return self._lock.locked()
+        return self._lock.locked()  # type: ignore[no-any-return]
 
-    def _at_fork_reinit(self) -> None:
-        self._lock._at_fork_reinit()  # type: ignore[attr-defined]
-
-    acquire_lock = acquire
-    release_lock = release
+    acquire_lock = _OrderedAcquisitions.acquire
+    release_lock = _OrderedAcquisitions.release
     locked_lock = locked
 
-    def __repr__(self) -> str:
-        return repr(self._lock)
 
+class RecordedRLock(_OrderedAcquisitions):
+    """``threading.RLock``, recorded. Condition uses its private ``_release_save``/``_acquire_restore``
+    pair; the second one blocks, so it is an event too."""
 
-class RecordedRLock:
-    """``threading.RLock`` whose acquisitions are events while threads run (Condition uses the
-    private ``_release_save``/``_acquire_restore`` pair; the second one blocks, so it is an event too)."""
-
-    __slots__ = ("_lock", "_site", "__weakref__")
+    __slots__ = ()
+    _event = "rlock.acquire"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._lock = _RealRLock(*args, **kwargs)
         self._site = creation_site()
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        if not _ordered():
-            return self._lock.acquire(blocking, timeout)
-        return _engine[0].sync("rlock.acquire", (self._site,), self._redo, self._lock.acquire, blocking, timeout)
-
-    def _redo(self, got: bool) -> bool:
-        if got and not self._lock.acquire(False):
-            _engine[0].blocking("rlock.acquire", (self._site,), self._try)
-        return got
-
-    def _try(self, timeout: float) -> bool:
-        return self._lock.acquire(True, timeout)
-
     def _acquire_restore(self, state: Any) -> None:
-        if not _ordered():
-            return self._lock._acquire_restore(state)  # type: ignore[attr-defined,no-any-return]
-        restore = self._lock._acquire_restore  # type: ignore[attr-defined]
-        _engine[0].sync("rlock.acquire", (self._site,), lambda _recorded: restore(state), restore, state)
+        restore = self._lock._acquire_restore
+        if not recorded_thread():
+            return restore(state)  # type: ignore[no-any-return]
+        _engine[0].sync(self._event, (self._site,), lambda _recorded: restore(state), restore, state)
         return None
 
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self._lock.release()
-
-    def release(self) -> None:
-        self._lock.release()
-
     def _release_save(self) -> Any:
-        return self._lock._release_save()  # type: ignore[attr-defined]
+        return self._lock._release_save()
 
     def _is_owned(self) -> bool:
-        return self._lock._is_owned()  # type: ignore[attr-defined,no-any-return]
-
-    def _at_fork_reinit(self) -> None:
-        self._lock._at_fork_reinit()  # type: ignore[attr-defined]
+        return self._lock._is_owned()  # type: ignore[no-any-return]
 
     def __getattr__(self, name: str) -> Any:  # _recursion_count and whatever newer Pythons add
         return getattr(self._lock, name)
-
-    def __repr__(self) -> str:
-        return repr(self._lock)
 
 
 # The module-level functions of ``random`` that draw from the shared generator.
@@ -177,7 +155,7 @@ RANDOM_DRAWS = (
 
 def _ordered_draw(engine: Engine, name: str, draw: Callable[..., Any]) -> Callable[..., Any]:
     def ordered(*args: Any, **kwargs: Any) -> Any:
-        if not _ordered():
+        if not recorded_thread():
             return draw(*args, **kwargs)
 
         def run(_recorded: Any = None) -> Any:

@@ -79,7 +79,7 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
         if getattr(self, "_retrace_tid", None) is None or not recorded_thread():
             return real_join(self, timeout)
         if timeout is None:
-            engine.park()  # replay: the thread joined may need the turn this one would hold
+            engine.park()  # this thread runs no program code until the join returns: pass the baton on
             return real_join(self, timeout)
 
         def joined() -> bool:
