@@ -2,8 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .errors import RecordingError, ReplayDivergence, RetraceError, UnrecordedCall
 
 __version__ = "0.1.0"
 
-__all__ = ["RecordingError", "ReplayDivergence", "RetraceError", "UnrecordedCall", "__version__"]
+__all__ = ["RecordingError", "ReplayDivergence", "RetraceError", "UnrecordedCall", "__version__", "boundary",
+           "hookimpl"]
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use: the plugin module imports this package, and a replay should not pay for pluggy
+    # or inspect unless the program uses them.
+    if name == "boundary":
+        from .custom import boundary
+
+        return boundary
+    if name == "hookimpl":
+        from .hookspecs import hookimpl
+
+        return hookimpl
+    raise AttributeError(f"module 'pytest_retrace' has no attribute {name!r}")

@@ -67,6 +67,11 @@ class Digest:
     def of(cls, data: bytes) -> Digest:
         return cls(len(data), hashlib.blake2b(data, digest_size=16).hexdigest(), bytes(data[:48]))
 
+    @classmethod
+    def secret(cls, data: bytes) -> Digest:
+        """A digest with no preview: for credentials, which must match on replay but never sit in a file."""
+        return cls(len(data), hashlib.blake2b(data, digest_size=16).hexdigest())
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Digest) and (self.size, self.blake2b) == (other.size, other.blake2b)
 
@@ -78,12 +83,22 @@ class Digest:
 
 
 class Raised:
-    """Marks an event whose external call raised instead of returning."""
+    """Marks an event whose external call raised instead of returning.
 
-    __slots__ = ("exception",)
+    Read from a file, the exception is rebuilt when first asked for: rebuilding imports the module
+    that defines its type, and a replay must not import a library before the program does."""
 
-    def __init__(self, exception: BaseException) -> None:
-        self.exception = exception
+    __slots__ = ("_exception", "_packed")
+
+    def __init__(self, exception: BaseException | None = None, packed: bytes | None = None) -> None:
+        self._exception = exception
+        self._packed = packed
+
+    @property
+    def exception(self) -> BaseException:
+        if self._exception is None:
+            self._exception = unpackb(self._packed)  # type: ignore[arg-type]
+        return self._exception
 
     def __repr__(self) -> str:
         return f"Raised({self.exception!r})"
@@ -245,7 +260,7 @@ def _default(obj: Any) -> msgpack.ExtType:
     if t is Digest:
         return msgpack.ExtType(EXT_DIGEST, packb([obj.size, obj.blake2b, obj.head]))
     if t is Raised:
-        return msgpack.ExtType(EXT_RAISED, packb(obj.exception))
+        return msgpack.ExtType(EXT_RAISED, obj._packed if obj._packed is not None else packb(obj.exception))
     codec = _CODECS_BY_TYPE.get(t)
     if codec is not None:
         return msgpack.ExtType(EXT_CODEC, packb([codec.name, codec.encode(obj)]))
@@ -270,6 +285,11 @@ def _decode_codec(state: list[Any]) -> Any:
     if name == "structseq":
         return _decode_structseq(payload)
     codec = _CODECS_BY_NAME.get(name)
+    if codec is None:
+        from .plugins import manager  # plugins' codecs (installed packages') register when it loads
+
+        manager()
+        codec = _CODECS_BY_NAME.get(name)
     if codec is None:
         raise LookupError(
             f"the recording holds a value of codec {name!r}, which is not registered here: install or "
@@ -301,7 +321,7 @@ _DECODERS: dict[int, Callable[[bytes], Any]] = {
     EXT_EXCEPTION: lambda d: _decode_exception(unpackb(d)),
     EXT_CODEC: lambda d: _decode_codec(unpackb(d)),
     EXT_DIGEST: lambda d: Digest(*unpackb(d)),
-    EXT_RAISED: lambda d: Raised(unpackb(d)),
+    EXT_RAISED: lambda d: Raised(packed=d),
     EXT_ENUM: lambda d: (lambda s: resolve_type_path(s[0])(s[1]))(unpackb(d)),
 }
 

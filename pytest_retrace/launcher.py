@@ -18,6 +18,7 @@ import tempfile
 import threading
 from typing import Any, BinaryIO, NamedTuple
 
+from . import plugins
 from .errors import RetraceError
 from .protocol import CHILD_CODE, CHILD_ENV
 from .tape import Recording, append_end, read_recording
@@ -81,7 +82,7 @@ def run_child(config: dict[str, Any], hash_seed: int, passthrough: bool = True, 
     os.unlink(result_path)
     env = dict(os.environ)
     env["PYTHONHASHSEED"] = str(hash_seed)
-    env[CHILD_ENV] = json.dumps(dict(config, result=result_path))
+    env[CHILD_ENV] = json.dumps(dict(config, result=result_path, plugins=plugins.discover()))
     stdout, stderr = Output(keep_output), Output(keep_output)
     proc = subprocess.Popen([sys.executable, "-c", CHILD_CODE], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)

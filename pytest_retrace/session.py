@@ -21,7 +21,7 @@ import time
 import traceback
 from typing import Any, NoReturn
 
-from . import __version__, boundaries
+from . import __version__, boundaries, plugins
 from .boundaries import env as env_boundary
 from .engine import Recorder, Replayer, enter_gate, internal, launcher_frame, start_main_thread
 from .patch import Patcher
@@ -200,6 +200,7 @@ def _stand_in_for_the_writer_thread() -> None:
 
 def main() -> NoReturn:
     config = json.loads(os.environ.pop(CHILD_ENV))
+    plugins.preset(config.get("plugins", []))
     if config["mode"] == "record":
         record(config)
     replay(config)

@@ -10,6 +10,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +77,33 @@ class QuoteHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _plain(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in {"Content-Type": "text/plain", **(headers or {})}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if self.path.startswith("/login"):  # sets two cookies, in two Set-Cookie headers
+            self.send_response(200)
+            self.send_header("Set-Cookie", f"session={random.randint(1, 10**9)}; Path=/")
+            self.send_header("Set-Cookie", "theme=dark; Path=/")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+            return
+        if self.path.startswith("/whoami"):  # echoes the cookies the client sent
+            return self._plain(200, (self.headers.get("Cookie") or "nobody").encode())
+        if self.path.startswith("/moved"):
+            return self._plain(302, b"", {"Location": "/quote?item=moved"})
+        if self.path.startswith("/lines"):
+            count = random.randint(3, 9)
+            return self._plain(200, "".join(f"line {i} of {count}\n" for i in range(count)).encode())
+        if self.path.startswith("/slow"):
+            time.sleep(1)
+            return self._plain(200, b"late")
         if self.path.startswith("/text"):  # an upstream having a bad day: not JSON
             body = b"Service Unavailable"
             self.send_response(200)

@@ -17,7 +17,14 @@ class Options:
 
 
 def install(engine: Engine, patcher: Patcher, options: Options) -> None:
+    from .. import custom, plugins
+    from ..engine import internal
     from . import clock, collector, entropy, files, process, socket, sync, threads
 
-    for area in (threads, sync, collector, clock, entropy, files, process, socket):
+    with internal:
+        plugins.manager()  # load plugins (reading package metadata) before any boundary is there to see it
+    for area in (threads, sync, collector, clock, entropy, files, process, socket, custom):
         area.install(engine, patcher, options)
+    with internal:
+        plugins.install_boundaries(engine, patcher, options)  # library adapters: ours and installed packages'
+

@@ -1,0 +1,140 @@
+"""requests, at ``HTTPAdapter.send``: one event per HTTP request.
+
+The call key is ``"GET https://host/path?query"`` with the request headers that matter (sorted,
+lower-cased; ``User-Agent`` left out as it names library versions; credentials kept as digests
+so the file never holds them), the body (whole when small, else a digest) and the ``stream`` and
+``timeout`` arguments. The result is the whole response — status, reason, URL, headers as sent
+(repeated ``Set-Cookie`` included), body, encoding, elapsed, cookies — recorded as plain values
+when it arrives and rebuilt on replay, when the program asks, as a real ``requests.Response``
+that a ``Session`` takes cookies from as usual; ``iter_content`` and ``iter_lines`` work on it.
+(Not a codec: decoding a recording must not import requests before the program does.)
+Connection errors and timeouts are recorded and raised again.
+
+While the adapter's call runs, the socket layer beneath is not recorded (the phase gate): one
+request is one event. A response is read whole when it arrives, even with ``stream=True``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+from typing import TYPE_CHECKING, Any
+
+from ..codec import Digest
+from ..engine import payload
+from ..hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from ..boundaries import Options
+    from ..engine import Engine
+    from ..patch import Patcher
+
+NAME = "requests.send"
+UNKEYED_HEADERS = frozenset({"user-agent"})
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+
+
+def call_key(request: Any, stream: bool, timeout: Any) -> tuple[Any, ...]:
+    headers = []
+    for name, value in sorted((k.lower(), v) for k, v in request.headers.items()):
+        if name in UNKEYED_HEADERS:
+            continue
+        if name in SECRET_HEADERS:
+            value = Digest.secret(value.encode("latin-1") if isinstance(value, str) else value)
+        headers.append([name, value])
+    body = request.body
+    if body is not None and not isinstance(body, (bytes, str)):
+        body = f"<streamed {type(body).__name__}>"  # an iterator or a file: sent as it is read
+    return (f"{request.method} {request.url}", headers, None if body is None else payload(body),
+            {"stream": bool(stream), "timeout": timeout})
+
+
+def encode_response(response: Any) -> dict[str, Any]:
+    original = getattr(response.raw, "_original_response", None)
+    raw_headers = list(original.msg.items()) if original is not None else list(response.headers.items())
+    return {
+        "status": response.status_code,
+        "reason": response.reason,
+        "url": response.url,
+        "headers": [list(pair) for pair in raw_headers],
+        "body": response.content,
+        "encoding": response.encoding,
+        "elapsed": response.elapsed,
+        "history": [encode_response(r) for r in response.history],
+        "cookies": [[c.name, c.value, c.domain, c.path, c.secure, c.expires] for c in response.cookies],
+    }
+
+
+class _ReplayedRaw(io.BytesIO):
+    """Stands in for urllib3's response: the body, and the headers where cookie handling looks for them."""
+
+    def __init__(self, body: bytes, headers: list[list[str]], status: int, reason: str | None) -> None:
+        super().__init__(body)
+        message = http.client.HTTPMessage()
+        for name, value in headers:
+            message[name] = value  # appends: repeated headers (Set-Cookie) stay repeated
+        self.headers = message
+        self.status = status
+        self.reason = reason
+        self._original_response = self  # requests' cookie extraction reads ``_original_response.msg``
+        self.msg = message
+
+    def stream(self, amount: int = 2**16, decode_content: bool | None = None) -> Any:
+        while chunk := self.read(amount):
+            yield chunk
+
+    def release_conn(self) -> None:
+        pass
+
+
+def decode_response(state: dict[str, Any]) -> Any:
+    import requests
+    from requests.cookies import RequestsCookieJar
+    from requests.structures import CaseInsensitiveDict
+
+    response = requests.Response()
+    response.status_code = state["status"]
+    response.reason = state["reason"]
+    response.url = state["url"]
+    headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
+    for name, value in state["headers"]:
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    response.headers = headers
+    response._content = state["body"]
+    response._content_consumed = True
+    response.raw = _ReplayedRaw(state["body"], state["headers"], state["status"], state["reason"])
+    response.encoding = state["encoding"]
+    response.elapsed = state["elapsed"]
+    response.history = [decode_response(h) for h in state["history"]]
+    jar = RequestsCookieJar()
+    for name, value, domain, path, secure, expires in state["cookies"]:
+        jar.set(name, value, domain=domain, path=path, secure=secure, expires=expires)
+    response.cookies = jar
+    return response
+
+
+@hookimpl
+def retrace_install_boundaries(engine: Engine, patcher: Patcher, options: Options) -> None:
+    def patch(adapters: ModuleType) -> None:
+        real_send = adapters.HTTPAdapter.send
+
+        def send(self: Any, request: Any, stream: bool = False, timeout: Any = None, verify: Any = True,
+                 cert: Any = None, proxies: Any = None) -> Any:
+            received: list[Any] = []
+
+            def send_and_describe() -> dict[str, Any]:
+                received.append(real_send(self, request, stream, timeout, verify, cert, proxies))
+                return encode_response(received[0])  # the event's result: the response as plain values
+
+            state = engine.call(NAME, call_key(request, stream, timeout), send_and_describe)
+            response = received[0] if received else decode_response(state)  # recording, or replaying
+            response.request = request
+            response.connection = self
+            return response
+
+        send.__doc__ = real_send.__doc__
+        patcher.set(adapters.HTTPAdapter, "send", send)
+
+    patcher.when_imported("requests.adapters", patch)

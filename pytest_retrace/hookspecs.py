@@ -1,0 +1,42 @@
+"""Hooks through which an installed package adds boundaries and value codecs (DESIGN §1).
+
+A package names a module in its entry points::
+
+    [project.entry-points.pytest_retrace]
+    mylib = "mylib.retrace_plugin"
+
+and implements any of these hooks there with ``@pytest_retrace.hookimpl``. They run in every
+recorded and every replayed process, before the program starts. pytest-retrace's own library
+adapters (requests) are plugins of the same kind.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .boundaries import Options
+    from .engine import Engine
+    from .patch import Patcher
+
+PROJECT = "pytest_retrace"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def retrace_register_codecs(register: Callable[[str, type, Callable[[Any], Any], Callable[[Any], Any]], None]) -> None:
+    """Teach the trace values of new types: ``register(name, type, encode, decode)``, where ``encode`` maps a
+    value to something the trace holds already (plain values, lists, dicts …) and ``decode`` maps it back.
+    ``name`` is stored in recordings: keep it stable."""
+
+
+@hookspec
+def retrace_install_boundaries(engine: Engine, patcher: Patcher, options: Options) -> None:
+    """Install boundaries: replace functions with ``patcher.set`` (or ``patcher.when_imported`` for a module
+    not imported yet) by wrappers that go through ``engine.call(name, args, real_function, *a, **kw)``.
+    Everything patched is undone when the recording or replay ends."""
