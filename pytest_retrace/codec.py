@@ -42,13 +42,14 @@ EXT_ENUM = 17
 class UnencodableValue(TypeError):
     """A value crossed a boundary that the trace format cannot hold."""
 
-    def __init__(self, value: object, boundary: str | None = None) -> None:
+    def __init__(self, value: object, boundary: str | None = None, role: str = "returned by") -> None:
+        self.value = value
         self.value_type = f"{type(value).__module__}.{type(value).__qualname__}"
         self.boundary = boundary
-        where = f" returned by boundary {boundary!r}" if boundary else ""
+        where = f" {role} boundary {boundary!r}" if boundary else ""
         super().__init__(
             f"cannot record a value of type {self.value_type}{where}: register a codec for it "
-            "(pytest_retrace.codec.register_codec or the retrace_codecs hook), or mark the function "
+            "(pytest_retrace.codec.register_codec or the retrace_register_codecs hook), or mark the function "
             "that returns it as a @pytest_retrace.boundary that returns plain values"
         )
 
@@ -170,7 +171,8 @@ def _decode_tz(state: Any) -> _dt.tzinfo | None:
 
 # -- exceptions ------------------------------------------------------------------------------------------
 
-_EXCEPTION_ATTRS = ("errno", "strerror", "filename", "filename2", "returncode", "cmd", "output", "stderr")
+_EXCEPTION_ATTRS = ("errno", "strerror", "filename", "filename2", "returncode", "cmd", "output", "stderr",
+                    "pgcode", "pgerror")
 
 
 def _encode_exception(exc: BaseException) -> list[Any]:
@@ -199,11 +201,15 @@ def _decode_exception(state: list[Any]) -> BaseException:
             exc: BaseException = cls(unpackb(attrs["errno"]), unpackb(attrs.get("strerror", b"\xc0")), *extra)
         else:
             exc = cls(*args)
+            readonly = {}
             for name, packed in attrs.items():
                 try:
                     setattr(exc, name, unpackb(packed))
                 except (AttributeError, TypeError):
-                    pass
+                    readonly[name] = unpackb(packed)
+            if readonly:  # read-only in C (psycopg2's pgcode): a subclass of the same name carries them
+                names = {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
+                exc = type(cls.__name__, (cls,), {**readonly, **names})(*args)
     except Exception:
         exc = RecordedError(f"{path.replace(':', '.')}: {message}")
         exc.recorded_type = path  # type: ignore[attr-defined]

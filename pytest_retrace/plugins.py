@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .patch import Patcher
 
 ENTRY_POINT_GROUP = "pytest_retrace"
-BUILT_IN = ("pytest_retrace.adapters.requests_adapter",)
+BUILT_IN = ("pytest_retrace.adapters.requests_adapter", "pytest_retrace.adapters.dbapi")
 
 _manager: list[pluggy.PluginManager] = []
 _preset: list[list[str]] = []

@@ -139,7 +139,8 @@ class TapeWriter:
                 try:
                     codec.packb(event[position])
                 except (codec.UnencodableValue, TypeError, ValueError, OverflowError) as exc:
-                    problem = (str(codec.UnencodableValue(event[position], name))
+                    role = "returned by" if position == 1 else "passed to"
+                    problem = (str(codec.UnencodableValue(exc.value, name, role))
                                if isinstance(exc, codec.UnencodableValue)
                                else f"cannot record a value of boundary {name!r}: {exc}")
                     self.error = self.error or problem

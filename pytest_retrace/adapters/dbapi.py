@@ -1,0 +1,297 @@
+"""DB-API drivers — sqlite3 and psycopg2 — at the driver's API: connections and cursors become proxies.
+
+Events (``sqlite3.…`` / ``psycopg2.…``): ``connect`` (its arguments, passwords as digests),
+``cursor.execute`` / ``executemany`` / ``callproc`` (query text and parameters in the key),
+``cursor.mogrify``, ``commit``, ``rollback``, ``close``, setting ``autocommit``. An execute's
+result is everything the program can read from the cursor afterwards: description, rowcount,
+lastrowid, status message and *all* its rows, fetched at once; ``fetchone``/``fetchmany``/
+``fetchall`` and iteration then read from those rows, the same way in record and replay, so no
+database is needed on replay. Errors (``IntegrityError`` … with ``pgcode``/``pgerror``) are
+recorded and raised again. Values keep their types (Decimal, dates and times with time zones,
+timedelta, UUID, JSON, arrays, None, and ``bytea`` as memoryview).
+
+While a driver call runs, the layers beneath it are not recorded (the phase gate): libpq's own
+socket is C code anyway, which is why PostgreSQL needs this adapter to be replayed at all.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from typing import TYPE_CHECKING, Any
+
+from ..codec import Digest, register_codec
+from ..hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from ..boundaries import Options
+    from ..engine import Engine
+    from ..patch import Patcher
+
+# A cursor description entry: indexable like sqlite3's 7-tuples, with psycopg2's attribute names.
+Column = namedtuple("Column", "name type_code display_size internal_size precision scale null_ok")
+SECRET_ARGUMENTS = frozenset({"password", "passwd"})
+
+
+class Bytea:
+    """A memoryview in a recorded row (psycopg2's ``bytea``): msgpack would read it back as bytes."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+register_codec("dbapi.memoryview", Bytea, lambda b: b.data, memoryview)
+
+
+def _row(row: Any) -> Any:
+    if isinstance(row, dict):  # RealDictCursor and friends
+        return {k: Bytea(bytes(v)) if type(v) is memoryview else v for k, v in row.items()}
+    return tuple(Bytea(bytes(v)) if type(v) is memoryview else v for v in row)
+
+
+def _unrow(row: Any) -> Any:
+    if isinstance(row, dict):
+        return {k: memoryview(v.data) if type(v) is Bytea else v for k, v in row.items()}
+    return tuple(memoryview(v.data) if type(v) is Bytea else v for v in row)
+
+
+def _param(value: Any) -> Any:
+    """A query parameter as the call key holds it: psycopg2's adapters (Json, Binary …) by what they adapt."""
+    if hasattr(value, "getquoted") and hasattr(value, "adapted"):
+        adapted = value.adapted
+        return [type(value).__name__, bytes(adapted) if isinstance(adapted, memoryview) else adapted]
+    return value
+
+
+def _params(params: Any) -> Any:
+    if isinstance(params, dict):
+        return {k: _param(v) for k, v in params.items()}
+    if isinstance(params, (list, tuple)):
+        return tuple(_param(v) for v in params)
+    return params
+
+
+def _connect_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    def hide(text: Any) -> Any:  # a DSN string: keep it but for the password
+        if isinstance(text, str) and "password" in text:
+            return " ".join(p if not p.startswith("password=") else "password=***" for p in text.split())
+        return text
+
+    named = {k: Digest.secret(str(v).encode()) if k in SECRET_ARGUMENTS else hide(v) for k, v in sorted(kwargs.items())
+             if k not in ("connection_factory", "cursor_factory", "factory")}
+    return (tuple(hide(a) for a in args), named)
+
+
+def _replayed(*args: Any) -> Any:
+    """Stands for a driver method on a replayed connection, where there is no database: never called
+    while the replay follows the recording (the engine answers from it)."""
+    raise RuntimeError("pytest-retrace: a replayed database connection has no database behind it")
+
+
+class RecordedCursor:
+    """A cursor: execute-like calls are events; fetching reads the rows the event holds."""
+
+    def __init__(self, connection: RecordedConnection, real: Any, dict_rows: bool) -> None:
+        self.connection = connection
+        self._real = real
+        self._dict_rows = dict_rows
+        self._rows: list[Any] = []
+        self._next = 0
+        self.description: tuple[Column, ...] | None = None
+        self.rowcount = -1
+        self.lastrowid: Any = None
+        self.statusmessage: str | None = None
+        self.query: Any = None
+        self.arraysize = 1
+        self.closed = False
+
+    def _call(self, method: str, key: tuple[Any, ...], *args: Any) -> Any:
+        connection = self.connection
+
+        def run() -> dict[str, Any]:
+            getattr(self._real, method)(*args)
+            return self._snapshot()
+
+        state = connection._engine.call(f"{connection._driver}.cursor.{method}", key, run)
+        self._load(state)
+        return state.get("returned")
+
+    def _snapshot(self) -> dict[str, Any]:
+        real = self._real
+        named = bool(getattr(real, "name", None))  # a server-side cursor describes its rows once fetched
+        rows = real.fetchall() if named or real.description is not None else []
+        return {
+            "description": None if real.description is None else [tuple(c[:7]) for c in real.description],
+            "rowcount": real.rowcount,
+            "lastrowid": getattr(real, "lastrowid", None),
+            "statusmessage": getattr(real, "statusmessage", None),
+            "query": getattr(real, "query", None),
+            "rows": [_row(r) for r in rows],
+        }
+
+    def _load(self, state: dict[str, Any]) -> None:
+        """Read what an execute left (recorded rows carry Bytea where the program gets a memoryview)."""
+        description = state["description"]
+        self.description = None if description is None else tuple(Column(*c) for c in description)
+        self.rowcount = state["rowcount"]
+        self.lastrowid = state["lastrowid"]
+        self.statusmessage = state["statusmessage"]
+        self.query = state["query"]
+        self._rows = [_unrow(r) for r in state["rows"]]
+        self._next = 0
+
+    def execute(self, query: Any, params: Any = None) -> None:
+        self._call("execute", (query, _params(params)), *((query,) if params is None else (query, params)))
+
+    def executemany(self, query: Any, seq_of_params: Any) -> None:
+        params = list(seq_of_params)
+        self._call("executemany", (query, [_params(p) for p in params]), query, params)
+
+    def callproc(self, procname: str, params: Any = ()) -> Any:
+        self._call("callproc", (procname, _params(params)), procname, params)
+        return params
+
+    def mogrify(self, query: Any, params: Any = None) -> bytes:
+        connection = self.connection
+        fn = self._real.mogrify if self._real is not None else _replayed
+        return connection._engine.call(  # type: ignore[no-any-return]
+            f"{connection._driver}.cursor.mogrify", (query, _params(params)), fn, query, params)
+
+    def fetchone(self) -> Any:
+        if self._next >= len(self._rows):
+            return None
+        self._next += 1
+        return self._rows[self._next - 1]
+
+    def fetchmany(self, size: int | None = None) -> list[Any]:
+        size = self.arraysize if size is None else size
+        rows = self._rows[self._next : self._next + size]
+        self._next += len(rows)
+        return rows
+
+    def fetchall(self) -> list[Any]:
+        rows = self._rows[self._next :]
+        self._next = len(self._rows)
+        return rows
+
+    def __iter__(self) -> Any:
+        while (row := self.fetchone()) is not None:
+            yield row
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self._real is not None:  # recording; a replayed cursor has nothing to close
+                self._real.close()
+
+    def __enter__(self) -> RecordedCursor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def setinputsizes(self, sizes: Any) -> None:
+        pass
+
+    def setoutputsize(self, size: Any, column: Any = None) -> None:
+        pass
+
+
+class RecordedConnection:
+    """A connection: transaction control and settings are events; cursors are :class:`RecordedCursor`."""
+
+    def __init__(self, engine: Engine, driver: str, real: Any, facts: dict[str, Any], dict_rows: bool) -> None:
+        self._engine = engine
+        self._driver = driver
+        self._real = real
+        self._facts = facts  # what the program may read off a connection: encoding, server version …
+        self._dict_rows = dict_rows
+        self.closed = False
+
+    def _call(self, method: str, args: Any = None, *a: Any) -> Any:
+        fn = getattr(self._real, method) if self._real is not None else _replayed
+        return self._engine.call(f"{self._driver}.{method}", args, fn, *a)
+
+    def cursor(self, *args: Any, **kwargs: Any) -> RecordedCursor:
+        factory = kwargs.get("cursor_factory")
+        dict_rows = self._dict_rows or (factory is not None and "Dict" in getattr(factory, "__name__", ""))
+        real = self._real.cursor(*args, **kwargs) if self._real is not None else None
+        return RecordedCursor(self, real, dict_rows)
+
+    def execute(self, query: Any, params: Any = None) -> RecordedCursor:  # sqlite3's shortcuts
+        cursor = self.cursor()
+        cursor.execute(query, params)
+        return cursor
+
+    def executemany(self, query: Any, seq_of_params: Any) -> RecordedCursor:
+        cursor = self.cursor()
+        cursor.executemany(query, seq_of_params)
+        return cursor
+
+    def commit(self) -> None:
+        self._call("commit")
+
+    def rollback(self) -> None:
+        self._call("rollback")
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._call("close")
+
+    @property
+    def autocommit(self) -> Any:
+        return self._facts.get("autocommit")
+
+    @autocommit.setter
+    def autocommit(self, value: Any) -> None:
+        if self._real is not None:
+            self._engine.call(f"{self._driver}.autocommit", (value,), setattr, self._real, "autocommit", value)
+        else:
+            self._engine.call(f"{self._driver}.autocommit", (value,), _replayed)
+        self._facts["autocommit"] = value
+
+    def __enter__(self) -> RecordedConnection:
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: object) -> None:
+        # Both drivers: leaving the block commits, or rolls back on an exception; it does not close.
+        self.rollback() if exc_type is not None else self.commit()
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._facts:
+            return self._facts[name]
+        raise AttributeError(f"{self._driver} connection attribute {name!r} is not recorded by pytest-retrace")
+
+
+FACTS = {"psycopg2": ("encoding", "server_version", "protocol_version", "dsn", "status", "autocommit",
+                      "isolation_level"),
+         "sqlite3": ("isolation_level", "in_transaction", "total_changes")}
+
+
+def _patch_connect(engine: Engine, patcher: Patcher, module: ModuleType, driver: str) -> None:
+    real_connect = module.connect
+
+    def connect(*args: Any, **kwargs: Any) -> RecordedConnection:
+        factory = kwargs.get("cursor_factory")
+        dict_rows = factory is not None and "Dict" in getattr(factory, "__name__", "")
+        opened: list[Any] = []
+
+        def open_and_describe() -> dict[str, Any]:
+            opened.append(real_connect(*args, **kwargs))
+            return {name: getattr(opened[0], name, None) for name in FACTS[driver]}
+
+        facts = engine.call(f"{driver}.connect", _connect_key(args, kwargs), open_and_describe)
+        return RecordedConnection(engine, driver, opened[0] if opened else None, dict(facts), dict_rows)
+
+    connect.__doc__ = real_connect.__doc__
+    patcher.set(module, "connect", connect)
+
+
+@hookimpl
+def retrace_install_boundaries(engine: Engine, patcher: Patcher, options: Options) -> None:
+    patcher.when_imported("sqlite3", lambda m: _patch_connect(engine, patcher, m, "sqlite3"))
+    patcher.when_imported("psycopg2", lambda m: _patch_connect(engine, patcher, m, "psycopg2"))

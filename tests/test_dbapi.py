@@ -1,0 +1,98 @@
+"""The DB-API adapter (sqlite3 and psycopg2): recorded against a real database, replayed with it gone.
+
+PostgreSQL tests need the server on 127.0.0.1:5432 (user postgres, trust auth); they are skipped
+when it does not answer, unless RETRACE_REQUIRE_SERVICES=1 (as in CI) makes that a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Recorder, retrace
+from test_process_replay import assert_faithful
+
+from pytest_retrace.tape import read_recording
+
+SERVER = "host=127.0.0.1 port=5432 user=postgres"
+
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    """A fresh PostgreSQL database; the test may drop it (replay must not need it)."""
+    psycopg2 = pytest.importorskip("psycopg2")
+    try:
+        admin = psycopg2.connect(f"{SERVER} dbname=test connect_timeout=3")
+    except psycopg2.OperationalError as exc:
+        if os.environ.get("RETRACE_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"PostgreSQL is required (RETRACE_REQUIRE_SERVICES=1) but does not answer: {exc}")
+        pytest.skip(f"PostgreSQL does not answer on 127.0.0.1:5432: {exc}")
+    admin.autocommit = True
+    name = f"retrace_{uuid.uuid4().hex[:10]}"
+    with admin.cursor() as cur:
+        cur.execute(f"create database {name}")
+    yield name
+    with admin.cursor() as cur:
+        cur.execute(f"drop database if exists {name}")
+    admin.close()
+
+
+def drop(name: str) -> None:
+    import psycopg2
+
+    admin = psycopg2.connect(f"{SERVER} dbname=test")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"drop database {name}")
+    admin.close()
+
+
+@pytest.mark.postgres
+def test_postgres_session_replays_with_the_database_gone(recorder: Recorder, database: str) -> None:
+    # The password comes as libpq reads it from the environment, whose secrets are redacted.
+    recorded = recorder.record("db_calls.py", "postgres", f"{SERVER} dbname={database}", env={"PGPASSWORD": "hunter2"})
+    assert recorded.returncode == 0, recorded.stderr
+    for expected in ("('Decimal', Decimal('9.99'))", "tzinfo=datetime.timezone.utc", "('memoryview', b'\\x00\\xff')",
+                     "('timedelta', datetime.timedelta(days=1, seconds=7200))", "('dict', {'a': [1, 2]})",
+                     "('list', ['x', 'y'])", "('date', datetime.date(2026, 1, 2))", "('NoneType', None)",
+                     "mogrify select 1, 'it''s'", "unique violation 23505 UniqueViolation True",
+                     "named cursor 2 True", "dict rows [['name', 'price'], ['name', 'price']]", "callproc (6,)"):
+        assert expected in recorded.stdout
+    drop(database)
+    assert_faithful(recorder, recorded)
+
+    data = (recorder.folder / "rec.retrace").read_bytes()
+    assert b"hunter2" not in data
+    names = [e.name for e in read_recording(recorder.folder / "rec.retrace").events()]
+    for name in ("psycopg2.connect", "psycopg2.cursor.execute", "psycopg2.cursor.mogrify", "psycopg2.cursor.callproc",
+                 "psycopg2.commit", "psycopg2.rollback", "psycopg2.autocommit", "psycopg2.close"):
+        assert name in names
+    assert not [n for n in names if n.startswith("socket.")]
+
+
+def test_sqlite_session_replays_with_the_file_gone(recorder: Recorder, tmp_path: Path) -> None:
+    db = tmp_path / "shop.db"
+    recorded = recorder.record("db_calls.py", "sqlite", str(db))
+    assert recorded.returncode == 0, recorded.stderr
+    assert "integrity IntegrityError UNIQUE constraint failed: item.name" in recorded.stdout
+    assert "one ('n" in recorded.stdout and "b'\\x00\\x01')" in recorded.stdout
+    db.unlink()
+    assert_faithful(recorder, recorded)
+    names = {e.name for e in read_recording(recorder.folder / "rec.retrace").events()}
+    assert {"sqlite3.connect", "sqlite3.cursor.execute", "sqlite3.cursor.executemany", "sqlite3.commit",
+            "sqlite3.rollback", "sqlite3.close"} <= names
+
+
+def test_a_changed_query_is_reported_with_its_text(tmp_path: Path) -> None:
+    program = tmp_path / "report.py"
+    program.write_text(f"import sqlite3\nconn = sqlite3.connect({str(tmp_path / 'r.db')!r})\n"
+                       "print(conn.execute('select 1 + ?', (41,)).fetchone())\n")
+    assert retrace("record", "-o", "rec.retrace", "--", str(program), cwd=tmp_path).returncode == 0
+    program.write_text(program.read_text().replace("(41,)", "(42,)"))
+    replayed = retrace("replay", "rec.retrace", cwd=tmp_path)
+    assert replayed.returncode == 70
+    assert "expected  sqlite3.cursor.execute('select 1 + ?', (41,))" in replayed.stderr
+    assert "actual    sqlite3.cursor.execute('select 1 + ?', (42,))" in replayed.stderr
