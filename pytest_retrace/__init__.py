@@ -9,7 +9,7 @@ from .errors import RecordingError, ReplayDivergence, RetraceError, UnrecordedCa
 __version__ = "0.1.0"
 
 __all__ = ["RecordingError", "ReplayDivergence", "RetraceError", "UnrecordedCall", "__version__", "boundary",
-           "hookimpl"]
+           "hookimpl", "record_calls"]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,6 +19,10 @@ def __getattr__(name: str) -> Any:
         from .custom import boundary
 
         return boundary
+    if name == "record_calls":
+        from .calls import record_calls
+
+        return record_calls
     if name == "hookimpl":
         from .hookspecs import hookimpl
 

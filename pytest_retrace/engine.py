@@ -89,6 +89,16 @@ def start_main_thread() -> None:
     FAST[0] = not tls.gate
 
 
+def start_call_thread() -> None:
+    """A per-call recording starts on this thread, in a process whose other threads stay outside: this
+    thread becomes thread 0, and the single-thread hot path stays off (other threads run on)."""
+    tls.tid = MAIN
+    tls.children = 0
+    _SINGLE_THREAD[0] = False
+    THREADED[0] = False
+    FAST[0] = False
+
+
 def _forked_child() -> None:
     """A forked child is outside the recording: its calls pass straight through."""
     tls.tid = None
@@ -400,6 +410,7 @@ class Replayer(Engine):
         self.first_divergence: dict[str, Any] | None = None
         self.answered_by_key = 0
         self.unanswered: list[str] = []
+        self.answered_live: list[str] = []
         self._by_key: dict[tuple[str, bytes], list[Any]] | None = None
         if self.demux is not None:
             _start_raw_thread(self._watch, ())
@@ -553,6 +564,8 @@ class Replayer(Engine):
         result = event.result
         if type(result) is Raised:
             raise result.exception.with_traceback(None)
+        if result is LIVE:
+            return fn(*a, **kw)
         return result
 
     def wrap_noarg(self, name: str, fn: Callable[[], Any]) -> Callable[[], Any]:
@@ -573,6 +586,8 @@ class Replayer(Engine):
             result = event.result
             if type(result) is Raised:
                 raise result.exception.with_traceback(None)
+            if result is LIVE:
+                return fn()
             return result
 
         return _dress(replayed, fn, name)
@@ -607,6 +622,9 @@ class Replayer(Engine):
     def _answer_by_key(self, name: str, args: Any) -> Event:
         with internal:
             answers = self._by_key.get(_call_key(name, args)) if self._by_key is not None else None
+            if answers is None and name.startswith(_LIVE_WHEN_UNRECORDED):
+                self.answered_live.append(describe_call(name, args))
+                return _LIVE_EVENT
             if answers is None:
                 call = describe_call(name, args)
                 self.unanswered.append(call)
@@ -667,6 +685,13 @@ class Replayer(Engine):
                 "stack": replay_stack(frame) if frame is not None else [],
             })
         return states
+
+
+# A crash recording replayed on a new path: clocks and entropy the recording never read are read live
+# (they change nothing in the world); any other unanswered call raises UnrecordedCall.
+_LIVE_WHEN_UNRECORDED = ("time.", "datetime.", "date.", "os.urandom", "os.getrandom", "random.")
+LIVE = object()
+_LIVE_EVENT = Event(-1, "(live)", None, LIVE, MAIN)
 
 
 def _call_key(name: str, args: Any) -> tuple[str, bytes]:

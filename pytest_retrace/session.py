@@ -111,27 +111,35 @@ def _run_then_exit(entry: dict[str, Any], argv: list[str], finalize: Any) -> NoR
     sys.exit(outcome["status"])
 
 
-def record(config: dict[str, Any]) -> NoReturn:
-    environ, redacted = env_boundary.snapshot(config.get("redact", env_boundary.DEFAULT_REDACT))
-    header = {
+def make_header(kind: str, entry: dict[str, Any], argv: list[str], hash_seed: int, redact: str | None,
+                live_paths: list[str], tags: dict[str, Any]) -> dict[str, Any]:
+    """The header of a recording of any kind: what ran, where, and the world it ran in."""
+    environ, redacted = env_boundary.snapshot(redact)
+    return {
         "format": FORMAT,
         "retrace_version": __version__,
         "python": platform.python_version(),
         "implementation": sys.implementation.name,
         "platform": platform.platform(),
         "executable": sys.executable,
-        "hash_seed": config["hash_seed"],
-        "kind": "process",
-        "entry": config["entry"],
-        "argv": config["argv"],
+        "hash_seed": hash_seed,
+        "kind": kind,
+        "entry": entry,
+        "argv": argv,
         "cwd": os.getcwd(),
         "environ": environ,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "redaction": {"pattern": config.get("redact", env_boundary.DEFAULT_REDACT), "redacted": redacted},
-        "live_paths": config.get("live_paths", []),
-        "tags": config.get("tags", {}),
+        "redaction": {"pattern": redact, "redacted": redacted},
+        "live_paths": live_paths,
+        "tags": tags,
         "pin": None,
     }
+
+
+def record(config: dict[str, Any]) -> NoReturn:
+    header = make_header("process", config["entry"], config["argv"], config["hash_seed"],
+                         config.get("redact", env_boundary.DEFAULT_REDACT), config.get("live_paths", []),
+                         config.get("tags", {}))
     writer = TapeWriter(config["output"], header)
     engine = Recorder(writer.sink, writer.name_id)
     start_main_thread()
@@ -162,7 +170,13 @@ def replay(config: dict[str, Any]) -> NoReturn:
         _write_result(config["result"], {"divergence": report, "events_consumed": report["index"]})
         os._exit(DIVERGED_EXIT)
 
-    _stand_in_for_the_writer_thread()
+    call = header.get("kind") == "call"
+    if call:  # import it now: importing was not part of the recorded call
+        from .calls import resolve
+
+        function = resolve(header["entry"])
+    else:
+        _stand_in_for_the_writer_thread()
     end = rec.end or {}
     crashed = bool(end.get("exception")) or end.get("status") not in (0, None)
     engine = Replayer(rec.events(), on_divergence=diverged, truncated=rec.status == "truncated",
@@ -178,12 +192,21 @@ def replay(config: dict[str, Any]) -> NoReturn:
         result: dict[str, Any] = {"outcome": outcome, "events_consumed": consumed}
         if engine.keyed:
             result["keyed"] = {"first_divergence": engine.first_divergence,
-                               "answered_by_key": engine.answered_by_key, "unanswered": engine.unanswered}
+                               "answered_by_key": engine.answered_by_key, "unanswered": engine.unanswered,
+                               "answered_live": engine.answered_live}
         elif consumed < len(engine.events):
             nxt = engine.events[consumed]
             result["next_expected"] = {"index": consumed, "thread": nxt.tid, "call": nxt.describe()}
         _write_result(config["result"], result)
 
+    if call:
+        from .calls import call_outcome
+
+        entry = header["entry"]
+        _, _, outcome = call_outcome(function, tuple(entry["args"]), entry["kwargs"])
+        finalize(outcome)
+        _flush_std()
+        os._exit(0)
     _run_then_exit(header["entry"], header["argv"], finalize)
 
 

@@ -21,8 +21,11 @@ def public(verdict: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in verdict.items() if not k.startswith("_")}
 
 
-def _outcome(status: int | None, exception: Any, stdout: Any, stderr: Any) -> dict[str, Any]:
-    return {"status": status, "exception": exception, "stdout": _stream(stdout), "stderr": _stream(stderr)}
+def _outcome(status: int | None, exception: Any, stdout: Any, stderr: Any, returned: Any = None) -> dict[str, Any]:
+    outcome = {"status": status, "exception": exception, "stdout": _stream(stdout), "stderr": _stream(stderr)}
+    if returned is not None:  # a call recording: what the function returned
+        outcome["returned"] = _stream(returned)
+    return outcome
 
 
 def _stream(summary: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -62,12 +65,13 @@ def _same_crash(recorded: dict[str, Any] | None, replayed: dict[str, Any] | None
 
 def conclude(rec: Recording, run: ChildRun) -> dict[str, Any]:
     end = rec.end or {}
-    recorded = _outcome(end.get("status"), end.get("exception"), end.get("stdout"), end.get("stderr"))
+    recorded = _outcome(end.get("status"), end.get("exception"), end.get("stdout"), end.get("stderr"),
+                        end.get("returned"))
     result = run.result or {}
     replay_outcome = result.get("outcome") or {}
     replayed = _outcome(
         replay_outcome.get("status", run.returncode), replay_outcome.get("exception"),
-        run.stdout.summary(), run.stderr.summary(),
+        run.stdout.summary(), run.stderr.summary(), replay_outcome.get("returned"),
     )
     replayed_end = {
         "status": replayed["status"], "exception": replayed["exception"], "stdout": run.stdout.summary(),
@@ -115,11 +119,13 @@ def conclude(rec: Recording, run: ChildRun) -> dict[str, Any]:
 
 def _outcome_mismatch(recorded: dict[str, Any], replayed: dict[str, Any]) -> dict[str, Any] | None:
     """Every call matched; the end-of-run comparison catches what no boundary intercepted."""
-    differing = [
-        part for part in ("status", "stdout", "stderr")
-        if (recorded[part]["digest"] if part != "status" else recorded[part])
-        != (replayed[part]["digest"] if part != "status" else replayed[part])
-    ]
+    def compared(outcome: dict[str, Any], part: str) -> Any:
+        value = outcome.get(part)
+        return value["digest"] if isinstance(value, dict) else value
+
+    # A call recording holds no process output: only the parts the recording has are compared.
+    parts = ["status"] + [p for p in ("stdout", "stderr", "returned") if recorded.get(p) is not None]
+    differing = [part for part in parts if compared(recorded, part) != compared(replayed, part)]
     if not differing:
         return None
     return {

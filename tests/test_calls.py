@@ -1,0 +1,92 @@
+"""Per-call recordings (DESIGN §3): ``@pytest_retrace.record_calls`` writes one recording per call of a job
+handler, and ``pytest --retrace-recordings`` replays each by calling the function again."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import PROGRAMS, LiveServer, retrace
+
+from pytest_retrace.tape import read_recording
+
+
+def run_jobs(folder: Path, port: int, keep: str = "all") -> subprocess.CompletedProcess[str]:
+    if keep != "all":
+        billing = folder / "billing.py"
+        billing.write_text(billing.read_text().replace('keep="all"', f"keep={keep}"))
+    env = {**__import__("os").environ, "BILLING_RECORDINGS": str(folder / "recordings")}
+    return subprocess.run([sys.executable, str(folder / "worker.py"), str(port)], cwd=folder, env=env,
+                          capture_output=True, text=True, check=True)
+
+
+@pytest.fixture
+def jobs(tmp_path: Path) -> Path:
+    folder = tmp_path / "jobs"
+    shutil.copytree(PROGRAMS / "jobs", folder)
+    return folder
+
+
+def test_each_call_is_a_recording_that_replays_alone(jobs: Path, http_server: LiveServer) -> None:
+    ran = run_jobs(jobs, http_server.port)
+    assert "failed plum KeyError('BOGUS')" in ran.stdout
+    recordings = sorted((jobs / "recordings").glob("*.retrace"))
+    assert len(recordings) == 3
+    headers = [read_recording(r).header for r in recordings]
+    assert {h["kind"] for h in headers} == {"call"}
+    assert {h["entry"]["function"] for h in headers} == {"billing:price_order"}
+    assert sorted(h["entry"]["args"][0]["item"] for h in headers) == ["apple", "pear", "plum"]
+    http_server.stop()
+    for path in recordings:
+        rec = read_recording(path)
+        assert [e.name for e in rec.events() if e.name == "requests.send"] == ["requests.send"]
+        replayed = retrace("replay", str(path), "--verdict", "v.json", cwd=jobs)
+        crashed = rec.end["exception"] is not None
+        assert replayed.returncode == (1 if crashed else 0), replayed.stderr
+        verdict = __import__("json").loads((jobs / "v.json").read_text())
+        assert verdict["status"] == ("crash-reproduced" if crashed else "ok")
+        assert verdict["recorded"].get("returned") == verdict["replayed"].get("returned")
+
+
+def test_keep_errors_keeps_only_the_call_that_raised(jobs: Path, http_server: LiveServer) -> None:
+    run_jobs(jobs, http_server.port, keep='"errors"')
+    (only,) = (jobs / "recordings").glob("*.retrace")
+    assert read_recording(only).end["exception"]["type"] == "KeyError"
+
+
+def test_the_plugin_replays_call_recordings_pin_fix_and_pass(jobs: Path, http_server: LiveServer,
+                                                            pytester: pytest.Pytester) -> None:
+    run_jobs(jobs, http_server.port)
+    http_server.stop()
+    result = pytester.runpytest(f"--retrace-recordings={jobs / 'recordings'}", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*the recorded crash still happens*"])
+    # The fix: unknown promo codes mean no discount.
+    billing = jobs / "billing.py"
+    billing.write_text(billing.read_text().replace('[order.get("promo", "NONE")]', '.get(order.get("promo"), 1.0)'))
+    result = pytester.runpytest(f"--retrace-recordings={jobs / 'recordings'}", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+
+
+def test_a_changed_return_value_is_a_divergence(jobs: Path, http_server: LiveServer) -> None:
+    run_jobs(jobs, http_server.port)
+    http_server.stop()
+    billing = jobs / "billing.py"
+    billing.write_text(billing.read_text().replace("round(unit * order", "round(1.01 * unit * order"))
+    path = next(p for p in (jobs / "recordings").glob("*.retrace") if read_recording(p).end["exception"] is None)
+    replayed = retrace("replay", str(path), cwd=jobs)
+    assert replayed.returncode == 70
+    assert "returned differs" in replayed.stderr and "'total'" in replayed.stderr
+
+
+def test_arguments_no_codec_can_hold_leave_the_call_unrecorded(tmp_path: Path) -> None:
+    module = tmp_path / "handler.py"
+    module.write_text("import pytest_retrace\n\n@pytest_retrace.record_calls(directory='recs')\n"
+                      "def handle(thing):\n    return 42\n\nprint(handle(object()))\n")
+    ran = subprocess.run([sys.executable, str(module)], cwd=tmp_path, capture_output=True, text=True)
+    assert ran.returncode == 0 and ran.stdout == "42\n"
+    assert "not recording this call of handle: cannot record a value of type builtins.object" in ran.stderr
+    assert not list((tmp_path / "recs").glob("*.retrace"))
