@@ -8,9 +8,9 @@ by importing the function's module in a fresh interpreter and calling it with th
 arguments.
 
 ``keep``: ``"all"``; ``"errors"`` (only calls that raised); or a float, the share of calls
-recorded (``0.1``: one in ten, drawn from a generator of our own, not the program's). ``max_files``
-rotates: the oldest recordings go first. One call is recorded at a time per process; calls made
-meanwhile on other threads run unrecorded. A recording that fails (an argument no codec can
+recorded (``0.1``: one in ten, drawn from a generator of our own, not the program's).
+``max_files`` / ``max_bytes`` rotate: the oldest recordings go first. One call is recorded at a
+time per process; calls made meanwhile on other threads run unrecorded. A recording that fails (an argument no codec can
 hold, a full disk) is logged on the ``pytest_retrace`` logger and never breaks the call.
 """
 
@@ -38,15 +38,27 @@ _one_at_a_time = threading.Lock()
 _sampler = random.Random()  # ours: drawing from the program's generator would change what it draws
 
 
+def module_root(name: str) -> str | None:
+    """The sys.path entry a fresh interpreter needs to import module ``name`` as this one did."""
+    file = getattr(sys.modules[name], "__file__", None)
+    if not file:
+        return None
+    root = Path(file).resolve().parent
+    for _ in range(name.count(".") + (Path(file).stem == "__init__")):
+        root = root.parent
+    return str(root)
+
+
+def importable_name(module: str) -> str:
+    """The name a fresh interpreter imports ``module`` by: a script run as ``__main__`` by its file name."""
+    file = getattr(sys.modules[module], "__file__", None)
+    return Path(file).stem if module == "__main__" and file else module
+
+
 def entry_point(function: Callable[..., Any]) -> dict[str, Any]:
-    """How a fresh interpreter finds the function again: ``module:qualname``, and the sys.path root of its module."""
-    module = sys.modules[function.__module__]
-    root = None
-    if getattr(module, "__file__", None):
-        root = Path(module.__file__).resolve().parent  # type: ignore[arg-type]
-        for _ in range(function.__module__.count(".") + (Path(module.__file__).stem == "__init__")):  # type: ignore[arg-type]
-            root = root.parent
-    return {"function": f"{function.__module__}:{function.__qualname__}", "root": None if root is None else str(root)}
+    """How a fresh interpreter finds the function again: ``module:qualname``, and the root of its module."""
+    name = importable_name(function.__module__)
+    return {"function": f"{name}:{function.__qualname__}", "root": module_root(function.__module__)}
 
 
 def resolve(entry: dict[str, Any]) -> Callable[..., Any]:
@@ -78,34 +90,101 @@ def call_outcome(function: Callable[..., Any], args: tuple[Any, ...],
     return value, None, {"status": 0, "exception": None, "returned": returned_summary(value)}
 
 
-def record_calls(directory: str | os.PathLike[str], keep: str | float = "all", max_files: int | None = None,
-                 redact: str | None = None) -> Callable[[F], F]:
-    """Record each call of the decorated function into ``directory`` (see the module's documentation)."""
-    from .boundaries.env import DEFAULT_REDACT
-
+def check_keep(keep: str | float, who: str) -> str | float:
     if not (keep in ("all", "errors") or (isinstance(keep, float) and 0 <= keep <= 1)):
-        raise ValueError(f"record_calls: keep={keep!r} is not 'all', 'errors' or a share of calls between 0.0 and 1.0")
+        raise ValueError(f"{who}: keep={keep!r} is not 'all', 'errors' or a share between 0.0 and 1.0")
+    return keep
+
+
+def begin(keep: str | float) -> bool:
+    """Whether to record this one (sampling, one at a time, not inside another recording); if so, the
+    caller owns the one-at-a-time lock until :meth:`InProcessRecording.finish`."""
+    if isinstance(keep, float) and _sampler.random() >= keep:
+        return False
+    return tls.tid is None and _one_at_a_time.acquire(blocking=False)
+
+
+class InProcessRecording:
+    """One recording made inside a running process, on the calling thread: a call, or a request."""
+
+    def __init__(self, kind: str, entry: dict[str, Any], stem: str, folder: Path, redact: str | None) -> None:
+        from .boundaries.env import DEFAULT_REDACT
+        from .session import make_header
+
+        try:
+            with internal:
+                folder.mkdir(parents=True, exist_ok=True)
+                codec.packb(entry)  # arguments no codec can hold: say so now, and run unrecorded
+                seed = os.environ.get("PYTHONHASHSEED", "")
+                header = make_header(kind, entry, [], int(seed) if seed.isdigit() else 0,
+                                     DEFAULT_REDACT if redact is None else redact, [], {})
+                name = f"{stem}-{header['created_at'].replace(':', '')}-{os.urandom(4).hex()}.retrace"
+                self.folder, self.path = folder, folder / name
+                self.writer = TapeWriter(folder / f".{name}.part", header)
+                self.engine = Recorder(self.writer.sink, self.writer.name_id)
+                self.patcher = Patcher()
+            start_call_thread()
+            boundaries.install(self.engine, self.patcher, boundaries.Options())
+        except BaseException:
+            tls.tid = None
+            _one_at_a_time.release()
+            raise
+
+    def finish(self, outcome: dict[str, Any], keep_it: bool, max_files: int | None = None,
+               max_bytes: int | None = None) -> None:
+        """End the recording: write END, keep the file or drop it, rotate. Never raises: logs."""
+        tls.tid = None
+        try:
+            with internal:
+                self.patcher.undo()
+                self.writer.close(dict(outcome, events=self.engine.events_in(self.writer.values_written),
+                                       stdout=None, stderr=None))
+                part = Path(self.writer.path)
+                if not keep_it:
+                    part.unlink()
+                    return
+                part.replace(self.path)
+                _rotate(self.folder, max_files, max_bytes)
+        except Exception as exc:
+            log.warning("pytest-retrace: a recording could not be written to %s: %s", self.folder, exc)
+        finally:
+            _one_at_a_time.release()
+
+
+def _rotate(folder: Path, max_files: int | None, max_bytes: int | None) -> None:
+    """Drop the oldest recordings beyond ``max_files`` files or ``max_bytes`` bytes in all."""
+    if max_files is None and max_bytes is None:
+        return
+    kept = sorted(folder.glob("*.retrace"), key=lambda p: p.stat().st_mtime, reverse=True)
+    total = 0
+    for index, path in enumerate(kept):
+        total += path.stat().st_size
+        if (max_files is not None and index >= max_files) or (max_bytes is not None and total > max_bytes):
+            path.unlink(missing_ok=True)
+
+
+def record_calls(directory: str | os.PathLike[str], keep: str | float = "all", max_files: int | None = None,
+                 max_bytes: int | None = None, redact: str | None = None) -> Callable[[F], F]:
+    """Record each call of the decorated function into ``directory`` (see the module's documentation)."""
+    check_keep(keep, "record_calls")
     folder = Path(directory)
 
     def decorate(function: F) -> F:
         @functools.wraps(function)
         def recorded(*args: Any, **kwargs: Any) -> Any:
-            if isinstance(keep, float) and _sampler.random() >= keep:
+            if not begin(keep):
                 return function(*args, **kwargs)
-            if tls.tid is not None or not _one_at_a_time.acquire(blocking=False):
-                return function(*args, **kwargs)  # inside a recording already, or another call is being recorded
             try:
-                session = _start(function, args, kwargs, folder, redact if redact is not None else DEFAULT_REDACT)
+                entry = dict(entry_point(function), args=list(args), kwargs=dict(kwargs))
+                recording = InProcessRecording("call", entry, function.__qualname__, folder, redact)
             except Exception as exc:
-                _one_at_a_time.release()
                 log.warning("pytest-retrace: not recording this call of %s: %s", function.__qualname__, exc)
                 return function(*args, **kwargs)
-            outcome = None
+            outcome = {"status": 1, "exception": None, "returned": None}  # if the call is interrupted
             try:
                 value, error, outcome = call_outcome(function, args, kwargs)
             finally:
-                _finish(session, outcome, keep, folder, max_files)
-                _one_at_a_time.release()
+                recording.finish(outcome, keep != "errors" or outcome["exception"] is not None, max_files, max_bytes)
             if error is not None:
                 raise error
             return value
@@ -113,45 +192,3 @@ def record_calls(directory: str | os.PathLike[str], keep: str | float = "all", m
         return recorded  # type: ignore[return-value]
 
     return decorate
-
-
-def _start(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], folder: Path,
-           redact: str) -> tuple[TapeWriter, Recorder, Patcher, Path]:
-    from .session import make_header
-
-    with internal:
-        folder.mkdir(parents=True, exist_ok=True)
-        entry = dict(entry_point(function), args=list(args), kwargs=dict(kwargs))
-        codec.packb(entry)  # arguments no codec can hold: say so now, and run the call unrecorded
-        seed = os.environ.get("PYTHONHASHSEED", "")
-        header = make_header("call", entry, [], int(seed) if seed.isdigit() else 0, redact, [], {})
-        name = f"{function.__qualname__}-{header['created_at'].replace(':', '')}-{os.urandom(4).hex()}.retrace"
-        path = folder / name
-        writer = TapeWriter(folder / f".{name}.part", header)
-        engine = Recorder(writer.sink, writer.name_id)
-        patcher = Patcher()
-    start_call_thread()
-    boundaries.install(engine, patcher, boundaries.Options())
-    return writer, engine, patcher, path
-
-
-def _finish(session: tuple[TapeWriter, Recorder, Patcher, Path], outcome: dict[str, Any] | None,
-            keep: str | float, folder: Path, max_files: int | None) -> None:
-    writer, engine, patcher, path = session
-    tls.tid = None
-    with internal:
-        patcher.undo()
-        try:
-            outcome = outcome or {"status": 1, "exception": None, "returned": None}
-            writer.close(dict(outcome, events=engine.events_in(writer.values_written), stdout=None, stderr=None))
-            part = Path(writer.path)
-            if keep == "errors" and outcome["exception"] is None:
-                part.unlink()
-                return
-            part.replace(path)
-            if max_files is not None:
-                kept = sorted(folder.glob("*.retrace"), key=lambda p: p.stat().st_mtime)
-                for old in kept[: max(0, len(kept) - max_files)]:
-                    old.unlink(missing_ok=True)
-        except Exception as exc:
-            log.warning("pytest-retrace: the recording of a call could not be written to %s: %s", folder, exc)

@@ -170,11 +170,12 @@ def replay(config: dict[str, Any]) -> NoReturn:
         _write_result(config["result"], {"divergence": report, "events_consumed": report["index"]})
         os._exit(DIVERGED_EXIT)
 
-    call = header.get("kind") == "call"
-    if call:  # import it now: importing was not part of the recorded call
+    call = header.get("kind") in ("call", "wsgi")
+    if call:  # import it now: importing was not part of the recorded call or request
         from .calls import resolve
 
-        function = resolve(header["entry"])
+        entry = header["entry"]
+        function = resolve({"function": entry["app"], "root": entry["root"]} if "app" in entry else entry)
     else:
         _stand_in_for_the_writer_thread()
     end = rec.end or {}
@@ -200,10 +201,15 @@ def replay(config: dict[str, Any]) -> NoReturn:
         _write_result(config["result"], result)
 
     if call:
-        from .calls import call_outcome
+        if header["kind"] == "wsgi":
+            from .wsgi import crash_catcher, replay_environ, request_outcome
 
-        entry = header["entry"]
-        _, _, outcome = call_outcome(function, tuple(entry["args"]), entry["kwargs"])
+            _, _, outcome = request_outcome(function, replay_environ(entry["environ"], entry["body"]),
+                                            crash_catcher(function))
+        else:
+            from .calls import call_outcome
+
+            _, _, outcome = call_outcome(function, tuple(entry["args"]), entry["kwargs"])
         finalize(outcome)
         _flush_std()
         os._exit(0)

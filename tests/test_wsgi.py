@@ -1,0 +1,109 @@
+"""Per-request recordings (DESIGN §3): a Flask service under a real WSGI server records each request;
+the plugin replays them with the service and its upstream gone; pin the crash, fix, all pass."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import PROGRAMS, LiveServer, retrace
+
+from pytest_retrace.tape import read_recording
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Service:
+    def __init__(self, folder: Path, upstream: int, keep: str) -> None:
+        self.port = free_port()
+        env = dict(os.environ, SERVICE_RECORDINGS=str(folder / "recordings"), SERVICE_KEEP=keep,
+                   UPSTREAM=f"http://127.0.0.1:{upstream}")
+        self.proc = subprocess.Popen([sys.executable, str(folder / "service.py"), str(self.port)], cwd=folder,
+                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.proc.stdout is not None and self.proc.stdout.readline() == "serving\n"
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        return self._send(urllib.request.Request(f"http://127.0.0.1:{self.port}{path}"))
+
+    def post(self, path: str, payload: dict) -> tuple[int, bytes]:
+        return self._send(urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method="POST",
+                                                 data=json.dumps(payload).encode(),
+                                                 headers={"Content-Type": "application/json"}))
+
+    @staticmethod
+    def _send(request: urllib.request.Request) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+
+
+@pytest.fixture
+def webapp(tmp_path: Path) -> Iterator[Path]:
+    folder = tmp_path / "webapp"
+    shutil.copytree(PROGRAMS / "webapp", folder)
+    yield folder
+
+
+def test_requests_are_recorded_and_replayed_by_the_plugin_pin_fix_pass(webapp: Path, http_server: LiveServer,
+                                                                        pytester: pytest.Pytester) -> None:
+    service = Service(webapp, http_server.port, "all")
+    try:
+        assert service.get("/price?item=apple&qty=2")[0] == 200
+        assert service.post("/orders", {"item": "pear", "qty": 0})[0] == 500
+        assert service.post("/orders", {"item": "pear", "qty": 2})[0] == 201
+    finally:
+        service.stop()
+    http_server.stop()
+    recordings = webapp / "recordings"
+    headers = {p.name: read_recording(p).header for p in recordings.glob("*.retrace")}
+    assert len(headers) == 3 and {h["kind"] for h in headers.values()} == {"wsgi"}
+    assert {h["entry"]["app"] for h in headers.values()} == {"service:app"}
+    assert sorted(h["entry"]["body"] for h in headers.values()) == [b"", b'{"item": "pear", "qty": 0}',
+                                                                    b'{"item": "pear", "qty": 2}']
+
+    result = pytester.runpytest(f"--retrace-recordings={recordings}", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*the recorded crash still happens*", "*ValueError: quantity must be positive*"])
+
+    crash = next(p for p in recordings.glob("POST_orders*") if read_recording(p).end["exception"])
+    pinned = retrace("pin", str(crash), "--into", str(webapp / "pinned"), cwd=webapp)
+    assert pinned.returncode == 0, pinned.stderr
+    (webapp / "service.py").write_text((webapp / "service.py").read_text().replace(
+        'raise ValueError(f"quantity must be positive, got {body[\'qty\']}")',
+        'return jsonify(error="quantity must be positive"), 400'))
+    result = pytester.runpytest(f"--retrace-recordings={webapp / 'pinned'}", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+def test_keep_errors_keeps_the_request_that_crashed(webapp: Path, http_server: LiveServer) -> None:
+    service = Service(webapp, http_server.port, "errors")
+    try:
+        for qty in (1, 0, 2):
+            service.post("/orders", {"item": "fig", "qty": qty})
+        time.sleep(0.1)
+    finally:
+        service.stop()
+    (only,) = (webapp / "recordings").glob("*.retrace")
+    assert read_recording(only).end["exception"]["type"] == "ValueError"
