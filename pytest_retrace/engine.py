@@ -622,9 +622,9 @@ class Replayer(Engine):
     def _answer_by_key(self, name: str, args: Any) -> Event:
         with internal:
             answers = self._by_key.get(_call_key(name, args)) if self._by_key is not None else None
-            if answers is None and name.startswith(_LIVE_WHEN_UNRECORDED):
+            if answers is None and (name.startswith(_LIVE_WHEN_UNRECORDED) or name in SUCCEED_WHEN_UNRECORDED):
                 self.answered_live.append(describe_call(name, args))
-                return _LIVE_EVENT
+                return _LIVE_EVENT if name not in SUCCEED_WHEN_UNRECORDED else _NONE_EVENT
             if answers is None:
                 call = describe_call(name, args)
                 self.unanswered.append(call)
@@ -692,6 +692,10 @@ class Replayer(Engine):
 _LIVE_WHEN_UNRECORDED = ("time.", "datetime.", "date.", "os.urandom", "os.getrandom", "random.")
 LIVE = object()
 _LIVE_EVENT = Event(-1, "(live)", None, LIVE, MAIN)
+# Calls that return nothing the program reads and are assumed to succeed on a new path (an adapter's
+# transaction control: commit, rollback, close). Adapters add their names.
+SUCCEED_WHEN_UNRECORDED: set[str] = set()
+_NONE_EVENT = Event(-1, "(assumed to succeed)", None, None, MAIN)
 
 
 def _call_key(name: str, args: Any) -> tuple[str, bytes]:

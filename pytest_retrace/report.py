@@ -121,7 +121,8 @@ def _keyed(keyed: dict[str, Any]) -> list[str]:
     out.append(f"    replayed  {first['actual']['call']}")
     out.append(f"  from there on {keyed['answered_by_key']} calls were answered by call key from the recording")
     if keyed.get("answered_live"):
-        out.append(f"  {len(keyed['answered_live'])} clock or entropy calls the recording never made were read live")
+        out.append(f"  {len(keyed['answered_live'])} calls the recording never made were answered without it "
+                   "(clocks and entropy read live, transaction control assumed to succeed)")
     if keyed["unanswered"]:
         out.append(f"  no answer for {len(keyed['unanswered'])} calls (pytest_retrace.UnrecordedCall was raised):")
         out += [f"    {call}" for call in keyed["unanswered"][:10]]

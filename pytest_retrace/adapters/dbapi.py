@@ -6,7 +6,8 @@ Events (``sqlite3.…`` / ``psycopg2.…``): ``connect`` (its arguments, passwor
 result is everything the program can read from the cursor afterwards: description, rowcount,
 lastrowid, status message and *all* its rows, fetched at once; ``fetchone``/``fetchmany``/
 ``fetchall`` and iteration then read from those rows, the same way in record and replay, so no
-database is needed on replay. Errors (``IntegrityError`` … with ``pgcode``/``pgerror``) are
+database is needed on replay. Replaying a crash on the fixed code's new path, a commit, rollback
+or close the recording never made is assumed to succeed. Errors (``IntegrityError`` … with ``pgcode``/``pgerror``) are
 recorded and raised again. Values keep their types (Decimal, dates and times with time zones,
 timedelta, UUID, JSON, arrays, None, and ``bytea`` as memoryview).
 
@@ -20,6 +21,7 @@ from collections import namedtuple
 from typing import TYPE_CHECKING, Any
 
 from ..codec import Digest, register_codec
+from ..engine import SUCCEED_WHEN_UNRECORDED
 from ..hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -44,6 +46,9 @@ class Bytea:
 
 
 register_codec("dbapi.memoryview", Bytea, lambda b: b.data, memoryview)
+# Fixed code on a new path commits where the crash rolled back: transaction control is assumed to succeed.
+SUCCEED_WHEN_UNRECORDED.update(f"{driver}.{call}" for driver in ("sqlite3", "psycopg2")
+                               for call in ("commit", "rollback", "close"))
 
 
 def _row(row: Any) -> Any:
