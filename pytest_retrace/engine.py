@@ -165,6 +165,13 @@ class Engine:
         """Replay: run a real blocking operation (``attempt(timeout)``) the recording says completed."""
         raise NotImplementedError
 
+    def after_waiting(self, name: str, attempt: Callable[[float], bool]) -> None:
+        """Wait for real (``attempt(timeout)`` until it returns True), then take an event ``name``: the point
+        where this thread went on, in the recorded order."""
+        while not attempt(1.0):
+            pass
+        self.call(name, None, _nothing)
+
     def slot_of(self, tid: str) -> int:
         """The demultiplexer's number for logical thread ``tid``, a thread starting now (replay only)."""
         return 0
@@ -267,6 +274,10 @@ class Recorder(Engine):
             return value
 
         return _dress(recorded, fn, name)
+
+
+def _nothing() -> None:
+    return None
 
 
 def _dress(wrapper: Callable[[], Any], original: Callable[[], Any], name: str) -> Callable[[], Any]:
@@ -403,6 +414,7 @@ class Replayer(Engine):
         self._idents: dict[str, int] = {MAIN: _thread.get_ident()}
         self._states: dict[str, Any] = {}  # thread -> what it does now: (doing, name, args), or "finished"
         self._stuck: dict[str, Any] | None = None
+        self._credit: dict[str, int] = {}  # per thread: "joined" events taken ahead (see after_waiting)
         self.finished = False
         self.on_divergence = on_divergence or self._raise
         self.stuck_timeout = stuck_timeout
@@ -505,6 +517,28 @@ class Replayer(Engine):
                 self._stopped()
         del self._states[tid]  # type: ignore[arg-type]
 
+    def after_waiting(self, name: str, attempt: Callable[[float], bool]) -> None:
+        # A program that joins a set of threads joins them in id() order, which differs between runs: the
+        # thread it waits for may need turns that come after this thread's next "joined" events. While it
+        # waits, it takes those events when their turn comes (so the others get theirs) and keeps them as
+        # credit for the waits to come.
+        if self.demux is None or self._by_key is not None or tls.tid is None or tls.gate:
+            return super().after_waiting(name, attempt)
+        tid, demux = tls.tid, self.demux
+        waiting = ("waits for a thread to end, then calls", name, None)
+        self._states[tid] = waiting
+        while not attempt(0.005):
+            position = demux.position
+            if demux.expected() == tls.slot and position < len(self.events) and self.events[position].name == name:
+                self.call(name, None, _nothing)
+                self._credit[tid] = self._credit.get(tid, 0) + 1
+                self._states[tid] = waiting
+        self._states.pop(tid, None)
+        if self._credit.get(tid, 0):
+            self._credit[tid] -= 1
+        else:
+            self.call(name, None, _nothing)
+
     def _stopped(self) -> NoReturn:
         """The watchdog found the replay stuck: deliver its report once, then end this thread quietly."""
         report, self._stuck = self._stuck, None
@@ -544,10 +578,12 @@ class Replayer(Engine):
         self.demux.abort()
 
     def _progress(self) -> tuple[int, list[tuple[int, int, int]]]:
-        """What moves while a replay makes progress: the event position and each thread's current instruction."""
+        """What moves while a replay makes progress: the event position and the current instruction of each
+        thread that runs program code (not one waiting in pytest-retrace, which may poll)."""
         assert self.demux is not None
         frames = sys._current_frames()
-        moving = [(ident, id(f), f.f_lasti) for ident in self._idents.values() if (f := frames.get(ident)) is not None]
+        moving = [(ident, id(f), f.f_lasti) for tid, ident in list(self._idents.items())
+                  if tid not in self._states and (f := frames.get(ident)) is not None]
         return self.demux.position, moving
 
     # -- answering calls --------------------------------------------------------------------------------

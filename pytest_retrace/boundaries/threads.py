@@ -2,8 +2,8 @@
 
 The thread the engine starts on is ``0``; the n-th thread that thread ``p`` starts is
 ``p.n``, assigned in the parent when it starts the thread, so ids are the same in record
-and replay whatever the OS does. Starting a thread, and a join with a timeout, are events
-in the parent's flow. Threads started from outside the recording (a server a test talks to,
+and replay whatever the OS does. Starting a thread, the end of a join and a join with a
+timeout are events in the parent's flow. Threads started from outside the recording (a server a test talks to,
 an external call's internals) are outside it too.
 """
 
@@ -73,14 +73,17 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
     real_join = threading.Thread.join
 
     def join(self: threading.Thread, timeout: float | None = None) -> None:
-        # A join that waits for the end is no event: the joined thread's events all come before,
-        # and the order in which a program joins a set of threads is a matter of id() hashes.
-        # A timed join is: whether the thread ended in time is scheduling.
+        # A join that waits for the end waits for real, holding no turn (the joined thread's events
+        # all come before its end), then takes its place in the recorded order: when the joining thread
+        # went on running matters to what it sees of the others. No thread id in the key: the order
+        # in which a program joins a set of threads is a matter of id() hashes.
+        # A timed join is an event of its own: whether the thread ended in time is scheduling.
         if getattr(self, "_retrace_tid", None) is None or not recorded_thread():
             return real_join(self, timeout)
         if timeout is None:
             engine.park()  # this thread runs no program code until the join returns: pass the baton on
-            return real_join(self, timeout)
+            engine.after_waiting("thread.joined", lambda t: real_join(self, t) or not self.is_alive())
+            return None
 
         def joined() -> bool:
             real_join(self, timeout)

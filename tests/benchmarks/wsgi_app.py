@@ -1,0 +1,30 @@
+"""The service the WSGI benchmark loads: a Flask app that reads the clock, draws a ticket and renders JSON.
+
+    python wsgi_app.py PORT none|all|errors DIRECTORY
+"""
+import random
+import sys
+import time
+
+from flask import Flask, jsonify, request
+
+import pytest_retrace.wsgi
+
+app = Flask(__name__)
+if sys.argv[2] != "none":
+    pytest_retrace.wsgi.record_flask(app, sys.argv[3], keep=sys.argv[2])
+
+
+@app.get("/price")
+def price():
+    item = request.args.get("item", "apple")
+    return jsonify(item=item, total=round(random.random() * 100, 2), at=time.time(),
+                   lines=[{"n": n, "sku": f"{item}-{n}"} for n in range(20)])
+
+
+if __name__ == "__main__":
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", int(sys.argv[1]), app)
+    print("serving", flush=True)
+    server.serve_forever()
