@@ -96,3 +96,18 @@ def test_a_changed_query_is_reported_with_its_text(tmp_path: Path) -> None:
     assert replayed.returncode == 70
     assert "expected  sqlite3.cursor.execute('select 1 + ?', (41,))" in replayed.stderr
     assert "actual    sqlite3.cursor.execute('select 1 + ?', (42,))" in replayed.stderr
+
+
+def test_a_fixed_crash_may_commit_where_the_crash_rolled_back(tmp_path: Path) -> None:
+    program = tmp_path / "job.py"
+    program.write_text(f"import sqlite3\nconn = sqlite3.connect({str(tmp_path / 'j.db')!r})\n"
+                       "with conn:\n"
+                       "    (n,) = conn.execute('select 41').fetchone()\n"
+                       "    print(n / 0)\n")
+    assert retrace("record", "-o", "rec.retrace", "--", str(program), cwd=tmp_path).returncode == 1
+    program.write_text(program.read_text().replace("n / 0", "n + 1"))
+    replayed = retrace("replay", "rec.retrace", "--verdict", "v.json", cwd=tmp_path)
+    verdict = __import__("json").loads((tmp_path / "v.json").read_text())
+    assert verdict["status"] == "crash-fixed", replayed.stderr
+    assert verdict["keyed"]["answered_live"] == ["sqlite3.commit()"] and not verdict["keyed"]["unanswered"]
+    assert replayed.stdout == "42\n"
