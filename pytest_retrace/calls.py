@@ -64,7 +64,12 @@ def entry_point(function: Callable[..., Any]) -> dict[str, Any]:
 def resolve(entry: dict[str, Any]) -> Callable[..., Any]:
     if entry.get("root") and entry["root"] not in sys.path:
         sys.path.insert(0, entry["root"])
-    obj: Any = codec.resolve_type_path(entry["function"])
+    try:
+        obj: Any = codec.resolve_type_path(entry["function"])
+    except (ImportError, AttributeError) as exc:
+        raise SystemExit(f"retrace: cannot find {entry['function']!r}, the entry point of this recording "
+                         f"({type(exc).__name__}: {exc}); replay where its module is importable "
+                         f"(recorded from {entry.get('root') or 'an unknown folder'})") from None
     return getattr(obj, "__wrapped__", obj)  # the function itself, not our recording wrapper
 
 

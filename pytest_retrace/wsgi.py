@@ -102,9 +102,9 @@ class RecordingMiddleware:
         self.app = app
         self.folder = Path(directory)
         self.keep = calls.check_keep(keep, "RecordingMiddleware")
-        self.entry, self.root = entry or _find_entry(app), None
+        self.entry, self.root = (entry, None) if entry else _find_entry(app)
         module = self.entry.partition(":")[0]
-        if module in sys.modules:
+        if entry and module in sys.modules:
             self.root = calls.module_root(module)
         self.max_files, self.max_bytes, self.redact = max_files, max_bytes, redact
         self.crash = crash or crash_catcher(app)
@@ -136,21 +136,21 @@ class RecordingMiddleware:
         return [response["body"]]
 
 
-def _find_entry(app: Any) -> str:
-    """``module:attribute`` of a WSGI app, found where it is defined (a Flask app knows its module)."""
+def _find_entry(app: Any) -> tuple[str, str | None]:
+    """``module:attribute`` of a WSGI app, found where it is defined (a Flask app knows its module), and
+    the sys.path root to import it from."""
     owner = getattr(app, "__self__", app)  # a bound wsgi_app method: its Flask app
     module_name = getattr(owner, "import_name", None) or getattr(owner, "__module__", None)
     module = sys.modules.get(module_name or "")
     for name, value in vars(module).items() if module is not None else ():
         if value is owner:
             # A Flask app is the WSGI app (its wsgi_app is what we wrap); a script is imported by its file name.
-            return f"{calls.importable_name(str(module_name))}:{name}"
+            return f"{calls.importable_name(str(module_name))}:{name}", calls.module_root(str(module_name))
     raise ValueError("RecordingMiddleware: cannot tell where this WSGI app lives; pass entry='module:attribute'")
 
 
 def record_flask(flask_app: Any, directory: str | Path, keep: str | float = "all", **options: Any) -> None:
     """Record the requests of a Flask app (Flask turns an uncaught exception into a 500 response itself;
     the middleware catches it on its way, through ``got_request_exception``, so the recording holds it)."""
-    entry = options.pop("entry", None) or _find_entry(flask_app)
-    flask_app.wsgi_app = RecordingMiddleware(flask_app.wsgi_app, directory, keep, entry=entry,
-                                             crash=crash_catcher(flask_app), **options)
+    flask_app.wsgi_app = RecordingMiddleware(flask_app.wsgi_app, directory, keep, crash=crash_catcher(flask_app),
+                                             **options)

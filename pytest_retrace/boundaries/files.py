@@ -12,6 +12,7 @@ from memory on both sides; other files (devices, FIFOs) record each read call.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import glob
 import io
 import os
@@ -140,8 +141,14 @@ def _entry_state(entry: os.DirEntry[Any]) -> list[Any]:
     ]
 
 
+@functools.lru_cache(maxsize=8)
+def classifier_for(live_paths: tuple[str, ...]) -> Classifier:
+    """One classifier per set of live patterns: a service recording request after request reuses it."""
+    return Classifier(list(live_paths))
+
+
 def install(engine: Engine, patcher: Patcher, options: Options) -> None:
-    classifier = Classifier(options.live_paths)
+    classifier = classifier_for(tuple(options.live_paths))
     real_open = io.open
     real_stat, real_lstat = os.stat, os.lstat
     real_listdir, real_scandir = os.listdir, os.scandir

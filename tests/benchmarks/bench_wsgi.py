@@ -33,7 +33,8 @@ def free_port() -> int:
 
 def throughput(keep: str, requests: int, folder: str) -> float:
     port = free_port()
-    server = subprocess.Popen([sys.executable, os.path.join(HERE, "wsgi_app.py"), str(port), keep, folder],
+    env = dict(os.environ, BENCH_KEEP=keep, BENCH_RECORDINGS=folder)
+    server = subprocess.Popen([sys.executable, os.path.join(HERE, "wsgi_app.py"), str(port)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert server.stdout is not None and server.stdout.readline() == "serving\n"

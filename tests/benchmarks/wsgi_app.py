@@ -1,7 +1,10 @@
 """The service the WSGI benchmark loads: a Flask app that reads the clock, draws a ticket and renders JSON.
 
-    python wsgi_app.py PORT none|all|errors DIRECTORY
+    BENCH_KEEP=none|all|errors BENCH_RECORDINGS=DIRECTORY python wsgi_app.py PORT
+
+Configured through the environment, which a replay restores (its argv is the test runner's).
 """
+import os
 import random
 import sys
 import time
@@ -11,8 +14,8 @@ from flask import Flask, jsonify, request
 import pytest_retrace.wsgi
 
 app = Flask(__name__)
-if sys.argv[2] != "none":
-    pytest_retrace.wsgi.record_flask(app, sys.argv[3], keep=sys.argv[2])
+if os.environ.get("BENCH_KEEP", "none") != "none":
+    pytest_retrace.wsgi.record_flask(app, os.environ["BENCH_RECORDINGS"], keep=os.environ["BENCH_KEEP"])
 
 
 @app.get("/price")
