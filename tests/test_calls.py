@@ -75,7 +75,7 @@ def test_a_changed_return_value_is_a_divergence(jobs: Path, http_server: LiveSer
     run_jobs(jobs, http_server.port)
     http_server.stop()
     billing = jobs / "billing.py"
-    billing.write_text(billing.read_text().replace("round(unit * order", "round(1.01 * unit * order"))
+    billing.write_text(billing.read_text().replace("round(unit * order", "round(100 + unit * order"))
     path = next(p for p in (jobs / "recordings").glob("*.retrace") if read_recording(p).end["exception"] is None)
     replayed = retrace("replay", str(path), cwd=jobs)
     assert replayed.returncode == 70
