@@ -170,7 +170,7 @@ class Engine:
         where this thread went on, in the recorded order."""
         while not attempt(1.0):
             pass
-        self.call(name, None, _nothing)
+        self.call(name, None, nothing)
 
     def slot_of(self, tid: str) -> int:
         """The demultiplexer's number for logical thread ``tid``, a thread starting now (replay only)."""
@@ -276,7 +276,8 @@ class Recorder(Engine):
         return _dress(recorded, fn, name)
 
 
-def _nothing() -> None:
+def nothing() -> None:
+    """An external call with nothing to do: its event marks a point in the recorded order."""
     return None
 
 
@@ -530,14 +531,14 @@ class Replayer(Engine):
         while not attempt(0.005):
             position = demux.position
             if demux.expected() == tls.slot and position < len(self.events) and self.events[position].name == name:
-                self.call(name, None, _nothing)
+                self.call(name, None, nothing)
                 self._credit[tid] = self._credit.get(tid, 0) + 1
                 self._states[tid] = waiting
         self._states.pop(tid, None)
         if self._credit.get(tid, 0):
             self._credit[tid] -= 1
         else:
-            self.call(name, None, _nothing)
+            self.call(name, None, nothing)
 
     def _stopped(self) -> NoReturn:
         """The watchdog found the replay stuck: deliver its report once, then end this thread quietly."""

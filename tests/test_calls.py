@@ -3,6 +3,8 @@ handler, and ``pytest --retrace-recordings`` replays each by calling the functio
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -18,7 +20,7 @@ def run_jobs(folder: Path, port: int, keep: str = "all") -> subprocess.Completed
     if keep != "all":
         billing = folder / "billing.py"
         billing.write_text(billing.read_text().replace('keep="all"', f"keep={keep}"))
-    env = {**__import__("os").environ, "BILLING_RECORDINGS": str(folder / "recordings")}
+    env = {**os.environ, "BILLING_RECORDINGS": str(folder / "recordings")}
     return subprocess.run([sys.executable, str(folder / "worker.py"), str(port)], cwd=folder, env=env,
                           capture_output=True, text=True, check=True)
 
@@ -46,7 +48,7 @@ def test_each_call_is_a_recording_that_replays_alone(jobs: Path, http_server: Li
         replayed = retrace("replay", str(path), "--verdict", "v.json", cwd=jobs)
         crashed = rec.end["exception"] is not None
         assert replayed.returncode == (1 if crashed else 0), replayed.stderr
-        verdict = __import__("json").loads((jobs / "v.json").read_text())
+        verdict = json.loads((jobs / "v.json").read_text())
         assert verdict["status"] == ("crash-reproduced" if crashed else "ok")
         assert verdict["recorded"].get("returned") == verdict["replayed"].get("returned")
 

@@ -6,6 +6,7 @@ when it does not answer, unless RETRACE_REQUIRE_SERVICES=1 (as in CI) makes that
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -79,6 +80,7 @@ def test_sqlite_session_replays_with_the_file_gone(recorder: Recorder, tmp_path:
     assert recorded.returncode == 0, recorded.stderr
     assert "integrity IntegrityError UNIQUE constraint failed: item.name" in recorded.stdout
     assert "one ('n" in recorded.stdout and "b'\\x00\\x01')" in recorded.stdout
+    assert "in transaction True changes 2" in recorded.stdout  # read from the live connection, not a snapshot
     db.unlink()
     assert_faithful(recorder, recorded)
     names = {e.name for e in read_recording(recorder.folder / "rec.retrace").events()}
@@ -107,7 +109,7 @@ def test_a_fixed_crash_may_commit_where_the_crash_rolled_back(tmp_path: Path) ->
     assert retrace("record", "-o", "rec.retrace", "--", str(program), cwd=tmp_path).returncode == 1
     program.write_text(program.read_text().replace("n / 0", "n + 1"))
     replayed = retrace("replay", "rec.retrace", "--verdict", "v.json", cwd=tmp_path)
-    verdict = __import__("json").loads((tmp_path / "v.json").read_text())
+    verdict = json.loads((tmp_path / "v.json").read_text())
     assert verdict["status"] == "crash-fixed", replayed.stderr
     assert verdict["keyed"]["answered_live"] == ["sqlite3.commit()"] and not verdict["keyed"]["unanswered"]
     assert replayed.stdout == "42\n"

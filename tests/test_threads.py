@@ -6,6 +6,7 @@ both must reproduce the recorded run exactly.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -82,8 +83,6 @@ def test_thread_ids_are_logical_and_nested(recorder: Recorder, tmp_path: Path) -
     recorded = retrace("record", "-o", "rec.retrace", "--", str(program), cwd=tmp_path)
     assert recorded.returncode == 0, recorded.stderr
     shown = retrace("show", "rec.retrace", "--json", cwd=tmp_path)
-    import json
-
     events = json.loads(shown.stdout)["events"]
     clock_threads = [e["thread"] for e in events if e["name"] == "time.time"]
     assert clock_threads == ["0.1", "0.1.1", "0.1.2", "0.2", "0.2.1", "0.2.2"]
@@ -106,8 +105,6 @@ def test_a_stuck_replay_lists_every_thread_with_its_next_event_and_stack(tmp_pat
     replayed = retrace("replay", "rec.retrace", "--stuck-timeout", "1", "--verdict", "v.json", cwd=tmp_path,
                        env=mode, timeout=30)
     assert replayed.returncode == 70
-    import json
-
     verdict = json.loads((tmp_path / "v.json").read_text())
     d = verdict["divergence"]
     assert verdict["status"] == "diverged" and d["kind"] == "stuck" and d["thread"] == "0.1"
@@ -126,8 +123,6 @@ def test_a_replay_that_starts_other_threads_diverges_at_the_start(recorder: Reco
     program.write_text(program.read_text().replace("range(2)", "range(3)"))
     replayed = retrace("replay", "rec.retrace", "--verdict", "v.json", "--stuck-timeout", "2", cwd=tmp_path)
     assert replayed.returncode == 70
-    import json
-
     d = json.loads((tmp_path / "v.json").read_text())["divergence"]
     assert d["kind"] in ("mismatch", "extra-call")
     assert d["actual"]["call"] == "thread.start('0.3')"

@@ -17,6 +17,7 @@ socket is C code anyway, which is why PostgreSQL needs this adapter to be replay
 
 from __future__ import annotations
 
+import re
 from collections import namedtuple
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 # A cursor description entry: indexable like sqlite3's 7-tuples, with psycopg2's attribute names.
 Column = namedtuple("Column", "name type_code display_size internal_size precision scale null_ok")
 SECRET_ARGUMENTS = frozenset({"password", "passwd"})
+_DSN_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)")
+_URI_PASSWORD = re.compile(r"(://[^/:@\s]+:)[^@\s]*@")
 
 
 class Bytea:
@@ -80,10 +83,10 @@ def _params(params: Any) -> Any:
 
 
 def _connect_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
-    def hide(text: Any) -> Any:  # a DSN string: keep it but for the password
-        if isinstance(text, str) and "password" in text:
-            return " ".join(p if not p.startswith("password=") else "password=***" for p in text.split())
-        return text
+    def hide(text: Any) -> Any:  # a DSN, key=value or URI: keep it but for the password
+        if not isinstance(text, str):
+            return text
+        return _URI_PASSWORD.sub(r"\1***@", _DSN_PASSWORD.sub(r"\1***", text))
 
     named = {k: Digest.secret(str(v).encode()) if k in SECRET_ARGUMENTS else hide(v) for k, v in sorted(kwargs.items())
              if k not in ("connection_factory", "cursor_factory", "factory")}
@@ -212,7 +215,7 @@ class RecordedConnection:
         self._engine = engine
         self._driver = driver
         self._real = real
-        self._facts = facts  # what the program may read off a connection: encoding, server version …
+        self._facts = facts  # what does not change while connected: encoding, server version …
         self._dict_rows = dict_rows
         self.closed = False
 
@@ -267,14 +270,18 @@ class RecordedConnection:
         self.rollback() if exc_type is not None else self.commit()
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
         if name in self._facts:
             return self._facts[name]
-        raise AttributeError(f"{self._driver} connection attribute {name!r} is not recorded by pytest-retrace")
+        # State that changes as the program works (in_transaction, total_changes, status …): read each time.
+        fn = getattr if self._real is not None else _replayed
+        return self._engine.call(f"{self._driver}.connection.{name}", None, fn, self._real, name)
 
 
-FACTS = {"psycopg2": ("encoding", "server_version", "protocol_version", "dsn", "status", "autocommit",
-                      "isolation_level"),
-         "sqlite3": ("isolation_level", "in_transaction", "total_changes")}
+# What a connection says of itself that stays as it was at connect time (read once, with the connect event).
+FACTS = {"psycopg2": ("encoding", "server_version", "protocol_version", "dsn", "autocommit"),
+         "sqlite3": ("isolation_level",)}
 
 
 def _patch_connect(engine: Engine, patcher: Patcher, module: ModuleType, driver: str) -> None:

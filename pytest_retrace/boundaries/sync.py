@@ -32,7 +32,7 @@ import time
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ..engine import PACKAGE_DIR, Engine, recorded_thread, tls
+from ..engine import PACKAGE_DIR, THREADED, Engine, recorded_thread, tls
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -72,7 +72,8 @@ class _OrderedAcquisitions:
     _site: str
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        if not recorded_thread():
+        # THREADED first: a program with one thread pays one list lookup per acquisition, no more.
+        if not THREADED[0] or not recorded_thread():
             return self._lock.acquire(blocking, timeout)  # type: ignore[no-any-return]
         return _engine[0].sync(self._event, (self._site,), self._redo, self._lock.acquire, blocking, timeout)
 
@@ -85,6 +86,8 @@ class _OrderedAcquisitions:
         return self._lock.acquire(True, timeout)  # type: ignore[no-any-return]
 
     def __enter__(self) -> bool:
+        if not THREADED[0]:
+            return self._lock.acquire()  # type: ignore[no-any-return]
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:

@@ -13,7 +13,7 @@ import _thread
 import threading
 from typing import TYPE_CHECKING, Any
 
-from ..engine import THREADED, recorded_thread, threads_started, tls
+from ..engine import THREADED, nothing, recorded_thread, threads_started, tls
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -52,7 +52,7 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
 
             # The event goes first: the new thread's own events must come after it in the recording.
             # Replay starts the thread while it holds this event's turn (start_real as the redo).
-            engine.sync("thread.start", (tid,), start_real, _nothing)
+            engine.sync("thread.start", (tid,), start_real, nothing)
             if not started:
                 start_real()
             return started[0]
@@ -98,7 +98,3 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
 
     join.__doc__ = real_join.__doc__
     patcher.set(threading.Thread, "join", join)
-
-
-def _nothing() -> None:
-    return None
