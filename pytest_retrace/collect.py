@@ -13,6 +13,19 @@ from .launcher import check_program, replay
 from .report import format_verdict
 from .tape import read_recording, rewrite_end
 
+_CLOSES_SERVERS = pytest.StashKey[bool]()
+
+
+def _replay(config: pytest.Config, path: str, **options: Any) -> dict[str, Any]:
+    """Replay in this session's fork servers (``forkserver.py``); they stop with the session, as they hold
+    the code as it was when they imported it."""
+    if not config.stash.get(_CLOSES_SERVERS, False):
+        from . import forkserver
+
+        config.add_cleanup(forkserver.close_all)
+        config.stash[_CLOSES_SERVERS] = True
+    return replay(path, forked=True, **options)
+
 
 class RetraceFailure(Exception):
     """A replay that is not a pass; its text is the verdict's report."""
@@ -74,7 +87,7 @@ class RecordingItem(pytest.Item):
     def runtest(self) -> None:
         config = self.config
         stuck = _float_option(config, "retrace_stuck_timeout")
-        verdict = replay(self.shown_path, stuck_timeout=stuck, passthrough=False, recording=self.recording)
+        verdict = _replay(config, self.shown_path, stuck_timeout=stuck, passthrough=False, recording=self.recording)
         info: dict[str, Any] = {"recording": str(self.path), "status": verdict["status"], "pinned": self.pinned,
                                 "events_recorded": verdict["events_recorded"],
                                 "events_consumed": verdict["events_consumed"]}
@@ -86,7 +99,8 @@ class RecordingItem(pytest.Item):
             info["counter"] = "accepted"
             return
         for _ in range(_int_option(config, "retrace_determinism_runs") - 1):
-            again = replay(self.shown_path, stuck_timeout=stuck, passthrough=False, recording=self.recording)
+            again = _replay(config, self.shown_path, stuck_timeout=stuck, passthrough=False,
+                            recording=self.recording)
             difference = _difference(verdict, again)
             if difference is not None:
                 info["counter"] = "nondeterministic"
@@ -144,6 +158,6 @@ class ReplayOutcome:
 
 
 def replay_outcome(path: Path, config: pytest.Config) -> ReplayOutcome:
-    verdict = replay(str(path), stuck_timeout=_float_option(config, "retrace_stuck_timeout"), passthrough=False,
-                     keep_output=True)
+    verdict = _replay(config, str(path), stuck_timeout=_float_option(config, "retrace_stuck_timeout"),
+                      passthrough=False, keep_output=True)
     return ReplayOutcome(path, verdict, verdict.pop("_stdout"), verdict.pop("_stderr"))

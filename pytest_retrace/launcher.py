@@ -77,9 +77,7 @@ class ChildRun(NamedTuple):
 def run_child(config: dict[str, Any], hash_seed: int, passthrough: bool = True, keep_output: bool = False) -> ChildRun:
     """Run the session child with ``config``; its output passes through to ours unless told not to,
     and is kept whole in the result when ``keep_output``."""
-    fd, result_path = tempfile.mkstemp(prefix="retrace-", suffix=".json")
-    os.close(fd)
-    os.unlink(result_path)
+    result_path = _result_path()
     env = dict(os.environ)
     env["PYTHONHASHSEED"] = str(hash_seed)
     env[CHILD_ENV] = json.dumps(dict(config, result=result_path, plugins=plugins.discover()))
@@ -102,14 +100,49 @@ def run_child(config: dict[str, Any], hash_seed: int, passthrough: bool = True, 
         t.join()
     proc.stdout.close()  # type: ignore[union-attr]
     proc.stderr.close()  # type: ignore[union-attr]
-    result = None
+    return ChildRun(returncode, stdout, stderr, _read_result(result_path))
+
+
+def _run_forked(config: dict[str, Any], header: dict[str, Any], passthrough: bool,
+                keep_output: bool) -> ChildRun | None:
+    """Replay a request or call recording in a fork of its group's fork server (see ``forkserver.py``);
+    None when there is none to use, and the replay must start cold."""
+    from . import forkserver
+
+    server = forkserver.server_for(config["recording"], header)
+    if server is None:
+        return None
+    result_path = _result_path()
+    ran = server.run(dict(config, result=result_path))
+    if ran is None:
+        forkserver.forget(header)
+        return None
+    returncode, out, err = ran
+    outputs = (Output(keep_output), Output(keep_output))
+    for output, data, sink in zip(outputs, (out, err), (sys.stdout, sys.stderr), strict=True):
+        output.feed(data)
+        if passthrough and data:
+            sink.buffer.write(data)
+            sink.buffer.flush()
+    return ChildRun(returncode, outputs[0], outputs[1], _read_result(result_path))
+
+
+def _result_path() -> str:
+    """A fresh path for the child to write its result to."""
+    fd, path = tempfile.mkstemp(prefix="retrace-", suffix=".json")
+    os.close(fd)
+    os.unlink(path)
+    return path
+
+
+def _read_result(path: str) -> dict[str, Any] | None:
     try:
-        with open(result_path) as f:
-            result = json.load(f)
-        os.unlink(result_path)
+        with open(path) as f:
+            result: dict[str, Any] = json.load(f)
     except FileNotFoundError:
-        pass
-    return ChildRun(returncode, stdout, stderr, result)
+        return None
+    os.unlink(path)
+    return result
 
 
 def check_program(entry: dict[str, str], cwd: str) -> None:
@@ -170,10 +203,12 @@ def record(
 
 
 def replay(path: str, stuck_timeout: float = 10.0, passthrough: bool = True, keep_output: bool = False,
-           recording: Recording | None = None) -> dict[str, Any]:
-    """Replay a process recording in a fresh interpreter and return its verdict.
+           recording: Recording | None = None, forked: bool = False) -> dict[str, Any]:
+    """Replay a recording in a fresh interpreter and return its verdict.
 
-    ``recording`` is the file already read and checked (the plugin reads it in setup).
+    ``recording`` is the file already read and checked (the plugin reads it in setup). With ``forked``
+    (the plugin, which replays many), a request or call recording is replayed in a fork of a server
+    that imported its app once (``forkserver.py``).
     Raises :class:`RecordingError` when ``path`` is no readable recording at all.
     """
     from .verdict import conclude, unreadable
@@ -187,7 +222,9 @@ def replay(path: str, stuck_timeout: float = 10.0, passthrough: bool = True, kee
     if rec.end is not None and rec.end.get("recording_error"):
         return unreadable(path, "corrupt", f"{path}: the recording is incomplete: {rec.end['recording_error']}")
     config = {"mode": "replay", "recording": os.path.abspath(path), "stuck_timeout": stuck_timeout}
-    run = run_child(config, rec.header["hash_seed"], passthrough, keep_output)
+    run = _run_forked(config, rec.header, passthrough, keep_output) if forked else None
+    if run is None:
+        run = run_child(config, rec.header["hash_seed"], passthrough, keep_output)
     verdict = conclude(rec, run)
     if keep_output:
         verdict["_stdout"], verdict["_stderr"] = bytes(run.stdout.head), bytes(run.stderr.head)

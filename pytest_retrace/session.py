@@ -232,4 +232,20 @@ def main() -> NoReturn:
     plugins.preset(config.get("plugins", []))
     if config["mode"] == "record":
         record(config)
+    if config["mode"] == "forkserver":
+        from .forkserver import serve
+
+        serve(config)
+        sys.exit(0)
     replay(config)
+
+
+def load_replay_machinery() -> None:
+    """Import what a replay imports on its way, so that a fork server's children start with it loaded."""
+    import encodings.idna  # noqa: F401  (HTTP stacks look this codec up on their first request)
+
+    from . import custom, demux, wsgi  # noqa: F401
+    from .boundaries import clock, collector, entropy, files, process, socket, sync, threads  # noqa: F401
+
+    with internal:
+        plugins.manager()

@@ -31,5 +31,7 @@ def snapshot(pattern: str | None = DEFAULT_REDACT, drop: tuple[str, ...] = ()) -
 
 
 def restore(env: dict[str, str]) -> None:
+    if os.environ == env:  # a fork server's child: restored once, before the fork
+        return
     os.environ.clear()
     os.environ.update(env)
