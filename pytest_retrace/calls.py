@@ -23,14 +23,17 @@ import os
 import random
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from . import boundaries, codec
-from .engine import Recorder, internal, start_call_thread, tls
+from .boundaries import entropy
+from .boundaries import env as env_boundary
+from .engine import Recorder, Router, end_call_thread, internal, start_call_thread, tls
 from .patch import Patcher
-from .tape import TapeWriter
+from .tape import NameTable, TapeWriter
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("pytest_retrace")
@@ -83,16 +86,17 @@ def returned_summary(value: Any) -> dict[str, Any]:
             "head": repr(value)[:400]}
 
 
-def call_outcome(function: Callable[..., Any], args: tuple[Any, ...],
-                 kwargs: dict[str, Any]) -> tuple[Any, Exception | None, dict[str, Any]]:
-    """Call ``function``: its return value, its exception (for the caller to raise), and the outcome."""
+def call_outcome(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                 summarize: bool = True) -> tuple[Any, Exception | None, dict[str, Any]]:
+    """Call ``function``: its return value, its exception (for the caller to raise), and the outcome (without
+    the return value's summary unless ``summarize``: a recording that is dropped needs none)."""
     from .session import describe_exception
 
     try:
         value = function(*args, **kwargs)
     except Exception as exc:
         return None, exc, {"status": 1, "exception": describe_exception(exc), "returned": None}
-    return value, None, {"status": 0, "exception": None, "returned": returned_summary(value)}
+    return value, None, {"status": 0, "exception": None, "returned": returned_summary(value) if summarize else None}
 
 
 def check_keep(keep: str | float, who: str) -> str | float:
@@ -109,51 +113,81 @@ def begin(keep: str | float) -> bool:
     return tls.tid is None and _one_at_a_time.acquire(blocking=False)
 
 
+_router: list[Router] = []  # the one this process installed, once it recorded something
+
+
+def _route_to(engine: Recorder) -> None:
+    """Send the boundaries' calls to ``engine`` from now on; the first time, install them (for good)."""
+    if not _router:
+        router = Router()
+        with internal:
+            boundaries.install(router, Patcher(), boundaries.Options())
+        _router.append(router)
+    _router[0].current = engine
+
+
+NOT_RETURNED = object()  # finish(): the call raised, or the app answered nothing
+
+
 class InProcessRecording:
-    """One recording made inside a running process, on the calling thread: a call, or a request."""
+    """One recording made inside a running process, on the calling thread: a call, or a request.
 
-    def __init__(self, kind: str, entry: dict[str, Any], stem: str, folder: Path, redact: str | None) -> None:
-        from .boundaries.env import DEFAULT_REDACT
-        from .session import make_header
+    Events gather in memory; only a recording that is kept is written (a keep="errors" service drops
+    most of them, and must not pay for files it deletes)."""
 
+    def __init__(self, kind: str, entry: dict[str, Any] | Callable[[], dict[str, Any]], stem: str, folder: Path,
+                 redact: str | None) -> None:
+        """``entry``: what the header holds of the call or request, or a function that builds it if the
+        recording is kept."""
         try:
             with internal:
-                folder.mkdir(parents=True, exist_ok=True)
-                codec.packb(entry)  # arguments no codec can hold: say so now, and run unrecorded
-                seed = os.environ.get("PYTHONHASHSEED", "")
-                header = make_header(kind, entry, [], int(seed) if seed.isdigit() else 0,
-                                     DEFAULT_REDACT if redact is None else redact, [], {})
-                name = f"{stem}-{header['created_at'].replace(':', '')}-{os.urandom(4).hex()}.retrace"
-                self.folder, self.path = folder, folder / name
-                self.writer = TapeWriter(folder / f".{name}.part", header)
-                self.engine = Recorder(self.writer.sink, self.writer.name_id)
-                self.patcher = Patcher()
-            start_call_thread()
-            boundaries.install(self.engine, self.patcher, boundaries.Options())
+                self.kind, self.entry, self.stem, self.folder, self.redact = kind, entry, stem, folder, redact
+                self.environ = env_boundary.capture()
+                self.created_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+                self.table = NameTable()
+                self.sink: list[Any] = []
+                self.engine = Recorder(self.sink, self.table.name_id)
+            _route_to(self.engine)
+            start_call_thread(self.engine)
+            entropy.seed_module_generator()  # the state earlier calls left it in is the recording's to hold
         except BaseException:
-            tls.tid = None
+            end_call_thread()
             _one_at_a_time.release()
             raise
 
     def finish(self, outcome: dict[str, Any], keep_it: bool, max_files: int | None = None,
-               max_bytes: int | None = None) -> None:
-        """End the recording: write END, keep the file or drop it, rotate. Never raises: logs."""
-        tls.tid = None
+               max_bytes: int | None = None, returned: Any = NOT_RETURNED) -> None:
+        """End the recording: write it when it is kept (``returned``: what the call gave back), rotate.
+        Never raises: logs."""
+        end_call_thread()
         try:
-            with internal:
-                self.patcher.undo()
-                self.writer.close(dict(outcome, events=self.engine.events_in(self.writer.values_written),
-                                       stdout=None, stderr=None))
-                part = Path(self.writer.path)
-                if not keep_it:
-                    part.unlink()
-                    return
-                part.replace(self.path)
-                _rotate(self.folder, max_files, max_bytes)
+            _router[0].current = None
+            if keep_it:
+                with internal:
+                    self._write(outcome, returned, max_files, max_bytes)
         except Exception as exc:
             log.warning("pytest-retrace: a recording could not be written to %s: %s", self.folder, exc)
         finally:
             _one_at_a_time.release()
+
+    def _write(self, outcome: dict[str, Any], returned: Any, max_files: int | None, max_bytes: int | None) -> None:
+        from .session import make_header
+
+        if returned is not NOT_RETURNED:
+            outcome = dict(outcome, returned=returned_summary(returned))
+        seed = os.environ.get("PYTHONHASHSEED", "")
+        entry = self.entry() if callable(self.entry) else self.entry
+        header = make_header(self.kind, entry, [], int(seed) if seed.isdigit() else 0,
+                             env_boundary.DEFAULT_REDACT if self.redact is None else self.redact, [], {},
+                             environ=env_boundary.decode(self.environ), created_at=self.created_at)
+        name = f"{self.stem}-{self.created_at.replace(':', '')}-{os.urandom(4).hex()}.retrace"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        part = self.folder / f".{name}.part"
+        writer = TapeWriter(part, header, background=False, table=self.table, sink=self.sink)
+        events = self.engine.events_in(len(self.sink))
+        writer.close(dict(outcome, events=events, stdout=None, stderr=None))
+        part.replace(self.folder / name)
+        _rotate(self.folder, max_files, max_bytes)
 
 
 def _rotate(folder: Path, max_files: int | None, max_bytes: int | None) -> None:
@@ -181,15 +215,19 @@ def record_calls(directory: str | os.PathLike[str], keep: str | float = "all", m
                 return function(*args, **kwargs)
             try:
                 entry = dict(entry_point(function), args=list(args), kwargs=dict(kwargs))
+                with internal:
+                    codec.packb(entry)  # arguments no codec can hold: say so now, and run unrecorded
                 recording = InProcessRecording("call", entry, function.__qualname__, folder, redact)
             except Exception as exc:
                 log.warning("pytest-retrace: not recording this call of %s: %s", function.__qualname__, exc)
                 return function(*args, **kwargs)
             outcome = {"status": 1, "exception": None, "returned": None}  # if the call is interrupted
+            value, error = None, None
             try:
-                value, error, outcome = call_outcome(function, args, kwargs)
+                value, error, outcome = call_outcome(function, args, kwargs, summarize=False)
             finally:
-                recording.finish(outcome, keep != "errors" or outcome["exception"] is not None, max_files, max_bytes)
+                recording.finish(outcome, keep != "errors" or outcome["exception"] is not None, max_files, max_bytes,
+                                 returned=value if error is None else NOT_RETURNED)
             if error is not None:
                 raise error
             return value

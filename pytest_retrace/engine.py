@@ -63,6 +63,8 @@ class _ThreadState(_thread._local):
     tid: str | None = None
     children = 0  # threads this thread has started
     slot = 0  # the demultiplexer's number for this thread (replay)
+    # The engine of the in-process recording this thread belongs to (see Router); None otherwise.
+    engine: Engine | None = None
 
 
 tls = _ThreadState()
@@ -89,19 +91,27 @@ def start_main_thread() -> None:
     FAST[0] = not tls.gate
 
 
-def start_call_thread() -> None:
-    """A per-call recording starts on this thread, in a process whose other threads stay outside: this
-    thread becomes thread 0, and the single-thread hot path stays off (other threads run on)."""
+def start_call_thread(engine: Engine) -> None:
+    """A per-call recording into ``engine`` starts on this thread, in a process whose other threads stay
+    outside: this thread becomes thread 0, and the single-thread hot path stays off (other threads run on)."""
     tls.tid = MAIN
     tls.children = 0
+    tls.engine = engine
     _SINGLE_THREAD[0] = False
     THREADED[0] = False
     FAST[0] = False
 
 
+def end_call_thread() -> None:
+    """The per-call recording on this thread is over: the thread is outside any recording again."""
+    tls.tid = None
+    tls.engine = None
+
+
 def _forked_child() -> None:
     """A forked child is outside the recording: its calls pass straight through."""
     tls.tid = None
+    tls.engine = None
     _SINGLE_THREAD[0] = False
     THREADED[0] = False
     FAST[0] = False
@@ -155,6 +165,11 @@ class Engine:
         """A fast replacement for an argument-less source (clocks): the hot path of recording."""
         raise NotImplementedError
 
+    def passes(self) -> bool:
+        """True when a call made on this thread now would pass straight through: a boundary whose call key
+        costs something to build (a digest of the bytes sent) checks this first."""
+        return not FAST[0] and (tls.gate > 0 or tls.tid is None)
+
     def sync(self, name: str, args: Any, redo: Callable[[Any], Any], fn: Callable[..., Any], *a: Any) -> Any:
         """A synchronization point (lock acquired, thread started or joined …): ``fn(*a)`` runs for real
         when recording and its result is the event's; replay waits for this thread's turn in the recorded
@@ -181,6 +196,68 @@ class Engine:
 
     def park(self) -> None:
         """Replay: this thread is about to wait for another one outside any recorded call (a join)."""
+
+
+class Router(Engine):
+    """The engine in-process recordings install once, for the process's life (installing boundaries for
+    every request would cost more than most requests): each call goes to the engine of the recording
+    the calling thread belongs to (``tls.engine``, set by :func:`start_call_thread` and inherited by the
+    threads it starts) while that recording is the current one; every other call passes straight through."""
+
+    def __init__(self) -> None:
+        self.current: Engine | None = None
+
+    def _target(self) -> Engine | None:
+        engine = tls.engine
+        return engine if engine is not None and engine is self.current else None
+
+    def call(self, name: str, args: Any, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
+        engine = self._target()
+        return fn(*a, **kw) if engine is None else engine.call(name, args, fn, *a, **kw)
+
+    def wrap_noarg(self, name: str, fn: Callable[[], Any]) -> Callable[[], Any]:
+        target = self._target
+
+        def routed() -> Any:
+            engine = target()
+            return fn() if engine is None else engine.call(name, None, fn)
+
+        return _dress(routed, fn, name)
+
+    def sync(self, name: str, args: Any, redo: Callable[[Any], Any], fn: Callable[..., Any], *a: Any) -> Any:
+        engine = self._target()
+        return fn(*a) if engine is None else engine.sync(name, args, redo, fn, *a)
+
+    def passes(self) -> bool:
+        engine = self._target()
+        return engine is None or engine.passes()
+
+    def blocking(self, name: str, args: Any, attempt: Callable[[float], bool]) -> None:
+        engine = self._target()
+        if engine is not None:
+            engine.blocking(name, args, attempt)
+
+    def after_waiting(self, name: str, attempt: Callable[[float], bool]) -> None:
+        engine = self._target()
+        if engine is None:
+            while not attempt(1.0):
+                pass
+        else:
+            engine.after_waiting(name, attempt)
+
+    def slot_of(self, tid: str) -> int:
+        engine = self._target()
+        return 0 if engine is None else engine.slot_of(tid)
+
+    def thread_ended(self, tid: str) -> None:
+        engine = self._target()
+        if engine is not None:
+            engine.thread_ended(tid)
+
+    def park(self) -> None:
+        engine = self._target()
+        if engine is not None:
+            engine.park()
 
 
 # Events travel flat in the sink and on disk, no container per event (allocating one per

@@ -112,9 +112,11 @@ def _run_then_exit(entry: dict[str, Any], argv: list[str], finalize: Any) -> NoR
 
 
 def make_header(kind: str, entry: dict[str, Any], argv: list[str], hash_seed: int, redact: str | None,
-                live_paths: list[str], tags: dict[str, Any]) -> dict[str, Any]:
-    """The header of a recording of any kind: what ran, where, and the world it ran in."""
-    environ, redacted = env_boundary.snapshot(redact)
+                live_paths: list[str], tags: dict[str, Any], environ: dict[str, str] | None = None,
+                created_at: str | None = None) -> dict[str, Any]:
+    """The header of a recording of any kind: what ran, where, and the world it ran in (``environ`` and
+    ``created_at``: as they were when it started, when that was earlier than now)."""
+    environ, redacted = env_boundary.snapshot(redact, environ=environ)
     return {
         "format": FORMAT,
         "retrace_version": __version__,
@@ -128,7 +130,7 @@ def make_header(kind: str, entry: dict[str, Any], argv: list[str], hash_seed: in
         "argv": argv,
         "cwd": os.getcwd(),
         "environ": environ,
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "created_at": created_at or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "redaction": {"pattern": redact, "redacted": redacted},
         "live_paths": live_paths,
         "tags": tags,

@@ -52,6 +52,22 @@ def encode_frame(kind: int, body: Any, packer: msgpack.Packer | None = None) -> 
     return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
 
 
+class NameTable:
+    """The boundary names of one recording, numbered in order of first use (events carry the number)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self._ids: dict[str, int] = {}
+
+    def name_id(self, name: str) -> int:
+        nid = self._ids.get(name)
+        if nid is None:
+            nid = self._ids.setdefault(name, len(self.names))
+            if nid == len(self.names):
+                self.names.append(name)
+        return nid
+
+
 class TapeWriter:
     """Writes one recording; events handed over through :attr:`sink` are framed off-thread.
 
@@ -60,11 +76,15 @@ class TapeWriter:
     never waits on the disk.
     """
 
-    def __init__(self, path: str | os.PathLike[str], header: dict[str, Any], background: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str], header: dict[str, Any], background: bool = True,
+                 table: NameTable | None = None, sink: list[Any] | None = None) -> None:
+        """``table`` and ``sink``: names and events gathered before the file was opened (in-process recordings
+        gather in memory and write only the ones they keep)."""
         self.path = os.fspath(path)
-        self.sink: list[Any] = []
-        self.names: list[str] = []
-        self._ids: dict[str, int] = {}
+        self.sink: list[Any] = [] if sink is None else sink
+        self.table = table or NameTable()
+        self.names = self.table.names
+        self.name_id = self.table.name_id
         self._names_written = 0
         self.values_written = 0  # sink entries: events are 2 to 4 values each
         self.error: str | None = None
@@ -85,14 +105,6 @@ class TapeWriter:
             # A raw thread: invisible to threading.enumerate(), so the program sees the same
             # threads whether it is being recorded or replayed.
             _start_thread(self._run, ())
-
-    def name_id(self, name: str) -> int:
-        nid = self._ids.get(name)
-        if nid is None:
-            nid = self._ids.setdefault(name, len(self.names))
-            if nid == len(self.names):
-                self.names.append(name)
-        return nid
 
     def _run(self) -> None:
         tls.gate = 1

@@ -61,11 +61,12 @@ def replay_environ(recorded: dict[str, Any], body: bytes) -> dict[str, Any]:
     return environ
 
 
-def request_outcome(app: Callable[..., Any], environ: dict[str, Any], crash: Callable[[], BaseException | None]
-                    ) -> tuple[dict[str, Any] | None, Exception | None, dict[str, Any]]:
+def request_outcome(app: Callable[..., Any], environ: dict[str, Any], crash: Callable[[], BaseException | None],
+                    summarize: bool = True) -> tuple[dict[str, Any] | None, Exception | None, dict[str, Any]]:
     """Answer the request: the response (None when the app raised), the exception the app raised, and the
-    outcome a recording holds — the response by digest, and the uncaught exception, raised by the app or
-    reported by ``crash()`` for frameworks that turn it into a 500 response themselves (Flask)."""
+    outcome a recording holds — the response by digest (unless not ``summarize``: see :func:`responded`),
+    and the uncaught exception, raised by the app or reported by ``crash()`` for frameworks that turn it
+    into a 500 response themselves (Flask)."""
     from .session import describe_exception
 
     try:
@@ -73,9 +74,14 @@ def request_outcome(app: Callable[..., Any], environ: dict[str, Any], crash: Cal
     except Exception as exc:
         return None, exc, {"status": 1, "exception": describe_exception(exc), "returned": None}
     crashed = crash()
-    summary = calls.returned_summary([response["status"], response["headers"], response["body"]])
+    summary = calls.returned_summary(responded(response)) if summarize else None
     return response, None, {"status": 1 if crashed else 0, "returned": summary,
                             "exception": describe_exception(crashed) if crashed else None}
+
+
+def responded(response: dict[str, Any]) -> list[Any]:
+    """What of a response the outcome compares: status, headers, body."""
+    return [response["status"], response["headers"], response["body"]]
 
 
 def crash_catcher(app: Any) -> Callable[[], BaseException | None]:
@@ -115,8 +121,12 @@ class RecordingMiddleware:
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
             body = environ["wsgi.input"].read(length) if length > 0 else b""
-            recorded = _plain_environ(environ)
-            entry = {"app": self.entry, "root": self.root, "environ": recorded, "body": body}
+            # The environ as it came: the app may add to it. Filtered only if the recording is kept.
+            received = dict(environ)
+
+            def entry() -> dict[str, Any]:
+                return {"app": self.entry, "root": self.root, "environ": _plain_environ(received), "body": body}
+
             stem = f"{environ.get('REQUEST_METHOD', 'GET')}{environ.get('PATH_INFO', '/').replace('/', '_')}"[:60]
             recording = calls.InProcessRecording("wsgi", entry, stem, self.folder, self.redact)
         except Exception as exc:
@@ -125,10 +135,11 @@ class RecordingMiddleware:
         environ = dict(environ, **{"wsgi.input": io.BytesIO(body)})
         response, error, outcome = None, None, {"status": 1, "exception": None, "returned": None}
         try:
-            response, error, outcome = request_outcome(self.app, environ, self.crash)
+            response, error, outcome = request_outcome(self.app, environ, self.crash, summarize=False)
         finally:
             failed = response is None or outcome["exception"] is not None or str(response["status"]).startswith("5")
-            recording.finish(outcome, self.keep != "errors" or failed, self.max_files, self.max_bytes)
+            recording.finish(outcome, self.keep != "errors" or failed, self.max_files, self.max_bytes,
+                             returned=calls.NOT_RETURNED if response is None else responded(response))
         if error is not None:
             raise error
         assert response is not None

@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -28,10 +29,10 @@ def free_port() -> int:
 
 
 class Service:
-    def __init__(self, folder: Path, upstream: int, keep: str) -> None:
+    def __init__(self, folder: Path, upstream: int, keep: str, threaded: bool = False) -> None:
         self.port = free_port()
         env = dict(os.environ, SERVICE_RECORDINGS=str(folder / "recordings"), SERVICE_KEEP=keep,
-                   UPSTREAM=f"http://127.0.0.1:{upstream}")
+                   UPSTREAM=f"http://127.0.0.1:{upstream}", SERVICE_THREADED="1" if threaded else "")
         self.proc = subprocess.Popen([sys.executable, str(folder / "service.py"), str(self.port)], cwd=folder,
                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert self.proc.stdout is not None and self.proc.stdout.readline() == "serving\n"
@@ -107,3 +108,25 @@ def test_keep_errors_keeps_the_request_that_crashed(webapp: Path, http_server: L
         service.stop()
     (only,) = (webapp / "recordings").glob("*.retrace")
     assert read_recording(only).end["exception"]["type"] == "ValueError"
+
+
+def test_requests_served_meanwhile_on_other_threads_stay_out_of_a_recording(webapp: Path, http_server: LiveServer,
+                                                                           pytester: pytest.Pytester) -> None:
+    """The boundaries stay installed after the first recorded request; while one request is recorded, the
+    requests other threads serve (here: the upstream calls of /price, during /slow's sleep) pass them
+    straight through."""
+    service = Service(webapp, http_server.port, "all", threaded=True)
+    try:
+        slow = threading.Thread(target=service.get, args=("/slow?seconds=1.0",))
+        slow.start()
+        time.sleep(0.3)
+        for _ in range(3):
+            assert service.get("/price?item=fig")[0] == 200
+        slow.join()
+    finally:
+        service.stop()
+    http_server.stop()
+    (recording,) = [p for p in (webapp / "recordings").glob("GET_slow*")]
+    assert [e.name for e in read_recording(recording).events()] == ["random.seed", "time.sleep", "time.time"]
+    result = pytester.runpytest(f"--retrace-recordings={webapp / 'recordings'}", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=len(list((webapp / "recordings").glob("*.retrace"))))

@@ -48,6 +48,11 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
 
     seed.__doc__ = real_seed.__doc__
     patcher.set(random.Random, "seed", seed)
-    # The module-level functions are bound methods of one hidden instance, bound at import.
-    random._inst.seed()  # type: ignore[attr-defined]
+    seed_module_generator()
     patcher.set(random, "seed", random._inst.seed)  # type: ignore[attr-defined]
+
+
+def seed_module_generator() -> None:
+    """Seed the generator behind the module-level functions (one hidden instance, bound at import) through the
+    seed boundary: a recording starts from a state it holds, whatever earlier code drew."""
+    random._inst.seed()  # type: ignore[attr-defined]

@@ -31,6 +31,7 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
             if parent is None or tls.gate:
                 return real_start(function, *rest, **kw)
             THREADED[0] = True
+            recording = tls.engine  # an in-process recording's engine: the thread belongs to it too
             tls.children += 1
             tid = f"{parent}.{tls.children}"
             thread = getattr(function, "__self__", None)
@@ -39,6 +40,7 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
 
             def run(*a: Any, **kwargs: Any) -> Any:
                 tls.tid = tid
+                tls.engine = recording
                 tls.slot = engine.slot_of(tid)
                 try:
                     return function(*a, **kwargs)
