@@ -60,7 +60,8 @@ def test_postgres_session_replays_with_the_database_gone(recorder: Recorder, dat
                      "('timedelta', datetime.timedelta(days=1, seconds=7200))", "('dict', {'a': [1, 2]})",
                      "('list', ['x', 'y'])", "('date', datetime.date(2026, 1, 2))", "('NoneType', None)",
                      "mogrify select 1, 'it''s'", "unique violation 23505 UniqueViolation True",
-                     "named cursor 2 True", "dict rows [['name', 'price'], ['name', 'price']]", "callproc (6,)"):
+                     "named cursor 2 True", "dict rows [['name', 'price'], ['name', 'price']]", "callproc (6,)",
+                     "composed (1,)", "copy in 2", "copy out b'1,one\\n2,two\\n'"):
         assert expected in recorded.stdout
     drop(database)
     assert_faithful(recorder, recorded)
@@ -69,7 +70,8 @@ def test_postgres_session_replays_with_the_database_gone(recorder: Recorder, dat
     assert b"hunter2" not in data
     names = [e.name for e in read_recording(recorder.folder / "rec.retrace").events()]
     for name in ("psycopg2.connect", "psycopg2.cursor.execute", "psycopg2.cursor.mogrify", "psycopg2.cursor.callproc",
-                 "psycopg2.commit", "psycopg2.rollback", "psycopg2.autocommit", "psycopg2.close"):
+                 "psycopg2.cursor.copy_expert", "psycopg2.commit", "psycopg2.rollback", "psycopg2.autocommit",
+                 "psycopg2.close"):
         assert name in names
     assert not [n for n in names if n.startswith("socket.")]
 
@@ -81,11 +83,13 @@ def test_sqlite_session_replays_with_the_file_gone(recorder: Recorder, tmp_path:
     assert "integrity IntegrityError UNIQUE constraint failed: item.name" in recorded.stdout
     assert "one ('n" in recorded.stdout and "b'\\x00\\x01')" in recorded.stdout
     assert "in transaction True changes 2" in recorded.stdout  # read from the live connection, not a snapshot
+    assert "row factory Row ['name', 'price'] 1.5" in recorded.stdout
+    assert "cursor row factory [{'drink': b'tea'}]" in recorded.stdout  # text_factory reached the driver
     db.unlink()
     assert_faithful(recorder, recorded)
     names = {e.name for e in read_recording(recorder.folder / "rec.retrace").events()}
     assert {"sqlite3.connect", "sqlite3.cursor.execute", "sqlite3.cursor.executemany", "sqlite3.commit",
-            "sqlite3.rollback", "sqlite3.close"} <= names
+            "sqlite3.rollback", "sqlite3.connection.set", "sqlite3.close"} <= names
 
 
 def test_a_changed_query_is_reported_with_its_text(tmp_path: Path) -> None:

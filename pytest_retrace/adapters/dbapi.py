@@ -2,13 +2,15 @@
 
 Events (``sqlite3.…`` / ``psycopg2.…``): ``connect`` (its arguments, passwords as digests),
 ``cursor.execute`` / ``executemany`` / ``callproc`` (query text and parameters in the key),
-``cursor.mogrify``, ``commit``, ``rollback``, ``close``, setting ``autocommit``. An execute's
+``cursor.mogrify``, ``cursor.copy_expert`` (psycopg2's COPY), ``commit``, ``rollback``, ``close``,
+setting ``autocommit`` or any other connection setting (``text_factory``, ``isolation_level`` …). An execute's
 result is everything the program can read from the cursor afterwards: description, rowcount,
 lastrowid, status message and *all* its rows, fetched at once; ``fetchone``/``fetchmany``/
 ``fetchall`` and iteration then read from those rows, the same way in record and replay, so no
 database is needed on replay. Replaying a crash on the fixed code's new path, a commit, rollback
 or close the recording never made is assumed to succeed. Errors (``IntegrityError`` … with ``pgcode``/``pgerror``) are
-recorded and raised again. Values keep their types (Decimal, dates and times with time zones,
+recorded and raised again. sqlite3's ``row_factory`` (``sqlite3.Row`` or your own) shapes the recorded rows
+as they are fetched, in record and replay alike. Values keep their types (Decimal, dates and times with time zones,
 timedelta, UUID, JSON, arrays, None, and ``bytea`` as memoryview).
 
 While a driver call runs, the layers beneath it are not recorded (the phase gate): libpq's own
@@ -17,12 +19,14 @@ socket is C code anyway, which is why PostgreSQL needs this adapter to be replay
 
 from __future__ import annotations
 
+import io
 import re
+import sys
 from collections import namedtuple
 from typing import TYPE_CHECKING, Any
 
 from ..codec import Digest, register_codec
-from ..engine import SUCCEED_WHEN_UNRECORDED
+from ..engine import SUCCEED_WHEN_UNRECORDED, internal, payload
 from ..hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -37,6 +41,7 @@ Column = namedtuple("Column", "name type_code display_size internal_size precisi
 SECRET_ARGUMENTS = frozenset({"password", "passwd"})
 _DSN_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)")
 _URI_PASSWORD = re.compile(r"(://[^/:@\s]+:)[^@\s]*@")
+_COPY_OUT = re.compile(r"\bTO\s+STDOUT\b", re.IGNORECASE)
 
 
 class Bytea:
@@ -93,6 +98,15 @@ def _connect_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ..
     return (tuple(hide(a) for a in args), named)
 
 
+def _query(query: Any) -> Any:
+    """A query as its call key holds it: text as it is; a ``psycopg2.sql`` composition by its repr, which
+    names every part (rendering it would take a live connection, which replay does not have)."""
+    composition = sys.modules.get("psycopg2.sql")
+    if composition is not None and isinstance(query, composition.Composable):
+        return repr(query)
+    return query
+
+
 def _replayed(*args: Any) -> Any:
     """Stands for a driver method on a replayed connection, where there is no database: never called
     while the replay follows the recording (the engine answers from it)."""
@@ -115,6 +129,7 @@ class RecordedCursor:
         self.query: Any = None
         self.arraysize = 1
         self.closed = False
+        self.row_factory = connection.row_factory  # sqlite3: a cursor starts with its connection's
 
     def _call(self, method: str, key: tuple[Any, ...], *args: Any) -> Any:
         connection = self.connection
@@ -151,12 +166,18 @@ class RecordedCursor:
         self._rows = [_unrow(r) for r in state["rows"]]
         self._next = 0
 
-    def execute(self, query: Any, params: Any = None) -> None:
-        self._call("execute", (query, _params(params)), *((query,) if params is None else (query, params)))
+    def _chained(self) -> RecordedCursor | None:
+        """What execute returns: sqlite3 the cursor itself (``cur.execute(…).fetchall()``), psycopg2 None."""
+        return self if self.connection._driver == "sqlite3" else None
 
-    def executemany(self, query: Any, seq_of_params: Any) -> None:
+    def execute(self, query: Any, params: Any = None) -> RecordedCursor | None:
+        self._call("execute", (_query(query), _params(params)), *((query,) if params is None else (query, params)))
+        return self._chained()
+
+    def executemany(self, query: Any, seq_of_params: Any) -> RecordedCursor | None:
         params = list(seq_of_params)
-        self._call("executemany", (query, [_params(p) for p in params]), query, params)
+        self._call("executemany", (_query(query), [_params(p) for p in params]), query, params)
+        return self._chained()
 
     def callproc(self, procname: str, params: Any = ()) -> Any:
         self._call("callproc", (procname, _params(params)), procname, params)
@@ -166,24 +187,54 @@ class RecordedCursor:
         connection = self.connection
         fn = self._real.mogrify if self._real is not None else _replayed
         return connection._engine.call(  # type: ignore[no-any-return]
-            f"{connection._driver}.cursor.mogrify", (query, _params(params)), fn, query, params)
+            f"{connection._driver}.cursor.mogrify", (_query(query), _params(params)), fn, query, params)
+
+    def copy_expert(self, sql: str, file: Any, size: int = 8192) -> None:
+        """psycopg2's COPY: ``… FROM STDIN`` reads ``file`` (its content is in the call key); ``… TO STDOUT``
+        writes to it (what it wrote is the event's result, written again on replay)."""
+        connection = self.connection
+        text = isinstance(file, io.TextIOBase)
+        incoming = None if _COPY_OUT.search(str(_query(sql))) else file.read()
+
+        def run() -> dict[str, Any]:
+            if incoming is None:
+                out = io.StringIO() if text else io.BytesIO()
+                self._real.copy_expert(sql, out, size)
+                return {"written": out.getvalue(), "rowcount": self._real.rowcount}
+            self._real.copy_expert(sql, io.StringIO(incoming) if text else io.BytesIO(incoming), size)
+            return {"written": None, "rowcount": self._real.rowcount}
+
+        key = (_query(sql), None if incoming is None else payload(incoming))
+        state = connection._engine.call(f"{connection._driver}.cursor.copy_expert", key, run)
+        self.rowcount = state["rowcount"]
+        if state["written"] is not None:
+            file.write(state["written"])
+
+    def _shaped(self, rows: list[Any]) -> list[Any]:
+        """Rows as the program asked for them: through sqlite3's ``row_factory`` when one is set (rows are
+        recorded as tuples, and shaped the same way in record and replay)."""
+        factory = self.row_factory
+        if factory is None:
+            return rows
+        cursor = _described(self.description) if factory is _sqlite_row() else self
+        return [factory(cursor, row) for row in rows]
 
     def fetchone(self) -> Any:
         if self._next >= len(self._rows):
             return None
         self._next += 1
-        return self._rows[self._next - 1]
+        return self._shaped(self._rows[self._next - 1 : self._next])[0]
 
     def fetchmany(self, size: int | None = None) -> list[Any]:
         size = self.arraysize if size is None else size
         rows = self._rows[self._next : self._next + size]
         self._next += len(rows)
-        return rows
+        return self._shaped(rows)
 
     def fetchall(self) -> list[Any]:
         rows = self._rows[self._next :]
         self._next = len(self._rows)
-        return rows
+        return self._shaped(rows)
 
     def __iter__(self) -> Any:
         while (row := self.fetchone()) is not None:
@@ -208,8 +259,38 @@ class RecordedCursor:
         pass
 
 
+def _sqlite_row() -> Any:
+    sqlite3 = sys.modules.get("sqlite3")
+    return sqlite3.Row if sqlite3 is not None else None
+
+
+def _described(description: Any) -> Any:
+    """A real sqlite3 cursor whose description names these columns: what ``sqlite3.Row`` insists on (it reads
+    the column names from it), on replay too, where there is no database (an in-memory one describes)."""
+    names = [column[0] for column in description or ()]
+    with internal:
+        if not _DESCRIBER:
+            _DESCRIBER.append(_REAL_CONNECT["sqlite3"](":memory:"))
+        columns = ", ".join("NULL AS \"{}\"".format(name.replace('"', '""')) for name in names)
+        return _DESCRIBER[0].execute(f"SELECT {columns}" if names else "SELECT NULL WHERE 0")
+
+
+_DESCRIBER: list[Any] = []
+_REAL_CONNECT: dict[str, Any] = {}
+
+
+def _setting_key(value: Any) -> Any:
+    """A setting's value as a call key holds it: plain values as they are, callables and classes by name."""
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return value
+    return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', type(value).__qualname__)}"
+
+
 class RecordedConnection:
     """A connection: transaction control and settings are events; cursors are :class:`RecordedCursor`."""
+
+    _OWN = frozenset({"closed", "row_factory"})  # attributes of ours; any other that is set is a driver setting
+    row_factory: Any = None  # sqlite3: applied by our cursors to the recorded rows, never by the driver
 
     def __init__(self, engine: Engine, driver: str, real: Any, facts: dict[str, Any], dict_rows: bool) -> None:
         self._engine = engine
@@ -218,6 +299,15 @@ class RecordedConnection:
         self._facts = facts  # what does not change while connected: encoding, server version …
         self._dict_rows = dict_rows
         self.closed = False
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_") or name in self._OWN or isinstance(getattr(type(self), name, None), property):
+            object.__setattr__(self, name, value)
+            return
+        # A driver setting (text_factory, isolation_level, readonly …): set on the real connection, as an event.
+        fn = setattr if self._real is not None else _replayed
+        self._engine.call(f"{self._driver}.connection.set", (name, _setting_key(value)), fn, self._real, name, value)
+        self._facts[name] = value
 
     def _call(self, method: str, args: Any = None, *a: Any) -> Any:
         fn = getattr(self._real, method) if self._real is not None else _replayed
@@ -286,6 +376,8 @@ FACTS = {"psycopg2": ("encoding", "server_version", "protocol_version", "dsn", "
 
 def _patch_connect(engine: Engine, patcher: Patcher, module: ModuleType, driver: str) -> None:
     real_connect = module.connect
+
+    _REAL_CONNECT[driver] = real_connect
 
     def connect(*args: Any, **kwargs: Any) -> RecordedConnection:
         factory = kwargs.get("cursor_factory")

@@ -5,7 +5,9 @@
 The service (wsgi_app.py, werkzeug's WSGI server, one process) is loaded from this process, a
 second one, request after request over loopback. Each round measures it plainly, with keep="all"
 and with keep="errors" (none of these requests fails, so nothing is kept: the cost of recording
-each request and dropping it). Then the recordings of one keep="all" round (capped at 200) are
+each request and dropping it). The server's CPU time per request is reported too: on a
+two-core machine the client competes for the CPU, and throughput alone is noisy. Then the
+recordings of one keep="all" round (capped at 200) are
 replayed with ``pytest --retrace-recordings -n 2`` and the recordings per second reported.
 """
 
@@ -31,20 +33,29 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def throughput(keep: str, requests: int, folder: str) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (Linux)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def throughput(keep: str, requests: int, folder: str) -> tuple[float, float]:
+    """Requests per second, and the server's CPU microseconds per request."""
     port = free_port()
     env = dict(os.environ, BENCH_KEEP=keep, BENCH_RECORDINGS=folder)
     server = subprocess.Popen([sys.executable, os.path.join(HERE, "wsgi_app.py"), str(port)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert server.stdout is not None and server.stdout.readline() == "serving\n"
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds(server.pid)
         for i in range(requests):
             conn = http.client.HTTPConnection("127.0.0.1", port)
             conn.request("GET", f"/price?item=i{i % 7}")
             assert conn.getresponse().read()
             conn.close()
-        return requests / (time.perf_counter() - start)
+        elapsed, used = time.perf_counter() - start, cpu_seconds(server.pid) - cpu
+        return requests / elapsed, 1e6 * used / requests
     finally:
         server.terminate()
         server.wait()
@@ -58,21 +69,25 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     rates: dict[str, list[float]] = {"none": [], "all": [], "errors": []}
+    cpu: dict[str, list[float]] = {keep: [] for keep in rates}
     kept = ""
     for _ in range(args.rounds):
         for keep in rates:
             folder = tempfile.mkdtemp()
-            rates[keep].append(throughput(keep, args.requests, folder))
+            rate, used = throughput(keep, args.requests, folder)
+            rates[keep].append(rate)
+            cpu[keep].append(used)
             if keep == "all":
                 shutil.rmtree(kept, ignore_errors=True)
                 kept = folder
             else:
                 shutil.rmtree(folder, ignore_errors=True)
-    plain = statistics.median(rates["none"])
-    print(f"{args.requests} requests per round, median of {args.rounds} rounds (requests/s):")
+    plain, plain_cpu = statistics.median(rates["none"]), statistics.median(cpu["none"])
+    print(f"{args.requests} requests per round, median of {args.rounds} rounds:")
     for keep, values in rates.items():
-        rate = statistics.median(values)
-        print(f"  keep={keep:<7} {rate:8.1f}/s   {100 * (1 - rate / plain):5.1f}% below plain")
+        rate, used = statistics.median(values), statistics.median(cpu[keep])
+        print(f"  keep={keep:<7} {rate:8.1f} requests/s {100 * (1 - rate / plain):5.1f}% below plain;   "
+              f"server CPU {used:6.0f} us/request, {used - plain_cpu:+5.0f} us")
     recordings = sorted(os.listdir(kept))[:200]
     replay = tempfile.mkdtemp()
     for name in recordings:
