@@ -61,7 +61,8 @@ def test_postgres_session_replays_with_the_database_gone(recorder: Recorder, dat
                      "('list', ['x', 'y'])", "('date', datetime.date(2026, 1, 2))", "('NoneType', None)",
                      "mogrify select 1, 'it''s'", "unique violation 23505 UniqueViolation True",
                      "named cursor 2 True", "dict rows [['name', 'price'], ['name', 'price']]", "callproc (6,)",
-                     "composed (1,)", "copy in 2", "copy out b'1,one\\n2,two\\n'"):
+                     "composed (1,)", "dict cursor DictRow True ['name', 'price']",
+                     "copy in 2", "copy out b'1,one\\n2,two\\n'"):
         assert expected in recorded.stdout
     drop(database)
     assert_faithful(recorder, recorded)

@@ -275,6 +275,21 @@ def _described(description: Any) -> Any:
         return _DESCRIBER[0].execute(f"SELECT {columns}" if names else "SELECT NULL WHERE 0")
 
 
+def _is_dict_cursor(factory: Any) -> bool:
+    extras = sys.modules.get("psycopg2.extras")
+    return extras is not None and isinstance(factory, type) and issubclass(factory, extras.DictCursor)
+
+
+def _dict_row(cursor: RecordedCursor, values: tuple[Any, ...]) -> Any:
+    """psycopg2's DictCursor row (a list that also indexes by column name), built from a recorded tuple."""
+    from psycopg2.extras import DictRow
+
+    row = DictRow.__new__(DictRow)
+    row._index = {column[0]: i for i, column in enumerate(cursor.description or ())}
+    row[:] = values
+    return row
+
+
 _DESCRIBER: list[Any] = []
 _REAL_CONNECT: dict[str, Any] = {}
 
@@ -292,7 +307,9 @@ class RecordedConnection:
     _OWN = frozenset({"closed", "row_factory"})  # attributes of ours; any other that is set is a driver setting
     row_factory: Any = None  # sqlite3: applied by our cursors to the recorded rows, never by the driver
 
-    def __init__(self, engine: Engine, driver: str, real: Any, facts: dict[str, Any], dict_rows: bool) -> None:
+    def __init__(self, engine: Engine, driver: str, real: Any, facts: dict[str, Any], dict_rows: bool,
+                 cursor_factory: Any = None) -> None:
+        self._cursor_factory = cursor_factory
         self._engine = engine
         self._driver = driver
         self._real = real
@@ -317,7 +334,11 @@ class RecordedConnection:
         factory = kwargs.get("cursor_factory")
         dict_rows = self._dict_rows or (factory is not None and "Dict" in getattr(factory, "__name__", ""))
         real = self._real.cursor(*args, **kwargs) if self._real is not None else None
-        return RecordedCursor(self, real, dict_rows)
+        cursor = RecordedCursor(self, real, dict_rows)
+        if _is_dict_cursor(factory or self._cursor_factory):  # rows are lists that index by name too
+            cursor._dict_rows = False
+            cursor.row_factory = _dict_row
+        return cursor
 
     def execute(self, query: Any, params: Any = None) -> RecordedCursor:  # sqlite3's shortcuts
         cursor = self.cursor()
@@ -389,7 +410,7 @@ def _patch_connect(engine: Engine, patcher: Patcher, module: ModuleType, driver:
             return {name: getattr(opened[0], name, None) for name in FACTS[driver]}
 
         facts = engine.call(f"{driver}.connect", _connect_key(args, kwargs), open_and_describe)
-        return RecordedConnection(engine, driver, opened[0] if opened else None, dict(facts), dict_rows)
+        return RecordedConnection(engine, driver, opened[0] if opened else None, dict(facts), dict_rows, factory)
 
     connect.__doc__ = real_connect.__doc__
     patcher.set(module, "connect", connect)
