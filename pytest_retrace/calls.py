@@ -4,14 +4,19 @@ Each call of the decorated function (a job handler, a message consumer) is recor
 into ``directory``: the entry point and its arguments, every external call the function makes on
 the calling thread and the threads it starts, and the outcome — the return value (as a digest
 and a readable head) or the exception. ``pytest --retrace-recordings=directory`` replays each one
-by importing the function's module in a fresh interpreter and calling it with the recorded
-arguments.
+by calling the function with the recorded arguments in a clean process (a fork of a server that
+imported the module once: ``forkserver.py``).
+
+The first recording installs the boundaries for the rest of the process's life, with a
+:class:`~pytest_retrace.engine.Router` that sends each call to the recording of the calling
+thread; events gather in memory, and only a recording that is kept is written.
 
 ``keep``: ``"all"``; ``"errors"`` (only calls that raised); or a float, the share of calls
 recorded (``0.1``: one in ten, drawn from a generator of our own, not the program's).
 ``max_files`` / ``max_bytes`` rotate: the oldest recordings go first. One call is recorded at a
-time per process; calls made meanwhile on other threads run unrecorded. A recording that fails (an argument no codec can
-hold, a full disk) is logged on the ``pytest_retrace`` logger and never breaks the call.
+time per process; calls made meanwhile on other threads run unrecorded. A recording that fails (an
+argument no codec can hold, a full disk) is logged on the ``pytest_retrace`` logger and never
+breaks the call.
 """
 
 from __future__ import annotations

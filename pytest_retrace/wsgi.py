@@ -7,8 +7,10 @@
 Each recorded request holds the request (the WSGI environ's plain values and the body), every
 external call the app makes while answering it on the request's thread (and threads it starts),
 and as outcome the response (status, headers and body, compared by digest) or the uncaught
-exception. ``pytest --retrace-recordings`` replays one by importing ``entry`` (the WSGI app, as
-``module:attribute``) in a fresh interpreter and calling it with the recorded request.
+exception. ``pytest --retrace-recordings`` replays one by calling ``entry`` (the WSGI app, as
+``module:attribute``) with the recorded request in a clean process (``forkserver.py``). The
+recording machinery is that of per-call recordings (``calls.py``): boundaries installed once,
+events in memory, only kept recordings written.
 
 ``keep``: ``"all"``, ``"errors"`` (an uncaught exception or a 5xx status), or a share of requests
 (a float). ``max_files``/``max_bytes`` rotate. One request is recorded at a time per process;
