@@ -13,10 +13,10 @@ thread; events gather in memory, and only a recording that is kept is written.
 
 ``keep``: ``"all"``; ``"errors"`` (only calls that raised); or a float, the share of calls
 recorded (``0.1``: one in ten, drawn from a generator of our own, not the program's).
-``max_files`` / ``max_bytes`` rotate: the oldest recordings go first. One call is recorded at a
-time per process; calls made meanwhile on other threads run unrecorded. A recording that fails (an
-argument no codec can hold, a full disk) is logged on the ``pytest_retrace`` logger and never
-breaks the call.
+``max_files`` / ``max_bytes`` rotate: the oldest recordings go first. Each recorded call is one
+recording: calls on other threads at the same time are recorded each on
+its own. A recording that fails (an argument no codec can hold, a full disk) is logged on the
+``pytest_retrace`` logger and never breaks the call.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import boundaries, codec
-from .boundaries import entropy
 from .boundaries import env as env_boundary
 from .engine import Recorder, Router, end_call_thread, internal, start_call_thread, tls
 from .patch import Patcher
@@ -42,7 +41,6 @@ from .tape import NameTable, TapeWriter
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("pytest_retrace")
-_one_at_a_time = threading.Lock()
 _sampler = random.Random()  # ours: drawing from the program's generator would change what it draws
 
 
@@ -111,24 +109,25 @@ def check_keep(keep: str | float, who: str) -> str | float:
 
 
 def begin(keep: str | float) -> bool:
-    """Whether to record this one (sampling, one at a time, not inside another recording); if so, the
-    caller owns the one-at-a-time lock until :meth:`InProcessRecording.finish`."""
+    """Whether to record this one (sampling; not inside another recording)."""
     if isinstance(keep, float) and _sampler.random() >= keep:
         return False
-    return tls.tid is None and _one_at_a_time.acquire(blocking=False)
+    return tls.tid is None
 
 
-_router: list[Router] = []  # the one this process installed, once it recorded something
+_installed: list[Router] = []  # the router this process installed, once it recorded something
+_installing = threading.Lock()  # created before any boundary exists: a real lock
 
 
-def _route_to(engine: Recorder) -> None:
-    """Send the boundaries' calls to ``engine`` from now on; the first time, install them (for good)."""
-    if not _router:
-        router = Router()
-        with internal:
-            boundaries.install(router, Patcher(), boundaries.Options())
-        _router.append(router)
-    _router[0].current = engine
+def _install_once() -> None:
+    """The first recording installs the boundaries, for good, with a Router that sends each call to the
+    recording of the calling thread."""
+    with _installing:
+        if not _installed:
+            router = Router()
+            with internal:
+                boundaries.install(router, Patcher(), boundaries.Options())
+            _installed.append(router)
 
 
 NOT_RETURNED = object()  # finish(): the call raised, or the app answered nothing
@@ -152,12 +151,14 @@ class InProcessRecording:
                 self.table = NameTable()
                 self.sink: list[Any] = []
                 self.engine = Recorder(self.sink, self.table.name_id)
-            _route_to(self.engine)
+            _install_once()
             start_call_thread(self.engine)
-            entropy.seed_module_generator()  # the state earlier calls left it in is the recording's to hold
+            # Its own generator behind the module-level random functions, seeded through the seed boundary
+            # (replay seeds the module's generator from that event): the state earlier requests left in the
+            # shared one is not this recording's, and requests recorded at once do not draw from each other's.
+            self.engine.generator = random.Random()
         except BaseException:
             end_call_thread()
-            _one_at_a_time.release()
             raise
 
     def finish(self, outcome: dict[str, Any], keep_it: bool, max_files: int | None = None,
@@ -165,15 +166,14 @@ class InProcessRecording:
         """End the recording: write it when it is kept (``returned``: what the call gave back), rotate.
         Never raises: logs."""
         end_call_thread()
+        self.engine.open = False  # threads it started that run on are outside it from now on
+        if not keep_it:
+            return
         try:
-            _router[0].current = None
-            if keep_it:
-                with internal:
-                    self._write(outcome, returned, max_files, max_bytes)
+            with internal:
+                self._write(outcome, returned, max_files, max_bytes)
         except Exception as exc:
             log.warning("pytest-retrace: a recording could not be written to %s: %s", self.folder, exc)
-        finally:
-            _one_at_a_time.release()
 
     def _write(self, outcome: dict[str, Any], returned: Any, max_files: int | None, max_bytes: int | None) -> None:
         from .session import make_header

@@ -92,13 +92,14 @@ def start_main_thread() -> None:
 
 
 def start_call_thread(engine: Engine) -> None:
-    """A per-call recording into ``engine`` starts on this thread, in a process whose other threads stay
-    outside: this thread becomes thread 0, and the single-thread hot path stays off (other threads run on)."""
+    """A per-call recording into ``engine`` starts on this thread, in a process whose other threads run on
+    (other recordings among them): this thread becomes thread 0 of the recording, and the single-thread
+    hot path stays off. Whether its synchronization points are events is the recording's own
+    ``engine.threaded``; the process-wide flag only ever turns on."""
     tls.tid = MAIN
     tls.children = 0
     tls.engine = engine
     _SINGLE_THREAD[0] = False
-    THREADED[0] = False
     FAST[0] = False
 
 
@@ -127,8 +128,12 @@ def threads_started() -> None:
 
 
 def recorded_thread() -> bool:
-    """True when the calling thread's synchronization points are events."""
-    return THREADED[0] and not tls.gate and tls.tid is not None
+    """True when the calling thread's synchronization points are events: a thread of the recording started
+    another (for an in-process recording: a thread of *its* recording did, see Router)."""
+    if not THREADED[0] or tls.gate or tls.tid is None:
+        return False
+    engine = tls.engine
+    return engine is None or engine.threaded
 
 
 def payload(data: Any) -> Any:
@@ -157,6 +162,12 @@ internal = Gate()
 
 class Engine:
     """What boundaries see; :class:`Recorder` and :class:`Replayer` implement it."""
+
+    # In-process recordings (Router): whether a thread of this recording started another, and whether
+    # the recording is still under way.
+    threaded = False
+    open = True
+    generator: Any = None  # its own generator behind the module-level random functions (see entropy)
 
     def call(self, name: str, args: Any, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
         raise NotImplementedError
@@ -202,14 +213,13 @@ class Router(Engine):
     """The engine in-process recordings install once, for the process's life (installing boundaries for
     every request would cost more than most requests): each call goes to the engine of the recording
     the calling thread belongs to (``tls.engine``, set by :func:`start_call_thread` and inherited by the
-    threads it starts) while that recording is the current one; every other call passes straight through."""
+    threads it starts) while that recording is open, so several requests can be recorded at once, each
+    into its own recording; every other call passes straight through."""
 
-    def __init__(self) -> None:
-        self.current: Engine | None = None
-
-    def _target(self) -> Engine | None:
+    @staticmethod
+    def _target() -> Engine | None:
         engine = tls.engine
-        return engine if engine is not None and engine is self.current else None
+        return engine if engine is not None and engine.open else None
 
     def call(self, name: str, args: Any, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
         engine = self._target()

@@ -13,9 +13,9 @@ recording machinery is that of per-call recordings (``calls.py``): boundaries in
 events in memory, only kept recordings written.
 
 ``keep``: ``"all"``, ``"errors"`` (an uncaught exception or a 5xx status), or a share of requests
-(a float). ``max_files``/``max_bytes`` rotate. One request is recorded at a time per process;
-requests served meanwhile on other threads are not recorded. Recording failures are logged on
-the ``pytest_retrace`` logger and never break the request.
+(a float). ``max_files``/``max_bytes`` rotate. Requests served at the same time on several threads
+are recorded each into its own recording. Recording failures are logged on the ``pytest_retrace``
+logger and never break the request.
 """
 
 from __future__ import annotations

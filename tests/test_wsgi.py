@@ -110,23 +110,30 @@ def test_keep_errors_keeps_the_request_that_crashed(webapp: Path, http_server: L
     assert read_recording(only).end["exception"]["type"] == "ValueError"
 
 
-def test_requests_served_meanwhile_on_other_threads_stay_out_of_a_recording(webapp: Path, http_server: LiveServer,
-                                                                           pytester: pytest.Pytester) -> None:
-    """The boundaries stay installed after the first recorded request; while one request is recorded, the
-    requests other threads serve (here: the upstream calls of /price, during /slow's sleep) pass them
-    straight through."""
+def test_requests_served_at_once_are_recorded_each_on_its_own(webapp: Path, http_server: LiveServer,
+                                                               pytester: pytest.Pytester) -> None:
+    """A threaded server answers /slow, /fanout (which starts threads) and /price at the same time: each
+    request is its own recording, holding only its own calls — /slow's lock is no event, though
+    /fanout's are — and each replays alone."""
     service = Service(webapp, http_server.port, "all", threaded=True)
     try:
         slow = threading.Thread(target=service.get, args=("/slow?seconds=1.0",))
         slow.start()
         time.sleep(0.3)
+        fanout = threading.Thread(target=service.get, args=("/fanout",))
+        fanout.start()
         for _ in range(3):
             assert service.get("/price?item=fig")[0] == 200
+        fanout.join()
         slow.join()
     finally:
         service.stop()
     http_server.stop()
-    (recording,) = [p for p in (webapp / "recordings").glob("GET_slow*")]
-    assert [e.name for e in read_recording(recording).events()] == ["random.seed", "time.sleep", "time.time"]
-    result = pytester.runpytest(f"--retrace-recordings={webapp / 'recordings'}", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=len(list((webapp / "recordings").glob("*.retrace"))))
+    recordings = webapp / "recordings"
+    events = {p.name.split("-")[0]: [e.name for e in read_recording(p).events()] for p in recordings.glob("*.retrace")}
+    assert len(list(recordings.glob("*.retrace"))) == 5
+    assert events["GET_slow"] == ["random.seed", "time.sleep", "time.time"]
+    assert "lock.acquire" in events["GET_fanout"] and "thread.start" in events["GET_fanout"]
+    assert "requests.send" in events["GET_price"] and "time.sleep" not in events["GET_price"]
+    result = pytester.runpytest(f"--retrace-recordings={recordings}", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=5)

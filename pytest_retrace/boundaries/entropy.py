@@ -12,6 +12,8 @@ import os
 import random
 from typing import TYPE_CHECKING, Any
 
+from ..engine import tls
+
 if TYPE_CHECKING:
     from ..engine import Engine
     from ..patch import Patcher
@@ -48,11 +50,30 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
 
     seed.__doc__ = real_seed.__doc__
     patcher.set(random.Random, "seed", seed)
-    seed_module_generator()
-    patcher.set(random, "seed", random._inst.seed)  # type: ignore[attr-defined]
-
-
-def seed_module_generator() -> None:
-    """Seed the generator behind the module-level functions (one hidden instance, bound at import) through the
-    seed boundary: a recording starts from a state it holds, whatever earlier code drew."""
+    # The module-level functions are bound methods of one hidden instance, bound at import: seeded now
+    # through the seed boundary, a recording starts from a state it holds, whatever earlier code drew.
     random._inst.seed()  # type: ignore[attr-defined]
+    for name in ("seed", "getstate", "setstate"):
+        patcher.set(random, name, on_module_generator(name))
+
+
+def module_generator() -> random.Random:
+    """The generator behind the module-level ``random`` functions for the calling thread: an in-process
+    recording's own (requests recorded at once must not draw from each other's; on replay, where the
+    recording is alone, the module's own generator is seeded as the recording's was), else the module's."""
+    engine = tls.engine
+    if engine is not None and engine.open and engine.generator is not None:
+        return engine.generator  # type: ignore[no-any-return]
+    return random._inst  # type: ignore[attr-defined,no-any-return]
+
+
+def on_module_generator(name: str) -> Any:
+    """A module-level ``random`` function that calls method ``name`` of :func:`module_generator`."""
+    method = getattr(random.Random, name)
+
+    def module_function(*args: Any, **kwargs: Any) -> Any:
+        return method(module_generator(), *args, **kwargs)
+
+    module_function.__name__ = module_function.__qualname__ = name
+    module_function.__doc__ = method.__doc__
+    return module_function

@@ -33,6 +33,7 @@ from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ..engine import PACKAGE_DIR, THREADED, Engine, recorded_thread, tls
+from .entropy import on_module_generator
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -156,7 +157,9 @@ RANDOM_DRAWS = (
 )
 
 
-def _ordered_draw(engine: Engine, name: str, draw: Callable[..., Any]) -> Callable[..., Any]:
+def _ordered_draw(engine: Engine, name: str) -> Callable[..., Any]:
+    draw = on_module_generator(name)
+
     def ordered(*args: Any, **kwargs: Any) -> Any:
         if not recorded_thread():
             return draw(*args, **kwargs)
@@ -164,10 +167,9 @@ def _ordered_draw(engine: Engine, name: str, draw: Callable[..., Any]) -> Callab
         def run(_recorded: Any = None) -> Any:
             return draw(*args, **kwargs)
 
-        return engine.sync(name, None, run, run)
+        return engine.sync(f"random.{name}", None, run, run)
 
-    ordered.__name__ = draw.__name__
-    ordered.__qualname__ = draw.__qualname__
+    ordered.__name__ = ordered.__qualname__ = name
     ordered.__doc__ = draw.__doc__
     return ordered
 
@@ -220,7 +222,7 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
     for name in RANDOM_DRAWS:
         draw = getattr(random, name, None)
         if draw is not None and getattr(draw, "__self__", None) is shared:
-            patcher.set(random, name, _ordered_draw(engine, f"random.{name}", draw))
+            patcher.set(random, name, _ordered_draw(engine, name))
 
     def patch_futures(futures: ModuleType) -> None:
         ordered = _as_completed_in_given_order(futures)

@@ -32,6 +32,8 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
                 return real_start(function, *rest, **kw)
             THREADED[0] = True
             recording = tls.engine  # an in-process recording's engine: the thread belongs to it too
+            if recording is not None:
+                recording.threaded = True
             tls.children += 1
             tid = f"{parent}.{tls.children}"
             thread = getattr(function, "__self__", None)
