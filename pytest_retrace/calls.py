@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import boundaries, codec
+from .boundaries import entropy
 from .boundaries import env as env_boundary
 from .engine import Recorder, Router, end_call_thread, internal, start_call_thread, tls
 from .patch import Patcher
@@ -153,10 +154,8 @@ class InProcessRecording:
                 self.engine = Recorder(self.sink, self.table.name_id)
             _install_once()
             start_call_thread(self.engine)
-            # Its own generator behind the module-level random functions, seeded through the seed boundary
-            # (replay seeds the module's generator from that event): the state earlier requests left in the
-            # shared one is not this recording's, and requests recorded at once do not draw from each other's.
-            self.engine.generator = random.Random()
+            # Requests recorded at once must not draw from each other's module-level generator.
+            self.engine.generator = entropy.own_generator(self.engine)
         except BaseException:
             end_call_thread()
             raise

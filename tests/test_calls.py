@@ -92,3 +92,19 @@ def test_arguments_no_codec_can_hold_leave_the_call_unrecorded(tmp_path: Path) -
     assert ran.returncode == 0 and ran.stdout == "42\n"
     assert "not recording this call of handle: cannot record a value of type builtins.object" in ran.stderr
     assert not list((tmp_path / "recs").glob("*.retrace"))
+
+
+def test_a_seeded_service_draws_the_same_series_while_recorded(tmp_path: Path, pytester: pytest.Pytester) -> None:
+    """Each recorded call draws from a generator of its own, seeded from the module's: a program that seeded
+    the module's generator gets the same draws run after run, and every call replays alone."""
+    (tmp_path / "draws.py").write_text(
+        "import random\nimport pytest_retrace\n\nrandom.seed(7)\n\n"
+        "@pytest_retrace.record_calls(directory='recs')\n"
+        "def draw():\n    return [random.random(), random.randint(1, 99)]\n\n"
+        "if __name__ == '__main__':\n    print([draw() for _ in range(3)])\n")
+    runs = [subprocess.run([sys.executable, "draws.py"], cwd=tmp_path, capture_output=True, text=True,
+                           check=True).stdout for _ in range(2)]
+    assert runs[0] == runs[1]
+    assert len(set(map(str, eval(runs[0])))) == 3  # three different draws, not one stream replayed thrice
+    result = pytester.runpytest(f"--retrace-recordings={tmp_path / 'recs'}", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=6)

@@ -12,7 +12,7 @@ import os
 import random
 from typing import TYPE_CHECKING, Any
 
-from ..engine import tls
+from ..engine import Router, tls
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -52,9 +52,23 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
     patcher.set(random.Random, "seed", seed)
     # The module-level functions are bound methods of one hidden instance, bound at import: seeded now
     # through the seed boundary, a recording starts from a state it holds, whatever earlier code drew.
-    random._inst.seed()  # type: ignore[attr-defined]
+    # (In-process recordings leave the service's generator alone: each gets one of its own, own_generator.)
+    if not isinstance(engine, Router):
+        random._inst.seed()  # type: ignore[attr-defined]
     for name in ("seed", "getstate", "setstate"):
         patcher.set(random, name, on_module_generator(name))
+
+
+def own_generator(engine: Engine) -> random.Random:
+    """A generator of its own for an in-process recording, behind the module-level functions while it is
+    open (see :func:`module_generator`). Its seed is drawn from the module's generator — a service that
+    seeded it keeps a reproducible series of requests, and requests recorded at once get different
+    ones — and is the recording's ``random.seed`` event, from which replay seeds the module's generator."""
+    drawn = random._inst.getrandbits(SEED_BYTES * 8).to_bytes(SEED_BYTES, "big")  # type: ignore[attr-defined]
+    seed = engine.call("random.seed", None, lambda: drawn)
+    generator = random.Random(0)
+    generator.seed(int.from_bytes(seed, "big"))
+    return generator
 
 
 def module_generator() -> random.Random:
