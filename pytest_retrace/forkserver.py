@@ -125,22 +125,21 @@ def server_for(path: str, header: dict[str, Any]) -> ForkServer | None:
         _, oldest = _servers.popitem(last=False)
         if oldest is not None:
             oldest.close()
-    server: ForkServer | None = ForkServer(path, header["hash_seed"])
-    assert server is not None
+    server = ForkServer(path, header["hash_seed"])
     if not server.ready:
         server.close()
-        server = None  # remembered as None: the group replays cold, without trying again each time
-    _servers[key] = server
-    return server
+    # A server that could not start is remembered as None: the group replays cold, without trying again.
+    _servers[key] = server if server.ready else None
+    return _servers[key]
 
 
 def forget(header: dict[str, Any]) -> None:
     """The group's server failed: stop it, and replay the group cold from now on."""
     key = server_key(header)
-    server = _servers.get(key) if key else None
-    if server is not None:
+    server = _servers.get(key) if key is not None else None
+    if key is not None and server is not None:
         server.close()
-        _servers[key] = None  # type: ignore[index]
+        _servers[key] = None
 
 
 @atexit.register
