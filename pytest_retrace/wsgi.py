@@ -30,12 +30,25 @@ from . import calls
 
 # What of the environ a request recording keeps: the CGI-style keys and the HTTP headers (server
 # objects such as wsgi.input, wsgi.errors and file wrappers are rebuilt on replay).
-_SERVER_OBJECTS = ("wsgi.input", "wsgi.errors", "wsgi.file_wrapper", "werkzeug.", "gunicorn.", "uwsgi.")
+_SERVER_OBJECTS = frozenset({"wsgi.input", "wsgi.errors", "wsgi.file_wrapper"})
+_SERVER_PREFIXES = ("werkzeug.", "gunicorn.", "uwsgi.")
 
 
 def _plain_environ(environ: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in environ.items()
-            if not k.startswith(_SERVER_OBJECTS) and isinstance(v, (str, int, float, bool, tuple, type(None)))}
+            if k not in _SERVER_OBJECTS and not k.startswith(_SERVER_PREFIXES)
+            and isinstance(v, (str, int, float, bool, tuple, type(None)))}
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    """The whole request body: CONTENT_LENGTH bytes, or, for a chunked request the server has
+    de-chunked (``wsgi.input_terminated``), all there is."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if length > 0:
+        return environ["wsgi.input"].read(length)  # type: ignore[no-any-return]
+    if environ.get("wsgi.input_terminated"):
+        return environ["wsgi.input"].read()  # type: ignore[no-any-return]
+    return b""
 
 
 def run_app(app: Callable[..., Iterable[bytes]], environ: dict[str, Any]) -> dict[str, Any]:
@@ -121,8 +134,7 @@ class RecordingMiddleware:
         if not calls.begin(self.keep):
             return self.app(environ, start_response)  # type: ignore[no-any-return]
         try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            body = environ["wsgi.input"].read(length) if length > 0 else b""
+            body = _read_body(environ)
             # The environ as it came: the app may add to it. Filtered only if the recording is kept.
             received = dict(environ)
 

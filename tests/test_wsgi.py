@@ -3,6 +3,7 @@ the plugin replays them with the service and its upstream gone; pin the crash, f
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -108,6 +109,25 @@ def test_keep_errors_keeps_the_request_that_crashed(webapp: Path, http_server: L
         service.stop()
     (only,) = (webapp / "recordings").glob("*.retrace")
     assert read_recording(only).end["exception"]["type"] == "ValueError"
+
+
+def test_a_chunked_request_body_reaches_the_app_and_its_replay(webapp: Path, http_server: LiveServer,
+                                                                pytester: pytest.Pytester) -> None:
+    service = Service(webapp, http_server.port, "all")
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
+        conn.request("POST", "/orders", body=iter([b'{"item": "fig",', b' "qty": 2}']),
+                     headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+                     encode_chunked=True)
+        response = conn.getresponse()
+        assert response.status == 201, response.read()
+        conn.close()
+    finally:
+        service.stop()
+    http_server.stop()
+    (recording,) = (webapp / "recordings").glob("POST_orders*")
+    assert read_recording(recording).header["entry"]["body"] == b'{"item": "fig", "qty": 2}'
+    pytester.runpytest(f"--retrace-recordings={recording}", "-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
 def test_requests_served_at_once_are_recorded_each_on_its_own(webapp: Path, http_server: LiveServer,
