@@ -131,9 +131,6 @@ def _install_once() -> None:
             _installed.append(router)
 
 
-NOT_RETURNED = object()  # finish(): the call raised, or the app answered nothing
-
-
 class InProcessRecording:
     """One recording made inside a running process, on the calling thread: a call, or a request.
 
@@ -152,6 +149,7 @@ class InProcessRecording:
                 self.table = NameTable()
                 self.sink: list[Any] = []
                 self.engine = Recorder(self.sink, self.table.name_id)
+                self._children = 0  # threads started so far, kept while suspended
             _install_once()
             start_call_thread(self.engine)
             # Requests recorded at once must not draw from each other's module-level generator.
@@ -160,9 +158,19 @@ class InProcessRecording:
             end_call_thread()
             raise
 
+    def suspend(self) -> None:
+        """The thread goes on with work that is not the recording's (a server between chunks of a streamed
+        response): its calls pass through until :meth:`resume`."""
+        self._children = tls.children
+        end_call_thread()
+
+    def resume(self) -> None:
+        start_call_thread(self.engine)
+        tls.children = self._children
+
     def finish(self, outcome: dict[str, Any], keep_it: bool, max_files: int | None = None,
-               max_bytes: int | None = None, returned: Any = NOT_RETURNED) -> None:
-        """End the recording: write it when it is kept (``returned``: what the call gave back), rotate.
+               max_bytes: int | None = None, summary: Callable[[], dict[str, Any]] | None = None) -> None:
+        """End the recording: write it when it is kept, with ``summary()`` as what the call returned; rotate.
         Never raises: logs."""
         end_call_thread()
         self.engine.open = False  # threads it started that run on are outside it from now on
@@ -170,15 +178,16 @@ class InProcessRecording:
             return
         try:
             with internal:
-                self._write(outcome, returned, max_files, max_bytes)
+                self._write(outcome, summary, max_files, max_bytes)
         except Exception as exc:
             log.warning("pytest-retrace: a recording could not be written to %s: %s", self.folder, exc)
 
-    def _write(self, outcome: dict[str, Any], returned: Any, max_files: int | None, max_bytes: int | None) -> None:
+    def _write(self, outcome: dict[str, Any], summary: Callable[[], dict[str, Any]] | None, max_files: int | None,
+               max_bytes: int | None) -> None:
         from .session import make_header
 
-        if returned is not NOT_RETURNED:
-            outcome = dict(outcome, returned=returned_summary(returned))
+        if summary is not None:
+            outcome = dict(outcome, returned=summary())
         seed = os.environ.get("PYTHONHASHSEED", "")
         entry = self.entry() if callable(self.entry) else self.entry
         header = make_header(self.kind, entry, [], int(seed) if seed.isdigit() else 0,
@@ -231,7 +240,7 @@ def record_calls(directory: str | os.PathLike[str], keep: str | float = "all", m
                 value, error, outcome = call_outcome(function, args, kwargs, summarize=False)
             finally:
                 recording.finish(outcome, keep != "errors" or outcome["exception"] is not None, max_files, max_bytes,
-                                 returned=value if error is None else NOT_RETURNED)
+                                 summary=None if error is not None else lambda: returned_summary(value))
             if error is not None:
                 raise error
             return value

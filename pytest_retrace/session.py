@@ -206,8 +206,8 @@ def replay(config: dict[str, Any]) -> NoReturn:
         if header["kind"] == "wsgi":
             from .wsgi import crash_catcher, replay_environ, request_outcome
 
-            _, _, outcome = request_outcome(function, replay_environ(entry["environ"], entry["body"]),
-                                            crash_catcher(function))
+            environ = replay_environ(entry["environ"], entry["body"])
+            outcome = request_outcome(function, environ, crash_catcher(function))
         else:
             from .calls import call_outcome
 

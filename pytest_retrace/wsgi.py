@@ -7,7 +7,8 @@
 Each recorded request holds the request (the WSGI environ's plain values and the body), every
 external call the app makes while answering it on the request's thread (and threads it starts),
 and as outcome the response (status, headers and body, compared by digest) or the uncaught
-exception. ``pytest --retrace-recordings`` replays one by calling ``entry`` (the WSGI app, as
+exception. The response passes through as the app makes it: a streamed body goes to the
+server chunk by chunk, and the recording ends when the server closes it. ``pytest --retrace-recordings`` replays one by calling ``entry`` (the WSGI app, as
 ``module:attribute``) with the recorded request in a clean process (``forkserver.py``). The
 recording machinery is that of per-call recordings (``calls.py``): boundaries installed once,
 events in memory, only kept recordings written.
@@ -20,13 +21,15 @@ logger and never break the request.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import sys
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from . import calls
+from . import calls, codec
 
 # What of the environ a request recording keeps: the CGI-style keys and the HTTP headers (server
 # objects such as wsgi.input, wsgi.errors and file wrappers are rebuilt on replay).
@@ -51,22 +54,33 @@ def _read_body(environ: dict[str, Any]) -> bytes:
     return b""
 
 
-def run_app(app: Callable[..., Iterable[bytes]], environ: dict[str, Any]) -> dict[str, Any]:
-    """Call a WSGI app and collect its whole response: status, headers, body."""
-    started: dict[str, Any] = {}
+class Response:
+    """A response as a request's outcome compares it, taken in as it streams by: status, headers and a digest
+    of the body (a streamed body is never held whole), plus the body's first bytes for reports."""
 
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
-        started["status"], started["headers"] = status, [list(h) for h in headers]
-        return chunks.append
+    HEAD = 400
 
-    chunks: list[bytes] = []
-    body = app(environ, start_response)
-    try:
-        chunks.extend(body)
-    finally:
-        if hasattr(body, "close"):
-            body.close()
-    return {"status": started.get("status"), "headers": started.get("headers"), "body": b"".join(chunks)}
+    def __init__(self) -> None:
+        self.status: str | None = None
+        self.headers: list[list[str]] | None = None
+        self.size = 0
+        self._head = b""
+        self._body = hashlib.blake2b(digest_size=16)
+
+    def start(self, status: str, headers: list[tuple[str, str]]) -> None:
+        self.status, self.headers = status, [list(h) for h in headers]
+
+    def feed(self, chunk: bytes) -> None:
+        self._body.update(chunk)
+        self.size += len(chunk)
+        if len(self._head) < self.HEAD:
+            self._head += bytes(chunk[: self.HEAD - len(self._head)])
+
+    def summary(self) -> dict[str, Any]:
+        digest = hashlib.blake2b(codec.packb([self.status, self.headers]), digest_size=16)
+        digest.update(self._body.digest())
+        return {"digest": digest.hexdigest(), "size": self.size,
+                "head": repr([self.status, self.headers, self._head])[: self.HEAD]}
 
 
 def replay_environ(recorded: dict[str, Any], body: bytes) -> dict[str, Any]:
@@ -76,42 +90,62 @@ def replay_environ(recorded: dict[str, Any], body: bytes) -> dict[str, Any]:
     return environ
 
 
-def request_outcome(app: Callable[..., Any], environ: dict[str, Any], crash: Callable[[], BaseException | None],
-                    summarize: bool = True) -> tuple[dict[str, Any] | None, Exception | None, dict[str, Any]]:
-    """Answer the request: the response (None when the app raised), the exception the app raised, and the
-    outcome a recording holds — the response by digest (unless not ``summarize``: see :func:`responded`),
-    and the uncaught exception, raised by the app or reported by ``crash()`` for frameworks that turn it
-    into a 500 response themselves (Flask)."""
+def request_outcome(app: Callable[..., Any], environ: dict[str, Any],
+                    crash: Callable[[], BaseException | None]) -> dict[str, Any]:
+    """Replay: answer the request, reading the whole response, and return the outcome (what
+    :meth:`RecordingMiddleware._outcome` recorded)."""
+    response = Response()
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+        response.start(status, headers)
+        return response.feed
+
+    error: Exception | None = None
+    try:
+        body = app(environ, start_response)
+        try:
+            for chunk in body:
+                response.feed(chunk)
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+    except Exception as exc:
+        error = exc
+    return outcome(response, error, crash)
+
+
+def outcome(response: Response, error: Exception | None, crash: Callable[[], BaseException | None],
+            summarize: bool = True, described: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A request's outcome: the exception the app raised (``described`` already, when it went on through the
+    server's frames after we saw it), or else what ``crash()`` reports (a framework that turned it into a
+    500 itself: Flask), and the response (unless the app raised, or not ``summarize``)."""
     from .session import describe_exception
 
-    try:
-        response = run_app(app, environ)
-    except Exception as exc:
-        return None, exc, {"status": 1, "exception": describe_exception(exc), "returned": None}
-    crashed = crash()
-    summary = calls.returned_summary(responded(response)) if summarize else None
-    return response, None, {"status": 1 if crashed else 0, "returned": summary,
-                            "exception": describe_exception(crashed) if crashed else None}
-
-
-def responded(response: dict[str, Any]) -> list[Any]:
-    """What of a response the outcome compares: status, headers, body."""
-    return [response["status"], response["headers"], response["body"]]
+    crashed = error or crash()
+    answered = summarize and error is None and response.status is not None
+    exception = described or (describe_exception(crashed) if crashed else None)
+    return {"status": 1 if crashed else 0, "exception": exception,
+            "returned": response.summary() if answered else None}
 
 
 def crash_catcher(app: Any) -> Callable[[], BaseException | None]:
-    """For a Flask app, what its last request raised before Flask answered 500; for other apps nothing."""
+    """For a Flask app, what the calling thread's last request raised before Flask answered 500 (requests
+    served at once on other threads have their own); for other apps nothing."""
     flask = sys.modules.get("flask")
     owner = getattr(app, "__self__", app)
     if flask is None or not isinstance(owner, flask.Flask):
         return lambda: None
-    seen: list[BaseException] = []
+    seen = threading.local()
 
     def remember(sender: Any, exception: BaseException, **extra: Any) -> None:
-        seen.append(exception)
+        seen.exception = exception
+
+    def raised() -> BaseException | None:
+        exception, seen.exception = getattr(seen, "exception", None), None
+        return exception
 
     flask.got_request_exception.connect(remember, owner, weak=False)
-    return lambda: seen.pop() if seen else None
+    return raised
 
 
 class RecordingMiddleware:
@@ -147,18 +181,88 @@ class RecordingMiddleware:
             calls.log.warning("pytest-retrace: not recording this request: %s", exc)
             return self.app(environ, start_response)  # type: ignore[no-any-return]
         environ = dict(environ, **{"wsgi.input": io.BytesIO(body)})
-        response, error, outcome = None, None, {"status": 1, "exception": None, "returned": None}
+        response = Response()
+
+        def recorded_start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            response.start(status, headers)
+            write = start_response(status, headers, *(() if exc_info is None else (exc_info,)))
+
+            def recorded_write(data: bytes) -> Any:  # the legacy write() of WSGI: part of the body too
+                response.feed(data)
+                return write(data)
+
+            return recorded_write
+
         try:
-            response, error, outcome = request_outcome(self.app, environ, self.crash, summarize=False)
+            returned = self.app(environ, recorded_start)
+            iterator = iter(returned)
+        except Exception as exc:
+            self._finish(recording, response, exc)
+            raise
+        recording.suspend()  # the server's own work between chunks is no part of the request
+        return _RecordedBody(self, recording, response, returned, iterator)
+
+    def _finish(self, recording: calls.InProcessRecording, response: Response, error: Exception | None,
+                described: dict[str, Any] | None = None) -> None:
+        result = outcome(response, error, self.crash, summarize=False, described=described)  # dropped: no digest
+        failed = result["exception"] is not None or str(response.status).startswith("5")
+        answered = error is None and response.status is not None
+        recording.finish(result, self.keep != "errors" or failed, self.max_files, self.max_bytes,
+                         summary=response.summary if answered else None)
+
+
+class _RecordedBody:
+    """The app's response body, passed on to the server chunk by chunk: the app's code that runs while a
+    chunk is made (a generator) or when the server closes the body (Flask's teardown) is the request's;
+    the server's own work in between is not. The recording ends when the server closes the body."""
+
+    def __init__(self, middleware: RecordingMiddleware, recording: calls.InProcessRecording, response: Response,
+                 returned: Iterable[bytes], iterator: Iterator[bytes]) -> None:
+        self._middleware, self._recording, self._response = middleware, recording, response
+        self._returned, self._iterator = returned, iterator
+        self._error: Exception | None = None
+        self._described: dict[str, Any] | None = None  # the error as it was when the app raised it
+        self._finished = False
+
+    def __iter__(self) -> _RecordedBody:
+        return self
+
+    def __next__(self) -> bytes:
+        self._recording.resume()
+        try:
+            chunk = next(self._iterator)
+        except StopIteration:
+            raise
+        except Exception as exc:
+            self._remember(exc)
+            raise
         finally:
-            failed = response is None or outcome["exception"] is not None or str(response["status"]).startswith("5")
-            recording.finish(outcome, self.keep != "errors" or failed, self.max_files, self.max_bytes,
-                             returned=calls.NOT_RETURNED if response is None else responded(response))
-        if error is not None:
-            raise error
-        assert response is not None
-        start_response(response["status"], [tuple(h) for h in response["headers"]])
-        return [response["body"]]
+            self._recording.suspend()
+        self._response.feed(chunk)
+        return chunk
+
+    def close(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self._recording.resume()
+        try:
+            close = getattr(self._returned, "close", None)
+            if close is not None:
+                close()
+        except Exception as exc:
+            self._remember(exc)
+            raise
+        finally:
+            self._middleware._finish(self._recording, self._response, self._error, self._described)
+
+    def _remember(self, exc: Exception) -> None:
+        """The app's first exception, described now: on its way up, the server's frames join its traceback,
+        and a replay has no server."""
+        from .session import describe_exception
+
+        if self._error is None:
+            self._error, self._described = exc, describe_exception(exc)
 
 
 def _find_entry(app: Any) -> tuple[str, str | None]:

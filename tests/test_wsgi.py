@@ -31,6 +31,7 @@ def free_port() -> int:
 
 class Service:
     def __init__(self, folder: Path, upstream: int, keep: str, threaded: bool = False) -> None:
+        self.folder = folder
         self.port = free_port()
         env = dict(os.environ, SERVICE_RECORDINGS=str(folder / "recordings"), SERVICE_KEEP=keep,
                    UPSTREAM=f"http://127.0.0.1:{upstream}", SERVICE_THREADED="1" if threaded else "")
@@ -54,7 +55,12 @@ class Service:
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()
 
-    def stop(self) -> None:
+    def stop(self, recordings: int) -> None:
+        """Stop once ``recordings`` recordings are on disk: the middleware writes one when the server closes
+        the response, after the client has it."""
+        deadline = time.monotonic() + 10
+        while len(list(self.folder.glob("recordings/*.retrace"))) < recordings and time.monotonic() < deadline:
+            time.sleep(0.02)
         self.proc.terminate()
         self.proc.wait(10)
         assert self.proc.stdout is not None
@@ -76,7 +82,7 @@ def test_requests_are_recorded_and_replayed_by_the_plugin_pin_fix_pass(webapp: P
         assert service.post("/orders", {"item": "pear", "qty": 0})[0] == 500
         assert service.post("/orders", {"item": "pear", "qty": 2})[0] == 201
     finally:
-        service.stop()
+        service.stop(recordings=3)
     http_server.stop()
     recordings = webapp / "recordings"
     headers = {p.name: read_recording(p).header for p in recordings.glob("*.retrace")}
@@ -104,9 +110,8 @@ def test_keep_errors_keeps_the_request_that_crashed(webapp: Path, http_server: L
     try:
         for qty in (1, 0, 2):
             service.post("/orders", {"item": "fig", "qty": qty})
-        time.sleep(0.1)
     finally:
-        service.stop()
+        service.stop(recordings=1)
     (only,) = (webapp / "recordings").glob("*.retrace")
     assert read_recording(only).end["exception"]["type"] == "ValueError"
 
@@ -123,11 +128,32 @@ def test_a_chunked_request_body_reaches_the_app_and_its_replay(webapp: Path, htt
         assert response.status == 201, response.read()
         conn.close()
     finally:
-        service.stop()
+        service.stop(recordings=1)
     http_server.stop()
     (recording,) = (webapp / "recordings").glob("POST_orders*")
     assert read_recording(recording).header["entry"]["body"] == b'{"item": "fig", "qty": 2}'
     pytester.runpytest(f"--retrace-recordings={recording}", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_a_streamed_response_is_recorded_as_it_streams(webapp: Path, http_server: LiveServer,
+                                                       pytester: pytest.Pytester) -> None:
+    """The middleware passes a streamed body on chunk by chunk; the generator's calls are the request's, the
+    server's sends between chunks are not; a stream that breaks half-way is a recorded crash."""
+    service = Service(webapp, http_server.port, "all")
+    try:
+        status, body = service.get("/stream")
+        assert status == 200 and len(body.splitlines()) == 3
+        status, body = service.get("/stream?fail_at=1")  # the server ends the response where it broke
+        assert status == 200 and len(body.splitlines()) == 1
+    finally:
+        service.stop(recordings=2)
+    http_server.stop()
+    recordings = {read_recording(p).end["exception"] is not None: p for p in (webapp / "recordings").glob("*")}
+    assert [e.name for e in read_recording(recordings[False]).events()] == ["random.seed"] + ["time.time"] * 3
+    assert read_recording(recordings[True]).end["exception"]["message"] == "the stream broke at line 1"
+    result = pytester.runpytest(f"--retrace-recordings={webapp / 'recordings'}", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*the recorded crash still happens*RuntimeError: the stream broke at line 1*"])
 
 
 def test_requests_served_at_once_are_recorded_each_on_its_own(webapp: Path, http_server: LiveServer,
@@ -147,7 +173,7 @@ def test_requests_served_at_once_are_recorded_each_on_its_own(webapp: Path, http
         fanout.join()
         slow.join()
     finally:
-        service.stop()
+        service.stop(recordings=5)
     http_server.stop()
     recordings = webapp / "recordings"
     events = {p.name.split("-")[0]: [e.name for e in read_recording(p).events()] for p in recordings.glob("*.retrace")}
