@@ -8,7 +8,8 @@ Each recorded request holds the request (the WSGI environ's plain values and the
 external call the app makes while answering it on the request's thread (and threads it starts),
 and as outcome the response (status, headers and body, compared by digest) or the uncaught
 exception. The response passes through as the app makes it: a streamed body goes to the
-server chunk by chunk, and the recording ends when the server closes it. ``pytest --retrace-recordings`` replays one by calling ``entry`` (the WSGI app, as
+server chunk by chunk, and the recording ends when the server closes it.
+``pytest --retrace-recordings`` replays one by calling ``entry`` (the WSGI app, as
 ``module:attribute``) with the recorded request in a clean process (``forkserver.py``). The
 recording machinery is that of per-call recordings (``calls.py``): boundaries installed once,
 events in memory, only kept recordings written.

@@ -1,16 +1,17 @@
 """DB-API drivers — sqlite3 and psycopg2 — at the driver's API: connections and cursors become proxies.
 
 Events (``sqlite3.…`` / ``psycopg2.…``): ``connect`` (its arguments, passwords as digests),
-``cursor.execute`` / ``executemany`` / ``callproc`` (query text and parameters in the key),
-``cursor.mogrify``, ``cursor.copy_expert`` (psycopg2's COPY), ``commit``, ``rollback``, ``close``,
-setting ``autocommit`` or any other connection setting (``text_factory``, ``isolation_level`` …). An execute's
-result is everything the program can read from the cursor afterwards: description, rowcount,
-lastrowid, status message and *all* its rows, fetched at once; ``fetchone``/``fetchmany``/
-``fetchall`` and iteration then read from those rows, the same way in record and replay, so no
-database is needed on replay. Replaying a crash on the fixed code's new path, a commit, rollback
-or close the recording never made is assumed to succeed. Errors (``IntegrityError`` … with ``pgcode``/``pgerror``) are
-recorded and raised again. sqlite3's ``row_factory`` (``sqlite3.Row`` or your own) shapes the recorded rows
-as they are fetched, in record and replay alike. Values keep their types (Decimal, dates and times with time zones,
+``cursor.execute`` / ``executemany`` / ``callproc`` (query text — or a ``psycopg2.sql``
+composition — and parameters in the key), ``cursor.mogrify``, ``cursor.copy_expert`` (psycopg2's
+COPY), ``commit``, ``rollback``, ``close``, setting ``autocommit`` or any other connection setting
+(``text_factory``, ``isolation_level`` …). An execute's result is everything the program can read
+from the cursor afterwards: description, rowcount, lastrowid, status message and *all* its rows,
+fetched at once; ``fetchone``/``fetchmany``/``fetchall`` and iteration then read from those rows,
+the same way in record and replay, so no database is needed on replay. sqlite3's ``row_factory``
+(``sqlite3.Row`` or your own) and psycopg2's ``DictCursor`` shape the recorded rows as they are
+fetched. Replaying a crash on the fixed code's new path, a commit, rollback or close the recording
+never made is assumed to succeed. Errors (``IntegrityError`` … with ``pgcode``/``pgerror``) are
+recorded and raised again. Values keep their types (Decimal, dates and times with time zones,
 timedelta, UUID, JSON, arrays, None, and ``bytea`` as memoryview).
 
 While a driver call runs, the layers beneath it are not recorded (the phase gate): libpq's own
@@ -397,7 +398,6 @@ FACTS = {"psycopg2": ("encoding", "server_version", "protocol_version", "dsn", "
 
 def _patch_connect(engine: Engine, patcher: Patcher, module: ModuleType, driver: str) -> None:
     real_connect = module.connect
-
     _REAL_CONNECT[driver] = real_connect
 
     def connect(*args: Any, **kwargs: Any) -> RecordedConnection:
