@@ -62,6 +62,7 @@ def test_postgres_session_replays_with_the_database_gone(recorder: Recorder, dat
                      "mogrify select 1, 'it''s'", "unique violation 23505 UniqueViolation True",
                      "named cursor 2 True", "dict rows [['name', 'price'], ['name', 'price']]", "callproc (6,)",
                      "composed (1,)", "dict cursor DictRow True ['name', 'price']",
+                     "namedtuple cursor Record ('name', 'unit_price') True",
                      "copy in 2", "copy out b'1,one\\n2,two\\n'"):
         assert expected in recorded.stdout
     drop(database)

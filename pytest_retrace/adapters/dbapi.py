@@ -8,11 +8,11 @@ COPY), ``commit``, ``rollback``, ``close``, setting ``autocommit`` or any other 
 from the cursor afterwards: description, rowcount, lastrowid, status message and *all* its rows,
 fetched at once; ``fetchone``/``fetchmany``/``fetchall`` and iteration then read from those rows,
 the same way in record and replay, so no database is needed on replay. sqlite3's ``row_factory``
-(``sqlite3.Row`` or your own) and psycopg2's ``DictCursor`` shape the recorded rows as they are
-fetched. Replaying a crash on the fixed code's new path, a commit, rollback or close the recording
-never made is assumed to succeed. Errors (``IntegrityError`` … with ``pgcode``/``pgerror``) are
-recorded and raised again. Values keep their types (Decimal, dates and times with time zones,
-timedelta, UUID, JSON, arrays, None, and ``bytea`` as memoryview).
+(``sqlite3.Row`` or your own) and psycopg2's ``DictCursor`` and ``NamedTupleCursor`` shape the
+recorded rows as they are fetched. Replaying a crash on the fixed code's new path, a commit,
+rollback or close the recording never made is assumed to succeed. Errors (``IntegrityError`` …
+with ``pgcode``/``pgerror``) are recorded and raised again. Values keep their types (Decimal, dates
+and times with time zones, timedelta, UUID, JSON, arrays, None, and ``bytea`` as memoryview).
 
 While a driver call runs, the layers beneath it are not recorded (the phase gate): libpq's own
 socket is C code anyway, which is why PostgreSQL needs this adapter to be replayed at all.
@@ -276,9 +276,24 @@ def _described(description: Any) -> Any:
         return _DESCRIBER[0].execute(f"SELECT {columns}" if names else "SELECT NULL WHERE 0")
 
 
-def _is_dict_cursor(factory: Any) -> bool:
+def _psycopg2_row_shaper(factory: Any) -> Any:
+    """How rows of a psycopg2 cursor class that makes its own row type are shaped, or None."""
     extras = sys.modules.get("psycopg2.extras")
-    return extras is not None and isinstance(factory, type) and issubclass(factory, extras.DictCursor)
+    if extras is None or not isinstance(factory, type):
+        return None
+    if issubclass(factory, extras.DictCursor):
+        return _dict_row
+    if issubclass(factory, extras.NamedTupleCursor):
+        return _namedtuple_row
+    return None
+
+
+def _namedtuple_row(cursor: RecordedCursor, values: tuple[Any, ...]) -> Any:
+    """psycopg2's NamedTupleCursor row: a ``Record`` namedtuple of the columns (psycopg2's own, cached)."""
+    from psycopg2.extras import NamedTupleCursor
+
+    key = tuple(column[0] for column in cursor.description or ())
+    return NamedTupleCursor._cached_make_nt(key)._make(values)
 
 
 def _dict_row(cursor: RecordedCursor, values: tuple[Any, ...]) -> Any:
@@ -336,9 +351,10 @@ class RecordedConnection:
         dict_rows = self._dict_rows or (factory is not None and "Dict" in getattr(factory, "__name__", ""))
         real = self._real.cursor(*args, **kwargs) if self._real is not None else None
         cursor = RecordedCursor(self, real, dict_rows)
-        if _is_dict_cursor(factory or self._cursor_factory):  # rows are lists that index by name too
+        shaper = _psycopg2_row_shaper(factory or self._cursor_factory)
+        if shaper is not None:  # rows are recorded as tuples, and shaped as that cursor class shapes them
             cursor._dict_rows = False
-            cursor.row_factory = _dict_row
+            cursor.row_factory = shaper
         return cursor
 
     def execute(self, query: Any, params: Any = None) -> RecordedCursor:  # sqlite3's shortcuts
