@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Recorder, retrace
+from conftest import PROGRAMS, Recorder, retrace
 from test_process_replay import assert_faithful
 
 from pytest_retrace.tape import read_recording
@@ -92,6 +95,20 @@ def test_sqlite_session_replays_with_the_file_gone(recorder: Recorder, tmp_path:
     names = {e.name for e in read_recording(recorder.folder / "rec.retrace").events()}
     assert {"sqlite3.connect", "sqlite3.cursor.execute", "sqlite3.cursor.executemany", "sqlite3.commit",
             "sqlite3.rollback", "sqlite3.connection.set", "sqlite3.close"} <= names
+
+
+def test_recording_does_not_change_what_a_sqlite_program_does(recorder: Recorder, tmp_path: Path) -> None:
+    """Replay agreeing with the recording is not enough: the recorded run must do what the plain run
+    does (row factories, settings, cursor chaining all pass through the proxy). Names are random."""
+    plain = subprocess.run([sys.executable, str(PROGRAMS / "db_calls.py"), "sqlite", str(tmp_path / "plain.db")],
+                           capture_output=True, text=True, check=True)
+    recorded = recorder.record("db_calls.py", "sqlite", str(tmp_path / "recorded.db"))
+    assert recorded.returncode == 0, recorded.stderr
+
+    def names_hidden(output: str) -> str:
+        return re.sub(r"\bn[0-9a-f]{6}\b", "<name>", output)
+
+    assert names_hidden(recorded.stdout) == names_hidden(plain.stdout)
 
 
 def test_a_changed_query_is_reported_with_its_text(tmp_path: Path) -> None:
