@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 from . import boundaries, codec
 from .boundaries import entropy
 from .boundaries import env as env_boundary
-from .engine import Recorder, Router, end_call_thread, internal, start_call_thread, tls
+from .engine import Recorder, Router, end_call_thread, internal, outside_recordings, start_call_thread, tls
 from .patch import Patcher
 from .tape import NameTable, TapeWriter
 
@@ -113,7 +113,7 @@ def begin(keep: str | float) -> bool:
     """Whether to record this one (sampling; not inside another recording)."""
     if isinstance(keep, float) and _sampler.random() >= keep:
         return False
-    return tls.tid is None
+    return outside_recordings()
 
 
 _installed: list[Router] = []  # the router this process installed, once it recorded something

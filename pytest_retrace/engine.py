@@ -103,6 +103,12 @@ def start_call_thread(engine: Engine) -> None:
     FAST[0] = False
 
 
+def outside_recordings() -> bool:
+    """True when the calling thread belongs to no recording under way: a new in-process recording may start
+    on it (a thread that an earlier, finished one started counts as outside)."""
+    return tls.tid is None or (tls.engine is not None and not tls.engine.open)
+
+
 def end_call_thread() -> None:
     """The per-call recording on this thread is over: the thread is outside any recording again."""
     tls.tid = None

@@ -108,3 +108,22 @@ def test_a_seeded_service_draws_the_same_series_while_recorded(tmp_path: Path, p
     assert len(set(map(str, eval(runs[0])))) == 3  # three different draws, not one stream replayed thrice
     result = pytester.runpytest(f"--retrace-recordings={tmp_path / 'recs'}", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=6)
+
+
+def test_a_thread_an_earlier_call_started_can_record_calls_of_its_own(tmp_path: Path,
+                                                                     pytester: pytest.Pytester) -> None:
+    """A worker started inside a recorded call belongs to that recording only while it is under way: once it
+    is over, calls the worker makes are recorded on their own."""
+    (tmp_path / "pool.py").write_text(
+        "import threading\nimport time\nimport pytest_retrace\n\ngo = threading.Event()\n\n"
+        "@pytest_retrace.record_calls(directory='recs')\ndef job(n):\n    return [n, time.time() > 0]\n\n"
+        "workers = []\n\n"
+        "@pytest_retrace.record_calls(directory='recs')\ndef start():\n"
+        "    workers.append(threading.Thread(target=lambda: go.wait() and print(job(5))))\n"
+        "    workers[0].start()\n\n"
+        "if __name__ == '__main__':\n    start()\n    go.set()\n    workers[0].join()\n")
+    ran = subprocess.run([sys.executable, "pool.py"], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert ran.stdout == "[5, True]\n"
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "recs").glob("*.retrace")) == ["job", "start"]
+    result = pytester.runpytest(f"--retrace-recordings={tmp_path / 'recs'}", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
