@@ -6,6 +6,7 @@ when it does not answer, unless RETRACE_REQUIRE_SERVICES=1 (as in CI) makes that
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -27,6 +28,12 @@ SERVER = "host=127.0.0.1 port=5432 user=postgres"
 @pytest.fixture
 def database() -> Iterator[str]:
     """A fresh PostgreSQL database; the test may drop it (replay must not need it)."""
+    with fresh_database() as name:
+        yield name
+
+
+@contextlib.contextmanager
+def fresh_database() -> Iterator[str]:
     psycopg2 = pytest.importorskip("psycopg2")
     try:
         admin = psycopg2.connect(f"{SERVER} dbname=test connect_timeout=3")
@@ -97,18 +104,36 @@ def test_sqlite_session_replays_with_the_file_gone(recorder: Recorder, tmp_path:
             "sqlite3.rollback", "sqlite3.connection.set", "sqlite3.close"} <= names
 
 
+def run_plain(*args: str) -> str:
+    return subprocess.run([sys.executable, str(PROGRAMS / "db_calls.py"), *args], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def without_random_values(output: str) -> str:
+    """Program output with what differs run to run (random names, uuid4 refs, now()) hidden."""
+    output = re.sub(r"\b[nv][0-9a-f]{6}\b", "<name>", output)
+    output = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<uuid>", output)
+    return re.sub(r"datetime\.datetime\([^)]*\)", "<now>", output)
+
+
+@pytest.mark.postgres
+def test_recording_does_not_change_what_a_postgres_program_does(recorder: Recorder, database: str) -> None:
+    """The recorded run does what the plain run does: row types of every cursor class, COPY, settings."""
+    with fresh_database() as other:
+        plain = run_plain("postgres", f"{SERVER} dbname={other}")
+    recorded = recorder.record("db_calls.py", "postgres", f"{SERVER} dbname={database}")
+    assert recorded.returncode == 0, recorded.stderr
+    assert "<uuid>" in without_random_values(plain) and "<now>" in without_random_values(plain)
+    assert without_random_values(recorded.stdout) == without_random_values(plain)
+
+
 def test_recording_does_not_change_what_a_sqlite_program_does(recorder: Recorder, tmp_path: Path) -> None:
     """Replay agreeing with the recording is not enough: the recorded run must do what the plain run
     does (row factories, settings, cursor chaining all pass through the proxy). Names are random."""
-    plain = subprocess.run([sys.executable, str(PROGRAMS / "db_calls.py"), "sqlite", str(tmp_path / "plain.db")],
-                           capture_output=True, text=True, check=True)
+    plain = run_plain("sqlite", str(tmp_path / "plain.db"))
     recorded = recorder.record("db_calls.py", "sqlite", str(tmp_path / "recorded.db"))
     assert recorded.returncode == 0, recorded.stderr
-
-    def names_hidden(output: str) -> str:
-        return re.sub(r"\bn[0-9a-f]{6}\b", "<name>", output)
-
-    assert names_hidden(recorded.stdout) == names_hidden(plain.stdout)
+    assert without_random_values(recorded.stdout) == without_random_values(plain)
 
 
 def test_a_changed_query_is_reported_with_its_text(tmp_path: Path) -> None:
