@@ -123,6 +123,8 @@ _installing = threading.Lock()  # created before any boundary exists: a real loc
 def _install_once() -> None:
     """The first recording installs the boundaries, for good, with a Router that sends each call to the
     recording of the calling thread."""
+    if _installed:
+        return
     with _installing:
         if not _installed:
             router = Router()
@@ -227,9 +229,11 @@ def record_calls(directory: str | os.PathLike[str], keep: str | float = "all", m
             if not begin(keep):
                 return function(*args, **kwargs)
             try:
-                entry = dict(entry_point(function), args=list(args), kwargs=dict(kwargs))
                 with internal:
-                    codec.packb(entry)  # arguments no codec can hold: say so now, and run unrecorded
+                    # The arguments as they are now (the call may change them), through the codec: one no
+                    # codec can hold is said now, and the call runs unrecorded.
+                    entry = codec.unpackb(codec.packb(dict(entry_point(function), args=list(args),
+                                                           kwargs=dict(kwargs))))
                 recording = InProcessRecording("call", entry, function.__qualname__, folder, redact)
             except Exception as exc:
                 log.warning("pytest-retrace: not recording this call of %s: %s", function.__qualname__, exc)

@@ -256,8 +256,7 @@ class Router(Engine):
     def after_waiting(self, name: str, attempt: Callable[[float], bool]) -> None:
         engine = self._target()
         if engine is None:
-            while not attempt(1.0):
-                pass
+            super().after_waiting(name, attempt)  # waits for real; its event passes straight through
         else:
             engine.after_waiting(name, attempt)
 

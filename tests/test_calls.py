@@ -127,3 +127,16 @@ def test_a_thread_an_earlier_call_started_can_record_calls_of_its_own(tmp_path: 
     assert sorted(p.name.split("-")[0] for p in (tmp_path / "recs").glob("*.retrace")) == ["job", "start"]
     result = pytester.runpytest(f"--retrace-recordings={tmp_path / 'recs'}", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+def test_a_call_that_changes_its_arguments_is_recorded_with_them_as_they_came(tmp_path: Path,
+                                                                             pytester: pytest.Pytester) -> None:
+    (tmp_path / "batch.py").write_text(
+        "import pytest_retrace\n\n@pytest_retrace.record_calls(directory='recs')\n"
+        "def drain(items):\n    total = sum(items)\n    items.clear()\n    return total\n\n"
+        "if __name__ == '__main__':\n    print(drain([1, 2, 3]))\n")
+    ran = subprocess.run([sys.executable, "batch.py"], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert ran.stdout == "6\n"
+    (recording,) = (tmp_path / "recs").glob("*.retrace")
+    assert read_recording(recording).header["entry"]["args"] == [[1, 2, 3]]
+    pytester.runpytest(f"--retrace-recordings={recording}", "-p", "no:cacheprovider").assert_outcomes(passed=1)

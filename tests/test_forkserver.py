@@ -51,9 +51,9 @@ def test_a_group_of_recordings_imports_the_app_once(pytester: pytest.Pytester) -
     assert imports(folder) == 1
 
 
-def test_each_replay_is_a_fresh_fork(pytester: pytest.Pytester) -> None:
-    """A replay that changes the process (here: os.getpid answered from the recording, urandom consumed) leaves
-    nothing for the next one; with the fork server off, every replay imports the app again."""
+def test_determinism_runs_use_the_fork_server_and_the_switch_turns_it_off(pytester: pytest.Pytester) -> None:
+    """Replaying every recording twice still imports the app once; with RETRACE_NO_FORKSERVER=1, every replay
+    imports it again (a fresh interpreter each)."""
     folder = pytester.path / "service"
     record(folder)
     result = pytester.runpytest(f"--retrace-recordings={folder / 'recordings'}", "-p", "no:cacheprovider",
