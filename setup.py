@@ -6,7 +6,7 @@ from setuptools import setup
 setup(
     ext_modules=[
         Pybind11Extension(
-            "pytest_retrace._native",
+            "pytest_retrace.engine._native",
             ["native/demux.cpp"],
             cxx_std=17,
         )

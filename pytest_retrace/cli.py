@@ -9,7 +9,6 @@ import sys
 from typing import Any
 
 from .errors import RetraceError
-from .protocol import DIVERGED_EXIT
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _record(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from .launcher import record
+    from .runner.launcher import record
 
     program = list(args.program)
     if program and program[0] == "--":
@@ -70,22 +69,23 @@ def _record(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from .launcher import replay
-    from .report import format_verdict
-    from .verdict import public
+    from .engine.divergence import DIVERGED_EXIT
+    from .front.report import format_verdict
+    from .runner.launcher import replay
 
     verdict = replay(args.recording, stuck_timeout=args.stuck_timeout)
     if args.verdict:
         with open(args.verdict, "w") as f:
-            json.dump(public(verdict), f, indent=2, default=repr)
-    if verdict["faithful"]:
-        return int(verdict["replayed"]["status"])
+            json.dump(verdict.to_json(), f, indent=2, default=repr)
+    if verdict.faithful:
+        assert verdict.replayed is not None
+        return int(verdict.replayed.status or 0)
     sys.stderr.write(format_verdict(verdict) + "\n")
     return DIVERGED_EXIT
 
 
 def _pin(args: argparse.Namespace) -> int:
-    from .pinning import pin
+    from .front.pinning import pin
 
     target = pin(args.recording, args.into)
     print(f"pinned {args.recording} as {target}")
@@ -94,25 +94,26 @@ def _pin(args: argparse.Namespace) -> int:
 
 
 def _triage(args: argparse.Namespace) -> int:
-    from .pinning import triage
+    from .front.pinning import triage
 
     if not os.path.isdir(args.folder):
         raise RetraceError(f"{args.folder} is not a folder; give the folder that holds the recordings")
     groups = triage(args.folder)
     if args.json:
-        json.dump(groups, sys.stdout, indent=2)
+        json.dump([g.to_json() for g in groups], sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
     if not groups:
         print(f"no crash recordings in {args.folder}")
         return 0
     for g in groups:
-        pinned = "  (pinned)" if g["pinned"] else ""
-        print(f"{g['count']:>5} x  {g['type']}: {g['message']}{pinned}")
-        print(f"         at {g['place']}, fingerprint {g['fingerprint']}, first {g['first_seen']}, "
-              f"last {g['last_seen']}")
-        if not g["pinned"]:
-            print(f"         retrace pin {g['recordings'][0]}")
+        crash = g.crash
+        pinned = "  (pinned)" if g.pinned else ""
+        print(f"{g.count:>5} x  {crash.type}: {crash.message}{pinned}")
+        print(f"         at {crash.place}, fingerprint {crash.fingerprint}, first {g.first_seen}, "
+              f"last {g.last_seen}")
+        if not g.pinned:
+            print(f"         retrace pin {g.recordings[0]}")
     return 0
 
 
@@ -127,8 +128,9 @@ def _jsonable(value: Any) -> Any:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from .engine import describe_call, short_repr
-    from .tape import read_recording
+    from .format.events import describe_call, short_repr
+    from .format.tape import read_recording
+    from .hooks import manager  # noqa: F401  (installed packages' codecs, for the values they recorded)
 
     rec = read_recording(args.recording)
     events = rec.events()[: args.limit] if args.limit is not None else rec.events()

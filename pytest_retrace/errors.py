@@ -1,4 +1,4 @@
-"""Exceptions that reach users of pytest-retrace."""
+"""Exceptions that reach users of pytest-retrace (see also ``ReplayDivergence``, which the engine raises)."""
 
 from __future__ import annotations
 
@@ -13,14 +13,3 @@ class RecordingError(RetraceError):
 
 class UnrecordedCall(RetraceError):
     """Raised into the program on replay for an external call the recording holds no answer to."""
-
-
-class ReplayDivergence(BaseException):
-    """The replay made a call other than the recorded one (in-process replays only).
-
-    A BaseException so that the program's own ``except Exception`` cannot swallow it.
-    """
-
-    def __init__(self, report: dict) -> None:
-        self.report = report
-        super().__init__(report.get("summary", "replay diverged"))

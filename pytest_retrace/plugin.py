@@ -1,13 +1,12 @@
 """The pytest plugin (entry point ``retrace``): every recording a test case.
 
-Options, hooks and the summary live here; the replay machinery (``collect.py`` and
-what it uses) is imported only when a recording is actually collected, so loading
-the plugin costs a project nothing.
+Options, markers, fixtures and hooks live here, grouped by pytest phase; the replay machinery
+(``front/`` and what it uses) is imported only when a recording is actually collected or a
+test self-checked, so loading the plugin costs a project nothing.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,14 +14,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from .collect import RecordingFile
+    from .front.items import RecordingFile
 
 SUFFIX = ".retrace"
-COUNTED = ("replayed", "ok", "diverged", "crash reproduced", "crash fixed", "regressed", "nondeterministic",
-           "accepted", "errors")
-_STATUS_COUNTER = {"ok": "ok", "diverged": "diverged", "crash-reproduced": "crash reproduced",
-                   "crash-fixed": "crash fixed", "new-crash": "diverged", "truncated": "errors", "corrupt": "errors",
-                   "missing-program": "errors"}
 
 
 # -- options ---------------------------------------------------------------------------------------------
@@ -65,6 +59,8 @@ def pytest_configure(config: pytest.Config) -> None:
         if not from_ini and config.args_source != pytest.Config.ArgsSource.ARGS:
             config.args[:] = []  # `pytest --retrace-recordings=DIR` replays DIR, not the default test paths too
         config.args.extend(str(p) for p in paths)
+    from .front.summary import RetraceSummary  # cheap: the replay machinery loads when a recording is replayed
+
     config.pluginmanager.register(RetraceSummary(config), "retrace-summary")
 
 
@@ -88,7 +84,7 @@ def _check_recordings_path(path: Path, option: str) -> None:
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> RecordingFile | None:
     if file_path.suffix != SUFFIX:
         return None
-    from .collect import RecordingFile
+    from .front.items import RecordingFile
 
     return RecordingFile.from_parent(parent, path=file_path)
 
@@ -115,7 +111,7 @@ def retrace_replay(request: pytest.FixtureRequest) -> Any:
     """Replays the recording this test is parametrized with and returns what happened."""
     if not hasattr(request, "param"):
         raise pytest.UsageError("retrace_replay: mark the test with @pytest.mark.retrace(recordings=PATH)")
-    from .collect import replay_outcome
+    from .front.items import replay_outcome
 
     return replay_outcome(Path(request.param), request.config)
 
@@ -127,7 +123,7 @@ def retrace_replay(request: pytest.FixtureRequest) -> Any:
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
     if not pyfuncitem.config.getoption("retrace_self_check"):
         return (yield)
-    from .selfcheck import check
+    from .front.selfcheck import check
 
     return (yield from check(pyfuncitem))
 
@@ -141,68 +137,3 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if call.excinfo is not None and type(call.excinfo.value).__name__ == "RecordingUnusable":
         report.longrepr = str(call.excinfo.value)  # a plain message, not a traceback into pytest-retrace
     return report
-
-
-class RetraceSummary:
-    """Counts verdicts as reports arrive (from xdist workers too) and writes the summary."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-        self.counts = dict.fromkeys(COUNTED, 0)
-        self.verdicts: list[dict[str, Any]] = []
-        self.cache = getattr(config, "cache", None)  # absent with -p no:cacheprovider
-        self.last = self.cache.get("retrace/last_status", {}) if self.cache is not None else {}
-        self.now: dict[str, str] = {}
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        info: dict[str, Any] | None = dict(report.user_properties).get("retrace")  # type: ignore[assignment]
-        if info is None or (report.when != "call" and not (report.when == "setup" and report.failed)):
-            return
-        status = info["status"]
-        if report.when == "call":
-            self.counts["replayed"] += 1
-        counter = info.get("counter") or _STATUS_COUNTER.get(status)
-        if counter:
-            self.counts[counter] += 1
-        if status == "crash-reproduced" and info.get("pinned") and self.last.get(report.nodeid) == "crash-fixed":
-            self.counts["regressed"] += 1
-            info["regressed"] = True
-        self.now[report.nodeid] = status
-        self.verdicts.append(dict(info, nodeid=report.nodeid, outcome=report.outcome))
-
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if hasattr(self.config, "workerinput"):  # an xdist worker: the controller sees every report
-            return
-        if self.cache is not None and self.now:
-            self.cache.set("retrace/last_status", {**self.last, **self.now})
-        path = self.config.getoption("retrace_report")
-        if path:
-            with open(path, "w") as f:
-                json.dump({"counts": self.counts, "recordings": self.verdicts}, f, indent=2, default=repr)
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.counts["replayed"]:
-            return
-        terminalreporter.write_sep("=", "retrace summary")
-        terminalreporter.write_line(", ".join(f"{n} {k}" for k, n in self.counts.items() if n or k == "replayed"))
-        for hint in self._next_steps():
-            terminalreporter.write_line(hint)
-
-    def _next_steps(self) -> list[str]:
-        hints = []
-        statuses = {v["status"] for v in self.verdicts}
-        crashes = [v for v in self.verdicts if v["status"] == "crash-reproduced"]
-        if crashes:
-            hints.append("recorded crashes still happen: fix them, then run again")
-        unpinned = [v["recording"] for v in crashes if not v.get("pinned")]
-        if unpinned:
-            hints.append(f"keep a crash as a regression case: retrace pin {os.path.relpath(unpinned[0])}")
-        if any(v.get("outcome_only") for v in self.verdicts):
-            hints.append("only the outcome changed for some recordings: if that is intended, run again with "
-                         "--retrace-accept")
-        if "diverged" in statuses or "new-crash" in statuses:
-            hints.append("diverged replays: the report names the first differing call; `retrace show REC` lists "
-                         "the recorded calls")
-        if self.counts["errors"]:
-            hints.append("unusable recordings (truncated or corrupt): record them again")
-        return hints

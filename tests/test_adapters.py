@@ -1,4 +1,4 @@
-"""Library adapters and custom boundaries (DESIGN §1): requests at HTTPAdapter.send,
+"""Library adapters and custom boundaries: requests at HTTPAdapter.send,
 ``@pytest_retrace.boundary``, and boundaries and codecs added by an installed package's plugin."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 from conftest import LiveServer, Recorder, retrace
 from test_process_replay import assert_faithful
 
-from pytest_retrace.tape import read_recording
+from pytest_retrace.format.tape import read_recording
 
 
 def test_requests_replay_with_the_server_gone(recorder: Recorder, http_server: LiveServer) -> None:

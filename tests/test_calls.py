@@ -1,4 +1,4 @@
-"""Per-call recordings (DESIGN §3): ``@pytest_retrace.record_calls`` writes one recording per call of a job
+"""Per-call recordings: ``@pytest_retrace.record_calls`` writes one recording per call of a job
 handler, and ``pytest --retrace-recordings`` replays each by calling the function again."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import PROGRAMS, LiveServer, retrace
 
-from pytest_retrace.tape import read_recording
+from pytest_retrace.format.tape import read_recording
 
 
 def run_jobs(folder: Path, port: int, keep: str = "all") -> subprocess.CompletedProcess[str]:

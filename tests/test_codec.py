@@ -15,7 +15,7 @@ import zoneinfo
 
 import pytest
 
-from pytest_retrace import codec
+from pytest_retrace.format import codec
 
 
 class Color(enum.IntEnum):

@@ -20,7 +20,7 @@ import pytest
 from conftest import PROGRAMS, Recorder, retrace
 from test_process_replay import assert_faithful
 
-from pytest_retrace.tape import read_recording
+from pytest_retrace.format.tape import read_recording
 
 SERVER = "host=127.0.0.1 port=5432 user=postgres"
 

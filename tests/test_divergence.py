@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conftest import PROGRAMS, Recorder, retrace
 
-from pytest_retrace.tape import FORMAT_MAJOR
+from pytest_retrace.format.tape import FORMAT_MAJOR
 
 DIVERGED = 70
 

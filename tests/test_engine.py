@@ -14,24 +14,13 @@ from typing import Any
 
 import pytest
 
-from pytest_retrace import boundaries, codec
-from pytest_retrace.engine import MAIN, Event, Recorder, Replayer, decode_events, start_main_thread, tls
-from pytest_retrace.errors import ReplayDivergence
-from pytest_retrace.patch import Patcher
-
-
-class Tape:
-    def __init__(self) -> None:
-        self.sink: list[Any] = []
-        self.names: list[str] = []
-
-    def name_id(self, name: str) -> int:
-        if name not in self.names:
-            self.names.append(name)
-        return self.names.index(name)
-
-    def events(self) -> list[Event]:
-        return decode_events(codec.unpackb(codec.packb(self.sink)), self.names)  # through the real encoding
+from pytest_retrace import boundaries
+from pytest_retrace.engine.divergence import ReplayDivergence
+from pytest_retrace.engine.patch import Patcher
+from pytest_retrace.engine.recorder import Recorder
+from pytest_retrace.engine.replayer import Replayer
+from pytest_retrace.engine.state import end_main_thread, start_main_thread
+from pytest_retrace.format.tape import MemoryTape
 
 
 def under(engine: Any, program: Callable[[], Any]) -> Any:
@@ -42,25 +31,29 @@ def under(engine: Any, program: Callable[[], Any]) -> Any:
         return program()
     finally:
         patcher.undo()
+        end_main_thread()
 
 
-def record_then_replay(program: Callable[[], Any]) -> tuple[Any, Any, Tape]:
-    tape = Tape()
-    recorded = under(Recorder(tape.sink, tape.name_id), program)
+def record_then_replay(program: Callable[[], Any]) -> tuple[Any, Any, MemoryTape]:
+    tape = MemoryTape()
+    recorded = under(Recorder(tape), program)
     replayed = under(Replayer(tape.events()), program)
     return recorded, replayed, tape
 
 
 def test_phase_gate_records_only_the_outer_call() -> None:
-    tape = Tape()
-    engine = Recorder(tape.sink, tape.name_id)
-    tls.tid = MAIN
+    tape = MemoryTape()
+    engine = Recorder(tape)
+    start_main_thread()
 
     def outer() -> int:
         engine.call("inner", None, lambda: 1)
         return 2
 
-    assert engine.call("outer", None, outer) == 2
+    try:
+        assert engine.call("outer", None, outer) == 2
+    finally:
+        end_main_thread()
     assert [e.name for e in tape.events()] == ["outer"]
 
 
@@ -93,21 +86,21 @@ def test_replay_raises_the_recorded_exception() -> None:
 
 
 def test_divergence_in_process_raises_with_a_report() -> None:
-    tape = Tape()
-    under(Recorder(tape.sink, tape.name_id), lambda: time.sleep(0.01))
+    tape = MemoryTape()
+    under(Recorder(tape), lambda: time.sleep(0.01))
     with pytest.raises(ReplayDivergence) as info:
         under(Replayer(tape.events()), lambda: time.sleep(0.02))
-    report = info.value.report
-    assert report["kind"] == "mismatch" and report["index"] == 1
-    assert report["expected"]["call"] == "time.sleep(0.01)" and report["actual"]["call"] == "time.sleep(0.02)"
-    assert any(frame[2] == "<lambda>" for frame in report["stack"])
+    divergence = info.value.divergence
+    assert divergence.kind == "mismatch" and divergence.index == 1
+    assert divergence.expected.call == "time.sleep(0.01)" and divergence.actual.call == "time.sleep(0.02)"
+    assert any(frame[2] == "<lambda>" for frame in divergence.stack)
 
 
 def test_patches_undo_cleanly() -> None:
     originals = (time.time, dt.datetime.now, dt.date.today, os.urandom, socket.socket, open, random.seed,
                  os.stat, select.select)
-    tape = Tape()
-    under(Recorder(tape.sink, tape.name_id), lambda: None)
+    tape = MemoryTape()
+    under(Recorder(tape), lambda: None)
     assert (time.time, dt.datetime.now, dt.date.today, os.urandom, socket.socket, open, random.seed,
             os.stat, select.select) == originals
     assert "now" in dt.datetime.__dict__ and type(dt.datetime.__dict__["now"]).__name__ == "classmethod_descriptor"
@@ -169,6 +162,6 @@ def test_patch_on_first_import_and_cancel_on_undo(tmp_path, monkeypatch) -> None
     assert seen == [1]
     patcher.when_imported("never_imported_module", lambda m: seen.append(2))
     patcher.undo()
-    from pytest_retrace import importhook
+    from pytest_retrace.engine import importhook
 
     assert importhook._pending.get("never_imported_module") == []

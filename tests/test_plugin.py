@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import LiveServer, retrace
 
-from pytest_retrace.tape import read_recording
+from pytest_retrace.format.tape import read_recording
 
 CLIENT = '''\
 import json, sys, urllib.request

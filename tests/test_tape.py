@@ -5,22 +5,29 @@ from __future__ import annotations
 import datetime as dt
 import re
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from pytest_retrace import tape
-from pytest_retrace.codec import Raised
-from pytest_retrace.engine import MAIN, Recorder
+from pytest_retrace.engine.recorder import Recorder
+from pytest_retrace.engine.state import end_main_thread, start_main_thread
 from pytest_retrace.errors import RecordingError
+from pytest_retrace.format import tape
+from pytest_retrace.format.codec import Raised
+
+
+@pytest.fixture(autouse=True)
+def main_thread() -> Iterator[None]:
+    """The test's thread is thread 0 of a recording, as a recorded program's is."""
+    start_main_thread()
+    yield
+    end_main_thread()
 
 
 def write(path: Path, events: int = 1000, end: bool = True) -> None:
     writer = tape.TapeWriter(path, {"kind": "process", "note": "test"})
-    engine = Recorder(writer.sink, writer.name_id)
-    from pytest_retrace.engine import tls
-
-    tls.tid = MAIN
+    engine = Recorder(writer)
     clock = engine.wrap_noarg("time.time", lambda: 1.25)
     for i in range(events):
         clock()
@@ -50,7 +57,7 @@ def test_a_clock_event_costs_at_most_16_bytes(tmp_path: Path) -> None:
     writer = tape.TapeWriter(small, {})
     writer.close({})
     writer = tape.TapeWriter(big, {})
-    engine = Recorder(writer.sink, writer.name_id)
+    engine = Recorder(writer)
     clock = engine.wrap_noarg("time.time", lambda: 1795346483.799337)
     for _ in range(10_000):
         clock()
@@ -121,7 +128,7 @@ def test_frozen_format_1_0_recording_still_reads() -> None:
 def test_unencodable_result_is_named_with_its_boundary(tmp_path: Path) -> None:
     path = tmp_path / "a.retrace"
     writer = tape.TapeWriter(path, {}, background=False)
-    engine = Recorder(writer.sink, writer.name_id)
+    engine = Recorder(writer)
     engine.call("time.time", None, lambda: 1.0)
     engine.call("my.client.fetch", ("x",), object)
     writer.close({"status": 0})

@@ -1,4 +1,4 @@
-"""Acceptance (DESIGN §4): programs whose output depends on thread scheduling replay as recorded.
+"""Acceptance: programs whose output depends on thread scheduling replay as recorded.
 
 Every program is replayed with the native demultiplexer and with its pure-Python twin;
 both must reproduce the recorded run exactly.

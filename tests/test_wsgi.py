@@ -1,4 +1,4 @@
-"""Per-request recordings (DESIGN §3): a Flask service under a real WSGI server records each request;
+"""Per-request recordings: a Flask service under a real WSGI server records each request;
 the plugin replays them with the service and its upstream gone; pin the crash, fix, all pass."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import PROGRAMS, LiveServer, retrace
 
-from pytest_retrace.tape import read_recording
+from pytest_retrace.format.tape import read_recording
 
 
 def free_port() -> int:

@@ -20,22 +20,25 @@ socket is C code anyway, which is why PostgreSQL needs this adapter to be replay
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import sys
 from collections import namedtuple
 from typing import TYPE_CHECKING, Any
 
-from ..codec import Digest, register_codec
-from ..engine import SUCCEED_WHEN_UNRECORDED, internal, payload
-from ..hookspecs import hookimpl
+from ..engine.base import dress, payload
+from ..engine.state import internal
+from ..format.codec import Digest
+from ..hooks.specs import hookimpl
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import ModuleType
 
-    from ..boundaries import Options
-    from ..engine import Engine
-    from ..patch import Patcher
+    from ..engine.base import Engine
+    from ..engine.patch import Patcher
+    from ..hooks.specs import Options
 
 # A cursor description entry: indexable like sqlite3's 7-tuples, with psycopg2's attribute names.
 Column = namedtuple("Column", "name type_code display_size internal_size precision scale null_ok")
@@ -54,10 +57,9 @@ class Bytea:
         self.data = data
 
 
-register_codec("dbapi.memoryview", Bytea, lambda b: b.data, memoryview)
 # Fixed code on a new path commits where the crash rolled back: transaction control is assumed to succeed.
-SUCCEED_WHEN_UNRECORDED.update(f"{driver}.{call}" for driver in ("sqlite3", "psycopg2")
-                               for call in ("commit", "rollback", "close"))
+TRANSACTION_CONTROL = tuple(f"{driver}.{call}" for driver in ("sqlite3", "psycopg2")
+                            for call in ("commit", "rollback", "close"))
 
 
 def _row(row: Any) -> Any:
@@ -270,10 +272,15 @@ def _described(description: Any) -> Any:
     the column names from it), on replay too, where there is no database (an in-memory one describes)."""
     names = [column[0] for column in description or ()]
     with internal:
-        if not _DESCRIBER:
-            _DESCRIBER.append(_REAL_CONNECT["sqlite3"](":memory:"))
         columns = ", ".join("NULL AS \"{}\"".format(name.replace('"', '""')) for name in names)
-        return _DESCRIBER[0].execute(f"SELECT {columns}" if names else "SELECT NULL WHERE 0")
+        return _describer().execute(f"SELECT {columns}" if names else "SELECT NULL WHERE 0")
+
+
+@functools.cache
+def _describer() -> Any:
+    """The in-memory sqlite3 database that describes columns, opened on first use (through the real
+    ``connect``: it is no part of the program's work)."""
+    return _REAL_CONNECT["sqlite3"](":memory:")
 
 
 def _psycopg2_row_shaper(factory: Any) -> Any:
@@ -306,7 +313,6 @@ def _dict_row(cursor: RecordedCursor, values: tuple[Any, ...]) -> Any:
     return row
 
 
-_DESCRIBER: list[Any] = []
 _REAL_CONNECT: dict[str, Any] = {}
 
 
@@ -428,11 +434,16 @@ def _patch_connect(engine: Engine, patcher: Patcher, module: ModuleType, driver:
         facts = engine.call(f"{driver}.connect", _connect_key(args, kwargs), open_and_describe)
         return RecordedConnection(engine, driver, opened[0] if opened else None, dict(facts), dict_rows, factory)
 
-    connect.__doc__ = real_connect.__doc__
-    patcher.set(module, "connect", connect)
+    patcher.set(module, "connect", dress(connect, real_connect))
+
+
+@hookimpl
+def retrace_register_codecs(register: Callable[[str, type, Callable[[Any], Any], Callable[[Any], Any]], None]) -> None:
+    register("dbapi.memoryview", Bytea, lambda b: b.data, memoryview)
 
 
 @hookimpl
 def retrace_install_boundaries(engine: Engine, patcher: Patcher, options: Options) -> None:
+    engine.assume_success(TRANSACTION_CONTROL)
     patcher.when_imported("sqlite3", lambda m: _patch_connect(engine, patcher, m, "sqlite3"))
     patcher.when_imported("psycopg2", lambda m: _patch_connect(engine, patcher, m, "psycopg2"))

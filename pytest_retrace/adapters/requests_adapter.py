@@ -20,16 +20,16 @@ import http.client
 import io
 from typing import TYPE_CHECKING, Any
 
-from ..codec import Digest
-from ..engine import payload
-from ..hookspecs import hookimpl
+from ..engine.base import dress, payload
+from ..format.codec import Digest
+from ..hooks.specs import hookimpl
 
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from ..boundaries import Options
-    from ..engine import Engine
-    from ..patch import Patcher
+    from ..engine.base import Engine
+    from ..engine.patch import Patcher
+    from ..hooks.specs import Options
 
 NAME = "requests.send"
 UNKEYED_HEADERS = frozenset({"user-agent"})
@@ -134,7 +134,6 @@ def retrace_install_boundaries(engine: Engine, patcher: Patcher, options: Option
             response.connection = self
             return response
 
-        send.__doc__ = real_send.__doc__
-        patcher.set(adapters.HTTPAdapter, "send", send)
+        patcher.set(adapters.HTTPAdapter, "send", dress(send, real_send))
 
     patcher.when_imported("requests.adapters", patch)

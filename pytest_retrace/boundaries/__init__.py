@@ -1,30 +1,35 @@
-"""The stdlib boundaries, one module per area of the outside world."""
+"""The stdlib boundaries, one module per area of the outside world, and custom boundaries.
+
+Above the engine and the hooks; below the recording kinds, which call :func:`install`. Library
+adapters (``pytest_retrace.adapters``) sit beside them and are installed through the hooks.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..engine import state
+from ..engine.state import internal
+from ..hooks import manager
+from ..hooks.specs import Options
+
 if TYPE_CHECKING:
-    from ..engine import Engine
-    from ..patch import Patcher
+    from ..engine.base import Engine
+    from ..engine.patch import Patcher
 
-
-class Options:
-    """What a project can configure about where the boundary sits."""
-
-    def __init__(self, live_paths: list[str] | None = None) -> None:
-        self.live_paths = list(live_paths or [])  # fnmatch patterns read live on replay, never recorded
+__all__ = ["Options", "install"]
 
 
 def install(engine: Engine, patcher: Patcher, options: Options) -> None:
-    from .. import custom, plugins
-    from ..engine import internal
-    from . import clock, collector, entropy, files, process, socket, sync, threads
+    """Install every boundary (stdlib areas, custom boundaries, library adapters) for ``engine``; ``patcher``
+    undoes them."""
+    from . import clock, collector, entropy, files, process, socket, sync, threads  # what a replay needs, when it does
 
     with internal:
-        plugins.manager()  # load plugins (reading package metadata) before any boundary is there to see it
-    for area in (threads, sync, collector, clock, entropy, files, process, socket, custom):
+        manager.manager()  # load plugins (reading package metadata) before any boundary is there to see it
+    state.install(engine)
+    patcher.on_undo(state.uninstall)
+    for area in (threads, sync, collector, clock, entropy, files, process, socket):
         area.install(engine, patcher, options)
     with internal:
-        plugins.install_boundaries(engine, patcher, options)  # library adapters: ours and installed packages'
-
+        manager.install_boundaries(engine, patcher, options)  # library adapters: ours and installed packages'

@@ -10,10 +10,12 @@ import datetime as _dt
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..engine.base import dress
+
 if TYPE_CHECKING:
-    from ..engine import Engine
-    from ..patch import Patcher
-    from . import Options
+    from ..engine.base import Engine
+    from ..engine.patch import Patcher
+    from ..hooks.specs import Options
 
 NOARG_SOURCES = (
     "time", "time_ns", "monotonic", "monotonic_ns", "perf_counter", "perf_counter_ns",
@@ -48,8 +50,7 @@ def _clock_by_id(engine: Engine, name: str, real: Any) -> Any:
     def clock(clk_id: int) -> Any:
         return engine.call(f"time.{name}", (clk_id,), real, clk_id)
 
-    clock.__name__, clock.__qualname__, clock.__doc__ = name, name, real.__doc__
-    return clock
+    return dress(clock, real)
 
 
 def _install_struct_time(engine: Engine, patcher: Patcher) -> None:
@@ -79,8 +80,7 @@ def _install_struct_time(engine: Engine, patcher: Patcher) -> None:
 
     for fn, real in ((localtime, real_localtime), (gmtime, real_gmtime), (ctime, real_ctime),
                      (asctime, real_asctime), (strftime, real_strftime)):
-        fn.__doc__ = real.__doc__
-        patcher.set(time, fn.__name__, fn)
+        patcher.set(time, fn.__name__, dress(fn, real))
 
 
 def _install_sleep(engine: Engine, patcher: Patcher) -> None:
@@ -90,8 +90,7 @@ def _install_sleep(engine: Engine, patcher: Patcher) -> None:
         # On replay the recorded return comes back at once: replay runs faster than real time.
         engine.call("time.sleep", (secs,), real_sleep, secs)
 
-    sleep.__doc__ = real_sleep.__doc__
-    patcher.set(time, "sleep", sleep)
+    patcher.set(time, "sleep", dress(sleep, real_sleep))
 
 
 def _install_datetime(engine: Engine, patcher: Patcher) -> None:
@@ -124,8 +123,6 @@ def _install_datetime(engine: Engine, patcher: Patcher) -> None:
             return value if cls is _dt.datetime else cls.combine(value.date(), value.time())
         return cls(value.year, value.month, value.day)
 
-    now.__doc__, utcnow.__doc__ = real_now.__doc__, real_utcnow.__doc__
-    today.__doc__ = _dt.date.today.__doc__
-    patcher.set(_dt.datetime, "now", classmethod(now))
-    patcher.set(_dt.datetime, "utcnow", classmethod(utcnow))
-    patcher.set(_dt.date, "today", classmethod(today))
+    patcher.set(_dt.datetime, "now", classmethod(dress(now, real_now)))
+    patcher.set(_dt.datetime, "utcnow", classmethod(dress(utcnow, real_utcnow)))
+    patcher.set(_dt.date, "today", classmethod(dress(today, _dt.date.today)))

@@ -13,12 +13,13 @@ import gc
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from ..engine import enter_gate, leave_gate
+from ..engine.base import dress
+from ..engine.state import enter_gate, leave_gate
 
 if TYPE_CHECKING:
-    from ..engine import Engine
-    from ..patch import Patcher
-    from . import Options
+    from ..engine.base import Engine
+    from ..engine.patch import Patcher
+    from ..hooks.specs import Options
 
 
 def _collecting(phase: str, info: dict[str, Any]) -> None:
@@ -41,4 +42,4 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
         finally:
             leave_gate()
 
-    patcher.set(weakref.finalize, "__call__", call)
+    patcher.set(weakref.finalize, "__call__", dress(call, real_call))

@@ -12,12 +12,14 @@ import os
 import random
 from typing import TYPE_CHECKING, Any
 
-from ..engine import Router, tls
+from ..engine.base import dress
+from ..engine.router import Router
+from ..engine.state import tls
 
 if TYPE_CHECKING:
-    from ..engine import Engine
-    from ..patch import Patcher
-    from . import Options
+    from ..engine.base import Engine
+    from ..engine.patch import Patcher
+    from ..hooks.specs import Options
 
 SEED_BYTES = 32
 
@@ -28,7 +30,7 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
     def urandom(size: int) -> bytes:
         return engine.call("os.urandom", (size,), real_urandom, size)
 
-    urandom.__doc__ = real_urandom.__doc__
+    dress(urandom, real_urandom)
     patcher.set(os, "urandom", urandom)
     patcher.set(random, "_urandom", urandom)  # SystemRandom draws through this module global
 
@@ -38,8 +40,7 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
         def getrandom(size: int, flags: int = 0) -> bytes:
             return engine.call("os.getrandom", (size, flags), real_getrandom, size, flags)
 
-        getrandom.__doc__ = real_getrandom.__doc__
-        patcher.set(os, "getrandom", getrandom)
+        patcher.set(os, "getrandom", dress(getrandom, real_getrandom))
 
     real_seed = random.Random.seed
 
@@ -48,8 +49,7 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
             a = int.from_bytes(engine.call("random.seed", None, real_urandom, SEED_BYTES), "big")
         real_seed(self, a, version)
 
-    seed.__doc__ = real_seed.__doc__
-    patcher.set(random.Random, "seed", seed)
+    patcher.set(random.Random, "seed", dress(seed, real_seed))
     # The module-level functions are bound methods of one hidden instance, bound at import: seeded now
     # through the seed boundary, a recording starts from a state it holds, whatever earlier code drew.
     # (In-process recordings leave the service's generator alone: each gets one of its own, own_generator.)
@@ -88,6 +88,4 @@ def on_module_generator(name: str) -> Any:
     def module_function(*args: Any, **kwargs: Any) -> Any:
         return method(module_generator(), *args, **kwargs)
 
-    module_function.__name__ = module_function.__qualname__ = name
-    module_function.__doc__ = method.__doc__
-    return module_function
+    return dress(module_function, method)

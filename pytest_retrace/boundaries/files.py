@@ -22,13 +22,15 @@ import stat as stat_module
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ..engine import PACKAGE_DIR, tls
-from ..proxy import RecordedFile, RecordedStream, RecordedWriter, UpdatableFile
+from ..engine.base import mimics
+from ..engine.stack import PACKAGE_DIR
+from ..engine.state import tls
+from .streams import RecordedFile, RecordedStream, RecordedWriter, UpdatableFile
 
 if TYPE_CHECKING:
-    from ..engine import Engine
-    from ..patch import Patcher
-    from . import Options
+    from ..engine.base import Engine
+    from ..engine.patch import Patcher
+    from ..hooks.specs import Options
 
 CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyi", ".so", ".pyd", ".pth")
 
@@ -147,35 +149,41 @@ def classifier_for(live_paths: tuple[str, ...]) -> Classifier:
     return Classifier(list(live_paths))
 
 
-def install(engine: Engine, patcher: Patcher, options: Options) -> None:
-    classifier = classifier_for(tuple(options.live_paths))
-    real_open = io.open
-    real_stat, real_lstat = os.stat, os.lstat
-    real_listdir, real_scandir = os.listdir, os.scandir
+class FileBoundary:
+    """The file system functions of one installation: reads of data files are events, writes fingerprinted."""
 
-    def is_data(path: Any) -> bool:
-        return not tls.gate and _is_path(path) and classifier.kind(os.fspath(path)) == "data"
+    def __init__(self, engine: Engine, classifier: Classifier) -> None:
+        self._engine = engine
+        self._classifier = classifier
+        self._open = io.open
+        self._stat, self._lstat = os.stat, os.lstat
+        self._listdir, self._scandir = os.listdir, os.scandir
 
-    def slurp(path: Any, holder: list[Any]) -> bytes | None:
-        f = real_open(path, "rb")
+    def _is_data(self, path: Any) -> bool:
+        return not tls.gate and _is_path(path) and self._classifier.kind(os.fspath(path)) == "data"
+
+    def _slurp(self, path: Any, holder: list[Any]) -> bytes | None:
+        f = self._open(path, "rb")
         if stat_module.S_ISREG(os.fstat(f.fileno()).st_mode):
             with f:
-                return f.read()
+                return f.read()  # type: ignore[no-any-return]
         holder.append(f)  # not a regular file: read it call by call
         return None
 
-    def open(  # noqa: A001 - it replaces the builtin
-        file: Any, mode: str = "r", buffering: int = -1, encoding: str | None = None, errors: str | None = None,
+    @mimics(io.open)
+    def open(  # noqa: A003 - it replaces the builtin
+        self, file: Any, mode: str = "r", buffering: int = -1, encoding: str | None = None, errors: str | None = None,
         newline: str | None = None, closefd: bool = True, opener: Any = None,
     ) -> Any:
-        if opener is not None or not is_data(file):
+        real_open, engine = self._open, self._engine
+        if opener is not None or not self._is_data(file):
             return real_open(file, mode, buffering, encoding, errors, newline, closefd, opener)
         path = os.fspath(file)
         text = "b" not in mode
         base = mode.replace("b", "").replace("t", "")
         if base == "r":
             holder: list[Any] = []
-            content = engine.call("open", (path, "r"), slurp, path, holder)
+            content = engine.call("open", (path, "r"), self._slurp, path, holder)
             if content is not None:
                 binary: Any = RecordedFile(content, path, mode)
             else:
@@ -199,54 +207,59 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
         wrapper.mode = mode  # type: ignore[misc]
         return wrapper
 
-    open.__doc__ = real_open.__doc__
-    import builtins
-
-    patcher.set(builtins, "open", open)
-    patcher.set(io, "open", open)
-
-    def stat(path: Any, *, dir_fd: int | None = None, follow_symlinks: bool = True) -> os.stat_result:
-        if dir_fd is not None or not is_data(path):
-            return real_stat(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+    @mimics(os.stat)
+    def stat(self, path: Any, *, dir_fd: int | None = None, follow_symlinks: bool = True) -> os.stat_result:
+        if dir_fd is not None or not self._is_data(path):
+            return self._stat(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
         key = os.fspath(path)
         if follow_symlinks:
-            return engine.call("os.stat", (key,), real_stat, path)
-        return engine.call("os.lstat", (key,), real_lstat, path)
+            return self._engine.call("os.stat", (key,), self._stat, path)  # type: ignore[no-any-return]
+        return self._engine.call("os.lstat", (key,), self._lstat, path)  # type: ignore[no-any-return]
 
-    def lstat(path: Any, *, dir_fd: int | None = None) -> os.stat_result:
-        if dir_fd is not None or not is_data(path):
-            return real_lstat(path, dir_fd=dir_fd)
-        return engine.call("os.lstat", (os.fspath(path),), real_lstat, path)
+    @mimics(os.lstat)
+    def lstat(self, path: Any, *, dir_fd: int | None = None) -> os.stat_result:
+        if dir_fd is not None or not self._is_data(path):
+            return self._lstat(path, dir_fd=dir_fd)
+        return self._engine.call("os.lstat", (os.fspath(path),), self._lstat, path)  # type: ignore[no-any-return]
 
-    def listdir(path: Any = None) -> list[Any]:
+    @mimics(os.listdir)
+    def listdir(self, path: Any = None) -> list[Any]:
         if path is None:
             path = "."
-        if not is_data(path):
-            return real_listdir(path)
-        return engine.call("os.listdir", (os.fspath(path),), real_listdir, path)
+        if not self._is_data(path):
+            return self._listdir(path)
+        return self._engine.call("os.listdir", (os.fspath(path),), self._listdir, path)  # type: ignore[no-any-return]
 
-    def scandir(path: Any = None) -> Any:
+    @mimics(os.scandir)
+    def scandir(self, path: Any = None) -> Any:
         if path is None:
             path = "."
-        if not is_data(path):
-            return real_scandir(path)
+        if not self._is_data(path):
+            return self._scandir(path)
+        real_scandir = self._scandir
 
         def entries() -> list[list[Any]]:
             with real_scandir(path) as it:
                 return [_entry_state(e) for e in it]
 
-        states = engine.call("os.scandir", (os.fspath(path),), entries)
+        states = self._engine.call("os.scandir", (os.fspath(path),), entries)
         return ScandirIterator([DirEntry(os.fspath(path), s) for s in states])
 
-    for fn, real in ((stat, real_stat), (lstat, real_lstat), (listdir, real_listdir), (scandir, real_scandir)):
-        fn.__doc__ = real.__doc__
+
+def install(engine: Engine, patcher: Patcher, options: Options) -> None:
+    files = FileBoundary(engine, classifier_for(tuple(options.live_paths)))
+    import builtins
+
+    patcher.set(builtins, "open", files.open)
+    patcher.set(io, "open", files.open)
+    for fn in (files.stat, files.lstat, files.listdir, files.scandir):
         patcher.set(os, fn.__name__, fn)
     # Some stdlib classes bind these functions at import: pathlib's accessor (Python 3.10),
     # glob's string globber (3.13+).
     bound_at_import: tuple[tuple[Any, tuple[tuple[str, Any], ...]], ...] = (
-        (getattr(pathlib, "_NormalAccessor", None), (("stat", stat), ("open", open), ("listdir", listdir),
-                                                     ("scandir", scandir))),
-        (getattr(glob, "_StringGlobber", None), (("scandir", scandir), ("lstat", lstat))),
+        (getattr(pathlib, "_NormalAccessor", None), (("stat", files.stat), ("open", files.open),
+                                                     ("listdir", files.listdir), ("scandir", files.scandir))),
+        (getattr(glob, "_StringGlobber", None), (("scandir", files.scandir), ("lstat", files.lstat))),
     )
     for owner, functions in bound_at_import:
         for name, fn in functions if owner is not None else ():

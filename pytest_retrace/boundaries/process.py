@@ -1,7 +1,7 @@
 """Processes: ``subprocess.Popen`` (so ``run``, ``check_output``, ``os.popen``), ``os.system``,
 ``os.getpid``/``getppid``, and what the process reads from its standard input.
 
-On replay nothing is spawned: :class:`Popen` answers every method from the
+On replay nothing is spawned: :class:`RecordedPopen` answers every method from the
 recording. It subclasses the real Popen so ``isinstance`` checks still hold.
 """
 
@@ -13,13 +13,12 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ..engine import payload
-from ..proxy import RecordedStream
+from ..engine.base import Engine, dress, payload, with_engine
+from .streams import RecordedStream
 
 if TYPE_CHECKING:
-    from ..engine import Engine
-    from ..patch import Patcher
-    from . import Options
+    from ..engine.patch import Patcher
+    from ..hooks.specs import Options
 
 _REAL_POPEN = subprocess.Popen
 _CODE = _REAL_POPEN.__init__.__code__
@@ -49,100 +48,95 @@ def _command(args: Any) -> Any:
     return [os.fsdecode(a) for a in args]
 
 
-def make_popen(engine: Engine) -> type:
-    class Popen(_REAL_POPEN):  # type: ignore[misc, valid-type]
-        """Recorded ``subprocess.Popen``: spawns only while recording."""
+class RecordedPopen(_REAL_POPEN):  # type: ignore[misc, valid-type]
+    """Recorded ``subprocess.Popen``: spawns only while recording. Installed as ``subprocess.Popen`` through
+    :func:`~pytest_retrace.engine.base.with_engine`, which gives it the engine."""
 
-        _child_created = False
-        _real: Any = None
+    _retrace_engine: Engine
+    _child_created = False
+    _real: Any = None
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            bound = _bind(args, kwargs)
-            self.args = bound["args"]
-            self.returncode = None
-            self.encoding = bound.get("encoding")
-            self.errors = bound.get("errors")
-            self.text_mode = bool(
-                self.encoding or self.errors or bound.get("text") or bound.get("universal_newlines")
-            )
-            self.universal_newlines = self.text_mode
-            kinds = [_stream_kind(bound.get(n)) for n in ("stdin", "stdout", "stderr")]
-            key = (
-                _command(self.args),
-                bool(bound.get("shell")),
-                os.fsdecode(bound["cwd"]) if bound.get("cwd") is not None else None,
-                kinds,
-                self.text_mode,
-            )
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        bound = _bind(args, kwargs)
+        self.args = bound["args"]
+        self.returncode = None
+        self.encoding = bound.get("encoding")
+        self.errors = bound.get("errors")
+        self.text_mode = bool(self.encoding or self.errors or bound.get("text") or bound.get("universal_newlines"))
+        self.universal_newlines = self.text_mode
+        kinds = [_stream_kind(bound.get(n)) for n in ("stdin", "stdout", "stderr")]
+        key = (
+            _command(self.args),
+            bool(bound.get("shell")),
+            os.fsdecode(bound["cwd"]) if bound.get("cwd") is not None else None,
+            kinds,
+            self.text_mode,
+        )
 
-            def spawn() -> int:
-                self._real = _REAL_POPEN(*args, **kwargs)
-                return self._real.pid
+        def spawn() -> int:
+            self._real = _REAL_POPEN(*args, **kwargs)
+            return self._real.pid
 
-            self.pid = engine.call("subprocess.Popen", key, spawn)
-            self.stdin = self._stream("stdin", kinds[0], "wb")
-            self.stdout = self._stream("stdout", kinds[1], "rb")
-            self.stderr = self._stream("stderr", kinds[2], "rb")
+        self.pid = self._retrace_engine.call("subprocess.Popen", key, spawn)
+        self.stdin = self._stream("stdin", kinds[0], "wb")
+        self.stdout = self._stream("stdout", kinds[1], "rb")
+        self.stderr = self._stream("stderr", kinds[2], "rb")
 
-        def _stream(self, which: str, kind: Any, mode: str) -> Any:
-            if kind != subprocess.PIPE:
-                return None
-            real = getattr(self._real, which, None) if self._real is not None else None
-            if isinstance(real, io.TextIOWrapper):
-                real = real.buffer
-            binary = RecordedStream(engine, f"subprocess.{which}", self.pid, real, mode)
-            if not self.text_mode:
-                return binary
-            return io.TextIOWrapper(binary, encoding=self.encoding, errors=self.errors, write_through=which == "stdin")
+    def _stream(self, which: str, kind: Any, mode: str) -> Any:
+        if kind != subprocess.PIPE:
+            return None
+        real = getattr(self._real, which, None) if self._real is not None else None
+        if isinstance(real, io.TextIOWrapper):
+            real = real.buffer
+        binary = RecordedStream(self._retrace_engine, f"subprocess.{which}", self.pid, real, mode)
+        if not self.text_mode:
+            return binary
+        return io.TextIOWrapper(binary, encoding=self.encoding, errors=self.errors, write_through=which == "stdin")
 
-        def _recorded(self, name: str, args: Any, method: str, *a: Any, **kw: Any) -> Any:
-            real = self._real
+    def _recorded(self, name: str, args: Any, method: str, *a: Any, **kw: Any) -> Any:
+        real = self._real
 
-            def run() -> list[Any]:
-                result = getattr(real, method)(*a, **kw)
-                return [result, real.returncode]
+        def run() -> list[Any]:
+            result = getattr(real, method)(*a, **kw)
+            return [result, real.returncode]
 
-            result, self.returncode = engine.call(f"subprocess.{name}", args, run)
-            return result
+        result, self.returncode = self._retrace_engine.call(f"subprocess.{name}", args, run)
+        return result
 
-        def communicate(self, input: Any = None, timeout: float | None = None) -> tuple[Any, Any]:
-            key = (None if input is None else payload(input), timeout)
-            out, err = self._recorded("communicate", key, "communicate", input, timeout)
-            return out, err
+    def communicate(self, input: Any = None, timeout: float | None = None) -> tuple[Any, Any]:
+        key = (None if input is None else payload(input), timeout)
+        out, err = self._recorded("communicate", key, "communicate", input, timeout)
+        return out, err
 
-        def wait(self, timeout: float | None = None) -> int:
-            return self._recorded("wait", (timeout,), "wait", timeout)
+    def wait(self, timeout: float | None = None) -> int:
+        return self._recorded("wait", (timeout,), "wait", timeout)  # type: ignore[no-any-return]
 
-        def poll(self) -> int | None:
-            return self._recorded("poll", None, "poll")
+    def poll(self) -> int | None:
+        return self._recorded("poll", None, "poll")  # type: ignore[no-any-return]
 
-        def send_signal(self, sig: int) -> None:
-            self._recorded("send_signal", (int(sig),), "send_signal", sig)
+    def send_signal(self, sig: int) -> None:
+        self._recorded("send_signal", (int(sig),), "send_signal", sig)
 
-        def terminate(self) -> None:
-            self._recorded("terminate", None, "terminate")
+    def terminate(self) -> None:
+        self._recorded("terminate", None, "terminate")
 
-        def kill(self) -> None:
-            self._recorded("kill", None, "kill")
+    def kill(self) -> None:
+        self._recorded("kill", None, "kill")
 
-        def __enter__(self) -> Popen:
-            return self
+    def __enter__(self) -> RecordedPopen:
+        return self
 
-        def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-            real = self._real
-            self.returncode = engine.call(
-                "subprocess.exit", None, lambda: (real.__exit__(exc_type, exc, tb), real.returncode)[1]
-            )
-            for stream in (self.stdin, self.stdout, self.stderr):
-                if stream is not None and not stream.closed:
-                    stream.close()
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        real = self._real
+        self.returncode = self._retrace_engine.call(
+            "subprocess.exit", None, lambda: (real.__exit__(exc_type, exc, tb), real.returncode)[1]
+        )
+        for stream in (self.stdin, self.stdout, self.stderr):
+            if stream is not None and not stream.closed:
+                stream.close()
 
-        def __del__(self) -> None:
-            pass
-
-    Popen.__qualname__ = "Popen"
-    Popen.__module__ = "subprocess"
-    return Popen
+    def __del__(self) -> None:
+        pass
 
 
 def _install_stdin(engine: Engine, patcher: Patcher) -> None:
@@ -158,13 +152,12 @@ def _install_stdin(engine: Engine, patcher: Patcher) -> None:
 
 def install(engine: Engine, patcher: Patcher, options: Options) -> None:
     _install_stdin(engine, patcher)
-    patcher.set(subprocess, "Popen", make_popen(engine))
+    patcher.set(subprocess, "Popen", with_engine(RecordedPopen, engine, name="Popen", module="subprocess"))
     real_system = os.system
 
     def system(command: Any) -> int:
         return engine.call("os.system", (os.fsdecode(command),), real_system, command)
 
-    system.__doc__ = real_system.__doc__
-    patcher.set(os, "system", system)
+    patcher.set(os, "system", dress(system, real_system))
     for name in ("getpid", "getppid"):
         patcher.set(os, name, engine.wrap_noarg(f"os.{name}", getattr(os, name)))

@@ -1,4 +1,4 @@
-"""Synchronization points (DESIGN §4): once threads run, acquiring a lock is an event.
+"""Synchronization points: once threads run, acquiring a lock is an event.
 
 ``threading``'s Lock and RLock give way to recorded twins, so everything threading,
 queue and concurrent.futures build on them — Condition wait and notify, Semaphore,
@@ -32,18 +32,20 @@ import time
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ..engine import PACKAGE_DIR, THREADED, Engine, recorded_thread, tls
+from ..engine.base import dress
+from ..engine.stack import PACKAGE_DIR
+from ..engine.state import STATE, recorded_thread, tls
 from .entropy import on_module_generator
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ..patch import Patcher
-    from . import Options
+    from ..engine.base import Engine
+    from ..engine.patch import Patcher
+    from ..hooks.specs import Options
 
 _allocate_lock = _thread.allocate_lock
 _RealRLock = _thread.RLock
-_engine: list[Engine] = []  # the installed engine; the lock classes are module-level types
 # Files whose frames do not name a lock: the site is where the program asked for it.
 _LIBRARY_FILES = {threading.__file__, queue.__file__}
 _LIBRARY_DIRS = (PACKAGE_DIR, os.path.join(os.path.dirname(threading.__file__), "concurrent"))
@@ -73,21 +75,23 @@ class _OrderedAcquisitions:
     _site: str
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        # THREADED first: a program with one thread pays one list lookup per acquisition, no more.
-        if not THREADED[0] or not recorded_thread():
+        # ``threaded`` first: a program with one thread pays one attribute lookup per acquisition, no more.
+        # The lock classes are module-level types: the engine is the one installed now, if any.
+        engine = STATE.installed
+        if not STATE.threaded or engine is None or not recorded_thread():
             return self._lock.acquire(blocking, timeout)  # type: ignore[no-any-return]
-        return _engine[0].sync(self._event, (self._site,), self._redo, self._lock.acquire, blocking, timeout)
+        return engine.sync(self._event, (self._site,), self._redo, self._lock.acquire, blocking, timeout)
 
     def _redo(self, got: bool) -> bool:
         if got and not self._lock.acquire(False):
-            _engine[0].blocking(self._event, (self._site,), self._try)
+            STATE.installed.blocking(self._event, (self._site,), self._try)
         return got
 
     def _try(self, timeout: float) -> bool:
         return self._lock.acquire(True, timeout)  # type: ignore[no-any-return]
 
     def __enter__(self) -> bool:
-        if not THREADED[0]:
+        if not STATE.threaded:
             return self._lock.acquire()  # type: ignore[no-any-return]
         return self.acquire()
 
@@ -134,9 +138,10 @@ class RecordedRLock(_OrderedAcquisitions):
 
     def _acquire_restore(self, state: Any) -> None:
         restore = self._lock._acquire_restore
-        if not recorded_thread():
+        engine = STATE.installed
+        if engine is None or not recorded_thread():
             return restore(state)  # type: ignore[no-any-return]
-        _engine[0].sync(self._event, (self._site,), lambda _recorded: restore(state), restore, state)
+        engine.sync(self._event, (self._site,), lambda _recorded: restore(state), restore, state)
         return None
 
     def _release_save(self) -> Any:
@@ -169,9 +174,7 @@ def _ordered_draw(engine: Engine, name: str) -> Callable[..., Any]:
 
         return engine.sync(f"random.{name}", None, run, run)
 
-    ordered.__name__ = ordered.__qualname__ = name
-    ordered.__doc__ = draw.__doc__
-    return ordered
+    return dress(ordered, draw)
 
 
 def _as_completed_in_given_order(futures: ModuleType) -> Callable[..., Any]:
@@ -208,12 +211,10 @@ def _as_completed_in_given_order(futures: ModuleType) -> Callable[..., Any]:
                 with f._condition:
                     f._waiters.remove(waiter)
 
-    as_completed.__doc__ = base.as_completed.__doc__
-    return as_completed
+    return dress(as_completed, base.as_completed)
 
 
 def install(engine: Engine, patcher: Patcher, options: Options) -> None:
-    _engine[:] = [engine]
     patcher.set(threading, "Lock", RecordedLock)
     patcher.set(threading, "_allocate_lock", RecordedLock)  # Condition.wait's waiter locks
     patcher.set(threading, "_CRLock", RecordedRLock)  # threading.RLock() builds on this name

@@ -1,4 +1,4 @@
-"""Threads (DESIGN §4): logical ids, thread start and join as synchronization points.
+"""Threads: logical ids, thread start and join as synchronization points.
 
 The thread the engine starts on is ``0``; the n-th thread that thread ``p`` starts is
 ``p.n``, assigned in the parent when it starts the thread, so ids are the same in record
@@ -13,37 +13,30 @@ import _thread
 import threading
 from typing import TYPE_CHECKING, Any
 
-from ..engine import THREADED, nothing, recorded_thread, threads_started, tls
+from ..engine.base import dress, nothing
+from ..engine.state import enter_child_thread, new_child_thread, recorded_thread, tls
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ..engine import Engine
-    from ..patch import Patcher
-    from . import Options
+    from ..engine.base import Engine
+    from ..engine.patch import Patcher
+    from ..hooks.specs import Options
 
 
 def install(engine: Engine, patcher: Patcher, options: Options) -> None:
     def labelled(real_start: Callable[..., Any]) -> Callable[..., Any]:
         def start(function: Any, *rest: Any, **kw: Any) -> Any:
-            threads_started()
-            parent = tls.tid
-            if parent is None or tls.gate:
+            tid = new_child_thread()
+            if tid is None:
                 return real_start(function, *rest, **kw)
-            THREADED[0] = True
             recording = tls.engine  # an in-process recording's engine: the thread belongs to it too
-            if recording is not None:
-                recording.threaded = True
-            tls.children += 1
-            tid = f"{parent}.{tls.children}"
             thread = getattr(function, "__self__", None)
             if isinstance(thread, threading.Thread):
                 thread._retrace_tid = tid  # type: ignore[attr-defined]  # a thread of the recording
 
             def run(*a: Any, **kwargs: Any) -> Any:
-                tls.tid = tid
-                tls.engine = recording
-                tls.slot = engine.slot_of(tid)
+                enter_child_thread(tid, recording, engine.slot_of)
                 try:
                     return function(*a, **kwargs)
                 finally:
@@ -61,8 +54,7 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
                 start_real()
             return started[0]
 
-        start.__doc__ = real_start.__doc__
-        return start
+        return dress(start, real_start)
 
     start_new_thread = labelled(_thread.start_new_thread)
     patcher.set(_thread, "start_new_thread", start_new_thread)
@@ -100,5 +92,4 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
         engine.sync("thread.join", None, redo, joined)
         return None
 
-    join.__doc__ = real_join.__doc__
-    patcher.set(threading.Thread, "join", join)
+    patcher.set(threading.Thread, "join", dress(join, real_join))

@@ -16,9 +16,11 @@ import os
 import tempfile
 import time
 
-from pytest_retrace import demux
-from pytest_retrace.engine import Recorder, Replayer, start_main_thread
-from pytest_retrace.tape import TapeWriter, read_recording
+from pytest_retrace.engine import demux
+from pytest_retrace.engine.recorder import Recorder
+from pytest_retrace.engine.replayer import Replayer
+from pytest_retrace.engine.state import start_main_thread
+from pytest_retrace.format.tape import TapeWriter, read_recording
 
 clock = time.perf_counter
 
@@ -44,7 +46,7 @@ def main() -> None:
         plain.append(loop(time.time, n))
         path = os.path.join(folder, f"bench{i}.retrace")
         writer = TapeWriter(path, {"kind": "bench"})
-        wrapped = Recorder(writer.sink, writer.name_id).wrap_noarg("time.time", time.time)
+        wrapped = Recorder(writer).wrap_noarg("time.time", time.time)
         start = clock()
         for _ in range(n):
             wrapped()
@@ -71,7 +73,7 @@ def generic(n: int, repeat: int, folder: str) -> None:
         plain.append(loop(lambda: urandom(16), n))
         path = os.path.join(folder, f"generic{i}.retrace")
         writer = TapeWriter(path, {"kind": "bench"})
-        engine = Recorder(writer.sink, writer.name_id)
+        engine = Recorder(writer)
         start = clock()
         for _ in range(n):
             engine.call("os.urandom", (16,), urandom, 16)

@@ -30,13 +30,15 @@ def child(mode: str, requests: int, recording: str) -> None:
     writer = None
     if mode != "plain":
         from pytest_retrace import boundaries
-        from pytest_retrace.engine import Recorder, Replayer, start_main_thread
-        from pytest_retrace.patch import Patcher
-        from pytest_retrace.tape import TapeWriter, read_recording
+        from pytest_retrace.engine.patch import Patcher
+        from pytest_retrace.engine.recorder import Recorder
+        from pytest_retrace.engine.replayer import Replayer
+        from pytest_retrace.engine.state import start_main_thread
+        from pytest_retrace.format.tape import TapeWriter, read_recording
 
         if mode == "recorded":
             writer = TapeWriter(recording, {"kind": "bench"})
-            engine: Recorder | Replayer = Recorder(writer.sink, writer.name_id)
+            engine: Recorder | Replayer = Recorder(writer)
         else:
             engine = Replayer(read_recording(recording).events())
         start_main_thread()

@@ -1,4 +1,4 @@
-"""The plugin manager for our own hooks (``hookspecs.py``): built-in adapters and installed packages.
+"""The plugin manager for our own hooks (``specs.py``): built-in adapters and installed packages.
 
 Finding installed packages' plugins means reading every package's metadata (some 20 ms); the
 launcher does it once and hands the list to each recording or replaying child (``preset``).
@@ -10,20 +10,27 @@ import functools
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .codec import register_codec
+from ..format.codec import add_codec_source, register_codec
 
 if TYPE_CHECKING:
     import pluggy
 
-    from .boundaries import Options
-    from .engine import Engine
-    from .patch import Patcher
+    from ..engine.base import Engine
+    from ..engine.patch import Patcher
+    from .specs import Options
 
 ENTRY_POINT_GROUP = "pytest_retrace"
 BUILT_IN = ("pytest_retrace.adapters.requests_adapter", "pytest_retrace.adapters.dbapi")
 
-_manager: list[pluggy.PluginManager] = []
-_preset: list[list[str]] = []
+
+class _Plugins:
+    """This process's plugin manager, built on first use, and the plugin list the launcher found for it."""
+
+    manager: pluggy.PluginManager | None = None
+    preset: list[str] | None = None
+
+
+_plugins = _Plugins()
 
 
 @functools.cache
@@ -36,7 +43,7 @@ def discover() -> list[str]:
 
 def preset(plugins: list[str]) -> None:
     """Use this list of plugins (found by the launcher) instead of reading package metadata."""
-    _preset[:] = [plugins]
+    _plugins.preset = list(plugins)
 
 
 def _load(reference: str) -> Any:
@@ -50,19 +57,23 @@ def _load(reference: str) -> Any:
 def manager() -> pluggy.PluginManager:
     """The plugin manager, built once per process: built-in adapters, then installed packages' plugins,
     whose codecs are registered at once (a recording may be read before any boundary is installed)."""
-    if not _manager:
+    if _plugins.manager is None:
         import pluggy  # here, not at the top: the launcher only discovers plugins
 
-        from . import hookspecs
+        from . import specs
 
-        pm = pluggy.PluginManager(hookspecs.PROJECT)
-        pm.add_hookspecs(hookspecs)
-        for reference in (*BUILT_IN, *(_preset[0] if _preset else discover())):
+        pm = pluggy.PluginManager(specs.PROJECT)
+        pm.add_hookspecs(specs)
+        for reference in (*BUILT_IN, *(discover() if _plugins.preset is None else _plugins.preset)):
             pm.register(_load(reference), reference)
         pm.hook.retrace_register_codecs(register=register_codec)
-        _manager.append(pm)
-    return _manager[0]
+        _plugins.manager = pm
+    return _plugins.manager
 
 
 def install_boundaries(engine: Engine, patcher: Patcher, options: Options) -> None:
     manager().hook.retrace_install_boundaries(engine=engine, patcher=patcher, options=options)
+
+
+# A recording may hold values of an installed package's codec before any boundary is installed.
+add_codec_source(manager)

@@ -49,7 +49,7 @@ class UnencodableValue(TypeError):
         where = f" {role} boundary {boundary!r}" if boundary else ""
         super().__init__(
             f"cannot record a value of type {self.value_type}{where}: register a codec for it "
-            "(pytest_retrace.codec.register_codec or the retrace_register_codecs hook), or mark the function "
+            "(pytest_retrace.format.codec.register_codec or the retrace_register_codecs hook), or mark the function "
             "that returns it as a @pytest_retrace.boundary that returns plain values"
         )
 
@@ -118,6 +118,9 @@ class Codec(NamedTuple):
 
 _CODECS_BY_NAME: dict[str, Codec] = {}
 _CODECS_BY_TYPE: dict[type, Codec] = {}
+# Called, in order, when a recording holds a value of a codec not registered yet: each may register more
+# (the hooks' plugin manager loads installed packages' plugins, whose codecs register as it loads them).
+_CODEC_SOURCES: list[Callable[[], object]] = []
 
 
 def register_codec(name: str, type_: type, encode: Callable[[Any], Any], decode: Callable[[Any], Any]) -> None:
@@ -125,6 +128,12 @@ def register_codec(name: str, type_: type, encode: Callable[[Any], Any], decode:
     codec = Codec(name, type_, encode, decode)
     _CODECS_BY_NAME[name] = codec
     _CODECS_BY_TYPE[type_] = codec
+
+
+def add_codec_source(load: Callable[[], object]) -> None:
+    """Call ``load()`` when a recording holds a value of a codec nobody registered yet (see ``_CODEC_SOURCES``)."""
+    if load not in _CODEC_SOURCES:
+        _CODEC_SOURCES.append(load)
 
 
 def type_path(cls: type) -> str:
@@ -291,11 +300,11 @@ def _decode_codec(state: list[Any]) -> Any:
     if name == "structseq":
         return _decode_structseq(payload)
     codec = _CODECS_BY_NAME.get(name)
-    if codec is None:
-        from .plugins import manager  # plugins' codecs (installed packages') register when it loads
-
-        manager()
+    for load in _CODEC_SOURCES if codec is None else ():
+        load()
         codec = _CODECS_BY_NAME.get(name)
+        if codec is not None:
+            break
     if codec is None:
         raise LookupError(
             f"the recording holds a value of codec {name!r}, which is not registered here: install or "

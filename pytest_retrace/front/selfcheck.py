@@ -14,45 +14,30 @@ from typing import Any
 
 import pytest
 
-from . import boundaries, codec
-from .engine import FAST, Recorder, Replayer, decode_events, start_main_thread
-from .errors import ReplayDivergence
-from .patch import Patcher
+from ..boundaries import Options, install
+from ..engine.divergence import ReplayDivergence
+from ..engine.patch import Patcher
+from ..engine.recorder import Recorder
+from ..engine.replayer import Replayer
+from ..engine.state import end_main_thread, start_main_thread
+from ..format import codec
+from ..format.tape import MemoryTape
+from ..runner.verdict import Status, Verdict
 from .report import format_verdict
-
-
-class MemoryTape:
-    """A recording kept in memory: the sink and name table a Recorder writes to."""
-
-    def __init__(self) -> None:
-        self.sink: list[Any] = []
-        self.names: list[str] = []
-        self._ids: dict[str, int] = {}
-
-    def name_id(self, name: str) -> int:
-        nid = self._ids.get(name)
-        if nid is None:
-            nid = self._ids[name] = len(self.names)
-            self.names.append(name)
-        return nid
-
-    def events(self) -> list[Any]:
-        # Through the real encoding: what could not be written to a file fails here too.
-        return decode_events(codec.unpackb(codec.packb(self.sink)), list(self.names))
 
 
 def _run_under(engine: Any, call: Callable[[], Any]) -> tuple[Any, BaseException | None]:
     patcher = Patcher()
     start_main_thread()
     try:
-        boundaries.install(engine, patcher, boundaries.Options())
+        install(engine, patcher, Options())
         try:
             return call(), None
         except BaseException as exc:  # the test's own failure is an outcome to compare
             return None, exc
     finally:
         patcher.undo()
-        FAST[0] = False
+        end_main_thread()
 
 
 def _outcome(exc: BaseException | None) -> str:
@@ -66,10 +51,10 @@ def _outcome(exc: BaseException | None) -> str:
 def check(item: pytest.Function) -> Generator[None, Any, Any]:
     """The body of the pytest_pyfunc_call wrapper for one test."""
     tape = MemoryTape()
-    recorder = Recorder(tape.sink, tape.name_id)
+    recorder = Recorder(tape)
     patcher = Patcher()
     start_main_thread()
-    boundaries.install(recorder, patcher, boundaries.Options())
+    install(recorder, patcher, Options())
     try:
         result = yield
         recorded_exc = None
@@ -77,7 +62,7 @@ def check(item: pytest.Function) -> Generator[None, Any, Any]:
         result, recorded_exc = None, exc
     finally:
         patcher.undo()
-        FAST[0] = False
+        end_main_thread()
     try:
         events = tape.events()
     except (codec.UnencodableValue, TypeError, ValueError, OverflowError) as exc:
@@ -90,7 +75,9 @@ def check(item: pytest.Function) -> Generator[None, Any, Any]:
         replayer.finish()
     problem = None
     if isinstance(replayed_exc, ReplayDivergence):
-        problem = format_verdict(_verdict(item, replayed_exc.report, len(events)))
+        divergence = replayed_exc.divergence
+        problem = format_verdict(Verdict(f"self-check of {item.nodeid}", Status.DIVERGED, divergence,
+                                         events_recorded=len(events), events_consumed=divergence.index))
     elif _outcome(replayed_exc) != _outcome(recorded_exc):
         problem = (f"retrace self-check: {item.nodeid}: the replay ended otherwise than the run\n"
                    f"  run:    {_outcome(recorded_exc)}\n  replay: {_outcome(replayed_exc)}")
@@ -103,9 +90,3 @@ def check(item: pytest.Function) -> Generator[None, Any, Any]:
     if recorded_exc is not None:
         raise recorded_exc
     return result
-
-
-def _verdict(item: pytest.Function, divergence: dict[str, Any], recorded: int) -> dict[str, Any]:
-    return {"recording": f"self-check of {item.nodeid}", "faithful": False, "status": "diverged",
-            "divergence": divergence, "events_recorded": recorded, "events_consumed": divergence["index"],
-            "recorded": None, "replayed": None, "keyed": None}

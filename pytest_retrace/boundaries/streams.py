@@ -12,7 +12,7 @@ import hashlib
 import io
 from typing import Any
 
-from .engine import Engine, payload
+from ..engine.base import Engine, nothing, payload
 
 
 class RecordedStream(io.BufferedIOBase):
@@ -131,7 +131,7 @@ class RecordedWriter(io.BufferedIOBase):
         real = self._real
         key = (self.name, self._size, self._hash.hexdigest())
         super().close()
-        self._engine.call("file.written", key, real.close if real is not None else _nothing)
+        self._engine.call("file.written", key, real.close if real is not None else nothing)
 
 
 class UpdatableFile(io.BytesIO):
@@ -169,6 +169,3 @@ class RecordedFile(io.BytesIO):
         self.name = name
         self.mode = mode  # type: ignore[misc]  # BytesIO has no mode; open() files do
 
-
-def _nothing() -> None:
-    return None

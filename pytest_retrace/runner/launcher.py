@@ -7,8 +7,8 @@ them, and writes END (record) or concludes a verdict (replay).
 
 from __future__ import annotations
 
+import copy
 import hashlib
-import json
 import os
 import random
 import signal
@@ -16,14 +16,16 @@ import subprocess
 import sys
 import tempfile
 import threading
+from dataclasses import replace
 from typing import Any, BinaryIO, NamedTuple
 
-from . import plugins
-from .errors import RetraceError
-from .protocol import CHILD_CODE, CHILD_ENV
-from .tape import Recording, append_end, read_recording
-
-OUTPUT_HEAD = 8192  # bytes of stdout/stderr kept in END, for diffs when a replay prints otherwise
+from ..errors import RetraceError
+from ..format.tape import Recording, TapeStatus, append_end, read_recording
+from ..hooks import manager
+from ..kinds.outcome import OUTPUT_HEAD, Stream
+from . import forkserver
+from .protocol import CHILD_CODE, CHILD_ENV, ChildResult, RecordConfig, ReplayConfig, encode_config
+from .verdict import Verdict, conclude, unreadable
 
 
 class Output:
@@ -43,8 +45,8 @@ class Output:
         elif len(self.head) < self._limit:
             self.head += chunk[: self._limit - len(self.head)]
 
-    def summary(self) -> dict[str, Any]:
-        return {"digest": self._hash.hexdigest(), "size": self.size, "head": bytes(self.head[:OUTPUT_HEAD])}
+    def summary(self) -> Stream:
+        return Stream(self._hash.hexdigest(), self.size, bytes(self.head[:OUTPUT_HEAD]))
 
 
 def _pump(source: BinaryIO, sink: BinaryIO | None, output: Output) -> None:
@@ -71,16 +73,19 @@ class ChildRun(NamedTuple):
     returncode: int
     stdout: Output
     stderr: Output
-    result: dict[str, Any] | None
+    result: ChildResult | None
 
 
-def run_child(config: dict[str, Any], hash_seed: int, passthrough: bool = True, keep_output: bool = False) -> ChildRun:
-    """Run the session child with ``config``; its output passes through to ours unless told not to,
+def run_child(config: RecordConfig | ReplayConfig, hash_seed: int, passthrough: bool = True,
+              keep_output: bool = False) -> ChildRun:
+    """Run the child with ``config``; its output passes through to ours unless told not to,
     and is kept whole in the result when ``keep_output``."""
     result_path = _result_path()
     env = dict(os.environ)
     env["PYTHONHASHSEED"] = str(hash_seed)
-    env[CHILD_ENV] = json.dumps(dict(config, result=result_path, plugins=plugins.discover()))
+    config = copy.copy(config)
+    config.result, config.plugins = result_path, manager.discover()
+    env[CHILD_ENV] = encode_config(config)
     stdout, stderr = Output(keep_output), Output(keep_output)
     proc = subprocess.Popen([sys.executable, "-c", CHILD_CODE], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
@@ -100,20 +105,18 @@ def run_child(config: dict[str, Any], hash_seed: int, passthrough: bool = True, 
         t.join()
     proc.stdout.close()  # type: ignore[union-attr]
     proc.stderr.close()  # type: ignore[union-attr]
-    return ChildRun(returncode, stdout, stderr, _read_result(result_path))
+    return ChildRun(returncode, stdout, stderr, ChildResult.read(result_path))
 
 
-def _run_forked(config: dict[str, Any], header: dict[str, Any], passthrough: bool,
+def _run_forked(config: ReplayConfig, header: dict[str, Any], passthrough: bool,
                 keep_output: bool) -> ChildRun | None:
     """Replay a request or call recording in a fork of its group's fork server (see ``forkserver.py``);
     None when there is none to use, and the replay must start cold."""
-    from . import forkserver
-
-    server = forkserver.server_for(config["recording"], header)
+    server = forkserver.server_for(config.recording, header)
     if server is None:
         return None
     result_path = _result_path()
-    ran = server.run(dict(config, result=result_path))
+    ran = server.run(replace(config, result=result_path))
     if ran is None:
         forkserver.forget(header)
         return None
@@ -124,7 +127,7 @@ def _run_forked(config: dict[str, Any], header: dict[str, Any], passthrough: boo
         if passthrough and data:
             sink.buffer.write(data)
             sink.buffer.flush()
-    return ChildRun(returncode, outputs[0], outputs[1], _read_result(result_path))
+    return ChildRun(returncode, outputs[0], outputs[1], ChildResult.read(result_path))
 
 
 def _result_path() -> str:
@@ -133,16 +136,6 @@ def _result_path() -> str:
     os.close(fd)
     os.unlink(path)
     return path
-
-
-def _read_result(path: str) -> dict[str, Any] | None:
-    try:
-        with open(path) as f:
-            result: dict[str, Any] = json.load(f)
-    except FileNotFoundError:
-        return None
-    os.unlink(path)
-    return result
 
 
 def check_program(entry: dict[str, str], cwd: str) -> None:
@@ -170,62 +163,42 @@ def record(
         raise RetraceError(f"cannot write the recording {output}: the folder {folder} does not exist; create it first")
     if not os.access(folder, os.W_OK):
         raise RetraceError(f"cannot write the recording {output}: the folder {folder} is not writable")
-    config: dict[str, Any] = {
-        "mode": "record",
-        "output": os.path.abspath(output),
-        "entry": entry,
-        "argv": argv,
-        "live_paths": live_paths or [],
-        "tags": tags or {},
-    }
-    if redact is not None:
-        config["redact"] = redact
     seed = hash_seed_from_environment()
-    config["hash_seed"] = seed
+    config = RecordConfig(os.path.abspath(output), entry, argv, seed, live_paths or [], tags or {}, redact)
     run = run_child(config, seed)
-    if run.result is not None:
-        outcome = run.result["outcome"]
-        end = {
-            "status": outcome["status"],
-            "exception": outcome["exception"],
-            "stdout": run.stdout.summary(),
-            "stderr": run.stderr.summary(),
-            "events": run.result["events"],
-        }
-        if run.result.get("recording_error"):
-            end["recording_error"] = run.result["recording_error"]
-            sys.stderr.write(f"retrace record: warning: {output} is incomplete and will not replay: "
-                             f"{run.result['recording_error']}\n")
-        append_end(output, end)
+    if run.result is not None and run.result.outcome is not None:
+        outcome = replace(run.result.outcome, stdout=run.stdout.summary(), stderr=run.stderr.summary())
+        error = run.result.recording_error
+        if error:
+            sys.stderr.write(f"retrace record: warning: {output} is incomplete and will not replay: {error}\n")
+        append_end(output, outcome.to_end(run.result.events, error))
     elif run.returncode < 0:
         return 128 - run.returncode
     return run.returncode
 
 
 def replay(path: str, stuck_timeout: float = 10.0, passthrough: bool = True, keep_output: bool = False,
-           recording: Recording | None = None, forked: bool = False) -> dict[str, Any]:
-    """Replay a recording in a fresh interpreter and return its verdict.
+           recording: Recording | None = None, forked: bool = False) -> Verdict:
+    """Replay a recording in a fresh interpreter and return its verdict (with what the replay printed, whole
+    when ``keep_output``).
 
     ``recording`` is the file already read and checked (the plugin reads it in setup). With ``forked``
     (the plugin, which replays many), a request or call recording is replayed in a fork of a server
     that imported its app once (``forkserver.py``).
     Raises :class:`RecordingError` when ``path`` is no readable recording at all.
     """
-    from .verdict import conclude, unreadable
-
     rec = recording
     if rec is None:
         rec = read_recording(path)
         check_program(rec.header["entry"], rec.header["cwd"])
-    if rec.status == "corrupt":
-        return unreadable(path, "corrupt", f"{path}: corrupt recording: {rec.problem}", rec.offset)
+    if rec.status == TapeStatus.CORRUPT:
+        return unreadable(path, f"{path}: corrupt recording: {rec.problem}", rec.offset)
     if rec.end is not None and rec.end.get("recording_error"):
-        return unreadable(path, "corrupt", f"{path}: the recording is incomplete: {rec.end['recording_error']}")
-    config = {"mode": "replay", "recording": os.path.abspath(path), "stuck_timeout": stuck_timeout}
+        return unreadable(path, f"{path}: the recording is incomplete: {rec.end['recording_error']}")
+    config = ReplayConfig(os.path.abspath(path), stuck_timeout)
     run = _run_forked(config, rec.header, passthrough, keep_output) if forked else None
     if run is None:
         run = run_child(config, rec.header["hash_seed"], passthrough, keep_output)
-    verdict = conclude(rec, run)
-    if keep_output:
-        verdict["_stdout"], verdict["_stderr"] = bytes(run.stdout.head), bytes(run.stderr.head)
+    verdict = conclude(rec, run.returncode, run.stdout.summary(), run.stderr.summary(), run.result)
+    verdict.stdout, verdict.stderr = bytes(run.stdout.head), bytes(run.stderr.head)
     return verdict

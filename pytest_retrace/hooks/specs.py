@@ -1,4 +1,4 @@
-"""Hooks through which an installed package adds boundaries and value codecs (DESIGN §1).
+"""Hooks through which an installed package adds boundaries and value codecs.
 
 A package names a module in its entry points::
 
@@ -12,6 +12,7 @@ adapters (requests) are plugins of the same kind.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -19,13 +20,19 @@ import pluggy
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .boundaries import Options
-    from .engine import Engine
-    from .patch import Patcher
+    from ..engine.base import Engine
+    from ..engine.patch import Patcher
 
 PROJECT = "pytest_retrace"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@dataclass
+class Options:
+    """What a project can configure about where the boundary sits."""
+
+    live_paths: list[str] = field(default_factory=list)  # fnmatch patterns read live on replay, never recorded
 
 
 @hookspec

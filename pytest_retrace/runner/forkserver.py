@@ -6,9 +6,9 @@ that start-up depends on (interpreter, hash seed, working folder, environment, e
 for each such group the launcher starts one *fork server*: a fresh interpreter, prepared exactly
 as a cold replay prepares itself up to the point where it would call the app (environment
 restored, folder changed, entry point imported). For each recording it forks; the child replays
-that recording (``session.replay``) with its stdout/stderr sent to files of its own, writes its
-result, and exits. The server is never touched by a replay, so every child starts from the same
-state a cold replay would reach.
+that recording (the child entry's ``replay``, handed to :func:`serve`) with its stdout/stderr sent
+to files of its own, writes its result, and exits. The server is never touched by a replay, so
+every child starts from the same state a cold replay would reach.
 
 When the server cannot be used (no ``os.fork``, the app starts threads while it is imported, the
 entry point does not import, the server died), the launcher falls back to a cold replay, which then
@@ -26,10 +26,14 @@ import subprocess
 import sys
 import tempfile
 from collections import OrderedDict
-from typing import IO, Any
+from collections.abc import Callable
+from dataclasses import replace
+from typing import IO, Any, NoReturn
 
-from . import plugins
-from .protocol import CHILD_CODE, CHILD_ENV
+from ..engine.state import internal
+from ..format.tape import read_recording
+from ..hooks import manager
+from .protocol import CHILD_CODE, CHILD_ENV, ForkServerConfig, ReplayConfig, decode_config, encode_config
 
 MAX_SERVERS = 4  # groups of recordings served at once by one pytest process; the oldest server goes first
 
@@ -51,10 +55,9 @@ class ForkServer:
         self.folder = tempfile.mkdtemp(prefix="retrace-forkserver-")
         answers, self._answer_fd = os.pipe()
         self.answers = os.fdopen(answers, "r")
-        config = {"mode": "forkserver", "recording": os.path.abspath(recording), "answers": self._answer_fd,
-                  "plugins": plugins.discover()}
+        config = ForkServerConfig(os.path.abspath(recording), self._answer_fd, manager.discover())
         env = dict(os.environ, PYTHONHASHSEED=str(hash_seed))
-        env[CHILD_ENV] = json.dumps(config)
+        env[CHILD_ENV] = encode_config(config)
         self.proc = subprocess.Popen([sys.executable, "-c", CHILD_CODE], env=env, stdin=subprocess.PIPE,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      pass_fds=(self._answer_fd,), text=True)
@@ -68,14 +71,14 @@ class ForkServer:
         line = self.answers.readline()
         return json.loads(line) if line else None
 
-    def run(self, config: dict[str, Any]) -> tuple[int, bytes, bytes] | None:
-        """Replay one recording (``config`` as the session child takes it) in a fresh fork: the exit status and
+    def run(self, config: ReplayConfig) -> tuple[int, bytes, bytes] | None:
+        """Replay one recording (``config`` as a replaying child takes it) in a fresh fork: the exit status and
         the child's stdout and stderr, or None when the server is gone."""
         self.runs += 1
         out, err = (os.path.join(self.folder, f"{self.runs}.{name}") for name in ("stdout", "stderr"))
         assert self.proc.stdin is not None
         try:
-            self.proc.stdin.write(json.dumps(dict(config, stdout=out, stderr=err)) + "\n")
+            self.proc.stdin.write(encode_config(replace(config, stdout=out, stderr=err)) + "\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             return None
@@ -166,27 +169,32 @@ def _say(answers: IO[str], **message: Any) -> None:
     answers.flush()
 
 
-def serve(config: dict[str, Any]) -> None:
-    """Prepare as a cold replay would, then fork one replay per command read from stdin."""
+def load_replay_machinery() -> None:
+    """Import what a replay imports on its way, so that the server's children start with it loaded."""
+    import encodings.idna  # noqa: F401  (HTTP stacks look this codec up on their first request)
+
+    from ..boundaries import clock, collector, custom, entropy, files, process, socket, sync, threads  # noqa: F401
+    from ..engine import demux, replayer  # noqa: F401
+    from ..kinds import call, request  # noqa: F401
+
+    with internal:
+        manager.manager()
+
+
+def serve(config: ForkServerConfig, prepare: Callable[[dict[str, Any]], Any],
+          replay: Callable[[ReplayConfig], NoReturn]) -> None:
+    """Prepare as a cold replay would (``prepare``, the child entry's), then fork one replay (``replay``) per
+    command read from stdin."""
     import signal
 
-    from . import session
-    from .boundaries import env as env_boundary
-    from .calls import resolve
-    from .tape import read_recording
-
-    answers = os.fdopen(config["answers"], "w")
-    header = read_recording(config["recording"]).header
-    env_boundary.restore(header["environ"])
-    if os.path.isdir(header["cwd"]):
-        os.chdir(header["cwd"])
-    entry = header["entry"]
+    answers = os.fdopen(config.answers, "w")
+    header = read_recording(config.recording).header
     try:
-        resolve({"function": entry["app"], "root": entry["root"]} if "app" in entry else entry)
-    except BaseException as exc:  # resolve explains itself with SystemExit
+        prepare(header)
+    except BaseException as exc:  # the entry point does not import: it explains itself with SystemExit
         _say(answers, ready=False, why=str(exc))
         return
-    session.load_replay_machinery()
+    load_replay_machinery()
     if _other_threads():
         _say(answers, ready=False, why="importing the app started threads, and a fork would lose them")
         return
@@ -194,29 +202,29 @@ def serve(config: dict[str, Any]) -> None:
     gc.freeze()  # a child's collections then leave the server's objects alone: fewer pages copied
     _say(answers, ready=True)
     for line in sys.stdin:
-        command = json.loads(line)
+        command = decode_config(line)
+        assert isinstance(command, ReplayConfig)
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            _replay_in_child(command, answers)
+            _replay_in_child(command, answers, replay)
         _, status = os.waitpid(pid, 0)
         _say(answers, returncode=os.waitstatus_to_exitcode(status))
 
 
-def _replay_in_child(command: dict[str, Any], answers: IO[str]) -> None:
+def _replay_in_child(command: ReplayConfig, answers: IO[str], replay: Callable[[ReplayConfig], NoReturn]) -> None:
     import signal
-
-    from . import session
 
     try:
         answers.close()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         # stdin: the server's command pipe, which a replay must not read from.
-        for fd, path in ((0, os.devnull), (1, command.pop("stdout")), (2, command.pop("stderr"))):
+        for fd, path in ((0, os.devnull), (1, command.stdout), (2, command.stderr)):
+            assert path is not None
             target = os.open(path, os.O_RDONLY if fd == 0 else os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             os.dup2(target, fd)
             os.close(target)
-        session.replay(command)
+        replay(command)
     finally:
-        os._exit(1)  # session.replay leaves with os._exit itself; this is for when it could not start
+        os._exit(1)  # replay leaves with os._exit itself; this is for when it could not start

@@ -13,22 +13,12 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import Any, TypeVar, overload
 
-from .engine import payload
-
-if TYPE_CHECKING:
-    from .boundaries import Options
-    from .engine import Engine
-    from .patch import Patcher
+from ..engine.base import payload
+from ..engine.state import STATE
 
 F = TypeVar("F", bound=Callable[..., Any])
-_active: list[Engine] = []  # the engine of the recording or replay under way, if any
-
-
-def install(engine: Engine, patcher: Patcher, options: Options) -> None:
-    _active[:] = [engine]
-    patcher.on_undo(_active.clear)
 
 
 def _key_arguments(signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
@@ -56,9 +46,10 @@ def boundary(function: Any = None, *, name: str | None = None) -> Any:
 
         @functools.wraps(fn)
         def recorded(*args: Any, **kwargs: Any) -> Any:
-            if not _active:
+            engine = STATE.installed  # the engine of the recording or replay under way, if any
+            if engine is None:
                 return fn(*args, **kwargs)
-            return _active[0].call(key, _key_arguments(signature, args, kwargs), fn, *args, **kwargs)
+            return engine.call(key, _key_arguments(signature, args, kwargs), fn, *args, **kwargs)
 
         return recorded  # type: ignore[return-value]
 

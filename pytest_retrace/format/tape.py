@@ -22,13 +22,15 @@ import _thread
 import os
 import struct
 import zlib
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 import msgpack
 
+from ..enums import StrEnum
+from ..errors import RecordingError
 from . import codec
-from .engine import Event, decode_events, intern_names, tls
-from .errors import RecordingError
+from .events import Event, NameTable, decode_events, intern_names, split
 
 MAGIC = b"RETRACE\x00"
 FORMAT_MAJOR = 1
@@ -52,20 +54,26 @@ def encode_frame(kind: int, body: Any, packer: msgpack.Packer | None = None) -> 
     return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
 
 
-class NameTable:
-    """The boundary names of one recording, numbered in order of first use (events carry the number)."""
+class TapeStatus(StrEnum):
+    """What reading a recording found."""
+
+    COMPLETE = "complete"
+    TRUNCATED = "truncated"  # no END frame: the recording stops early
+    CORRUPT = "corrupt"  # a bad CRC or impossible framing
+
+
+class MemoryTape:
+    """A recording kept in memory: the sink and name table a Recorder writes to, as a :class:`TapeWriter`
+    has them. A :class:`TapeWriter` can write it to a file later (``tape=``)."""
 
     def __init__(self) -> None:
-        self.names: list[str] = []
-        self._ids: dict[str, int] = {}
+        self.sink: list[Any] = []
+        self.table = NameTable()
+        self.name_id = self.table.name_id
 
-    def name_id(self, name: str) -> int:
-        nid = self._ids.get(name)
-        if nid is None:
-            nid = self._ids.setdefault(name, len(self.names))
-            if nid == len(self.names):
-                self.names.append(name)
-        return nid
+    def events(self) -> list[Event]:
+        """The events, through the real encoding: what could not be written to a file fails here too."""
+        return decode_events(codec.unpackb(codec.packb(self.sink)), list(self.table.names))
 
 
 class TapeWriter:
@@ -77,12 +85,13 @@ class TapeWriter:
     """
 
     def __init__(self, path: str | os.PathLike[str], header: dict[str, Any], background: bool = True,
-                 table: NameTable | None = None, sink: list[Any] | None = None) -> None:
-        """``table`` and ``sink``: names and events gathered before the file was opened (in-process recordings
-        gather in memory and write only the ones they keep)."""
+                 tape: MemoryTape | None = None, on_writer_thread: Callable[[], None] | None = None) -> None:
+        """``tape``: names and events gathered in memory before the file was opened (in-process recordings
+        write only the ones they keep). ``on_writer_thread`` runs first on the background writer thread
+        (the engine marks it as a thread of its own, whose calls are never recorded)."""
         self.path = os.fspath(path)
-        self.sink: list[Any] = [] if sink is None else sink
-        self.table = table or NameTable()
+        self.sink: list[Any] = [] if tape is None else tape.sink
+        self.table = NameTable() if tape is None else tape.table
         self.names = self.table.names
         self.name_id = self.table.name_id
         self._names_written = 0
@@ -104,11 +113,11 @@ class TapeWriter:
             self._done.acquire()
             # A raw thread: invisible to threading.enumerate(), so the program sees the same
             # threads whether it is being recorded or replayed.
-            _start_thread(self._run, ())
+            _start_thread(self._run, (on_writer_thread,))
 
-    def _run(self) -> None:
-        tls.gate = 1
-        tls.tid = None
+    def _run(self, on_writer_thread: Callable[[], None] | None) -> None:
+        if on_writer_thread is not None:
+            on_writer_thread()
         try:
             while not self._stop:
                 self._wake.acquire(timeout=FLUSH_INTERVAL)
@@ -142,11 +151,8 @@ class TapeWriter:
     def _write_encodable(self, batch: list[Any]) -> None:
         """A batch failed to encode: name the first culprit and its boundary, keep everything else."""
         good: list[Any] = []
-        i = 0
-        while i < len(batch):
-            code = batch[i]
-            event = batch[i : i + 2 + (code & 3)]
-            name = self.names[code >> 2]
+        for event in split(batch):
+            name = self.names[event[0] >> 2]
             for position in range(1, len(event)):
                 try:
                     codec.packb(event[position])
@@ -158,7 +164,6 @@ class TapeWriter:
                     self.error = self.error or problem
                     event[position] = codec.Raised(RuntimeError(problem)) if position == 1 else repr(event[position])
             good += event
-            i += len(event)
         self._write(FRAME_EVENTS, good)
 
     def close(self, end: dict[str, Any] | None) -> None:
@@ -202,7 +207,7 @@ def rewrite(path: str | os.PathLike[str], *, header: dict[str, Any] | None = Non
     Only complete recordings are rewritten; ``into`` writes the result elsewhere (pinning copies).
     """
     rec = read_recording(path)
-    if rec.status != "complete":
+    if rec.status != TapeStatus.COMPLETE:
         raise RecordingError(f"{path}: cannot rewrite a {rec.status} recording: {rec.problem}")
     with _io.open(path, "rb") as f:
         data = f.read()
@@ -238,9 +243,9 @@ class Recording:
         self.path = path
         self.header = header
         self.names: list[str] = []
-        self.values: list[Any] = []  # flat: see engine.decode_events
+        self.values: list[Any] = []  # flat: see the events module
         self.end: dict[str, Any] | None = None
-        self.status = "complete"  # complete | truncated | corrupt
+        self.status = TapeStatus.COMPLETE
         self.problem: str | None = None
         self.offset: int | None = None  # byte offset of the bad frame when corrupt
         self._events: list[Event] | None = None
@@ -278,10 +283,10 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
     names: list[str] = []
     events: list[list[Any]] = []
     end = None
-    status, problem, bad_offset = "truncated", None, None
+    status, problem, bad_offset = TapeStatus.TRUNCATED, None, None
     while offset < len(data):
         if end is not None:
-            status, problem, bad_offset = "corrupt", "data after the END frame", offset
+            status, problem, bad_offset = TapeStatus.CORRUPT, "data after the END frame", offset
             break
         if len(data) - offset < _FRAME.size:
             problem = f"partial frame header at offset {offset}"
@@ -289,19 +294,20 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
         length, crc = _FRAME.unpack_from(data, offset)
         start = offset + _FRAME.size
         if length > MAX_FRAME:
-            status, problem, bad_offset = "corrupt", f"impossible frame length {length} at offset {offset}", offset
+            status, bad_offset = TapeStatus.CORRUPT, offset
+            problem = f"impossible frame length {length} at offset {offset}"
             break
         if start + length > len(data):
             problem = f"partial frame at offset {offset} ({len(data) - start} of {length} bytes)"
             break
         payload = data[start : start + length]
         if zlib.crc32(payload) != crc:
-            status, problem, bad_offset = "corrupt", f"CRC mismatch in frame at offset {offset}", offset
+            status, problem, bad_offset = TapeStatus.CORRUPT, f"CRC mismatch in frame at offset {offset}", offset
             break
         try:
             kind, body = codec.unpackb(payload)
         except Exception as exc:
-            status, problem, bad_offset = "corrupt", f"undecodable frame at offset {offset}: {exc}", offset
+            status, problem, bad_offset = TapeStatus.CORRUPT, f"undecodable frame at offset {offset}: {exc}", offset
             break
         if rec is None:
             if kind != FRAME_HEADER:
@@ -315,12 +321,12 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
             end = body
         offset = start + length
     if rec is None:
-        if status == "corrupt":
+        if status == TapeStatus.CORRUPT:
             raise RecordingError(f"{path}: corrupt recording: {problem}")
         raise RecordingError(f"{path}: truncated before its header was written; nothing to replay")
-    if end is not None and status != "corrupt":
-        status, problem = "complete", None
-    elif status == "truncated" and problem is None:
+    if end is not None and status != TapeStatus.CORRUPT:
+        status, problem = TapeStatus.COMPLETE, None
+    elif status == TapeStatus.TRUNCATED and problem is None:
         problem = "no END frame: the recording stops early (the process was killed?)"
     rec.names, rec.values, rec.end = names, events, end
     rec.status, rec.problem, rec.offset = status, problem, bad_offset

@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .errors import RecordingError, RetraceError
-from .launcher import check_program, replay
+from ..errors import RecordingError, RetraceError
+from ..format.tape import TapeStatus, read_recording, rewrite_end
+from ..runner import forkserver
+from ..runner.launcher import check_program, replay
+from ..runner.verdict import Verdict
 from .report import format_verdict
-from .tape import read_recording, rewrite_end
+from .summary import Counter, ReplayInfo
 
 _CLOSES_SERVERS = pytest.StashKey[bool]()
+MISSING_PROGRAM = "missing-program"  # a test's status (not a verdict's): the recorded program is not here
 
 
-def _replay(config: pytest.Config, path: str, **options: Any) -> dict[str, Any]:
-    """Replay in this session's fork servers (``forkserver.py``); they stop with the session, as they hold
-    the code as it was when they imported it."""
+def _replay(config: pytest.Config, path: str, **options: Any) -> Verdict:
+    """Replay in this session's fork servers; they stop with the session, as they hold the code as it was
+    when they imported it."""
     if not config.stash.get(_CLOSES_SERVERS, False):
-        from . import forkserver
-
         config.add_cleanup(forkserver.close_all)
         config.stash[_CLOSES_SERVERS] = True
     return replay(path, forked=True, **options)
@@ -30,7 +33,7 @@ def _replay(config: pytest.Config, path: str, **options: Any) -> dict[str, Any]:
 class RetraceFailure(Exception):
     """A replay that is not a pass; its text is the verdict's report."""
 
-    def __init__(self, verdict: dict[str, Any], text: str | None = None) -> None:
+    def __init__(self, verdict: Verdict, text: str | None = None) -> None:
         self.verdict = verdict
         super().__init__(text or format_verdict(verdict, detailed=True))
 
@@ -69,43 +72,49 @@ class RecordingItem(pytest.Item):
             rec = read_recording(self.shown_path)
             rec.events()
         except RecordingError as exc:
-            self._unusable(str(exc), "corrupt")
-        if rec.status != "complete":
+            self._unusable(str(exc), TapeStatus.CORRUPT)
+        if rec.status != TapeStatus.COMPLETE:
             self._unusable(f"{rec.problem}" if rec.problem and rec.problem.startswith(self.shown_path)
                            else f"{self.shown_path}: {rec.status} recording: {rec.problem}", rec.status)
         try:
             check_program(rec.header["entry"], rec.header["cwd"])
         except RetraceError as exc:
-            self._unusable(f"{self.shown_path}: {exc}", "missing-program")
+            self._unusable(f"{self.shown_path}: {exc}", MISSING_PROGRAM)
         self.recording = rec
         self.pinned = bool(rec.header.get("pin"))
 
     def _unusable(self, problem: str, status: str) -> None:
-        self.user_properties.append(("retrace", {"recording": str(self.path), "status": status, "problem": problem}))
+        info = ReplayInfo(str(self.path), str(status), problem=problem, counter=Counter.ERRORS)
+        self.user_properties.append(("retrace", info.to_json()))
         raise RecordingUnusable(problem)
 
     def runtest(self) -> None:
         config = self.config
         stuck = _float_option(config, "retrace_stuck_timeout")
         verdict = _replay(config, self.shown_path, stuck_timeout=stuck, passthrough=False, recording=self.recording)
-        info: dict[str, Any] = {"recording": str(self.path), "status": verdict["status"], "pinned": self.pinned,
-                                "events_recorded": verdict["events_recorded"],
-                                "events_consumed": verdict["events_consumed"]}
-        self.user_properties.append(("retrace", info))
-        outcome_only = verdict["status"] == "diverged" and verdict["divergence"]["kind"] == "outcome"
-        info["outcome_only"] = outcome_only
-        if outcome_only and config.getoption("retrace_accept"):
-            rewrite_end(self.path, verdict["_replayed_end"])
-            info["counter"] = "accepted"
+        info = ReplayInfo(str(self.path), str(verdict.status), pinned=self.pinned,
+                          events_recorded=verdict.events_recorded, events_consumed=verdict.events_consumed,
+                          outcome_only=verdict.outcome_only)
+        try:
+            self._conclude(verdict, info, stuck)
+        finally:  # what the summary hears of this replay, however it ends
+            self.user_properties.append(("retrace", info.to_json()))
+
+    def _conclude(self, verdict: Verdict, info: ReplayInfo, stuck: float) -> None:
+        config = self.config
+        if verdict.outcome_only and config.getoption("retrace_accept"):
+            assert verdict.replayed_end is not None
+            rewrite_end(self.path, verdict.replayed_end)
+            info.counter = Counter.ACCEPTED
             return
         for _ in range(_int_option(config, "retrace_determinism_runs") - 1):
             again = _replay(config, self.shown_path, stuck_timeout=stuck, passthrough=False,
                             recording=self.recording)
             difference = _difference(verdict, again)
             if difference is not None:
-                info["counter"] = "nondeterministic"
+                info.counter = Counter.NONDETERMINISTIC
                 raise RetraceFailure(verdict, difference)
-        if verdict["status"] not in ("ok", "crash-fixed"):
+        if not verdict.status.passes:
             raise RetraceFailure(verdict)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
@@ -117,22 +126,24 @@ class RecordingItem(pytest.Item):
         return self.path, None, f"retrace replay of {self.path.name}"
 
 
-_COMPARED = (("status", lambda v: v["status"]),
-             ("events consumed", lambda v: v["events_consumed"]),
-             ("exit status", lambda v: v["replayed"]["status"]),
-             ("exception", lambda v: (v["replayed"]["exception"] or {}).get("fingerprint")),
-             ("stdout", lambda v: v["replayed"]["stdout"]["digest"]),
-             ("stderr", lambda v: v["replayed"]["stderr"]["digest"]),
-             ("divergence", lambda v: (v["divergence"] or {}).get("index")))
+_COMPARED: tuple[tuple[str, Callable[[Verdict], Any]], ...] = (
+    ("status", lambda v: v.status),
+    ("events consumed", lambda v: v.events_consumed),
+    ("exit status", lambda v: v.replayed.status if v.replayed else None),
+    ("exception", lambda v: v.replayed.exception.fingerprint if v.replayed and v.replayed.exception else None),
+    ("stdout", lambda v: v.replayed.stdout.digest if v.replayed and v.replayed.stdout else None),
+    ("stderr", lambda v: v.replayed.stderr.digest if v.replayed and v.replayed.stderr else None),
+    ("divergence", lambda v: v.divergence.index if v.divergence else None),
+)
 
 
-def _difference(first: dict[str, Any], second: dict[str, Any]) -> str | None:
+def _difference(first: Verdict, second: Verdict) -> str | None:
     """The report for two replays of one recording that differ, or None."""
     for label, part in _COMPARED:
         a, b = part(first), part(second)
         if a != b:
             return (
-                f"retrace: {first['recording']}: nondeterministic replay: two replays differ in {label}\n"
+                f"retrace: {first.recording}: nondeterministic replay: two replays differ in {label}\n"
                 f"  first replay:  {a!r}\n  second replay: {b!r}\n"
                 f"--- first replay ---\n{format_verdict(first, detailed=True)}\n"
                 f"--- second replay ---\n{format_verdict(second, detailed=True)}"
@@ -143,14 +154,16 @@ def _difference(first: dict[str, Any], second: dict[str, Any]) -> str | None:
 class ReplayOutcome:
     """What the ``retrace_replay`` fixture hands a test: the replay's outcome, to assert on."""
 
-    def __init__(self, path: Path, verdict: dict[str, Any], stdout: bytes, stderr: bytes) -> None:
+    def __init__(self, path: Path, verdict: Verdict) -> None:
         self.path = path
-        self.verdict = verdict
-        self.status: str = verdict["status"]
-        self.exit_status: int | None = verdict["replayed"]["status"]
-        self.exception: dict[str, Any] | None = verdict["replayed"]["exception"]
-        self.stdout = stdout.decode("utf-8", "replace")
-        self.stderr = stderr.decode("utf-8", "replace")
+        self.verdict = verdict.to_json()  # the verdict file's form
+        self.status: str = str(verdict.status)
+        replayed = verdict.replayed
+        self.exit_status: int | None = replayed.status if replayed else None
+        exception = replayed.exception if replayed else None
+        self.exception: dict[str, Any] | None = exception.to_json() if exception else None
+        self.stdout = verdict.stdout.decode("utf-8", "replace")
+        self.stderr = verdict.stderr.decode("utf-8", "replace")
         self.events = read_recording(path).events()
 
     def __repr__(self) -> str:
@@ -160,4 +173,4 @@ class ReplayOutcome:
 def replay_outcome(path: Path, config: pytest.Config) -> ReplayOutcome:
     verdict = _replay(config, str(path), stuck_timeout=_float_option(config, "retrace_stuck_timeout"),
                       passthrough=False, keep_output=True)
-    return ReplayOutcome(path, verdict, verdict.pop("_stdout"), verdict.pop("_stderr"))
+    return ReplayOutcome(path, verdict)

@@ -1,0 +1,123 @@
+"""The engine as boundaries see it: every crossing into the outside world goes through an :class:`Engine`.
+
+A boundary calls ``engine.call(name, args, fn, ...)`` (``args`` a tuple, or None): while recording,
+``fn`` runs and the event ``(name, args) -> result`` is appended to the trace (:mod:`.recorder`);
+while replaying, ``fn`` never runs and the recorded result is handed back after the call key
+(name and normalized args) was checked against the recording (:mod:`.replayer`). In-process
+recordings install a :class:`~.router.Router`, which sends each call to the recording of the
+calling thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from ..format.codec import Digest
+from .state import STATE, tls
+
+# Byte payloads up to this size are kept whole in call keys (readable diffs); larger ones become a Digest.
+INLINE_BYTES = 1024
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T", bound=type)
+
+
+class Engine:
+    """What boundaries see; :class:`~.recorder.Recorder`, :class:`~.replayer.Replayer` and
+    :class:`~.router.Router` implement it."""
+
+    # In-process recordings (Router): whether a thread of this recording started another, and whether
+    # the recording is still under way.
+    threaded = False
+    open = True
+    generator: Any = None  # its own generator behind the module-level random functions (see entropy)
+
+    def call(self, name: str, args: Any, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
+        raise NotImplementedError
+
+    def wrap_noarg(self, name: str, fn: Callable[[], Any]) -> Callable[[], Any]:
+        """A fast replacement for an argument-less source (clocks): the hot path of recording."""
+        raise NotImplementedError
+
+    def passes(self) -> bool:
+        """True when a call made on this thread now would pass straight through: a boundary whose call key
+        costs something to build (a digest of the bytes sent) checks this first."""
+        return not STATE.fast and (tls.gate > 0 or tls.tid is None)
+
+    def sync(self, name: str, args: Any, redo: Callable[[Any], Any], fn: Callable[..., Any], *a: Any) -> Any:
+        """A synchronization point (lock acquired, thread started or joined …): ``fn(*a)`` runs for real
+        when recording and its result is the event's; replay waits for this thread's turn in the recorded
+        order, then ``redo(recorded_result)`` performs the operation so that it gives that result."""
+        raise NotImplementedError
+
+    def blocking(self, name: str, args: Any, attempt: Callable[[float], bool]) -> None:
+        """Replay: run a real blocking operation (``attempt(timeout)``) the recording says completed."""
+        raise NotImplementedError
+
+    def after_waiting(self, name: str, attempt: Callable[[float], bool]) -> None:
+        """Wait for real (``attempt(timeout)`` until it returns True), then take an event ``name``: the point
+        where this thread went on, in the recorded order."""
+        while not attempt(1.0):
+            pass
+        self.call(name, None, nothing)
+
+    def slot_of(self, tid: str) -> int:
+        """The demultiplexer's number for logical thread ``tid``, a thread starting now (replay only)."""
+        return 0
+
+    def thread_ended(self, tid: str) -> None:
+        """Logical thread ``tid`` is done (replay keeps track, for the report of a stuck replay)."""
+
+    def park(self) -> None:
+        """Replay: this thread is about to wait for another one outside any recorded call (a join)."""
+
+    def assume_success(self, names: Iterable[str]) -> None:
+        """Calls named ``names`` return nothing the program reads (an adapter's transaction control: commit,
+        rollback, close): a crash recording replayed on the fixed code's new path assumes that such a call
+        the recording never made succeeds (see :mod:`.keyed`)."""
+
+
+def nothing() -> None:
+    """An external call with nothing to do: its event marks a point in the recorded order."""
+    return None
+
+
+def payload(data: Any) -> Any:
+    """The form a payload (bytes or str) takes in a call key: whole when small, else a Digest."""
+    if isinstance(data, str):
+        return data if len(data) <= INLINE_BYTES else Digest.of(data.encode("utf-8", "surrogatepass"))
+    if len(data) <= INLINE_BYTES:
+        return bytes(data)
+    return Digest.of(bytes(data))
+
+
+def dress(wrapper: F, original: Any, name: str | None = None) -> F:
+    """Give a boundary's replacement its original's names and documentation (as ``functools.update_wrapper``
+    does, but without ``__wrapped__``: the replacement must not lead back to the unrecorded original), so it
+    reads the same in reprs, ``help()`` and tracebacks on both sides."""
+    wrapper.__name__ = getattr(original, "__name__", None) or name or wrapper.__name__
+    wrapper.__qualname__ = getattr(original, "__qualname__", None) or wrapper.__name__
+    wrapper.__module__ = getattr(original, "__module__", None) or wrapper.__module__
+    wrapper.__doc__ = getattr(original, "__doc__", None)
+    return wrapper
+
+
+def mimics(original: Any) -> Callable[[F], F]:
+    """Decorator form of :func:`dress`, for replacements defined at module or class level."""
+
+    def decorate(wrapper: F) -> F:
+        return dress(wrapper, original)
+
+    return decorate
+
+
+def with_engine(cls: T, engine: Engine, name: str | None = None, module: str | None = None) -> T:
+    """The module-level boundary class ``cls`` (a stand-in for a library's class) as installed: a subclass
+    that carries ``engine`` as ``_retrace_engine`` and the library class's name and module. Instances made
+    while one recording lasts keep talking to its engine, as a plain class would keep its module's code."""
+    namespace: dict[str, Any] = {"_retrace_engine": engine, "__module__": module or cls.__module__,
+                                 "__qualname__": name or cls.__qualname__}
+    if "__slots__" in cls.__dict__:  # stay without a __dict__, as the library's class is
+        namespace["__slots__"] = ()
+    return type(name or cls.__name__, (cls,), namespace)  # type: ignore[return-value]

@@ -1,0 +1,101 @@
+"""Recording: external calls run for real, and each becomes an event in the trace."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ..format.codec import Raised
+from ..format.events import FORM_ARGS, FORM_PLAIN, FORM_THREAD, MAIN
+from .base import Engine, dress
+from .state import STATE, enter_gate, leave, tls
+
+# Results the program may go on to mutate after the call returned; the writer encodes later.
+_MUTABLE = (list, dict, bytearray)
+
+
+class Tape(Protocol):
+    """Where a Recorder puts events: a file being written (``TapeWriter``) or a recording kept in memory
+    (``MemoryTape``)."""
+
+    sink: list[Any]
+
+    def name_id(self, name: str) -> int: ...
+
+
+class Recorder(Engine):
+    """Appends events to the tape's ``sink``, a list the tape writer drains from its own thread.
+
+    ``sink += (…)`` is one list operation, atomic under the GIL, so events from
+    several threads never interleave their fields.
+    """
+
+    def __init__(self, tape: Tape) -> None:
+        self.sink = tape.sink
+        self.name_id = tape.name_id
+        # One tick per value beyond (code, result); next() on a count is atomic under the GIL.
+        self._extra_values = itertools.count()
+
+    def events_in(self, values: int) -> int:
+        """How many events ``values`` sink entries hold (the hot path keeps no event counter)."""
+        extra = next(self._extra_values)
+        self._extra_values = itertools.count(extra)
+        return (values - extra) // 2
+
+    def _append(self, nid: int, args: tuple[Any, ...] | None, result: Any, tid: str) -> None:
+        sink = self.sink
+        if tid is not MAIN:
+            sink += (nid << 2 | FORM_THREAD, result, None if args is None else list(args), tid)
+            next(self._extra_values), next(self._extra_values)
+        elif args is None:
+            sink += (nid << 2 | FORM_PLAIN, result)
+        else:
+            # A list packs natively; a tuple would take the slower ext path. Args are always a tuple.
+            sink += (nid << 2 | FORM_ARGS, result, list(args))
+            next(self._extra_values)
+
+    def call(self, name: str, args: Any, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
+        fast = STATE.fast
+        if fast:  # only the main thread, no gate open: skip the thread-local reads
+            STATE.fast = False
+            tls.gate = 1
+            tid = MAIN
+        elif tls.gate or tls.tid is None:
+            return fn(*a, **kw)
+        else:
+            enter_gate()
+            tid = tls.tid
+        nid = self.name_id(name)
+        try:
+            result = fn(*a, **kw)
+        except BaseException as exc:
+            leave(fast)
+            self._append(nid, args, Raised(exc), tid)
+            raise
+        leave(fast)
+        # The writer encodes later, on its own thread: a list or dict the program goes on to
+        # mutate must be recorded as it was returned.
+        self._append(nid, args, result.copy() if type(result) in _MUTABLE else result, tid)
+        return result
+
+    def sync(self, name: str, args: Any, redo: Callable[[Any], Any], fn: Callable[..., Any], *a: Any) -> Any:
+        return self.call(name, args, fn, *a)
+
+    def wrap_noarg(self, name: str, fn: Callable[[], Any]) -> Callable[[], Any]:
+        code = self.name_id(name) << 2 | FORM_PLAIN
+        nid = code >> 2
+        sink = self.sink
+        state = STATE
+        slow = self._append
+
+        def recorded() -> Any:
+            nonlocal sink
+            value = fn()
+            if state.fast:
+                sink += (code, value)
+            elif not tls.gate and tls.tid is not None:
+                slow(nid, None, value, tls.tid)
+            return value
+
+        return dress(recorded, fn, name)

@@ -1,0 +1,304 @@
+"""Replaying: every external call is answered from the recorded events, in the recorded order."""
+
+from __future__ import annotations
+
+import _thread
+from collections.abc import Callable, Iterable
+from operator import length_hint
+from typing import Any, NoReturn
+
+from ..format.codec import Raised
+from ..format.events import MAIN, Event
+from .base import Engine, dress, nothing
+from .demux import EXHAUSTED, TIMED_OUT, Demux
+from .divergence import DIVERGED_EXIT, Call, Divergence, DivergenceKind, Preceding, ReplayDivergence
+from .keyed import LIVE, KeyedAnswers, KeyedSummary
+from .stack import replay_stack
+from .state import STATE, internal, tls
+from .watchdog import ThreadBook, Watchdog
+
+# How long a replaying thread waits in the demultiplexer before it looks again (only the watchdog
+# decides that a replay is stuck).
+WAIT_SLICE = 1.0
+PRECEDING = 5  # matched events a divergence report shows
+
+
+class Replayer(Engine):
+    """Answers every external call from the recorded events, in the recorded order.
+
+    A recording made on one thread is replayed with a plain cursor; one with several
+    threads goes through the demultiplexer, which hands each thread its turn.
+
+    With ``answer_by_key`` (recordings of a crash), the first divergence does not end the
+    replay: from there on calls are answered by call key (:mod:`.keyed`).
+
+    ``on_divergence`` is told of the divergence that ends the replay and must not return (a
+    process replay reports and exits); by default it raises :class:`ReplayDivergence`.
+    """
+
+    def __init__(
+        self,
+        events: list[Event],
+        on_divergence: Callable[[Divergence], None] | None = None,
+        truncated: bool = False,
+        stuck_timeout: float = 10.0,
+        answer_by_key: bool = False,
+    ) -> None:
+        self.events = events
+        self.truncated = truncated
+        self.single_thread = all(e.tid == MAIN for e in events)
+        self._cursor = iter(events)
+        self.in_order = self.single_thread  # the hot path's switch: single-threaded, in recorded order
+        # The demultiplexer numbers threads; logical ids map to numbers in order of first appearance.
+        self._slots: dict[Any, int] = {MAIN: 0}
+        if not self.single_thread:
+            for e in events:
+                if e.tid not in self._slots:
+                    self._slots[e.tid] = len(self._slots)
+        self.demux = None if self.single_thread else Demux([self._slots[e.tid] for e in events])
+        self.threads = ThreadBook(MAIN)
+        self._stuck: Divergence | None = None
+        self._credit: dict[str, int] = {}  # per thread: "joined" events taken ahead (see after_waiting)
+        self.on_divergence = on_divergence or self._raise
+        self.stuck_timeout = stuck_timeout
+        self.answer_by_key = answer_by_key
+        self._keyed: KeyedAnswers | None = None
+        self._succeed: set[str] = set()  # calls assumed to succeed when answering by key (assume_success)
+        self._watchdog = None
+        if self.demux is not None:
+            self._watchdog = Watchdog(stuck_timeout, self._progress, self._on_stuck)
+
+    @staticmethod
+    def _raise(divergence: Divergence) -> None:
+        raise ReplayDivergence(divergence)
+
+    @property
+    def consumed(self) -> int:
+        if self.demux is None:
+            return len(self.events) - length_hint(self._cursor)
+        return self.demux.position
+
+    @property
+    def keyed(self) -> KeyedSummary | None:
+        """How calls were answered once the replay answers by call key (a crash recording after its first
+        divergence); None while it follows the recording."""
+        return None if self._keyed is None else self._keyed.summary
+
+    def assume_success(self, names: Iterable[str]) -> None:
+        self._succeed.update(names)
+
+    def finish(self) -> None:
+        """The replay is over: stop watching for a stuck replay."""
+        if self._watchdog is not None:
+            self._watchdog.finish()
+
+    # -- threads ----------------------------------------------------------------------------------------
+
+    def slot_of(self, tid: str) -> int:
+        with internal:
+            self.threads.started(tid)
+            return self._slots.setdefault(tid, len(self._slots))
+
+    def thread_ended(self, tid: str) -> None:
+        self.threads.states[tid] = "finished"
+        self.park()
+
+    def park(self) -> None:
+        if self.demux is not None and tls.tid is not None:
+            self.demux.park(tls.slot)
+
+    def _turn(self, name: str, args: Any, take: bool) -> Event:
+        """Wait for this thread's turn in the recorded order; the event, checked against the call."""
+        tid = tls.tid
+        assert tid is not None and self.demux is not None
+        states = self.threads.states
+        states[tid] = ("waits for its turn to call", name, args)  # formatted only for a report
+        wait = self.demux.claim if take else self.demux.turn
+        while (index := wait(tls.slot, WAIT_SLICE)) == TIMED_OUT:
+            pass  # the watchdog decides when waiting has become stuck
+        del states[tid]
+        if index >= 0:
+            event = self.events[index]
+            if event.name != name or event.args != args:
+                return self.diverge(DivergenceKind.MISMATCH, event, name, args, tid)
+            return event
+        if index == EXHAUSTED:
+            return self._exhausted(name, args, tid)
+        return self._stopped()
+
+    def next_event(self, name: str, args: Any) -> Event:
+        if self._keyed is not None:
+            with internal:
+                return self._keyed.answer(name, args)
+        tid = tls.tid
+        if self.demux is not None:
+            return self._turn(name, args, take=True)
+        if tid != MAIN:
+            return self.diverge(DivergenceKind.THREAD, None, name, args, tid)
+        event = next(self._cursor, None)
+        if event is None:
+            return self._exhausted(name, args, tid)
+        if event.name != name or event.args != args:
+            return self.diverge(DivergenceKind.MISMATCH, event, name, args, tid)
+        return event
+
+    def sync(self, name: str, args: Any, redo: Callable[[Any], Any], fn: Callable[..., Any], *a: Any) -> Any:
+        if tls.gate or tls.tid is None:
+            return fn(*a)
+        if self.demux is None or self._keyed is not None:
+            return self._redo(self.next_event(name, args), redo)
+        # The turn is held while the operation runs, so no other thread's event slips in between.
+        try:
+            return self._redo(self._turn(name, args, take=False), redo)
+        finally:
+            self.demux.advance()
+
+    @staticmethod
+    def _redo(event: Event, redo: Callable[[Any], Any]) -> Any:
+        result = event.result
+        if type(result) is Raised:
+            raise result.exception.with_traceback(None)
+        return redo(result)  # redo runs real operations only: nothing in it is recorded or replayed
+
+    def blocking(self, name: str, args: Any, attempt: Callable[[float], bool]) -> None:
+        """Run a real blocking operation that the recording says completed (the watchdog sees if it never does)."""
+        tid = tls.tid
+        assert tid is not None
+        states = self.threads.states
+        states[tid] = ("holds its turn, inside", name, args)
+        while not attempt(WAIT_SLICE):
+            if self.demux is not None and self._stuck is not None:
+                self._stopped()
+        del states[tid]
+
+    def after_waiting(self, name: str, attempt: Callable[[float], bool]) -> None:
+        # A program that joins a set of threads joins them in id() order, which differs between runs: the
+        # thread it waits for may need turns that come after this thread's next "joined" events. While it
+        # waits, it takes those events when their turn comes (so the others get theirs) and keeps them as
+        # credit for the waits to come.
+        if self.demux is None or self._keyed is not None or tls.tid is None or tls.gate:
+            return super().after_waiting(name, attempt)
+        tid, demux, states = tls.tid, self.demux, self.threads.states
+        waiting = ("waits for a thread to end, then calls", name, None)
+        states[tid] = waiting
+        while not attempt(0.005):
+            position = demux.position
+            if demux.expected() == tls.slot and position < len(self.events) and self.events[position].name == name:
+                self.call(name, None, nothing)
+                self._credit[tid] = self._credit.get(tid, 0) + 1
+                states[tid] = waiting
+        states.pop(tid, None)
+        if self._credit.get(tid, 0):
+            self._credit[tid] -= 1
+        else:
+            self.call(name, None, nothing)
+
+    # -- a stuck replay ---------------------------------------------------------------------------------
+
+    def _progress(self) -> tuple[int, list[tuple[int, int, int]]]:
+        """What moves while a replay makes progress: the event position and the threads running program code."""
+        assert self.demux is not None
+        return self.demux.position, self.threads.moving()
+
+    def _on_stuck(self) -> None:
+        """The watchdog (on its own thread) found the replay stuck."""
+        divergence = self.divergence(DivergenceKind.STUCK, None, None, None, None)
+        try:
+            self.on_divergence(divergence)  # a process replay ends here
+        except BaseException:
+            self._stuck = divergence  # an in-process replay: the first waiting thread raises it
+        assert self.demux is not None
+        self.demux.abort()
+
+    def _stopped(self) -> NoReturn:
+        """The watchdog found the replay stuck: deliver its report once, then end this thread quietly."""
+        divergence, self._stuck = self._stuck, None
+        if divergence:
+            self.on_divergence(divergence)
+        parked = _thread.allocate_lock()
+        parked.acquire()
+        parked.acquire(True, self.stuck_timeout)  # the process is ending; don't add tracebacks to its output
+        raise SystemExit(DIVERGED_EXIT)
+
+    # -- answering calls --------------------------------------------------------------------------------
+
+    def call(self, name: str, args: Any, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
+        if STATE.fast and self.in_order:  # the hot path, as in wrap_noarg
+            event = next(self._cursor, None)
+            if event is None or event.name != name or event.args != args:
+                event = self._recheck(event, name, args)
+        elif tls.gate or tls.tid is None:
+            return fn(*a, **kw)
+        else:
+            event = self.next_event(name, args)
+        result = event.result
+        if type(result) is Raised:
+            raise result.exception.with_traceback(None)
+        if result is LIVE:
+            return fn(*a, **kw)
+        return result
+
+    def wrap_noarg(self, name: str, fn: Callable[[], Any]) -> Callable[[], Any]:
+        state = STATE
+        cursor = self._cursor
+        slow = self.next_event
+
+        def replayed() -> Any:
+            if state.fast and self.in_order:
+                event = next(cursor, None)
+                if event is None or event.name != name or event.args is not None:
+                    event = self._recheck(event, name, None)
+            elif tls.gate or tls.tid is None:
+                return fn()
+            else:
+                event = slow(name, None)
+            result = event.result
+            if type(result) is Raised:
+                raise result.exception.with_traceback(None)
+            if result is LIVE:
+                return fn()
+            return result
+
+        return dress(replayed, fn, name)
+
+    def _recheck(self, event: Event | None, name: str, args: Any) -> Event:
+        if event is None:
+            return self._exhausted(name, args, MAIN)
+        return self.diverge(DivergenceKind.MISMATCH, event, name, args, MAIN)
+
+    def _exhausted(self, name: str, args: Any, tid: Any) -> Event:
+        kind = DivergenceKind.TRUNCATED if self.truncated else DivergenceKind.EXTRA_CALL
+        return self.diverge(kind, None, name, args, tid)
+
+    # -- divergence -------------------------------------------------------------------------------------
+
+    def diverge(self, kind: DivergenceKind, expected: Event | None, name: str, args: Any, tid: Any) -> Event:
+        """Report the first divergence; a crash recording goes on answering by call key."""
+        divergence = self.divergence(kind, expected, name, args, tid)
+        if not self.answer_by_key or kind in (DivergenceKind.TRUNCATED, DivergenceKind.STUCK):
+            if self.demux is not None:
+                self.demux.abort()
+            self.on_divergence(divergence)
+            raise AssertionError("on_divergence must not return")  # pragma: no cover
+        with internal:
+            start = expected.index if expected is not None else self.consumed
+            self._keyed = KeyedAnswers(self.events[start:], divergence, self._succeed)
+        self.in_order = False
+        return self.next_event(name, args)
+
+    def divergence(self, kind: DivergenceKind, expected: Event | None, name: str | None, args: Any,
+                   tid: Any) -> Divergence:
+        """The divergence at this call (``name`` None: at no call, a stuck replay), with the events before it."""
+        with internal:
+            index = expected.index if expected is not None else self.consumed
+            if kind == DivergenceKind.STUCK and index < len(self.events):  # stuck waiting for this event's thread
+                expected = self.events[index]
+                tid = expected.tid
+            return Divergence(
+                kind, index, tid,
+                expected=Call.of(expected.name, expected.args) if expected is not None else None,
+                actual=Call.of(name, args) if name is not None else None,
+                stack=replay_stack() if name is not None else [],
+                preceding=[Preceding.of(e) for e in self.events[max(0, index - PRECEDING) : index]],
+                threads=self.threads.report(self.events, self.consumed) if kind == DivergenceKind.STUCK else None,
+            )

@@ -1,0 +1,69 @@
+"""The engine in-process recordings install once, for the process's life."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .base import Engine, dress
+from .state import tls
+
+
+class Router(Engine):
+    """Installing boundaries for every request would cost more than most requests: in-process recordings
+    install them once, with a Router. Each call goes to the engine of the recording the calling thread
+    belongs to (``tls.engine``, set by :func:`~.state.start_call_thread` and inherited by the threads it
+    starts) while that recording is open, so several requests can be recorded at once, each into its own
+    recording; every other call passes straight through."""
+
+    @staticmethod
+    def _target() -> Engine | None:
+        engine = tls.engine
+        return engine if engine is not None and engine.open else None
+
+    def call(self, name: str, args: Any, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
+        engine = self._target()
+        return fn(*a, **kw) if engine is None else engine.call(name, args, fn, *a, **kw)
+
+    def wrap_noarg(self, name: str, fn: Callable[[], Any]) -> Callable[[], Any]:
+        target = self._target
+
+        def routed() -> Any:
+            engine = target()
+            return fn() if engine is None else engine.call(name, None, fn)
+
+        return dress(routed, fn, name)
+
+    def sync(self, name: str, args: Any, redo: Callable[[Any], Any], fn: Callable[..., Any], *a: Any) -> Any:
+        engine = self._target()
+        return fn(*a) if engine is None else engine.sync(name, args, redo, fn, *a)
+
+    def passes(self) -> bool:
+        engine = self._target()
+        return engine is None or engine.passes()
+
+    def blocking(self, name: str, args: Any, attempt: Callable[[float], bool]) -> None:
+        engine = self._target()
+        if engine is not None:
+            engine.blocking(name, args, attempt)
+
+    def after_waiting(self, name: str, attempt: Callable[[float], bool]) -> None:
+        engine = self._target()
+        if engine is None:
+            super().after_waiting(name, attempt)  # waits for real; its event passes straight through
+        else:
+            engine.after_waiting(name, attempt)
+
+    def slot_of(self, tid: str) -> int:
+        engine = self._target()
+        return 0 if engine is None else engine.slot_of(tid)
+
+    def thread_ended(self, tid: str) -> None:
+        engine = self._target()
+        if engine is not None:
+            engine.thread_ended(tid)
+
+    def park(self) -> None:
+        engine = self._target()
+        if engine is not None:
+            engine.park()

@@ -1,0 +1,139 @@
+"""The event form: how recorded calls sit in a trace, in memory and on disk.
+
+Events travel flat, with no container per event (allocating one per event costs more than the
+clock call it records): ``code, result[, args[, thread]]`` where ``code = name_id << 2 | form``.
+Form 0 (``FORM_PLAIN``) has no arguments and belongs to the main thread, form 1 (``FORM_ARGS``)
+has arguments and belongs to the main thread, form 2 (``FORM_THREAD``) has arguments (or None) and
+a logical thread id. Boundary names are numbered per recording in order of first use
+(:class:`NameTable`); the file stores the names once, in NAMES frames.
+
+Replay reads them back as :class:`Event` objects (:func:`decode_events`).
+"""
+
+from __future__ import annotations
+
+import _thread
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from . import codec
+
+FORM_PLAIN, FORM_ARGS, FORM_THREAD = 0, 1, 2
+MAIN = "0"  # the logical id of the thread a recording starts on; FORM_PLAIN and FORM_ARGS events are its
+
+
+def width(code: int) -> int:
+    """How many flat values the event that starts with ``code`` takes: 2, 3 or 4."""
+    return 2 + (code & 3)
+
+
+def split(flat: list[Any]) -> Iterator[list[Any]]:
+    """The events of a flat stream, each as its list of values (code first). Raises ValueError when the
+    stream is malformed."""
+    i, n, index = 0, len(flat), 0
+    while i < n:
+        code = flat[i]
+        if type(code) is not int or i + width(code) > n:
+            raise ValueError(f"malformed event stream at value {i} (event {index})")
+        yield flat[i : i + width(code)]
+        i += width(code)
+        index += 1
+
+
+class NameTable:
+    """The boundary names of one recording, numbered in order of first use (events carry the number).
+
+    Thread-safe: threads of one recording may meet a new name at once. The lock is a raw one, taken
+    only for a name not seen yet: the hot path is one dict lookup."""
+
+    __slots__ = ("names", "_ids", "_lock")
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self._ids: dict[str, int] = {}
+        self._lock = _thread.allocate_lock()  # not threading.Lock: boundaries replace that one
+
+    def name_id(self, name: str) -> int:
+        nid = self._ids.get(name)
+        if nid is None:
+            with self._lock:
+                nid = self._ids.get(name)
+                if nid is None:
+                    # The name goes in first: a writer that sees the id in an event must find the name.
+                    nid = len(self.names)
+                    self.names.append(name)
+                    self._ids[name] = nid
+        return nid
+
+
+class Event:
+    """One recorded event as replay sees it."""
+
+    __slots__ = ("index", "name", "args", "result", "tid")
+
+    def __init__(self, index: int, name: str, args: Any, result: Any, tid: str) -> None:
+        self.index = index
+        self.name = name
+        self.args = args
+        self.result = result
+        self.tid = tid
+
+    def describe(self) -> str:
+        return describe_call(self.name, self.args)
+
+
+def decode_events(flat: list[Any], names: list[str]) -> list[Event]:
+    """Events from their flat form. Raises ValueError when the stream is malformed."""
+    events: list[Event] = []
+    append = events.append
+    # Equal call arguments share one tuple: far fewer objects for a long recording of few distinct calls.
+    shared: dict[Any, Any] = {}
+    count = len(names)
+    i, n, index = 0, len(flat), 0
+    while i < n:
+        code = flat[i]
+        if type(code) is not int or (code >> 2) >= count or i + width(code) > n:
+            raise ValueError(f"malformed event stream at value {i} (event {index})")
+        form = code & 3
+        if form == FORM_PLAIN:
+            append(Event(index, names[code >> 2], None, flat[i + 1], MAIN))
+            i += 2
+        else:
+            args = flat[i + 2]
+            if type(args) is list:
+                args = tuple(args)
+                try:
+                    args = shared.setdefault(args, args)
+                except TypeError:  # unhashable arguments (a list inside): keep them as they are
+                    pass
+            if form == FORM_ARGS:
+                append(Event(index, names[code >> 2], args, flat[i + 1], MAIN))
+                i += 3
+            else:
+                append(Event(index, names[code >> 2], args, flat[i + 1], flat[i + 3]))
+                i += 4
+        index += 1
+    return events
+
+
+def intern_names(names: list[str]) -> list[str]:
+    return [sys.intern(n) for n in names]
+
+
+def short_repr(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 12] + " …" + text[-9:]
+
+
+def describe_call(name: str, args: Any) -> str:
+    if args is None:
+        return f"{name}()"
+    if isinstance(args, tuple):
+        return f"{name}({', '.join(short_repr(a) for a in args)})"
+    return f"{name}({short_repr(args)})"
+
+
+def call_key(name: str, args: Any) -> tuple[str, bytes]:
+    """A call as a dict key: its name and its encoded arguments (arguments may hold unhashable values)."""
+    return name, codec.packb(args)

@@ -1,0 +1,124 @@
+"""Pinning crash recordings as regression cases, and triaging a folder of crashes."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import RetraceError
+from ..format.tape import Recording, TapeStatus, read_recording, rewrite
+from ..kinds.outcome import Outcome
+
+_LIBRARY_PREFIXES = tuple({sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix})
+
+
+@dataclass(frozen=True)
+class Crash:
+    """How a recorded run crashed: the exception type (or ``exitN``), its message, where (file stem and
+    function of the program's last own frame), and the crash fingerprint."""
+
+    type: str
+    message: str
+    place: str
+    fingerprint: str
+
+
+@dataclass
+class CrashGroup:
+    """The crash recordings of one fingerprint in a folder (``retrace triage``)."""
+
+    crash: Crash
+    count: int = 0
+    first_seen: str = ""
+    last_seen: str = ""
+    recordings: list[str] = field(default_factory=list)
+    pinned: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {**data.pop("crash"), **data}
+
+
+def crash_of(rec: Recording) -> Crash | None:
+    """The crash a complete recording ended with; None if it did not."""
+    outcome = Outcome.from_json(rec.end or {})
+    exc = outcome.exception
+    if exc is not None:
+        frames = exc.traceback
+        own = [f for f in frames if not f[0].startswith(_LIBRARY_PREFIXES)] or frames
+        place = f"{Path(own[-1][0]).stem}-{own[-1][2]}" if own else "unknown"
+        return Crash(exc.type, exc.message, place, exc.fingerprint)
+    status = outcome.status
+    if status in (0, None):
+        return None
+    entry = rec.header.get("entry", {})
+    where = entry.get("script") or entry.get("module") or "program"
+    digest = hashlib.blake2b(f"exit {status} {where}".encode(), digest_size=8).hexdigest()
+    return Crash(f"exit{status}", f"exit status {status}", Path(where).stem, digest)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_") or "x"
+
+
+def recordings_in(folder: Path) -> Iterator[Path]:
+    yield from sorted(folder.rglob("*.retrace"))
+
+
+def pin(path: str | os.PathLike[str], into: str | os.PathLike[str]) -> Path:
+    """Copy a crash recording into ``into`` as a pinned regression case; returns its new path."""
+    rec = read_recording(path)
+    if rec.status != TapeStatus.COMPLETE:
+        raise RetraceError(f"{path}: a {rec.status} recording cannot be pinned ({rec.problem}); record the crash again")
+    crash = crash_of(rec)
+    if crash is None:
+        raise RetraceError(f"{path}: the recorded run did not crash (exit status 0); only crashes are pinned")
+    folder = Path(into)
+    folder.mkdir(parents=True, exist_ok=True)
+    for existing in recordings_in(folder):
+        pinned = (read_recording(existing).header.get("pin") or {}).get("fingerprint")
+        if pinned == crash.fingerprint:
+            raise RetraceError(
+                f"{path}: this crash ({crash.type} in {crash.place}, fingerprint {crash.fingerprint}) "
+                f"is already pinned as {existing}; nothing to do"
+            )
+    short_type = crash.type.rsplit(".", 1)[-1]
+    target = folder / f"{_slug(short_type)}-{_slug(crash.place)}-{crash.fingerprint[:8]}.retrace"
+    header = dict(rec.header, pin={
+        "fingerprint": crash.fingerprint,
+        "exception": crash.type,
+        "message": crash.message,
+        "place": crash.place,
+        "pinned_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "source": os.path.abspath(path),
+    })
+    rewrite(path, header=header, into=target)
+    return target
+
+
+def triage(folder: str | os.PathLike[str]) -> list[CrashGroup]:
+    """Crash recordings in ``folder`` grouped by crash fingerprint, most frequent first."""
+    groups: dict[str, CrashGroup] = {}
+    for path in recordings_in(Path(folder)):
+        try:
+            rec = read_recording(path)
+        except RetraceError:
+            continue
+        crash = crash_of(rec) if rec.status == TapeStatus.COMPLETE else None
+        if crash is None:
+            continue
+        seen = rec.header.get("created_at", "")
+        group = groups.setdefault(crash.fingerprint, CrashGroup(crash, first_seen=seen, last_seen=seen))
+        group.count += 1
+        group.first_seen = min(group.first_seen, seen)
+        group.last_seen = max(group.last_seen, seen)
+        group.recordings.append(str(path))
+        group.pinned = group.pinned or bool(rec.header.get("pin"))
+    return sorted(groups.values(), key=lambda g: (-g.count, g.first_seen))

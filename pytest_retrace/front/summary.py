@@ -1,0 +1,142 @@
+"""The retrace summary: verdicts counted as test reports arrive (from xdist workers too), the next steps to
+take, the JSON report (``--retrace-report``), and the last status of each recording (for "regressed")."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pytest
+
+from ..enums import StrEnum
+
+
+class Counter(StrEnum):
+    """The counts the summary line shows, in its order."""
+
+    REPLAYED = "replayed"
+    OK = "ok"
+    DIVERGED = "diverged"
+    CRASH_REPRODUCED = "crash reproduced"
+    CRASH_FIXED = "crash fixed"
+    REGRESSED = "regressed"  # a pinned crash that was fixed the last time and happens again
+    NONDETERMINISTIC = "nondeterministic"
+    ACCEPTED = "accepted"
+    ERRORS = "errors"
+
+
+
+@dataclass
+class ReplayInfo:
+    """What a recording's test tells the summary, through the report's user properties (plain JSON, so that
+    it travels from xdist workers and into junitxml)."""
+
+    recording: str
+    status: str  # a verdict's Status, or why the recording could not be replayed (truncated, corrupt, missing-program)
+    pinned: bool = False
+    events_recorded: int | None = None
+    events_consumed: int | None = None
+    outcome_only: bool = False
+    counter: Counter | None = None  # where it is counted when not where its status says (accepted …)
+    problem: str | None = None
+    regressed: bool = False
+
+    @property
+    def counted_as(self) -> Counter:
+        if self.counter is not None:
+            return self.counter
+        return _counter_of(self.status)
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: str(value) if isinstance(value, Counter) else value for name, value in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ReplayInfo:
+        counter = data.get("counter")
+        return cls(**dict(data, counter=None if counter is None else Counter(counter)))
+
+
+def _counter_of(status: str) -> Counter:
+    """Where a verdict's status is counted (not imported at the top: loading the plugin must stay cheap)."""
+    from ..runner.verdict import Status
+
+    counters = {Status.OK: Counter.OK, Status.DIVERGED: Counter.DIVERGED, Status.NEW_CRASH: Counter.DIVERGED,
+                Status.CRASH_REPRODUCED: Counter.CRASH_REPRODUCED, Status.CRASH_FIXED: Counter.CRASH_FIXED}
+    try:
+        return counters.get(Status(status), Counter.ERRORS)  # truncated, corrupt: errors
+    except ValueError:  # not a verdict's status: the recording could not be replayed at all
+        return Counter.ERRORS
+
+
+class RetraceSummary:
+    """Counts verdicts as reports arrive (from xdist workers too) and writes the summary."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.counts = dict.fromkeys(Counter, 0)
+        self.verdicts: list[dict[str, Any]] = []
+        self.infos: list[ReplayInfo] = []
+        self.cache = getattr(config, "cache", None)  # absent with -p no:cacheprovider
+        self.last = self.cache.get("retrace/last_status", {}) if self.cache is not None else {}
+        self.now: dict[str, str] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data: dict[str, Any] | None = dict(report.user_properties).get("retrace")  # type: ignore[assignment]
+        if data is None or (report.when != "call" and not (report.when == "setup" and report.failed)):
+            return
+        from ..runner.verdict import Status
+
+        info = ReplayInfo.from_json(data)
+        if report.when == "call":
+            self.counts[Counter.REPLAYED] += 1
+        self.counts[info.counted_as] += 1
+        if (info.status == Status.CRASH_REPRODUCED and info.pinned
+                and self.last.get(report.nodeid) == Status.CRASH_FIXED):
+            self.counts[Counter.REGRESSED] += 1
+            info.regressed = True
+        self.now[report.nodeid] = info.status
+        self.infos.append(info)
+        self.verdicts.append(dict(info.to_json(), nodeid=report.nodeid, outcome=report.outcome))
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if hasattr(self.config, "workerinput"):  # an xdist worker: the controller sees every report
+            return
+        if self.cache is not None and self.now:
+            self.cache.set("retrace/last_status", {**self.last, **self.now})
+        path = self.config.getoption("retrace_report")
+        if path:
+            counts = {str(counter): n for counter, n in self.counts.items()}
+            with open(path, "w") as f:
+                json.dump({"counts": counts, "recordings": self.verdicts}, f, indent=2, default=repr)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.counts[Counter.REPLAYED]:
+            return
+        terminalreporter.write_sep("=", "retrace summary")
+        terminalreporter.write_line(", ".join(f"{n} {counter}" for counter, n in self.counts.items()
+                                              if n or counter == Counter.REPLAYED))
+        for hint in self._next_steps():
+            terminalreporter.write_line(hint)
+
+    def _next_steps(self) -> list[str]:
+        from ..runner.verdict import Status
+
+        hints = []
+        statuses = {info.status for info in self.infos}
+        crashes = [info for info in self.infos if info.status == Status.CRASH_REPRODUCED]
+        if crashes:
+            hints.append("recorded crashes still happen: fix them, then run again")
+        unpinned = [info.recording for info in crashes if not info.pinned]
+        if unpinned:
+            hints.append(f"keep a crash as a regression case: retrace pin {os.path.relpath(unpinned[0])}")
+        if any(info.outcome_only for info in self.infos):
+            hints.append("only the outcome changed for some recordings: if that is intended, run again with "
+                         "--retrace-accept")
+        if Status.DIVERGED in statuses or Status.NEW_CRASH in statuses:
+            hints.append("diverged replays: the report names the first differing call; `retrace show REC` lists "
+                         "the recorded calls")
+        if self.counts[Counter.ERRORS]:
+            hints.append("unusable recordings (truncated or corrupt): record them again")
+        return hints

@@ -1,0 +1,97 @@
+"""Per-call recordings: ``@pytest_retrace.record_calls(directory=…, keep=…)`` on a function.
+
+Each call of the decorated function (a job handler, a message consumer) is recorded on its own
+into ``directory``: the entry point and its arguments, every external call the function makes on
+the calling thread and the threads it starts, and the outcome — the return value (as a digest
+and a readable head) or the exception. ``pytest --retrace-recordings=directory`` replays each one
+by calling the function with the recorded arguments in a clean process (a fork of a server that
+imported the module once: see the runner's fork server).
+
+The recording machinery is shared with request recordings (``inprocess.py``): boundaries
+installed once, events in memory, only kept recordings written.
+
+``keep``: ``"all"``; ``"errors"`` (only calls that raised); or a float, the share of calls
+recorded (``0.1``: one in ten, drawn from a generator of our own, not the program's).
+``max_files`` / ``max_bytes`` rotate: the oldest recordings go first. Each recorded call is one
+recording: calls on other threads at the same time are recorded each on
+its own. A recording that fails (an argument no codec can hold, a full disk) is logged on the
+``pytest_retrace`` logger and never breaks the call.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..engine.state import internal
+from ..format import codec
+from .entry import entry_point, resolve
+from .inprocess import InProcessRecording, Keep, begin, keeps, log
+from .outcome import ExceptionInfo, Outcome, returned_summary
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def call_outcome(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                 summarize: bool = True) -> tuple[Any, Exception | None, Outcome]:
+    """Call ``function``: its return value, its exception (for the caller to raise), and the outcome (without
+    the return value's summary unless ``summarize``: a recording that is dropped needs none)."""
+    try:
+        value = function(*args, **kwargs)
+    except Exception as exc:
+        return None, exc, Outcome(1, ExceptionInfo.of(exc))
+    return value, None, Outcome(0, returned=returned_summary(value) if summarize else None)
+
+
+def record_calls(directory: str | os.PathLike[str], keep: str | float = "all", max_files: int | None = None,
+                 max_bytes: int | None = None, redact: str | None = None) -> Callable[[F], F]:
+    """Record each call of the decorated function into ``directory`` (see the module's documentation)."""
+    policy = Keep.parse(keep, "record_calls")
+    folder = Path(directory)
+
+    def decorate(function: F) -> F:
+        @functools.wraps(function)
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            if not begin(policy):
+                return function(*args, **kwargs)
+            try:
+                with internal:
+                    # The arguments as they are now (the call may change them), through the codec: one no
+                    # codec can hold is said now, and the call runs unrecorded.
+                    entry = codec.unpackb(codec.packb(dict(entry_point(function), args=list(args),
+                                                           kwargs=dict(kwargs))))
+                recording = InProcessRecording("call", entry, function.__qualname__, folder, redact)
+            except Exception as exc:
+                log.warning("pytest-retrace: not recording this call of %s: %s", function.__qualname__, exc)
+                return function(*args, **kwargs)
+            outcome = Outcome(1)  # if the call is interrupted
+            value, error = None, None
+            try:
+                value, error, outcome = call_outcome(function, args, kwargs, summarize=False)
+            finally:
+                recording.finish(outcome, keeps(policy, outcome.exception is not None), max_files, max_bytes,
+                                 summary=None if error is not None else lambda: returned_summary(value))
+            if error is not None:
+                raise error
+            return value
+
+        return recorded  # type: ignore[return-value]
+
+    return decorate
+
+
+# -- the replay side -------------------------------------------------------------------------------------
+
+
+def prepare_replay(header: dict[str, Any]) -> Callable[..., Any]:
+    """Import the recorded function before the replay starts (importing was no part of the recorded call)."""
+    return resolve(header["entry"])
+
+
+def replay(function: Callable[..., Any], header: dict[str, Any]) -> Outcome:
+    """Call the function with the recorded arguments; how the call ended."""
+    entry = header["entry"]
+    return call_outcome(function, tuple(entry["args"]), entry["kwargs"])[2]

@@ -1,0 +1,40 @@
+"""The header every recording starts with: what ran, where, and the world it ran in."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from typing import Any
+
+from .._version import __version__
+from ..boundaries import env
+from ..format.tape import FORMAT
+
+
+def make_header(kind: str, entry: dict[str, Any], argv: list[str], hash_seed: int, redact: str | None,
+                live_paths: list[str], tags: dict[str, Any], environ: dict[str, str] | None = None,
+                created_at: str | None = None) -> dict[str, Any]:
+    """The header of a recording of any kind (``process``, ``call``, ``wsgi``). ``environ`` and ``created_at``:
+    as they were when the recording started, when that was earlier than now."""
+    environ, redacted = env.snapshot(redact, environ=environ)
+    return {
+        "format": FORMAT,
+        "retrace_version": __version__,
+        "python": platform.python_version(),
+        "implementation": sys.implementation.name,
+        "platform": platform.platform(),
+        "executable": sys.executable,
+        "hash_seed": hash_seed,
+        "kind": kind,
+        "entry": entry,
+        "argv": argv,
+        "cwd": os.getcwd(),
+        "environ": environ,
+        "created_at": created_at or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "redaction": {"pattern": redact, "redacted": redacted},
+        "live_paths": live_paths,
+        "tags": tags,
+        "pin": None,
+    }

@@ -1,0 +1,159 @@
+"""What per-call and per-request recordings share: a recording made inside a running process.
+
+The first recording installs the boundaries for the rest of the process's life, with a
+:class:`~pytest_retrace.engine.router.Router` that sends each call to the recording of the calling
+thread; events gather in memory, and only a recording that is kept is written.
+"""
+
+from __future__ import annotations
+
+import _thread
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..boundaries import Options, entropy, env, install
+from ..engine.patch import Patcher
+from ..engine.recorder import Recorder
+from ..engine.router import Router
+from ..engine.state import end_call_thread, internal, outside_recordings, resume_call_thread, start_call_thread
+from ..enums import StrEnum
+from ..format.tape import MemoryTape, TapeWriter
+from .header import make_header
+from .outcome import Outcome, Stream
+
+log = logging.getLogger("pytest_retrace")
+_sampler = random.Random()  # ours: drawing from the program's generator would change what it draws
+
+
+class Keep(StrEnum):
+    """Which recordings a service keeps (besides a float: the share of calls or requests recorded)."""
+
+    ALL = "all"
+    ERRORS = "errors"  # only those that raised (or, for a request, answered 5xx)
+
+    @classmethod
+    def parse(cls, value: Any, who: str) -> Keep | float:
+        """``value`` as a keep policy; a ValueError that names ``who`` when it is none."""
+        if isinstance(value, float) and 0 <= value <= 1:
+            return value
+        if isinstance(value, str):
+            try:
+                return cls(value)
+            except ValueError:
+                pass
+        raise ValueError(f"{who}: keep={value!r} is not 'all', 'errors' or a share between 0.0 and 1.0")
+
+
+def keeps(keep: Keep | float, failed: bool) -> bool:
+    """Whether a recording that ended this way is written."""
+    return keep != Keep.ERRORS or failed
+
+
+def begin(keep: Keep | float) -> bool:
+    """Whether to record this one (sampling; not inside another recording)."""
+    if isinstance(keep, float) and _sampler.random() >= keep:
+        return False
+    return outside_recordings()
+
+
+class _Installation:
+    """The router this process installed, once it recorded something."""
+
+    router: Router | None = None
+    lock = _thread.allocate_lock()  # not threading.Lock: boundaries replace that one
+
+
+def _install_once() -> None:
+    """The first recording installs the boundaries, for good, with a Router that sends each call to the
+    recording of the calling thread."""
+    if _Installation.router is not None:
+        return
+    with _Installation.lock:
+        if _Installation.router is None:
+            router = Router()
+            with internal:
+                install(router, Patcher(), Options())
+            _Installation.router = router
+
+
+class InProcessRecording:
+    """One recording made inside a running process, on the calling thread: a call, or a request.
+
+    Events gather in memory; only a recording that is kept is written (a keep="errors" service drops
+    most of them, and must not pay for files it deletes)."""
+
+    def __init__(self, kind: str, entry: dict[str, Any] | Callable[[], dict[str, Any]], stem: str, folder: Path,
+                 redact: str | None) -> None:
+        """``entry``: what the header holds of the call or request, or a function that builds it if the
+        recording is kept."""
+        try:
+            with internal:
+                self.kind, self.entry, self.stem, self.folder, self.redact = kind, entry, stem, folder, redact
+                self.environ = env.capture()
+                self.created_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+                self.tape = MemoryTape()
+                self.engine = Recorder(self.tape)
+                self._children = 0  # threads started so far, kept while suspended
+            _install_once()
+            start_call_thread(self.engine)
+            # Requests recorded at once must not draw from each other's module-level generator.
+            self.engine.generator = entropy.own_generator(self.engine)
+        except BaseException:
+            end_call_thread()
+            raise
+
+    def suspend(self) -> None:
+        """The thread goes on with work that is not the recording's (a server between chunks of a streamed
+        response): its calls pass through until :meth:`resume`."""
+        self._children = end_call_thread()
+
+    def resume(self) -> None:
+        resume_call_thread(self.engine, self._children)
+
+    def finish(self, outcome: Outcome, keep_it: bool, max_files: int | None = None,
+               max_bytes: int | None = None, summary: Callable[[], Stream] | None = None) -> None:
+        """End the recording: write it when it is kept, with ``summary()`` as what the call returned; rotate.
+        Never raises: logs."""
+        end_call_thread()
+        self.engine.open = False  # threads it started that run on are outside it from now on
+        if not keep_it:
+            return
+        try:
+            with internal:
+                self._write(outcome, summary, max_files, max_bytes)
+        except Exception as exc:
+            log.warning("pytest-retrace: a recording could not be written to %s: %s", self.folder, exc)
+
+    def _write(self, outcome: Outcome, summary: Callable[[], Stream] | None, max_files: int | None,
+               max_bytes: int | None) -> None:
+        if summary is not None:
+            outcome = Outcome(outcome.status, outcome.exception, returned=summary())
+        seed = os.environ.get("PYTHONHASHSEED", "")
+        entry = self.entry() if callable(self.entry) else self.entry
+        header = make_header(self.kind, entry, [], int(seed) if seed.isdigit() else 0,
+                             env.DEFAULT_REDACT if self.redact is None else self.redact, [], {},
+                             environ=env.decode(self.environ), created_at=self.created_at)
+        name = f"{self.stem}-{self.created_at.replace(':', '')}-{os.urandom(4).hex()}.retrace"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        part = self.folder / f".{name}.part"
+        writer = TapeWriter(part, header, background=False, tape=self.tape)
+        writer.close(outcome.to_end(self.engine.events_in(len(self.tape.sink))))
+        part.replace(self.folder / name)
+        _rotate(self.folder, max_files, max_bytes)
+
+
+def _rotate(folder: Path, max_files: int | None, max_bytes: int | None) -> None:
+    """Drop the oldest recordings beyond ``max_files`` files or ``max_bytes`` bytes in all."""
+    if max_files is None and max_bytes is None:
+        return
+    kept = sorted(folder.glob("*.retrace"), key=lambda p: p.stat().st_mtime, reverse=True)
+    total = 0
+    for index, path in enumerate(kept):
+        total += path.stat().st_size
+        if (max_files is not None and index >= max_files) or (max_bytes is not None and total > max_bytes):
+            path.unlink(missing_ok=True)

@@ -1,0 +1,142 @@
+"""How a recorded run ended, and how a replay of it ended: :class:`Outcome` and its parts.
+
+A recording's END frame holds the outcome (with the event count and any recording error); the
+child of a replay reports the replay's; the verdict compares the two. A crash is described the
+same way whichever way the program was started (plainly, recorded, replayed): the launcher's
+frames are left out of its traceback, and its fingerprint survives unrelated edits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import traceback
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..engine.stack import program_traceback
+from ..format import codec
+
+OUTPUT_HEAD = 8192  # bytes of stdout/stderr kept in END, for diffs when a replay prints otherwise
+
+
+@dataclass(frozen=True)
+class Stream:
+    """What passed by on a stream (stdout, stderr) or what a call returned: size, digest and its first bytes.
+    ``head`` is bytes as recorded, text in a verdict."""
+
+    digest: str
+    size: int
+    head: bytes | str = b""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"digest": self.digest, "size": self.size, "head": self.head}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> Stream | None:
+        if data is None:
+            return None
+        return cls(data["digest"], data["size"], data.get("head", b""))
+
+    def as_text(self) -> Stream:
+        """The head decoded, as a verdict shows it."""
+        head = self.head
+        return replace(self, head=head.decode("utf-8", "replace")) if isinstance(head, bytes) else self
+
+
+@dataclass(frozen=True)
+class ExceptionInfo:
+    """An uncaught exception: its type, message, the program's traceback and the crash fingerprint."""
+
+    type: str
+    message: str
+    traceback: list[list[Any]]
+    fingerprint: str
+
+    @classmethod
+    def of(cls, exc: BaseException) -> ExceptionInfo:
+        frames = [[f.filename, f.lineno, f.name, f.line or ""] for f in traceback.extract_tb(program_traceback(exc))]
+        type_name = f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins.")
+        return cls(type_name, str(exc), frames, crash_fingerprint(type_name, frames))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, "message": self.message, "traceback": self.traceback,
+                "fingerprint": self.fingerprint}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> ExceptionInfo | None:
+        if not data:
+            return None
+        return cls(data["type"], data["message"], [list(f) for f in data["traceback"]], data["fingerprint"])
+
+    def same_crash(self, other: ExceptionInfo | None) -> bool:
+        return other is not None and (self.type, self.fingerprint) == (other.type, other.fingerprint)
+
+
+def crash_fingerprint(type_name: str, frames: list[list[Any]]) -> str:
+    """Stable across unrelated edits: the exception type and the chain of (file name, function)."""
+    h = hashlib.blake2b(type_name.encode(), digest_size=8)
+    for filename, _line, function, _text in frames:
+        h.update(f"|{os.path.basename(filename)}:{function}".encode())
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended: exit status (1 for a call or request that raised), the uncaught exception, and the
+    summaries of its output (a process) or of what it returned (a call, a request's response)."""
+
+    status: int | None
+    exception: ExceptionInfo | None = None
+    stdout: Stream | None = None
+    stderr: Stream | None = None
+    returned: Stream | None = None
+
+    @property
+    def crashed(self) -> bool:
+        return self.exception is not None or self.status not in (0, None)
+
+    def to_json(self) -> dict[str, Any]:
+        """The verdict's form: the streams only where the run has them (a call has no output of its own)."""
+        data: dict[str, Any] = {"status": self.status,
+                                "exception": None if self.exception is None else self.exception.to_json(),
+                                "stdout": _json(self.stdout), "stderr": _json(self.stderr)}
+        if self.returned is not None:
+            data["returned"] = self.returned.to_json()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Outcome:
+        return cls(data.get("status"), ExceptionInfo.from_json(data.get("exception")),
+                   Stream.from_json(data.get("stdout")), Stream.from_json(data.get("stderr")),
+                   Stream.from_json(data.get("returned")))
+
+    def to_end(self, events: int | None, recording_error: str | None = None) -> dict[str, Any]:
+        """The END frame of a recording that ended this way."""
+        end: dict[str, Any] = {"status": self.status,
+                               "exception": None if self.exception is None else self.exception.to_json(),
+                               "stdout": _json(self.stdout), "stderr": _json(self.stderr)}
+        if self.returned is not None:
+            end["returned"] = self.returned.to_json()
+        end["events"] = events
+        if recording_error:
+            end["recording_error"] = recording_error
+        return end
+
+    def as_text(self) -> Outcome:
+        """Every stream's head decoded, as a verdict shows it."""
+        return replace(self, **{part: stream.as_text() for part in ("stdout", "stderr", "returned")
+                                if (stream := getattr(self, part)) is not None})
+
+
+def _json(stream: Stream | None) -> dict[str, Any] | None:
+    return None if stream is None else stream.to_json()
+
+
+def returned_summary(value: Any) -> Stream:
+    """A return value as an outcome compares it: a digest of its encoded form, and a readable head."""
+    try:
+        data = codec.packb(value)
+    except (codec.UnencodableValue, TypeError, ValueError, OverflowError):
+        data = repr(value).encode("utf-8", "replace")
+    return Stream(hashlib.blake2b(data, digest_size=16).hexdigest(), len(data), repr(value)[:400])

@@ -1,0 +1,120 @@
+"""Process recordings: a whole program, run as ``python script.py`` or ``python -m module`` would run it.
+
+Both sides run in a fresh interpreter the runner starts (the hash seed must be fixed before an
+interpreter starts). Recording writes the header and the events to the tape from a background
+writer thread; replaying stands an idle thread in for that writer, so the program sees the same
+threads. Either way the program's outcome is handed on at the very end, after the program's own
+``atexit`` handlers.
+"""
+
+from __future__ import annotations
+
+import _thread
+import atexit
+import os
+import runpy
+import sys
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any, NoReturn
+
+from ..boundaries import Options, install
+from ..engine.patch import Patcher
+from ..engine.recorder import Recorder
+from ..engine.stack import program_traceback
+from ..engine.state import enter_gate, mark_outside, start_main_thread
+from ..format.tape import TapeWriter
+from .header import make_header
+from .outcome import ExceptionInfo, Outcome
+
+_REAL_GETPID = os.getpid  # taken before the process boundary patches it
+
+
+def run_program(entry: dict[str, Any], argv: list[str]) -> Outcome:
+    """Run the program as ``python script.py`` / ``python -m module`` would, and return its outcome."""
+    sys.argv = list(argv)
+    try:
+        if "module" in entry:
+            sys.path[0] = os.getcwd()
+            runpy.run_module(entry["module"], run_name="__main__", alter_sys=True)
+        else:
+            sys.path[0] = os.path.dirname(os.path.abspath(entry["script"]))
+            runpy.run_path(os.path.abspath(entry["script"]), run_name="__main__")
+    except SystemExit as exc:
+        code = exc.code
+        if code is None:
+            return Outcome(0)
+        if isinstance(code, int):
+            return Outcome(code)
+        print(code, file=sys.stderr)
+        return Outcome(1)
+    except BaseException as exc:  # the program's uncaught exception: print it as Python would
+        outcome = Outcome(1, ExceptionInfo.of(exc))
+        tb = program_traceback(exc)
+        sys.excepthook(type(exc), exc.with_traceback(tb), tb)
+        return outcome
+    return Outcome(0)
+
+
+def flush_std() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
+def run_then_exit(entry: dict[str, Any], argv: list[str], finalize: Callable[[Outcome], None]) -> NoReturn:
+    """Run the program and leave as it would. ``finalize(outcome)`` runs after the program's own
+    atexit handlers (atexit is last-in first-out, and ours is registered before the program runs),
+    and only in this process: a forked child inherits the handler but not the recording."""
+    ended = SimpleNamespace(outcome=Outcome(1))  # if the program never returns to us
+    pid = _REAL_GETPID()
+
+    def at_exit() -> None:
+        if _REAL_GETPID() == pid:
+            finalize(ended.outcome)
+
+    atexit.register(at_exit)
+    ended.outcome = run_program(entry, argv)
+    flush_std()
+    sys.exit(ended.outcome.status)
+
+
+def record(output: str, entry: dict[str, Any], argv: list[str], hash_seed: int, redact: str | None,
+           live_paths: list[str], tags: dict[str, Any],
+           report: Callable[[Outcome, int, str | None], None]) -> NoReturn:
+    """Record the program into ``output``; at the end, ``report(outcome, events written, recording error)``.
+    END is not written here: the runner adds the output it saw pass by."""
+    header = make_header("process", entry, argv, hash_seed, redact, live_paths, tags)
+    writer = TapeWriter(output, header, on_writer_thread=mark_outside)
+    engine = Recorder(writer)
+    start_main_thread()
+    install(engine, Patcher(), Options(live_paths=live_paths))
+
+    def finalize(outcome: Outcome) -> None:
+        enter_gate()
+        flush_std()
+        writer.close(end=None)
+        report(outcome, engine.events_in(writer.values_written), writer.error)
+
+    run_then_exit(entry, argv, finalize)
+
+
+# -- the replay side -------------------------------------------------------------------------------------
+
+
+def prepare_replay(header: dict[str, Any]) -> None:
+    """Park one idle OS thread for the replay's lifetime, where the recording had its writer thread.
+
+    The program sees the same number of threads in both runs: Python 3.12+ warns on ``os.fork()``
+    in a multi-threaded process, and that warning is output the replay must reproduce.
+    """
+    parked = _thread.allocate_lock()
+    parked.acquire()
+    _thread.start_new_thread(parked.acquire, ())
+
+
+def replay(header: dict[str, Any], finalize: Callable[[Outcome], None]) -> NoReturn:
+    """Run the program as it was recorded (the engine installed answers its external calls)."""
+    run_then_exit(header["entry"], header["argv"], finalize)

@@ -1,0 +1,297 @@
+"""Per-request recordings: a WSGI middleware writing one recording per request.
+
+    app.wsgi_app = pytest_retrace.wsgi.RecordingMiddleware(app.wsgi_app, "recordings", keep="errors",
+                                                           entry="myservice:app")
+    # or, for Flask: pytest_retrace.wsgi.record_flask(app, "recordings", keep="errors")
+
+Each recorded request holds the request (the WSGI environ's plain values and the body), every
+external call the app makes while answering it on the request's thread (and threads it starts),
+and as outcome the response (status, headers and body, compared by digest) or the uncaught
+exception. The response passes through as the app makes it: a streamed body goes to the
+server chunk by chunk, and the recording ends when the server closes it.
+``pytest --retrace-recordings`` replays one by calling ``entry`` (the WSGI app, as
+``module:attribute``) with the recorded request in a clean process (see the runner's fork
+server). The recording machinery is that of per-call recordings (``inprocess.py``): boundaries
+installed once, events in memory, only kept recordings written.
+
+``keep``: ``"all"``, ``"errors"`` (an uncaught exception or a 5xx status), or a share of requests
+(a float). ``max_files``/``max_bytes`` rotate. Requests served at the same time on several threads
+are recorded each into its own recording. Recording failures are logged on the ``pytest_retrace``
+logger and never break the request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ..format import codec
+from .entry import importable_name, module_root, resolve
+from .inprocess import InProcessRecording, Keep, begin, keeps, log
+from .outcome import ExceptionInfo, Outcome, Stream
+
+# What of the environ a request recording keeps: the CGI-style keys and the HTTP headers (server
+# objects such as wsgi.input, wsgi.errors and file wrappers are rebuilt on replay).
+_SERVER_OBJECTS = frozenset({"wsgi.input", "wsgi.errors", "wsgi.file_wrapper"})
+_SERVER_PREFIXES = ("werkzeug.", "gunicorn.", "uwsgi.")
+
+
+def _plain_environ(environ: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in environ.items()
+            if k not in _SERVER_OBJECTS and not k.startswith(_SERVER_PREFIXES)
+            and isinstance(v, (str, int, float, bool, tuple, type(None)))}
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    """The whole request body: CONTENT_LENGTH bytes, or, for a chunked request the server has
+    de-chunked (``wsgi.input_terminated``), all there is."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if length > 0:
+        return environ["wsgi.input"].read(length)  # type: ignore[no-any-return]
+    if environ.get("wsgi.input_terminated"):
+        return environ["wsgi.input"].read()  # type: ignore[no-any-return]
+    return b""
+
+
+class Response:
+    """A response as a request's outcome compares it, taken in as it streams by: status, headers and a digest
+    of the body (a streamed body is never held whole), plus the body's first bytes for reports."""
+
+    HEAD = 400
+
+    def __init__(self) -> None:
+        self.status: str | None = None
+        self.headers: list[list[str]] | None = None
+        self.size = 0
+        self._head = b""
+        self._body = hashlib.blake2b(digest_size=16)
+
+    def start(self, status: str, headers: list[tuple[str, str]]) -> None:
+        self.status, self.headers = status, [list(h) for h in headers]
+
+    def feed(self, chunk: bytes) -> None:
+        self._body.update(chunk)
+        self.size += len(chunk)
+        if len(self._head) < self.HEAD:
+            self._head += bytes(chunk[: self.HEAD - len(self._head)])
+
+    def summary(self) -> Stream:
+        digest = hashlib.blake2b(codec.packb([self.status, self.headers]), digest_size=16)
+        digest.update(self._body.digest())
+        return Stream(digest.hexdigest(), self.size, repr([self.status, self.headers, self._head])[: self.HEAD])
+
+
+def replay_environ(recorded: dict[str, Any], body: bytes) -> dict[str, Any]:
+    environ = dict(recorded)
+    environ.update({"wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr, "wsgi.version": (1, 0),
+                    "wsgi.multithread": False, "wsgi.multiprocess": False, "wsgi.run_once": False})
+    return environ
+
+
+def request_outcome(app: Callable[..., Any], environ: dict[str, Any],
+                    crash: Callable[[], BaseException | None]) -> Outcome:
+    """Replay: answer the request, reading the whole response, and return the outcome (what
+    :meth:`RecordingMiddleware._finish` recorded)."""
+    response = Response()
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+        response.start(status, headers)
+        return response.feed
+
+    error: Exception | None = None
+    try:
+        body = app(environ, start_response)
+        try:
+            for chunk in body:
+                response.feed(chunk)
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+    except Exception as exc:
+        error = exc
+    return outcome(response, error, crash)
+
+
+def outcome(response: Response, error: Exception | None, crash: Callable[[], BaseException | None],
+            summarize: bool = True, described: ExceptionInfo | None = None) -> Outcome:
+    """A request's outcome: the exception the app raised (``described`` already, when it went on through the
+    server's frames after we saw it), or else what ``crash()`` reports (a framework that turned it into a
+    500 itself: Flask), and the response (unless the app raised, or not ``summarize``)."""
+    crashed = error or crash()
+    answered = summarize and error is None and response.status is not None
+    exception = described or (ExceptionInfo.of(crashed) if crashed else None)
+    return Outcome(1 if crashed else 0, exception, returned=response.summary() if answered else None)
+
+
+def crash_catcher(app: Any) -> Callable[[], BaseException | None]:
+    """For a Flask app, what the calling thread's last request raised before Flask answered 500 (requests
+    served at once on other threads have their own); for other apps nothing."""
+    flask = sys.modules.get("flask")
+    owner = getattr(app, "__self__", app)
+    if flask is None or not isinstance(owner, flask.Flask):
+        return lambda: None
+    seen = threading.local()
+
+    def remember(sender: Any, exception: BaseException, **extra: Any) -> None:
+        seen.exception = exception
+
+    def raised() -> BaseException | None:
+        exception, seen.exception = getattr(seen, "exception", None), None
+        return exception
+
+    flask.got_request_exception.connect(remember, owner, weak=False)
+    return raised
+
+
+class RecordingMiddleware:
+    """WSGI middleware: one recording per request into ``directory`` (see the module's documentation)."""
+
+    def __init__(self, app: Callable[..., Any], directory: str | Path, keep: str | float = "all",
+                 entry: str | None = None, max_files: int | None = None, max_bytes: int | None = None,
+                 crash: Callable[[], BaseException | None] | None = None, redact: str | None = None) -> None:
+        self.app = app
+        self.folder = Path(directory)
+        self.keep = Keep.parse(keep, "RecordingMiddleware")
+        self.entry, self.root = (entry, None) if entry else _find_entry(app)
+        module = self.entry.partition(":")[0]
+        if entry and module in sys.modules:
+            self.root = module_root(module)
+        self.max_files, self.max_bytes, self.redact = max_files, max_bytes, redact
+        self.crash = crash or crash_catcher(app)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not begin(self.keep):
+            return self.app(environ, start_response)  # type: ignore[no-any-return]
+        try:
+            body = _read_body(environ)
+            # The environ as it came: the app may add to it. Filtered only if the recording is kept.
+            received = dict(environ)
+
+            def entry() -> dict[str, Any]:
+                return {"app": self.entry, "root": self.root, "environ": _plain_environ(received), "body": body}
+
+            stem = f"{environ.get('REQUEST_METHOD', 'GET')}{environ.get('PATH_INFO', '/').replace('/', '_')}"[:60]
+            recording = InProcessRecording("wsgi", entry, stem, self.folder, self.redact)
+        except Exception as exc:
+            log.warning("pytest-retrace: not recording this request: %s", exc)
+            return self.app(environ, start_response)  # type: ignore[no-any-return]
+        environ = dict(environ, **{"wsgi.input": io.BytesIO(body)})
+        response = Response()
+
+        def recorded_start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            response.start(status, headers)
+            write = start_response(status, headers, *(() if exc_info is None else (exc_info,)))
+
+            def recorded_write(data: bytes) -> Any:  # the legacy write() of WSGI: part of the body too
+                response.feed(data)
+                return write(data)
+
+            return recorded_write
+
+        try:
+            returned = self.app(environ, recorded_start)
+            iterator = iter(returned)
+        except Exception as exc:
+            self._finish(recording, response, exc)
+            raise
+        recording.suspend()  # the server's own work between chunks is no part of the request
+        return _RecordedBody(self, recording, response, returned, iterator)
+
+    def _finish(self, recording: InProcessRecording, response: Response, error: Exception | None,
+                described: ExceptionInfo | None = None) -> None:
+        result = outcome(response, error, self.crash, summarize=False, described=described)  # dropped: no digest
+        failed = result.exception is not None or str(response.status).startswith("5")
+        answered = error is None and response.status is not None
+        recording.finish(result, keeps(self.keep, failed), self.max_files, self.max_bytes,
+                         summary=response.summary if answered else None)
+
+
+class _RecordedBody:
+    """The app's response body, passed on to the server chunk by chunk: the app's code that runs while a
+    chunk is made (a generator) or when the server closes the body (Flask's teardown) is the request's;
+    the server's own work in between is not. The recording ends when the server closes the body."""
+
+    def __init__(self, middleware: RecordingMiddleware, recording: InProcessRecording, response: Response,
+                 returned: Iterable[bytes], iterator: Iterator[bytes]) -> None:
+        self._middleware, self._recording, self._response = middleware, recording, response
+        self._returned, self._iterator = returned, iterator
+        self._error: Exception | None = None
+        self._described: ExceptionInfo | None = None  # the error as it was when the app raised it
+        self._finished = False
+
+    def __iter__(self) -> _RecordedBody:
+        return self
+
+    def __next__(self) -> bytes:
+        self._recording.resume()
+        try:
+            chunk = next(self._iterator)
+        except StopIteration:
+            raise
+        except Exception as exc:
+            self._remember(exc)
+            raise
+        finally:
+            self._recording.suspend()
+        self._response.feed(chunk)
+        return chunk
+
+    def close(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self._recording.resume()
+        try:
+            close = getattr(self._returned, "close", None)
+            if close is not None:
+                close()
+        except Exception as exc:
+            self._remember(exc)
+            raise
+        finally:
+            self._middleware._finish(self._recording, self._response, self._error, self._described)
+
+    def _remember(self, exc: Exception) -> None:
+        """The app's first exception, described now: on its way up, the server's frames join its traceback,
+        and a replay has no server."""
+        if self._error is None:
+            self._error, self._described = exc, ExceptionInfo.of(exc)
+
+
+def _find_entry(app: Any) -> tuple[str, str | None]:
+    """``module:attribute`` of a WSGI app, found where it is defined (a Flask app knows its module), and
+    the sys.path root to import it from."""
+    owner = getattr(app, "__self__", app)  # a bound wsgi_app method: its Flask app
+    module_name = getattr(owner, "import_name", None) or getattr(owner, "__module__", None)
+    module = sys.modules.get(module_name or "")
+    for name, value in vars(module).items() if module is not None else ():
+        if value is owner:
+            # A Flask app is the WSGI app (its wsgi_app is what we wrap); a script is imported by its file name.
+            return f"{importable_name(str(module_name))}:{name}", module_root(str(module_name))
+    raise ValueError("RecordingMiddleware: cannot tell where this WSGI app lives; pass entry='module:attribute'")
+
+
+def record_flask(flask_app: Any, directory: str | Path, keep: str | float = "all", **options: Any) -> None:
+    """Record the requests of a Flask app (Flask turns an uncaught exception into a 500 response itself;
+    the middleware catches it on its way, through ``got_request_exception``, so the recording holds it)."""
+    flask_app.wsgi_app = RecordingMiddleware(flask_app.wsgi_app, directory, keep, crash=crash_catcher(flask_app),
+                                             **options)
+
+
+# -- the replay side -------------------------------------------------------------------------------------
+
+
+def prepare_replay(header: dict[str, Any]) -> Callable[..., Any]:
+    """Import the recorded WSGI app before the replay starts (importing was no part of the recorded request)."""
+    return resolve(header["entry"])
+
+
+def replay(app: Callable[..., Any], header: dict[str, Any]) -> Outcome:
+    """Answer the recorded request; how it ended."""
+    entry = header["entry"]
+    return request_outcome(app, replay_environ(entry["environ"], entry["body"]), crash_catcher(app))

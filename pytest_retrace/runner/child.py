@@ -1,0 +1,99 @@
+"""The child's entry: a fresh interpreter that records or replays one recording, or serves forks of replays.
+
+The launcher starts ``python -c CHILD_CODE`` with the hash seed fixed and the configuration in the
+environment (``protocol.py``); :func:`main` runs here. Recording and replaying hand the program to its
+kind (``pytest_retrace.kinds``); either way the child reports the program's outcome to the launcher
+through a small JSON file, and the launcher, which saw the program's stdout and stderr pass by,
+concludes. No other module imports this one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from types import ModuleType
+from typing import Any, NoReturn
+
+from ..boundaries import Options, env, install
+from ..engine.divergence import DIVERGED_EXIT, Call, Divergence, DivergenceKind
+from ..engine.patch import Patcher
+from ..engine.replayer import Replayer
+from ..engine.state import enter_gate, start_main_thread
+from ..format.tape import TapeStatus, read_recording
+from ..hooks import manager
+from ..kinds import call, process, request
+from ..kinds.outcome import Outcome
+from . import forkserver
+from .protocol import CHILD_ENV, ChildResult, ForkServerConfig, RecordConfig, ReplayConfig, decode_config
+
+# The kinds of recording, by the header's ``kind``: what prepares a replay and runs it.
+KINDS: dict[str, ModuleType] = {"process": process, "call": call, "wsgi": request}
+
+
+def record(config: RecordConfig) -> NoReturn:
+    def report(outcome: Outcome, events: int, recording_error: str | None) -> None:
+        ChildResult(outcome=outcome, events=events, recording_error=recording_error).write(config.result)
+
+    redact = env.DEFAULT_REDACT if config.redact is None else config.redact
+    process.record(config.output, config.entry, config.argv, config.hash_seed, redact, config.live_paths,
+                   config.tags, report)
+
+
+def prepare(header: dict[str, Any]) -> Any:
+    """Make the world what the recording started in (environment, interpreter path, folder), then let the
+    kind prepare (an in-process recording's entry is imported: importing was no part of the recording).
+    The fork server does this once, before it forks the replays."""
+    env.restore(header["environ"])
+    sys.executable = header.get("executable", sys.executable)  # the program may start itself again
+    if os.path.isdir(header["cwd"]):
+        os.chdir(header["cwd"])
+    return KINDS[header.get("kind", "process")].prepare_replay(header)
+
+
+def replay(config: ReplayConfig) -> NoReturn:
+    rec = read_recording(config.recording)
+    header = rec.header
+    kind = header.get("kind", "process")
+    prepared = prepare(header)
+
+    def diverged(divergence: Divergence) -> NoReturn:
+        enter_gate()
+        process.flush_std()
+        # Events before the diverging one are the ones the replay consumed faithfully.
+        ChildResult(divergence=divergence, events_consumed=divergence.index).write(config.result)
+        os._exit(DIVERGED_EXIT)
+
+    recorded = Outcome.from_json(rec.end or {})
+    engine = Replayer(rec.events(), on_divergence=diverged, truncated=rec.status == TapeStatus.TRUNCATED,
+                      stuck_timeout=config.stuck_timeout, answer_by_key=recorded.crashed)
+    start_main_thread()
+    install(engine, Patcher(), Options(live_paths=header.get("live_paths", [])))
+
+    def finalize(outcome: Outcome) -> None:
+        enter_gate()
+        engine.finish()
+        process.flush_std()
+        consumed = engine.consumed
+        result = ChildResult(outcome=outcome, events_consumed=consumed, keyed=engine.keyed)
+        if engine.keyed is None and consumed < len(engine.events):
+            following = engine.events[consumed]
+            result.unconsumed = Divergence(DivergenceKind.MISSING_CALLS, consumed, following.tid,
+                                           expected=Call(following.describe()))
+        result.write(config.result)
+
+    if kind == "process":
+        process.replay(header, finalize)
+    finalize(KINDS[kind].replay(prepared, header))
+    process.flush_std()
+    os._exit(0)
+
+
+def main() -> NoReturn:
+    config = decode_config(os.environ.pop(CHILD_ENV))
+    manager.preset(config.plugins)
+    if isinstance(config, RecordConfig):
+        record(config)
+    if isinstance(config, ForkServerConfig):
+        forkserver.serve(config, prepare, replay)
+        sys.exit(0)
+    replay(config)

@@ -1,0 +1,159 @@
+"""Verdicts: what a replay proved, as a typed record whose JSON form is the verdict file's contract.
+
+``status`` is one of ok, diverged, crash-reproduced, crash-fixed, new-crash, truncated, corrupt;
+``faithful`` is true for ok and crash-reproduced (the replay made the recorded calls and ended as
+the recording did).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..engine.divergence import Divergence, DivergenceKind
+from ..engine.keyed import KeyedSummary
+from ..enums import StrEnum
+from ..format.tape import Recording, TapeStatus
+from ..kinds.outcome import Outcome, Stream
+from .protocol import ChildResult
+
+
+class Status(StrEnum):
+    OK = "ok"
+    DIVERGED = "diverged"
+    CRASH_REPRODUCED = "crash-reproduced"
+    CRASH_FIXED = "crash-fixed"
+    NEW_CRASH = "new-crash"
+    TRUNCATED = "truncated"
+    CORRUPT = "corrupt"
+
+    @property
+    def faithful(self) -> bool:
+        """The replay made the recorded calls and ended as the recording did."""
+        return self in (Status.OK, Status.CRASH_REPRODUCED)
+
+    @property
+    def passes(self) -> bool:
+        """A test of this recording passes."""
+        return self in (Status.OK, Status.CRASH_FIXED)
+
+    @property
+    def unusable(self) -> bool:
+        """The recording cannot be replayed whole: an error, not a failure."""
+        return self in (Status.TRUNCATED, Status.CORRUPT)
+
+
+@dataclass
+class Verdict:
+    recording: str
+    status: Status
+    divergence: Divergence | None = None
+    recorded: Outcome | None = None
+    replayed: Outcome | None = None
+    events_recorded: int | None = None
+    events_consumed: int | None = None
+    problem: str | None = None
+    # A crash recording whose replay took a new path: how calls were answered from there on.
+    keyed: KeyedSummary | None = None
+    offset: int | None = None  # corrupt: the byte offset of the bad frame
+    # Not in the JSON: what END would say of this replay (--retrace-accept writes it), and what the replay
+    # printed (whole when the launcher was asked to keep it).
+    replayed_end: dict[str, Any] | None = field(default=None, repr=False)
+    stdout: bytes = field(default=b"", repr=False)
+    stderr: bytes = field(default=b"", repr=False)
+
+    @property
+    def faithful(self) -> bool:
+        return self.status.faithful
+
+    @property
+    def outcome_only(self) -> bool:
+        """Every call matched; only how the run ended differs (what --retrace-accept may take)."""
+        return self.divergence is not None and self.divergence.kind == DivergenceKind.OUTCOME
+
+    def to_json(self) -> dict[str, Any]:
+        data = {
+            "recording": self.recording,
+            "faithful": self.faithful,
+            "status": str(self.status),
+            "divergence": None if self.divergence is None else self.divergence.to_json(),
+            "recorded": None if self.recorded is None else self.recorded.to_json(),
+            "replayed": None if self.replayed is None else self.replayed.to_json(),
+            "events_recorded": self.events_recorded,
+            "events_consumed": self.events_consumed,
+            "problem": self.problem,
+            "keyed": None if self.keyed is None else self.keyed.to_json(),
+        }
+        if self.status == Status.CORRUPT:
+            data["offset"] = self.offset
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Verdict:
+        def typed(name: str, record: Any) -> Any:
+            return None if data.get(name) is None else record.from_json(data[name])
+
+        return cls(data["recording"], Status(data["status"]), typed("divergence", Divergence),
+                   typed("recorded", Outcome), typed("replayed", Outcome), data.get("events_recorded"),
+                   data.get("events_consumed"), data.get("problem"), typed("keyed", KeyedSummary), data.get("offset"))
+
+
+def unreadable(path: str, problem: str, offset: int | None = None) -> Verdict:
+    """The verdict on a recording that cannot be replayed at all."""
+    return Verdict(path, Status.CORRUPT, problem=problem, offset=offset)
+
+
+def conclude(rec: Recording, returncode: int, stdout: Stream, stderr: Stream, result: ChildResult | None) -> Verdict:
+    """The verdict on a replay of ``rec``: the child's exit status, the output it printed (as it passed by),
+    and what it reported (None when it died before it could)."""
+    recorded = Outcome.from_json(rec.end or {}).as_text()
+    child = result.outcome if result is not None else None
+    replayed_raw = Outcome(returncode if child is None else child.status, None if child is None else child.exception,
+                           stdout, stderr, None if child is None else child.returned)
+    replayed = replayed_raw.as_text()
+
+    def verdict(status: Status, **fields: Any) -> Verdict:
+        return Verdict(rec.path, status, recorded=recorded, replayed=replayed, events_recorded=len(rec.events()),
+                       events_consumed=None if result is None else result.events_consumed,
+                       keyed=None if result is None else result.keyed,
+                       replayed_end=replayed_raw.to_end((rec.end or {}).get("events")), **fields)
+
+    if result is not None and result.divergence is not None:
+        if result.divergence.kind == DivergenceKind.TRUNCATED:
+            return verdict(Status.TRUNCATED, problem=f"{rec.path}: {rec.problem}")
+        return verdict(Status.DIVERGED, divergence=result.divergence)
+    if result is None:
+        return verdict(Status.DIVERGED, divergence=Divergence(
+            DivergenceKind.DIED, summary=f"the replay died with exit status {returncode} before reporting"))
+    if rec.status == TapeStatus.TRUNCATED:
+        return verdict(Status.TRUNCATED, problem=f"{rec.path}: {rec.problem}")
+    rec_exc, rep_exc = recorded.exception, replayed.exception
+    if rep_exc is not None and not (rec_exc is not None and rec_exc.same_crash(rep_exc)):
+        return verdict(Status.NEW_CRASH)
+    if recorded.crashed and rep_exc is None and (rec_exc is not None or replayed.status == 0):
+        return verdict(Status.CRASH_FIXED)
+    if result.keyed is not None:  # the crash happened again on a new path: its output may well differ
+        return verdict(Status.CRASH_REPRODUCED)
+    if result.unconsumed is not None:
+        return verdict(Status.DIVERGED, divergence=result.unconsumed)
+    mismatch = _outcome_mismatch(recorded, replayed)
+    if mismatch is not None:
+        return verdict(Status.DIVERGED, divergence=mismatch)
+    return verdict(Status.CRASH_REPRODUCED if recorded.crashed else Status.OK)
+
+
+def _outcome_mismatch(recorded: Outcome, replayed: Outcome) -> Divergence | None:
+    """Every call matched; the end-of-run comparison catches what no boundary intercepted."""
+
+    def compared(outcome: Outcome, part: str) -> Any:
+        value = getattr(outcome, part)
+        return value.digest if isinstance(value, Stream) else value
+
+    # A call recording holds no process output: only the parts the recording has are compared.
+    parts = ["status"] + [p for p in ("stdout", "stderr", "returned") if getattr(recorded, p) is not None]
+    differing = [part for part in parts if compared(recorded, part) != compared(replayed, part)]
+    if not differing:
+        return None
+    return Divergence(DivergenceKind.OUTCOME, differs=differing,
+                      expected={part: getattr(recorded, part) for part in differing},
+                      actual={part: getattr(replayed, part) for part in differing})
