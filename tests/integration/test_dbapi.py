@@ -17,8 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PROGRAMS, Recorder, retrace
-from test_process_replay import assert_faithful
+from support import PROGRAMS, Recorder, assert_faithful, retrace
 
 from pytest_retrace.format.tape import read_recording
 

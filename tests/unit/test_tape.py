@@ -16,6 +16,8 @@ from pytest_retrace.errors import RecordingError
 from pytest_retrace.format import tape
 from pytest_retrace.format.codec import Raised
 
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+
 
 @pytest.fixture(autouse=True)
 def main_thread() -> Iterator[None]:
@@ -119,7 +121,7 @@ def test_not_a_recording(tmp_path: Path, content: bytes) -> None:
 
 
 def test_frozen_format_1_0_recording_still_reads() -> None:
-    frozen = Path(__file__).resolve().parent.parent / "fixtures" / "recordings" / "format-1.0" / "clocks.retrace"
+    frozen = FIXTURES / "recordings" / "format-1.0" / "clocks.retrace"
     rec = tape.read_recording(frozen)
     assert rec.status == "complete" and rec.header["format"] == "1.0"
     assert {e.name for e in rec.events()} >= {"time.time", "datetime.now", "time.sleep"}
@@ -138,7 +140,7 @@ def test_unencodable_result_is_named_with_its_boundary(tmp_path: Path) -> None:
 
 
 def test_frozen_format_1_1_recordings_still_read() -> None:
-    folder = Path(__file__).resolve().parent.parent / "fixtures" / "recordings" / "format-1.1"
+    folder = FIXTURES / "recordings" / "format-1.1"
     clocks = tape.read_recording(folder / "clocks.retrace")
     assert clocks.status == "complete" and clocks.header["format"] == "1.1"
     threaded = tape.read_recording(folder / "lock_append.retrace").events()

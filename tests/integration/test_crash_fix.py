@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import Recorder, retrace
+from support import Recorder, retrace
 
 CRASHING = """\
 import time

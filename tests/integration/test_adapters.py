@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import LiveServer, Recorder, retrace
-from test_process_replay import assert_faithful
+from support import LiveServer, Recorder, assert_faithful, retrace
 
 from pytest_retrace.format.tape import read_recording
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PROGRAMS, LiveServer, retrace
+from support import PROGRAMS, LiveServer, retrace
 
 from pytest_retrace.format.tape import read_recording
 

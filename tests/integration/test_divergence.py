@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from conftest import PROGRAMS, Recorder, retrace
+from support import PROGRAMS, Recorder, retrace
 
 from pytest_retrace.format.tape import FORMAT_MAJOR
 

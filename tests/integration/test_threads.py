@@ -12,8 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PROGRAMS, Recorder, retrace
-from test_process_replay import assert_faithful
+from support import PROGRAMS, Recorder, assert_faithful, retrace
 
 NATIVE = {"PYTEST_RETRACE_PUREPYTHON": "0"}
 PURE = {"PYTEST_RETRACE_PUREPYTHON": "1"}

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PROGRAMS, LiveServer, retrace
+from support import PROGRAMS, LiveServer, retrace
 
 from pytest_retrace.format.tape import read_recording
 

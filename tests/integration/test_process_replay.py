@@ -12,22 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PROGRAMS, Recorder, retrace
-
-
-def plain(program: str, *args: str, cwd: Path) -> str:
-    return subprocess.run([sys.executable, str(PROGRAMS / program), *args], cwd=cwd, capture_output=True,
-                          text=True, check=True).stdout
-
-
-def assert_faithful(recorder: Recorder, recorded, env=None):
-    replayed = recorder.replay(env=env)
-    assert replayed.stderr == recorded.stderr
-    assert replayed.stdout == recorded.stdout
-    assert replayed.returncode == recorded.returncode
-    assert replayed.verdict["faithful"] is True, replayed.verdict
-    assert replayed.verdict["events_consumed"] == replayed.verdict["events_recorded"]
-    return replayed
+from support import PROGRAMS, Recorder, assert_faithful, plain, retrace
 
 
 @pytest.mark.parametrize("program", ["entropy.py", "clocks.py", "hashing.py"])
@@ -126,7 +111,7 @@ def test_standard_input_is_recorded(recorder: Recorder) -> None:
 
 def test_module_entry_point(recorder: Recorder, tmp_path: Path) -> None:
     (tmp_path / "stamp.py").write_text("import time, uuid\nprint(time.time(), uuid.uuid4())\n")
-    from conftest import retrace
+    from support import retrace
 
     recorded = retrace("record", "-o", "rec.retrace", "-m", "stamp", cwd=tmp_path)
     assert recorded.returncode == 0, recorded.stderr

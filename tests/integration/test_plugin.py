@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import LiveServer, retrace
+from support import LiveServer, retrace
 
 from pytest_retrace.format.tape import read_recording
 
