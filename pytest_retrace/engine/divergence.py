@@ -9,7 +9,7 @@ nothing moved for too long (``stuck``). The runner adds the ones it finds after 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..enums import StrEnum
@@ -111,8 +111,8 @@ class Divergence:
     thread: str | None = None
     expected: Any = None
     actual: Any = None
-    stack: list[list[Any]] | None = None
-    preceding: list[Preceding] | None = None
+    stack: list[list[Any]] = field(default_factory=list)  # the program's stack at the call, innermost last
+    preceding: list[Preceding] = field(default_factory=list)  # the events that matched just before
     threads: list[ThreadReport] | None = None  # stuck only: every thread
     differs: list[str] | None = None  # outcome only: "status", "stdout", "stderr", "returned"
     summary: str | None = None  # died only
@@ -122,7 +122,7 @@ class Divergence:
         if self.kind == DivergenceKind.OUTCOME:
             data["differs"] = self.differs
         data.update(index=self.index, thread=self.thread, expected=_side(self.expected), actual=_side(self.actual),
-                    stack=self.stack or [], preceding=[p.to_json() for p in self.preceding or ()])
+                    stack=self.stack, preceding=[p.to_json() for p in self.preceding])
         if self.kind.found_by_engine:
             data["threads"] = None if self.threads is None else [t.to_json() for t in self.threads]
         if self.kind == DivergenceKind.DIED:

@@ -61,7 +61,7 @@ def _call_divergence(d: Divergence) -> list[str]:
         return out + _threads(d.threads or []) + _preceding(d)
     else:
         out = [f"replay diverged at {where} ({d.kind})", f"    actual    {actual.call}"]
-    return out + _stack(d.stack or []) + _preceding(d)
+    return out + _stack(d.stack) + _preceding(d)
 
 
 def _preceding(d: Divergence) -> list[str]:
