@@ -20,24 +20,29 @@ def busy_switching() -> Iterator[None]:
     sys.setswitchinterval(interval)
 
 
+def meet_names_at_once(threads: int, per_thread: int) -> tuple[NameTable, dict[str, int]]:
+    """``threads`` threads, released at once, each registering names of its own; the table and the ids they got."""
+    table = NameTable()
+    start = threading.Barrier(threads)
+    got: dict[str, int] = {}
+
+    def register(t: int) -> None:
+        start.wait()
+        for i in range(per_thread):
+            got[f"t{t}.n{i}"] = table.name_id(f"t{t}.n{i}")
+
+    workers = [threading.Thread(target=register, args=(t,)) for t in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return table, got
+
+
 def test_threads_meeting_new_names_at_once_get_one_id_each(busy_switching: None) -> None:
-    threads, per_thread = 8, 1000
     for _ in range(10):
-        table = NameTable()
-        start = threading.Barrier(threads)
-        got: dict[str, int] = {}
-
-        def register(t: int) -> None:
-            start.wait()
-            for i in range(per_thread):
-                got[f"t{t}.n{i}"] = table.name_id(f"t{t}.n{i}")
-
-        workers = [threading.Thread(target=register, args=(t,)) for t in range(threads)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-        assert sorted(got.values()) == list(range(threads * per_thread))
+        table, got = meet_names_at_once(threads=8, per_thread=1000)
+        assert sorted(got.values()) == list(range(8 * 1000))
         assert all(table.names[nid] == name for name, nid in got.items())
 
 

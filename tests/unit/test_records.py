@@ -10,8 +10,14 @@ from pytest_retrace.engine.divergence import Call, Divergence, DivergenceKind, P
 from pytest_retrace.engine.keyed import KeyedSummary
 from pytest_retrace.kinds.inprocess import Keep, keeps
 from pytest_retrace.kinds.outcome import ExceptionInfo, Outcome, Stream
-from pytest_retrace.runner.protocol import (ChildResult, ForkServerConfig, RecordConfig, ReplayConfig, decode_config,
-                                            encode_config)
+from pytest_retrace.runner.protocol import (
+    ChildResult,
+    ForkServerConfig,
+    RecordConfig,
+    ReplayConfig,
+    decode_config,
+    encode_config,
+)
 from pytest_retrace.runner.verdict import Status, Verdict, unreadable
 
 # The verdict file's keys, in the order the contract writes them.
