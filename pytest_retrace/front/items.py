@@ -12,7 +12,7 @@ import pytest
 from ..errors import RecordingError, RetraceError
 from ..format.tape import TapeStatus, read_recording, rewrite_end
 from ..runner import forkserver
-from ..runner.launcher import check_program, replay
+from ..runner.launcher import check_kind, check_program, replay
 from ..runner.verdict import Verdict
 from .report import format_verdict
 from .summary import Counter, ReplayInfo
@@ -71,6 +71,7 @@ class RecordingItem(pytest.Item):
         try:
             rec = read_recording(self.shown_path)
             rec.events()
+            check_kind(rec)
         except RecordingError as exc:
             self._unusable(str(exc), TapeStatus.CORRUPT)
         if rec.status != TapeStatus.COMPLETE:

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from ..engine.state import internal
 from ..format import codec
 from .entry import entry_point, resolve
+from .header import Kind
 from .inprocess import InProcessRecording, Keep, begin, keeps, log
 from .outcome import ExceptionInfo, Outcome, returned_summary
 
@@ -63,7 +64,7 @@ def record_calls(directory: str | os.PathLike[str], keep: str | float = "all", m
                     # codec can hold is said now, and the call runs unrecorded.
                     entry = codec.unpackb(codec.packb(dict(entry_point(function), args=list(args),
                                                            kwargs=dict(kwargs))))
-                recording = InProcessRecording("call", entry, function.__qualname__, folder, redact)
+                recording = InProcessRecording(Kind.CALL, entry, function.__qualname__, folder, redact)
             except Exception as exc:
                 log.warning("pytest-retrace: not recording this call of %s: %s", function.__qualname__, exc)
                 return function(*args, **kwargs)

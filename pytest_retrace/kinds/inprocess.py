@@ -23,7 +23,7 @@ from ..engine.router import Router
 from ..engine.state import end_call_thread, internal, outside_recordings, resume_call_thread, start_call_thread
 from ..enums import StrEnum
 from ..format.tape import MemoryTape, TapeWriter
-from .header import make_header
+from .header import Kind, make_header
 from .outcome import Outcome, Stream
 
 log = logging.getLogger("pytest_retrace")
@@ -87,7 +87,7 @@ class InProcessRecording:
     Events gather in memory; only a recording that is kept is written (a keep="errors" service drops
     most of them, and must not pay for files it deletes)."""
 
-    def __init__(self, kind: str, entry: dict[str, Any] | Callable[[], dict[str, Any]], stem: str, folder: Path,
+    def __init__(self, kind: Kind, entry: dict[str, Any] | Callable[[], dict[str, Any]], stem: str, folder: Path,
                  redact: str | None) -> None:
         """``entry``: what the header holds of the call or request, or a function that builds it if the
         recording is kept."""

@@ -24,7 +24,7 @@ from ..engine.recorder import Recorder
 from ..engine.stack import program_traceback
 from ..engine.state import enter_gate, mark_outside, start_main_thread
 from ..format.tape import TapeWriter
-from .header import make_header
+from .header import Kind, make_header
 from .outcome import ExceptionInfo, Outcome
 
 _REAL_GETPID = os.getpid  # taken before the process boundary patches it
@@ -86,7 +86,7 @@ def record(output: str, entry: dict[str, Any], argv: list[str], hash_seed: int, 
            report: Callable[[Outcome, int, str | None], None]) -> NoReturn:
     """Record the program into ``output``; at the end, ``report(outcome, events written, recording error)``.
     END is not written here: the runner adds the output it saw pass by."""
-    header = make_header("process", entry, argv, hash_seed, redact, live_paths, tags)
+    header = make_header(Kind.PROCESS, entry, argv, hash_seed, redact, live_paths, tags)
     writer = TapeWriter(output, header, on_writer_thread=mark_outside)
     engine = Recorder(writer)
     start_main_thread()

@@ -32,6 +32,7 @@ from typing import Any
 
 from ..format import codec
 from .entry import importable_name, module_root, resolve
+from .header import Kind
 from .inprocess import InProcessRecording, Keep, begin, keeps, log
 from .outcome import ExceptionInfo, Outcome, Stream
 
@@ -176,7 +177,7 @@ class RecordingMiddleware:
                 return {"app": self.entry, "root": self.root, "environ": _plain_environ(received), "body": body}
 
             stem = f"{environ.get('REQUEST_METHOD', 'GET')}{environ.get('PATH_INFO', '/').replace('/', '_')}"[:60]
-            recording = InProcessRecording("wsgi", entry, stem, self.folder, self.redact)
+            recording = InProcessRecording(Kind.WSGI, entry, stem, self.folder, self.redact)
         except Exception as exc:
             log.warning("pytest-retrace: not recording this request: %s", exc)
             return self.app(environ, start_response)  # type: ignore[no-any-return]

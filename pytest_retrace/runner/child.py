@@ -22,12 +22,13 @@ from ..engine.state import enter_gate, start_main_thread
 from ..format.tape import TapeStatus, read_recording
 from ..hooks import manager
 from ..kinds import call, process, request
+from ..kinds.header import Kind
 from ..kinds.outcome import Outcome
 from . import forkserver
 from .protocol import CHILD_ENV, ChildResult, ForkServerConfig, RecordConfig, ReplayConfig, decode_config
 
 # The kinds of recording, by the header's ``kind``: what prepares a replay and runs it.
-KINDS: dict[str, ModuleType] = {"process": process, "call": call, "wsgi": request}
+KINDS: dict[Kind, ModuleType] = {Kind.PROCESS: process, Kind.CALL: call, Kind.WSGI: request}
 
 
 def record(config: RecordConfig) -> NoReturn:
@@ -47,13 +48,13 @@ def prepare(header: dict[str, Any]) -> Any:
     sys.executable = header.get("executable", sys.executable)  # the program may start itself again
     if os.path.isdir(header["cwd"]):
         os.chdir(header["cwd"])
-    return KINDS[header.get("kind", "process")].prepare_replay(header)
+    return KINDS[Kind.of(header)].prepare_replay(header)
 
 
 def replay(config: ReplayConfig) -> NoReturn:
     rec = read_recording(config.recording)
     header = rec.header
-    kind = header.get("kind", "process")
+    kind = Kind.of(header)
     prepared = prepare(header)
 
     def diverged(divergence: Divergence) -> NoReturn:
@@ -81,7 +82,7 @@ def replay(config: ReplayConfig) -> NoReturn:
                                            expected=Call(following.describe()))
         result.write(config.result)
 
-    if kind == "process":
+    if kind == Kind.PROCESS:
         process.replay(header, finalize)
     finalize(KINDS[kind].replay(prepared, header))
     process.flush_std()

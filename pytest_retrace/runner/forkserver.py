@@ -33,6 +33,7 @@ from typing import IO, Any, NoReturn
 from ..engine.state import internal
 from ..format.tape import read_recording
 from ..hooks import manager
+from ..kinds.header import Kind
 from .protocol import CHILD_CODE, CHILD_ENV, ForkServerConfig, ReplayConfig, decode_config, encode_config
 
 MAX_SERVERS = 4  # groups of recordings served at once by one pytest process; the oldest server goes first
@@ -40,7 +41,7 @@ MAX_SERVERS = 4  # groups of recordings served at once by one pytest process; th
 
 def server_key(header: dict[str, Any]) -> str | None:
     """What the servers of a recording's group have in common; None for recordings no server replays."""
-    if header.get("kind") not in ("call", "wsgi") or not hasattr(os, "fork"):
+    if not Kind.of(header).in_process or not hasattr(os, "fork"):
         return None
     entry = header["entry"]
     shared = [header["hash_seed"], header["cwd"], header.get("executable"), entry.get("app") or entry.get("function"),

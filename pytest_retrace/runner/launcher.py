@@ -19,9 +19,10 @@ import threading
 from dataclasses import replace
 from typing import Any, BinaryIO, NamedTuple
 
-from ..errors import RetraceError
+from ..errors import RecordingError, RetraceError
 from ..format.tape import Recording, TapeStatus, append_end, read_recording
 from ..hooks import manager
+from ..kinds.header import Kind
 from ..kinds.outcome import OUTPUT_HEAD, Stream
 from . import forkserver
 from .protocol import CHILD_CODE, CHILD_ENV, ChildResult, RecordConfig, ReplayConfig, encode_config
@@ -138,6 +139,14 @@ def _result_path() -> str:
     return path
 
 
+def check_kind(rec: Recording) -> None:
+    """The recording must be of a kind this pytest-retrace replays."""
+    try:
+        Kind.of(rec.header)
+    except RecordingError as exc:
+        raise RecordingError(f"{rec.path}: {exc}") from None
+
+
 def check_program(entry: dict[str, str], cwd: str) -> None:
     """The program's code must be there: recordings hold what it read, not the program itself."""
     script = entry.get("script")
@@ -190,6 +199,7 @@ def replay(path: str, stuck_timeout: float = 10.0, passthrough: bool = True, kee
     rec = recording
     if rec is None:
         rec = read_recording(path)
+        check_kind(rec)
         check_program(rec.header["entry"], rec.header["cwd"])
     if rec.status == TapeStatus.CORRUPT:
         return unreadable(path, f"{path}: corrupt recording: {rec.problem}", rec.offset)

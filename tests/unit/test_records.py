@@ -8,6 +8,8 @@ import pytest
 
 from pytest_retrace.engine.divergence import Call, Divergence, DivergenceKind, Preceding, ThreadReport
 from pytest_retrace.engine.keyed import KeyedSummary
+from pytest_retrace.errors import RecordingError
+from pytest_retrace.kinds.header import Kind
 from pytest_retrace.kinds.inprocess import Keep, keeps
 from pytest_retrace.kinds.outcome import ExceptionInfo, Outcome, Stream
 from pytest_retrace.runner.protocol import (
@@ -125,3 +127,10 @@ def test_keep_refuses_anything_else_naming_who_asked(value: object) -> None:
 def test_keep_errors_writes_only_failed_recordings() -> None:
     assert keeps(Keep.ALL, False) and keeps(0.5, False) and keeps(Keep.ERRORS, True)
     assert not keeps(Keep.ERRORS, False)
+
+
+def test_a_recording_kind_is_one_this_version_knows() -> None:
+    assert [Kind.of({"kind": k}) for k in ("process", "call", "wsgi")] == [Kind.PROCESS, Kind.CALL, Kind.WSGI]
+    assert Kind.of({}) is Kind.PROCESS and not Kind.PROCESS.in_process and Kind.WSGI.in_process
+    with pytest.raises(RecordingError, match="unknown kind 'martian' .*newer pytest-retrace, or it is damaged"):
+        Kind.of({"kind": "martian"})
