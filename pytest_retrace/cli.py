@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _record(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def _record_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from .runner.launcher import record
 
     program = list(args.program)
@@ -68,7 +68,7 @@ def _record(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return record(args.output, entry, argv, live_paths=args.live, tags=tags, redact=args.redact)
 
 
-def _replay(args: argparse.Namespace) -> int:
+def _replay_command(args: argparse.Namespace) -> int:
     from .engine.divergence import DIVERGED_EXIT
     from .front.report import format_verdict
     from .runner.launcher import replay
@@ -84,7 +84,7 @@ def _replay(args: argparse.Namespace) -> int:
     return DIVERGED_EXIT
 
 
-def _pin(args: argparse.Namespace) -> int:
+def _pin_command(args: argparse.Namespace) -> int:
     from .front.pinning import pin
 
     target = pin(args.recording, args.into)
@@ -93,7 +93,7 @@ def _pin(args: argparse.Namespace) -> int:
     return 0
 
 
-def _triage(args: argparse.Namespace) -> int:
+def _triage_command(args: argparse.Namespace) -> int:
     from .front.pinning import triage
 
     if not os.path.isdir(args.folder):
@@ -127,7 +127,7 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
-def _show(args: argparse.Namespace) -> int:
+def _show_command(args: argparse.Namespace) -> int:
     from .format.events import describe_call, short_repr
     from .format.tape import read_recording
     from .hooks import manager  # noqa: F401  (installed packages' codecs, for the values they recorded)
@@ -169,10 +169,10 @@ def _show(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    commands = {"replay": _replay, "pin": _pin, "triage": _triage, "show": _show}
+    commands = {"replay": _replay_command, "pin": _pin_command, "triage": _triage_command, "show": _show_command}
     try:
         if args.command == "record":
-            return _record(args, parser)
+            return _record_command(args, parser)
         return commands[args.command](args)
     except RetraceError as exc:
         sys.stderr.write(f"retrace {args.command}: {exc}\n")

@@ -21,7 +21,7 @@ _CLOSES_SERVERS = pytest.StashKey[bool]()
 MISSING_PROGRAM = "missing-program"  # a test's status (not a verdict's): the recorded program is not here
 
 
-def _replay(config: pytest.Config, path: str, **options: Any) -> Verdict:
+def _replay_in_session(config: pytest.Config, path: str, **options: Any) -> Verdict:
     """Replay in this session's fork servers; they stop with the session, as they hold the code as it was
     when they imported it."""
     if not config.stash.get(_CLOSES_SERVERS, False):
@@ -92,7 +92,8 @@ class RecordingItem(pytest.Item):
     def runtest(self) -> None:
         config = self.config
         stuck = _float_option(config, "retrace_stuck_timeout")
-        verdict = _replay(config, self.shown_path, stuck_timeout=stuck, passthrough=False, recording=self.recording)
+        verdict = _replay_in_session(config, self.shown_path, stuck_timeout=stuck, passthrough=False,
+                                     recording=self.recording)
         info = ReplayInfo(str(self.path), str(verdict.status), pinned=self.pinned,
                           events_recorded=verdict.events_recorded, events_consumed=verdict.events_consumed,
                           outcome_only=verdict.outcome_only)
@@ -109,7 +110,7 @@ class RecordingItem(pytest.Item):
             info.counter = Counter.ACCEPTED
             return
         for _ in range(_int_option(config, "retrace_determinism_runs") - 1):
-            again = _replay(config, self.shown_path, stuck_timeout=stuck, passthrough=False,
+            again = _replay_in_session(config, self.shown_path, stuck_timeout=stuck, passthrough=False,
                             recording=self.recording)
             difference = _difference(verdict, again)
             if difference is not None:
@@ -172,6 +173,6 @@ class ReplayOutcome:
 
 
 def replay_outcome(path: Path, config: pytest.Config) -> ReplayOutcome:
-    verdict = _replay(config, str(path), stuck_timeout=_float_option(config, "retrace_stuck_timeout"),
+    verdict = _replay_in_session(config, str(path), stuck_timeout=_float_option(config, "retrace_stuck_timeout"),
                       passthrough=False, keep_output=True)
     return ReplayOutcome(path, verdict)

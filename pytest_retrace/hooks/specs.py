@@ -7,7 +7,7 @@ A package names a module in its entry points::
 
 and implements any of these hooks there with ``@pytest_retrace.hookimpl``. They run in every
 recorded and every replayed process, before the program starts. pytest-retrace's own library
-adapters (requests) are plugins of the same kind.
+adapters (requests, DB-API) are plugins of the same kind.
 """
 
 from __future__ import annotations
@@ -46,4 +46,6 @@ def retrace_register_codecs(register: Callable[[str, type, Callable[[Any], Any],
 def retrace_install_boundaries(engine: Engine, patcher: Patcher, options: Options) -> None:
     """Install boundaries: replace functions with ``patcher.set`` (or ``patcher.when_imported`` for a module
     not imported yet) by wrappers that go through ``engine.call(name, args, real_function, *a, **kw)``.
-    Everything patched is undone when the recording or replay ends."""
+    Everything patched is undone when the recording or replay ends. Calls that return nothing the program
+    reads (transaction control) can be declared with ``engine.assume_success(names)``: a crash recording
+    replayed on the fixed code's new path then assumes that such a call it never recorded succeeds."""

@@ -92,7 +92,7 @@ def prepare_replay(header: dict[str, Any]) -> Callable[..., Any]:
     return resolve(header["entry"])
 
 
-def replay(function: Callable[..., Any], header: dict[str, Any]) -> Outcome:
-    """Call the function with the recorded arguments; how the call ended."""
+def rerun(function: Callable[..., Any], header: dict[str, Any]) -> Outcome:
+    """Call the function again with the recorded arguments; how the call ended."""
     entry = header["entry"]
     return call_outcome(function, tuple(entry["args"]), entry["kwargs"])[2]

@@ -115,6 +115,6 @@ def prepare_replay(header: dict[str, Any]) -> None:
     _thread.start_new_thread(parked.acquire, ())
 
 
-def replay(header: dict[str, Any], finalize: Callable[[Outcome], None]) -> NoReturn:
-    """Run the program as it was recorded (the engine installed answers its external calls)."""
+def rerun_then_exit(header: dict[str, Any], finalize: Callable[[Outcome], None]) -> NoReturn:
+    """Run the recorded program again (the engine installed answers its external calls), and leave as it does."""
     run_then_exit(header["entry"], header["argv"], finalize)

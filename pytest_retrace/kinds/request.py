@@ -292,7 +292,7 @@ def prepare_replay(header: dict[str, Any]) -> Callable[..., Any]:
     return resolve(header["entry"])
 
 
-def replay(app: Callable[..., Any], header: dict[str, Any]) -> Outcome:
-    """Answer the recorded request; how it ended."""
+def rerun(app: Callable[..., Any], header: dict[str, Any]) -> Outcome:
+    """Answer the recorded request again; how it ended."""
     entry = header["entry"]
     return request_outcome(app, replay_environ(entry["environ"], entry["body"]), crash_catcher(app))

@@ -27,7 +27,7 @@ from ..kinds.outcome import Outcome
 from . import forkserver
 from .protocol import CHILD_ENV, ChildResult, ForkServerConfig, RecordConfig, ReplayConfig, decode_config
 
-# The kinds of recording, by the header's ``kind``: what prepares a replay and runs it.
+# The kinds of recording, by the header's ``kind``: what prepares a replay and runs the recorded work again.
 KINDS: dict[Kind, ModuleType] = {Kind.PROCESS: process, Kind.CALL: call, Kind.WSGI: request}
 
 
@@ -51,7 +51,8 @@ def prepare(header: dict[str, Any]) -> Any:
     return KINDS[Kind.of(header)].prepare_replay(header)
 
 
-def replay(config: ReplayConfig) -> NoReturn:
+def replay_here(config: ReplayConfig) -> NoReturn:
+    """Replay the recording in this process (a child the launcher started, or a fork of the fork server)."""
     rec = read_recording(config.recording)
     header = rec.header
     kind = Kind.of(header)
@@ -83,8 +84,8 @@ def replay(config: ReplayConfig) -> NoReturn:
         result.write(config.result)
 
     if kind == Kind.PROCESS:
-        process.replay(header, finalize)
-    finalize(KINDS[kind].replay(prepared, header))
+        process.rerun_then_exit(header, finalize)
+    finalize(KINDS[kind].rerun(prepared, header))
     process.flush_std()
     os._exit(0)
 
@@ -95,6 +96,6 @@ def main() -> NoReturn:
     if isinstance(config, RecordConfig):
         record(config)
     if isinstance(config, ForkServerConfig):
-        forkserver.serve(config, prepare, replay)
+        forkserver.serve(config, prepare, replay_here)
         sys.exit(0)
-    replay(config)
+    replay_here(config)

@@ -6,7 +6,7 @@ that start-up depends on (interpreter, hash seed, working folder, environment, e
 for each such group the launcher starts one *fork server*: a fresh interpreter, prepared exactly
 as a cold replay prepares itself up to the point where it would call the app (environment
 restored, folder changed, entry point imported). For each recording it forks; the child replays
-that recording (the child entry's ``replay``, handed to :func:`serve`) with its stdout/stderr sent
+that recording (the child entry's ``replay_here``, handed to :func:`serve`) with its stdout/stderr sent
 to files of its own, writes its result, and exits. The server is never touched by a replay, so
 every child starts from the same state a cold replay would reach.
 
@@ -183,8 +183,8 @@ def load_replay_machinery() -> None:
 
 
 def serve(config: ForkServerConfig, prepare: Callable[[dict[str, Any]], Any],
-          replay: Callable[[ReplayConfig], NoReturn]) -> None:
-    """Prepare as a cold replay would (``prepare``, the child entry's), then fork one replay (``replay``) per
+          replay_here: Callable[[ReplayConfig], NoReturn]) -> None:
+    """Prepare as a cold replay would (``prepare``, the child entry's), then fork one replay (``replay_here``) per
     command read from stdin."""
     import signal
 
@@ -209,12 +209,12 @@ def serve(config: ForkServerConfig, prepare: Callable[[dict[str, Any]], Any],
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            _replay_in_child(command, answers, replay)
+            _replay_in_child(command, answers, replay_here)
         _, status = os.waitpid(pid, 0)
         _say(answers, returncode=os.waitstatus_to_exitcode(status))
 
 
-def _replay_in_child(command: ReplayConfig, answers: IO[str], replay: Callable[[ReplayConfig], NoReturn]) -> None:
+def _replay_in_child(command: ReplayConfig, answers: IO[str], replay_here: Callable[[ReplayConfig], NoReturn]) -> None:
     import signal
 
     try:
@@ -226,6 +226,6 @@ def _replay_in_child(command: ReplayConfig, answers: IO[str], replay: Callable[[
             target = os.open(path, os.O_RDONLY if fd == 0 else os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             os.dup2(target, fd)
             os.close(target)
-        replay(command)
+        replay_here(command)
     finally:
-        os._exit(1)  # replay leaves with os._exit itself; this is for when it could not start
+        os._exit(1)  # replay_here leaves with os._exit itself; this is for when it could not start
