@@ -189,8 +189,6 @@ class RecordedEpoll(_Poller):
 
 
 def _install_tls(engine: Engine, patcher: Patcher, ssl: ModuleType) -> None:
-    from .tls import TLSSocket  # here: wrapt's import is costly, and most programs never use TLS
-
     real_wrap = ssl.SSLContext.wrap_socket
 
     def wrap_socket(
@@ -206,6 +204,8 @@ def _install_tls(engine: Engine, patcher: Patcher, ssl: ModuleType) -> None:
             return tls_sock.version()
 
         engine.call("ssl.wrap_socket", (server_hostname, server_side), handshake)
+        from .tls import TLSSocket  # here: wrapt's import is costly, and most programs that import ssl never wrap
+
         return TLSSocket(wrapped[0] if wrapped else sock, engine)
 
     patcher.set(ssl.SSLContext, "wrap_socket", dress(wrap_socket, real_wrap))

@@ -76,9 +76,11 @@ class _OrderedAcquisitions:
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         # ``threaded`` first: a program with one thread pays one attribute lookup per acquisition, no more.
+        if not STATE.threaded or not recorded_thread():
+            return self._lock.acquire(blocking, timeout)  # type: ignore[no-any-return]
         # The lock classes are module-level types: the engine is the one installed now, if any.
         engine = STATE.installed
-        if not STATE.threaded or engine is None or not recorded_thread():
+        if engine is None:
             return self._lock.acquire(blocking, timeout)  # type: ignore[no-any-return]
         return engine.sync(self._event, (self._site,), self._redo, self._lock.acquire, blocking, timeout)
 

@@ -1,7 +1,7 @@
 """TLS at the ``SSLSocket`` API: what ``SSLContext.wrap_socket`` returns while recording and replaying.
 
-Imported only when the program imports ``ssl`` (see ``socket.py``): wrapt's import is costly, and
-most programs never open a TLS connection.
+Imported only when the program opens its first TLS connection (see ``socket.py``): wrapt's import is
+costly, and most programs that import ``ssl`` (``http.client`` does) never open one.
 """
 
 from __future__ import annotations

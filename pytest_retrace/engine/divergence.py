@@ -9,11 +9,11 @@ nothing moved for too long (``stuck``). The runner adds the ones it finds after 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..enums import StrEnum
 from ..format.events import Event, describe_call, short_repr
+from ..record import Record, to_json
 
 DIVERGED_EXIT = 70  # exit status of a replay that is not faithful
 
@@ -34,14 +34,16 @@ class DivergenceKind(StrEnum):
         return self not in (DivergenceKind.MISSING_CALLS, DivergenceKind.OUTCOME, DivergenceKind.DIED)
 
 
-@dataclass(frozen=True)
-class Call:
+class Call(Record):
     """One side of a divergence at a call: the call's name, its arguments' repr, and the two as one line.
     ``name`` is None for a call known only by its description (the one a program ended without making)."""
 
-    call: str
-    name: str | None = None
-    args: str | None = None
+    __slots__ = ("call", "name", "args")
+
+    def __init__(self, call: str, name: str | None = None, args: str | None = None) -> None:
+        self.call = call
+        self.name = name
+        self.args = args
 
     @classmethod
     def of(cls, name: str, args: Any) -> Call:
@@ -57,36 +59,38 @@ class Call:
         return cls(data["call"], data.get("name"), data.get("args"))
 
 
-@dataclass(frozen=True)
-class Preceding:
+class Preceding(Record):
     """An event that matched just before the divergence."""
 
-    index: int
-    thread: str
-    call: str
-    result: str
+    __slots__ = ("index", "thread", "call", "result")
+
+    def __init__(self, index: int, thread: str, call: str, result: str) -> None:
+        self.index = index
+        self.thread = thread
+        self.call = call
+        self.result = result
 
     @classmethod
     def of(cls, event: Event) -> Preceding:
         return cls(event.index, event.tid, event.describe(), short_repr(event.result))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"index": self.index, "thread": self.thread, "call": self.call, "result": self.result}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Preceding:
         return cls(data["index"], data["thread"], data["call"], data["result"])
 
 
-@dataclass(frozen=True)
-class ThreadReport:
+class ThreadReport(Record):
     """A thread of a stuck replay: what it does now, its next recorded event, its stack."""
 
-    thread: str
-    state: str
-    next_index: int | None
-    next_call: str | None
-    stack: list[list[Any]]
+    __slots__ = ("thread", "state", "next_index", "next_call", "stack")
+
+    def __init__(self, thread: str, state: str, next_index: int | None, next_call: str | None,
+                 stack: list[list[Any]]) -> None:
+        self.thread = thread
+        self.state = state
+        self.next_index = next_index
+        self.next_call = next_call
+        self.stack = stack
 
     def to_json(self) -> dict[str, Any]:
         following = None if self.next_index is None else {"index": self.next_index, "call": self.next_call}
@@ -98,33 +102,39 @@ class ThreadReport:
         return cls(data["thread"], data["state"], following.get("index"), following.get("call"), data["stack"])
 
 
-@dataclass
-class Divergence:
+class Divergence(Record):
     """The first difference between a replay and its recording.
 
     ``expected`` and ``actual`` are the recorded and the replayed call (:class:`Call`) for the kinds the
     engine finds; for ``outcome``, the parts of the outcome that differ (``differs``), recorded and
     replayed, as the outcome's JSON has them."""
 
-    kind: DivergenceKind
-    index: int | None = None
-    thread: str | None = None
-    expected: Any = None
-    actual: Any = None
-    stack: list[list[Any]] = field(default_factory=list)  # the program's stack at the call, innermost last
-    preceding: list[Preceding] = field(default_factory=list)  # the events that matched just before
-    threads: list[ThreadReport] | None = None  # stuck only: every thread
-    differs: list[str] | None = None  # outcome only: "status", "stdout", "stderr", "returned"
-    summary: str | None = None  # died only
+    __slots__ = ("kind", "index", "thread", "expected", "actual", "stack", "preceding", "threads", "differs",
+                 "summary")
+
+    def __init__(self, kind: DivergenceKind, index: int | None = None, thread: str | None = None,
+                 expected: Any = None, actual: Any = None, stack: list[list[Any]] | None = None,
+                 preceding: list[Preceding] | None = None, threads: list[ThreadReport] | None = None,
+                 differs: list[str] | None = None, summary: str | None = None) -> None:
+        self.kind = kind
+        self.index = index
+        self.thread = thread
+        self.expected = expected
+        self.actual = actual
+        self.stack: list[list[Any]] = stack or []  # the program's stack at the call, innermost last
+        self.preceding: list[Preceding] = preceding or []  # the events that matched just before
+        self.threads = threads  # stuck only: every thread
+        self.differs = differs  # outcome only: "status", "stdout", "stderr", "returned"
+        self.summary = summary  # died only
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": str(self.kind)}
         if self.kind == DivergenceKind.OUTCOME:
             data["differs"] = self.differs
         data.update(index=self.index, thread=self.thread, expected=_side(self.expected), actual=_side(self.actual),
-                    stack=self.stack, preceding=[p.to_json() for p in self.preceding])
+                    stack=self.stack, preceding=to_json(self.preceding))
         if self.kind.found_by_engine:
-            data["threads"] = None if self.threads is None else [t.to_json() for t in self.threads]
+            data["threads"] = to_json(self.threads)
         if self.kind == DivergenceKind.DIED:
             data["summary"] = self.summary
         return data
@@ -143,11 +153,9 @@ class Divergence:
 
 
 def _side(side: Any) -> Any:
-    if isinstance(side, Call):
-        return side.to_json()
     if isinstance(side, dict):  # an outcome's differing parts
-        return {part: value.to_json() if hasattr(value, "to_json") else value for part, value in side.items()}
-    return side
+        return {part: to_json(value) for part, value in side.items()}
+    return to_json(side)
 
 
 class ReplayDivergence(BaseException):

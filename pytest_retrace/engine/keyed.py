@@ -11,11 +11,11 @@ program reads (transaction control) are assumed to succeed; any other call with 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UnrecordedCall
 from ..format.events import MAIN, Event, call_key, describe_call
+from ..record import Record
 from .divergence import Divergence
 
 LIVE_WHEN_UNRECORDED = ("time.", "datetime.", "date.", "os.urandom", "os.getrandom", "random.")
@@ -24,18 +24,17 @@ _LIVE_EVENT = Event(-1, "(live)", None, LIVE, MAIN)
 _NONE_EVENT = Event(-1, "(assumed to succeed)", None, None, MAIN)
 
 
-@dataclass
-class KeyedSummary:
+class KeyedSummary(Record):
     """How a crash recording's replay was answered once the code took a new path (part of the verdict)."""
 
-    first_divergence: Divergence
-    answered_by_key: int = 0
-    unanswered: list[str] = field(default_factory=list)
-    answered_live: list[str] = field(default_factory=list)
+    __slots__ = ("first_divergence", "answered_by_key", "unanswered", "answered_live")
 
-    def to_json(self) -> dict[str, Any]:
-        return {"first_divergence": self.first_divergence.to_json(), "answered_by_key": self.answered_by_key,
-                "unanswered": self.unanswered, "answered_live": self.answered_live}
+    def __init__(self, first_divergence: Divergence, answered_by_key: int = 0, unanswered: list[str] | None = None,
+                 answered_live: list[str] | None = None) -> None:
+        self.first_divergence = first_divergence
+        self.answered_by_key = answered_by_key
+        self.unanswered: list[str] = unanswered or []  # calls that raised UnrecordedCall
+        self.answered_live: list[str] = answered_live or []  # read live (clocks, entropy) or assumed to succeed
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> KeyedSummary:
@@ -43,13 +42,29 @@ class KeyedSummary:
                    data["answered_live"])
 
 
+class _Answers:
+    """The recorded answers to one call key, handed out in order, the last one repeating."""
+
+    __slots__ = ("events", "taken")
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.taken = 0
+
+    def next(self) -> Event:
+        event = self.events[self.taken]
+        if self.taken < len(self.events) - 1:
+            self.taken += 1
+        return event
+
+
 class KeyedAnswers:
     """The events not consumed at the first divergence, by call key."""
 
     def __init__(self, events: Iterable[Event], first_divergence: Divergence, succeed: set[str]) -> None:
-        self._by_key: dict[tuple[str, bytes], list[Any]] = {}
+        self._by_key: dict[tuple[str, bytes], _Answers] = {}
         for event in events:
-            self._by_key.setdefault(call_key(event.name, event.args), [0]).append(event)
+            self._by_key.setdefault(call_key(event.name, event.args), _Answers()).events.append(event)
         self._succeed = succeed
         self.summary = KeyedSummary(first_divergence)
 
@@ -70,8 +85,5 @@ class KeyedAnswers:
                 f"{call}: the recording holds no answer for this call (the replay answers by call key "
                 "since the code took a new path); catch pytest_retrace.UnrecordedCall, or record again"
             )
-        position = answers[0]
-        if position < len(answers) - 2:
-            answers[0] = position + 1
         self.summary.answered_by_key += 1
-        return answers[1 + position]  # type: ignore[no-any-return]
+        return answers.next()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from ..format.codec import Raised
 from ..format.events import FORM_ARGS, FORM_PLAIN, FORM_THREAD, MAIN
+from ..format.tape import MemoryTape, TapeWriter
 from .base import Engine, dress
 from .state import STATE, enter_gate, leave, tls
 
@@ -15,23 +16,15 @@ from .state import STATE, enter_gate, leave, tls
 _MUTABLE = (list, dict, bytearray)
 
 
-class Tape(Protocol):
-    """Where a Recorder puts events: a file being written (``TapeWriter``) or a recording kept in memory
-    (``MemoryTape``)."""
-
-    sink: list[Any]
-
-    def name_id(self, name: str) -> int: ...
-
-
 class Recorder(Engine):
-    """Appends events to the tape's ``sink``, a list the tape writer drains from its own thread.
+    """Appends events to the tape's ``sink``: a file being written (whose writer drains the sink from a thread
+    of its own) or a recording kept in memory.
 
     ``sink += (…)`` is one list operation, atomic under the GIL, so events from
     several threads never interleave their fields.
     """
 
-    def __init__(self, tape: Tape) -> None:
+    def __init__(self, tape: MemoryTape | TapeWriter) -> None:
         self.sink = tape.sink
         self.name_id = tape.name_id
         # One tick per value beyond (code, result); next() on a count is atomic under the GIL.

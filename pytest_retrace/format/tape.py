@@ -62,6 +62,29 @@ class TapeStatus(StrEnum):
     CORRUPT = "corrupt"  # a bad CRC or impossible framing
 
 
+class Kind(StrEnum):
+    """What a recording holds: a whole process, one call of a function, or one WSGI request."""
+
+    PROCESS = "process"
+    CALL = "call"
+    WSGI = "wsgi"
+
+    @classmethod
+    def of(cls, header: dict[str, Any]) -> Kind:
+        """The kind a header names; a RecordingError when it names none we know."""
+        kind = header.get("kind", cls.PROCESS)
+        try:
+            return cls(kind)
+        except ValueError:
+            raise RecordingError(f"the recording is of an unknown kind {kind!r} (known: {', '.join(cls)}); "
+                                 "it was written by a newer pytest-retrace, or it is damaged") from None
+
+    @property
+    def in_process(self) -> bool:
+        """Recorded inside a running process (replayed by calling its entry point, not by running a program)."""
+        return self is not Kind.PROCESS
+
+
 class MemoryTape:
     """A recording kept in memory: the sink and name table a Recorder writes to, as a :class:`TapeWriter`
     has them. A :class:`TapeWriter` can write it to a file later (``tape=``)."""

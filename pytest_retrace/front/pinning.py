@@ -8,41 +8,45 @@ import os
 import re
 import sys
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import RetraceError
 from ..format.tape import Recording, TapeStatus, read_recording, rewrite
 from ..kinds.outcome import Outcome
+from ..record import Record
 
 _LIBRARY_PREFIXES = tuple({sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix})
 
 
-@dataclass(frozen=True)
-class Crash:
+class Crash(Record):
     """How a recorded run crashed: the exception type (or ``exitN``), its message, where (file stem and
     function of the program's last own frame), and the crash fingerprint."""
 
-    type: str
-    message: str
-    place: str
-    fingerprint: str
+    __slots__ = ("type", "message", "place", "fingerprint")
+
+    def __init__(self, type: str, message: str, place: str, fingerprint: str) -> None:  # noqa: A002
+        self.type = type
+        self.message = message
+        self.place = place
+        self.fingerprint = fingerprint
 
 
-@dataclass
-class CrashGroup:
+class CrashGroup(Record):
     """The crash recordings of one fingerprint in a folder (``retrace triage``)."""
 
-    crash: Crash
-    count: int = 0
-    first_seen: str = ""
-    last_seen: str = ""
-    recordings: list[str] = field(default_factory=list)
-    pinned: bool = False
+    __slots__ = ("crash", "count", "first_seen", "last_seen", "recordings", "pinned")
+
+    def __init__(self, crash: Crash, first_seen: str, last_seen: str) -> None:
+        self.crash = crash
+        self.count = 0
+        self.first_seen = first_seen
+        self.last_seen = last_seen
+        self.recordings: list[str] = []
+        self.pinned = False
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = super().to_json()
         return {**data.pop("crash"), **data}
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import pytest
 
 from ..enums import StrEnum
+from ..record import Record
 
 
 class Counter(StrEnum):
@@ -28,29 +28,32 @@ class Counter(StrEnum):
 
 
 
-@dataclass
-class ReplayInfo:
+class ReplayInfo(Record):
     """What a recording's test tells the summary, through the report's user properties (plain JSON, so that
     it travels from xdist workers and into junitxml)."""
 
-    recording: str
-    status: str  # a verdict's Status, or why the recording could not be replayed (truncated, corrupt, missing-program)
-    pinned: bool = False
-    events_recorded: int | None = None
-    events_consumed: int | None = None
-    outcome_only: bool = False
-    counter: Counter | None = None  # where it is counted when not where its status says (accepted …)
-    problem: str | None = None
-    regressed: bool = False
+    __slots__ = ("recording", "status", "pinned", "events_recorded", "events_consumed", "outcome_only", "counter",
+                 "problem", "regressed")
+
+    def __init__(self, recording: str, status: str, pinned: bool = False, events_recorded: int | None = None,
+                 events_consumed: int | None = None, outcome_only: bool = False, counter: Counter | None = None,
+                 problem: str | None = None, regressed: bool = False) -> None:
+        self.recording = recording
+        # A verdict's Status, or why the recording could not be replayed (truncated, corrupt, missing-program).
+        self.status = status
+        self.pinned = pinned
+        self.events_recorded = events_recorded
+        self.events_consumed = events_consumed
+        self.outcome_only = outcome_only
+        self.counter = counter  # where it is counted when not where its status says (accepted …)
+        self.problem = problem
+        self.regressed = regressed
 
     @property
     def counted_as(self) -> Counter:
         if self.counter is not None:
             return self.counter
         return _counter_of(self.status)
-
-    def to_json(self) -> dict[str, Any]:
-        return {name: str(value) if isinstance(value, Counter) else value for name, value in asdict(self).items()}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ReplayInfo:

@@ -12,10 +12,11 @@ adapters (requests, DB-API) are plugins of the same kind.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pluggy
+
+from ..record import Record
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -28,11 +29,13 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
-@dataclass
-class Options:
+class Options(Record):
     """What a project can configure about where the boundary sits."""
 
-    live_paths: list[str] = field(default_factory=list)  # fnmatch patterns read live on replay, never recorded
+    __slots__ = ("live_paths",)
+
+    def __init__(self, live_paths: list[str] | None = None) -> None:
+        self.live_paths: list[str] = list(live_paths or [])  # fnmatch patterns read live on replay, never recorded
 
 
 @hookspec

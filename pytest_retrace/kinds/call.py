@@ -28,8 +28,8 @@ from typing import Any, TypeVar
 
 from ..engine.state import internal
 from ..format import codec
+from ..format.tape import Kind
 from .entry import entry_point, resolve
-from .header import Kind
 from .inprocess import InProcessRecording, Keep, begin, keeps, log
 from .outcome import ExceptionInfo, Outcome, returned_summary
 

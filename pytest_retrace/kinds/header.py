@@ -10,32 +10,7 @@ from typing import Any
 
 from .._version import __version__
 from ..boundaries import env
-from ..enums import StrEnum
-from ..errors import RecordingError
-from ..format.tape import FORMAT
-
-
-class Kind(StrEnum):
-    """What a recording holds: a whole process, one call of a function, or one WSGI request."""
-
-    PROCESS = "process"
-    CALL = "call"
-    WSGI = "wsgi"
-
-    @classmethod
-    def of(cls, header: dict[str, Any]) -> Kind:
-        """The kind a header names; a RecordingError when it names none we know."""
-        kind = header.get("kind", cls.PROCESS)
-        try:
-            return cls(kind)
-        except ValueError:
-            raise RecordingError(f"the recording is of an unknown kind {kind!r} (known: {', '.join(cls)}); "
-                                 "it was written by a newer pytest-retrace, or it is damaged") from None
-
-    @property
-    def in_process(self) -> bool:
-        """Recorded inside a running process (replayed by calling its entry point, not by running a program)."""
-        return self is not Kind.PROCESS
+from ..format.tape import FORMAT, Kind
 
 
 def make_header(kind: Kind, entry: dict[str, Any], argv: list[str], hash_seed: int, redact: str | None,

@@ -22,8 +22,8 @@ from ..engine.recorder import Recorder
 from ..engine.router import Router
 from ..engine.state import end_call_thread, internal, outside_recordings, resume_call_thread, start_call_thread
 from ..enums import StrEnum
-from ..format.tape import MemoryTape, TapeWriter
-from .header import Kind, make_header
+from ..format.tape import Kind, MemoryTape, TapeWriter
+from .header import make_header
 from .outcome import Outcome, Stream
 
 log = logging.getLogger("pytest_retrace")

@@ -11,26 +11,25 @@ from __future__ import annotations
 import hashlib
 import os
 import traceback
-from dataclasses import dataclass, replace
 from typing import Any
 
 from ..engine.stack import program_traceback
 from ..format import codec
+from ..record import Record
 
 OUTPUT_HEAD = 8192  # bytes of stdout/stderr kept in END, for diffs when a replay prints otherwise
 
 
-@dataclass(frozen=True)
-class Stream:
+class Stream(Record):
     """What passed by on a stream (stdout, stderr) or what a call returned: size, digest and its first bytes.
     ``head`` is bytes as recorded, text in a verdict."""
 
-    digest: str
-    size: int
-    head: bytes | str = b""
+    __slots__ = ("digest", "size", "head")
 
-    def to_json(self) -> dict[str, Any]:
-        return {"digest": self.digest, "size": self.size, "head": self.head}
+    def __init__(self, digest: str, size: int, head: bytes | str = b"") -> None:
+        self.digest = digest
+        self.size = size
+        self.head = head
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> Stream | None:
@@ -41,27 +40,25 @@ class Stream:
     def as_text(self) -> Stream:
         """The head decoded, as a verdict shows it."""
         head = self.head
-        return replace(self, head=head.decode("utf-8", "replace")) if isinstance(head, bytes) else self
+        return self.replace(head=head.decode("utf-8", "replace")) if isinstance(head, bytes) else self
 
 
-@dataclass(frozen=True)
-class ExceptionInfo:
+class ExceptionInfo(Record):
     """An uncaught exception: its type, message, the program's traceback and the crash fingerprint."""
 
-    type: str
-    message: str
-    traceback: list[list[Any]]
-    fingerprint: str
+    __slots__ = ("type", "message", "traceback", "fingerprint")
+
+    def __init__(self, type: str, message: str, traceback: list[list[Any]], fingerprint: str) -> None:  # noqa: A002
+        self.type = type
+        self.message = message
+        self.traceback = traceback
+        self.fingerprint = fingerprint
 
     @classmethod
     def of(cls, exc: BaseException) -> ExceptionInfo:
         frames = [[f.filename, f.lineno, f.name, f.line or ""] for f in traceback.extract_tb(program_traceback(exc))]
         type_name = f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins.")
         return cls(type_name, str(exc), frames, crash_fingerprint(type_name, frames))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": self.type, "message": self.message, "traceback": self.traceback,
-                "fingerprint": self.fingerprint}
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> ExceptionInfo | None:
@@ -81,28 +78,29 @@ def crash_fingerprint(type_name: str, frames: list[list[Any]]) -> str:
     return h.hexdigest()
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(Record):
     """How a run ended: exit status (1 for a call or request that raised), the uncaught exception, and the
     summaries of its output (a process) or of what it returned (a call, a request's response)."""
 
-    status: int | None
-    exception: ExceptionInfo | None = None
-    stdout: Stream | None = None
-    stderr: Stream | None = None
-    returned: Stream | None = None
+    __slots__ = ("status", "exception", "stdout", "stderr", "returned")
+
+    def __init__(self, status: int | None, exception: ExceptionInfo | None = None, stdout: Stream | None = None,
+                 stderr: Stream | None = None, returned: Stream | None = None) -> None:
+        self.status = status
+        self.exception = exception
+        self.stdout = stdout
+        self.stderr = stderr
+        self.returned = returned
 
     @property
     def crashed(self) -> bool:
         return self.exception is not None or self.status not in (0, None)
 
     def to_json(self) -> dict[str, Any]:
-        """The verdict's form: the streams only where the run has them (a call has no output of its own)."""
-        data: dict[str, Any] = {"status": self.status,
-                                "exception": None if self.exception is None else self.exception.to_json(),
-                                "stdout": _json(self.stdout), "stderr": _json(self.stderr)}
-        if self.returned is not None:
-            data["returned"] = self.returned.to_json()
+        """The verdict's form: what a call returned only for a call or request (a process returns nothing)."""
+        data = super().to_json()
+        if self.returned is None:
+            del data["returned"]
         return data
 
     @classmethod
@@ -113,11 +111,7 @@ class Outcome:
 
     def to_end(self, events: int | None, recording_error: str | None = None) -> dict[str, Any]:
         """The END frame of a recording that ended this way."""
-        end: dict[str, Any] = {"status": self.status,
-                               "exception": None if self.exception is None else self.exception.to_json(),
-                               "stdout": _json(self.stdout), "stderr": _json(self.stderr)}
-        if self.returned is not None:
-            end["returned"] = self.returned.to_json()
+        end = self.to_json()
         end["events"] = events
         if recording_error:
             end["recording_error"] = recording_error
@@ -125,12 +119,8 @@ class Outcome:
 
     def as_text(self) -> Outcome:
         """Every stream's head decoded, as a verdict shows it."""
-        return replace(self, **{part: stream.as_text() for part in ("stdout", "stderr", "returned")
+        return self.replace(**{part: stream.as_text() for part in ("stdout", "stderr", "returned")
                                 if (stream := getattr(self, part)) is not None})
-
-
-def _json(stream: Stream | None) -> dict[str, Any] | None:
-    return None if stream is None else stream.to_json()
 
 
 def returned_summary(value: Any) -> Stream:

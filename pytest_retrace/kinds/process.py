@@ -23,8 +23,8 @@ from ..engine.patch import Patcher
 from ..engine.recorder import Recorder
 from ..engine.stack import program_traceback
 from ..engine.state import enter_gate, mark_outside, start_main_thread
-from ..format.tape import TapeWriter
-from .header import Kind, make_header
+from ..format.tape import Kind, TapeWriter
+from .header import make_header
 from .outcome import ExceptionInfo, Outcome
 
 _REAL_GETPID = os.getpid  # taken before the process boundary patches it

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from ..format import codec
+from ..format.tape import Kind
 from .entry import importable_name, module_root, resolve
-from .header import Kind
 from .inprocess import InProcessRecording, Keep, begin, keeps, log
 from .outcome import ExceptionInfo, Outcome, Stream
 

@@ -19,16 +19,25 @@ from ..engine.divergence import DIVERGED_EXIT, Call, Divergence, DivergenceKind
 from ..engine.patch import Patcher
 from ..engine.replayer import Replayer
 from ..engine.state import enter_gate, start_main_thread
-from ..format.tape import TapeStatus, read_recording
+from ..format.tape import Kind, TapeStatus, read_recording
 from ..hooks import manager
-from ..kinds import call, process, request
-from ..kinds.header import Kind
+from ..kinds import process
 from ..kinds.outcome import Outcome
-from . import forkserver
 from .protocol import CHILD_ENV, ChildResult, ForkServerConfig, RecordConfig, ReplayConfig, decode_config
 
-# The kinds of recording, by the header's ``kind``: what prepares a replay and runs the recorded work again.
-KINDS: dict[Kind, ModuleType] = {Kind.PROCESS: process, Kind.CALL: call, Kind.WSGI: request}
+
+def kind_module(kind: Kind) -> ModuleType:
+    """What prepares a replay of this kind and runs the recorded work again (imported only when needed: a
+    process replay does not pay for the machinery of in-process recordings)."""
+    if kind == Kind.CALL:
+        from ..kinds import call
+
+        return call
+    if kind == Kind.WSGI:
+        from ..kinds import request
+
+        return request
+    return process
 
 
 def record(config: RecordConfig) -> NoReturn:
@@ -48,7 +57,7 @@ def prepare(header: dict[str, Any]) -> Any:
     sys.executable = header.get("executable", sys.executable)  # the program may start itself again
     if os.path.isdir(header["cwd"]):
         os.chdir(header["cwd"])
-    return KINDS[Kind.of(header)].prepare_replay(header)
+    return kind_module(Kind.of(header)).prepare_replay(header)
 
 
 def replay_here(config: ReplayConfig) -> NoReturn:
@@ -85,7 +94,7 @@ def replay_here(config: ReplayConfig) -> NoReturn:
 
     if kind == Kind.PROCESS:
         process.rerun_then_exit(header, finalize)
-    finalize(KINDS[kind].rerun(prepared, header))
+    finalize(kind_module(kind).rerun(prepared, header))
     process.flush_std()
     os._exit(0)
 
@@ -96,6 +105,8 @@ def main() -> NoReturn:
     if isinstance(config, RecordConfig):
         record(config)
     if isinstance(config, ForkServerConfig):
+        from . import forkserver
+
         forkserver.serve(config, prepare, replay_here)
         sys.exit(0)
     replay_here(config)

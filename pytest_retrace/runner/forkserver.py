@@ -27,13 +27,11 @@ import sys
 import tempfile
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import replace
 from typing import IO, Any, NoReturn
 
 from ..engine.state import internal
-from ..format.tape import read_recording
+from ..format.tape import Kind, read_recording
 from ..hooks import manager
-from ..kinds.header import Kind
 from .protocol import CHILD_CODE, CHILD_ENV, ForkServerConfig, ReplayConfig, decode_config, encode_config
 
 MAX_SERVERS = 4  # groups of recordings served at once by one pytest process; the oldest server goes first
@@ -79,7 +77,7 @@ class ForkServer:
         out, err = (os.path.join(self.folder, f"{self.runs}.{name}") for name in ("stdout", "stderr"))
         assert self.proc.stdin is not None
         try:
-            self.proc.stdin.write(encode_config(replace(config, stdout=out, stderr=err)) + "\n")
+            self.proc.stdin.write(encode_config(config.replace(stdout=out, stderr=err)) + "\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             return None

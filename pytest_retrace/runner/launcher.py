@@ -7,7 +7,6 @@ them, and writes END (record) or concludes a verdict (replay).
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import os
 import random
@@ -16,15 +15,12 @@ import subprocess
 import sys
 import tempfile
 import threading
-from dataclasses import replace
 from typing import Any, BinaryIO, NamedTuple
 
 from ..errors import RecordingError, RetraceError
-from ..format.tape import Recording, TapeStatus, append_end, read_recording
+from ..format.tape import Kind, Recording, TapeStatus, append_end, read_recording
 from ..hooks import manager
-from ..kinds.header import Kind
 from ..kinds.outcome import OUTPUT_HEAD, Stream
-from . import forkserver
 from .protocol import CHILD_CODE, CHILD_ENV, ChildResult, RecordConfig, ReplayConfig, encode_config
 from .verdict import Verdict, conclude, unreadable
 
@@ -84,9 +80,7 @@ def run_child(config: RecordConfig | ReplayConfig, hash_seed: int, passthrough: 
     result_path = _result_path()
     env = dict(os.environ)
     env["PYTHONHASHSEED"] = str(hash_seed)
-    config = copy.copy(config)
-    config.result, config.plugins = result_path, manager.discover()
-    env[CHILD_ENV] = encode_config(config)
+    env[CHILD_ENV] = encode_config(config.replace(result=result_path, plugins=manager.discover()))
     stdout, stderr = Output(keep_output), Output(keep_output)
     proc = subprocess.Popen([sys.executable, "-c", CHILD_CODE], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
@@ -113,11 +107,13 @@ def _run_forked(config: ReplayConfig, header: dict[str, Any], passthrough: bool,
                 keep_output: bool) -> ChildRun | None:
     """Replay a request or call recording in a fork of its group's fork server (see ``forkserver.py``);
     None when there is none to use, and the replay must start cold."""
+    from . import forkserver  # here: a single replay from the command line never forks
+
     server = forkserver.server_for(config.recording, header)
     if server is None:
         return None
     result_path = _result_path()
-    ran = server.run(replace(config, result=result_path))
+    ran = server.run(config.replace(result=result_path))
     if ran is None:
         forkserver.forget(header)
         return None
@@ -176,7 +172,7 @@ def record(
     config = RecordConfig(os.path.abspath(output), entry, argv, seed, live_paths or [], tags or {}, redact)
     run = run_child(config, seed)
     if run.result is not None and run.result.outcome is not None:
-        outcome = replace(run.result.outcome, stdout=run.stdout.summary(), stderr=run.stderr.summary())
+        outcome = run.result.outcome.replace(stdout=run.stdout.summary(), stderr=run.stderr.summary())
         error = run.result.recording_error
         if error:
             sys.stderr.write(f"retrace record: warning: {output} is incomplete and will not replay: {error}\n")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..engine.divergence import Divergence
@@ -19,6 +18,7 @@ from ..engine.keyed import KeyedSummary
 from ..engine.state import internal
 from ..enums import StrEnum
 from ..kinds.outcome import Outcome
+from ..record import Record, read_field
 
 CHILD_ENV = "_PYTEST_RETRACE_CHILD"  # the child's configuration, as JSON
 CHILD_CODE = "from pytest_retrace.runner.child import main; main()"
@@ -30,43 +30,52 @@ class Mode(StrEnum):
     FORKSERVER = "forkserver"
 
 
-@dataclass
-class RecordConfig:
+class RecordConfig(Record):
     """Record the program ``entry`` (``{"script": …}`` or ``{"module": …}``) with ``argv`` into ``output``."""
 
-    output: str
-    entry: dict[str, str]
-    argv: list[str]
-    hash_seed: int
-    live_paths: list[str] = field(default_factory=list)
-    tags: dict[str, str] = field(default_factory=dict)
-    redact: str | None = None  # None: the default pattern
-    result: str = ""  # where the child writes its ChildResult
-    plugins: list[str] = field(default_factory=list)  # installed packages' plugins, found by the launcher
+    __slots__ = ("output", "entry", "argv", "hash_seed", "live_paths", "tags", "redact", "result", "plugins")
     mode = Mode.RECORD
 
+    def __init__(self, output: str, entry: dict[str, str], argv: list[str], hash_seed: int,
+                 live_paths: list[str] | None = None, tags: dict[str, str] | None = None, redact: str | None = None,
+                 result: str = "", plugins: list[str] | None = None) -> None:
+        self.output = output
+        self.entry = entry
+        self.argv = argv
+        self.hash_seed = hash_seed
+        self.live_paths: list[str] = live_paths or []
+        self.tags: dict[str, str] = tags or {}
+        self.redact = redact  # None: the default pattern
+        self.result = result  # where the child writes its ChildResult
+        self.plugins: list[str] = plugins or []  # installed packages' plugins, found by the launcher
 
-@dataclass
-class ReplayConfig:
+
+class ReplayConfig(Record):
     """Replay ``recording``. A fork server's child also gets the files its stdout and stderr go to."""
 
-    recording: str
-    stuck_timeout: float = 10.0
-    result: str = ""
-    plugins: list[str] = field(default_factory=list)
-    stdout: str | None = None
-    stderr: str | None = None
+    __slots__ = ("recording", "stuck_timeout", "result", "plugins", "stdout", "stderr")
     mode = Mode.REPLAY
 
+    def __init__(self, recording: str, stuck_timeout: float = 10.0, result: str = "", plugins: list[str] | None = None,
+                 stdout: str | None = None, stderr: str | None = None) -> None:
+        self.recording = recording
+        self.stuck_timeout = stuck_timeout
+        self.result = result
+        self.plugins: list[str] = plugins or []
+        self.stdout = stdout
+        self.stderr = stderr
 
-@dataclass
-class ForkServerConfig:
+
+class ForkServerConfig(Record):
     """Prepare as a replay of ``recording`` would, then fork a replay per command; answer on fd ``answers``."""
 
-    recording: str
-    answers: int
-    plugins: list[str] = field(default_factory=list)
+    __slots__ = ("recording", "answers", "plugins")
     mode = Mode.FORKSERVER
+
+    def __init__(self, recording: str, answers: int, plugins: list[str] | None = None) -> None:
+        self.recording = recording
+        self.answers = answers
+        self.plugins: list[str] = plugins or []
 
 
 ChildConfig = RecordConfig | ReplayConfig | ForkServerConfig
@@ -74,7 +83,7 @@ _CONFIGS: dict[str, type[ChildConfig]] = {c.mode: c for c in (RecordConfig, Repl
 
 
 def encode_config(config: ChildConfig) -> str:
-    return json.dumps({"mode": str(config.mode), **asdict(config)})
+    return json.dumps({"mode": str(config.mode), **config.to_json()})
 
 
 def decode_config(text: str) -> ChildConfig:
@@ -82,29 +91,27 @@ def decode_config(text: str) -> ChildConfig:
     return _CONFIGS[data.pop("mode")](**data)
 
 
-@dataclass
-class ChildResult:
+class ChildResult(Record):
     """What a child reports when the program ended (or a replay diverged)."""
 
-    outcome: Outcome | None = None
-    events: int | None = None  # recording: events written
-    recording_error: str | None = None  # recording: why the recording is incomplete
-    events_consumed: int | None = None  # replay
-    divergence: Divergence | None = None  # replay: the divergence that ended it
-    keyed: KeyedSummary | None = None  # replay of a crash that took a new path: how calls were answered
-    unconsumed: Divergence | None = None  # replay: the program ended before the recorded calls did
+    __slots__ = ("outcome", "events", "recording_error", "events_consumed", "divergence", "keyed", "unconsumed")
 
-    def to_json(self) -> dict[str, Any]:
-        return {name: value.to_json() if hasattr(value, "to_json") else value for name, value in vars(self).items()}
+    def __init__(self, outcome: Outcome | None = None, events: int | None = None, recording_error: str | None = None,
+                 events_consumed: int | None = None, divergence: Divergence | None = None,
+                 keyed: KeyedSummary | None = None, unconsumed: Divergence | None = None) -> None:
+        self.outcome = outcome
+        self.events = events  # recording: events written
+        self.recording_error = recording_error  # recording: why the recording is incomplete
+        self.events_consumed = events_consumed  # replay
+        self.divergence = divergence  # replay: the divergence that ended it
+        self.keyed = keyed  # replay of a crash that took a new path: how calls were answered
+        self.unconsumed = unconsumed  # replay: the program ended before the recorded calls did
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ChildResult:
-        def typed(name: str, record: Any) -> Any:
-            return None if data.get(name) is None else record.from_json(data[name])
-
-        return cls(typed("outcome", Outcome), data.get("events"), data.get("recording_error"),
-                   data.get("events_consumed"), typed("divergence", Divergence), typed("keyed", KeyedSummary),
-                   typed("unconsumed", Divergence))
+        return cls(read_field(data, "outcome", Outcome), data.get("events"), data.get("recording_error"),
+                   data.get("events_consumed"), read_field(data, "divergence", Divergence),
+                   read_field(data, "keyed", KeyedSummary), read_field(data, "unconsumed", Divergence))
 
     def write(self, path: str) -> None:
         """Write to ``path`` atomically (the launcher may read it as soon as the child is gone); behind the

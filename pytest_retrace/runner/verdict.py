@@ -7,7 +7,6 @@ the recording did).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..engine.divergence import Divergence, DivergenceKind
@@ -15,6 +14,7 @@ from ..engine.keyed import KeyedSummary
 from ..enums import StrEnum
 from ..format.tape import Recording, TapeStatus
 from ..kinds.outcome import Outcome, Stream
+from ..record import Record, read_field, to_json
 from .protocol import ChildResult
 
 
@@ -43,24 +43,32 @@ class Status(StrEnum):
         return self in (Status.TRUNCATED, Status.CORRUPT)
 
 
-@dataclass
-class Verdict:
-    recording: str
-    status: Status
-    divergence: Divergence | None = None
-    recorded: Outcome | None = None
-    replayed: Outcome | None = None
-    events_recorded: int | None = None
-    events_consumed: int | None = None
-    problem: str | None = None
-    # A crash recording whose replay took a new path: how calls were answered from there on.
-    keyed: KeyedSummary | None = None
-    offset: int | None = None  # corrupt: the byte offset of the bad frame
-    # Not in the JSON: what END would say of this replay (--retrace-accept writes it), and what the replay
-    # printed (whole when the launcher was asked to keep it).
-    replayed_end: dict[str, Any] | None = field(default=None, repr=False)
-    stdout: bytes = field(default=b"", repr=False)
-    stderr: bytes = field(default=b"", repr=False)
+class Verdict(Record):
+    """What a replay proved."""
+
+    __slots__ = ("recording", "status", "divergence", "recorded", "replayed", "events_recorded", "events_consumed",
+                 "problem", "keyed", "offset", "replayed_end", "stdout", "stderr")
+
+    def __init__(self, recording: str, status: Status, divergence: Divergence | None = None,
+                 recorded: Outcome | None = None, replayed: Outcome | None = None, events_recorded: int | None = None,
+                 events_consumed: int | None = None, problem: str | None = None, keyed: KeyedSummary | None = None,
+                 offset: int | None = None, replayed_end: dict[str, Any] | None = None, stdout: bytes = b"",
+                 stderr: bytes = b"") -> None:
+        self.recording = recording
+        self.status = status
+        self.divergence = divergence
+        self.recorded = recorded
+        self.replayed = replayed
+        self.events_recorded = events_recorded
+        self.events_consumed = events_consumed
+        self.problem = problem
+        self.keyed = keyed  # a crash recording whose replay took a new path: how calls were answered from there on
+        self.offset = offset  # corrupt: the byte offset of the bad frame
+        # Not in the JSON: what END would say of this replay (--retrace-accept writes it), and what the replay
+        # printed (whole when the launcher was asked to keep it).
+        self.replayed_end = replayed_end
+        self.stdout = stdout
+        self.stderr = stderr
 
     @property
     def faithful(self) -> bool:
@@ -72,30 +80,23 @@ class Verdict:
         return self.divergence is not None and self.divergence.kind == DivergenceKind.OUTCOME
 
     def to_json(self) -> dict[str, Any]:
-        data = {
-            "recording": self.recording,
-            "faithful": self.faithful,
-            "status": str(self.status),
-            "divergence": None if self.divergence is None else self.divergence.to_json(),
-            "recorded": None if self.recorded is None else self.recorded.to_json(),
-            "replayed": None if self.replayed is None else self.replayed.to_json(),
-            "events_recorded": self.events_recorded,
-            "events_consumed": self.events_consumed,
-            "problem": self.problem,
-            "keyed": None if self.keyed is None else self.keyed.to_json(),
-        }
+        """The verdict file: the contract's keys in its order (the offset of a corrupt one last)."""
+        data = {"recording": self.recording, "faithful": self.faithful}
+        data.update({name: to_json(getattr(self, name)) for name in _CONTRACT})
         if self.status == Status.CORRUPT:
             data["offset"] = self.offset
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Verdict:
-        def typed(name: str, record: Any) -> Any:
-            return None if data.get(name) is None else record.from_json(data[name])
+        return cls(data["recording"], Status(data["status"]), read_field(data, "divergence", Divergence),
+                   read_field(data, "recorded", Outcome), read_field(data, "replayed", Outcome),
+                   data.get("events_recorded"), data.get("events_consumed"), data.get("problem"),
+                   read_field(data, "keyed", KeyedSummary), data.get("offset"))
 
-        return cls(data["recording"], Status(data["status"]), typed("divergence", Divergence),
-                   typed("recorded", Outcome), typed("replayed", Outcome), data.get("events_recorded"),
-                   data.get("events_consumed"), data.get("problem"), typed("keyed", KeyedSummary), data.get("offset"))
+
+# The fields of the verdict file after ``recording`` and ``faithful``.
+_CONTRACT = ("status", "divergence", "recorded", "replayed", "events_recorded", "events_consumed", "problem", "keyed")
 
 
 def unreadable(path: str, problem: str, offset: int | None = None) -> Verdict:

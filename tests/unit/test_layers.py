@@ -1,6 +1,6 @@
 """The house reads top-down: every module imports alone, and imports only modules of its floor or below.
 
-The floors, bottom up, as the package's docstring draws them: the basics (errors, enums, version),
+The floors, bottom up, as the package's docstring draws them: the basics (errors, enums, records, version),
 the file format, the engine, our hooks, boundaries and adapters, the recording kinds, the runner,
 the front ends' rooms, and the front doors (plugin, cli, the public faces). Imports are read from the
 source as written (at module level, in functions and under TYPE_CHECKING alike).
@@ -18,7 +18,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "pytest_retrace"
 FLOORS = [
-    {"pytest_retrace._version", "pytest_retrace.errors", "pytest_retrace.enums"},
+    {"pytest_retrace._version", "pytest_retrace.errors", "pytest_retrace.enums", "pytest_retrace.record"},
     {"pytest_retrace.format"},
     {"pytest_retrace.engine"},
     {"pytest_retrace.hooks"},
@@ -43,8 +43,10 @@ MODULES = modules()
 
 
 def floor(module: str) -> int:
-    """The floor of a module: that of its own name, else of the subpackage it is in."""
-    for part in (module, module.rpartition(".")[0]):
+    """The floor of a module: that of its own name, else of the subpackage it is in (a module at the top of the
+    package is on no floor until it is listed)."""
+    package = module.rpartition(".")[0]
+    for part in (module, package if package != "pytest_retrace" else module):
         for level, rooms in enumerate(FLOORS):
             if part in rooms:
                 return level

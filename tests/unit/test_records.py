@@ -9,7 +9,7 @@ import pytest
 from pytest_retrace.engine.divergence import Call, Divergence, DivergenceKind, Preceding, ThreadReport
 from pytest_retrace.engine.keyed import KeyedSummary
 from pytest_retrace.errors import RecordingError
-from pytest_retrace.kinds.header import Kind
+from pytest_retrace.format.tape import Kind
 from pytest_retrace.kinds.inprocess import Keep, keeps
 from pytest_retrace.kinds.outcome import ExceptionInfo, Outcome, Stream
 from pytest_retrace.runner.protocol import (
