@@ -27,8 +27,7 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
 
     with internal:
         manager.manager()  # load plugins (reading package metadata) before any boundary is there to see it
-    state.install(engine)
-    patcher.on_undo(state.uninstall)
+    patcher.on_undo(state.install(engine))
     for area in (threads, sync, collector, clock, entropy, files, process, socket):
         area.install(engine, patcher, options)
     with internal:

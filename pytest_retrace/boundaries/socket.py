@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ..engine.base import Engine, dress, payload, with_engine
+from ..engine.state import internal
 
 if TYPE_CHECKING:
     from ..engine.patch import Patcher
@@ -204,7 +205,8 @@ def _install_tls(engine: Engine, patcher: Patcher, ssl: ModuleType) -> None:
             return tls_sock.version()
 
         engine.call("ssl.wrap_socket", (server_hostname, server_side), handshake)
-        from .tls import TLSSocket  # here: wrapt's import is costly, and most programs that import ssl never wrap
+        with internal:  # our own import, never the program's: here, as wrapt's is costly and most never wrap
+            from .tls import TLSSocket
 
         return TLSSocket(wrapped[0] if wrapped else sock, engine)
 

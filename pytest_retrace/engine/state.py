@@ -89,13 +89,16 @@ class Gate:
 internal = Gate()
 
 
-def install(engine: Any) -> None:
-    """``engine``'s boundaries are installed: locks and custom boundaries send their calls to it."""
-    STATE.installed = engine
+def install(engine: Any) -> Callable[[], None]:
+    """``engine``'s boundaries are installed: locks and custom boundaries send their calls to it. Returns what
+    puts back the engine installed before (boundaries installed over others, as a self-check's over a service's
+    router, are undone to them)."""
+    previous, STATE.installed = STATE.installed, engine
 
+    def uninstall() -> None:
+        STATE.installed = previous
 
-def uninstall() -> None:
-    STATE.installed = None
+    return uninstall
 
 
 def start_main_thread() -> None:

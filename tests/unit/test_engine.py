@@ -19,7 +19,7 @@ from pytest_retrace.engine.divergence import ReplayDivergence
 from pytest_retrace.engine.patch import Patcher
 from pytest_retrace.engine.recorder import Recorder
 from pytest_retrace.engine.replayer import Replayer
-from pytest_retrace.engine.state import end_main_thread, start_main_thread
+from pytest_retrace.engine.state import STATE, end_main_thread, start_main_thread
 from pytest_retrace.format.tape import MemoryTape
 
 
@@ -165,3 +165,18 @@ def test_patch_on_first_import_and_cancel_on_undo(tmp_path, monkeypatch) -> None
     from pytest_retrace.engine import importhook
 
     assert importhook._pending.get("never_imported_module") == []
+
+
+def test_boundaries_installed_over_others_are_undone_to_them() -> None:
+    # A service's router stays installed for good; a self-check installs over it and must leave it in place.
+    outer, inner = Recorder(MemoryTape()), Recorder(MemoryTape())
+    outer_patches, inner_patches = Patcher(), Patcher()
+    boundaries.install(outer, outer_patches, boundaries.Options())
+    try:
+        boundaries.install(inner, inner_patches, boundaries.Options())
+        assert STATE.installed is inner
+        inner_patches.undo()
+        assert STATE.installed is outer
+    finally:
+        outer_patches.undo()
+    assert STATE.installed is None

@@ -130,25 +130,22 @@ def test_the_child_entry_is_imported_by_no_module() -> None:
     assert [module for module, targets in GRAPH.items() if "pytest_retrace.runner.child" in targets] == []
 
 
-@pytest.mark.parametrize("module", sorted(set(MODULES) - {"pytest_retrace.__main__"}))
-def test_each_module_imports_alone_in_a_fresh_interpreter(module: str) -> None:
-    # One interpreter per module; run here one at a time would cost seconds, so they run in a pool below.
-    assert _alone[module] == "", _alone[module]
+IMPORTABLE = sorted(set(MODULES) - {"pytest_retrace.__main__"})  # __main__ runs the command line
 
 
 def _import_alone(module: str) -> str:
+    """The last line of what importing ``module`` in a fresh interpreter printed when it failed, else ""."""
     proc = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=60)
     return proc.stderr.strip().splitlines()[-1] if proc.returncode else ""
 
 
-class _Alone(dict[str, str]):
-    """Each module's import in a fresh interpreter, all started at first use, a few at a time."""
-
-    def __missing__(self, module: str) -> str:
-        names = sorted(set(MODULES) - {"pytest_retrace.__main__"})
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            self.update(zip(names, pool.map(_import_alone, names), strict=True))
-        return self[module]
+@pytest.fixture(scope="module")
+def imported_alone() -> dict[str, str]:
+    """Every module imported in an interpreter of its own, a few at a time (one by one would take seconds)."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip(IMPORTABLE, pool.map(_import_alone, IMPORTABLE), strict=True))
 
 
-_alone = _Alone()
+@pytest.mark.parametrize("module", IMPORTABLE)
+def test_each_module_imports_alone_in_a_fresh_interpreter(module: str, imported_alone: dict[str, str]) -> None:
+    assert imported_alone[module] == "", imported_alone[module]
