@@ -1,4 +1,4 @@
-"""Builds the native demultiplexer; everything else is declared in pyproject.toml."""
+"""Builds the native module (the demultiplexer and the boundaries' stand-ins); everything else is declared in pyproject.toml."""
 
 from pybind11.setup_helpers import Pybind11Extension, build_ext
 from setuptools import setup
@@ -7,7 +7,7 @@ setup(
     ext_modules=[
         Pybind11Extension(
             "pytest_retrace.engine._native",
-            ["native/demux.cpp"],
+            ["native/demux.cpp", "native/transparent.cpp"],
             cxx_std=17,
         )
     ],

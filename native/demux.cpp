@@ -15,6 +15,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "transparent.h"
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -169,7 +171,8 @@ class Demux {
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
-    m.doc() = "Native core of pytest-retrace: the replay demultiplexer.";
+    m.doc() = "Native core of pytest-retrace: the replay demultiplexer and the stand-ins of boundaries.";
+    if (add_transparent(m.ptr()) < 0) throw py::error_already_set();
     m.attr("TIMED_OUT") = kTimedOut;
     m.attr("EXHAUSTED") = kExhausted;
     m.attr("ABORTED") = kAborted;

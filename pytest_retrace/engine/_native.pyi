@@ -1,4 +1,7 @@
-"""Native core of pytest-retrace: the replay demultiplexer (native/demux.cpp)."""
+"""Native core of pytest-retrace: the replay demultiplexer (native/demux.cpp) and the boundaries' stand-ins
+(native/transparent.cpp)."""
+
+from typing import Any
 
 TIMED_OUT: int
 EXHAUSTED: int
@@ -19,3 +22,19 @@ class Demux:
     def position(self) -> int: ...
     def expected(self) -> int: ...
     def __len__(self) -> int: ...
+
+class StandIn:
+    """A library callable's replacement that looks and behaves like it (never binds); native/transparent.cpp."""
+
+    __retrace_impl__: Any
+    __retrace_original__: Any
+    def __init__(self, impl: Any, original: Any) -> None: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+class MethodStandIn(StandIn):
+    """A library method's replacement that looks and behaves like it (binds as a method)."""
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any: ...
+
+def set_own_prefix(prefix: str | None) -> None:
+    """Frames of files under ``prefix`` are cut from tracebacks leaving a stand-in (None: cut nothing)."""

@@ -10,10 +10,12 @@ calling thread.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from ..format.codec import Digest
+from .standin import stand_in
 from .state import STATE, tls
 
 # Byte payloads up to this size are kept whole in call keys (readable diffs); larger ones become a Digest.
@@ -115,9 +117,27 @@ def mimics(original: Any) -> Callable[[F], F]:
 def with_engine(cls: T, engine: Engine, name: str | None = None, module: str | None = None) -> T:
     """The module-level boundary class ``cls`` (a stand-in for a library's class) as installed: a subclass
     that carries ``engine`` as ``_retrace_engine`` and the library class's name and module. Instances made
-    while one recording lasts keep talking to its engine, as a plain class would keep its module's code."""
+    while one recording lasts keep talking to its engine, as a plain class would keep its module's code.
+    Each method that replaces one of the library class's is a stand-in for it (:mod:`.standin`): it shows
+    the library's face and leaves our frames out of tracebacks."""
     namespace: dict[str, Any] = {"_retrace_engine": engine, "__module__": module or cls.__module__,
                                  "__qualname__": name or cls.__qualname__}
     if "__slots__" in cls.__dict__:  # stay without a __dict__, as the library's class is
         namespace["__slots__"] = ()
+    library = next(base for base in cls.__mro__ if not base.__module__.startswith(_PACKAGE))
+    for ours in reversed(cls.__mro__[: cls.__mro__.index(library)]):
+        for attr, value in ours.__dict__.items():
+            if isinstance(value, types.FunctionType) and (shown := _static(library, attr)) is not None:
+                namespace[attr] = stand_in(value, shown)
     return type(name or cls.__name__, (cls,), namespace)  # type: ignore[return-value]
+
+
+_PACKAGE = __name__.split(".")[0] + "."
+
+
+def _static(cls: type, name: str) -> Any:
+    """``cls.name`` as its class dict holds it (None when no class of its MRO has it)."""
+    for base in cls.__mro__:
+        if name in base.__dict__:
+            return base.__dict__[name]
+    return None

@@ -3,7 +3,8 @@
 Module attributes and Python classes are patched with setattr. Built-in C types
 (``datetime.datetime``) refuse setattr, so their method is written into the
 type's own dict and the type's method cache invalidated, which is what the
-interpreter itself does when a heap type's attribute changes.
+interpreter itself does when a heap type's attribute changes. What goes in is
+a stand-in for what was there (:mod:`.standin`), so the program cannot tell.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 from .importhook import when_imported
+from .standin import replacing
 
 _MISSING = object()
 
@@ -33,6 +35,14 @@ def set_type_attr(cls: type, name: str, value: Any) -> None:
         ctypes.pythonapi.PyType_Modified(ctypes.py_object(cls))
 
 
+def _inherited(cls: type, name: str) -> Any:
+    """What ``cls.name`` is found as in a base class's dict (descriptors unresolved)."""
+    for base in cls.__mro__[1:]:
+        if name in base.__dict__:
+            return base.__dict__[name]
+    return _MISSING
+
+
 class Patcher:
     """Applies patches and remembers how to undo them, in reverse order."""
 
@@ -49,9 +59,12 @@ class Patcher:
         self._cleanups.append(cleanup)
 
     def set(self, owner: Any, name: str, value: Any) -> Any:
-        """Replace ``owner.name`` with ``value``; returns the original."""
+        """Replace ``owner.name`` with a stand-in running ``value``; returns the original."""
         original = owner.__dict__.get(name, _MISSING) if isinstance(owner, type) else getattr(owner, name, _MISSING)
         self._undo.append((owner, name, original))
+        shown = _inherited(owner, name) if original is _MISSING and isinstance(owner, type) else original
+        if shown is not _MISSING:
+            value = replacing(value, shown)
         if isinstance(owner, type):
             set_type_attr(owner, name, value)
         else:

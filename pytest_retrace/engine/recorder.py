@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 from ..format.codec import Raised
@@ -14,6 +16,22 @@ from .state import STATE, enter_gate, leave, tls
 
 # Results the program may go on to mutate after the call returned; the writer encodes later.
 _MUTABLE = (list, dict, bytearray)
+
+
+def _inside(call: FrameType) -> Callable[[BaseException], bool]:
+    """Whether an exception chained to one a call raised was raised inside that call too (its traceback starts
+    in a frame the call made), not by the program before it called (the exception it was handling)."""
+
+    def inside(exc: BaseException) -> bool:
+        tb = exc.__traceback__
+        frame = None if tb is None else tb.tb_frame
+        while frame is not None:
+            if frame is call:
+                return True
+            frame = frame.f_back
+        return tb is None  # made inside and never raised: the program cannot have been handling it
+
+    return inside
 
 
 class Recorder(Engine):
@@ -64,7 +82,7 @@ class Recorder(Engine):
             result = fn(*a, **kw)
         except BaseException as exc:
             leave(fast)
-            self._append(nid, args, Raised(exc), tid)
+            self._append(nid, args, Raised(exc, inside=_inside(sys._getframe())), tid)
             raise
         leave(fast)
         # The writer encodes later, on its own thread: a list or dict the program goes on to

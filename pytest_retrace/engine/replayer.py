@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import _thread
+import sys
 from collections.abc import Callable, Iterable
 from operator import length_hint
 from typing import Any, NoReturn
 
-from ..format.codec import Raised
+from ..format.codec import Raised, chained
 from ..format.events import MAIN, Event
 from .base import Engine, dress, nothing
 from .demux import EXHAUSTED, TIMED_OUT, Demux
@@ -21,6 +22,23 @@ from .watchdog import ThreadBook, Watchdog
 # decides that a replay is stuck).
 WAIT_SLICE = 1.0
 PRECEDING = 5  # matched events a divergence report shows
+
+
+def raise_recorded(raised: Raised) -> NoReturn:
+    """Raise what a recorded call raised, with its recorded traceback and chain. Raising makes the exception
+    the program is handling the context of the one raised: the recorded context goes back in its place, and
+    the program's exception where the recording had the one the program handled then."""
+    exc = raised.exception
+    context, suppress, innermost = chained(exc)
+    live = sys.exc_info()[1]
+    try:
+        raise exc
+    finally:
+        if context is not None:
+            exc.__context__ = context
+        exc.__suppress_context__ = suppress
+        if innermost is not None and innermost is not live:
+            innermost.__context__ = live
 
 
 class Replayer(Engine):
@@ -157,7 +175,7 @@ class Replayer(Engine):
     def _redo(event: Event, redo: Callable[[Any], Any]) -> Any:
         result = event.result
         if type(result) is Raised:
-            raise result.exception.with_traceback(None)
+            raise_recorded(result)
         return redo(result)  # redo runs real operations only: nothing in it is recorded or replayed
 
     def blocking(self, name: str, args: Any, attempt: Callable[[float], bool]) -> None:
@@ -233,7 +251,7 @@ class Replayer(Engine):
             event = self.next_event(name, args)
         result = event.result
         if type(result) is Raised:
-            raise result.exception.with_traceback(None)
+            raise_recorded(result)
         if result is LIVE:
             return fn(*a, **kw)
         return result
@@ -254,7 +272,7 @@ class Replayer(Engine):
                 event = slow(name, None)
             result = event.result
             if type(result) is Raised:
-                raise result.exception.with_traceback(None)
+                raise_recorded(result)
             if result is LIVE:
                 return fn()
             return result

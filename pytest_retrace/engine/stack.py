@@ -6,13 +6,13 @@ be the same whichever way the program was started (plainly, recorded, replayed).
 
 from __future__ import annotations
 
-import os
 import runpy
 import traceback
 from types import FrameType, TracebackType
 from typing import Any
 
-PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from ..frames import PACKAGE_DIR
+
 _LAUNCHER_FILES = ("<string>", "<frozen runpy>", runpy.__file__)
 
 

@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 
 import msgpack
 
+from ..frames import rebuilt_traceback, recorded_frames
+
 # Ext type codes. Append only: they are part of the file format.
 EXT_TUPLE = 1
 EXT_SET = 2
@@ -86,14 +88,20 @@ class Digest:
 class Raised:
     """Marks an event whose external call raised instead of returning.
 
+    Recording, it keeps the frames the exception's traceback has when the call raises (they grow as the
+    exception goes on up through the program), and those of the exceptions chained to it inside the call:
+    a replay raises it again with the same traceback and chain (:func:`chained`).
+
     Read from a file, the exception is rebuilt when first asked for: rebuilding imports the module
     that defines its type, and a replay must not import a library before the program does."""
 
-    __slots__ = ("_exception", "_packed")
+    __slots__ = ("_exception", "_packed", "_frames")
 
-    def __init__(self, exception: BaseException | None = None, packed: bytes | None = None) -> None:
+    def __init__(self, exception: BaseException | None = None, packed: bytes | None = None,
+                 inside: Callable[[BaseException], bool] | None = None) -> None:
         self._exception = exception
         self._packed = packed
+        self._frames = None if exception is None else _chain_frames(exception, inside)
 
     @property
     def exception(self) -> BaseException:
@@ -103,6 +111,40 @@ class Raised:
 
     def __repr__(self) -> str:
         return f"Raised({self.exception!r})"
+
+
+def _chain_frames(exc: BaseException, inside: Callable[[BaseException], bool] | None) -> dict[int, list[list[Any]]]:
+    """Recorded frames of ``exc`` and of the exceptions chained to it (cause, context) that were raised inside
+    the call, by id: the chain ends at an exception the program was handling when it made the call."""
+    frames: dict[int, list[list[Any]]] = {}
+    pending = [exc]
+    while pending and len(frames) < _MAX_CHAIN:
+        current = pending.pop()
+        if id(current) in frames:
+            continue
+        frames[id(current)] = recorded_frames(current.__traceback__)
+        pending += [linked for linked in (current.__cause__, current.__context__)
+                    if linked is not None and (inside is None or inside(linked))]
+    return frames
+
+
+_MAX_CHAIN = 16
+LIVE_CONTEXT = "live"  # a recorded exception's context was the exception the program was handling
+
+
+def chained(exc: BaseException) -> tuple[BaseException | None, bool, BaseException | None]:
+    """What a replay restores after raising ``exc`` (raising chains the exception being handled as its
+    context): the recorded context, whether the context is suppressed, and the innermost recorded exception
+    whose context is the one the program is handling now (None when no such link was recorded)."""
+    innermost = None
+    link: BaseException | None = exc
+    seen = 0
+    while link is not None and seen < _MAX_CHAIN:
+        if getattr(link, "__retrace_live_context__", False):
+            innermost = link
+        link = link.__context__
+        seen += 1
+    return exc.__context__, exc.__suppress_context__, innermost
 
 
 class RecordedError(Exception):
@@ -184,7 +226,9 @@ _EXCEPTION_ATTRS = ("errno", "strerror", "filename", "filename2", "returncode", 
                     "pgcode", "pgerror")
 
 
-def _encode_exception(exc: BaseException) -> list[Any]:
+def _encode_exception(exc: BaseException, frames: dict[int, list[list[Any]]] | None = None) -> list[Any]:
+    """``[type path, args, message, attributes, chain]``: the chain (traceback frames, cause, context, notes) only
+    for an exception raised by a recorded call (``frames`` from :class:`Raised`)."""
     try:
         args = packb(exc.args)
     except (UnencodableValue, TypeError, ValueError):
@@ -197,32 +241,74 @@ def _encode_exception(exc: BaseException) -> list[Any]:
                 attrs[name] = packb(value)
             except (UnencodableValue, TypeError, ValueError):
                 pass
-    return [type_path(type(exc)), args, str(exc), attrs]
+    state: list[Any] = [type_path(type(exc)), args, str(exc), attrs]
+    if frames is not None and id(exc) in frames:
+        def linked(other: BaseException | None) -> Any:
+            if other is None:
+                return None
+            if id(other) not in frames:
+                return LIVE_CONTEXT
+            return msgpack.ExtType(EXT_EXCEPTION, packb(_encode_exception(other, frames)))
+
+        notes = getattr(exc, "__notes__", None)
+        state.append({"frames": frames[id(exc)], "cause": linked(exc.__cause__), "context": linked(exc.__context__),
+                      "suppress": exc.__suppress_context__,
+                      "notes": [str(n) for n in notes] if isinstance(notes, list) else None})
+    return state
 
 
 def _decode_exception(state: list[Any]) -> BaseException:
-    path, args_packed, message, attrs = state
+    path, args_packed, message, attrs = state[:4]
     args = unpackb(args_packed)
     try:
         cls = resolve_type_path(path)
-        if isinstance(cls, type) and issubclass(cls, OSError) and "errno" in attrs:
-            extra = [unpackb(attrs[n]) for n in ("filename", "filename2") if n in attrs]
-            exc: BaseException = cls(unpackb(attrs["errno"]), unpackb(attrs.get("strerror", b"\xc0")), *extra)
-        else:
-            exc = cls(*args)
-            readonly = {}
-            for name, packed in attrs.items():
-                try:
-                    setattr(exc, name, unpackb(packed))
-                except (AttributeError, TypeError):
-                    readonly[name] = unpackb(packed)
-            if readonly:  # read-only in C (psycopg2's pgcode): a subclass of the same name carries them
-                names = {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
-                exc = type(cls.__name__, (cls,), {**readonly, **names})(*args)
+        exc = _built(cls, args, attrs)
+        if str(exc) != message:  # arguments that could not be recorded as they were: the message stays
+            exc = _built(_same_face(cls, {"__str__": lambda self, message=message: message}), args, attrs)
     except Exception:
         exc = RecordedError(f"{path.replace(':', '.')}: {message}")
         exc.recorded_type = path  # type: ignore[attr-defined]
+    if len(state) > 4:
+        _restore_chain(exc, state[4])
     return exc
+
+
+def _built(cls: Any, args: tuple[Any, ...], attrs: dict[str, bytes]) -> BaseException:
+    if isinstance(cls, type) and issubclass(cls, OSError) and "errno" in attrs:
+        extra = [unpackb(attrs[n]) for n in ("filename", "filename2") if n in attrs]
+        return cls(unpackb(attrs["errno"]), unpackb(attrs.get("strerror", b"\xc0")), *extra)  # type: ignore[no-any-return]
+    try:
+        exc = cls(*args)
+    except Exception:  # its arguments were recorded by their reprs: made without running its __init__
+        exc = cls.__new__(cls, *args)
+    readonly = {}
+    for name, packed in attrs.items():
+        try:
+            setattr(exc, name, unpackb(packed))
+        except (AttributeError, TypeError):
+            readonly[name] = unpackb(packed)
+    if readonly:  # read-only in C (psycopg2's pgcode): a subclass of the same name carries them
+        exc = _same_face(cls, readonly)(*args)
+    return exc  # type: ignore[no-any-return]
+
+
+def _same_face(cls: type, namespace: dict[str, Any]) -> type:
+    """A subclass of ``cls`` that prints as ``cls`` does (a traceback names ``module.qualname``)."""
+    return type(cls.__name__, (cls,), {**namespace, "__module__": cls.__module__, "__qualname__": cls.__qualname__})
+
+
+def _restore_chain(exc: BaseException, chain: dict[str, Any]) -> None:
+    exc.__traceback__ = rebuilt_traceback(chain.get("frames") or [])
+    cause, context = chain.get("cause"), chain.get("context")
+    if isinstance(cause, BaseException):
+        exc.__cause__ = cause
+    if isinstance(context, BaseException):
+        exc.__context__ = context
+    elif context == LIVE_CONTEXT:
+        exc.__retrace_live_context__ = True  # type: ignore[attr-defined]
+    exc.__suppress_context__ = bool(chain.get("suppress"))
+    if chain.get("notes") is not None:
+        exc.__notes__ = list(chain["notes"])  # type: ignore[attr-defined]
 
 
 # -- structseq (os.stat_result, time.struct_time …) ----------------------------------------------------
@@ -275,7 +361,10 @@ def _default(obj: Any) -> msgpack.ExtType:
     if t is Digest:
         return msgpack.ExtType(EXT_DIGEST, packb([obj.size, obj.blake2b, obj.head]))
     if t is Raised:
-        return msgpack.ExtType(EXT_RAISED, obj._packed if obj._packed is not None else packb(obj.exception))
+        if obj._packed is not None:
+            return msgpack.ExtType(EXT_RAISED, obj._packed)
+        state = _encode_exception(obj.exception, obj._frames)
+        return msgpack.ExtType(EXT_RAISED, packb(msgpack.ExtType(EXT_EXCEPTION, packb(state))))
     codec = _CODECS_BY_TYPE.get(t)
     if codec is not None:
         return msgpack.ExtType(EXT_CODEC, packb([codec.name, codec.encode(obj)]))

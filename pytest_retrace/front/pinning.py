@@ -6,17 +6,15 @@ import datetime
 import hashlib
 import os
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ..errors import RetraceError
 from ..format.tape import Recording, TapeStatus, read_recording, rewrite
+from ..frames import program_frames
 from ..kinds.outcome import Outcome
 from ..record import Record
-
-_LIBRARY_PREFIXES = tuple({sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix})
 
 
 class Crash(Record):
@@ -56,7 +54,7 @@ def crash_of(rec: Recording) -> Crash | None:
     exc = outcome.exception
     if exc is not None:
         frames = exc.traceback
-        own = [f for f in frames if not f[0].startswith(_LIBRARY_PREFIXES)] or frames
+        own = program_frames(frames)
         place = f"{Path(own[-1][0]).stem}-{own[-1][2]}" if own else "unknown"
         return Crash(exc.type, exc.message, place, exc.fingerprint)
     status = outcome.status

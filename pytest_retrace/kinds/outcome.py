@@ -15,6 +15,7 @@ from typing import Any
 
 from ..engine.stack import program_traceback
 from ..format import codec
+from ..frames import program_frames
 from ..record import Record
 
 OUTPUT_HEAD = 8192  # bytes of stdout/stderr kept in END, for diffs when a replay prints otherwise
@@ -71,9 +72,10 @@ class ExceptionInfo(Record):
 
 
 def crash_fingerprint(type_name: str, frames: list[list[Any]]) -> str:
-    """Stable across unrelated edits: the exception type and the chain of (file name, function)."""
+    """Stable across unrelated edits: the exception type and the chain of (file name, function) of the program's
+    own frames (what a library did beneath them is not where the program crashed)."""
     h = hashlib.blake2b(type_name.encode(), digest_size=8)
-    for filename, _line, function, _text in frames:
+    for filename, _line, function, _text in program_frames(frames):
         h.update(f"|{os.path.basename(filename)}:{function}".encode())
     return h.hexdigest()
 

@@ -1,0 +1,242 @@
+// Stand-ins that are invisible to the program: a boundary's replacement of a library
+// callable (time.time, open, socket.socket.connect …) wears the original's face.
+//
+// - It is a C object, so calling it adds no Python frame, and an exception coming out of
+//   it leaves with pytest-retrace's own frames cut out of its traceback: the program sees
+//   the traceback the plain call would have given.
+// - Attribute look-ups fall through to the original: __name__, __qualname__, __module__,
+//   __doc__, __text_signature__, __self__, __wrapped__ (when the original has one),
+//   __code__/__defaults__ of a Python function, and __class__, so isinstance(),
+//   inspect.isbuiltin/isfunction and inspect.signature answer as they would plainly.
+// - Stand-in binds as its original does: one for a builtin function never binds (a class
+//   attribute `converter = time.localtime` stays a plain callable), one for a Python function
+//   or a method descriptor binds like a method (it is a method descriptor to the interpreter,
+//   so `obj.meth(x)` calls it with obj first and builds no bound method).
+// - It pickles by reference, as the original does, and reprs as the original.
+#include <Python.h>
+#include <frameobject.h>
+
+#include <cstddef>
+#include <vector>
+
+#include "transparent.h"
+
+namespace {
+
+struct StandIn {
+    PyObject_HEAD
+    PyObject *impl;      // what runs
+    PyObject *original;  // what it stands for
+    vectorcallfunc vectorcall;
+    PyObject *weakreflist;
+};
+
+PyObject *own_prefix = nullptr;  // frames whose file starts with this are ours (str), or None: keep all
+
+bool is_own(PyTracebackObject *tb) {
+    PyCodeObject *code = PyFrame_GetCode(tb->tb_frame);
+    int own = PyUnicode_Tailmatch(code->co_filename, own_prefix, 0, PY_SSIZE_T_MAX, -1);
+    Py_DECREF(code);
+    return own == 1;
+}
+
+// Drop our frames from a traceback chain; returns the new head (borrowed, may be null).
+PyObject *without_own_frames(PyObject *tb) {
+    std::vector<PyObject *> all, kept;
+    for (PyObject *t = tb; t != nullptr && t != Py_None; t = (PyObject *)((PyTracebackObject *)t)->tb_next) {
+        Py_INCREF(t);
+        all.push_back(t);
+        if (!is_own((PyTracebackObject *)t)) kept.push_back(t);
+    }
+    PyObject *head = kept.empty() ? nullptr : kept.front();
+    if (kept.size() != all.size()) {
+        for (size_t i = 0; i < kept.size(); ++i) {
+            PyTracebackObject *t = (PyTracebackObject *)kept[i];
+            PyTracebackObject *next = i + 1 < kept.size() ? (PyTracebackObject *)kept[i + 1] : nullptr;
+            Py_XINCREF(next);
+            Py_XSETREF(t->tb_next, next);
+        }
+    }
+    for (PyObject *t : all) Py_DECREF(t);  // the chain holds what is kept; the caller holds the head
+    return head;
+}
+
+// The exception being raised, with our frames cut from its traceback.
+void strip_raised() {
+    if (own_prefix == nullptr || own_prefix == Py_None) return;
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *exc = PyErr_GetRaisedException();
+    if (exc == nullptr) return;
+    PyObject *tb = PyException_GetTraceback(exc);
+    if (tb != nullptr) {
+        PyObject *head = without_own_frames(tb);
+        PyException_SetTraceback(exc, head ? head : Py_None);
+        Py_DECREF(tb);
+    }
+    PyErr_SetRaisedException(exc);
+#else
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (tb != nullptr) {
+        PyObject *head = without_own_frames(tb);
+        Py_XINCREF(head);
+        Py_DECREF(tb);
+        tb = head;
+        if (value != nullptr && PyExceptionInstance_Check(value)) PyException_SetTraceback(value, tb ? tb : Py_None);
+    }
+    PyErr_Restore(type, value, tb);
+#endif
+}
+
+PyObject *standin_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    PyObject *result = PyObject_Vectorcall(((StandIn *)self)->impl, args, nargsf, kwnames);
+    if (result == nullptr) strip_raised();
+    return result;
+}
+
+int standin_traverse(StandIn *self, visitproc visit, void *arg) {
+    Py_VISIT(self->impl);
+    Py_VISIT(self->original);
+    return 0;
+}
+
+int standin_clear(StandIn *self) {
+    Py_CLEAR(self->impl);
+    Py_CLEAR(self->original);
+    return 0;
+}
+
+void standin_dealloc(StandIn *self) {
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != nullptr) PyObject_ClearWeakRefs((PyObject *)self);
+    standin_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+PyObject *standin_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    PyObject *impl, *original;
+    static const char *names[] = {"impl", "original", nullptr};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO", (char **)names, &impl, &original)) return nullptr;
+    if (!PyCallable_Check(impl)) {
+        PyErr_SetString(PyExc_TypeError, "StandIn: impl must be callable");
+        return nullptr;
+    }
+    StandIn *self = (StandIn *)type->tp_alloc(type, 0);
+    if (self == nullptr) return nullptr;
+    Py_INCREF(impl);
+    Py_INCREF(original);
+    self->impl = impl;
+    self->original = original;
+    self->vectorcall = standin_vectorcall;
+    return (PyObject *)self;
+}
+
+// Our own attributes are the type's (__call__, __get__, __reduce__, __retrace_impl__ …), except the
+// ones every object has, which must answer as the original's; everything else is the original's.
+PyObject *standin_getattro(PyObject *self, PyObject *name) {
+    if (PyUnicode_Check(name)) {
+        PyObject *found = _PyType_Lookup(Py_TYPE(self), name);
+        bool ours = found != nullptr;
+        for (const char *everyones : {"__class__", "__doc__", "__module__", "__dir__", "__sizeof__"}) {
+            if (ours && PyUnicode_CompareWithASCIIString(name, everyones) == 0) ours = false;
+        }
+        if (ours) return PyObject_GenericGetAttr(self, name);
+    }
+    return PyObject_GetAttr(((StandIn *)self)->original, name);
+}
+
+int standin_setattro(PyObject *self, PyObject *name, PyObject *value) {
+    return PyObject_SetAttr(((StandIn *)self)->original, name, value);
+}
+
+PyObject *standin_repr(StandIn *self) { return PyObject_Repr(self->original); }
+
+// By reference, like a function: pickle finds the stand-in again under the original's module and name.
+PyObject *standin_reduce(StandIn *self, PyObject *) { return PyObject_GetAttrString(self->original, "__qualname__"); }
+
+PyObject *standin_impl(StandIn *self, void *) {
+    Py_INCREF(self->impl);
+    return self->impl;
+}
+
+PyObject *standin_original(StandIn *self, void *) {
+    Py_INCREF(self->original);
+    return self->original;
+}
+
+PyObject *method_get(PyObject *self, PyObject *obj, PyObject *) {
+    if (obj == nullptr || obj == Py_None) {
+        Py_INCREF(self);
+        return self;
+    }
+    return PyMethod_New(self, obj);
+}
+
+PyMethodDef standin_methods[] = {
+    {"__reduce__", (PyCFunction)standin_reduce, METH_NOARGS, nullptr},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyGetSetDef standin_getset[] = {
+    {"__retrace_impl__", (getter)standin_impl, nullptr, "the replacement that runs", nullptr},
+    {"__retrace_original__", (getter)standin_original, nullptr, "what it stands for", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyTypeObject StandInType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+PyTypeObject MethodStandInType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+PyObject *set_own_prefix(PyObject *, PyObject *prefix) {
+    if (prefix != Py_None && !PyUnicode_Check(prefix)) {
+        PyErr_SetString(PyExc_TypeError, "set_own_prefix: a str or None");
+        return nullptr;
+    }
+    Py_INCREF(prefix);
+    Py_XSETREF(own_prefix, prefix);
+    Py_RETURN_NONE;
+}
+
+PyMethodDef module_functions[] = {
+    {"set_own_prefix", (PyCFunction)set_own_prefix, METH_O,
+     "Frames of files under this prefix are cut from tracebacks leaving a stand-in (None: cut nothing)."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+}  // namespace
+
+int add_transparent(PyObject *module) {
+    StandInType.tp_name = "pytest_retrace.engine._native.StandIn";
+    StandInType.tp_doc = "A library callable's replacement that looks and behaves like it (never binds).";
+    StandInType.tp_basicsize = sizeof(StandIn);
+    const unsigned long flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL;
+    StandInType.tp_flags = flags;
+    StandInType.tp_new = standin_new;
+    StandInType.tp_dealloc = (destructor)standin_dealloc;
+    StandInType.tp_traverse = (traverseproc)standin_traverse;
+    StandInType.tp_clear = (inquiry)standin_clear;
+    StandInType.tp_call = PyVectorcall_Call;
+    StandInType.tp_vectorcall_offset = offsetof(StandIn, vectorcall);
+    StandInType.tp_weaklistoffset = offsetof(StandIn, weakreflist);
+    StandInType.tp_getattro = standin_getattro;
+    StandInType.tp_setattro = standin_setattro;
+    StandInType.tp_repr = (reprfunc)standin_repr;
+    StandInType.tp_methods = standin_methods;
+    StandInType.tp_getset = standin_getset;
+    if (PyType_Ready(&StandInType) < 0) return -1;
+
+    MethodStandInType.tp_name = "pytest_retrace.engine._native.MethodStandIn";
+    MethodStandInType.tp_doc = "A library method's replacement that looks and behaves like it (binds as a method).";
+    MethodStandInType.tp_basicsize = sizeof(StandIn);
+    MethodStandInType.tp_flags = flags | Py_TPFLAGS_METHOD_DESCRIPTOR;  // not StandIn's: those say READY
+    MethodStandInType.tp_base = &StandInType;
+    MethodStandInType.tp_descr_get = method_get;
+    MethodStandInType.tp_traverse = StandInType.tp_traverse;
+    MethodStandInType.tp_clear = StandInType.tp_clear;
+    MethodStandInType.tp_call = PyVectorcall_Call;
+    MethodStandInType.tp_vectorcall_offset = offsetof(StandIn, vectorcall);
+    if (PyType_Ready(&MethodStandInType) < 0) return -1;
+
+    if (PyModule_AddObjectRef(module, "StandIn", (PyObject *)&StandInType) < 0) return -1;
+    if (PyModule_AddObjectRef(module, "MethodStandIn", (PyObject *)&MethodStandInType) < 0) return -1;
+    return PyModule_AddFunctions(module, module_functions);
+}

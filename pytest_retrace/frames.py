@@ -1,0 +1,122 @@
+"""Whose frames a traceback holds, and tracebacks rebuilt from recorded frames.
+
+Three owners: pytest-retrace's own frames (never shown to a user), the library's (the interpreter's
+prefixes, site-packages, frozen modules) and the program's. A crash is fingerprinted and named by the
+program's frames: what a library does beneath the program's last frame is no part of where it crashed.
+
+An exception raised inside a recorded external call is replayed with the traceback it had: the frames of
+the library code that raised it are recorded (file, line, function, and the columns that tracebacks
+underline), and on replay rebuilt as real frames of code compiled at those positions, so that every
+traceback printer shows what it showed while recording (the technique Jinja2 uses for templates).
+"""
+
+from __future__ import annotations
+
+import os
+import site
+import sys
+from types import CodeType, FrameType, TracebackType
+from typing import Any
+
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_OWN = os.path.join(PACKAGE_DIR, "")
+
+
+def _library_prefixes() -> tuple[str, ...]:
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    try:
+        prefixes.update(site.getsitepackages())
+        prefixes.add(site.getusersitepackages())
+    except AttributeError:  # site trimmed down (virtualenv's old site.py)
+        pass
+    found = {os.path.join(os.path.realpath(p), "") for p in prefixes if p}
+    found |= {os.path.join(os.path.abspath(p), "") for p in prefixes if p}
+    return tuple(sorted(found))
+
+
+LIBRARY_PREFIXES = _library_prefixes()
+
+
+def is_own(filename: str) -> bool:
+    return filename.startswith(_OWN)
+
+
+def is_library(filename: str) -> bool:
+    """A frame of pytest-retrace, of the interpreter's or an installed package's code, or of a frozen module."""
+    return filename.startswith(_OWN) or filename.startswith(LIBRARY_PREFIXES) or filename.startswith("<frozen ")
+
+
+def program_frames(frames: list[list[Any]]) -> list[list[Any]]:
+    """The program's own frames of a traceback (``[filename, …]`` lists); all of them if none is the program's
+    (a program installed as a package)."""
+    return [f for f in frames if not is_library(f[0])] or frames
+
+
+def recorded_frames(tb: TracebackType | None) -> list[list[Any]]:
+    """A traceback's frames but ours, as recorded: ``[filename, lineno, name, end_lineno, col, end_col]``
+    (positions are None where the interpreter has none)."""
+    frames = []
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if not is_own(code.co_filename):
+            position: tuple[Any, ...] = (None, None, None)
+            positions = getattr(code, "co_positions", None)
+            if positions is not None and tb.tb_lasti >= 0:
+                for index, where in enumerate(positions()):
+                    if index == tb.tb_lasti // 2:
+                        position = where[1:]
+                        break
+            frames.append([code.co_filename, tb.tb_lineno, code.co_name, *position])
+        tb = tb.tb_next
+    return frames
+
+
+def rebuilt_traceback(frames: list[list[Any]]) -> TracebackType | None:
+    """A traceback whose entries read as the recorded ``frames`` do (file, line, function, underlined span)."""
+    tb = None
+    for frame in reversed(frames):
+        try:
+            real, lasti = _fabricated_frame(*frame)
+        except Exception:  # noqa: BLE001 - an unreadable frame is left out rather than failing the replay
+            continue
+        tb = TracebackType(tb, real, lasti, frame[1])
+    return tb
+
+
+_CODES: dict[tuple[Any, ...], CodeType] = {}
+
+
+def _fabricated_frame(filename: str, lineno: int, name: str, end_lineno: int | None = None,
+                      col: int | None = None, end_col: int | None = None) -> tuple[FrameType, int]:
+    key = (filename, lineno, name, end_lineno, col, end_col)
+    code = _CODES.get(key)
+    if code is None:
+        code = compile(_source_at(lineno, end_lineno, col, end_col), filename, "exec")
+        code = code.replace(co_name=name)
+        if sys.version_info >= (3, 11):
+            code = code.replace(co_qualname=name)
+        _CODES[key] = code
+    try:
+        exec(code, {"r": len, "__name__": name})  # len() without an argument raises, from C: no frame of its own
+    except TypeError as exc:
+        tb = exc.__traceback__.tb_next  # type: ignore[union-attr]
+        assert tb is not None
+        return tb.tb_frame, tb.tb_lasti
+    raise AssertionError("unreachable")
+
+
+def _source_at(lineno: int, end_lineno: int | None, col: int | None, end_col: int | None) -> str:
+    """Source whose call ``r(…)`` spans exactly the recorded positions (byte columns, as the interpreter
+    keeps them), so that a traceback underlines the real line as it did."""
+    if col is None or end_col is None or end_lineno is None or end_lineno < lineno:
+        return "\n" * (lineno - 1) + "r()"
+    if end_lineno == lineno:
+        width = end_col - col
+        call = "r(" + " " * (width - 3) + ")" if width >= 3 else "r()"
+    else:
+        call = "r(" + "\n" * (end_lineno - lineno) + " " * max(end_col - 1, 0) + ")"
+    if col == 0:
+        return "\n" * (lineno - 1) + call
+    if lineno < 2:
+        return "r()"
+    return "if 1:\n" + "\n" * (lineno - 2) + " " * col + call
