@@ -29,9 +29,11 @@ struct StandIn {
     PyObject *original;  // what it stands for
     vectorcallfunc vectorcall;
     PyObject *weakreflist;
+    bool passing;        // pass_through(): the original runs, the replacement no more
 };
 
 PyObject *own_prefix = nullptr;  // frames whose file starts with this are ours (str), or None: keep all
+PyObject *error_hook = nullptr;  // called as hook(stand_in, exception, args, kwargs) when the replacement raises
 
 bool is_own(PyTracebackObject *tb) {
     PyCodeObject *code = PyFrame_GetCode(tb->tb_frame);
@@ -88,8 +90,51 @@ void strip_raised() {
 #endif
 }
 
+// The replacement raised: the error hook decides whether the exception goes on to the program (the call's
+// own, or a replay's divergence) or the original answers instead (an error of ours while recording).
+PyObject *after_error(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != nullptr && value != nullptr) PyException_SetTraceback(value, tb);
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *positional = PyTuple_New(nargs);
+    PyObject *named = PyDict_New();
+    bool ok = positional != nullptr && named != nullptr;
+    for (Py_ssize_t i = 0; ok && i < nargs; ++i) {
+        Py_INCREF(args[i]);
+        PyTuple_SET_ITEM(positional, i, args[i]);
+    }
+    for (Py_ssize_t i = 0; ok && kwnames != nullptr && i < PyTuple_GET_SIZE(kwnames); ++i) {
+        ok = PyDict_SetItem(named, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) == 0;
+    }
+    PyObject *result = nullptr;
+    if (ok) result = PyObject_CallFunctionObjArgs(error_hook, self, value ? value : Py_None, positional, named, nullptr);
+    if (ok && result == value) {  // the hook's way of saying: the exception goes on, as it was (not raised anew)
+        Py_DECREF(result);
+        result = nullptr;
+        ok = false;
+    }
+    if (ok) {
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+    } else {
+        if (PyErr_Occurred()) PyErr_Clear();  // out of memory building the arguments: the exception goes on
+        PyErr_Restore(type, value, tb);
+    }
+    Py_XDECREF(positional);
+    Py_XDECREF(named);
+    return result;
+}
+
 PyObject *standin_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
-    PyObject *result = PyObject_Vectorcall(((StandIn *)self)->impl, args, nargsf, kwnames);
+    StandIn *standin = (StandIn *)self;
+    if (standin->passing) return PyObject_Vectorcall(standin->original, args, nargsf, kwnames);
+    PyObject *result = PyObject_Vectorcall(standin->impl, args, nargsf, kwnames);
+    if (result == nullptr && error_hook != nullptr && error_hook != Py_None) {
+        result = after_error(self, args, nargsf, kwnames);
+    }
     if (result == nullptr) strip_raised();
     return result;
 }
@@ -128,6 +173,7 @@ PyObject *standin_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
     self->impl = impl;
     self->original = original;
     self->vectorcall = standin_vectorcall;
+    self->passing = false;
     return (PyObject *)self;
 }
 
@@ -196,7 +242,27 @@ PyObject *set_own_prefix(PyObject *, PyObject *prefix) {
     Py_RETURN_NONE;
 }
 
+PyObject *set_error_hook(PyObject *, PyObject *hook) {
+    Py_INCREF(hook);
+    Py_XSETREF(error_hook, hook);
+    Py_RETURN_NONE;
+}
+
+PyObject *pass_through(PyObject *, PyObject *standin) {
+    if (!PyObject_TypeCheck(standin, &StandInType)) {
+        PyErr_SetString(PyExc_TypeError, "pass_through: a StandIn");
+        return nullptr;
+    }
+    ((StandIn *)standin)->passing = true;
+    Py_RETURN_NONE;
+}
+
 PyMethodDef module_functions[] = {
+    {"set_error_hook", (PyCFunction)set_error_hook, METH_O,
+     "hook(stand_in, exception, args, kwargs) runs when a replacement raises: it returns the exception itself for\n"
+     "it to go on as it was, or what the call returns instead (None as the hook: every exception goes on)."},
+    {"pass_through", (PyCFunction)pass_through, METH_O,
+     "From now on the stand-in calls its original: the replacement is out of the way."},
     {"set_own_prefix", (PyCFunction)set_own_prefix, METH_O,
      "Frames of files under this prefix are cut from tracebacks leaving a stand-in (None: cut nothing)."},
     {nullptr, nullptr, 0, nullptr},
@@ -205,7 +271,9 @@ PyMethodDef module_functions[] = {
 }  // namespace
 
 int add_transparent(PyObject *module) {
-    StandInType.tp_name = "pytest_retrace.engine._native.StandIn";
+    // Named as the types they mostly stand for, so that even type(time.time).__name__ reads as plainly;
+    // the module exports them as StandIn and MethodStandIn.
+    StandInType.tp_name = "builtin_function_or_method";
     StandInType.tp_doc = "A library callable's replacement that looks and behaves like it (never binds).";
     StandInType.tp_basicsize = sizeof(StandIn);
     const unsigned long flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL;
@@ -224,7 +292,7 @@ int add_transparent(PyObject *module) {
     StandInType.tp_getset = standin_getset;
     if (PyType_Ready(&StandInType) < 0) return -1;
 
-    MethodStandInType.tp_name = "pytest_retrace.engine._native.MethodStandIn";
+    MethodStandInType.tp_name = "function";
     MethodStandInType.tp_doc = "A library method's replacement that looks and behaves like it (binds as a method).";
     MethodStandInType.tp_basicsize = sizeof(StandIn);
     MethodStandInType.tp_flags = flags | Py_TPFLAGS_METHOD_DESCRIPTOR;  // not StandIn's: those say READY

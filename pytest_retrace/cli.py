@@ -171,12 +171,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     commands = {"replay": _replay_command, "pin": _pin_command, "triage": _triage_command, "show": _show_command}
     try:
-        if args.command == "record":
-            return _record_command(args, parser)
-        return commands[args.command](args)
+        status = _record_command(args, parser) if args.command == "record" else commands[args.command](args)
     except RetraceError as exc:
         sys.stderr.write(f"retrace {args.command}: {exc}\n")
         return 2
+    if status < 0:  # the program was killed by a signal: so is this process
+        from .kinds.outcome import leave_with
+
+        leave_with(status)
+    return status
 
 
 if __name__ == "__main__":

@@ -38,3 +38,10 @@ class MethodStandIn(StandIn):
 
 def set_own_prefix(prefix: str | None) -> None:
     """Frames of files under ``prefix`` are cut from tracebacks leaving a stand-in (None: cut nothing)."""
+
+def set_error_hook(hook: Any) -> None:
+    """``hook(stand_in, exception, args, kwargs)`` runs when a replacement raises: it returns the exception itself
+    for it to go on as it was, or what the call returns instead."""
+
+def pass_through(stand_in: StandIn) -> None:
+    """From now on the stand-in calls its original: the replacement is out of the way."""

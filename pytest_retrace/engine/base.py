@@ -74,6 +74,11 @@ class Engine:
     def park(self) -> None:
         """Replay: this thread is about to wait for another one outside any recorded call (a join)."""
 
+    def internal_error(self, reason: str) -> bool:
+        """Something of ours failed inside a boundary (``reason`` says what): whether the call may pass through
+        to the original instead, the recording marked incomplete. A replay never may."""
+        return False
+
     def assume_success(self, names: Iterable[str]) -> None:
         """Calls named ``names`` return nothing the program reads (an adapter's transaction control: commit,
         rollback, close): a crash recording replayed on the fixed code's new path assumes that such a call

@@ -43,6 +43,7 @@ class Recorder(Engine):
     """
 
     def __init__(self, tape: MemoryTape | TapeWriter) -> None:
+        self.tape = tape
         self.sink = tape.sink
         self.name_id = tape.name_id
         # One tick per value beyond (code, result); next() on a count is atomic under the GIL.
@@ -82,6 +83,7 @@ class Recorder(Engine):
             result = fn(*a, **kw)
         except BaseException as exc:
             leave(fast)
+            tls.raised = id(exc)  # the call's own exception, not an error of ours (see standin)
             self._append(nid, args, Raised(exc, inside=_inside(sys._getframe())), tid)
             raise
         leave(fast)
@@ -89,6 +91,10 @@ class Recorder(Engine):
         # mutate must be recorded as it was returned.
         self._append(nid, args, result.copy() if type(result) in _MUTABLE else result, tid)
         return result
+
+    def internal_error(self, reason: str) -> bool:
+        self.tape.error = self.tape.error or reason
+        return True
 
     def sync(self, name: str, args: Any, redo: Callable[[Any], Any], fn: Callable[..., Any], *a: Any) -> Any:
         return self.call(name, args, fn, *a)

@@ -29,6 +29,7 @@ def raise_recorded(raised: Raised) -> NoReturn:
     the program is handling the context of the one raised: the recorded context goes back in its place, and
     the program's exception where the recording had the one the program handled then."""
     exc = raised.exception
+    tls.raised = id(exc)  # the call's own exception, not an error of ours (see standin)
     context, suppress, innermost = chained(exc)
     live = sys.exc_info()[1]
     try:

@@ -38,6 +38,10 @@ class Router(Engine):
         engine = self._target()
         return fn(*a) if engine is None else engine.sync(name, args, redo, fn, *a)
 
+    def internal_error(self, reason: str) -> bool:
+        engine = self._target()
+        return True if engine is None else engine.internal_error(reason)
+
     def passes(self) -> bool:
         engine = self._target()
         return engine is None or engine.passes()

@@ -16,10 +16,12 @@ Without the native module, a pure-Python stand-in does the same but for the fram
 from __future__ import annotations
 
 import os
+import sys
 import types
 from typing import Any
 
-from ..frames import PACKAGE_DIR
+from ..frames import PACKAGE_DIR, is_own
+from .state import STATE, tls
 
 OWN_FRAMES_ENV = "PYTEST_RETRACE_OWN_FRAMES"
 
@@ -40,7 +42,7 @@ class PyStandIn:
         return self.__retrace_impl__(*args, **kwargs)
 
     def __getattribute__(self, name: str) -> Any:
-        if name in _EVERYONES or not hasattr(type(self), name):
+        if name in _EVERYONES or not any(name in vars(cls) for cls in type(self).__mro__):
             return getattr(object.__getattribute__(self, "__retrace_original__"), name)
         return object.__getattribute__(self, name)
 
@@ -64,11 +66,50 @@ class PyMethodStandIn(PyStandIn):
 StandIn: Any
 MethodStandIn: Any
 try:
-    from ._native import MethodStandIn, StandIn, set_own_prefix
+    from ._native import MethodStandIn, StandIn, pass_through, set_error_hook, set_own_prefix
 
     set_own_prefix(None if os.environ.get(OWN_FRAMES_ENV, "") not in ("", "0") else os.path.join(PACKAGE_DIR, ""))
 except ImportError:  # the extension could not be built on this platform
     StandIn, MethodStandIn = PyStandIn, PyMethodStandIn
+    set_error_hook = pass_through = None  # type: ignore[assignment]
+
+# Exceptions that only a bug of ours raises from our own frames: a real call raises TypeError, ValueError,
+# OSError … from C called in our frames too, and those are the program's.
+_BUGS = (AttributeError, KeyError, IndexError, NameError, AssertionError, ZeroDivisionError, RecursionError)
+_warned: list[str] = []
+
+
+def _after_error(stand_in: Any, exc: BaseException, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A replacement raised. The call's own exception (raised by the real call, or by the recording on replay)
+    goes on, as does anything but an error of ours. An error of ours while recording must not change the
+    program: the original answers, this boundary passes through from now on, the recording is marked
+    incomplete, and one warning goes to the real stderr."""
+    if tls.raised == id(exc) or not isinstance(exc, _BUGS) or not _raised_by_us(exc):
+        return exc
+    engine = STATE.installed
+    name = getattr(stand_in.__retrace_original__, "__qualname__", "?")
+    reason = f"pytest-retrace failed inside {name}: {type(exc).__name__}: {exc}"
+    if engine is None or not engine.internal_error(reason):
+        return exc
+    pass_through(stand_in)
+    if not _warned and sys.__stderr__ is not None:
+        _warned.append(reason)
+        sys.__stderr__.write(f"pytest-retrace: warning: {reason}; {name} is no longer recorded, the recording "
+                             "is incomplete (PYTEST_RETRACE_OWN_FRAMES=1 shows where)\n")
+    return stand_in.__retrace_original__(*args, **kwargs)
+
+
+def _raised_by_us(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return is_own(tb.tb_frame.f_code.co_filename)
+
+
+if set_error_hook is not None:
+    set_error_hook(_after_error)
 
 # What binds when stored on a class: plain functions and the method descriptors of C types. Builtin
 # functions (time.time) and bound methods do not.

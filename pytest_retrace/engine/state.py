@@ -32,6 +32,9 @@ class _ThreadState(_thread._local):
     slot = 0  # the demultiplexer's number for this thread (replay)
     # The engine of the in-process recording this thread belongs to (see Router); None otherwise.
     engine: Any = None
+    # id() of the exception the last external call raised on this thread: a stand-in tells the call's own
+    # exceptions from errors of ours by it (an id, not the exception: that would keep its frames alive).
+    raised = 0
 
 
 tls = _ThreadState()

@@ -93,6 +93,7 @@ class MemoryTape:
         self.sink: list[Any] = []
         self.table = NameTable()
         self.name_id = self.table.name_id
+        self.error: str | None = None  # why the recording is incomplete, when it is
 
     def events(self) -> list[Event]:
         """The events, through the real encoding: what could not be written to a file fails here too."""
@@ -119,7 +120,7 @@ class TapeWriter:
         self.name_id = self.table.name_id
         self._names_written = 0
         self.values_written = 0  # sink entries: events are 2 to 4 values each
-        self.error: str | None = None
+        self.error: str | None = None if tape is None else tape.error
         self._packer = codec.make_packer()
         # Unbuffered: whole frames go out in single writes, and a forked child holds no buffer
         # of ours that it could flush into the file a second time.

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
+import sys
+import time
 import traceback
-from typing import Any
+from typing import Any, NoReturn
 
 from ..engine.stack import program_traceback
 from ..format import codec
@@ -81,7 +84,8 @@ def crash_fingerprint(type_name: str, frames: list[list[Any]]) -> str:
 
 
 class Outcome(Record):
-    """How a run ended: exit status (1 for a call or request that raised), the uncaught exception, and the
+    """How a run ended: exit status (1 for a call or request that raised; minus the signal's number for a
+    process killed by one, as :mod:`subprocess` says it), the uncaught exception, and the
     summaries of its output (a process) or of what it returned (a call, a request's response)."""
 
     __slots__ = ("status", "exception", "stdout", "stderr", "returned")
@@ -123,6 +127,17 @@ class Outcome(Record):
         """Every stream's head decoded, as a verdict shows it."""
         return self.replace(**{part: stream.as_text() for part in ("stdout", "stderr", "returned")
                                 if (stream := getattr(self, part)) is not None})
+
+
+def leave_with(status: int) -> NoReturn:
+    """End this process as a run with ``status`` ended: a negative status is a death by that signal, passed on
+    as the same signal (the parent shell or supervisor sees what it would have seen)."""
+    if status < 0:
+        signal.signal(-status, signal.SIG_DFL)
+        os.kill(os.getpid(), -status)
+        time.sleep(1)  # the signal is delivered at once; this only covers one that is blocked
+        status = 128 - status
+    sys.exit(status)
 
 
 def returned_summary(value: Any) -> Stream:

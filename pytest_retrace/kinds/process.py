@@ -13,6 +13,7 @@ import _thread
 import atexit
 import os
 import runpy
+import signal
 import sys
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -25,7 +26,7 @@ from ..engine.stack import program_traceback
 from ..engine.state import enter_gate, mark_outside, start_main_thread
 from ..format.tape import Kind, TapeWriter
 from .header import make_header
-from .outcome import ExceptionInfo, Outcome
+from .outcome import ExceptionInfo, Outcome, leave_with
 
 _REAL_GETPID = os.getpid  # taken before the process boundary patches it
 
@@ -49,7 +50,8 @@ def run_program(entry: dict[str, Any], argv: list[str]) -> Outcome:
         print(code, file=sys.stderr)
         return Outcome(1)
     except BaseException as exc:  # the program's uncaught exception: print it as Python would
-        outcome = Outcome(1, ExceptionInfo.of(exc))
+        # Python ends a program that Ctrl-C interrupted by SIGINT, after printing the traceback.
+        outcome = Outcome(-signal.SIGINT if isinstance(exc, KeyboardInterrupt) else 1, ExceptionInfo.of(exc))
         tb = program_traceback(exc)
         sys.excepthook(type(exc), exc.with_traceback(tb), tb)
         return outcome
@@ -74,11 +76,15 @@ def run_then_exit(entry: dict[str, Any], argv: list[str], finalize: Callable[[Ou
     def at_exit() -> None:
         if _REAL_GETPID() == pid:
             finalize(ended.outcome)
+            if ended.outcome.status < 0:  # after the program's atexit handlers, as Python does
+                flush_std()
+                leave_with(ended.outcome.status)
 
     atexit.register(at_exit)
     ended.outcome = run_program(entry, argv)
     flush_std()
-    sys.exit(ended.outcome.status)
+    status = ended.outcome.status
+    sys.exit(status if status >= 0 else 128 - status)  # at_exit ends it by the signal first
 
 
 def record(output: str, entry: dict[str, Any], argv: list[str], hash_seed: int, redact: str | None,

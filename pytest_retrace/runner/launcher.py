@@ -161,7 +161,8 @@ def record(
     tags: dict[str, str] | None = None,
     redact: str | None = None,
 ) -> int:
-    """Record one run of a program into ``output``; returns the program's exit status."""
+    """Record one run of a program into ``output``; returns the program's exit status (negative: the signal
+    that killed it)."""
     check_program(entry, os.getcwd())
     folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(folder):
@@ -174,12 +175,13 @@ def record(
     if run.result is not None and run.result.outcome is not None:
         outcome = run.result.outcome.replace(stdout=run.stdout.summary(), stderr=run.stderr.summary())
         error = run.result.recording_error
+        try:
+            append_end(output, outcome.to_end(run.result.events, error))
+        except OSError as exc:  # a full disk: the program's run is not ours to fail
+            error = error or f"writing the end of {output} failed: {exc}"
         if error:
             sys.stderr.write(f"retrace record: warning: {output} is incomplete and will not replay: {error}\n")
-        append_end(output, outcome.to_end(run.result.events, error))
-    elif run.returncode < 0:
-        return 128 - run.returncode
-    return run.returncode
+    return run.returncode  # negative: killed by that signal
 
 
 def replay(path: str, stuck_timeout: float = 10.0, passthrough: bool = True, keep_output: bool = False,
