@@ -7,7 +7,7 @@ setup(
     ext_modules=[
         Pybind11Extension(
             "pytest_retrace.engine._native",
-            ["native/demux.cpp", "native/transparent.cpp"],
+            ["native/demux.cpp", "native/transparent.cpp", "native/mainframe.cpp"],
             cxx_std=17,
         )
     ],

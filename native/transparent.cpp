@@ -19,7 +19,7 @@
 #include <cstddef>
 #include <vector>
 
-#include "transparent.h"
+#include "parts.h"
 
 namespace {
 

@@ -14,21 +14,30 @@ from ..hooks import manager
 from ..hooks.specs import Options
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from ..engine.base import Engine
     from ..engine.patch import Patcher
 
-__all__ = ["Options", "install"]
+__all__ = ["Options", "areas", "install"]
+
+
+def areas() -> tuple[ModuleType, ...]:
+    """The stdlib areas' modules, imported on first use (what a replay needs, when it does). A child imports
+    them first thing, so that recording and replay leave the program the same ``sys.modules``, in the same
+    order (programs walk it: ``inspect.getmodule`` stats every module's file)."""
+    from . import clock, collector, entropy, files, process, socket, sync, threads
+
+    return (threads, sync, collector, clock, entropy, files, process, socket)
 
 
 def install(engine: Engine, patcher: Patcher, options: Options) -> None:
     """Install every boundary (stdlib areas, custom boundaries, library adapters) for ``engine``; ``patcher``
     undoes them."""
-    from . import clock, collector, entropy, files, process, socket, sync, threads  # what a replay needs, when it does
-
     with internal:
         manager.manager()  # load plugins (reading package metadata) before any boundary is there to see it
     patcher.on_undo(state.install(engine))
-    for area in (threads, sync, collector, clock, entropy, files, process, socket):
+    for area in areas():
         area.install(engine, patcher, options)
     with internal:
         manager.install_boundaries(engine, patcher, options)  # library adapters: ours and installed packages'

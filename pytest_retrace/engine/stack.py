@@ -16,6 +16,23 @@ from ..frames import PACKAGE_DIR
 _LAUNCHER_FILES = ("<string>", "<frozen runpy>", runpy.__file__)
 
 
+try:
+    from ._native import exec_as_main
+except ImportError:  # the extension could not be built: our frames stay beneath the program's
+    exec_as_main = exec
+
+
+def main_module_runs_alone() -> None:
+    """The next module code runpy runs (the program's main module) runs at the bottom of the thread's stack,
+    as with ``python script.py``: stack walks in the program never show the launcher's frames."""
+
+    def exec_once(code: Any, run_globals: dict[str, Any], *rest: Any) -> None:
+        del runpy.exec  # type: ignore[attr-defined]
+        exec_as_main(code, run_globals, *rest)
+
+    runpy.exec = exec_once  # type: ignore[attr-defined]  # runpy's _run_code calls exec() by its global name
+
+
 def launcher_frame(filename: str) -> bool:
     """Frames that run the program rather than belong to it: ours, runpy's, the child's ``-c``."""
     return filename.startswith(PACKAGE_DIR) or filename in _LAUNCHER_FILES

@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 from ..boundaries import Options, install
 from ..engine.patch import Patcher
 from ..engine.recorder import Recorder
-from ..engine.stack import program_traceback
+from ..engine.stack import main_module_runs_alone, program_traceback
 from ..engine.state import enter_gate, mark_outside, start_main_thread
 from ..format.tape import Kind, TapeWriter
 from .header import make_header
@@ -34,6 +34,7 @@ _REAL_GETPID = os.getpid  # taken before the process boundary patches it
 def run_program(entry: dict[str, Any], argv: list[str]) -> Outcome:
     """Run the program as ``python script.py`` / ``python -m module`` would, and return its outcome."""
     sys.argv = list(argv)
+    main_module_runs_alone()
     try:
         if "module" in entry:
             sys.path[0] = os.getcwd()

@@ -14,7 +14,7 @@ import sys
 from types import ModuleType
 from typing import Any, NoReturn
 
-from ..boundaries import Options, env, install
+from ..boundaries import Options, areas, env, install
 from ..engine.divergence import DIVERGED_EXIT, Call, Divergence, DivergenceKind
 from ..engine.patch import Patcher
 from ..engine.replayer import Replayer
@@ -101,6 +101,7 @@ def replay_here(config: ReplayConfig) -> NoReturn:
 
 def main() -> NoReturn:
     config = decode_config(os.environ.pop(CHILD_ENV))
+    areas()  # recording and replay import the same modules, in the same order
     manager.preset(config.plugins)
     if isinstance(config, RecordConfig):
         record(config)

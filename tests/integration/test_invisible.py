@@ -69,6 +69,33 @@ def test_a_program_sees_the_library_it_would_see_plainly(tmp_path: Path) -> None
     assert verdict["status"] == "ok"
 
 
+STACK_WALKS = """
+    import inspect, logging, sys, traceback
+
+    def where():
+        traceback.print_stack()
+        print("depth", len(inspect.stack()))
+        logging.warning("here", stack_info=True)
+
+    where()
+    try:
+        sys._getframe(1)
+    except ValueError as exc:
+        print("the module is the bottom of the stack:", exc)
+"""
+
+
+def test_stack_walks_in_the_program_see_only_the_programs_frames(tmp_path: Path) -> None:
+    program = write(tmp_path, STACK_WALKS)
+    plain = run_plain(tmp_path, program)
+    assert "depth 2" in plain.stdout and "bottom of the stack" in plain.stdout
+    recorded = record(tmp_path, program)
+    same(plain, recorded)
+    replayed, verdict = replay(tmp_path)  # inspect.stack() stats every module's file: the same modules, in order
+    same(recorded, replayed)
+    assert verdict["status"] == "ok"
+
+
 MISSING_FILE = """
     def load_prices(path):
         with open(path) as f:
