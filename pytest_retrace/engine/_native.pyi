@@ -45,3 +45,6 @@ def set_error_hook(hook: Any) -> None:
 
 def pass_through(stand_in: StandIn) -> None:
     """From now on the stand-in calls its original: the replacement is out of the way."""
+
+def exec_as_main(code: Any, globals: dict[str, Any], locals: Any = None) -> None:
+    """``exec(code, globals[, locals])`` at the bottom of the thread's stack: the code's frame has no caller."""
