@@ -232,6 +232,200 @@ PyGetSetDef standin_getset[] = {
 PyTypeObject StandInType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 PyTypeObject MethodStandInType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 
+// Argument-less sources (clocks) are the hot path of recording and replay: their stand-ins do the common
+// case in C, and hand everything else to the engine's Python code (`slow`).
+PyObject *str_fast = nullptr, *str_in_order = nullptr, *str_name = nullptr, *str_args = nullptr,
+         *str_result = nullptr;
+
+// Recording: value = source(); while only the main thread runs outside any gate (STATE.fast), the event
+// (code, value) goes straight onto the sink; otherwise slow(value) decides.
+struct NoargRecorder {
+    StandIn base;  // impl: the real source
+    PyObject *code, *sink, *state, *slow;
+};
+
+PyObject *noarg_record(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    NoargRecorder *r = (NoargRecorder *)self;
+    if (PyVectorcall_NARGS(nargsf) != 0 || (kwnames != nullptr && PyTuple_GET_SIZE(kwnames) != 0) || r->base.passing) {
+        return PyObject_Vectorcall(r->base.original, args, nargsf, kwnames);  // the real source says what is wrong
+    }
+    PyObject *value = PyObject_CallNoArgs(r->base.impl);
+    if (value == nullptr) {
+        strip_raised();
+        return nullptr;
+    }
+    PyObject *fast = PyObject_GetAttr(r->state, str_fast);
+    if (fast == nullptr) goto failed;
+    Py_DECREF(fast);
+    if (fast == Py_True) {
+        if (PyList_Append(r->sink, r->code) < 0 || PyList_Append(r->sink, value) < 0) goto failed;
+    } else {
+        PyObject *done = PyObject_CallOneArg(r->slow, value);
+        if (done == nullptr) goto failed;
+        Py_DECREF(done);
+    }
+    return value;
+failed:
+    Py_DECREF(value);
+    strip_raised();
+    return nullptr;
+}
+
+// Replaying: while the replay is single-threaded and in order, the next event answers when it is this
+// source's, argument-less, and holds a plain value; anything else (another event, an exception to raise, a
+// live value, no event left, another thread) goes to slow(event or None).
+struct NoargReplayer {
+    StandIn base;  // impl: the real source (never called here)
+    PyObject *replayer, *cursor, *name, *state, *slow, *raised_type, *live;
+};
+
+PyObject *noarg_replay(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    NoargReplayer *r = (NoargReplayer *)self;
+    if (PyVectorcall_NARGS(nargsf) != 0 || (kwnames != nullptr && PyTuple_GET_SIZE(kwnames) != 0) || r->base.passing) {
+        return PyObject_Vectorcall(r->base.original, args, nargsf, kwnames);
+    }
+    PyObject *event = nullptr, *result = nullptr;
+    PyObject *fast = PyObject_GetAttr(r->state, str_fast);
+    if (fast == nullptr) goto failed;
+    Py_DECREF(fast);
+    if (fast == Py_True) {
+        PyObject *in_order = PyObject_GetAttr(r->replayer, str_in_order);
+        if (in_order == nullptr) goto failed;
+        Py_DECREF(in_order);
+        if (in_order == Py_True) {
+            event = PyIter_Next(r->cursor);
+            if (event == nullptr && PyErr_Occurred()) goto failed;
+            if (event != nullptr) {
+                PyObject *name = PyObject_GetAttr(event, str_name);
+                PyObject *args = name ? PyObject_GetAttr(event, str_args) : nullptr;
+                bool same = name != nullptr && args == Py_None &&
+                            (name == r->name || PyUnicode_Compare(name, r->name) == 0);
+                Py_XDECREF(name);
+                Py_XDECREF(args);
+                if (PyErr_Occurred()) goto failed;
+                if (same) {
+                    result = PyObject_GetAttr(event, str_result);
+                    if (result == nullptr) goto failed;
+                    if (Py_TYPE(result) != (PyTypeObject *)r->raised_type && result != r->live) {
+                        Py_DECREF(event);
+                        return result;
+                    }
+                    Py_CLEAR(result);
+                }
+            }
+            result = PyObject_CallOneArg(r->slow, event ? event : Py_None);
+            Py_XDECREF(event);
+            if (result == nullptr) strip_raised();
+            return result;
+        }
+    }
+    result = PyObject_CallNoArgs(r->slow);  // not taken: slow() takes the event its own way
+    if (result == nullptr) strip_raised();
+    return result;
+failed:
+    Py_XDECREF(event);
+    strip_raised();
+    return nullptr;
+}
+
+int noarg_recorder_traverse(NoargRecorder *self, visitproc visit, void *arg) {
+    Py_VISIT(self->code);
+    Py_VISIT(self->sink);
+    Py_VISIT(self->state);
+    Py_VISIT(self->slow);
+    return standin_traverse(&self->base, visit, arg);
+}
+
+int noarg_recorder_clear(NoargRecorder *self) {
+    Py_CLEAR(self->code);
+    Py_CLEAR(self->sink);
+    Py_CLEAR(self->state);
+    Py_CLEAR(self->slow);
+    return standin_clear(&self->base);
+}
+
+void noarg_recorder_dealloc(NoargRecorder *self) {
+    PyObject_GC_UnTrack(self);
+    if (self->base.weakreflist != nullptr) PyObject_ClearWeakRefs((PyObject *)self);
+    noarg_recorder_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+int noarg_replayer_traverse(NoargReplayer *self, visitproc visit, void *arg) {
+    Py_VISIT(self->replayer);
+    Py_VISIT(self->cursor);
+    Py_VISIT(self->name);
+    Py_VISIT(self->state);
+    Py_VISIT(self->slow);
+    Py_VISIT(self->raised_type);
+    Py_VISIT(self->live);
+    return standin_traverse(&self->base, visit, arg);
+}
+
+int noarg_replayer_clear(NoargReplayer *self) {
+    Py_CLEAR(self->replayer);
+    Py_CLEAR(self->cursor);
+    Py_CLEAR(self->name);
+    Py_CLEAR(self->state);
+    Py_CLEAR(self->slow);
+    Py_CLEAR(self->raised_type);
+    Py_CLEAR(self->live);
+    return standin_clear(&self->base);
+}
+
+void noarg_replayer_dealloc(NoargReplayer *self) {
+    PyObject_GC_UnTrack(self);
+    if (self->base.weakreflist != nullptr) PyObject_ClearWeakRefs((PyObject *)self);
+    noarg_replayer_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+PyTypeObject NoargRecorderType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+PyTypeObject NoargReplayerType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+StandIn *new_standin(PyTypeObject *type, PyObject *impl, PyObject *original, vectorcallfunc call) {
+    StandIn *self = (StandIn *)type->tp_alloc(type, 0);
+    if (self == nullptr) return nullptr;
+    Py_INCREF(impl);
+    Py_INCREF(original);
+    self->impl = impl;
+    self->original = original;
+    self->vectorcall = call;
+    self->passing = false;
+    return self;
+}
+
+PyObject *noarg_recorder(PyObject *, PyObject *args) {
+    PyObject *source, *code, *sink, *state, *slow;
+    if (!PyArg_ParseTuple(args, "OOO!OO:noarg_recorder", &source, &code, &PyList_Type, &sink, &state, &slow)) return nullptr;
+    NoargRecorder *r = (NoargRecorder *)new_standin(&NoargRecorderType, source, source, noarg_record);
+    if (r == nullptr) return nullptr;
+    PyObject *fields[] = {code, sink, state, slow};
+    PyObject **slots[] = {&r->code, &r->sink, &r->state, &r->slow};
+    for (int i = 0; i < 4; ++i) {
+        Py_INCREF(fields[i]);
+        *slots[i] = fields[i];
+    }
+    return (PyObject *)r;
+}
+
+PyObject *noarg_replayer(PyObject *, PyObject *args) {
+    PyObject *source, *replayer, *cursor, *name, *state, *slow, *raised_type, *live;
+    if (!PyArg_ParseTuple(args, "OOOU" "OOOO:noarg_replayer", &source, &replayer, &cursor, &name, &state, &slow,
+                          &raised_type, &live)) {
+        return nullptr;
+    }
+    NoargReplayer *r = (NoargReplayer *)new_standin(&NoargReplayerType, source, source, noarg_replay);
+    if (r == nullptr) return nullptr;
+    PyObject *fields[] = {replayer, cursor, name, state, slow, raised_type, live};
+    PyObject **slots[] = {&r->replayer, &r->cursor, &r->name, &r->state, &r->slow, &r->raised_type, &r->live};
+    for (int i = 0; i < 7; ++i) {
+        Py_INCREF(fields[i]);
+        *slots[i] = fields[i];
+    }
+    return (PyObject *)r;
+}
+
 PyObject *set_own_prefix(PyObject *, PyObject *prefix) {
     if (prefix != Py_None && !PyUnicode_Check(prefix)) {
         PyErr_SetString(PyExc_TypeError, "set_own_prefix: a str or None");
@@ -258,6 +452,10 @@ PyObject *pass_through(PyObject *, PyObject *standin) {
 }
 
 PyMethodDef module_functions[] = {
+    {"noarg_recorder", (PyCFunction)noarg_recorder, METH_VARARGS,
+     "noarg_recorder(source, code, sink, state, slow): the recording stand-in of an argument-less source."},
+    {"noarg_replayer", (PyCFunction)noarg_replayer, METH_VARARGS,
+     "noarg_replayer(source, replayer, cursor, name, state, slow, Raised, LIVE): its replaying stand-in."},
     {"set_error_hook", (PyCFunction)set_error_hook, METH_O,
      "hook(stand_in, exception, args, kwargs) runs when a replacement raises: it returns the exception itself for\n"
      "it to go on as it was, or what the call returns instead (None as the hook: every exception goes on)."},
@@ -303,6 +501,32 @@ int add_transparent(PyObject *module) {
     MethodStandInType.tp_call = PyVectorcall_Call;
     MethodStandInType.tp_vectorcall_offset = offsetof(StandIn, vectorcall);
     if (PyType_Ready(&MethodStandInType) < 0) return -1;
+
+    for (PyTypeObject *type : {&NoargRecorderType, &NoargReplayerType}) {
+        type->tp_name = "builtin_function_or_method";
+        type->tp_flags = flags;
+        type->tp_base = &StandInType;
+        type->tp_call = PyVectorcall_Call;
+        type->tp_vectorcall_offset = offsetof(StandIn, vectorcall);
+    }
+    NoargRecorderType.tp_basicsize = sizeof(NoargRecorder);
+    NoargRecorderType.tp_traverse = (traverseproc)noarg_recorder_traverse;
+    NoargRecorderType.tp_clear = (inquiry)noarg_recorder_clear;
+    NoargRecorderType.tp_dealloc = (destructor)noarg_recorder_dealloc;
+    NoargReplayerType.tp_basicsize = sizeof(NoargReplayer);
+    NoargReplayerType.tp_traverse = (traverseproc)noarg_replayer_traverse;
+    NoargReplayerType.tp_clear = (inquiry)noarg_replayer_clear;
+    NoargReplayerType.tp_dealloc = (destructor)noarg_replayer_dealloc;
+    if (PyType_Ready(&NoargRecorderType) < 0 || PyType_Ready(&NoargReplayerType) < 0) return -1;
+    struct Name {
+        PyObject **slot;
+        const char *text;
+    };
+    for (Name name : {Name{&str_fast, "fast"}, Name{&str_in_order, "in_order"}, Name{&str_name, "name"},
+                      Name{&str_args, "args"}, Name{&str_result, "result"}}) {
+        *name.slot = PyUnicode_InternFromString(name.text);
+        if (*name.slot == nullptr) return -1;
+    }
 
     if (PyModule_AddObjectRef(module, "StandIn", (PyObject *)&StandInType) < 0) return -1;
     if (PyModule_AddObjectRef(module, "MethodStandIn", (PyObject *)&MethodStandInType) < 0) return -1;

@@ -48,3 +48,10 @@ def pass_through(stand_in: StandIn) -> None:
 
 def exec_as_main(code: Any, globals: dict[str, Any], locals: Any = None) -> None:
     """``exec(code, globals[, locals])`` at the bottom of the thread's stack: the code's frame has no caller."""
+
+def noarg_recorder(source: Any, code: int, sink: list[Any], state: Any, slow: Any) -> Any:
+    """The recording stand-in of an argument-less source (a clock): the common case in C."""
+
+def noarg_replayer(source: Any, replayer: Any, cursor: Any, name: str, state: Any, slow: Any, raised_type: type,
+                   live: Any) -> Any:
+    """The replaying stand-in of an argument-less source: the next event answers, in C, when it can."""

@@ -12,6 +12,7 @@ from ..format.codec import Raised
 from ..format.events import FORM_ARGS, FORM_PLAIN, FORM_THREAD, MAIN
 from ..format.tape import MemoryTape, TapeWriter
 from .base import Engine, dress
+from .standin import noarg_recorder
 from .state import STATE, enter_gate, leave, tls
 
 # Results the program may go on to mutate after the call returned; the writer encodes later.
@@ -104,15 +105,21 @@ class Recorder(Engine):
         nid = code >> 2
         sink = self.sink
         state = STATE
-        slow = self._append
+        append = self._append
+
+        def slow(value: Any) -> None:  # not the hot path: another thread, or inside a gate
+            if not tls.gate and tls.tid is not None:
+                append(nid, None, value, tls.tid)
+
+        if noarg_recorder is not None:
+            return noarg_recorder(fn, code, sink, state, slow)  # type: ignore[no-any-return]
 
         def recorded() -> Any:
-            nonlocal sink
             value = fn()
             if state.fast:
-                sink += (code, value)
-            elif not tls.gate and tls.tid is not None:
-                slow(nid, None, value, tls.tid)
+                sink.extend((code, value))
+            else:
+                slow(value)
             return value
 
         return dress(recorded, fn, name)

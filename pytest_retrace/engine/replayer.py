@@ -15,6 +15,7 @@ from .demux import EXHAUSTED, TIMED_OUT, Demux
 from .divergence import DIVERGED_EXIT, Call, Divergence, DivergenceKind, Preceding, ReplayDivergence
 from .keyed import LIVE, KeyedAnswers, KeyedSummary
 from .stack import replay_stack
+from .standin import noarg_replayer
 from .state import STATE, internal, tls
 from .watchdog import ThreadBook, Watchdog
 
@@ -22,6 +23,7 @@ from .watchdog import ThreadBook, Watchdog
 # decides that a replay is stuck).
 WAIT_SLICE = 1.0
 PRECEDING = 5  # matched events a divergence report shows
+_UNTAKEN = object()  # an argument-less source's stand-in took no event off the cursor
 
 
 def raise_recorded(raised: Raised) -> NoReturn:
@@ -260,23 +262,30 @@ class Replayer(Engine):
     def wrap_noarg(self, name: str, fn: Callable[[], Any]) -> Callable[[], Any]:
         state = STATE
         cursor = self._cursor
-        slow = self.next_event
 
-        def replayed() -> Any:
-            if state.fast and self.in_order:
-                event = next(cursor, None)
-                if event is None or event.name != name or event.args is not None:
-                    event = self._recheck(event, name, None)
-            elif tls.gate or tls.tid is None:
-                return fn()
-            else:
-                event = slow(name, None)
+        def slow(event: Any = _UNTAKEN) -> Any:
+            """The event taken off the cursor (None: none was left), or _UNTAKEN when the caller took none."""
+            if event is _UNTAKEN:
+                if state.fast and self.in_order:
+                    event = next(cursor, None)
+                elif tls.gate or tls.tid is None:
+                    return fn()
+                else:
+                    event = self.next_event(name, None)
+            if event is None or event.name != name or event.args is not None:
+                event = self._recheck(event, name, None)
             result = event.result
             if type(result) is Raised:
                 raise_recorded(result)
             if result is LIVE:
                 return fn()
             return result
+
+        if noarg_replayer is not None:
+            return noarg_replayer(fn, self, cursor, name, state, slow, Raised, LIVE)  # type: ignore[no-any-return]
+
+        def replayed() -> Any:
+            return slow(next(cursor, None) if state.fast and self.in_order else _UNTAKEN)
 
         return dress(replayed, fn, name)
 

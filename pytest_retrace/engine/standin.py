@@ -66,12 +66,13 @@ class PyMethodStandIn(PyStandIn):
 StandIn: Any
 MethodStandIn: Any
 try:
-    from ._native import MethodStandIn, StandIn, pass_through, set_error_hook, set_own_prefix
+    from ._native import (MethodStandIn, StandIn, noarg_recorder, noarg_replayer, pass_through, set_error_hook,
+                          set_own_prefix)
 
     set_own_prefix(None if os.environ.get(OWN_FRAMES_ENV, "") not in ("", "0") else os.path.join(PACKAGE_DIR, ""))
 except ImportError:  # the extension could not be built on this platform
     StandIn, MethodStandIn = PyStandIn, PyMethodStandIn
-    set_error_hook = pass_through = None  # type: ignore[assignment]
+    set_error_hook = pass_through = noarg_recorder = noarg_replayer = None  # type: ignore[assignment]
 
 # Exceptions that only a bug of ours raises from our own frames: a real call raises TypeError, ValueError,
 # OSError … from C called in our frames too, and those are the program's.

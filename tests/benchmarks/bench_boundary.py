@@ -2,34 +2,76 @@
 
     python tests/benchmarks/bench_boundary.py [--calls 1000000]
 
-Measures side by side in one run: a million ``time.time()`` calls plain, recorded
-(through the real tape writer and its background thread, to a real file) and
-replayed (from that file); then the same for ``os.urandom(16)``, a boundary with
-arguments that goes through the engine's generic ``call``.
+Measures side by side in one run what a program pays: a million ``time.time()`` calls plain,
+recorded (the boundaries installed as a recording installs them, through the real tape writer and
+its background thread, to a real file) and replayed (from that file); then the same for
+``os.urandom(16)``, a boundary with arguments that goes through the engine's generic ``call``.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import tempfile
 import time
+from collections.abc import Callable
+from typing import Any
 
+from pytest_retrace import boundaries
 from pytest_retrace.engine import demux
+from pytest_retrace.engine.patch import Patcher
 from pytest_retrace.engine.recorder import Recorder
 from pytest_retrace.engine.replayer import Replayer
-from pytest_retrace.engine.state import start_main_thread
+from pytest_retrace.engine.state import end_main_thread, start_main_thread
 from pytest_retrace.format.tape import TapeWriter, read_recording
 
 clock = time.perf_counter
 
 
-def loop(fn, calls: int) -> float:
+def loop(fn: Callable[[], Any], calls: int) -> float:
     start = clock()
     for _ in range(calls):
         fn()
     return clock() - start
+
+
+def installed(engine: Any, work: Callable[[], float]) -> float:
+    """``work()`` with the boundaries installed for ``engine``, as a recording or a replay has them."""
+    patcher = Patcher()
+    start_main_thread()
+    try:
+        boundaries.install(engine, patcher, boundaries.Options())
+        return work()
+    finally:
+        patcher.undo()
+        end_main_thread()
+
+
+def measure(label: str, call: Callable[[], Any], n: int, repeat: int, folder: str) -> None:
+    plain, recorded, replayed = [], [], []
+    size = 0.0
+    for i in range(repeat):
+        plain.append(loop(call, n))
+        path = os.path.join(folder, f"{label}{i}.retrace")
+        writer = TapeWriter(path, {"kind": "bench"})
+
+        def record(writer: TapeWriter = writer) -> float:
+            start = clock()
+            loop(call, n)
+            writer.close({"status": 0})  # the writer must have caught up: part of the recording cost
+            return clock() - start
+
+        recorded.append(installed(Recorder(writer), record))
+        empty = os.path.join(folder, "empty.retrace")
+        TapeWriter(empty, {"kind": "bench"}).close({"status": 0, "events": 0})
+        size = (os.path.getsize(path) - os.path.getsize(empty)) / n
+        replayed.append(installed(Replayer(read_recording(path).events()), lambda: loop(call, n)))
+    best = {name: min(v) / n * 1e9 for name, v in (("plain", plain), ("recorded", recorded), ("replayed", replayed))}
+    print(f"{label} x {n:,} (best of {repeat}; demultiplexer: {'native' if demux.NATIVE else 'pure'})")
+    print(f"  plain      {best['plain']:7.1f} ns/call")
+    print(f"  recorded   {best['recorded']:7.1f} ns/call   (+{best['recorded'] - best['plain']:.1f} ns)")
+    print(f"  replayed   {best['replayed']:7.1f} ns/call")
+    print(f"  on disk    {size:7.2f} bytes/event")
 
 
 def main() -> None:
@@ -37,55 +79,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    n = args.calls
-    start_main_thread()
     folder = tempfile.mkdtemp()
-    plain, recorded, replayed = [], [], []
-    size = 0
-    for i in range(args.repeat):
-        plain.append(loop(time.time, n))
-        path = os.path.join(folder, f"bench{i}.retrace")
-        writer = TapeWriter(path, {"kind": "bench"})
-        wrapped = Recorder(writer).wrap_noarg("time.time", time.time)
-        start = clock()
-        for _ in range(n):
-            wrapped()
-        writer.close({"status": 0})  # the writer must have caught up: part of the recording cost
-        recorded.append(clock() - start)
-        empty = os.path.join(folder, "empty.retrace")
-        TapeWriter(empty, {"kind": "bench"}).close({"status": 0, "events": 0})
-        size = (os.path.getsize(path) - os.path.getsize(empty)) / n
-        engine = Replayer(read_recording(path).events())
-        replayed.append(loop(engine.wrap_noarg("time.time", time.time), n))
-    best = {name: min(v) / n * 1e9 for name, v in (("plain", plain), ("recorded", recorded), ("replayed", replayed))}
-    print(f"time.time() x {n:,} (best of {args.repeat}; demultiplexer: {'native' if demux.NATIVE else 'pure'})")
-    print(f"  plain      {best['plain']:7.1f} ns/call")
-    print(f"  recorded   {best['recorded']:7.1f} ns/call   (+{best['recorded'] - best['plain']:.1f} ns)")
-    print(f"  replayed   {best['replayed']:7.1f} ns/call")
-    print(f"  on disk    {size:7.2f} bytes/event")
-    generic(n // 5, args.repeat, folder)
-
-
-def generic(n: int, repeat: int, folder: str) -> None:
-    urandom = os.urandom
-    plain, recorded, replayed = [], [], []
-    for i in range(repeat):
-        plain.append(loop(lambda: urandom(16), n))
-        path = os.path.join(folder, f"generic{i}.retrace")
-        writer = TapeWriter(path, {"kind": "bench"})
-        engine = Recorder(writer)
-        start = clock()
-        for _ in range(n):
-            engine.call("os.urandom", (16,), urandom, 16)
-        writer.close({"status": 0})
-        recorded.append(clock() - start)
-        replay_call = Replayer(read_recording(path).events()).call
-        replayed.append(loop(functools.partial(replay_call, "os.urandom", (16,), urandom, 16), n))
-    best = {name: min(v) / n * 1e9 for name, v in (("plain", plain), ("recorded", recorded), ("replayed", replayed))}
-    print(f"os.urandom(16) x {n:,} through engine.call (best of {repeat})")
-    print(f"  plain      {best['plain']:7.1f} ns/call")
-    print(f"  recorded   {best['recorded']:7.1f} ns/call   (+{best['recorded'] - best['plain']:.1f} ns)")
-    print(f"  replayed   {best['replayed']:7.1f} ns/call")
+    measure("time.time()", lambda: time.time(), args.calls, args.repeat, folder)
+    measure("os.urandom(16)", lambda: os.urandom(16), args.calls // 5, args.repeat, folder)
 
 
 if __name__ == "__main__":
