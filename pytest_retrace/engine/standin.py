@@ -66,8 +66,15 @@ class PyMethodStandIn(PyStandIn):
 StandIn: Any
 MethodStandIn: Any
 try:
-    from ._native import (MethodStandIn, StandIn, noarg_recorder, noarg_replayer, pass_through, set_error_hook,
-                          set_own_prefix)
+    from ._native import (
+        MethodStandIn,
+        StandIn,
+        noarg_recorder,
+        noarg_replayer,
+        pass_through,
+        set_error_hook,
+        set_own_prefix,
+    )
 
     set_own_prefix(None if os.environ.get(OWN_FRAMES_ENV, "") not in ("", "0") else os.path.join(PACKAGE_DIR, ""))
 except ImportError:  # the extension could not be built on this platform
