@@ -48,7 +48,8 @@ class Snapshot(Record):
 
 
 class Served(Record):
-    """A descriptor we made: the identity of the file behind it, and the stat it answers."""
+    """A descriptor serving a data file: the identity (device, inode) of the file behind it, and the stat it
+    answers."""
 
     __slots__ = ("device", "inode", "stat")
 
@@ -58,41 +59,55 @@ class Served(Record):
         self.stat = stat
 
 
+# Memory files made on replay, remembered by identity; beyond this many the oldest are forgotten.
+MADE_LIMIT = 1 << 16
+
+
 class Descriptors:
-    """The descriptors one installation serves, by number."""
+    """The descriptors one installation serves.
+
+    Numbers are reused after a close we do not see, so a number counts as ours only while the file behind it
+    is still the one served. A memory file's identity is its own for good (its inode number is never given to
+    another while it lives), so a duplicate of its descriptor (``os.dup``, ``fdopen``) answers alike; a data
+    file's own descriptor (while recording) and a temporary file's are known by number only.
+    """
 
     def __init__(self) -> None:
-        self._served: dict[int, Served] = {}
+        self._by_number: dict[int, Served] = {}
+        self._made: dict[tuple[int, int], os.stat_result] = {}
 
     def serve(self, snapshot: Snapshot, real: int | None = None) -> int:
         """The descriptor the program reads ``snapshot`` from: ``real``, the data file's own (while recording),
         else a new read-only one over the recorded bytes (on replay), positioned at 0."""
+        stat = snapshot.stat
         if real is not None:
-            fd, mine = real, snapshot.stat
-        else:
-            fd = _anonymous(snapshot.content)
-            mine = _fstat(fd) if snapshot.stat is not None else None
-        if snapshot.stat is not None and mine is not None:
-            self._served[fd] = Served(mine.st_dev, mine.st_ino, snapshot.stat)
+            if stat is not None:
+                self._by_number[real] = Served(stat.st_dev, stat.st_ino, stat)
+            return real
+        fd, lasting = _anonymous(snapshot.content)
+        if stat is not None:
+            mine = _fstat(fd)
+            if lasting:
+                if len(self._made) >= MADE_LIMIT:
+                    del self._made[next(iter(self._made))]
+                self._made[mine.st_dev, mine.st_ino] = stat
+            else:
+                self._by_number[fd] = Served(mine.st_dev, mine.st_ino, stat)
         return fd
 
-    def stat(self, fd: int) -> os.stat_result | None:
-        """The recorded stat that descriptor ``fd`` answers, or None when it is not (or no longer) ours:
-        numbers are reused after a close we do not see, so the file behind the number is checked."""
-        served = self._served.get(fd)
-        if served is None:
-            return None
-        try:
-            now = _fstat(fd)
-        except OSError:
-            now = None
-        if now is not None and now.st_ino == served.inode and now.st_dev == served.device:
-            return served.stat
-        self._served.pop(fd, None)
-        return None
+    def stat(self, fd: int, now: os.stat_result) -> os.stat_result | None:
+        """The recorded stat descriptor ``fd`` answers (``now``: what it answers for real), or None when it
+        serves no data file (or no longer does)."""
+        served = self._by_number.get(fd)
+        if served is not None:
+            if now.st_ino == served.inode and now.st_dev == served.device:
+                return served.stat
+            self._by_number.pop(fd, None)
+        return self._made.get((now.st_dev, now.st_ino)) if self._made else None
 
 
-def _anonymous(content: bytes) -> int:
+def _anonymous(content: bytes) -> tuple[int, bool]:
+    """A descriptor over ``content``, and whether its file is a memory file (an identity of its own)."""
     if _memfd_create is not None:
         try:
             writable = _memfd_create("retrace", os.MFD_CLOEXEC)
@@ -102,17 +117,17 @@ def _anonymous(content: bytes) -> int:
             try:
                 _write_all(writable, content)
                 # Read-only as the data file was: os.write on it fails, mmap refuses ACCESS_WRITE.
-                return _read_only_in_place(writable, f"/proc/self/fd/{writable}")
+                return _read_only_in_place(writable, f"/proc/self/fd/{writable}"), True
             except OSError:  # no /proc: the memory file itself, rewound
                 _lseek(writable, 0, os.SEEK_SET)
-                return writable
+                return writable, True
     import tempfile
 
     with internal:
         writable, name = tempfile.mkstemp(prefix=".retrace-")
     try:
         _write_all(writable, content)
-        return _read_only_in_place(writable, name)
+        return _read_only_in_place(writable, name), False
     finally:
         _unlink(name)
 

@@ -271,15 +271,14 @@ class FileBoundary:
 
     @mimics(os.fstat)
     def fstat(self, fd: int) -> os.stat_result:
-        recorded = self._descriptors.stat(fd)
-        return self._fstat(fd) if recorded is None else recorded
+        now = self._fstat(fd)
+        recorded = self._descriptors.stat(fd, now)
+        return now if recorded is None else recorded
 
     @mimics(os.stat)
     def stat(self, path: Any, *, dir_fd: int | None = None, follow_symlinks: bool = True) -> os.stat_result:
-        if type(path) is int:  # a descriptor: perhaps one serving a data file
-            recorded = self._descriptors.stat(path)
-            if recorded is not None:
-                return recorded
+        if type(path) is int and dir_fd is None and follow_symlinks:  # a descriptor: perhaps serving a data file
+            return self.fstat(path)
         if dir_fd is not None or not self._is_data(path):
             return self._stat(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
         key = os.fspath(path)
@@ -326,6 +325,14 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
     for fn in (files.stat, files.lstat, files.listdir, files.scandir, files.fstat):
         patcher.set(os, fn.__name__, fn)
     patcher.set(os, "open", files.os_open)
+    # shutil copies between descriptors in the kernel when both files have one: while recording a written data
+    # file's descriptor is real and the copy would bypass what fingerprints the write, on replay it is not.
+    def copy_in_user_space(shutil: Any) -> None:
+        for flag in ("_USE_CP_SENDFILE", "_USE_CP_COPY_FILE_RANGE"):  # (the second since Python 3.14)
+            if getattr(shutil, flag, False):
+                patcher.set(shutil, flag, False)
+
+    patcher.when_imported("shutil", copy_in_user_space)
     # Some stdlib classes bind these functions at import: pathlib's accessor (Python 3.10),
     # glob's string globber (3.13+).
     bound_at_import: tuple[tuple[Any, tuple[tuple[str, Any], ...]], ...] = (

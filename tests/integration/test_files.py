@@ -72,6 +72,8 @@ CASES: dict[str, Callable[[str], None]] = {
     # the program rewrites the file between two reads: each read gets the content of its moment
     "twice": lambda out: "first ['first', 'line', 'second', 'line', 'third', 'line'] 35" in out
     and "second ['rewritten', 'by', 'the', 'program'] 25" in out and "third b'rewritten by the program\\n' 25" in out,
+    # shutil copies a data file into another through the program's file objects on both sides
+    "copy": lambda out: "copied b'first line\\n" in out,
     # pathlib's read_bytes, read_text and open
     "paths": lambda out: "read_bytes b'first line\\nsecond line\\r\\nthird line\\n'" in out
     and "Path.open BufferedReader" in out,
@@ -83,7 +85,7 @@ def test_data_files_read_alike_plain_recorded_and_replayed(recorder: Recorder, t
     data = tmp_path / "data"
     write_data(data)
     plain = run_plain(case, data, tmp_path)
-    if case == "twice":  # the program rewrote a file: the recorded run starts from the same world
+    if case in ("twice", "copy"):  # the program wrote a file: the recorded run starts from the same world
         write_data_again(data)
     recorded = recorder.record("file_objects.py", case, str(data))
     assert (recorded.returncode, recorded.stdout, recorded.stderr) == plain, "recording changed what the program does"
