@@ -89,7 +89,10 @@ class Descriptors:
             mine = _fstat(fd)
             if lasting:
                 if len(self._made) >= MADE_LIMIT:
-                    del self._made[next(iter(self._made))]
+                    try:
+                        del self._made[next(iter(self._made))]
+                    except (KeyError, RuntimeError):  # another thread forgot one first
+                        pass
                 self._made[mine.st_dev, mine.st_ino] = stat
             else:
                 self._by_number[fd] = Served(mine.st_dev, mine.st_ino, stat)

@@ -347,16 +347,18 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
 
 
 def _read_all(fd: int, size: int) -> bytes:
-    """What descriptor ``fd`` holds from offset 0 on, read without moving its offset."""
+    """What descriptor ``fd`` holds from offset 0 on (``size``: what its stat says), its offset left alone."""
     chunks = []
     offset = 0
     while True:
-        want = size - offset + 1 if offset < size else 1 << 16  # one more than the size: the end shows at once
+        want = size - offset + 1 if offset < size else 1 << 16
         chunk = os.pread(fd, want, offset)
+        if not chunk:
+            return b"".join(chunks)
         chunks.append(chunk)
         offset += len(chunk)
-        if len(chunk) < want:
-            return b"".join(chunks)
+        if offset == size and len(chunk) < want:  # the size stat gave and not a byte more: the end, one read
+            return b"".join(chunks)  # (files of /proc and /sys say 0 and may read short: read to the end)
 
 
 def _read_or_empty(real_open: Any, path: Any, base: str) -> bytes:
