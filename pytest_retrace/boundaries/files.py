@@ -348,7 +348,7 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
 
 def _read_all(fd: int, size: int) -> bytes:
     """What descriptor ``fd`` holds from offset 0 on (``size``: what its stat says), its offset left alone."""
-    chunks = []
+    chunks: list[bytes] = []
     offset = 0
     while True:
         want = size - offset + 1 if offset < size else 1 << 16
