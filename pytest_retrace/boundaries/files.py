@@ -38,9 +38,9 @@ if TYPE_CHECKING:
     from ..hooks.specs import Options
 
 CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyi", ".so", ".pyd", ".pth")
-# open() modes that only read, and os.open flags that would change or create a file (or open no data):
-# those keep the paths they had (writes are fingerprinted, the rest passes through).
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)  # what open() uses for reading
+# open() modes that only read, and os.open flags that would change or create a file (or open no data):
+# these keep the paths they had (writes are fingerprinted, the rest passes through).
 READ_MODES = frozenset({"r", "rt", "tr", "rb", "br"})
 NOT_READ_ONLY = (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_EXCL
                  | getattr(os, "O_TMPFILE", 0) | getattr(os, "O_PATH", 0) | getattr(os, "O_DIRECTORY", 0))
