@@ -333,6 +333,12 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
                 patcher.set(shutil, flag, False)
 
     patcher.when_imported("shutil", copy_in_user_space)
+    # tokenize.open (linecache reads through it) holds the builtin open it found at import.
+    def tokenize_opens_ours(tokenize: Any) -> None:
+        if hasattr(tokenize, "_builtin_open"):
+            patcher.set(tokenize, "_builtin_open", files.open)
+
+    patcher.when_imported("tokenize", tokenize_opens_ours)
     # Some stdlib classes bind these functions at import: pathlib's accessor (Python 3.10),
     # glob's string globber (3.13+).
     bound_at_import: tuple[tuple[Any, tuple[tuple[str, Any], ...]], ...] = (

@@ -9,8 +9,10 @@ event consumed, and leaves the folder as it found it.
 
 from __future__ import annotations
 
+import gzip
 import subprocess
 import sys
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +29,9 @@ def write_data(folder: Path) -> None:
     (folder / "utf16.txt").write_bytes("\u00e9t\u00e9\r\nhiver\nfin".encode("utf-16"))
     (folder / "latin.txt").write_bytes("\u00e0 la\r\nligne\n".encode("latin-1"))
     (folder / "big.bin").write_bytes(bytes(range(256)) * (BIG // 256) + b"tail")
+    with zipfile.ZipFile(folder / "data.zip", "w") as z:
+        z.writestr("inner.txt", "zipped")
+    (folder / "data.gz").write_bytes(gzip.compress(b"gzipped words\n"))
 
 
 def change_world(folder: Path) -> None:
@@ -74,6 +79,8 @@ CASES: dict[str, Callable[[str], None]] = {
     and "second ['rewritten', 'by', 'the', 'program'] 25" in out and "third b'rewritten by the program\\n' 25" in out,
     # shutil copies a data file into another through the program's file objects on both sides
     "copy": lambda out: "copied b'first line\\n" in out,
+    # zipfile, gzip, linecache (through tokenize.open, which holds the builtin open it imported), csv
+    "stdlib": lambda out: "zipfile ['inner.txt'] b'zipped'" in out and "linecache 'second line\\n'" in out,
     # pathlib's read_bytes, read_text and open
     "paths": lambda out: "read_bytes b'first line\\nsecond line\\r\\nthird line\\n'" in out
     and "Path.open BufferedReader" in out,
