@@ -5,12 +5,16 @@ extension modules, and everything under the interpreter's prefixes (stdlib,
 site-packages). Fidelity comes first: a data file beside the script is data.
 Paths matching a project's live patterns are read for real on replay instead.
 
-A read of a regular file records its whole content at ``open`` and serves it
-from memory on both sides; other files (devices, FIFOs) record each read call.
+A read of a regular file (``open`` for reading, ``os.open`` read-only) records its
+whole content and its stat at open; on both sides the program then reads a real
+descriptor holding those bytes (:mod:`.descriptors`), so the file object is the
+type a plain ``open`` returns and everything done with its descriptor behaves
+alike. Other files (devices, FIFOs) record each read call.
 """
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import functools
 import glob
@@ -25,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 from ..engine.base import mimics
 from ..engine.stack import PACKAGE_DIR
 from ..engine.state import tls
-from .streams import RecordedFile, RecordedStream, RecordedWriter, UpdatableFile
+from .descriptors import Descriptors, Snapshot
+from .streams import RecordedStream, RecordedWriter, UpdatableFile
 
 if TYPE_CHECKING:
     from ..engine.base import Engine
@@ -33,6 +38,12 @@ if TYPE_CHECKING:
     from ..hooks.specs import Options
 
 CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyi", ".so", ".pyd", ".pth")
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)  # what open() uses for reading
+# open() modes that only read, and os.open flags that would change or create a file (or open no data):
+# these keep the paths they had (writes are fingerprinted, the rest passes through).
+READ_MODES = frozenset({"r", "rt", "tr", "rb", "br"})
+NOT_READ_ONLY = (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_EXCL
+                 | getattr(os, "O_TMPFILE", 0) | getattr(os, "O_PATH", 0) | getattr(os, "O_DIRECTORY", 0))
 
 
 class Classifier:
@@ -156,19 +167,31 @@ class FileBoundary:
         self._engine = engine
         self._classifier = classifier
         self._open = io.open
+        self._os_open, self._fstat = os.open, os.fstat
         self._stat, self._lstat = os.stat, os.lstat
         self._listdir, self._scandir = os.listdir, os.scandir
+        self._descriptors = Descriptors()
 
     def _is_data(self, path: Any) -> bool:
         return not tls.gate and _is_path(path) and self._classifier.kind(os.fspath(path)) == "data"
 
-    def _slurp(self, path: Any, holder: list[Any]) -> bytes | None:
-        f = self._open(path, "rb")
-        if stat_module.S_ISREG(os.fstat(f.fileno()).st_mode):
-            with f:
-                return f.read()  # type: ignore[no-any-return]
-        holder.append(f)  # not a regular file: read it call by call
-        return None
+    def _snapshot(self, file: Any, flags: int, holder: list[int], whole: bool = False) -> list[Any] | None:
+        """Open ``file`` for real and read what a regular file holds now (None for other files). The
+        descriptor, still at offset 0, goes into ``holder``: while recording the program reads the real file.
+        ``whole``: a file object is wanted, which a directory cannot give."""
+        fd = self._os_open(file, flags)
+        try:
+            stat = self._fstat(fd)
+            content = _read_all(fd, stat.st_size) if stat_module.S_ISREG(stat.st_mode) else None
+        except BaseException:
+            os.close(fd)
+            raise
+        if whole and stat_module.S_ISDIR(stat.st_mode):
+            os.close(fd)
+            self._open(file, "rb", buffering=0).close()  # raises open()'s own IsADirectoryError
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(file))  # (a race)
+        holder.append(fd)
+        return None if content is None else Snapshot.value(content, stat)
 
     @mimics(io.open)
     def open(  # noqa: A003 - it replaces the builtin
@@ -178,23 +201,20 @@ class FileBoundary:
         real_open, engine = self._open, self._engine
         if opener is not None or not self._is_data(file):
             return real_open(file, mode, buffering, encoding, errors, newline, closefd, opener)
+        if mode in READ_MODES and closefd and ("b" not in mode or encoding is errors is newline is None):
+            return self._open_for_reading(file, mode, buffering, encoding, errors, newline)
         path = os.fspath(file)
         text = "b" not in mode
         base = mode.replace("b", "").replace("t", "")
-        if base == "r":
-            holder: list[Any] = []
-            content = engine.call("open", (path, "r"), self._slurp, path, holder)
-            if content is not None:
-                binary: Any = RecordedFile(content, path, mode)
-            else:
-                binary = RecordedStream(engine, "file", path, holder[0] if holder else None, "rb", path)
-        elif "+" in base:
+        if base == "r":  # arguments open() refuses before it opens anything
+            return real_open(file, mode, buffering, encoding, errors, newline, closefd, opener)
+        if "+" in base:
             initial = b""
             if not base.startswith("w"):
                 initial = engine.call("open", (path, base), _read_or_empty, real_open, path, base) or b""
             else:
                 engine.call("open", (path, base), _touch, real_open, path)
-            binary = UpdatableFile(engine, path, mode, initial, real_open)
+            binary: Any = UpdatableFile(engine, path, mode, initial, real_open)
         else:
             files: list[Any] = []
             engine.call("open", (path, base), lambda: files.append(real_open(path, base + "b")))
@@ -207,8 +227,58 @@ class FileBoundary:
         wrapper.mode = mode  # type: ignore[misc]
         return wrapper
 
+    def _open_for_reading(
+        self, file: Any, mode: str, buffering: int, encoding: str | None, errors: str | None, newline: str | None,
+    ) -> Any:
+        path = os.fspath(file)
+        holder: list[int] = []
+        value = self._engine.call("open", (path, "r"), self._snapshot, file, _OPEN_FLAGS, holder, True)
+        if value is None:
+            real = self._open(holder[0], "rb") if holder else None
+            binary = RecordedStream(self._engine, "file", path, real, "rb", path)
+            if "b" in mode:
+                return binary
+            wrapper = io.TextIOWrapper(binary, encoding, errors, newline, line_buffering=buffering == 1)
+            wrapper.mode = mode  # type: ignore[misc]
+            return wrapper
+        snapshot = Snapshot.of(value)
+        if buffering == -1 and snapshot.stat is not None and snapshot.stat.st_blksize > 1:
+            buffering = snapshot.stat.st_blksize  # the buffer the data file's own block size gives (peek, read1)
+        fd = self._descriptors.serve(snapshot, holder[0] if holder else None)
+        opened = []
+
+        def opener(_path: Any, _flags: int) -> int:
+            opened.append(fd)
+            return fd
+
+        try:
+            # The real open(), as the plain call makes it, over the descriptor: the same types, name, mode.
+            return self._open(file, mode, buffering, encoding, errors, newline, True, opener)
+        except BaseException:
+            if not opened:
+                os.close(fd)
+            raise
+
+    @mimics(os.open)
+    def os_open(self, path: Any, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+        if dir_fd is not None or flags & NOT_READ_ONLY or not self._is_data(path):
+            return self._os_open(path, flags, mode, dir_fd=dir_fd)
+        holder: list[int] = []
+        value = self._engine.call("os.open", (os.fspath(path),), self._snapshot, path, flags, holder)
+        if value is None:  # not a regular file: its descriptor, unrecorded as before
+            return holder[0] if holder else self._os_open(path, flags, mode)
+        return self._descriptors.serve(Snapshot.of(value), holder[0] if holder else None)
+
+    @mimics(os.fstat)
+    def fstat(self, fd: int) -> os.stat_result:
+        now = self._fstat(fd)
+        recorded = self._descriptors.stat(fd, now)
+        return now if recorded is None else recorded
+
     @mimics(os.stat)
     def stat(self, path: Any, *, dir_fd: int | None = None, follow_symlinks: bool = True) -> os.stat_result:
+        if type(path) is int and dir_fd is None and follow_symlinks:  # a descriptor: perhaps serving a data file
+            return self.fstat(path)
         if dir_fd is not None or not self._is_data(path):
             return self._stat(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
         key = os.fspath(path)
@@ -252,8 +322,23 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
 
     patcher.set(builtins, "open", files.open)
     patcher.set(io, "open", files.open)
-    for fn in (files.stat, files.lstat, files.listdir, files.scandir):
+    for fn in (files.stat, files.lstat, files.listdir, files.scandir, files.fstat):
         patcher.set(os, fn.__name__, fn)
+    patcher.set(os, "open", files.os_open)
+    # shutil copies between descriptors in the kernel when both files have one: while recording a written data
+    # file's descriptor is real and the copy would bypass what fingerprints the write, on replay it is not.
+    def copy_in_user_space(shutil: Any) -> None:
+        for flag in ("_USE_CP_SENDFILE", "_USE_CP_COPY_FILE_RANGE"):  # (the second since Python 3.14)
+            if getattr(shutil, flag, False):
+                patcher.set(shutil, flag, False)
+
+    patcher.when_imported("shutil", copy_in_user_space)
+    # tokenize.open (linecache reads through it) holds the builtin open it found at import.
+    def tokenize_opens_ours(tokenize: Any) -> None:
+        if hasattr(tokenize, "_builtin_open"):
+            patcher.set(tokenize, "_builtin_open", files.open)
+
+    patcher.when_imported("tokenize", tokenize_opens_ours)
     # Some stdlib classes bind these functions at import: pathlib's accessor (Python 3.10),
     # glob's string globber (3.13+).
     bound_at_import: tuple[tuple[Any, tuple[tuple[str, Any], ...]], ...] = (
@@ -265,6 +350,21 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
         for name, fn in functions if owner is not None else ():
             if name in owner.__dict__:
                 patcher.set(owner, name, staticmethod(fn))
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """What descriptor ``fd`` holds from offset 0 on (``size``: what its stat says), its offset left alone."""
+    chunks: list[bytes] = []
+    offset = 0
+    while True:
+        want = size - offset + 1 if offset < size else 1 << 16
+        chunk = os.pread(fd, want, offset)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        offset += len(chunk)
+        if offset == size and len(chunk) < want:  # the size stat gave and not a byte more: the end, one read
+            return b"".join(chunks)  # (files of /proc and /sys say 0 and may read short: read to the end)
 
 
 def _read_or_empty(real_open: Any, path: Any, base: str) -> bytes:

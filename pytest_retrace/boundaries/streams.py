@@ -159,13 +159,3 @@ class UpdatableFile(io.BytesIO):
                 f.write(content)
 
         self._engine.call("file.written", key, write_back)
-
-
-class RecordedFile(io.BytesIO):
-    """The recorded content of a data file, served from memory on both sides."""
-
-    def __init__(self, content: bytes, name: Any, mode: str) -> None:
-        super().__init__(content)
-        self.name = name
-        self.mode = mode  # type: ignore[misc]  # BytesIO has no mode; open() files do
-
