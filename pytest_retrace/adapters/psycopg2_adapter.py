@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import re
 import sys
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from ..engine.base import payload
@@ -43,7 +44,7 @@ INFO = ("dbname", "user", "host", "port", "options", "dsn_parameters", "status",
 
 _CLASSES: dict[str, Any] = {}  # built once psycopg2 is imported: LiveConnection, StandInConnection …
 _COMBINED: dict[tuple[type, type], type] = {}
-_REPLAY_PATCHED: list[bool] = []
+_REPLAY_PATCHED: weakref.WeakSet[Patcher] = weakref.WeakSet()  # the replays whose patches are on
 
 
 def _query(query: Any) -> Any:
@@ -55,23 +56,31 @@ def _query(query: Any) -> Any:
     return query
 
 
-def _marks(conn: Any) -> tuple[list[Any], int]:
+def _marks(conn: Any) -> tuple[list[Any], int] | None:
     """What the connection holds before a call: its notices (kept alive, compared by identity, as psycopg2
-    trims the list) and how many notifications."""
-    notices, notifies = conn.notices, conn.notifies
-    return (list(notices) if notices else []), (len(notifies) if notifies is not None else 0)
+    trims the list) and how many notifications. None if the program put something there we cannot read."""
+    try:
+        notices, notifies = conn.notices, conn.notifies
+        return (list(notices) if notices else []), (len(notifies) if notifies is not None else 0)
+    except Exception:
+        return None
 
 
-def _news(conn: Any, marks: tuple[list[Any], int]) -> list[Any] | None:
+def _news(conn: Any, marks: tuple[list[Any], int] | None) -> list[Any] | None:
     """What a call added to the connection's notices and notifications, as ``[kind, value]`` pairs."""
+    if marks is None:
+        return None
     before, count = marks
     side: list[Any] = []
-    if conn.notices:
-        seen = {id(n) for n in before}
-        side += [["notice", n] for n in list(conn.notices) if id(n) not in seen]
-    notifies = conn.notifies
-    if notifies is not None and len(notifies) > count:
-        side += [["notify", [n.pid, n.channel, n.payload]] for n in list(notifies)[count:]]
+    try:
+        if conn.notices:
+            seen = {id(n) for n in before}
+            side += [["notice", n] for n in list(conn.notices) if id(n) not in seen]
+        notifies = conn.notifies
+        if notifies is not None and len(notifies) > count:
+            side += [["notify", [n.pid, n.channel, n.payload]] for n in list(notifies)[count:]]
+    except Exception:  # a notices object of the program's that we cannot read: they are not recorded
+        return None
     return side or None
 
 
@@ -596,9 +605,9 @@ class _Info:
 
 def _patch_for_replay(patcher: Patcher) -> None:
     """Replay only: psycopg2's functions that read a connection's or cursor's C insides accept our stand-ins."""
-    if _REPLAY_PATCHED:
+    if patcher in _REPLAY_PATCHED:
         return
-    _REPLAY_PATCHED.append(True)
+    _REPLAY_PATCHED.add(patcher)
     classes = _CLASSES
     standin_cursor = classes["StandInCursor"]
     standin_connection = classes["StandInConnection"]
@@ -660,6 +669,7 @@ def retrace_install_boundaries(engine: Engine, patcher: Patcher, options: Option
 
 
 def install(engine: Engine, patcher: Patcher, module: ModuleType) -> None:
+    import psycopg2
     import psycopg2.extensions as ext
 
     if not _CLASSES:
@@ -675,7 +685,13 @@ def install(engine: Engine, patcher: Patcher, module: ModuleType) -> None:
             conn = real_connect(dsn, connection_factory=combined(factory, live, ext.connection, _COMBINED),
                                 cursor_factory=cursor_factory, **kwargs)
             opened.append(conn)
-            return {name: getattr(ext.connection, name).__get__(conn) for name in FACTS}
+            facts = {}
+            for name in FACTS:  # an asynchronous connection may not know them yet
+                try:
+                    facts[name] = getattr(ext.connection, name).__get__(conn)
+                except psycopg2.Error:
+                    facts[name] = None
+            return facts
 
         key = connect_key(() if dsn is None else (dsn,), kwargs)
         facts = engine.call("psycopg2.connect", key, open_and_describe)

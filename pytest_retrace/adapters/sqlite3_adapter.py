@@ -117,7 +117,7 @@ def _build(sqlite3: ModuleType) -> dict[str, Any]:
 
         def executemany(self, sql: str, seq_of_parameters: Any) -> Any:
             self._retrace_check_open()
-            seq = list(seq_of_parameters) if not hasattr(seq_of_parameters, "__next__") else list(seq_of_parameters)
+            seq = list(seq_of_parameters)  # a generator is read once: for the key and for sqlite3
             return self._retrace_call("executemany", (sql, [params(p) for p in seq]), sql, seq)
 
         def executescript(self, sql_script: str) -> Any:
