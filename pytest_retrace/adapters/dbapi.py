@@ -18,6 +18,7 @@ then reads those rows through the program's row factory, the same way in record 
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -158,6 +159,8 @@ def setting_key(value: Any) -> Any:
     """A value as a call key holds it: plain values as they are, callables and classes by name."""
     if value is None or isinstance(value, (bool, int, float, str, bytes)):
         return value
+    if isinstance(value, os.PathLike):  # sqlite3.connect(pathlib.Path(…))
+        return os.fspath(value)
     if isinstance(value, (list, tuple)):
         return tuple(setting_key(v) for v in value)
     return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', type(value).__qualname__)}"

@@ -286,7 +286,7 @@ def _build(ext: ModuleType) -> dict[str, Any]:
             target = value if mode == "absolute" else self._retrace_next + value
             if mode not in ("relative", "absolute"):
                 raise psycopg2.ProgrammingError("scroll mode must be 'relative' or 'absolute'")
-            if not 0 <= target <= len(rows):
+            if not 0 <= target < len(rows):  # as psycopg2: the position after the last row is out too
                 raise psycopg2.ProgrammingError("scroll destination out of bounds")
             self._retrace_next = target
 
