@@ -219,11 +219,14 @@ def _build(sqlite3: ModuleType) -> dict[str, Any]:
         _retrace_facts: dict[str, Any]
         _retrace_closed = False
         _retrace_logs: dict[int, list[Any]] | None = None
+        _retrace_noting = False  # a callback of the program's is registered (while recording)
 
         # -- callbacks -------------------------------------------------------------------------------
 
         def _retrace_log_start(self) -> Any:
             """Start noting the callbacks this thread's call makes (nested calls keep the outer log)."""
+            if not self._retrace_noting:
+                return None  # no callback of the program's is registered: nothing to note
             if self._retrace_logs is None:
                 self._retrace_logs = {}
             ident = threading.get_ident()
@@ -240,6 +243,7 @@ def _build(sqlite3: ModuleType) -> dict[str, Any]:
         def _retrace_noted(self, kind: str, name: Any, fn: Any) -> Any:
             """``fn`` as registered with sqlite3 while recording: its calls inside a recorded query are noted."""
             logs_of = self
+            self._retrace_noting = True
 
             def callback(*args: Any) -> Any:
                 logs = logs_of._retrace_logs
