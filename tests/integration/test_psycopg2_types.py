@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,18 @@ def plain_run(program: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, str(program), *args], capture_output=True, text=True, timeout=60)
 
 
+def sessions(database: str) -> int:
+    """How many sessions PostgreSQL has seen to ``database`` (its statistics, flushed as sessions end)."""
+    import psycopg2
+
+    time.sleep(1.0)  # a session's statistics reach shared memory shortly after it ends
+    with psycopg2.connect(f"{SERVER} dbname=test") as admin, admin.cursor() as cur:
+        cur.execute("select sessions from pg_stat_database where datname = %s", (database,))
+        (count,) = cur.fetchone()
+    admin.close()
+    return int(count)
+
+
 def test_psycopg2_extras_settings_notify_and_copy_record_and_replay(recorder: Recorder) -> None:
     """register_uuid/json on the connection (it used to raise TypeError: the connection was a proxy),
     composition, quote_ident, info, session settings, notices, LISTEN/NOTIFY with select and poll (refused
@@ -34,6 +47,10 @@ def test_psycopg2_extras_settings_notify_and_copy_record_and_replay(recorder: Re
         recorded = recorder.record("pg_types.py", f"{SERVER} dbname={name}")
         assert recorded.returncode == 0, recorded.stderr
         assert (recorded.stdout, recorded.stderr) == (plain.stdout, plain.stderr)
+        # With the database there and reachable, a replay opens no session to it (the server counts them).
+        before = sessions(name)
+        assert_faithful(recorder, recorded)
+        assert sessions(name) == before
         drop(name)
         for expected in ("types LoggingConnection True LoggingCursor", 'quote_ident "we""ird"',
                          "notifies [('dbh_channel', 'first', True), ('dbh_channel', 'second', True)]",
