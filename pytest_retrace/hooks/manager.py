@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from .specs import Options
 
 ENTRY_POINT_GROUP = "pytest_retrace"
-BUILT_IN = ("pytest_retrace.adapters.requests_adapter", "pytest_retrace.adapters.dbapi")
+BUILT_IN = ("pytest_retrace.adapters.requests_adapter", "pytest_retrace.adapters.psycopg2_adapter",
+            "pytest_retrace.adapters.sqlite3_adapter")
 
 
 class _Plugins:

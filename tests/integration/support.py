@@ -6,6 +6,7 @@ import http.server
 import json
 import os
 import random
+import shutil
 import ssl
 import subprocess
 import sys
@@ -27,13 +28,22 @@ class Run:
     verdict: dict[str, Any] | None = None
 
 
+def offline_prefix() -> list[str]:
+    """How to run a command with no network at all (a network namespace of its own, where even loopback is
+    down): what a replay that must touch nothing runs under. Needs root; elsewhere the command runs as is."""
+    if os.geteuid() == 0 and shutil.which("unshare") and subprocess.run(
+            ["unshare", "-n", "true"], capture_output=True).returncode == 0:
+        return ["unshare", "-n"]
+    return []
+
+
 def retrace(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120,
-            stdin: str = "") -> Run:
-    """Run the ``retrace`` CLI as a user would, in a subprocess."""
+            stdin: str = "", offline: bool = False) -> Run:
+    """Run the ``retrace`` CLI as a user would, in a subprocess (``offline``: with no network at all)."""
     full_env = dict(os.environ)
     full_env.update(env or {})
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest_retrace", *args],
+        [*(offline_prefix() if offline else []), sys.executable, "-m", "pytest_retrace", *args],
         cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, input=stdin,
     )
     return Run(proc.returncode, proc.stdout, proc.stderr)
@@ -50,18 +60,20 @@ class Recorder:
         return retrace("record", "-o", f"{name}.retrace", "--", str(PROGRAMS / program), *args,
                        cwd=self.folder, env=env, stdin=stdin)
 
-    def replay(self, name: str = "rec", env: dict[str, str] | None = None) -> Run:
+    def replay(self, name: str = "rec", env: dict[str, str] | None = None, offline: bool = False) -> Run:
         verdict_path = self.folder / f"{name}.verdict.json"
-        run = retrace("replay", f"{name}.retrace", "--verdict", str(verdict_path), cwd=self.folder, env=env)
+        run = retrace("replay", f"{name}.retrace", "--verdict", str(verdict_path), cwd=self.folder, env=env,
+                      offline=offline)
         if verdict_path.exists():
             run.verdict = json.loads(verdict_path.read_text())
         return run
 
 
-def assert_faithful(recorder: Recorder, recorded: Run, env: dict[str, str] | None = None) -> Run:
+def assert_faithful(recorder: Recorder, recorded: Run, env: dict[str, str] | None = None, name: str = "rec",
+                    offline: bool = False) -> Run:
     """Replay what ``recorder`` recorded: the user sees what the recorded run printed, and the verdict is
-    faithful with every event consumed."""
-    replayed = recorder.replay(env=env)
+    faithful with every event consumed (``offline``: the replay runs with no network at all)."""
+    replayed = recorder.replay(name=name, env=env, offline=offline)
     assert replayed.stderr == recorded.stderr
     assert replayed.stdout == recorded.stdout
     assert replayed.returncode == recorded.returncode

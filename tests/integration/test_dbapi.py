@@ -160,3 +160,99 @@ def test_a_fixed_crash_may_commit_where_the_crash_rolled_back(tmp_path: Path) ->
     assert verdict["status"] == "crash-fixed", replayed.stderr
     assert verdict["keyed"]["answered_live"] == ["sqlite3.commit()"] and not verdict["keyed"]["unanswered"]
     assert replayed.stdout == "42\n"
+
+
+def test_sqlite_drop_in_types_callbacks_and_threads_replay_touching_nothing(recorder: Recorder, tmp_path: Path) -> None:
+    """sqlite3's own types while recording: the program's connection and cursor classes, create_function (its
+    calls seen by the program), aggregates, collations, the trace callback, Row, iterdump, blobopen, backup
+    into another connection, one connection shared by threads. The replay, with both files gone, prints the
+    same and creates no file."""
+    plain_dir = tmp_path / "plain"
+    plain_dir.mkdir()
+    plain = subprocess.run([sys.executable, str(PROGRAMS / "sqlite_types.py"), "a.db", "b.db"], cwd=plain_dir,
+                           capture_output=True, text=True, timeout=60)
+    assert plain.returncode == 0, plain.stderr
+    recorded = recorder.record("sqlite_types.py", "a.db", "b.db")
+    assert (recorded.returncode, recorded.stdout, recorded.stderr) == (0, plain.stdout, plain.stderr)
+    for expected in ("types Conn True Cursor Cur", "calls [1, 2, 3]", "row Row ['id', 'label'] a (1, 'a') True",
+                     "threads 60", "backup (3, 'a,b,c')", "traced "):
+        assert expected in recorded.stdout
+    assert sys.version_info < (3, 11) or "blob b'\\x01\\x02\\x00\\x00' 4" in recorded.stdout
+    (tmp_path / "a.db").unlink()
+    (tmp_path / "b.db").unlink()
+    before = {p.name for p in tmp_path.iterdir()}
+    assert_faithful(recorder, recorded, offline=True)
+    assert {p.name for p in tmp_path.iterdir()} - before == {"rec.verdict.json"}
+    assert not (tmp_path / "a.db").exists() and not (tmp_path / "b.db").exists()
+
+
+def _serve(folder: Path, *args: str) -> tuple[subprocess.Popen[str], int]:
+    from test_wsgi import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(folder / "rowapp.py"), str(port), *args], cwd=folder,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # werkzeug logs each request
+    assert proc.stdout is not None and proc.stdout.readline() == "serving\n"
+    return proc, port
+
+
+def _hammer(port: int, clients: int = 8, requests: int = 200) -> list[tuple[int, bytes]]:
+    """``clients`` threads, each sending ``requests`` GETs; every answer, in a fixed order."""
+    import threading
+    import urllib.error
+    import urllib.request
+
+    answers: list[list[tuple[int, bytes]]] = [[] for _ in range(clients)]
+
+    def client(k: int) -> None:
+        for n in range(requests):
+            url = f"http://127.0.0.1:{port}/item/{1 + (k + n) % 3}"
+            try:
+                with urllib.request.urlopen(url, timeout=30) as response:
+                    answers[k].append((response.status, response.read()))
+            except urllib.error.HTTPError as exc:
+                answers[k].append((exc.code, exc.read()))
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [answer for per_client in answers for answer in per_client]
+
+
+def test_a_threaded_wsgi_app_with_sqlite_rows_answers_the_same_recorded(tmp_path: Path) -> None:
+    """8 client threads x 200 requests to a threaded werkzeug server whose app reads sqlite3.Row rows: recorded
+    request by request, every answer is the plain one (one in six used to be a 500: the adapter described
+    columns on one sqlite3 connection shared by every thread). A sample of the recordings replays faithfully
+    with the database gone."""
+    import shutil
+    import sqlite3
+
+    folder = tmp_path / "rowapp"
+    shutil.copytree(PROGRAMS / "rowapp", folder)
+    with sqlite3.connect(folder / "rows.db") as conn:
+        conn.execute("create table item (id integer primary key, name text, price real)")
+        conn.executemany("insert into item (name, price) values (?, ?)", [("tea", 1.5), ("cake", 2.25), ("pie", 3.0)])
+    conn.close()
+    outcomes = {}
+    for mode in ("plain", "record"):
+        proc, port = _serve(folder, mode, str(folder / "recordings"), "0.01")
+        try:
+            outcomes[mode] = _hammer(port)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            assert proc.stdout is not None
+            proc.stdout.close()
+    assert len(outcomes["plain"]) == 1600 and {status for status, _ in outcomes["plain"]} == {200}
+    assert outcomes["record"] == outcomes["plain"]
+    recordings = sorted((folder / "recordings").glob("*.retrace"))
+    assert recordings, "a sample of about 1 in 100 requests is kept"
+    (folder / "rows.db").unlink()
+    replayed = subprocess.run([sys.executable, "-m", "pytest", f"--retrace-recordings={folder / 'recordings'}",
+                               "-p", "no:cacheprovider", "-q"], cwd=folder, capture_output=True, text=True,
+                              timeout=300)
+    assert replayed.returncode == 0, replayed.stdout[-3000:]
+    assert f"{len(recordings)} passed" in replayed.stdout
+    assert not (folder / "rows.db").exists()
