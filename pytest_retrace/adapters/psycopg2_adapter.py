@@ -22,7 +22,7 @@ import sys
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from ..engine.base import payload
+from ..engine.base import payload, wear_library_faces
 from ..engine.state import internal
 from ..hooks.specs import hookimpl
 from .dbapi import Executed, Unrecordable, combined, connect_key, own_copy, params, replayed, transaction_control
@@ -578,6 +578,8 @@ def _build(ext: ModuleType) -> dict[str, Any]:
                 continue  # plain slots psycopg2 reads and writes without libpq
             setattr(standin, name, _refusal(f"{base.__name__}.{name}"))
 
+    for made in (LiveCursor, LiveConnection, StandInConnection, StandInCursor):
+        wear_library_faces(made)  # our methods show the driver's faces, in tracebacks too
     return {"LiveConnection": LiveConnection, "StandInConnection": StandInConnection, "LiveCursor": LiveCursor,
             "StandInCursor": StandInCursor}
 

@@ -23,6 +23,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..engine.base import wear_library_faces
 from ..engine.state import internal
 from ..hooks.specs import hookimpl
 from .dbapi import (
@@ -40,7 +41,7 @@ from .dbapi import (
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from ..engine.base import Engine
+    from ..engine.base import Engine, wear_library_faces
     from ..engine.patch import Patcher
     from ..hooks.specs import Options
 
@@ -403,6 +404,8 @@ def _build(sqlite3: ModuleType) -> dict[str, Any]:
         def __init__(self, database: Any, *args: Any, **kwargs: Any) -> None:
             base_connection.__init__(self, ":memory:", *args, **kwargs)
 
+    for made in (LiveCursor, LiveConnection, StandInConnection):
+        wear_library_faces(made)  # our methods show the driver's faces, in tracebacks too
     return {"LiveConnection": LiveConnection, "StandInConnection": StandInConnection}
 
 

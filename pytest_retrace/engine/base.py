@@ -123,18 +123,34 @@ def with_engine(cls: T, engine: Engine, name: str | None = None, module: str | N
     """The module-level boundary class ``cls`` (a stand-in for a library's class) as installed: a subclass
     that carries ``engine`` as ``_retrace_engine`` and the library class's name and module. Instances made
     while one recording lasts keep talking to its engine, as a plain class would keep its module's code.
-    Each method that replaces one of the library class's is a stand-in for it (:mod:`.standin`): it shows
-    the library's face and leaves our frames out of tracebacks."""
+    Its methods wear the library's faces (:func:`library_faces`)."""
     namespace: dict[str, Any] = {"_retrace_engine": engine, "__module__": module or cls.__module__,
                                  "__qualname__": name or cls.__qualname__}
     if "__slots__" in cls.__dict__:  # stay without a __dict__, as the library's class is
         namespace["__slots__"] = ()
+    namespace.update(library_faces(cls))
+    return type(name or cls.__name__, (cls,), namespace)  # type: ignore[return-value]
+
+
+def wear_library_faces(cls: T) -> T:
+    """Give the methods of our subclass ``cls`` of a library's class the faces of the methods they replace
+    (:func:`library_faces`); for classes made at run time (an adapter's connection and cursor classes)."""
+    for attr, value in library_faces(cls).items():
+        setattr(cls, attr, value)
+    return cls
+
+
+def library_faces(cls: type) -> dict[str, Any]:
+    """Stand-ins (:mod:`.standin`) for the methods that ``cls`` and its bases of ours define where the library
+    class beneath them has a method of that name: they show the library's face, and leave our frames out of
+    tracebacks (an ``IntegrityError`` from ``execute`` reads as it does plainly)."""
     library = next(base for base in cls.__mro__ if not base.__module__.startswith(_PACKAGE))
+    faces: dict[str, Any] = {}
     for ours in reversed(cls.__mro__[: cls.__mro__.index(library)]):
         for attr, value in ours.__dict__.items():
             if isinstance(value, types.FunctionType) and (shown := _static(library, attr)) is not None:
-                namespace[attr] = stand_in(value, shown)
-    return type(name or cls.__name__, (cls,), namespace)  # type: ignore[return-value]
+                faces[attr] = stand_in(value, shown)
+    return faces
 
 
 _PACKAGE = __name__.split(".")[0] + "."

@@ -130,6 +130,19 @@ INTERRUPTED = """
 """
 
 
+DUPLICATE_ROW = """
+    import sqlite3
+
+    def add_user(conn, name):
+        conn.execute("insert into users(name) values (?)", (name,))
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute("create table users(name text unique)")
+    add_user(conn, "ann")
+    add_user(conn, "ann")
+"""
+
+
 def closed_port() -> int:
     import socket
 
@@ -142,7 +155,8 @@ def closed_port() -> int:
     (MISSING_FILE, "load_prices", "FileNotFoundError"),
     (UPSTREAM_DOWN, "fetch_quote", "ConnectionError"),
     (INTERRUPTED, "crunch", "KeyboardInterrupt"),
-], ids=["missing-file", "upstream-down", "ctrl-c"])
+    (DUPLICATE_ROW, "add_user", "IntegrityError"),
+], ids=["missing-file", "upstream-down", "ctrl-c", "database-refuses"])
 def test_a_crash_inside_an_external_call_is_the_programs_crash(tmp_path: Path, source: str, function: str,
                                                                crash: str) -> None:
     program = write(tmp_path, source.replace("{port}", str(closed_port())))
