@@ -156,6 +156,11 @@ class RecordedRLock(_OrderedAcquisitions):
         return getattr(self._lock, name)
 
 
+# The program asks type(lock) what it is: the answer is the lock types' own names.
+for _ours, _theirs in ((RecordedLock, _thread.LockType), (RecordedRLock, _RealRLock)):
+    _ours.__name__, _ours.__qualname__, _ours.__module__ = _theirs.__name__, _theirs.__qualname__, _theirs.__module__
+del _ours, _theirs
+
 # The module-level functions of ``random`` that draw from the shared generator.
 RANDOM_DRAWS = (
     "random", "uniform", "randint", "randrange", "choice", "choices", "shuffle", "sample", "getrandbits",
