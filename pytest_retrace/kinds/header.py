@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from .._version import __version__
-from ..boundaries import env
+from ..boundaries import env, machine
 from ..format.tape import FORMAT, Kind
 
 
@@ -32,6 +32,7 @@ def make_header(kind: Kind, entry: dict[str, Any], argv: list[str], hash_seed: i
         "argv": argv,
         "cwd": os.getcwd(),
         "environ": environ,
+        "machine": {"zone": machine.zone()},
         "created_at": created_at or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "redaction": {"pattern": redact, "redacted": redacted},
         "live_paths": live_paths,

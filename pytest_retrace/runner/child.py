@@ -14,7 +14,7 @@ import sys
 from types import ModuleType
 from typing import Any, NoReturn
 
-from ..boundaries import Options, areas, env, install
+from ..boundaries import Options, areas, env, install, machine
 from ..engine.divergence import DIVERGED_EXIT, Call, Divergence, DivergenceKind
 from ..engine.patch import Patcher
 from ..engine.replayer import Replayer
@@ -50,10 +50,11 @@ def record(config: RecordConfig) -> NoReturn:
 
 
 def prepare(header: dict[str, Any]) -> Any:
-    """Make the world what the recording started in (environment, interpreter path, folder), then let the
+    """Make the world what the recording started in (environment, time zone, interpreter path, folder), then let the
     kind prepare (an in-process recording's entry is imported: importing was no part of the recording).
     The fork server does this once, before it forks the replays."""
     env.restore(header["environ"])
+    machine.apply((header.get("machine") or {}).get("zone"))
     sys.executable = header.get("executable", sys.executable)  # the program may start itself again
     if os.path.isdir(header["cwd"]):
         os.chdir(header["cwd"])

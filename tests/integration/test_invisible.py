@@ -4,6 +4,7 @@ inside an external call replays as that crash, named after the program's own fun
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -18,8 +19,8 @@ def write(folder: Path, source: str, name: str = "prog.py") -> str:
     return name
 
 
-def run_plain(folder: Path, program: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, program], cwd=folder, capture_output=True, text=True, timeout=60)
+def run_plain(folder: Path, program: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, program], cwd=folder, capture_output=True, text=True, timeout=60, env=env)
 
 
 def record(folder: Path, program: str) -> subprocess.CompletedProcess[str]:
@@ -27,9 +28,9 @@ def record(folder: Path, program: str) -> subprocess.CompletedProcess[str]:
                           cwd=folder, capture_output=True, text=True, timeout=120)
 
 
-def replay(folder: Path) -> tuple[subprocess.CompletedProcess[str], dict]:
+def replay(folder: Path, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess[str], dict]:
     run = subprocess.run([sys.executable, "-m", "pytest_retrace", "replay", "rec.retrace", "--verdict", "v.json"],
-                         cwd=folder, capture_output=True, text=True, timeout=120)
+                         cwd=folder, capture_output=True, text=True, timeout=120, env=env)
     return run, json.loads((folder / "v.json").read_text())
 
 
@@ -215,3 +216,27 @@ def test_a_full_disk_does_not_change_the_programs_exit_status(tmp_path: Path) ->
         assert "Traceback" not in recorded.stderr
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+@pytest.mark.parametrize("recorded_in", ["Europe/Paris", None], ids=["TZ-set", "system-zone"])
+def test_a_replay_in_another_time_zone_prints_the_recorded_local_times(tmp_path: Path, recorded_in: str | None,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    program = write(tmp_path, """
+        import datetime, time
+        moment = 1_700_000_000
+        print(time.localtime(moment).tm_hour, time.strftime("%Z", time.localtime(moment)), time.tzname)
+        print(datetime.datetime.fromtimestamp(moment), datetime.datetime.fromtimestamp(moment).astimezone())
+    """)
+    if recorded_in is None:
+        monkeypatch.delenv("TZ", raising=False)
+    else:
+        monkeypatch.setenv("TZ", recorded_in)
+    plain = run_plain(tmp_path, program)
+    recorded = record(tmp_path, program)
+    same(plain, recorded)
+    elsewhere = {**os.environ, "TZ": "Asia/Kolkata"}  # the replaying machine is half a world away
+    assert run_plain(tmp_path, program, elsewhere).stdout != plain.stdout
+    replayed, verdict = replay(tmp_path, env=elsewhere)
+    same(recorded, replayed)
+    assert verdict["status"] == "ok"
+
