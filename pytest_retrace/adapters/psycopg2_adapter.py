@@ -660,7 +660,6 @@ def _patch_literal(engine: Engine, patcher: Patcher, sql: ModuleType) -> None:
         return conn._retrace_engine.call("psycopg2.sql.Literal.as_string", (params((self.wrapped,))[0],), fn,
                                          self, context)
 
-    as_string.__name__ = as_string.__qualname__ = "as_string"
     patcher.set(sql.Literal, "as_string", as_string)
 
 
@@ -708,8 +707,5 @@ def install(engine: Engine, patcher: Patcher, module: ModuleType) -> None:
         conn._retrace_facts = dict(facts)
         return conn
 
-    connect.__name__ = connect.__qualname__ = "connect"
-    connect.__module__ = real_connect.__module__
-    connect.__doc__ = real_connect.__doc__
     patcher.set(module, "connect", connect)
     patcher.when_imported("psycopg2.sql", lambda sql: _patch_literal(engine, patcher, sql))

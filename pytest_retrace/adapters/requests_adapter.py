@@ -20,7 +20,7 @@ import http.client
 import io
 from typing import TYPE_CHECKING, Any
 
-from ..engine.base import dress, payload
+from ..engine.base import payload
 from ..format.codec import Digest
 from ..hooks.specs import hookimpl
 
@@ -134,6 +134,6 @@ def retrace_install_boundaries(engine: Engine, patcher: Patcher, options: Option
             response.connection = self
             return response
 
-        patcher.set(adapters.HTTPAdapter, "send", dress(send, real_send))
+        patcher.set(adapters.HTTPAdapter, "send", send)
 
     patcher.when_imported("requests.adapters", patch)

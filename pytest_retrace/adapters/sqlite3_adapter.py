@@ -492,9 +492,6 @@ def install(engine: Engine, patcher: Patcher, module: ModuleType) -> None:
         conn._retrace_facts = dict(facts)
         return conn
 
-    connect.__name__ = connect.__qualname__ = "connect"
-    connect.__module__ = real_connect.__module__
-    connect.__doc__ = real_connect.__doc__
     patcher.set(module, "connect", connect)
     dbapi2 = sys.modules.get("sqlite3.dbapi2")  # SQLAlchemy connects through sqlite3.dbapi2
     if dbapi2 is not None and getattr(dbapi2, "connect", None) is real_connect:

@@ -10,8 +10,6 @@ import datetime as _dt
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..engine.base import dress
-
 if TYPE_CHECKING:
     from ..engine.base import Engine
     from ..engine.patch import Patcher
@@ -50,14 +48,14 @@ def _clock_by_id(engine: Engine, name: str, real: Any) -> Any:
     def clock(clk_id: int) -> Any:
         return engine.call(f"time.{name}", (clk_id,), real, clk_id)
 
-    return dress(clock, real)
+    return clock
 
 
 def _install_struct_time(engine: Engine, patcher: Patcher) -> None:
     """``localtime()``/``gmtime()``/``ctime()``/``asctime()``/``strftime(fmt)`` read the clock only
     without a time argument; with one they are pure functions and run as they are."""
     real_localtime, real_gmtime = time.localtime, time.gmtime
-    real_ctime, real_asctime, real_strftime = time.ctime, time.asctime, time.strftime
+    real_asctime, real_strftime = time.asctime, time.strftime
 
     def localtime(secs: float | None = None) -> time.struct_time:
         if secs is None:
@@ -78,9 +76,8 @@ def _install_struct_time(engine: Engine, patcher: Patcher) -> None:
     def strftime(fmt: str, t: Any = None) -> str:
         return real_strftime(fmt, localtime() if t is None else t)
 
-    for fn, real in ((localtime, real_localtime), (gmtime, real_gmtime), (ctime, real_ctime),
-                     (asctime, real_asctime), (strftime, real_strftime)):
-        patcher.set(time, fn.__name__, dress(fn, real))
+    for fn in (localtime, gmtime, ctime, asctime, strftime):
+        patcher.set(time, fn.__name__, fn)
 
 
 def _install_sleep(engine: Engine, patcher: Patcher) -> None:
@@ -90,7 +87,7 @@ def _install_sleep(engine: Engine, patcher: Patcher) -> None:
         # On replay the recorded return comes back at once: replay runs faster than real time.
         engine.call("time.sleep", (secs,), real_sleep, secs)
 
-    patcher.set(time, "sleep", dress(sleep, real_sleep))
+    patcher.set(time, "sleep", sleep)
 
 
 def _install_datetime(engine: Engine, patcher: Patcher) -> None:
@@ -123,6 +120,6 @@ def _install_datetime(engine: Engine, patcher: Patcher) -> None:
             return value if cls is _dt.datetime else cls.combine(value.date(), value.time())
         return cls(value.year, value.month, value.day)
 
-    patcher.set(_dt.datetime, "now", classmethod(dress(now, real_now)))
-    patcher.set(_dt.datetime, "utcnow", classmethod(dress(utcnow, real_utcnow)))
-    patcher.set(_dt.date, "today", classmethod(dress(today, _dt.date.today)))
+    patcher.set(_dt.datetime, "now", classmethod(now))
+    patcher.set(_dt.datetime, "utcnow", classmethod(utcnow))
+    patcher.set(_dt.date, "today", classmethod(today))

@@ -13,7 +13,6 @@ import gc
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from ..engine.base import dress
 from ..engine.state import enter_gate, leave_gate
 
 if TYPE_CHECKING:
@@ -42,4 +41,4 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
         finally:
             leave_gate()
 
-    patcher.set(weakref.finalize, "__call__", dress(call, real_call))
+    patcher.set(weakref.finalize, "__call__", call)

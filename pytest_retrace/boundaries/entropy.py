@@ -12,7 +12,6 @@ import os
 import random
 from typing import TYPE_CHECKING, Any
 
-from ..engine.base import dress
 from ..engine.router import Router
 from ..engine.state import tls
 
@@ -30,7 +29,6 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
     def urandom(size: int) -> bytes:
         return engine.call("os.urandom", (size,), real_urandom, size)
 
-    dress(urandom, real_urandom)
     patcher.set(os, "urandom", urandom)
     patcher.set(random, "_urandom", urandom)  # SystemRandom draws through this module global
 
@@ -40,7 +38,7 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
         def getrandom(size: int, flags: int = 0) -> bytes:
             return engine.call("os.getrandom", (size, flags), real_getrandom, size, flags)
 
-        patcher.set(os, "getrandom", dress(getrandom, real_getrandom))
+        patcher.set(os, "getrandom", getrandom)
 
     real_seed = random.Random.seed
 
@@ -49,7 +47,7 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
             a = int.from_bytes(engine.call("random.seed", None, real_urandom, SEED_BYTES), "big")
         real_seed(self, a, version)
 
-    patcher.set(random.Random, "seed", dress(seed, real_seed))
+    patcher.set(random.Random, "seed", seed)
     # The module-level functions are bound methods of one hidden instance, bound at import: seeded now
     # through the seed boundary, a recording starts from a state it holds, whatever earlier code drew.
     # (In-process recordings leave the service's generator alone: each gets one of its own, own_generator.)
@@ -88,4 +86,4 @@ def on_module_generator(name: str) -> Any:
     def module_function(*args: Any, **kwargs: Any) -> Any:
         return method(module_generator(), *args, **kwargs)
 
-    return dress(module_function, method)
+    return module_function

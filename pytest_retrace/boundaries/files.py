@@ -26,7 +26,6 @@ import stat as stat_module
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ..engine.base import mimics
 from ..engine.stack import PACKAGE_DIR
 from ..engine.state import tls
 from .descriptors import Descriptors, Snapshot
@@ -192,8 +191,6 @@ class FileBoundary:
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(file))  # (a race)
         holder.append(fd)
         return None if content is None else Snapshot.value(content, stat)
-
-    @mimics(io.open)
     def open(  # noqa: A003 - it replaces the builtin
         self, file: Any, mode: str = "r", buffering: int = -1, encoding: str | None = None, errors: str | None = None,
         newline: str | None = None, closefd: bool = True, opener: Any = None,
@@ -258,8 +255,6 @@ class FileBoundary:
             if not opened:
                 os.close(fd)
             raise
-
-    @mimics(os.open)
     def os_open(self, path: Any, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
         if dir_fd is not None or flags & NOT_READ_ONLY or not self._is_data(path):
             return self._os_open(path, flags, mode, dir_fd=dir_fd)
@@ -268,14 +263,10 @@ class FileBoundary:
         if value is None:  # not a regular file: its descriptor, unrecorded as before
             return holder[0] if holder else self._os_open(path, flags, mode)
         return self._descriptors.serve(Snapshot.of(value), holder[0] if holder else None)
-
-    @mimics(os.fstat)
     def fstat(self, fd: int) -> os.stat_result:
         now = self._fstat(fd)
         recorded = self._descriptors.stat(fd, now)
         return now if recorded is None else recorded
-
-    @mimics(os.stat)
     def stat(self, path: Any, *, dir_fd: int | None = None, follow_symlinks: bool = True) -> os.stat_result:
         if type(path) is int and dir_fd is None and follow_symlinks:  # a descriptor: perhaps serving a data file
             return self.fstat(path)
@@ -285,22 +276,16 @@ class FileBoundary:
         if follow_symlinks:
             return self._engine.call("os.stat", (key,), self._stat, path)  # type: ignore[no-any-return]
         return self._engine.call("os.lstat", (key,), self._lstat, path)  # type: ignore[no-any-return]
-
-    @mimics(os.lstat)
     def lstat(self, path: Any, *, dir_fd: int | None = None) -> os.stat_result:
         if dir_fd is not None or not self._is_data(path):
             return self._lstat(path, dir_fd=dir_fd)
         return self._engine.call("os.lstat", (os.fspath(path),), self._lstat, path)  # type: ignore[no-any-return]
-
-    @mimics(os.listdir)
     def listdir(self, path: Any = None) -> list[Any]:
         if path is None:
             path = "."
         if not self._is_data(path):
             return self._listdir(path)
         return self._engine.call("os.listdir", (os.fspath(path),), self._listdir, path)  # type: ignore[no-any-return]
-
-    @mimics(os.scandir)
     def scandir(self, path: Any = None) -> Any:
         if path is None:
             path = "."

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ..engine.base import Engine, dress, payload, with_engine
+from ..engine.base import Engine, payload, with_engine
 from .streams import RecordedStream
 
 if TYPE_CHECKING:
@@ -158,6 +158,6 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
     def system(command: Any) -> int:
         return engine.call("os.system", (os.fsdecode(command),), real_system, command)
 
-    patcher.set(os, "system", dress(system, real_system))
+    patcher.set(os, "system", system)
     for name in ("getpid", "getppid"):
         patcher.set(os, name, engine.wrap_noarg(f"os.{name}", getattr(os, name)))

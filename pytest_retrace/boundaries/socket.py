@@ -16,7 +16,7 @@ import socket as _socket
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ..engine.base import Engine, dress, payload, with_engine
+from ..engine.base import Engine, payload, with_engine
 from ..engine.state import internal
 
 if TYPE_CHECKING:
@@ -210,7 +210,7 @@ def _install_tls(engine: Engine, patcher: Patcher, ssl: ModuleType) -> None:
 
         return TLSSocket(wrapped[0] if wrapped else sock, engine)
 
-    patcher.set(ssl.SSLContext, "wrap_socket", dress(wrap_socket, real_wrap))
+    patcher.set(ssl.SSLContext, "wrap_socket", wrap_socket)
 
 
 def install(engine: Engine, patcher: Patcher, options: Options) -> None:
@@ -223,7 +223,7 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
             key = args + tuple(sorted(kwargs.items())) if kwargs else args
             return engine.call(f"socket.{_name}", key, _real, *args, **kwargs)
 
-        patcher.set(_socket, name, dress(resolver, real))
+        patcher.set(_socket, name, resolver)
 
     real_select = select.select
 
@@ -237,7 +237,7 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
         positions = engine.call("select.select", (len(lists[0]), len(lists[1]), len(lists[2]), timeout), run)
         return tuple([watched[i] for i in found] for watched, found in zip(lists, positions, strict=True))  # type: ignore[return-value]
 
-    patcher.set(select, "select", dress(select_, real_select))
+    patcher.set(select, "select", select_)
     poll = with_engine(RecordedPoll, engine, name="poll", module="select")
     patcher.set(select, "poll", poll)
     patcher.set(selectors.PollSelector, "_selector_cls", poll)

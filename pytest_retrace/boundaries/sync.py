@@ -32,7 +32,6 @@ import time
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ..engine.base import dress
 from ..engine.stack import PACKAGE_DIR
 from ..engine.state import STATE, recorded_thread, tls
 from .entropy import on_module_generator
@@ -181,7 +180,7 @@ def _ordered_draw(engine: Engine, name: str) -> Callable[..., Any]:
 
         return engine.sync(f"random.{name}", None, run, run)
 
-    return dress(ordered, draw)
+    return ordered
 
 
 def _as_completed_in_given_order(futures: ModuleType) -> Callable[..., Any]:
@@ -218,7 +217,7 @@ def _as_completed_in_given_order(futures: ModuleType) -> Callable[..., Any]:
                 with f._condition:
                     f._waiters.remove(waiter)
 
-    return dress(as_completed, base.as_completed)
+    return as_completed
 
 
 def install(engine: Engine, patcher: Patcher, options: Options) -> None:

@@ -13,7 +13,7 @@ import _thread
 import threading
 from typing import TYPE_CHECKING, Any
 
-from ..engine.base import dress, nothing
+from ..engine.base import nothing
 from ..engine.state import enter_child_thread, new_child_thread, recorded_thread, tls
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
                 start_real()
             return started[0]
 
-        return dress(start, real_start)
+        return start
 
     start_new_thread = labelled(_thread.start_new_thread)
     patcher.set(_thread, "start_new_thread", start_new_thread)
@@ -92,4 +92,4 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
         engine.sync("thread.join", None, redo, joined)
         return None
 
-    patcher.set(threading.Thread, "join", dress(join, real_join))
+    patcher.set(threading.Thread, "join", join)

@@ -21,7 +21,6 @@ from .state import STATE, tls
 # Byte payloads up to this size are kept whole in call keys (readable diffs); larger ones become a Digest.
 INLINE_BYTES = 1024
 
-F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T", bound=type)
 
 
@@ -97,26 +96,6 @@ def payload(data: Any) -> Any:
     if len(data) <= INLINE_BYTES:
         return bytes(data)
     return Digest.of(bytes(data))
-
-
-def dress(wrapper: F, original: Any, name: str | None = None) -> F:
-    """Give a boundary's replacement its original's names and documentation (as ``functools.update_wrapper``
-    does, but without ``__wrapped__``: the replacement must not lead back to the unrecorded original), so it
-    reads the same in reprs, ``help()`` and tracebacks on both sides."""
-    wrapper.__name__ = getattr(original, "__name__", None) or name or wrapper.__name__
-    wrapper.__qualname__ = getattr(original, "__qualname__", None) or wrapper.__name__
-    wrapper.__module__ = getattr(original, "__module__", None) or wrapper.__module__
-    wrapper.__doc__ = getattr(original, "__doc__", None)
-    return wrapper
-
-
-def mimics(original: Any) -> Callable[[F], F]:
-    """Decorator form of :func:`dress`, for replacements defined at module or class level."""
-
-    def decorate(wrapper: F) -> F:
-        return dress(wrapper, original)
-
-    return decorate
 
 
 def with_engine(cls: T, engine: Engine, name: str | None = None, module: str | None = None) -> T:

@@ -11,7 +11,7 @@ from typing import Any
 from ..format.codec import Raised
 from ..format.events import FORM_ARGS, FORM_PLAIN, FORM_THREAD, MAIN
 from ..format.tape import MemoryTape, TapeWriter
-from .base import Engine, dress
+from .base import Engine
 from .standin import noarg_recorder
 from .state import STATE, enter_gate, leave, tls
 
@@ -122,4 +122,4 @@ class Recorder(Engine):
                 slow(value)
             return value
 
-        return dress(recorded, fn, name)
+        return recorded

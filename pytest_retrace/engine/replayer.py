@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 
 from ..format.codec import Raised, chained
 from ..format.events import MAIN, Event
-from .base import Engine, dress, nothing
+from .base import Engine, nothing
 from .demux import EXHAUSTED, TIMED_OUT, Demux
 from .divergence import DIVERGED_EXIT, Call, Divergence, DivergenceKind, Preceding, ReplayDivergence
 from .keyed import LIVE, KeyedAnswers, KeyedSummary
@@ -287,7 +287,7 @@ class Replayer(Engine):
         def replayed() -> Any:
             return slow(next(cursor, None) if state.fast and self.in_order else _UNTAKEN)
 
-        return dress(replayed, fn, name)
+        return replayed
 
     def _recheck(self, event: Event | None, name: str, args: Any) -> Event:
         if event is None:

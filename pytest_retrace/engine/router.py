@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .base import Engine, dress
+from .base import Engine
 from .state import tls
 
 
@@ -32,7 +32,7 @@ class Router(Engine):
             engine = target()
             return fn() if engine is None else engine.call(name, None, fn)
 
-        return dress(routed, fn, name)
+        return routed
 
     def sync(self, name: str, args: Any, redo: Callable[[Any], Any], fn: Callable[..., Any], *a: Any) -> Any:
         engine = self._target()
