@@ -2,7 +2,7 @@
 import json
 import logging
 
-logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s")
+logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
 log = logging.getLogger(__name__)
 
 
