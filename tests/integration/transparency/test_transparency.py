@@ -65,6 +65,9 @@ XFAIL: dict[str, str] = {  # what differs today, by root cause
     "sqlite_function": "create_function returns a builtin_method: 'cannot record a value', recording incomplete",
     "sqlite_dump": "iterdump returns a builtin: 'cannot record a value of type builtin_function_or_method'",
     "pg_listen_notify": "connection.poll returns a builtin: 'cannot record a value', recording incomplete",
+    # the time zone is not restored on replay: local times come out in the replaying machine's TZ
+    "datetime_tz": "replay prints 'local offset 5:30:00' (replay's TZ) instead of the recorded '1:00:00'",
+    "flask_thread": "werkzeug's request log shows local time in the replay's TZ ([… 21:23:08] instead of 16:53:08)",
     # the psycopg2 connection proxy is refused by psycopg2's C functions
     "sqlalchemy_core_pg": "SQLAlchemy's register_uuid(None, conn): 'argument 2 must be a connection, cursor or None'",
     "sqlalchemy_orm_pg": "SQLAlchemy's register_uuid(None, conn): 'argument 2 must be a connection, cursor or None'",
@@ -96,8 +99,8 @@ FILES_AFTER: dict[str, str | bytes] = {
     "notes/c.txt": "new note\n",
     "blob.bin": bytes(reversed(range(256))) * 8,
 }
-ENV_BEFORE = {"TR_REGION": "eu-west-1"}
-ENV_AFTER = {"TR_REGION": "ap-south-1"}
+ENV_BEFORE = {"TR_REGION": "eu-west-1", "TZ": "Europe/Paris"}
+ENV_AFTER = {"TR_REGION": "ap-south-1", "TZ": "Asia/Kolkata"}
 STOCK_BEFORE = [("apple", 3), ("pear", 5), ("plum", 7)]
 STOCK_AFTER = [("apple", 9), ("fig", 1)]
 MTIME_BEFORE, MTIME_AFTER = 1_700_000_000, 1_750_000_000
