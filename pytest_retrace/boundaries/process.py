@@ -1,16 +1,21 @@
 """Processes: ``subprocess.Popen`` (so ``run``, ``check_output``, ``os.popen``), ``os.system``,
-``os.getpid``/``getppid``, and what the process reads from its standard input.
+``os.getpid``/``getppid``, signals to other processes, what the process reads from its standard input,
+and the ways a process ends without returning (``os._exit``, a fatal signal to itself, ``abort``).
 
 On replay nothing is spawned: :class:`RecordedPopen` answers every method from the
-recording. It subclasses the real Popen so ``isinstance`` checks still hold.
+recording. It subclasses the real Popen so ``isinstance`` checks still hold. A signal to
+another process is an event, never sent on replay; one to the process itself is the
+program's own doing and is delivered, on both sides.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..engine.base import Engine, payload, with_engine
@@ -21,6 +26,44 @@ if TYPE_CHECKING:
     from ..hooks.specs import Options
 
 _REAL_POPEN = subprocess.Popen
+_REAL_GETPID, _REAL_GETPPID, _REAL_EXIT, _REAL_KILL, _REAL_ABORT = os.getpid, os.getppid, os._exit, os.kill, os.abort
+_REAL_RAISE = signal.raise_signal
+# Signals whose default action is not to end the process (ignored, or stopping it).
+_NOT_FATAL = {getattr(signal, name) for name in ("SIGCHLD", "SIGURG", "SIGWINCH", "SIGCONT", "SIGSTOP", "SIGTSTP",
+                                                 "SIGTTIN", "SIGTTOU") if hasattr(signal, name)}
+
+
+class Ending:
+    """How the recorded (or replayed) process reports its end when it ends without returning: ``now(status)``
+    runs before it goes (status: minus the signal's number for a death by signal; the kind sees to it that a
+    fork's end is not reported). ``pid`` is the process's id as the program sees it (the recorded one, on
+    replay); ``parent``, while recording, the one that started ``retrace record``."""
+
+    __slots__ = ("now", "pid", "real_pid", "parent")
+
+    def __init__(self, now: Callable[[int], None], pid: int, parent: int | None = None) -> None:
+        self.now = now
+        self.pid = pid
+        self.real_pid = _REAL_GETPID()
+        self.parent = parent
+
+
+_ending: Ending | None = None
+
+
+def ends(ending: Ending | None) -> None:
+    """Report the process's end through ``ending`` (a process recording or replay; None: no longer)."""
+    global _ending
+    _ending = ending
+
+
+def _fatal(sig: int) -> bool:
+    """Whether ``sig`` delivered now ends this process: its default action, no handler, not blocked."""
+    try:
+        return (sig == signal.SIGKILL or (signal.getsignal(sig) == signal.SIG_DFL and sig not in _NOT_FATAL
+                                          and sig not in signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+    except (ValueError, OSError):
+        return False
 _CODE = _REAL_POPEN.__init__.__code__
 _POSITIONAL = _CODE.co_varnames[1 : _CODE.co_argcount]  # args, bufsize, executable, stdin, stdout …
 
@@ -159,5 +202,44 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
         return engine.call("os.system", (os.fsdecode(command),), real_system, command)
 
     patcher.set(os, "system", system)
-    for name in ("getpid", "getppid"):
-        patcher.set(os, name, engine.wrap_noarg(f"os.{name}", getattr(os, name)))
+    patcher.set(os, "getpid", engine.wrap_noarg("os.getpid", _REAL_GETPID))
+    patcher.set(os, "getppid", engine.wrap_noarg("os.getppid", _parent_as_the_user_sees_it))
+    _install_endings(engine, patcher)
+
+
+def _parent_as_the_user_sees_it() -> int:
+    """The recorded program's parent is the one that started ``retrace record``, not the launcher."""
+    ending = _ending
+    if ending is not None and ending.parent is not None and _REAL_GETPID() == ending.real_pid:
+        return ending.parent
+    return _REAL_GETPPID()
+
+
+def _install_endings(engine: Engine, patcher: Patcher) -> None:
+    def _exit(status: int) -> None:
+        if _ending is not None:
+            _ending.now(status)
+        _REAL_EXIT(status)
+
+    def kill(pid: int, sig: int) -> None:
+        ending = _ending
+        if ending is not None and pid == ending.pid:  # the process itself: the program's own doing, on both sides
+            if _fatal(sig):
+                ending.now(-int(sig))
+            return _REAL_KILL(_REAL_GETPID(), sig)  # type: ignore[no-any-return]
+        return engine.call("os.kill", (pid, int(sig)), _REAL_KILL, pid, sig)  # type: ignore[no-any-return]
+
+    def raise_signal(sig: int) -> None:
+        if _ending is not None and _fatal(sig):
+            _ending.now(-int(sig))
+        _REAL_RAISE(sig)
+
+    def abort() -> None:
+        if _ending is not None:
+            _ending.now(-signal.SIGABRT)
+        _REAL_ABORT()
+
+    patcher.set(os, "_exit", _exit)
+    patcher.set(os, "kill", kill)
+    patcher.set(signal, "raise_signal", raise_signal)
+    patcher.set(os, "abort", abort)

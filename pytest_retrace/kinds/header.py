@@ -31,6 +31,7 @@ def make_header(kind: Kind, entry: dict[str, Any], argv: list[str], hash_seed: i
         "entry": entry,
         "argv": argv,
         "cwd": os.getcwd(),
+        "pid": os.getpid(),  # the process that recorded: a signal it sends itself is its own on replay too
         "environ": environ,
         "machine": {"zone": machine.zone()},
         "created_at": created_at or time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -21,6 +21,7 @@ from ..format import codec
 from ..frames import program_frames
 from ..record import Record
 
+_REAL_KILL, _REAL_GETPID = os.kill, os.getpid  # taken before the process boundary replaces them
 OUTPUT_HEAD = 8192  # bytes of stdout/stderr kept in END, for diffs when a replay prints otherwise
 
 
@@ -134,7 +135,7 @@ def leave_with(status: int) -> NoReturn:
     as the same signal (the parent shell or supervisor sees what it would have seen)."""
     if status < 0:
         signal.signal(-status, signal.SIG_DFL)
-        os.kill(os.getpid(), -status)
+        _REAL_KILL(_REAL_GETPID(), -status)
         time.sleep(1)  # the signal is delivered at once; this only covers one that is blocked
         status = 128 - status
     sys.exit(status)

@@ -20,6 +20,7 @@ from types import SimpleNamespace
 from typing import Any, NoReturn
 
 from ..boundaries import Options, install
+from ..boundaries.process import Ending, ends
 from ..engine.patch import Patcher
 from ..engine.recorder import Recorder
 from ..engine.stack import main_module_runs_alone, program_traceback
@@ -67,21 +68,32 @@ def flush_std() -> None:
             pass
 
 
-def run_then_exit(entry: dict[str, Any], argv: list[str], finalize: Callable[[Outcome], None]) -> NoReturn:
-    """Run the program and leave as it would. ``finalize(outcome)`` runs after the program's own
-    atexit handlers (atexit is last-in first-out, and ours is registered before the program runs),
-    and only in this process: a forked child inherits the handler but not the recording."""
+def run_then_exit(entry: dict[str, Any], argv: list[str], finalize: Callable[[Outcome], None], pid: int,
+                  parent: int | None = None) -> NoReturn:
+    """Run the program and leave as it would. ``finalize(outcome)`` runs once, in this process only (a
+    forked child inherits the handler but not the recording): after the program's own atexit handlers
+    (atexit is last-in first-out, and ours is registered before the program runs), or just before the
+    process goes without returning (``os._exit``, a fatal signal to itself), with what it had printed and
+    not flushed lost as plainly. ``pid``: the process's id as the program sees it; ``parent``: its parent's."""
     ended = SimpleNamespace(outcome=Outcome(1))  # if the program never returns to us
-    pid = _REAL_GETPID()
+    real_pid = _REAL_GETPID()
+    finished: list[Outcome] = []
+
+    def finish(outcome: Outcome) -> None:
+        if not finished and _REAL_GETPID() == real_pid:
+            finished.append(outcome)
+            finalize(outcome)
 
     def at_exit() -> None:
-        if _REAL_GETPID() == pid:
-            finalize(ended.outcome)
+        if _REAL_GETPID() == real_pid:
+            flush_std()
+            finish(ended.outcome)
             if ended.outcome.status < 0:  # after the program's atexit handlers, as Python does
                 flush_std()
                 leave_with(ended.outcome.status)
 
     atexit.register(at_exit)
+    ends(Ending(lambda status: finish(Outcome(status)), pid, parent))
     ended.outcome = run_program(entry, argv)
     flush_std()
     status = ended.outcome.status
@@ -90,9 +102,10 @@ def run_then_exit(entry: dict[str, Any], argv: list[str], finalize: Callable[[Ou
 
 def record(output: str, entry: dict[str, Any], argv: list[str], hash_seed: int, redact: str | None,
            live_paths: list[str], tags: dict[str, Any],
-           report: Callable[[Outcome, int, str | None], None]) -> NoReturn:
+           report: Callable[[Outcome, int, str | None], None], parent: int | None = None) -> NoReturn:
     """Record the program into ``output``; at the end, ``report(outcome, events written, recording error)``.
-    END is not written here: the runner adds the output it saw pass by."""
+    END is not written here: the runner adds the output it saw pass by. ``parent``: the process that started
+    the recording (the program's parent, as the user sees it)."""
     header = make_header(Kind.PROCESS, entry, argv, hash_seed, redact, live_paths, tags)
     writer = TapeWriter(output, header, on_writer_thread=mark_outside)
     engine = Recorder(writer)
@@ -101,11 +114,10 @@ def record(output: str, entry: dict[str, Any], argv: list[str], hash_seed: int, 
 
     def finalize(outcome: Outcome) -> None:
         enter_gate()
-        flush_std()
         writer.close(end=None)
         report(outcome, engine.events_in(writer.values_written), writer.error)
 
-    run_then_exit(entry, argv, finalize)
+    run_then_exit(entry, argv, finalize, header["pid"], parent)
 
 
 # -- the replay side -------------------------------------------------------------------------------------
@@ -124,4 +136,4 @@ def prepare_replay(header: dict[str, Any]) -> None:
 
 def rerun_then_exit(header: dict[str, Any], finalize: Callable[[Outcome], None]) -> NoReturn:
     """Run the recorded program again (the engine installed answers its external calls), and leave as it does."""
-    run_then_exit(header["entry"], header["argv"], finalize)
+    run_then_exit(header["entry"], header["argv"], finalize, header.get("pid", -1))

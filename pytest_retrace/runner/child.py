@@ -26,6 +26,9 @@ from ..kinds.outcome import Outcome
 from .protocol import CHILD_ENV, ChildResult, ForkServerConfig, RecordConfig, ReplayConfig, decode_config
 
 
+_exit = os._exit  # taken before the process boundary replaces it: our own exits are not the program's
+
+
 def kind_module(kind: Kind) -> ModuleType:
     """What prepares a replay of this kind and runs the recorded work again (imported only when needed: a
     process replay does not pay for the machinery of in-process recordings)."""
@@ -46,7 +49,7 @@ def record(config: RecordConfig) -> NoReturn:
 
     redact = env.DEFAULT_REDACT if config.redact is None else config.redact
     process.record(config.output, config.entry, config.argv, config.hash_seed, redact, config.live_paths,
-                   config.tags, report)
+                   config.tags, report, config.parent)
 
 
 def prepare(header: dict[str, Any]) -> Any:
@@ -73,7 +76,7 @@ def replay_here(config: ReplayConfig) -> NoReturn:
         process.flush_std()
         # Events before the diverging one are the ones the replay consumed faithfully.
         ChildResult(divergence=divergence, events_consumed=divergence.index).write(config.result)
-        os._exit(DIVERGED_EXIT)
+        _exit(DIVERGED_EXIT)
 
     recorded = Outcome.from_json(rec.end or {})
     engine = Replayer(rec.events(), on_divergence=diverged, truncated=rec.status == TapeStatus.TRUNCATED,
@@ -84,7 +87,6 @@ def replay_here(config: ReplayConfig) -> NoReturn:
     def finalize(outcome: Outcome) -> None:
         enter_gate()
         engine.finish()
-        process.flush_std()
         consumed = engine.consumed
         result = ChildResult(outcome=outcome, events_consumed=consumed, keyed=engine.keyed)
         if engine.keyed is None and consumed < len(engine.events):
@@ -97,7 +99,7 @@ def replay_here(config: ReplayConfig) -> NoReturn:
         process.rerun_then_exit(header, finalize)
     finalize(kind_module(kind).rerun(prepared, header))
     process.flush_std()
-    os._exit(0)
+    _exit(0)
 
 
 def main() -> NoReturn:

@@ -36,6 +36,8 @@ from .protocol import CHILD_CODE, CHILD_ENV, ForkServerConfig, ReplayConfig, dec
 
 MAX_SERVERS = 4  # groups of recordings served at once by one pytest process; the oldest server goes first
 
+_exit = os._exit  # taken before the process boundary replaces it: our own exits are not the program's
+
 
 def server_key(header: dict[str, Any]) -> str | None:
     """What the servers of a recording's group have in common; None for recordings no server replays."""
@@ -226,4 +228,4 @@ def _replay_in_child(command: ReplayConfig, answers: IO[str], replay_here: Calla
             os.close(target)
         replay_here(command)
     finally:
-        os._exit(1)  # replay_here leaves with os._exit itself; this is for when it could not start
+        _exit(1)  # replay_here leaves with os._exit itself; this is for when it could not start

@@ -170,7 +170,8 @@ def record(
     if not os.access(folder, os.W_OK):
         raise RetraceError(f"cannot write the recording {output}: the folder {folder} is not writable")
     seed = hash_seed_from_environment()
-    config = RecordConfig(os.path.abspath(output), entry, argv, seed, live_paths or [], tags or {}, redact)
+    config = RecordConfig(os.path.abspath(output), entry, argv, seed, live_paths or [], tags or {}, redact,
+                          parent=os.getppid())
     run = run_child(config, seed)
     if run.result is not None and run.result.outcome is not None:
         outcome = run.result.outcome.replace(stdout=run.stdout.summary(), stderr=run.stderr.summary())

@@ -33,12 +33,12 @@ class Mode(StrEnum):
 class RecordConfig(Record):
     """Record the program ``entry`` (``{"script": …}`` or ``{"module": …}``) with ``argv`` into ``output``."""
 
-    __slots__ = ("output", "entry", "argv", "hash_seed", "live_paths", "tags", "redact", "result", "plugins")
+    __slots__ = ("output", "entry", "argv", "hash_seed", "live_paths", "tags", "redact", "result", "plugins", "parent")
     mode = Mode.RECORD
 
     def __init__(self, output: str, entry: dict[str, str], argv: list[str], hash_seed: int,
                  live_paths: list[str] | None = None, tags: dict[str, str] | None = None, redact: str | None = None,
-                 result: str = "", plugins: list[str] | None = None) -> None:
+                 result: str = "", plugins: list[str] | None = None, parent: int | None = None) -> None:
         self.output = output
         self.entry = entry
         self.argv = argv
@@ -48,6 +48,7 @@ class RecordConfig(Record):
         self.redact = redact  # None: the default pattern
         self.result = result  # where the child writes its ChildResult
         self.plugins: list[str] = plugins or []  # installed packages' plugins, found by the launcher
+        self.parent = parent  # the launcher's parent: the program's parent as the user sees it
 
 
 class ReplayConfig(Record):

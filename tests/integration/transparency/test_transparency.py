@@ -39,38 +39,8 @@ TIMEOUT = 60
 MAX_UNSTABLE = 0.3  # a program whose plain runs differ in more of their tokens than this is not a valid case
 
 XFAIL: dict[str, str] = {  # what differs today, by root cause
-    # our frames in the program's tracebacks (boundaries/files.py open, boundaries/socket.py connect, the requests
-    # adapter, engine/recorder.py call)
-    "traceback_print": "traceback of a failing open() shows boundaries/files.py and engine/recorder.py frames",
-    "uncaught_missing": "traceback of a failing open() shows boundaries/files.py and engine/recorder.py frames",
-    "requests_closed_port": "ConnectionError traceback shows boundaries/socket.py and requests_adapter.py frames",
-    "logging_exception": "logging.exception's traceback of a failing open() shows boundaries/files.py frames",
-    # builtins replaced by Python functions: they bind as methods, have signatures, other reprs
-    "class_builtin": "class attribute sleep = time.sleep binds self: 'sleep() takes 1 positional argument but 2'",
-    "logging_asctime": "%(asctime)s: Formatter.converter binds self: 'localtime() takes from 0 to 1 positional'",
-    "introspection": "inspect.signature(time.time) is '() -> Any', repr(time.sleep) is '<function sleep at 0x…>'",
-    # how the process ends
-    "keyboard_interrupt": "uncaught KeyboardInterrupt: plain dies by SIGINT (-2), recorded exits 1",
-    "sigterm_excepthook": "SIGTERM from an excepthook: plain dies by the signal (-15), recorded exits 143",
-    "os_exit": "os._exit(3) leaves no END frame: replay says 'truncated' instead of exiting 3",
-    "getpid": "os.getppid() in the recorded program is the launcher's pid, not the caller's",
-    # descriptors and mmap
-    "mmap_data": "open() returns a file without fileno(): 'io.UnsupportedOperation: fileno' before mmap",
-    "os_read": "os.open/os.read/os.pread not recorded: replay reads the changed file, stdout differs",
     # replay touches the world
     "write_report": "replay performs Path.mkdir: 'out' created in the program's folder",
-    "sqlalchemy_core_sqlite": "sqlite3.dbapi2.connect (SQLAlchemy's) not intercepted: replay creates core.sqlite",
-    "sqlalchemy_orm_sqlite": "sqlite3.dbapi2.connect (SQLAlchemy's) not intercepted: replay creates orm.sqlite",
-    # values without a codec: the recording is incomplete, a warning on stderr
-    "sqlite_function": "create_function returns a builtin_method: 'cannot record a value', recording incomplete",
-    "sqlite_dump": "iterdump returns a builtin: 'cannot record a value of type builtin_function_or_method'",
-    "pg_listen_notify": "connection.poll returns a builtin: 'cannot record a value', recording incomplete",
-    # the time zone is not restored on replay: local times come out in the replaying machine's TZ
-    "datetime_tz": "replay prints 'local offset 5:30:00' (replay's TZ) instead of the recorded '1:00:00'",
-    "flask_thread": "werkzeug's request log shows local time in the replay's TZ ([… 21:23:08] instead of 16:53:08)",
-    # the psycopg2 connection proxy is refused by psycopg2's C functions
-    "sqlalchemy_core_pg": "SQLAlchemy's register_uuid(None, conn): 'argument 2 must be a connection, cursor or None'",
-    "sqlalchemy_orm_pg": "SQLAlchemy's register_uuid(None, conn): 'argument 2 must be a connection, cursor or None'",
 }
 
 
