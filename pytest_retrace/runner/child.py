@@ -25,7 +25,6 @@ from ..kinds import process
 from ..kinds.outcome import Outcome
 from .protocol import CHILD_ENV, ChildResult, ForkServerConfig, RecordConfig, ReplayConfig, decode_config
 
-
 _exit = os._exit  # taken before the process boundary replaces it: our own exits are not the program's
 
 
