@@ -197,7 +197,9 @@ def _serve(folder: Path, *args: str) -> tuple[subprocess.Popen[str], int]:
 
 
 def _hammer(port: int, clients: int = 8, requests: int = 200) -> list[tuple[int, bytes]]:
-    """``clients`` threads, each sending ``requests`` GETs; every answer, in a fixed order."""
+    """``clients`` threads, each sending ``requests`` GETs (JSON and, keeping the session's cookie, a rendered page in
+    turn); every answer, in a fixed order."""
+    import http.cookiejar
     import threading
     import urllib.error
     import urllib.request
@@ -205,10 +207,11 @@ def _hammer(port: int, clients: int = 8, requests: int = 200) -> list[tuple[int,
     answers: list[list[tuple[int, bytes]]] = [[] for _ in range(clients)]
 
     def client(k: int) -> None:
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
         for n in range(requests):
-            url = f"http://127.0.0.1:{port}/item/{1 + (k + n) % 3}"
+            url = f"http://127.0.0.1:{port}/{('item', 'page')[n % 2]}/{1 + (k + n) % 3}"
             try:
-                with urllib.request.urlopen(url, timeout=30) as response:
+                with browser.open(url, timeout=30) as response:
                     answers[k].append((response.status, response.read()))
             except urllib.error.HTTPError as exc:
                 answers[k].append((exc.code, exc.read()))
@@ -222,7 +225,8 @@ def _hammer(port: int, clients: int = 8, requests: int = 200) -> list[tuple[int,
 
 
 def test_a_threaded_wsgi_app_with_sqlite_rows_answers_the_same_recorded(tmp_path: Path) -> None:
-    """8 client threads x 200 requests to a threaded werkzeug server whose app reads sqlite3.Row rows: recorded
+    """8 client threads x 200 requests to a threaded werkzeug server whose app reads sqlite3.Row rows, renders a Jinja
+    template and counts visits in the session: recorded
     request by request, every answer is the plain one (one in six used to be a 500: the adapter described
     columns on one sqlite3 connection shared by every thread). A sample of the recordings replays faithfully
     with the database gone."""
@@ -246,6 +250,7 @@ def test_a_threaded_wsgi_app_with_sqlite_rows_answers_the_same_recorded(tmp_path
             assert proc.stdout is not None
             proc.stdout.close()
     assert len(outcomes["plain"]) == 1600 and {status for status, _ in outcomes["plain"]} == {200}
+    assert sum(b"visit 100</p>" in body for _, body in outcomes["plain"]) == 8  # each client's session, to the end
     assert outcomes["record"] == outcomes["plain"]
     recordings = sorted((folder / "recordings").glob("*.retrace"))
     assert recordings, "a sample of about 1 in 100 requests is kept"
