@@ -426,6 +426,118 @@ PyObject *noarg_replayer(PyObject *, PyObject *args) {
     return (PyObject *)r;
 }
 
+// Replaying any call (engine.call(name, args, fn, *a, **kw)): the same common case in C, for calls with
+// arguments; slow(event or None, name, args, fn, *a, **kw) when the event was taken, or
+// slow(UNTAKEN, name, args, fn, ...) when not.
+struct CallReplayer {
+    PyObject_HEAD
+    PyObject *replayer, *cursor, *state, *slow, *raised_type, *live, *untaken;
+    vectorcallfunc vectorcall;
+};
+
+PyObject *call_slow(CallReplayer *r, PyObject *event, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t total = nargs + (kwnames ? PyTuple_GET_SIZE(kwnames) : 0);
+    PyObject *small[8];
+    PyObject **stack = total + 1 <= 8 ? small : (PyObject **)PyMem_Malloc((total + 1) * sizeof(PyObject *));
+    if (stack == nullptr) return PyErr_NoMemory();
+    stack[0] = event;
+    for (Py_ssize_t i = 0; i < total; ++i) stack[i + 1] = args[i];
+    PyObject *result = PyObject_Vectorcall(r->slow, stack, nargs + 1, kwnames);
+    if (stack != small) PyMem_Free(stack);
+    return result;
+}
+
+PyObject *call_replay(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    CallReplayer *r = (CallReplayer *)self;
+    if (PyVectorcall_NARGS(nargsf) < 3) return call_slow(r, r->untaken, args, nargsf, kwnames);
+    PyObject *fast = PyObject_GetAttr(r->state, str_fast);
+    if (fast == nullptr) return nullptr;
+    Py_DECREF(fast);
+    if (fast != Py_True) return call_slow(r, r->untaken, args, nargsf, kwnames);
+    PyObject *in_order = PyObject_GetAttr(r->replayer, str_in_order);
+    if (in_order == nullptr) return nullptr;
+    Py_DECREF(in_order);
+    if (in_order != Py_True) return call_slow(r, r->untaken, args, nargsf, kwnames);
+    PyObject *event = PyIter_Next(r->cursor);
+    if (event == nullptr) {
+        if (PyErr_Occurred()) return nullptr;
+        return call_slow(r, Py_None, args, nargsf, kwnames);
+    }
+    PyObject *name = PyObject_GetAttr(event, str_name);
+    PyObject *recorded = name ? PyObject_GetAttr(event, str_args) : nullptr;
+    int same = -1;
+    if (recorded != nullptr) {
+        same = name == args[0] || PyUnicode_Compare(name, args[0]) == 0;
+        if (same == 1 && !PyErr_Occurred()) same = PyObject_RichCompareBool(recorded, args[1], Py_EQ);
+    }
+    Py_XDECREF(name);
+    Py_XDECREF(recorded);
+    if (same < 0 || PyErr_Occurred()) {
+        Py_DECREF(event);
+        return nullptr;
+    }
+    if (same == 1) {
+        PyObject *result = PyObject_GetAttr(event, str_result);
+        if (result == nullptr || (Py_TYPE(result) != (PyTypeObject *)r->raised_type && result != r->live)) {
+            Py_DECREF(event);
+            return result;
+        }
+        Py_DECREF(result);
+    }
+    PyObject *result = call_slow(r, event, args, nargsf, kwnames);
+    Py_DECREF(event);
+    return result;
+}
+
+int call_replayer_traverse(CallReplayer *self, visitproc visit, void *arg) {
+    Py_VISIT(self->replayer);
+    Py_VISIT(self->cursor);
+    Py_VISIT(self->state);
+    Py_VISIT(self->slow);
+    Py_VISIT(self->raised_type);
+    Py_VISIT(self->live);
+    Py_VISIT(self->untaken);
+    return 0;
+}
+
+int call_replayer_clear(CallReplayer *self) {
+    Py_CLEAR(self->replayer);
+    Py_CLEAR(self->cursor);
+    Py_CLEAR(self->state);
+    Py_CLEAR(self->slow);
+    Py_CLEAR(self->raised_type);
+    Py_CLEAR(self->live);
+    Py_CLEAR(self->untaken);
+    return 0;
+}
+
+void call_replayer_dealloc(CallReplayer *self) {
+    PyObject_GC_UnTrack(self);
+    call_replayer_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+PyTypeObject CallReplayerType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+PyObject *call_replayer(PyObject *, PyObject *args) {
+    PyObject *fields[7];
+    if (!PyArg_ParseTuple(args, "OOOOOOO:call_replayer", &fields[0], &fields[1], &fields[2], &fields[3], &fields[4],
+                          &fields[5], &fields[6])) {
+        return nullptr;
+    }
+    CallReplayer *r = PyObject_GC_New(CallReplayer, &CallReplayerType);
+    if (r == nullptr) return nullptr;
+    PyObject **slots[] = {&r->replayer, &r->cursor, &r->state, &r->slow, &r->raised_type, &r->live, &r->untaken};
+    for (int i = 0; i < 7; ++i) {
+        Py_INCREF(fields[i]);
+        *slots[i] = fields[i];
+    }
+    r->vectorcall = call_replay;
+    PyObject_GC_Track(r);
+    return (PyObject *)r;
+}
+
 PyObject *set_own_prefix(PyObject *, PyObject *prefix) {
     if (prefix != Py_None && !PyUnicode_Check(prefix)) {
         PyErr_SetString(PyExc_TypeError, "set_own_prefix: a str or None");
@@ -452,6 +564,8 @@ PyObject *pass_through(PyObject *, PyObject *standin) {
 }
 
 PyMethodDef module_functions[] = {
+    {"call_replayer", (PyCFunction)call_replayer, METH_VARARGS,
+     "call_replayer(replayer, cursor, state, slow, Raised, LIVE, UNTAKEN): the replayer's call(), common case in C."},
     {"noarg_recorder", (PyCFunction)noarg_recorder, METH_VARARGS,
      "noarg_recorder(source, code, sink, state, slow): the recording stand-in of an argument-less source."},
     {"noarg_replayer", (PyCFunction)noarg_replayer, METH_VARARGS,
@@ -527,6 +641,16 @@ int add_transparent(PyObject *module) {
         *name.slot = PyUnicode_InternFromString(name.text);
         if (*name.slot == nullptr) return -1;
     }
+
+    CallReplayerType.tp_name = "pytest_retrace.engine._native.CallReplayer";
+    CallReplayerType.tp_basicsize = sizeof(CallReplayer);
+    CallReplayerType.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL;
+    CallReplayerType.tp_call = PyVectorcall_Call;
+    CallReplayerType.tp_vectorcall_offset = offsetof(CallReplayer, vectorcall);
+    CallReplayerType.tp_traverse = (traverseproc)call_replayer_traverse;
+    CallReplayerType.tp_clear = (inquiry)call_replayer_clear;
+    CallReplayerType.tp_dealloc = (destructor)call_replayer_dealloc;
+    if (PyType_Ready(&CallReplayerType) < 0) return -1;
 
     if (PyModule_AddObjectRef(module, "StandIn", (PyObject *)&StandInType) < 0) return -1;
     if (PyModule_AddObjectRef(module, "MethodStandIn", (PyObject *)&MethodStandInType) < 0) return -1;

@@ -55,3 +55,7 @@ def noarg_recorder(source: Any, code: int, sink: list[Any], state: Any, slow: An
 def noarg_replayer(source: Any, replayer: Any, cursor: Any, name: str, state: Any, slow: Any, raised_type: type,
                    live: Any) -> Any:
     """The replaying stand-in of an argument-less source: the next event answers, in C, when it can."""
+
+def call_replayer(replayer: Any, cursor: Any, state: Any, slow: Any, raised_type: type, live: Any,
+                  untaken: Any) -> Any:
+    """The replayer's ``call(name, args, fn, *a, **kw)``: the next event answers, in C, when it can."""

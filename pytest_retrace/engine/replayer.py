@@ -15,7 +15,7 @@ from .demux import EXHAUSTED, TIMED_OUT, Demux
 from .divergence import DIVERGED_EXIT, Call, Divergence, DivergenceKind, Preceding, ReplayDivergence
 from .keyed import LIVE, KeyedAnswers, KeyedSummary
 from .stack import replay_stack
-from .standin import noarg_replayer
+from .standin import call_replayer, noarg_replayer
 from .state import STATE, internal, tls
 from .watchdog import ThreadBook, Watchdog
 
@@ -23,7 +23,7 @@ from .watchdog import ThreadBook, Watchdog
 # decides that a replay is stuck).
 WAIT_SLICE = 1.0
 PRECEDING = 5  # matched events a divergence report shows
-_UNTAKEN = object()  # an argument-less source's stand-in took no event off the cursor
+_UNTAKEN = object()  # a native fast path took no event off the cursor
 
 
 def raise_recorded(raised: Raised) -> NoReturn:
@@ -70,6 +70,8 @@ class Replayer(Engine):
         self.single_thread = all(e.tid == MAIN for e in events)
         self._cursor = iter(events)
         self.in_order = self.single_thread  # the hot path's switch: single-threaded, in recorded order
+        if call_replayer is not None:  # the common case of call() in C; the rest in _call
+            self.call = call_replayer(self, self._cursor, STATE, self._call, Raised, LIVE, _UNTAKEN)  # type: ignore
         # The demultiplexer numbers threads; logical ids map to numbers in order of first appearance.
         self._slots: dict[Any, int] = {MAIN: 0}
         if not self.single_thread:
@@ -244,14 +246,24 @@ class Replayer(Engine):
     # -- answering calls --------------------------------------------------------------------------------
 
     def call(self, name: str, args: Any, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
-        if STATE.fast and self.in_order:  # the hot path, as in wrap_noarg
-            event = next(self._cursor, None)
-            if event is None or event.name != name or event.args != args:
-                event = self._recheck(event, name, args)
-        elif tls.gate or tls.tid is None:
-            return fn(*a, **kw)
-        else:
-            event = self.next_event(name, args)
+        return self._call(_UNTAKEN, name, args, fn, *a, **kw)
+
+    def _call(self, event: Any, name: str, args: Any, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
+        """``call``, given the event its native fast path took off the cursor (None: none was left), or _UNTAKEN."""
+        if event is _UNTAKEN:
+            if STATE.fast and self.in_order:
+                event = next(self._cursor, None)
+            elif tls.gate or tls.tid is None:
+                return fn(*a, **kw)
+            else:
+                event = self.next_event(name, args)
+                return self._answer(event, fn, a, kw)
+        if event is None or event.name != name or event.args != args:
+            event = self._recheck(event, name, args)
+        return self._answer(event, fn, a, kw)
+
+    @staticmethod
+    def _answer(event: Event, fn: Callable[..., Any], a: tuple[Any, ...], kw: dict[str, Any]) -> Any:
         result = event.result
         if type(result) is Raised:
             raise_recorded(result)

@@ -69,6 +69,7 @@ try:
     from ._native import (
         MethodStandIn,
         StandIn,
+        call_replayer,
         noarg_recorder,
         noarg_replayer,
         pass_through,
@@ -79,7 +80,7 @@ try:
     set_own_prefix(None if os.environ.get(OWN_FRAMES_ENV, "") not in ("", "0") else os.path.join(PACKAGE_DIR, ""))
 except ImportError:  # the extension could not be built on this platform
     StandIn, MethodStandIn = PyStandIn, PyMethodStandIn
-    set_error_hook = pass_through = noarg_recorder = noarg_replayer = None  # type: ignore[assignment]
+    set_error_hook = pass_through = noarg_recorder = noarg_replayer = call_replayer = None  # type: ignore[assignment]
 
 # Exceptions that only a bug of ours raises from our own frames: a real call raises TypeError, ValueError,
 # OSError … from C called in our frames too, and those are the program's.
