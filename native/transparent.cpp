@@ -232,210 +232,113 @@ PyGetSetDef standin_getset[] = {
 PyTypeObject StandInType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 PyTypeObject MethodStandInType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 
-// Argument-less sources (clocks) are the hot path of recording and replay: their stand-ins do the common
-// case in C, and hand everything else to the engine's Python code (`slow`).
+// Fast paths: the hot calls of recording and replay do their common case in C and hand everything else to
+// the engine's Python code (`slow`). Each is a stand-in with the few objects that case needs.
 PyObject *str_fast = nullptr, *str_in_order = nullptr, *str_name = nullptr, *str_args = nullptr,
          *str_result = nullptr;
 
-// Recording: value = source(); while only the main thread runs outside any gate (STATE.fast), the event
-// (code, value) goes straight onto the sink; otherwise slow(value) decides.
-struct NoargRecorder {
-    StandIn base;  // impl: the real source
-    PyObject *code, *sink, *state, *slow;
+constexpr int kFields = 7;
+
+struct FastPath {
+    StandIn base;
+    PyObject *field[kFields];  // named by the enums below, per kind of fast path
 };
 
+// Recording an argument-less source (a clock): value = source(); while only the main thread runs outside any
+// gate (STATE.fast), the event (code, value) goes straight onto the sink; otherwise slow(value) decides.
+enum { REC_CODE, REC_SINK, REC_STATE, REC_SLOW, REC_FIELDS };
+
+// Replaying one: while the replay is single-threaded and in order, the next event answers when it is this
+// source's, argument-less, and holds a plain value; anything else (another event, an exception to raise, a
+// live value, no event left, another thread) goes to slow(event or None), or slow() when none was taken.
+enum { NOARG_REPLAYER, NOARG_CURSOR, NOARG_NAME, NOARG_STATE, NOARG_SLOW, NOARG_RAISED, NOARG_LIVE, NOARG_FIELDS };
+
+// Replaying any call, engine.call(name, args, fn, *a, **kw): the same common case, for calls with arguments;
+// slow(event or None, name, args, fn, *a, **kw) when the event was taken, slow(UNTAKEN, …) when not.
+enum { CALL_REPLAYER, CALL_CURSOR, CALL_STATE, CALL_SLOW, CALL_RAISED, CALL_LIVE, CALL_UNTAKEN, CALL_FIELDS };
+
+static_assert(REC_FIELDS <= kFields && NOARG_FIELDS <= kFields && CALL_FIELDS <= kFields, "FastPath::field");
+
+// Whether `attr` of `obj` is True now (-1: an error is set).
+int is_true(PyObject *obj, PyObject *attr) {
+    PyObject *value = PyObject_GetAttr(obj, attr);
+    if (value == nullptr) return -1;
+    Py_DECREF(value);
+    return value == Py_True;
+}
+
+// The next event of `cursor` when it has `name` and arguments equal to `args`: 1 and its result in *result
+// (a new reference); 0 with the event in *event (a new reference, or null when none was left); -1 on error.
+int next_matching(PyObject *cursor, PyObject *name, PyObject *args, PyObject **event, PyObject **result) {
+    *event = PyIter_Next(cursor);
+    *result = nullptr;
+    if (*event == nullptr) return PyErr_Occurred() ? -1 : 0;
+    PyObject *recorded_name = PyObject_GetAttr(*event, str_name);
+    PyObject *recorded_args = recorded_name ? PyObject_GetAttr(*event, str_args) : nullptr;
+    int same = -1;
+    if (recorded_args != nullptr) {
+        same = recorded_name == name || PyUnicode_Compare(recorded_name, name) == 0;
+        if (PyErr_Occurred()) same = -1;
+        else if (same == 1) same = recorded_args == args || PyObject_RichCompareBool(recorded_args, args, Py_EQ);
+    }
+    Py_XDECREF(recorded_name);
+    Py_XDECREF(recorded_args);
+    if (same == 1) {
+        *result = PyObject_GetAttr(*event, str_result);
+        if (*result == nullptr) same = -1;
+    }
+    return same;
+}
+
 PyObject *noarg_record(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
-    NoargRecorder *r = (NoargRecorder *)self;
+    FastPath *r = (FastPath *)self;
     if (PyVectorcall_NARGS(nargsf) != 0 || (kwnames != nullptr && PyTuple_GET_SIZE(kwnames) != 0) || r->base.passing) {
         return PyObject_Vectorcall(r->base.original, args, nargsf, kwnames);  // the real source says what is wrong
     }
     PyObject *value = PyObject_CallNoArgs(r->base.impl);
-    if (value == nullptr) {
+    int fast = value ? is_true(r->field[REC_STATE], str_fast) : -1;
+    int done = -1;
+    if (fast == 1) {
+        done = PyList_Append(r->field[REC_SINK], r->field[REC_CODE]) < 0 || PyList_Append(r->field[REC_SINK], value) < 0
+                   ? -1 : 0;
+    } else if (fast == 0) {
+        PyObject *slow = PyObject_CallOneArg(r->field[REC_SLOW], value);
+        done = slow ? 0 : -1;
+        Py_XDECREF(slow);
+    }
+    if (done < 0) {
+        Py_XDECREF(value);
         strip_raised();
         return nullptr;
     }
-    PyObject *fast = PyObject_GetAttr(r->state, str_fast);
-    if (fast == nullptr) goto failed;
-    Py_DECREF(fast);
-    if (fast == Py_True) {
-        if (PyList_Append(r->sink, r->code) < 0 || PyList_Append(r->sink, value) < 0) goto failed;
-    } else {
-        PyObject *done = PyObject_CallOneArg(r->slow, value);
-        if (done == nullptr) goto failed;
-        Py_DECREF(done);
-    }
     return value;
-failed:
-    Py_DECREF(value);
-    strip_raised();
-    return nullptr;
 }
 
-// Replaying: while the replay is single-threaded and in order, the next event answers when it is this
-// source's, argument-less, and holds a plain value; anything else (another event, an exception to raise, a
-// live value, no event left, another thread) goes to slow(event or None).
-struct NoargReplayer {
-    StandIn base;  // impl: the real source (never called here)
-    PyObject *replayer, *cursor, *name, *state, *slow, *raised_type, *live;
-};
-
 PyObject *noarg_replay(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
-    NoargReplayer *r = (NoargReplayer *)self;
+    FastPath *r = (FastPath *)self;
     if (PyVectorcall_NARGS(nargsf) != 0 || (kwnames != nullptr && PyTuple_GET_SIZE(kwnames) != 0) || r->base.passing) {
         return PyObject_Vectorcall(r->base.original, args, nargsf, kwnames);
     }
-    PyObject *event = nullptr, *result = nullptr;
-    PyObject *fast = PyObject_GetAttr(r->state, str_fast);
-    if (fast == nullptr) goto failed;
-    Py_DECREF(fast);
-    if (fast == Py_True) {
-        PyObject *in_order = PyObject_GetAttr(r->replayer, str_in_order);
-        if (in_order == nullptr) goto failed;
-        Py_DECREF(in_order);
-        if (in_order == Py_True) {
-            event = PyIter_Next(r->cursor);
-            if (event == nullptr && PyErr_Occurred()) goto failed;
-            if (event != nullptr) {
-                PyObject *name = PyObject_GetAttr(event, str_name);
-                PyObject *args = name ? PyObject_GetAttr(event, str_args) : nullptr;
-                bool same = name != nullptr && args == Py_None &&
-                            (name == r->name || PyUnicode_Compare(name, r->name) == 0);
-                Py_XDECREF(name);
-                Py_XDECREF(args);
-                if (PyErr_Occurred()) goto failed;
-                if (same) {
-                    result = PyObject_GetAttr(event, str_result);
-                    if (result == nullptr) goto failed;
-                    if (Py_TYPE(result) != (PyTypeObject *)r->raised_type && result != r->live) {
-                        Py_DECREF(event);
-                        return result;
-                    }
-                    Py_CLEAR(result);
-                }
-            }
-            result = PyObject_CallOneArg(r->slow, event ? event : Py_None);
-            Py_XDECREF(event);
-            if (result == nullptr) strip_raised();
+    PyObject *result = nullptr, *event = nullptr;
+    int fast = is_true(r->field[NOARG_STATE], str_fast);
+    if (fast == 1) fast = is_true(r->field[NOARG_REPLAYER], str_in_order);
+    if (fast == 1) {
+        int same = next_matching(r->field[NOARG_CURSOR], r->field[NOARG_NAME], Py_None, &event, &result);
+        if (same == 1 && Py_TYPE(result) != (PyTypeObject *)r->field[NOARG_RAISED] && result != r->field[NOARG_LIVE]) {
+            Py_DECREF(event);
             return result;
         }
+        Py_CLEAR(result);
+        if (same >= 0) result = PyObject_CallOneArg(r->field[NOARG_SLOW], event ? event : Py_None);
+        Py_XDECREF(event);
+    } else if (fast == 0) {
+        result = PyObject_CallNoArgs(r->field[NOARG_SLOW]);  // slow() takes the event its own way
     }
-    result = PyObject_CallNoArgs(r->slow);  // not taken: slow() takes the event its own way
     if (result == nullptr) strip_raised();
     return result;
-failed:
-    Py_XDECREF(event);
-    strip_raised();
-    return nullptr;
 }
 
-int noarg_recorder_traverse(NoargRecorder *self, visitproc visit, void *arg) {
-    Py_VISIT(self->code);
-    Py_VISIT(self->sink);
-    Py_VISIT(self->state);
-    Py_VISIT(self->slow);
-    return standin_traverse(&self->base, visit, arg);
-}
-
-int noarg_recorder_clear(NoargRecorder *self) {
-    Py_CLEAR(self->code);
-    Py_CLEAR(self->sink);
-    Py_CLEAR(self->state);
-    Py_CLEAR(self->slow);
-    return standin_clear(&self->base);
-}
-
-void noarg_recorder_dealloc(NoargRecorder *self) {
-    PyObject_GC_UnTrack(self);
-    if (self->base.weakreflist != nullptr) PyObject_ClearWeakRefs((PyObject *)self);
-    noarg_recorder_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-int noarg_replayer_traverse(NoargReplayer *self, visitproc visit, void *arg) {
-    Py_VISIT(self->replayer);
-    Py_VISIT(self->cursor);
-    Py_VISIT(self->name);
-    Py_VISIT(self->state);
-    Py_VISIT(self->slow);
-    Py_VISIT(self->raised_type);
-    Py_VISIT(self->live);
-    return standin_traverse(&self->base, visit, arg);
-}
-
-int noarg_replayer_clear(NoargReplayer *self) {
-    Py_CLEAR(self->replayer);
-    Py_CLEAR(self->cursor);
-    Py_CLEAR(self->name);
-    Py_CLEAR(self->state);
-    Py_CLEAR(self->slow);
-    Py_CLEAR(self->raised_type);
-    Py_CLEAR(self->live);
-    return standin_clear(&self->base);
-}
-
-void noarg_replayer_dealloc(NoargReplayer *self) {
-    PyObject_GC_UnTrack(self);
-    if (self->base.weakreflist != nullptr) PyObject_ClearWeakRefs((PyObject *)self);
-    noarg_replayer_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-PyTypeObject NoargRecorderType = {PyVarObject_HEAD_INIT(nullptr, 0)};
-PyTypeObject NoargReplayerType = {PyVarObject_HEAD_INIT(nullptr, 0)};
-
-StandIn *new_standin(PyTypeObject *type, PyObject *impl, PyObject *original, vectorcallfunc call) {
-    StandIn *self = (StandIn *)type->tp_alloc(type, 0);
-    if (self == nullptr) return nullptr;
-    Py_INCREF(impl);
-    Py_INCREF(original);
-    self->impl = impl;
-    self->original = original;
-    self->vectorcall = call;
-    self->passing = false;
-    return self;
-}
-
-PyObject *noarg_recorder(PyObject *, PyObject *args) {
-    PyObject *source, *code, *sink, *state, *slow;
-    if (!PyArg_ParseTuple(args, "OOO!OO:noarg_recorder", &source, &code, &PyList_Type, &sink, &state, &slow)) return nullptr;
-    NoargRecorder *r = (NoargRecorder *)new_standin(&NoargRecorderType, source, source, noarg_record);
-    if (r == nullptr) return nullptr;
-    PyObject *fields[] = {code, sink, state, slow};
-    PyObject **slots[] = {&r->code, &r->sink, &r->state, &r->slow};
-    for (int i = 0; i < 4; ++i) {
-        Py_INCREF(fields[i]);
-        *slots[i] = fields[i];
-    }
-    return (PyObject *)r;
-}
-
-PyObject *noarg_replayer(PyObject *, PyObject *args) {
-    PyObject *source, *replayer, *cursor, *name, *state, *slow, *raised_type, *live;
-    if (!PyArg_ParseTuple(args, "OOOU" "OOOO:noarg_replayer", &source, &replayer, &cursor, &name, &state, &slow,
-                          &raised_type, &live)) {
-        return nullptr;
-    }
-    NoargReplayer *r = (NoargReplayer *)new_standin(&NoargReplayerType, source, source, noarg_replay);
-    if (r == nullptr) return nullptr;
-    PyObject *fields[] = {replayer, cursor, name, state, slow, raised_type, live};
-    PyObject **slots[] = {&r->replayer, &r->cursor, &r->name, &r->state, &r->slow, &r->raised_type, &r->live};
-    for (int i = 0; i < 7; ++i) {
-        Py_INCREF(fields[i]);
-        *slots[i] = fields[i];
-    }
-    return (PyObject *)r;
-}
-
-// Replaying any call (engine.call(name, args, fn, *a, **kw)): the same common case in C, for calls with
-// arguments; slow(event or None, name, args, fn, *a, **kw) when the event was taken, or
-// slow(UNTAKEN, name, args, fn, ...) when not.
-struct CallReplayer {
-    PyObject_HEAD
-    PyObject *replayer, *cursor, *state, *slow, *raised_type, *live, *untaken;
-    vectorcallfunc vectorcall;
-};
-
-PyObject *call_slow(CallReplayer *r, PyObject *event, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+PyObject *call_slow(FastPath *r, PyObject *event, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     Py_ssize_t total = nargs + (kwnames ? PyTuple_GET_SIZE(kwnames) : 0);
     PyObject *small[8];
@@ -443,100 +346,86 @@ PyObject *call_slow(CallReplayer *r, PyObject *event, PyObject *const *args, siz
     if (stack == nullptr) return PyErr_NoMemory();
     stack[0] = event;
     for (Py_ssize_t i = 0; i < total; ++i) stack[i + 1] = args[i];
-    PyObject *result = PyObject_Vectorcall(r->slow, stack, nargs + 1, kwnames);
+    PyObject *result = PyObject_Vectorcall(r->field[CALL_SLOW], stack, nargs + 1, kwnames);
     if (stack != small) PyMem_Free(stack);
     return result;
 }
 
 PyObject *call_replay(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
-    CallReplayer *r = (CallReplayer *)self;
-    if (PyVectorcall_NARGS(nargsf) < 3) return call_slow(r, r->untaken, args, nargsf, kwnames);
-    PyObject *fast = PyObject_GetAttr(r->state, str_fast);
-    if (fast == nullptr) return nullptr;
-    Py_DECREF(fast);
-    if (fast != Py_True) return call_slow(r, r->untaken, args, nargsf, kwnames);
-    PyObject *in_order = PyObject_GetAttr(r->replayer, str_in_order);
-    if (in_order == nullptr) return nullptr;
-    Py_DECREF(in_order);
-    if (in_order != Py_True) return call_slow(r, r->untaken, args, nargsf, kwnames);
-    PyObject *event = PyIter_Next(r->cursor);
-    if (event == nullptr) {
-        if (PyErr_Occurred()) return nullptr;
-        return call_slow(r, Py_None, args, nargsf, kwnames);
-    }
-    PyObject *name = PyObject_GetAttr(event, str_name);
-    PyObject *recorded = name ? PyObject_GetAttr(event, str_args) : nullptr;
-    int same = -1;
-    if (recorded != nullptr) {
-        same = name == args[0] || PyUnicode_Compare(name, args[0]) == 0;
-        if (same == 1 && !PyErr_Occurred()) same = PyObject_RichCompareBool(recorded, args[1], Py_EQ);
-    }
-    Py_XDECREF(name);
-    Py_XDECREF(recorded);
-    if (same < 0 || PyErr_Occurred()) {
+    FastPath *r = (FastPath *)self;
+    if (PyVectorcall_NARGS(nargsf) < 3) return call_slow(r, r->field[CALL_UNTAKEN], args, nargsf, kwnames);
+    int fast = is_true(r->field[CALL_STATE], str_fast);
+    if (fast == 1) fast = is_true(r->field[CALL_REPLAYER], str_in_order);
+    if (fast < 0) return nullptr;
+    if (fast == 0) return call_slow(r, r->field[CALL_UNTAKEN], args, nargsf, kwnames);
+    PyObject *event, *result;
+    int same = next_matching(r->field[CALL_CURSOR], args[0], args[1], &event, &result);
+    if (same == 1 && Py_TYPE(result) != (PyTypeObject *)r->field[CALL_RAISED] && result != r->field[CALL_LIVE]) {
         Py_DECREF(event);
-        return nullptr;
+        return result;
     }
-    if (same == 1) {
-        PyObject *result = PyObject_GetAttr(event, str_result);
-        if (result == nullptr || (Py_TYPE(result) != (PyTypeObject *)r->raised_type && result != r->live)) {
-            Py_DECREF(event);
-            return result;
-        }
-        Py_DECREF(result);
-    }
-    PyObject *result = call_slow(r, event, args, nargsf, kwnames);
-    Py_DECREF(event);
+    Py_XDECREF(result);
+    result = same < 0 ? nullptr : call_slow(r, event ? event : Py_None, args, nargsf, kwnames);
+    Py_XDECREF(event);
     return result;
 }
 
-int call_replayer_traverse(CallReplayer *self, visitproc visit, void *arg) {
-    Py_VISIT(self->replayer);
-    Py_VISIT(self->cursor);
-    Py_VISIT(self->state);
-    Py_VISIT(self->slow);
-    Py_VISIT(self->raised_type);
-    Py_VISIT(self->live);
-    Py_VISIT(self->untaken);
-    return 0;
+int fast_traverse(FastPath *self, visitproc visit, void *arg) {
+    for (PyObject *field : self->field) Py_VISIT(field);
+    return standin_traverse(&self->base, visit, arg);
 }
 
-int call_replayer_clear(CallReplayer *self) {
-    Py_CLEAR(self->replayer);
-    Py_CLEAR(self->cursor);
-    Py_CLEAR(self->state);
-    Py_CLEAR(self->slow);
-    Py_CLEAR(self->raised_type);
-    Py_CLEAR(self->live);
-    Py_CLEAR(self->untaken);
-    return 0;
+int fast_clear(FastPath *self) {
+    for (PyObject *&field : self->field) Py_CLEAR(field);
+    return standin_clear(&self->base);
 }
 
-void call_replayer_dealloc(CallReplayer *self) {
+void fast_dealloc(FastPath *self) {
     PyObject_GC_UnTrack(self);
-    call_replayer_clear(self);
+    if (self->base.weakreflist != nullptr) PyObject_ClearWeakRefs((PyObject *)self);
+    fast_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-PyTypeObject CallReplayerType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+PyTypeObject FastPathType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 
-PyObject *call_replayer(PyObject *, PyObject *args) {
-    PyObject *fields[7];
-    if (!PyArg_ParseTuple(args, "OOOOOOO:call_replayer", &fields[0], &fields[1], &fields[2], &fields[3], &fields[4],
-                          &fields[5], &fields[6])) {
+// A fast path standing in for `source` (None for the replayer's call, which stands for no library callable),
+// holding `fields` in order.
+PyObject *new_fast_path(PyObject *source, vectorcallfunc call, PyObject *fields, int count) {
+    if (!PyTuple_Check(fields) || PyTuple_GET_SIZE(fields) != count) {
+        PyErr_Format(PyExc_TypeError, "a fast path takes %d objects", count);
         return nullptr;
     }
-    CallReplayer *r = PyObject_GC_New(CallReplayer, &CallReplayerType);
+    FastPath *r = (FastPath *)FastPathType.tp_alloc(&FastPathType, 0);
     if (r == nullptr) return nullptr;
-    PyObject **slots[] = {&r->replayer, &r->cursor, &r->state, &r->slow, &r->raised_type, &r->live, &r->untaken};
-    for (int i = 0; i < 7; ++i) {
-        Py_INCREF(fields[i]);
-        *slots[i] = fields[i];
+    Py_INCREF(source);
+    Py_INCREF(source);
+    r->base.impl = source;
+    r->base.original = source;
+    r->base.vectorcall = call;
+    r->base.passing = false;
+    for (int i = 0; i < count; ++i) {
+        r->field[i] = PyTuple_GET_ITEM(fields, i);
+        Py_INCREF(r->field[i]);
     }
-    r->vectorcall = call_replay;
-    PyObject_GC_Track(r);
     return (PyObject *)r;
 }
+
+PyObject *noarg_recorder(PyObject *, PyObject *args) {
+    PyObject *rest = PyTuple_GetSlice(args, 1, PyTuple_GET_SIZE(args));
+    PyObject *made = rest ? new_fast_path(PyTuple_GET_ITEM(args, 0), noarg_record, rest, REC_FIELDS) : nullptr;
+    Py_XDECREF(rest);
+    return made;
+}
+
+PyObject *noarg_replayer(PyObject *, PyObject *args) {
+    PyObject *rest = PyTuple_GetSlice(args, 1, PyTuple_GET_SIZE(args));
+    PyObject *made = rest ? new_fast_path(PyTuple_GET_ITEM(args, 0), noarg_replay, rest, NOARG_FIELDS) : nullptr;
+    Py_XDECREF(rest);
+    return made;
+}
+
+PyObject *call_replayer(PyObject *, PyObject *args) { return new_fast_path(Py_None, call_replay, args, CALL_FIELDS); }
 
 PyObject *set_own_prefix(PyObject *, PyObject *prefix) {
     if (prefix != Py_None && !PyUnicode_Check(prefix)) {
@@ -616,22 +505,16 @@ int add_transparent(PyObject *module) {
     MethodStandInType.tp_vectorcall_offset = offsetof(StandIn, vectorcall);
     if (PyType_Ready(&MethodStandInType) < 0) return -1;
 
-    for (PyTypeObject *type : {&NoargRecorderType, &NoargReplayerType}) {
-        type->tp_name = "builtin_function_or_method";
-        type->tp_flags = flags;
-        type->tp_base = &StandInType;
-        type->tp_call = PyVectorcall_Call;
-        type->tp_vectorcall_offset = offsetof(StandIn, vectorcall);
-    }
-    NoargRecorderType.tp_basicsize = sizeof(NoargRecorder);
-    NoargRecorderType.tp_traverse = (traverseproc)noarg_recorder_traverse;
-    NoargRecorderType.tp_clear = (inquiry)noarg_recorder_clear;
-    NoargRecorderType.tp_dealloc = (destructor)noarg_recorder_dealloc;
-    NoargReplayerType.tp_basicsize = sizeof(NoargReplayer);
-    NoargReplayerType.tp_traverse = (traverseproc)noarg_replayer_traverse;
-    NoargReplayerType.tp_clear = (inquiry)noarg_replayer_clear;
-    NoargReplayerType.tp_dealloc = (destructor)noarg_replayer_dealloc;
-    if (PyType_Ready(&NoargRecorderType) < 0 || PyType_Ready(&NoargReplayerType) < 0) return -1;
+    FastPathType.tp_name = "builtin_function_or_method";
+    FastPathType.tp_flags = flags;
+    FastPathType.tp_base = &StandInType;
+    FastPathType.tp_basicsize = sizeof(FastPath);
+    FastPathType.tp_call = PyVectorcall_Call;
+    FastPathType.tp_vectorcall_offset = offsetof(StandIn, vectorcall);
+    FastPathType.tp_traverse = (traverseproc)fast_traverse;
+    FastPathType.tp_clear = (inquiry)fast_clear;
+    FastPathType.tp_dealloc = (destructor)fast_dealloc;
+    if (PyType_Ready(&FastPathType) < 0) return -1;
     struct Name {
         PyObject **slot;
         const char *text;
@@ -641,16 +524,6 @@ int add_transparent(PyObject *module) {
         *name.slot = PyUnicode_InternFromString(name.text);
         if (*name.slot == nullptr) return -1;
     }
-
-    CallReplayerType.tp_name = "pytest_retrace.engine._native.CallReplayer";
-    CallReplayerType.tp_basicsize = sizeof(CallReplayer);
-    CallReplayerType.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL;
-    CallReplayerType.tp_call = PyVectorcall_Call;
-    CallReplayerType.tp_vectorcall_offset = offsetof(CallReplayer, vectorcall);
-    CallReplayerType.tp_traverse = (traverseproc)call_replayer_traverse;
-    CallReplayerType.tp_clear = (inquiry)call_replayer_clear;
-    CallReplayerType.tp_dealloc = (destructor)call_replayer_dealloc;
-    if (PyType_Ready(&CallReplayerType) < 0) return -1;
 
     if (PyModule_AddObjectRef(module, "StandIn", (PyObject *)&StandInType) < 0) return -1;
     if (PyModule_AddObjectRef(module, "MethodStandIn", (PyObject *)&MethodStandInType) < 0) return -1;
