@@ -180,3 +180,43 @@ def test_boundaries_installed_over_others_are_undone_to_them() -> None:
     finally:
         outer_patches.undo()
     assert STATE.installed is None
+
+
+def polling_thread(idle_waits: int, clock_reads: int = 1) -> Callable[[], list[float]]:
+    """A program whose second thread waits ``idle_waits`` times for nothing (a timed-out select), then reads the
+    clock: a server loop that saw its stop flag after that many polls."""
+    import threading
+
+    def program() -> list[float]:
+        seen: list[float] = []
+
+        def serve() -> None:
+            for _ in range(idle_waits):
+                select.select([], [], [], 0)
+            seen.extend(time.time() for _ in range(clock_reads))
+
+        worker = threading.Thread(target=serve)
+        worker.start()
+        worker.join()
+        return seen
+
+    return program
+
+
+def test_a_timed_out_wait_the_replay_does_not_make_is_left_out() -> None:
+    # The thread saw the flag it loops on one poll sooner on replay: a schedule the program could have had.
+    tape = MemoryTape()
+    recorded = under(Recorder(tape), polling_thread(idle_waits=2))
+    assert under(Replayer(tape.events()), polling_thread(idle_waits=1)) == recorded
+
+
+def test_only_a_wait_that_timed_out_with_nothing_ready_may_be_left_out() -> None:
+    from pytest_retrace.engine.replayer import _idle_wait
+    from pytest_retrace.format.events import Event
+
+    assert _idle_wait(Event(0, "select.select", (1, 0, 0, 0.5), [[], [], []], "0.1"))
+    assert _idle_wait(Event(0, "select.poll", (1, 500), [], "0.1"))
+    assert not _idle_wait(Event(0, "select.select", (1, 0, 0, 0.5), [[0], [], []], "0.1"))  # something was ready
+    assert not _idle_wait(Event(0, "select.poll", (1, 500), [[0, 1]], "0.1"))
+    assert not _idle_wait(Event(0, "time.time", None, 1.5, "0.1"))
+    assert not _idle_wait(Event(0, "socket.recv", (8192, 0), b"", "0.1"))
