@@ -10,7 +10,8 @@ frame to a traceback, and an exception leaving it has pytest-retrace's frames cu
 sees the traceback the plain call would have given.
 
 ``PYTEST_RETRACE_OWN_FRAMES=1`` keeps our frames in tracebacks (to debug pytest-retrace itself).
-Without the native module, a pure-Python stand-in does the same but for the frames.
+Without the native module, a pure-Python stand-in does the same but for the frames, and an error of ours
+reaches the program.
 """
 
 from __future__ import annotations
@@ -128,10 +129,6 @@ _BINDING = (types.FunctionType, types.MethodDescriptorType, types.WrapperDescrip
 def stand_in(impl: Any, original: Any) -> Any:
     """``impl`` in ``original``'s place, looking and binding as ``original`` does."""
     return (MethodStandIn if isinstance(original, _BINDING) else StandIn)(impl, original)
-
-
-def is_stand_in(value: Any) -> bool:
-    return isinstance(value, StandIn)
 
 
 def replacing(value: Any, original: Any) -> Any:
