@@ -7,7 +7,9 @@ exact), and rebuilt into datetimes by code that runs the same way on both sides.
 from __future__ import annotations
 
 import datetime as _dt
+import sys
 import time
+import warnings
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -20,6 +22,11 @@ NOARG_SOURCES = (
     "process_time", "process_time_ns", "thread_time", "thread_time_ns",
 )
 
+# Python 3.12+ warns on datetime.utcnow(); the replacement warns in its place (the real one, called from our
+# frame, would warn about our code, which the default filters hide).
+UTCNOW_DEPRECATED = ("datetime.datetime.utcnow() is deprecated and scheduled for removal in a future version. Use "
+                     "timezone-aware objects to represent datetimes in UTC: datetime.datetime.now(datetime.UTC)."
+                     if sys.version_info >= (3, 12) else "")
 _EPOCH_NAIVE = _dt.datetime(1970, 1, 1)
 _EPOCH_UTC = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 _MICRO = _dt.timedelta(microseconds=1)
@@ -92,7 +99,6 @@ def _install_sleep(engine: Engine, patcher: Patcher) -> None:
 
 def _install_datetime(engine: Engine, patcher: Patcher) -> None:
     real_now = _dt.datetime.now
-    real_utcnow = _dt.datetime.utcnow
 
     def local_micros() -> int:
         return (real_now() - _EPOCH_NAIVE) // _MICRO
@@ -100,8 +106,6 @@ def _install_datetime(engine: Engine, patcher: Patcher) -> None:
     def utc_micros() -> int:
         return (real_now(_dt.timezone.utc) - _EPOCH_UTC) // _MICRO
 
-    def naive_utc_micros() -> int:
-        return (real_utcnow() - _EPOCH_NAIVE) // _MICRO
 
     def now(cls: type[_dt.datetime], tz: _dt.tzinfo | None = None) -> _dt.datetime:
         if tz is None:
@@ -111,7 +115,9 @@ def _install_datetime(engine: Engine, patcher: Patcher) -> None:
         return value if cls is _dt.datetime else cls.combine(value.date(), value.timetz())
 
     def utcnow(cls: type[_dt.datetime]) -> _dt.datetime:
-        value = _EPOCH_NAIVE + _MICRO * engine.call("datetime.utcnow", None, naive_utc_micros)
+        if UTCNOW_DEPRECATED:  # warned about where the program called it, as the real one warns
+            warnings.warn(UTCNOW_DEPRECATED, DeprecationWarning, stacklevel=2)
+        value = _EPOCH_NAIVE + _MICRO * engine.call("datetime.utcnow", None, utc_micros)
         return value if cls is _dt.datetime else cls.combine(value.date(), value.time())
 
     def today(cls: type[_dt.date]) -> _dt.date:
