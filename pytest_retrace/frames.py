@@ -86,8 +86,18 @@ def rebuilt_traceback(frames: list[list[Any]]) -> TracebackType | None:
 _CODES: dict[tuple[Any, ...], CodeType] = {}
 
 
+# A recording is untrusted input: positions beyond these are no source's, and are not built.
+MAX_LINE, MAX_COLUMN = 1_000_000, 10_000
+
+
 def _fabricated_frame(filename: str, lineno: int, name: str, end_lineno: int | None = None,
                       col: int | None = None, end_col: int | None = None) -> tuple[FrameType, int]:
+    numbers = [n for n in (lineno, end_lineno, col, end_col) if n is not None]
+    in_range = all(type(n) is int and 0 <= n <= MAX_LINE for n in numbers) and lineno >= 1
+    if not in_range or max(col or 0, end_col or 0) > MAX_COLUMN or not isinstance(filename, str):
+        raise ValueError(f"a recorded frame at {lineno}:{col} is out of any source's range")
+    if (end_lineno or lineno) - lineno > 10_000:
+        end_lineno = col = end_col = None  # a span that long is shown without its columns
     key = (filename, lineno, name, end_lineno, col, end_col)
     code = _CODES.get(key)
     if code is None:

@@ -154,3 +154,11 @@ def test_an_error_of_ours_on_replay_is_not_hidden() -> None:
         undo()
         end_main_thread()
     assert STATE.installed is None
+
+
+def test_recorded_frames_out_of_any_sources_range_are_left_out() -> None:
+    # A recording is untrusted input: a crafted line number must not make the replay build a huge source.
+    frames = [["/x.py", 10**12, "f", None, None, None], ["/y.py", 3, "g", 3, 4, 9], ["/z.py", 5, 7, None, None, None],
+              ["/w.py", 2, "h", 2, 0, 10**9]]
+    assert [(f.filename, f.lineno, f.name) for f in traceback.extract_tb(rebuilt_traceback(frames))] == [
+        ("/y.py", 3, "g")]
