@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _thread
 import sys
+import time
 from collections.abc import Callable, Iterable
 from operator import length_hint
 from typing import Any, NoReturn
@@ -45,14 +46,18 @@ def raise_recorded(raised: Raised) -> NoReturn:
 
 
 # Readiness waits that timed out with nothing ready. A thread that polls in a loop until another thread sets a
-# flag (socketserver's serve_forever and shutdown) may, on replay, see the flag before one more such wait than
-# it did while recording: the flag is shared memory, not an event. Leaving that wait out is a schedule the
-# program could have had, and it changes nothing the program can see; any other difference still diverges.
-_IDLE_WAITS = frozenset({"select.poll", "select.epoll", "select.select"})
+# flag (socketserver's serve_forever and shutdown) may, on replay, see the flag one wait sooner or later than
+# it did while recording: the flag is shared memory, not an event. Leaving such a wait out, or answering one
+# the recording does not have with "nothing ready", is a schedule the program could have had and changes
+# nothing it can see; any other difference still diverges.
+_IDLE_WAITS: dict[str, list[Any]] = {  # and their empty answers
+    "select.poll": [], "select.epoll": [], "select.select": [[], [], []]}
+_IDLE_ANSWERS_IN_A_ROW = 2000  # then the wait is a divergence (a changed program that polls where it did not)
+_real_sleep = time.sleep  # taken before the clock boundary replaces it
 
 
 def _idle_wait(event: Event) -> bool:
-    return event.name in _IDLE_WAITS and event.result in ([], [[], [], []])
+    return event.name in _IDLE_WAITS and event.result == _IDLE_WAITS[event.name]
 
 
 class Replayer(Engine):
@@ -89,7 +94,9 @@ class Replayer(Engine):
             for e in events:
                 if e.tid not in self._slots:
                     self._slots[e.tid] = len(self._slots)
-        self.demux = None if self.single_thread else Demux([self._slots[e.tid] for e in events])
+        self._order = [] if self.single_thread else [self._slots[e.tid] for e in events]
+        self.demux = None if self.single_thread else Demux(self._order)
+        self._idle_answers: dict[str, int] = {}  # timed-out waits answered in a row, by thread (see _turn)
         self.threads = ThreadBook(MAIN)
         self._stuck: Divergence | None = None
         self._credit: dict[str, int] = {}  # per thread: "joined" events taken ahead (see after_waiting)
@@ -147,6 +154,11 @@ class Replayer(Engine):
         assert tid is not None and self.demux is not None
         states = self.threads.states
         states[tid] = ("waits for its turn to call", name, args)  # formatted only for a report
+        if name in _IDLE_WAITS and self._waits_for_nothing(name, args, tid):
+            del states[tid]
+            _real_sleep(0.001)  # the thread loops back to its flag: let the others get to setting it
+            return Event(-1, name, args, _IDLE_WAITS[name], tid)
+        self._idle_answers.pop(tid, None)
         wait = self.demux.claim if take else self.demux.turn
         while True:
             while (index := wait(tls.slot, WAIT_SLICE)) == TIMED_OUT:
@@ -166,6 +178,16 @@ class Replayer(Engine):
         if index == EXHAUSTED:
             return self._exhausted(name, args, tid)
         return self._stopped()
+
+    def _waits_for_nothing(self, name: str, args: Any, tid: str) -> bool:
+        """A timed-out wait the recording does not have here: this thread's next event is another call."""
+        assert self.demux is not None
+        slot, order = tls.slot, self._order
+        following = next((i for i in range(self.demux.position, len(order)) if order[i] == slot), None)
+        if following is None or (self.events[following].name == name and self.events[following].args == args):
+            return False
+        answered = self._idle_answers[tid] = self._idle_answers.get(tid, 0) + 1
+        return answered <= _IDLE_ANSWERS_IN_A_ROW
 
     def next_event(self, name: str, args: Any) -> Event:
         if self._keyed is not None:

@@ -220,3 +220,10 @@ def test_only_a_wait_that_timed_out_with_nothing_ready_may_be_left_out() -> None
     assert not _idle_wait(Event(0, "select.poll", (1, 500), [[0, 1]], "0.1"))
     assert not _idle_wait(Event(0, "time.time", None, 1.5, "0.1"))
     assert not _idle_wait(Event(0, "socket.recv", (8192, 0), b"", "0.1"))
+
+
+def test_a_timed_out_wait_the_recording_does_not_have_answers_nothing_ready() -> None:
+    # The other way round: the thread checked its flag before another thread set it, and polls once more.
+    tape = MemoryTape()
+    recorded = under(Recorder(tape), polling_thread(idle_waits=1))
+    assert under(Replayer(tape.events()), polling_thread(idle_waits=3)) == recorded
