@@ -83,11 +83,9 @@ def rebuilt_traceback(frames: list[list[Any]]) -> TracebackType | None:
     return tb
 
 
-_CODES: dict[tuple[Any, ...], CodeType] = {}
-
-
 # A recording is untrusted input: positions beyond these are no source's, and are not built.
 MAX_LINE, MAX_COLUMN = 1_000_000, 10_000
+_CODES: dict[tuple[Any, ...], CodeType] = {}  # the code compiled for each recorded frame, once
 
 
 def _fabricated_frame(filename: str, lineno: int, name: str, end_lineno: int | None = None,
