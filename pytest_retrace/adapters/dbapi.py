@@ -172,6 +172,21 @@ def replayed(*args: Any, **kwargs: Any) -> Any:
     raise RuntimeError("pytest-retrace: a replayed database connection has no database behind it")
 
 
+class DriverClasses(Record):
+    """Our connection and cursor classes for one driver, made once it is imported (they derive from its types):
+    the live ones record, the stand-ins replay."""
+
+    __slots__ = ("live_connection", "standin_connection", "live_cursor", "standin_cursor")
+
+    # Classes made at run time from the driver's C types: typed Any, as the driver's own are to mypy.
+    def __init__(self, live_connection: Any, standin_connection: Any, live_cursor: Any = None,
+                 standin_cursor: Any = None) -> None:
+        self.live_connection = live_connection
+        self.standin_connection = standin_connection
+        self.live_cursor = live_cursor
+        self.standin_cursor = standin_cursor
+
+
 def combined(user: type, ours: type, base: type, cache: dict[tuple[type, type], type]) -> type:
     """The class a connection or cursor is made of: the program's own ``user`` class (a subclass of the
     driver's ``base``, or ``base`` itself) with ``ours`` placed just above ``base``, so the program's methods

@@ -25,7 +25,17 @@ from typing import TYPE_CHECKING, Any
 from ..engine.base import payload, wear_library_faces
 from ..engine.state import internal
 from ..hooks.specs import hookimpl
-from .dbapi import Executed, Unrecordable, combined, connect_key, own_copy, params, replayed, transaction_control
+from .dbapi import (
+    DriverClasses,
+    Executed,
+    Unrecordable,
+    combined,
+    connect_key,
+    own_copy,
+    params,
+    replayed,
+    transaction_control,
+)
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -42,7 +52,7 @@ INFO = ("dbname", "user", "host", "port", "options", "dsn_parameters", "status",
         "protocol_version", "server_version", "error_message", "socket", "backend_pid", "needs_password",
         "used_password", "ssl_in_use", "ssl_attribute_names")
 
-_CLASSES: dict[str, Any] = {}  # built once psycopg2 is imported: LiveConnection, StandInConnection …
+_CLASSES: list[DriverClasses] = []  # made once psycopg2 is imported
 _COMBINED: dict[tuple[type, type], type] = {}
 _REPLAY_PATCHED: weakref.WeakSet[Patcher] = weakref.WeakSet()  # the replays whose patches are on
 
@@ -99,7 +109,7 @@ def _apply(conn: Any, side: list[Any] | None) -> None:
             conn.notifies.append(Notify(*value))
 
 
-def _build(ext: ModuleType) -> dict[str, Any]:
+def _build(ext: ModuleType) -> DriverClasses:
     """The classes, made once psycopg2 is imported (they derive from its C types)."""
     import psycopg2
 
@@ -580,8 +590,7 @@ def _build(ext: ModuleType) -> dict[str, Any]:
 
     for made in (LiveCursor, LiveConnection, StandInConnection, StandInCursor):
         wear_library_faces(made)  # our methods show the driver's faces, in tracebacks too
-    return {"LiveConnection": LiveConnection, "StandInConnection": StandInConnection, "LiveCursor": LiveCursor,
-            "StandInCursor": StandInCursor}
+    return DriverClasses(LiveConnection, StandInConnection, LiveCursor, StandInCursor)
 
 
 def _refusal(what: str) -> property:
@@ -610,16 +619,14 @@ def _patch_for_replay(patcher: Patcher) -> None:
     if patcher in _REPLAY_PATCHED:
         return
     _REPLAY_PATCHED.add(patcher)
-    classes = _CLASSES
-    standin_cursor = classes["StandInCursor"]
-    standin_connection = classes["StandInConnection"]
+    standin_cursor, standin_connection = _CLASSES[0].standin_cursor, _CLASSES[0].standin_connection
 
     def stand_in(scope: Any) -> bool:
         return isinstance(scope, (standin_connection, standin_cursor))
 
     def patch(module: ModuleType) -> None:
         real_register = module.__dict__.get("register_type")
-        if real_register is not None and not getattr(real_register, "_retrace", False):
+        if real_register is not None and not hasattr(real_register, "__retrace_impl__"):
             def register_type(obj: Any, scope: Any = None, _real: Any = real_register) -> None:
                 if not stand_in(scope):
                     return _real(obj, scope) if scope is not None else _real(obj)  # type: ignore[no-any-return]
@@ -627,19 +634,15 @@ def _patch_for_replay(patcher: Patcher) -> None:
                 for oid in obj.values:
                     conn.string_types[oid] = obj
                 return None
-
-            register_type._retrace = True  # type: ignore[attr-defined]
             patcher.set(module, "register_type", register_type)
         real_quote = module.__dict__.get("quote_ident")
-        if real_quote is not None and not getattr(real_quote, "_retrace", False):
+        if real_quote is not None and not hasattr(real_quote, "__retrace_impl__"):
             def quote_ident(ident: Any, scope: Any, _real: Any = real_quote) -> str:
                 if not stand_in(scope):
                     return _real(ident, scope)  # type: ignore[no-any-return]
                 # libpq's PQescapeIdentifier: double quotes around, inner double quotes doubled
                 text = ident.decode() if isinstance(ident, bytes) else ident
                 return '"' + text.replace('"', '""') + '"'
-
-            quote_ident._retrace = True  # type: ignore[attr-defined]
             patcher.set(module, "quote_ident", quote_ident)
 
     for name in ("psycopg2.extensions", "psycopg2._json", "psycopg2._range", "psycopg2._ipaddress",
@@ -650,7 +653,7 @@ def _patch_for_replay(patcher: Patcher) -> None:
 def _patch_literal(engine: Engine, patcher: Patcher, sql: ModuleType) -> None:
     """``sql.Literal.as_string(conn)`` quotes through libpq: an event when the context is one of ours."""
     real = sql.Literal.as_string
-    live = _CLASSES["LiveConnection"], _CLASSES["LiveCursor"]
+    live = _CLASSES[0].live_connection, _CLASSES[0].live_cursor
 
     def as_string(self: Any, context: Any) -> Any:
         if not isinstance(context, live):
@@ -674,8 +677,8 @@ def install(engine: Engine, patcher: Patcher, module: ModuleType) -> None:
     import psycopg2.extensions as ext
 
     if not _CLASSES:
-        _CLASSES.update(_build(ext))
-    live, standin = _CLASSES["LiveConnection"], _CLASSES["StandInConnection"]
+        _CLASSES.append(_build(ext))
+    live, standin = _CLASSES[0].live_connection, _CLASSES[0].standin_connection
     real_connect = module.connect
 
     def connect(dsn: Any = None, connection_factory: Any = None, cursor_factory: Any = None, **kwargs: Any) -> Any:

@@ -27,6 +27,7 @@ from ..engine.base import wear_library_faces
 from ..engine.state import internal
 from ..hooks.specs import hookimpl
 from .dbapi import (
+    DriverClasses,
     Executed,
     Unrecordable,
     combined,
@@ -45,12 +46,12 @@ if TYPE_CHECKING:
     from ..engine.patch import Patcher
     from ..hooks.specs import Options
 
-_CLASSES: dict[str, Any] = {}
+_CLASSES: list[DriverClasses] = []  # made once sqlite3 is imported
 _COMBINED: dict[tuple[type, type], type] = {}
 CALLBACKS = ("function", "trace")
 
 
-def _build(sqlite3: ModuleType) -> dict[str, Any]:
+def _build(sqlite3: ModuleType) -> DriverClasses:
     base_connection, base_cursor = sqlite3.Connection, sqlite3.Cursor
 
     class LiveCursor(base_cursor):  # type: ignore[misc, valid-type]
@@ -406,7 +407,7 @@ def _build(sqlite3: ModuleType) -> dict[str, Any]:
 
     for made in (LiveCursor, LiveConnection, StandInConnection):
         wear_library_faces(made)  # our methods show the driver's faces, in tracebacks too
-    return {"LiveConnection": LiveConnection, "StandInConnection": StandInConnection}
+    return DriverClasses(LiveConnection, StandInConnection)
 
 
 class _Blob:
@@ -466,8 +467,8 @@ def retrace_install_boundaries(engine: Engine, patcher: Patcher, options: Option
 
 def install(engine: Engine, patcher: Patcher, module: ModuleType) -> None:
     if not _CLASSES:
-        _CLASSES.update(_build(module))
-    live, standin = _CLASSES["LiveConnection"], _CLASSES["StandInConnection"]
+        _CLASSES.append(_build(module))
+    live, standin = _CLASSES[0].live_connection, _CLASSES[0].standin_connection
     real_connect = module.connect
     base = module.Connection
 

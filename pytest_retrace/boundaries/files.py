@@ -21,13 +21,11 @@ import glob
 import io
 import os
 import pathlib
-import site
 import stat as stat_module
-import sys
 from typing import TYPE_CHECKING, Any
 
-from ..engine.stack import PACKAGE_DIR
 from ..engine.state import tls
+from ..frames import LIBRARY_PREFIXES, PACKAGE_DIR
 from .descriptors import Descriptors, Snapshot
 from .streams import RecordedStream, RecordedWriter, UpdatableFile
 
@@ -49,14 +47,8 @@ class Classifier:
     """Tells data paths from code and live paths; answers are cached per absolute path."""
 
     def __init__(self, live_patterns: list[str]) -> None:
-        prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, PACKAGE_DIR}
-        try:
-            prefixes.update(site.getsitepackages())
-            prefixes.add(site.getusersitepackages())
-        except AttributeError:  # site trimmed down (virtualenv's old site.py)
-            pass
-        self.prefixes = tuple(os.path.join(os.path.realpath(p), "") for p in prefixes if p)
-        self.prefixes += tuple(os.path.join(os.path.abspath(p), "") for p in prefixes if p)
+        ours = (os.path.join(PACKAGE_DIR, ""), os.path.join(os.path.realpath(PACKAGE_DIR), ""))
+        self.prefixes = (*LIBRARY_PREFIXES, *ours)
         self.live_patterns = list(live_patterns)
         self._cache: dict[str, str] = {}
 
