@@ -4,7 +4,16 @@
 // traceback.print_stack(), logging's stack_info and "Call stack", inspect.stack(), sys._getframe(n).
 // While the code runs, the thread's current frame is set aside, so the module's frame has no f_back;
 // it is put back when the code returns or raises.
+//
+// die_with_parent(pid): the child the launcher starts dies with the launcher (a killed `retrace record`
+// must not leave the program it records running on, unseen).
 #include <Python.h>
+
+#ifdef __linux__
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+#endif
 
 #include "parts.h"
 
@@ -47,7 +56,20 @@ PyObject *exec_as_main(PyObject *, PyObject *args) {
     return PyEval_EvalCode(code, globals, locals);
 }
 
+PyObject *die_with_parent(PyObject *, PyObject *arg) {
+    long parent = PyLong_AsLong(arg);
+    if (parent == -1 && PyErr_Occurred()) return nullptr;
+#ifdef __linux__
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return PyErr_SetFromErrno(PyExc_OSError);
+    // The parent may have died before the line above: then no signal will come.
+    if (getppid() != parent) Py_RETURN_FALSE;
+#endif
+    Py_RETURN_TRUE;
+}
+
 PyMethodDef functions[] = {
+    {"die_with_parent", die_with_parent, METH_O,
+     "die_with_parent(pid): SIGKILL this process when its parent dies; False if the parent ``pid`` is gone."},
     {"exec_as_main", exec_as_main, METH_VARARGS,
      "exec(code, globals[, locals]) at the bottom of the thread's stack: the code's frame has no caller."},
     {nullptr, nullptr, 0, nullptr},

@@ -23,6 +23,10 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="a tag for the header")
     rec.add_argument("--redact", metavar="REGEX",
                      help="environment variable names whose values are redacted (default: secrets, tokens…)")
+    rec.add_argument("--force", action="store_true", help="replace REC if it exists (refused otherwise)")
+    rec.add_argument("--public-key", metavar="KEY",
+                     help="encrypt the recording for this project public key (its text or a file holding it; "
+                          "default: $RETRACE_PUBLIC_KEY); see retrace keygen")
     rec.add_argument("program", nargs=argparse.REMAINDER, help="script.py and its arguments (after --)")
 
     rep = sub.add_parser("replay", help="replay a recording and check it is faithful")
@@ -44,6 +48,15 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("recording", metavar="REC")
     show.add_argument("--json", action="store_true", help="print JSON instead of text")
     show.add_argument("--limit", type=int, default=None, metavar="N", help="print at most N events")
+
+    for reading in (rep, pin, triage, show):
+        reading.add_argument("--key-file", metavar="FILE", action="append", default=[],
+                             help="a private key that opens encrypted recordings (also $RETRACE_PRIVATE_KEY); "
+                                  "repeatable")
+
+    keygen = sub.add_parser("keygen", help="make a key pair for encrypted recordings")
+    keygen.add_argument("-o", "--output", metavar="FILE", required=True,
+                        help="write the private key to FILE (mode 0600) and the public key to FILE.pub")
     return parser
 
 
@@ -65,7 +78,29 @@ def _record_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -
         if not sep:
             parser.error(f"record: --tag {tag!r} is not KEY=VALUE")
         tags[key] = value
-    return record(args.output, entry, argv, live_paths=args.live, tags=tags, redact=args.redact)
+    from .format.sealing import public_key_from
+
+    return record(args.output, entry, argv, live_paths=args.live, tags=tags, redact=args.redact,
+                  public_key=public_key_from(args.public_key), force=args.force)
+
+
+def _keygen_command(args: argparse.Namespace) -> int:
+    from .format.sealing import PRIVATE_ENV, PUBLIC_ENV, PrivateKey
+
+    private_path, public_path = args.output, args.output + ".pub"
+    for path in (private_path, public_path):
+        if os.path.lexists(path):
+            raise RetraceError(f"{path} already exists; choose another name (an existing key is never replaced)")
+    key = PrivateKey.generate()
+    with open(os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+        f.write(key.text() + "\n")
+    with open(os.open(public_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "w") as f:
+        f.write(key.public.text() + "\n")
+    print(f"private key: {private_path} (keep it secret: it opens every recording sealed for this pair)")
+    print(f"public key:  {public_path} (id {key.public.id})")
+    print(f"record with: {PUBLIC_ENV}={public_path}, or retrace record --public-key {public_path}")
+    print(f"replay with: {PRIVATE_ENV}={private_path} (a CI secret), or --key-file {private_path}")
+    return 0
 
 
 def _replay_command(args: argparse.Namespace) -> int:
@@ -169,8 +204,14 @@ def _show_command(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    commands = {"replay": _replay_command, "pin": _pin_command, "triage": _triage_command, "show": _show_command}
+    commands = {"replay": _replay_command, "pin": _pin_command, "triage": _triage_command, "show": _show_command,
+                "keygen": _keygen_command}
     try:
+        if getattr(args, "key_file", None):
+            from .format.sealing import add_private_key_file
+
+            for path in args.key_file:
+                add_private_key_file(path)
         status = _record_command(args, parser) if args.command == "record" else commands[args.command](args)
     except RetraceError as exc:
         sys.stderr.write(f"retrace {args.command}: {exc}\n")

@@ -59,3 +59,5 @@ def noarg_replayer(source: Any, replayer: Any, cursor: Any, name: str, state: An
 def call_replayer(replayer: Any, cursor: Any, state: Any, slow: Any, raised_type: type, live: Any,
                   untaken: Any) -> Any:
     """The replayer's ``call(name, args, fn, *a, **kw)``: the next event answers, in C, when it can."""
+
+def die_with_parent(parent: int) -> bool: ...

@@ -11,8 +11,14 @@ END frame with the outcome. A file without END is *truncated* (the process was
 killed) and stays readable up to the last whole frame; a frame with a bad CRC or
 impossible framing is *corrupt*, reported with its byte offset.
 
+A *sealed* recording (a project public key was configured, see ``sealing``) starts
+with a small readable HEADER that says whose key it is sealed for; every frame after
+it is a SEALED frame, ``[5, ciphertext]``, whose plaintext is the frame payload above,
+the full header first.
+
 While recording, the application thread only appends events to a list; a
-background thread drains it into frames (:class:`TapeWriter`).
+background thread drains it into frames (:class:`TapeWriter`). A recording is
+written under a temporary name, mode 0600, and put in place whole (:func:`publish`).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import _io
 import _thread
 import os
 import struct
+import tempfile
 import zlib
 from collections.abc import Callable
 from typing import Any, BinaryIO
@@ -31,10 +38,11 @@ from ..enums import StrEnum
 from ..errors import RecordingError
 from . import codec
 from .events import Event, NameTable, decode_events, intern_names, split
+from .sealing import Envelope, Opener, Sealer, opener_for
 
 MAGIC = b"RETRACE\x00"
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 1  # 1.1: logical thread ids ("0.1") and synchronization events
+FORMAT_MINOR = 2  # 1.1: logical thread ids ("0.1") and synchronization events; 1.2: sealed frames
 FORMAT = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
 _PREAMBLE = struct.Struct(">8sHH")
 _FRAME = struct.Struct(">II")
@@ -44,14 +52,69 @@ FRAME_HEADER = 1
 FRAME_NAMES = 2
 FRAME_EVENTS = 3
 FRAME_END = 4
+FRAME_SEALED = 5
+# What a sealed recording's readable header keeps: what collecting and rotating need, nothing of the run.
+PUBLIC_HEADER_KEYS = ("format", "retrace_version", "kind", "created_at", "tags", "pin")
 
 FLUSH_INTERVAL = 0.05  # seconds between background flushes
 _start_thread = _thread.start_new_thread  # the original: boundaries patch the module attribute
 
 
-def encode_frame(kind: int, body: Any, packer: msgpack.Packer | None = None) -> bytes:
+def encode_frame(kind: int, body: Any, packer: msgpack.Packer | None = None, sealer: Sealer | None = None) -> bytes:
     payload = (packer or codec.make_packer()).pack([kind, body])
+    if sealer is not None:
+        payload = msgpack.packb([FRAME_SEALED, sealer.seal(payload)])
     return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def public_header(header: dict[str, Any], sealer: Sealer) -> dict[str, Any]:
+    """The readable header of a sealed recording."""
+    return {**{key: header.get(key) for key in PUBLIC_HEADER_KEYS}, "sealed": sealer.envelope.to_header()}
+
+
+def create_private(path: str) -> int:
+    """Open ``path`` for writing a recording: created 0600 (a recording holds production data), emptied."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
+
+
+def temp_beside(target: str | os.PathLike[str]) -> str:
+    """A fresh temporary file (0600) in ``target``'s folder, to write a recording under until :func:`publish`."""
+    folder, name = os.path.split(os.path.abspath(target))
+    fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=folder)
+    os.close(fd)
+    return temp
+
+
+def publish(temp: str, target: str | os.PathLike[str], force: bool = False) -> None:
+    """Put the finished recording ``temp`` in place as ``target`` at once. An existing ``target`` stays
+    (FileExistsError) unless ``force``: two recorders never write into one file."""
+    target = os.fspath(target)
+    if force:
+        os.replace(temp, target)
+        return
+    try:
+        os.link(temp, target)  # fails when target exists: the no-clobber rename
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links on this file system: claim the name, then move onto it
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.replace(temp, target)
+        return
+    os.unlink(temp)
+
+
+def publish_beside(temp: str, target: str | os.PathLike[str]) -> str:
+    """:func:`publish` under ``target``'s name, or, when another recorder took it meanwhile, the first free
+    ``stem-N.retrace`` beside it; returns the name used (nothing recorded is lost)."""
+    stem, suffix = os.path.splitext(os.fspath(target))
+    candidate, n = os.fspath(target), 1
+    while True:
+        try:
+            publish(temp, candidate)
+            return candidate
+        except FileExistsError:
+            n += 1
+            candidate = f"{stem}-{n}{suffix}"
 
 
 class TapeStatus(StrEnum):
@@ -109,11 +172,14 @@ class TapeWriter:
     """
 
     def __init__(self, path: str | os.PathLike[str], header: dict[str, Any], background: bool = True,
-                 tape: MemoryTape | None = None, on_writer_thread: Callable[[], None] | None = None) -> None:
+                 tape: MemoryTape | None = None, on_writer_thread: Callable[[], None] | None = None,
+                 sealer: Sealer | None = None) -> None:
         """``tape``: names and events gathered in memory before the file was opened (in-process recordings
         write only the ones they keep). ``on_writer_thread`` runs first on the background writer thread
-        (the engine marks it as a thread of its own, whose calls are never recorded)."""
+        (the engine marks it as a thread of its own, whose calls are never recorded). ``sealer``: encrypt
+        every frame after a readable header. Raises OSError when the file cannot be written."""
         self.path = os.fspath(path)
+        self.sealer = sealer
         self.sink: list[Any] = [] if tape is None else tape.sink
         self.table = NameTable() if tape is None else tape.table
         self.names = self.table.names
@@ -124,10 +190,16 @@ class TapeWriter:
         self._packer = codec.make_packer()
         # Unbuffered: whole frames go out in single writes, and a forked child holds no buffer
         # of ours that it could flush into the file a second time.
-        self._file: BinaryIO = _io.open(self.path, "wb", buffering=0)  # noqa: SIM115 - closed in close()
-        self._file.write(_PREAMBLE.pack(MAGIC, FORMAT_MAJOR, FORMAT_MINOR))
-        self._file.write(encode_frame(FRAME_HEADER, header, self._packer))
-        self._file.flush()
+        self._file: BinaryIO = _io.open(create_private(self.path), "wb", buffering=0)  # noqa: SIM115 - closed in close()
+        try:
+            self._file.write(_PREAMBLE.pack(MAGIC, FORMAT_MAJOR, FORMAT_MINOR))
+            if sealer is not None:
+                self._file.write(encode_frame(FRAME_HEADER, public_header(header, sealer), self._packer))
+            self._write(FRAME_HEADER, header)
+        except BaseException:
+            self._file.close()
+            raise
+        self.io_failed = False  # the disk refused a write: the recording is lost, not just incomplete
         self._stop = False
         self._wake = _thread.allocate_lock()
         self._wake.acquire()
@@ -148,6 +220,7 @@ class TapeWriter:
                 self.flush()
         except OSError as exc:  # disk full, file gone: the program must not notice, the recording must say so
             self.error = f"writing {self.path} failed: {exc}"
+            self.io_failed = True
             self._stop = True
         finally:
             self._done.release()
@@ -170,7 +243,7 @@ class TapeWriter:
         self._file.flush()
 
     def _write(self, kind: int, body: Any) -> None:
-        self._file.write(encode_frame(kind, body, self._packer))
+        self._file.write(encode_frame(kind, body, self._packer, self.sealer))
 
     def _write_encodable(self, batch: list[Any]) -> None:
         """A batch failed to encode: name the first culprit and its boundary, keep everything else."""
@@ -198,15 +271,22 @@ class TapeWriter:
             self._done.acquire()
             self._running = False
         try:
-            self.flush()
+            if not self.io_failed:
+                self.flush()
+                if end is not None:
+                    end = dict(end)
+                    if self.error is not None:
+                        end["recording_error"] = self.error
+                    self._write(FRAME_END, end)
         except OSError as exc:
             self.error = self.error or f"writing {self.path} failed: {exc}"
-        if end is not None:
-            end = dict(end)
-            if self.error is not None:
-                end["recording_error"] = self.error
-            self._write(FRAME_END, end)
-        self._file.close()
+            self.io_failed = True
+        finally:
+            try:
+                self._file.close()
+            except OSError as exc:
+                self.error = self.error or f"writing {self.path} failed: {exc}"
+                self.io_failed = True
 
 
 def _frames_after_header(data: bytes) -> tuple[int, int]:
@@ -254,10 +334,26 @@ def rewrite_end(path: str | os.PathLike[str], end: dict[str, Any]) -> None:
     rewrite(path, end=end)
 
 
-def append_end(path: str | os.PathLike[str], end: dict[str, Any]) -> None:
-    """Append END to a recording another process wrote (the launcher does this for its child)."""
-    with _io.open(path, "ab") as f:
-        f.write(encode_frame(FRAME_END, end))
+def append_end(path: str | os.PathLike[str], end: dict[str, Any], sealer: Sealer | None = None) -> None:
+    """Append END to a recording another process wrote (the launcher does this for its child); ``sealer``:
+    the recording's, numbered on from the frames the file holds."""
+    with _io.open(path, "r+b") as f:
+        if sealer is not None:
+            sealer.count = _count_frames(f.read()) - 1  # the readable header is not sealed
+        f.seek(0, os.SEEK_END)
+        f.write(encode_frame(FRAME_END, end, sealer=sealer))
+
+
+def _count_frames(data: bytes) -> int:
+    """How many whole frames ``data`` holds after the preamble."""
+    offset, count = _PREAMBLE.size, 0
+    while offset + _FRAME.size <= len(data):
+        length, _ = _FRAME.unpack_from(data, offset)
+        if offset + _FRAME.size + length > len(data):
+            break
+        offset += _FRAME.size + length
+        count += 1
+    return count
 
 
 class Recording:
@@ -284,6 +380,18 @@ class Recording:
         return self._events
 
 
+def _unsealed(opener: Opener, kind: Any, body: Any, offset: int) -> tuple[int, Any]:
+    """The frame inside a sealed one; every frame after a sealed recording's readable header is sealed."""
+    if kind != FRAME_SEALED or not isinstance(body, bytes):
+        raise ValueError(f"an unsealed frame of kind {kind!r} in a sealed recording")
+    payload = opener.open(opener.count, body)
+    if payload is None:
+        raise ValueError("a sealed frame that does not open: damaged, moved, or from another recording")
+    opener.count += 1
+    kind, body = codec.unpackb(payload)
+    return kind, body
+
+
 def read_recording(path: str | os.PathLike[str]) -> Recording:
     """Read a whole recording. Raises :class:`RecordingError` when it is not one at all."""
     path = os.fspath(path)
@@ -307,6 +415,8 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
     names: list[str] = []
     events: list[list[Any]] = []
     end = None
+    opener: Opener | None = None
+    sealed_header = False  # a sealed recording's first sealed frame is its full header
     status, problem, bad_offset = TapeStatus.TRUNCATED, None, None
     while offset < len(data):
         if end is not None:
@@ -330,6 +440,8 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
             break
         try:
             kind, body = codec.unpackb(payload)
+            if opener is not None:
+                kind, body = _unsealed(opener, kind, body, offset)
         except Exception as exc:
             status, problem, bad_offset = TapeStatus.CORRUPT, f"undecodable frame at offset {offset}: {exc}", offset
             break
@@ -337,6 +449,14 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
             if kind != FRAME_HEADER:
                 raise RecordingError(f"{path}: the first frame is not a header (offset {offset})")
             rec = Recording(path, body)
+            if isinstance(body, dict) and "sealed" in body:
+                opener = opener_for(Envelope.from_header(body["sealed"], path), path)
+                sealed_header = True
+        elif sealed_header:
+            if kind != FRAME_HEADER:
+                status, problem, bad_offset = TapeStatus.CORRUPT, f"no sealed header at offset {offset}", offset
+                break
+            rec.header, sealed_header = body, False
         elif kind == FRAME_NAMES:
             names.extend(body)
         elif kind == FRAME_EVENTS:

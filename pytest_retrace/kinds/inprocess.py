@@ -22,7 +22,8 @@ from ..engine.recorder import Recorder
 from ..engine.router import Router
 from ..engine.state import end_call_thread, internal, outside_recordings, resume_call_thread, start_call_thread
 from ..enums import StrEnum
-from ..format.tape import Kind, MemoryTape, TapeWriter
+from ..format.sealing import PublicKey, Sealer
+from ..format.tape import Kind, MemoryTape, TapeWriter, publish_beside, temp_beside
 from .header import make_header
 from .outcome import Outcome, Stream
 
@@ -88,12 +89,13 @@ class InProcessRecording:
     most of them, and must not pay for files it deletes)."""
 
     def __init__(self, kind: Kind, entry: dict[str, Any] | Callable[[], dict[str, Any]], stem: str, folder: Path,
-                 redact: str | None) -> None:
+                 redact: str | None, public_key: PublicKey | None = None) -> None:
         """``entry``: what the header holds of the call or request, or a function that builds it if the
-        recording is kept."""
+        recording is kept. ``public_key``: seal the recording for it."""
         try:
             with internal:
                 self.kind, self.entry, self.stem, self.folder, self.redact = kind, entry, stem, folder, redact
+                self.public_key = public_key
                 self.environ = env.capture()
                 self.created_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
                 self.tape = MemoryTape()
@@ -139,11 +141,19 @@ class InProcessRecording:
                              env.DEFAULT_REDACT if self.redact is None else self.redact, [], {},
                              environ=env.decode(self.environ), created_at=self.created_at)
         name = f"{self.stem}-{self.created_at.replace(':', '')}-{os.urandom(4).hex()}.retrace"
-        self.folder.mkdir(parents=True, exist_ok=True)
-        part = self.folder / f".{name}.part"
-        writer = TapeWriter(part, header, background=False, tape=self.tape)
-        writer.close(outcome.to_end(self.engine.events_in(len(self.tape.sink))))
-        part.replace(self.folder / name)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # recordings hold production data
+        target = self.folder / name
+        temp = temp_beside(target)
+        try:
+            sealer = Sealer.fresh(self.public_key) if self.public_key is not None else None
+            writer = TapeWriter(temp, header, background=False, tape=self.tape, sealer=sealer)
+            writer.close(outcome.to_end(self.engine.events_in(len(self.tape.sink))))
+            if writer.io_failed:
+                raise OSError(writer.error)
+            publish_beside(temp, target)
+        finally:
+            if os.path.exists(temp):
+                os.unlink(temp)
         _rotate(self.folder, max_files, max_bytes)
 
 

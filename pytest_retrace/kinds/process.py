@@ -25,6 +25,7 @@ from ..engine.patch import Patcher
 from ..engine.recorder import Recorder
 from ..engine.stack import main_module_runs_alone, program_traceback
 from ..engine.state import enter_gate, mark_outside, start_main_thread
+from ..format.sealing import Sealer
 from ..format.tape import Kind, TapeWriter
 from .header import make_header
 from .outcome import ExceptionInfo, Outcome, leave_with
@@ -100,24 +101,37 @@ def run_then_exit(entry: dict[str, Any], argv: list[str], finalize: Callable[[Ou
     sys.exit(status if status >= 0 else 128 - status)  # at_exit ends it by the signal first
 
 
+Report = Callable[[Outcome, int, "str | None", bool], None]
+
+
 def record(output: str, entry: dict[str, Any], argv: list[str], hash_seed: int, redact: str | None,
-           live_paths: list[str], tags: dict[str, Any],
-           report: Callable[[Outcome, int, str | None], None], parent: int | None = None) -> NoReturn:
-    """Record the program into ``output``; at the end, ``report(outcome, events written, recording error)``.
-    END is not written here: the runner adds the output it saw pass by. ``parent``: the process that started
-    the recording (the program's parent, as the user sees it)."""
+           live_paths: list[str], tags: dict[str, Any], report: Report, parent: int | None = None,
+           sealer: Sealer | None = None) -> NoReturn:
+    """Record the program into ``output``; at the end, ``report(outcome, events written, recording error,
+    abandoned)``. END is not written here: the runner adds the output it saw pass by. ``parent``: the process
+    that started the recording (the program's parent, as the user sees it). ``sealer``: encrypt the frames.
+
+    A disk that refuses the recording never stops the program: it runs unrecorded (``abandoned``)."""
     header = make_header(Kind.PROCESS, entry, argv, hash_seed, redact, live_paths, tags)
-    writer = TapeWriter(output, header, on_writer_thread=mark_outside)
-    engine = Recorder(writer)
-    start_main_thread()
-    install(engine, Patcher(), Options(live_paths=live_paths))
+    problem = "no file to write the recording to"
+    if output:
+        try:
+            writer = TapeWriter(output, header, on_writer_thread=mark_outside, sealer=sealer)
+        except OSError as exc:
+            problem = f"cannot write {output}: {exc.strerror or exc}"
+        else:
+            engine = Recorder(writer)
+            start_main_thread()
+            install(engine, Patcher(), Options(live_paths=live_paths))
 
-    def finalize(outcome: Outcome) -> None:
-        enter_gate()
-        writer.close(end=None)
-        report(outcome, engine.events_in(writer.values_written), writer.error)
+            def finalize(outcome: Outcome) -> None:
+                enter_gate()
+                writer.close(end=None)
+                report(outcome, engine.events_in(writer.values_written), writer.error, writer.io_failed)
 
-    run_then_exit(entry, argv, finalize, header["pid"], parent)
+            run_then_exit(entry, argv, finalize, header["pid"], parent)
+    report(Outcome(0), 0, problem, True)  # told before the program runs: it may leave by any way it likes
+    run_then_exit(entry, argv, lambda outcome: None, header["pid"], parent)
 
 
 # -- the replay side -------------------------------------------------------------------------------------

@@ -19,11 +19,12 @@ from ..engine.divergence import DIVERGED_EXIT, Call, Divergence, DivergenceKind
 from ..engine.patch import Patcher
 from ..engine.replayer import Replayer
 from ..engine.state import enter_gate, start_main_thread
+from ..format.sealing import Sealer, keys_from_parent
 from ..format.tape import Kind, TapeStatus, read_recording
 from ..hooks import manager
 from ..kinds import process
 from ..kinds.outcome import Outcome
-from .protocol import CHILD_ENV, ChildResult, ForkServerConfig, RecordConfig, ReplayConfig, decode_config
+from .protocol import CHILD_ENV, LAUNCHER_ENV, ChildResult, ForkServerConfig, RecordConfig, ReplayConfig, decode_config
 
 _exit = os._exit  # taken before the process boundary replaces it: our own exits are not the program's
 
@@ -43,12 +44,39 @@ def kind_module(kind: Kind) -> ModuleType:
 
 
 def record(config: RecordConfig) -> NoReturn:
-    def report(outcome: Outcome, events: int, recording_error: str | None) -> None:
-        ChildResult(outcome=outcome, events=events, recording_error=recording_error).write(config.result)
+    def report(outcome: Outcome, events: int, recording_error: str | None, abandoned: bool) -> None:
+        ChildResult(outcome=outcome, events=events, recording_error=recording_error,
+                    abandoned=abandoned).write(config.result)
 
     redact = env.DEFAULT_REDACT if config.redact is None else config.redact
+    sealer = Sealer.from_json(config.sealer, count=0) if config.sealer else None
     process.record(config.output, config.entry, config.argv, config.hash_seed, redact, config.live_paths,
-                   config.tags, report, config.parent)
+                   config.tags, report, config.parent, sealer)
+
+
+def die_with_launcher() -> None:
+    """A killed launcher takes its child with it (``retrace record`` killed must not leave the program running
+    unseen, nor a replay go on alone)."""
+    launcher = os.environ.pop(LAUNCHER_ENV, None)
+    if launcher is None:
+        return
+    try:
+        from ..engine._native import die_with_parent
+    except ImportError:  # the pure-Python build: prctl through ctypes, on Linux
+        die_with_parent = _die_with_parent_ctypes
+    if not die_with_parent(int(launcher)):
+        _exit(1)  # the launcher is already gone: nobody waits for this run
+
+
+def _die_with_parent_ctypes(parent: int) -> bool:
+    import ctypes
+    import signal
+
+    if not sys.platform.startswith("linux"):
+        return True
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    return os.getppid() == parent
 
 
 def prepare(header: dict[str, Any]) -> Any:
@@ -102,7 +130,9 @@ def replay_here(config: ReplayConfig) -> NoReturn:
 
 
 def main() -> NoReturn:
+    die_with_launcher()
     config = decode_config(os.environ.pop(CHILD_ENV))
+    keys_from_parent()
     areas()  # recording and replay import the same modules, in the same order
     manager.preset(config.plugins)
     if isinstance(config, RecordConfig):

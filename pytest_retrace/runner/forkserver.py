@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import IO, Any, NoReturn
 
 from ..engine.state import internal
+from ..format.sealing import keys_for_child
 from ..format.tape import Kind, read_recording
 from ..hooks import manager
 from .protocol import CHILD_CODE, CHILD_ENV, ForkServerConfig, ReplayConfig, decode_config, encode_config
@@ -59,6 +60,7 @@ class ForkServer:
         config = ForkServerConfig(os.path.abspath(recording), self._answer_fd, manager.discover())
         env = dict(os.environ, PYTHONHASHSEED=str(hash_seed))
         env[CHILD_ENV] = encode_config(config)
+        keys_for_child(env)
         self.proc = subprocess.Popen([sys.executable, "-c", CHILD_CODE], env=env, stdin=subprocess.PIPE,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      pass_fds=(self._answer_fd,), text=True)

@@ -7,6 +7,7 @@ them, and writes END (record) or concludes a verdict (replay).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
@@ -15,13 +16,15 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from typing import Any, BinaryIO, NamedTuple
 
 from ..errors import RecordingError, RetraceError
-from ..format.tape import Kind, Recording, TapeStatus, append_end, read_recording
+from ..format.sealing import PublicKey, Sealer, keys_for_child
+from ..format.tape import Kind, Recording, TapeStatus, append_end, publish, publish_beside, read_recording, temp_beside
 from ..hooks import manager
 from ..kinds.outcome import OUTPUT_HEAD, Stream
-from .protocol import CHILD_CODE, CHILD_ENV, ChildResult, RecordConfig, ReplayConfig, encode_config
+from .protocol import CHILD_CODE, CHILD_ENV, LAUNCHER_ENV, ChildResult, RecordConfig, ReplayConfig, encode_config
 from .verdict import Verdict, conclude, unreadable
 
 
@@ -81,6 +84,8 @@ def run_child(config: RecordConfig | ReplayConfig, hash_seed: int, passthrough: 
     env = dict(os.environ)
     env["PYTHONHASHSEED"] = str(hash_seed)
     env[CHILD_ENV] = encode_config(config.replace(result=result_path, plugins=manager.discover()))
+    env[LAUNCHER_ENV] = str(os.getpid())
+    keys_for_child(env)
     stdout, stderr = Output(keep_output), Output(keep_output)
     proc = subprocess.Popen([sys.executable, "-c", CHILD_CODE], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
@@ -91,16 +96,39 @@ def run_child(config: RecordConfig | ReplayConfig, hash_seed: int, passthrough: 
     ]
     for t in pumps:
         t.start()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the child gets Ctrl-C and decides
-    try:
+    with _signals_go_to(proc, forward=isinstance(config, RecordConfig)):
         returncode = proc.wait()
-    finally:
-        signal.signal(signal.SIGINT, previous)
     for t in pumps:
         t.join()
     proc.stdout.close()  # type: ignore[union-attr]
     proc.stderr.close()  # type: ignore[union-attr]
     return ChildRun(returncode, stdout, stderr, ChildResult.read(result_path))
+
+
+@contextlib.contextmanager
+def _signals_go_to(proc: subprocess.Popen[bytes], forward: bool) -> Iterator[None]:
+    """While the child runs, Ctrl-C reaches it from the terminal and the launcher waits for it to decide. With
+    ``forward`` (``retrace record``, which stands for the program it records) a SIGTERM or SIGHUP sent to the
+    launcher is passed on to the program, which decides as when run plainly. Only the main thread can set
+    handlers; elsewhere signals keep theirs (the child still dies with the launcher)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def pass_on(signum: int, frame: Any) -> None:
+        try:
+            proc.send_signal(signum)
+        except OSError:
+            pass
+
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN)}
+    for signum in (signal.SIGTERM, signal.SIGHUP) if forward else ():
+        previous[signum] = signal.signal(signum, pass_on)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _run_forked(config: ReplayConfig, header: dict[str, Any], passthrough: bool,
@@ -160,29 +188,77 @@ def record(
     live_paths: list[str] | None = None,
     tags: dict[str, str] | None = None,
     redact: str | None = None,
+    public_key: PublicKey | None = None,
+    force: bool = False,
 ) -> int:
     """Record one run of a program into ``output``; returns the program's exit status (negative: the signal
-    that killed it)."""
+    that killed it). The recording is written under a temporary name (0600) and put in place at the end;
+    an existing ``output`` is refused unless ``force``. ``public_key``: seal the recording for it.
+
+    A disk that refuses the recording never stops or changes the program: the recording is abandoned with
+    a one-line warning, and the program's exit status is returned all the same."""
     check_program(entry, os.getcwd())
     folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(folder):
         raise RetraceError(f"cannot write the recording {output}: the folder {folder} does not exist; create it first")
-    if not os.access(folder, os.W_OK):
-        raise RetraceError(f"cannot write the recording {output}: the folder {folder} is not writable")
+    if os.path.lexists(output) and not force:
+        raise RetraceError(f"{output} already exists; choose another name, or pass --force to replace it")
+    try:
+        temp = temp_beside(output)
+    except OSError as exc:
+        _warn(output, f"cannot write in {folder}: {exc.strerror or exc}; the program runs unrecorded")
+        temp = ""
+    sealer = Sealer.fresh(public_key) if public_key is not None else None
     seed = hash_seed_from_environment()
-    config = RecordConfig(os.path.abspath(output), entry, argv, seed, live_paths or [], tags or {}, redact,
-                          parent=os.getppid())
+    config = RecordConfig(temp, entry, argv, seed, live_paths or [], tags or {}, redact, parent=os.getppid(),
+                          sealer=sealer.to_json() if sealer else None)
     run = run_child(config, seed)
-    if run.result is not None and run.result.outcome is not None:
-        outcome = run.result.outcome.replace(stdout=run.stdout.summary(), stderr=run.stderr.summary())
-        error = run.result.recording_error
-        try:
-            append_end(output, outcome.to_end(run.result.events, error))
-        except OSError as exc:  # a full disk: the program's run is not ours to fail
-            error = error or f"writing the end of {output} failed: {exc}"
-        if error:
-            sys.stderr.write(f"retrace record: warning: {output} is incomplete and will not replay: {error}\n")
+    if temp:
+        _finish_recording(run, temp, output, sealer, force)
     return run.returncode  # negative: killed by that signal
+
+
+def _finish_recording(run: ChildRun, temp: str, output: str, sealer: Sealer | None, force: bool) -> None:
+    """Add END to what the child wrote and put it in place; or abandon it, when the disk refused it."""
+    result = run.result
+    if result is not None and result.abandoned:
+        _discard(temp)
+        _warn(output, f"{result.recording_error}; the program ran unrecorded")
+        return
+    error = result.recording_error if result is not None else None
+    if result is not None and result.outcome is not None:
+        outcome = result.outcome.replace(stdout=run.stdout.summary(), stderr=run.stderr.summary())
+        try:
+            append_end(temp, outcome.to_end(result.events, error), sealer)
+        except OSError as exc:  # a full disk: the program's run is not ours to fail
+            _discard(temp)
+            _warn(output, f"writing its end failed: {exc.strerror or exc}; the recording is abandoned")
+            return
+    # No result: the program was killed before it could report; what it recorded stays, truncated.
+    try:
+        if force:
+            publish(temp, output, force=True)
+            placed = output
+        else:
+            placed = publish_beside(temp, output)
+    except OSError as exc:
+        _warn(output, f"cannot put the recording in place: {exc.strerror or exc}; it is kept as {temp}")
+        return
+    if placed != output:
+        _warn(output, f"another recorder wrote {output} meanwhile; this recording is kept as {placed}")
+    if error:
+        _warn(placed, f"the recording is incomplete and will not replay: {error}")
+
+
+def _warn(output: str, problem: str) -> None:
+    sys.stderr.write(f"retrace record: warning: {output}: {problem}\n")
+
+
+def _discard(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def replay(path: str, stuck_timeout: float = 10.0, passthrough: bool = True, keep_output: bool = False,

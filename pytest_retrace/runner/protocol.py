@@ -22,6 +22,7 @@ from ..record import Record, read_field
 
 CHILD_ENV = "_PYTEST_RETRACE_CHILD"  # the child's configuration, as JSON
 CHILD_CODE = "from pytest_retrace.runner.child import main; main()"
+LAUNCHER_ENV = "_PYTEST_RETRACE_LAUNCHER"  # the launcher's pid: a recording or replaying child dies with it
 
 
 class Mode(StrEnum):
@@ -33,13 +34,15 @@ class Mode(StrEnum):
 class RecordConfig(Record):
     """Record the program ``entry`` (``{"script": …}`` or ``{"module": …}``) with ``argv`` into ``output``."""
 
-    __slots__ = ("output", "entry", "argv", "hash_seed", "live_paths", "tags", "redact", "result", "plugins", "parent")
+    __slots__ = ("output", "entry", "argv", "hash_seed", "live_paths", "tags", "redact", "result", "plugins", "parent",
+                 "sealer")
     mode = Mode.RECORD
 
     def __init__(self, output: str, entry: dict[str, str], argv: list[str], hash_seed: int,
                  live_paths: list[str] | None = None, tags: dict[str, str] | None = None, redact: str | None = None,
-                 result: str = "", plugins: list[str] | None = None, parent: int | None = None) -> None:
-        self.output = output
+                 result: str = "", plugins: list[str] | None = None, parent: int | None = None,
+                 sealer: dict[str, Any] | None = None) -> None:
+        self.output = output  # "": the program runs unrecorded (the recording could not even be started)
         self.entry = entry
         self.argv = argv
         self.hash_seed = hash_seed
@@ -49,6 +52,7 @@ class RecordConfig(Record):
         self.result = result  # where the child writes its ChildResult
         self.plugins: list[str] = plugins or []  # installed packages' plugins, found by the launcher
         self.parent = parent  # the launcher's parent: the program's parent as the user sees it
+        self.sealer = sealer  # the recording's key, when it is sealed (the launcher seals END with it too)
 
 
 class ReplayConfig(Record):
@@ -95,14 +99,17 @@ def decode_config(text: str) -> ChildConfig:
 class ChildResult(Record):
     """What a child reports when the program ended (or a replay diverged)."""
 
-    __slots__ = ("outcome", "events", "recording_error", "events_consumed", "divergence", "keyed", "unconsumed")
+    __slots__ = ("outcome", "events", "recording_error", "events_consumed", "divergence", "keyed", "unconsumed",
+                 "abandoned")
 
     def __init__(self, outcome: Outcome | None = None, events: int | None = None, recording_error: str | None = None,
                  events_consumed: int | None = None, divergence: Divergence | None = None,
-                 keyed: KeyedSummary | None = None, unconsumed: Divergence | None = None) -> None:
+                 keyed: KeyedSummary | None = None, unconsumed: Divergence | None = None,
+                 abandoned: bool = False) -> None:
         self.outcome = outcome
         self.events = events  # recording: events written
         self.recording_error = recording_error  # recording: why the recording is incomplete
+        self.abandoned = abandoned  # recording: the disk refused it; there is nothing worth keeping
         self.events_consumed = events_consumed  # replay
         self.divergence = divergence  # replay: the divergence that ended it
         self.keyed = keyed  # replay of a crash that took a new path: how calls were answered
@@ -112,14 +119,16 @@ class ChildResult(Record):
     def from_json(cls, data: dict[str, Any]) -> ChildResult:
         return cls(read_field(data, "outcome", Outcome), data.get("events"), data.get("recording_error"),
                    data.get("events_consumed"), read_field(data, "divergence", Divergence),
-                   read_field(data, "keyed", KeyedSummary), read_field(data, "unconsumed", Divergence))
+                   read_field(data, "keyed", KeyedSummary), read_field(data, "unconsumed", Divergence),
+                   bool(data.get("abandoned")))
 
     def write(self, path: str) -> None:
         """Write to ``path`` atomically (the launcher may read it as soon as the child is gone); behind the
         gate: boundaries may still be installed in the child."""
         with internal:
             tmp = path + ".tmp"
-            with open(tmp, "w") as f:
+            # 0600: it holds the program's outcome (an exception's message may quote production data)
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
                 json.dump(self.to_json(), f, default=repr)
             os.replace(tmp, path)
 
