@@ -464,7 +464,7 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
         elif kind == FRAME_END:
             end = body
         offset = start + length
-    if rec is None:
+    if rec is None or sealed_header:  # no header at all, or only a sealed recording's readable one
         if status == TapeStatus.CORRUPT:
             raise RecordingError(f"{path}: corrupt recording: {problem}")
         raise RecordingError(f"{path}: truncated before its header was written; nothing to replay")

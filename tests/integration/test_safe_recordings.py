@@ -1,0 +1,413 @@
+"""Recordings are production data: sealed for a project key, written 0600 and put in place whole, never in
+the program's way (a full disk, a second recorder), and the recorded child dies with its launcher."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support import retrace
+
+from pytest_retrace.format import tape
+
+MARKER = "plain-marker-7c1f"  # printed and read from the environment under a name no redaction pattern matches
+
+PROGRAM = f"""
+import os, random, time
+print("{MARKER}", os.environ.get("GREETING"), random.random() < 2, time.time() > 0)
+"""
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> tuple[Path, Path]:
+    run = retrace("keygen", "-o", str(tmp_path / "project.key"), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    return tmp_path / "project.key", tmp_path / "project.key.pub"
+
+
+def _write(folder: Path, name: str, source: str) -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+def test_keygen_writes_a_private_key_only_its_owner_reads_and_never_replaces_one(tmp_path: Path,
+                                                                                 keys: tuple[Path, Path]) -> None:
+    private, public = keys
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    assert public.read_text().startswith("retrace-public-key-1:")
+    again = retrace("keygen", "-o", str(private), cwd=tmp_path)
+    assert again.returncode == 2 and "already exists" in again.stderr
+    assert "Traceback" not in again.stderr
+
+
+def test_a_sealed_recording_holds_nothing_readable_and_replays_only_with_the_key(
+        tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    private, public = keys
+    _write(tmp_path, "prog.py", PROGRAM)
+    recorded = retrace("record", "-o", "sealed.retrace", "--public-key", str(public), "prog.py", cwd=tmp_path,
+                       env={"GREETING": "hello-from-env"})
+    assert recorded.returncode == 0, recorded.stderr
+    data = (tmp_path / "sealed.retrace").read_bytes()
+    for secret in (MARKER, "hello-from-env", "prog.py", str(tmp_path)):
+        assert secret.encode() not in data, secret
+
+    refused = retrace("show", "sealed.retrace", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "needs the recording key" in refused.stderr and "Traceback" not in refused.stderr
+    refused = retrace("replay", "sealed.retrace", cwd=tmp_path)
+    assert refused.returncode == 2 and "needs the recording key" in refused.stderr
+
+    shown = retrace("show", "--key-file", str(private), "sealed.retrace", cwd=tmp_path)
+    assert shown.returncode == 0 and "prog.py" in shown.stdout
+    for how in ({"RETRACE_PRIVATE_KEY": str(private)}, {"RETRACE_PRIVATE_KEY": private.read_text().strip()}):
+        replayed = retrace("replay", "sealed.retrace", "--verdict", "v.json", cwd=tmp_path, env=how)
+        assert replayed.returncode == 0, replayed.stderr
+        assert replayed.stdout == recorded.stdout
+
+
+def test_a_recording_sealed_for_another_key_names_the_key_it_needs(tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    _, public = keys
+    other = retrace("keygen", "-o", str(tmp_path / "other.key"), cwd=tmp_path)
+    assert other.returncode == 0
+    _write(tmp_path, "prog.py", PROGRAM)
+    assert retrace("record", "-o", "a.retrace", "prog.py", cwd=tmp_path,
+                   env={"RETRACE_PUBLIC_KEY": str(public)}).returncode == 0
+    wrong = retrace("show", "--key-file", str(tmp_path / "other.key"), "a.retrace", cwd=tmp_path)
+    assert wrong.returncode == 2
+    key_id = public.read_text()  # the message names the key the recording is sealed for, by its id
+    from pytest_retrace.format.sealing import PublicKey
+
+    assert PublicKey.parse(key_id).id in wrong.stderr
+
+
+def _reframed(data: bytes, offset: int, payload: bytes) -> bytes:
+    """``data`` with the frame at ``offset`` given a new payload (CRC recomputed: only decryption can tell)."""
+    length, _ = tape._FRAME.unpack_from(data, offset)
+    frame = tape._FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+    return data[:offset] + frame + data[offset + tape._FRAME.size + length:]
+
+
+def _frame_offsets(data: bytes) -> list[int]:
+    offsets, offset = [], tape._PREAMBLE.size
+    while offset < len(data):
+        offsets.append(offset)
+        length, _ = tape._FRAME.unpack_from(data, offset)
+        offset += tape._FRAME.size + length
+    return offsets
+
+
+def test_a_tampered_or_moved_sealed_frame_is_corrupt(tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    private, public = keys
+    _write(tmp_path, "prog.py", PROGRAM)
+    assert retrace("record", "-o", "a.retrace", "--public-key", str(public), "prog.py", cwd=tmp_path).returncode == 0
+    data = (tmp_path / "a.retrace").read_bytes()
+    offsets = _frame_offsets(data)
+    length, _ = tape._FRAME.unpack_from(data, offsets[2])
+    payload = bytearray(data[offsets[2] + tape._FRAME.size: offsets[2] + tape._FRAME.size + length])
+    payload[-1] ^= 1
+    (tmp_path / "flipped.retrace").write_bytes(_reframed(data, offsets[2], bytes(payload)))
+    # two sealed frames swapped: each is whole, but out of its place
+    a, b, c = offsets[1], offsets[2], offsets[3]
+    (tmp_path / "swapped.retrace").write_bytes(data[:a] + data[b:c] + data[a:b] + data[c:])
+    for name in ("flipped.retrace", "swapped.retrace"):
+        shown = retrace("show", "--key-file", str(private), name, cwd=tmp_path)
+        assert shown.returncode == 2 or "corrupt" in shown.stdout, (name, shown)
+        assert "corrupt" in shown.stdout + shown.stderr and "Traceback" not in shown.stderr
+
+
+def test_recordings_are_private_to_their_owner_and_an_existing_one_is_never_overwritten(tmp_path: Path) -> None:
+    _write(tmp_path, "prog.py", PROGRAM)
+    assert retrace("record", "-o", "a.retrace", "prog.py", cwd=tmp_path).returncode == 0
+    assert stat.S_IMODE((tmp_path / "a.retrace").stat().st_mode) == 0o600
+    before = (tmp_path / "a.retrace").read_bytes()
+    again = retrace("record", "-o", "a.retrace", "prog.py", cwd=tmp_path)
+    assert again.returncode == 2 and "already exists" in again.stderr and "--force" in again.stderr
+    assert again.stdout == ""  # refused before the program ran
+    assert (tmp_path / "a.retrace").read_bytes() == before
+    forced = retrace("record", "-o", "a.retrace", "--force", "prog.py", cwd=tmp_path)
+    assert forced.returncode == 0 and (tmp_path / "a.retrace").read_bytes() != before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.retrace", "prog.py"]  # no temporary file left
+
+
+def test_two_recorders_of_one_path_leave_two_whole_recordings(tmp_path: Path) -> None:
+    """Both start before either ends: one gets the name, the other's recording is kept beside it."""
+    _write(tmp_path, "slow.py", """
+        import os, sys, time
+        open(sys.argv[1], "w").close()
+        while not os.path.exists("go"):
+            time.sleep(0.01)
+        print("done", sys.argv[1], time.time() > 0)
+    """)
+    procs = [subprocess.Popen([sys.executable, "-m", "pytest_retrace", "record", "-o", "same.retrace", "slow.py",
+                               f"started{i}"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for i in range(2)]
+    deadline = time.monotonic() + 60
+    while not all((tmp_path / f"started{i}").exists() for i in range(2)):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    (tmp_path / "go").touch()
+    results = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]  # the programs' status: recording is not their business
+    assert sum("another recorder wrote" in err for _, err in results) == 1
+    for name in ("same.retrace", "same-2.retrace"):
+        rec = tape.read_recording(tmp_path / name)
+        assert rec.status == tape.TapeStatus.COMPLETE
+        assert retrace("replay", name, cwd=tmp_path).returncode == 0
+
+
+def _process_gone(pid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        # a zombie is gone for our purpose: reaped by init soon, running nothing
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
+                return True
+        except (OSError, IndexError):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.fixture
+def sleeper(tmp_path: Path) -> Iterator[Path]:
+    _write(tmp_path, "sleeper.py", """
+        import os, signal, time
+        with open("pid", "w") as f:
+            f.write(str(os.getpid()))
+        time.sleep(60)
+    """)
+    yield tmp_path / "sleeper.py"
+
+
+def _launch_sleeper(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
+    launcher = subprocess.Popen([sys.executable, "-m", "pytest_retrace", "record", "-o", "s.retrace", "sleeper.py"],
+                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "pid").exists() or not (tmp_path / "pid").read_text():
+        assert time.monotonic() < deadline and launcher.poll() is None
+        time.sleep(0.02)
+    return launcher, int((tmp_path / "pid").read_text())
+
+
+def test_killing_the_launcher_kills_the_recorded_program(tmp_path: Path, sleeper: Path) -> None:
+    launcher, child = _launch_sleeper(tmp_path)
+    launcher.kill()
+    launcher.communicate()
+    assert _process_gone(child, within=5), "the recorded program outlived its launcher"
+
+
+def test_sigterm_to_the_launcher_reaches_the_program_which_dies_of_it_as_it_would_plainly(
+        tmp_path: Path, sleeper: Path) -> None:
+    launcher, child = _launch_sleeper(tmp_path)
+    launcher.send_signal(signal.SIGTERM)
+    out, err = launcher.communicate(timeout=30)
+    assert launcher.returncode == -signal.SIGTERM, err
+    assert _process_gone(child, within=5)
+    rec = tape.read_recording(tmp_path / "s.retrace")  # killed by a signal: what it recorded, truncated
+    assert rec.status == tape.TapeStatus.TRUNCATED
+
+
+# -- a disk that refuses the recording -------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs of our own (needs root and mount; skipped with the reason elsewhere)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(disk: Path, leave: int) -> None:
+    """Fill ``disk`` up to ``leave`` bytes free."""
+    free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+    with open(disk / "filler", "wb") as f:
+        f.write(b"\0" * max(0, free - leave))
+
+
+CHATTY = """
+import sys, time
+total = 0.0
+for _ in range(60000):
+    total += time.time()
+print("finished", total > 0)
+sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("leave", [0, 48 * 1024], ids=["full-at-start", "full-midway"])
+def test_a_full_disk_never_stops_or_changes_the_program(tmp_path: Path, small_disk: Path, leave: int) -> None:
+    program = _write(tmp_path, "chatty.py", CHATTY)
+    plainly = subprocess.run([sys.executable, str(program)], capture_output=True, text=True)
+    _fill(small_disk, leave)
+    recorded = retrace("record", "-o", str(small_disk / "c.retrace"), str(program), cwd=tmp_path)
+    assert recorded.returncode == plainly.returncode == 3
+    assert recorded.stdout == plainly.stdout
+    warnings = [line for line in recorded.stderr.splitlines() if line]
+    assert len(warnings) == 1 and warnings[0].startswith("retrace record: warning:"), recorded.stderr
+    assert "unrecorded" in warnings[0] or "abandoned" in warnings[0]
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]  # nothing half-written left
+
+
+def test_a_read_only_folder_never_stops_the_program(tmp_path: Path) -> None:
+    program = _write(tmp_path, "chatty.py", CHATTY)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(locked)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        done = retrace("record", "-o", str(locked / "c.retrace"), str(program), cwd=tmp_path)
+        assert done.returncode == 3, done.stderr
+        assert done.stdout == "finished True\n"
+        assert done.stderr.startswith("retrace record: warning:") and "unrecorded" in done.stderr
+        assert done.stderr.count("\n") == 1
+        assert list(locked.iterdir()) == []
+    finally:
+        subprocess.run(["umount", "-l", str(locked)], check=False)
+
+
+def test_recording_in_process_makes_private_folders_and_files(tmp_path: Path) -> None:
+    _write(tmp_path, "job.py", """
+        import sys, time
+        import pytest_retrace
+
+        @pytest_retrace.record_calls(sys.argv[1])
+        def job():
+            return time.time() > 0
+
+        print(job())
+    """)
+    folder = tmp_path / "deep" / "recordings"
+    done = subprocess.run([sys.executable, "job.py", str(folder)], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    files = list(folder.iterdir())
+    assert len(files) == 1 and files[0].suffix == ".retrace"
+    assert stat.S_IMODE(files[0].stat().st_mode) == 0o600
+
+
+def test_a_recording_refused_by_the_disk_in_process_leaves_the_call_untouched(tmp_path: Path,
+                                                                                small_disk: Path) -> None:
+    _write(tmp_path, "job.py", """
+        import sys, time
+        import pytest_retrace
+
+        @pytest_retrace.record_calls(sys.argv[1])
+        def job():
+            return sum(time.time() > 0 for _ in range(20000))
+
+        print(job())
+    """)
+    _fill(small_disk, 16 * 1024)
+    done = subprocess.run([sys.executable, "job.py", str(small_disk / "recs")], cwd=tmp_path, capture_output=True,
+                          text=True)
+    assert done.returncode == 0 and done.stdout == "20000\n"
+    assert "could not be written" in done.stderr
+    leftovers = [p for p in (small_disk / "recs").iterdir()] if (small_disk / "recs").exists() else []
+    assert leftovers == []
+
+
+# -- a recording server stopped while it serves ------------------------------------------------------------
+
+
+SERVICE = """
+import random, time
+from pytest_retrace.wsgi import RecordingMiddleware
+
+def raw(environ, start_response):
+    time.sleep(0.005)
+    body = repr(random.random()).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+app = RecordingMiddleware(raw, "recs")
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_recording_server_stopped_by_sigterm_under_load_keeps_every_answered_request(tmp_path: Path) -> None:
+    import http.client
+    import threading
+
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    if not gunicorn.exists():
+        pytest.skip("gunicorn is not installed (pip install -e '.[test]')")
+    _write(tmp_path, "svc.py", SERVICE)
+    port = _free_port()
+    server = subprocess.Popen([str(gunicorn), "-w", "2", "-b", f"127.0.0.1:{port}", "--graceful-timeout", "20",
+                               "svc:app"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    answered: list[bytes] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        deadline = time.monotonic() + 60  # bounded: the load stops by itself
+        while not stop.is_set() and time.monotonic() < deadline:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                connection.request("GET", "/")
+                response = connection.getresponse()
+                body = response.read()
+                if response.status == 200:
+                    answered.append(body)
+            except OSError:
+                time.sleep(0.01)
+            finally:
+                connection.close()
+
+    clients = [threading.Thread(target=client) for _ in range(4)]
+    for t in clients:
+        t.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(answered) < 50:
+            assert time.monotonic() < deadline and server.poll() is None, server.stderr
+            time.sleep(0.01)
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=60)
+    finally:
+        stop.set()
+        for t in clients:
+            t.join()
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    recordings = sorted((tmp_path / "recs").glob("*.retrace"))
+    assert len(answered) >= 50
+    assert len(recordings) == len(answered)
+    replies = []
+    for path in recordings:
+        rec = tape.read_recording(path)
+        assert rec.status == tape.TapeStatus.COMPLETE and rec.end is not None
+        replies.append(str(rec.end["returned"]["head"]))  # what the request answered: status, headers, body
+    assert all(any(repr(body) in reply for reply in replies) for body in answered)  # each answer has its recording
+    assert not [p for p in (tmp_path / "recs").iterdir() if not p.name.endswith(".retrace")]  # no temp file left
