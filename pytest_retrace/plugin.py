@@ -37,6 +37,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "is not faithful")
     group.addoption("--retrace-stuck-timeout", dest="retrace_stuck_timeout", type=float, default=None,
                     metavar="SECONDS", help="how long a replay may make no progress before it counts as stuck")
+    group.addoption("--retrace-key-file", dest="retrace_key_file", action="append", default=[], metavar="FILE",
+                    help="a private key that opens encrypted recordings (also $RETRACE_PRIVATE_KEY); repeatable")
+    parser.addini("retrace_key_file", type="paths", default=[],
+                  help="private key files that open encrypted recordings (keep them out of the repository)")
     parser.addini("retrace_recordings", type="paths", default=[],
                   help="recordings (files or folders) replayed when pytest runs without explicit paths")
     parser.addini("retrace_determinism_runs", default="1", help="default for --retrace-determinism-runs")
@@ -59,6 +63,16 @@ def pytest_configure(config: pytest.Config) -> None:
         if not from_ini and config.args_source != pytest.Config.ArgsSource.ARGS:
             config.args[:] = []  # `pytest --retrace-recordings=DIR` replays DIR, not the default test paths too
         config.args.extend(str(p) for p in paths)
+    key_files = config.getoption("retrace_key_file") or config.getini("retrace_key_file")
+    if key_files:
+        from .errors import RetraceError
+        from .format.sealing import add_private_key_file
+
+        for key_file in key_files:
+            try:
+                add_private_key_file(str(key_file))
+            except RetraceError as exc:
+                raise pytest.UsageError(f"--retrace-key-file: {exc}") from None
     from .front.summary import RetraceSummary  # cheap: the replay machinery loads when a recording is replayed
 
     config.pluginmanager.register(RetraceSummary(config), "retrace-summary")

@@ -280,11 +280,15 @@ def private_keys() -> dict[str, PrivateKey]:
     return keys
 
 
+class KeyNeeded(RecordingError):
+    """A sealed recording, and no key here opens it."""
+
+
 def opener_for(envelope: Envelope, where: str) -> Opener:
     """The opener of a recording sealed as ``envelope`` says; a RecordingError when no key here opens it."""
     key = private_keys().get(envelope.recipient)
     if key is None:
-        raise RecordingError(
+        raise KeyNeeded(
             f"{where}: needs the recording key: it is encrypted for the project key {envelope.recipient}; "
             f"set ${PRIVATE_ENV} to that private key (or to a file holding it), or pass it with --retrace-key-file "
             "(pytest) / --key-file (retrace)"

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from ..errors import RecordingError, RetraceError
+from ..format.sealing import KeyNeeded
 from ..format.tape import TapeStatus, read_recording, rewrite_end
 from ..runner import forkserver
 from ..runner.launcher import check_kind, check_program, replay
@@ -19,6 +20,7 @@ from .summary import Counter, ReplayInfo
 
 _CLOSES_SERVERS = pytest.StashKey[bool]()
 MISSING_PROGRAM = "missing-program"  # a test's status (not a verdict's): the recorded program is not here
+NEEDS_KEY = "needs-key"  # a test's status: the recording is sealed and no key here opens it
 
 
 def _replay_in_session(config: pytest.Config, path: str, **options: Any) -> Verdict:
@@ -72,6 +74,8 @@ class RecordingItem(pytest.Item):
             rec = read_recording(self.shown_path)
             rec.events()
             check_kind(rec)
+        except KeyNeeded as exc:
+            self._unusable(str(exc), NEEDS_KEY)
         except RecordingError as exc:
             self._unusable(str(exc), TapeStatus.CORRUPT)
         if rec.status != TapeStatus.COMPLETE:

@@ -411,3 +411,25 @@ def test_a_recording_server_stopped_by_sigterm_under_load_keeps_every_answered_r
         replies.append(str(rec.end["returned"]["head"]))  # what the request answered: status, headers, body
     assert all(any(repr(body) in reply for reply in replies) for body in answered)  # each answer has its recording
     assert not [p for p in (tmp_path / "recs").iterdir() if not p.name.endswith(".retrace")]  # no temp file left
+
+
+def test_pytest_errors_on_a_sealed_recording_without_its_key_and_replays_it_with_the_key(
+        tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    private, public = keys
+    _write(tmp_path, "prog.py", PROGRAM)
+    (tmp_path / "recs").mkdir()
+    assert retrace("record", "-o", "recs/a.retrace", "--public-key", str(public), "prog.py",
+                   cwd=tmp_path).returncode == 0
+
+    def pytest_run(*extra: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RETRACE_")}
+        return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--retrace-recordings=recs",
+                               *extra], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+
+    without = pytest_run()
+    assert without.returncode == 1 and "1 error" in without.stdout, without.stdout
+    assert "needs the recording key" in without.stdout
+    with_key = pytest_run(f"--retrace-key-file={private}")
+    assert with_key.returncode == 0 and "1 passed" in with_key.stdout, with_key.stdout
+    wrong = pytest_run(f"--retrace-key-file={public}")
+    assert wrong.returncode == 4 and "--retrace-key-file" in wrong.stderr and "Traceback" not in wrong.stderr
