@@ -243,7 +243,10 @@ class TapeWriter:
         self._file.flush()
 
     def _write(self, kind: int, body: Any) -> None:
-        self._file.write(encode_frame(kind, body, self._packer, self.sealer))
+        # Unbuffered writes may be short (a disk filling up): the rest goes on, or fails with the reason.
+        data = memoryview(encode_frame(kind, body, self._packer, self.sealer))
+        while data:
+            data = data[self._file.write(data) or 0 :]
 
     def _write_encodable(self, batch: list[Any]) -> None:
         """A batch failed to encode: name the first culprit and its boundary, keep everything else."""

@@ -223,7 +223,7 @@ def _finish_recording(run: ChildRun, temp: str, output: str, sealer: Sealer | No
     result = run.result
     if result is not None and result.abandoned:
         _discard(temp)
-        _warn(output, f"{result.recording_error}; the program ran unrecorded")
+        _warn(output, f"{result.recording_error}; the recording is abandoned")
         return
     error = result.recording_error if result is not None else None
     if result is not None and result.outcome is not None:

@@ -212,7 +212,8 @@ def test_a_full_disk_does_not_change_the_programs_exit_status(tmp_path: Path) ->
         recorded = subprocess.run([sys.executable, "-m", "pytest_retrace", "record", "-o", str(disk / "r.retrace"),
                                    "--", program], cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert (recorded.returncode, recorded.stdout) == (0, "100000\n")
-        assert "incomplete" in recorded.stderr and "No space left" in recorded.stderr
+        assert "abandoned" in recorded.stderr and "No space left" in recorded.stderr
+        assert list(disk.iterdir()) == []  # nothing half-written left behind
         assert "Traceback" not in recorded.stderr
     finally:
         subprocess.run(["umount", str(disk)], check=True)
