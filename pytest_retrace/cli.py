@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--verdict", metavar="FILE", help="write the verdict as JSON to FILE")
     rep.add_argument("--stuck-timeout", type=float, default=10.0, metavar="SECONDS",
                      help="how long threads may wait with no progress before the replay counts as stuck")
+    rep.add_argument("--allow-outside-project", action="store_true",
+                     help="run a recording whose script, module, function or folder is outside the current folder "
+                          "(the project), or installed code; only for recordings you trust")
 
     pin = sub.add_parser("pin", help="keep a crash recording as a regression case in the project")
     pin.add_argument("recording", metavar="REC")
@@ -71,9 +74,12 @@ def _record_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -
 def _replay_command(args: argparse.Namespace) -> int:
     from .engine.divergence import DIVERGED_EXIT
     from .front.report import format_verdict
+    from .kinds.entry import Project
     from .runner.launcher import replay
 
-    verdict = replay(args.recording, stuck_timeout=args.stuck_timeout)
+    # The project is the folder the replay runs from: a recording runs only its code.
+    project = Project(os.getcwd(), args.allow_outside_project, "--allow-outside-project")
+    verdict = replay(args.recording, project, stuck_timeout=args.stuck_timeout)
     if args.verdict:
         with open(args.verdict, "w") as f:
             json.dump(verdict.to_json(), f, indent=2, default=repr)

@@ -22,6 +22,7 @@ from ..engine.state import enter_gate, start_main_thread
 from ..format.tape import Kind, TapeStatus, read_recording
 from ..hooks import manager
 from ..kinds import process
+from ..kinds.entry import OutsideProject, Project, check_entry
 from ..kinds.outcome import Outcome
 from .protocol import CHILD_ENV, ChildResult, ForkServerConfig, RecordConfig, ReplayConfig, decode_config
 
@@ -51,16 +52,18 @@ def record(config: RecordConfig) -> NoReturn:
                    config.tags, report, config.parent)
 
 
-def prepare(header: dict[str, Any]) -> Any:
-    """Make the world what the recording started in (environment, time zone, interpreter path, folder), then let the
-    kind prepare (an in-process recording's entry is imported: importing was no part of the recording).
-    The fork server does this once, before it forks the replays."""
+def prepare(header: dict[str, Any], project: Project) -> Any:
+    """Check that the recording runs only the project's code (before anything else: a refused recording changes
+    nothing), make the world what the recording started in (environment, time zone, interpreter path, folder),
+    then let the kind prepare (an in-process recording's entry is imported: importing was no part of the
+    recording). The fork server does this once, before it forks the replays."""
+    folder = check_entry(header, project)
     env.restore(header["environ"])
     machine.apply((header.get("machine") or {}).get("zone"))
     sys.executable = header.get("executable", sys.executable)  # the program may start itself again
-    if os.path.isdir(header["cwd"]):
-        os.chdir(header["cwd"])
-    return kind_module(Kind.of(header)).prepare_replay(header)
+    if folder is not None:
+        os.chdir(folder)
+    return kind_module(Kind.of(header)).prepare_replay(header, project)
 
 
 def replay_here(config: ReplayConfig) -> NoReturn:
@@ -68,7 +71,10 @@ def replay_here(config: ReplayConfig) -> NoReturn:
     rec = read_recording(config.recording)
     header = rec.header
     kind = Kind.of(header)
-    prepared = prepare(header)
+    try:
+        prepared = prepare(header, config.project)
+    except OutsideProject as exc:  # the launcher checked first; this interpreter's own path may differ
+        raise SystemExit(f"retrace: {exc}") from None
 
     def diverged(divergence: Divergence) -> NoReturn:
         enter_gate()
