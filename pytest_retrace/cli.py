@@ -100,7 +100,7 @@ def _pin_command(args: argparse.Namespace) -> int:
 
 
 def _triage_command(args: argparse.Namespace) -> int:
-    from .front.pinning import triage
+    from .front.pinning import printable, triage
 
     if not os.path.isdir(args.folder):
         raise RetraceError(f"{args.folder} is not a folder; give the folder that holds the recordings")
@@ -115,11 +115,12 @@ def _triage_command(args: argparse.Namespace) -> int:
     for g in groups:
         crash = g.crash
         pinned = "  (pinned)" if g.pinned else ""
-        print(f"{g.count:>5} x  {crash.type}: {crash.message}{pinned}")
-        print(f"         at {crash.place}, fingerprint {crash.fingerprint}, first {g.first_seen}, "
-              f"last {g.last_seen}")
+        # Values from the files: a crafted one must not send escape sequences to the terminal.
+        print(printable(f"{g.count:>5} x  {crash.type}: {crash.message}{pinned}"))
+        print(printable(f"         at {crash.place}, fingerprint {crash.fingerprint}, first {g.first_seen}, "
+                        f"last {g.last_seen}"))
         if not g.pinned:
-            print(f"         retrace pin {g.recordings[0]}")
+            print(printable(f"         retrace pin {g.recordings[0]}"))
     return 0
 
 
