@@ -71,8 +71,9 @@ _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _slug(text: str, limit: int = 60) -> str:
-    """A part of a file name made from text a recording holds: only [A-Za-z0-9_.-], bounded, no leading dot."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text))[:limit].lstrip(".").strip("_") or "x"
+    """A part of a file name made from text a recording holds: only [A-Za-z0-9_] (so no dots, no separators:
+    ``-`` joins the parts), bounded."""
+    return re.sub(r"[^A-Za-z0-9_]+", "_", str(text))[:limit].strip("_") or "x"
 
 
 def printable(value: object) -> str:
