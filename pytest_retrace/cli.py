@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--verdict", metavar="FILE", help="write the verdict as JSON to FILE")
     rep.add_argument("--stuck-timeout", type=float, default=10.0, metavar="SECONDS",
                      help="how long threads may wait with no progress before the replay counts as stuck")
+    rep.add_argument("--allow-outside-project", action="store_true",
+                     help="run a recording whose script, module, function or folder is outside the current folder "
+                          "(the project), or installed code; only for recordings you trust")
 
     pin = sub.add_parser("pin", help="keep a crash recording as a regression case in the project")
     pin.add_argument("recording", metavar="REC")
@@ -106,9 +109,12 @@ def _keygen_command(args: argparse.Namespace) -> int:
 def _replay_command(args: argparse.Namespace) -> int:
     from .engine.divergence import DIVERGED_EXIT
     from .front.report import format_verdict
+    from .kinds.entry import Project
     from .runner.launcher import replay
 
-    verdict = replay(args.recording, stuck_timeout=args.stuck_timeout)
+    # The project is the folder the replay runs from: a recording runs only its code.
+    project = Project(os.getcwd(), args.allow_outside_project, "--allow-outside-project")
+    verdict = replay(args.recording, project, stuck_timeout=args.stuck_timeout)
     if args.verdict:
         with open(args.verdict, "w") as f:
             json.dump(verdict.to_json(), f, indent=2, default=repr)
@@ -129,7 +135,7 @@ def _pin_command(args: argparse.Namespace) -> int:
 
 
 def _triage_command(args: argparse.Namespace) -> int:
-    from .front.pinning import triage
+    from .front.pinning import printable, triage
 
     if not os.path.isdir(args.folder):
         raise RetraceError(f"{args.folder} is not a folder; give the folder that holds the recordings")
@@ -144,11 +150,12 @@ def _triage_command(args: argparse.Namespace) -> int:
     for g in groups:
         crash = g.crash
         pinned = "  (pinned)" if g.pinned else ""
-        print(f"{g.count:>5} x  {crash.type}: {crash.message}{pinned}")
-        print(f"         at {crash.place}, fingerprint {crash.fingerprint}, first {g.first_seen}, "
-              f"last {g.last_seen}")
+        # Values from the files: a crafted one must not send escape sequences to the terminal.
+        print(printable(f"{g.count:>5} x  {crash.type}: {crash.message}{pinned}"))
+        print(printable(f"         at {crash.place}, fingerprint {crash.fingerprint}, first {g.first_seen}, "
+                        f"last {g.last_seen}"))
         if not g.pinned:
-            print(f"         retrace pin {g.recordings[0]}")
+            print(printable(f"         retrace pin {g.recordings[0]}"))
     return 0
 
 

@@ -41,6 +41,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="a private key that opens encrypted recordings (also $RETRACE_PRIVATE_KEY); repeatable")
     parser.addini("retrace_key_file", type="paths", default=[],
                   help="private key files that open encrypted recordings (keep them out of the repository)")
+    group.addoption("--retrace-allow-outside-project", dest="retrace_allow_outside_project", action="store_true",
+                    default=None, help="replay recordings whose script, module, function or folder is outside the "
+                    "rootdir (the project), or installed code; only for recordings you trust")
+    parser.addini("retrace_allow_outside_project", type="bool", default=False,
+                  help="default for --retrace-allow-outside-project")
     parser.addini("retrace_recordings", type="paths", default=[],
                   help="recordings (files or folders) replayed when pytest runs without explicit paths")
     parser.addini("retrace_determinism_runs", default="1", help="default for --retrace-determinism-runs")

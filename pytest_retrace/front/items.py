@@ -12,6 +12,7 @@ import pytest
 from ..errors import RecordingError, RetraceError
 from ..format.sealing import KeyNeeded
 from ..format.tape import TapeStatus, read_recording, rewrite_end
+from ..kinds.entry import OutsideProject, Project
 from ..runner import forkserver
 from ..runner.launcher import check_kind, check_program, replay
 from ..runner.verdict import Verdict
@@ -21,6 +22,7 @@ from .summary import Counter, ReplayInfo
 _CLOSES_SERVERS = pytest.StashKey[bool]()
 MISSING_PROGRAM = "missing-program"  # a test's status (not a verdict's): the recorded program is not here
 NEEDS_KEY = "needs-key"  # a test's status: the recording is sealed and no key here opens it
+OUTSIDE_PROJECT = "outside-project"  # a test's status: the recording would run code that is not the project's
 
 
 def _replay_in_session(config: pytest.Config, path: str, **options: Any) -> Verdict:
@@ -29,7 +31,14 @@ def _replay_in_session(config: pytest.Config, path: str, **options: Any) -> Verd
     if not config.stash.get(_CLOSES_SERVERS, False):
         config.add_cleanup(forkserver.close_all)
         config.stash[_CLOSES_SERVERS] = True
-    return replay(path, forked=True, **options)
+    return replay(path, project(config), forked=True, **options)
+
+
+def project(config: pytest.Config) -> Project:
+    """The project whose code replays run: the rootdir (code outside it only when the user allows it)."""
+    allowed = config.getoption("retrace_allow_outside_project")
+    allowed = config.getini("retrace_allow_outside_project") if allowed is None else allowed
+    return Project(config.rootpath, bool(allowed), "--retrace-allow-outside-project")
 
 
 class RetraceFailure(Exception):
@@ -82,7 +91,9 @@ class RecordingItem(pytest.Item):
             self._unusable(f"{rec.problem}" if rec.problem and rec.problem.startswith(self.shown_path)
                            else f"{self.shown_path}: {rec.status} recording: {rec.problem}", rec.status)
         try:
-            check_program(rec.header["entry"], rec.header["cwd"])
+            check_program(rec.header["entry"], rec.header["cwd"], project(self.config))
+        except OutsideProject as exc:
+            self._unusable(f"{self.shown_path}: {exc}", OUTSIDE_PROJECT)
         except RetraceError as exc:
             self._unusable(f"{self.shown_path}: {exc}", MISSING_PROGRAM)
         self.recording = rec

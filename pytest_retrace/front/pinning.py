@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import RetraceError
+from ..errors import RecordingError, RetraceError
 from ..format.tape import Recording, TapeStatus, read_recording, rewrite
 from ..frames import program_frames
 from ..kinds.outcome import Outcome
@@ -66,8 +66,20 @@ def crash_of(rec: Recording) -> Crash | None:
     return Crash(f"exit{status}", f"exit status {status}", Path(where).stem, digest)
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_") or "x"
+_FINGERPRINT = re.compile(r"[0-9a-f]{8,128}")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _slug(text: str, limit: int = 60) -> str:
+    """A part of a file name made from text a recording holds: only [A-Za-z0-9_] (so no dots, no separators:
+    ``-`` joins the parts), bounded."""
+    return re.sub(r"[^A-Za-z0-9_]+", "_", str(text))[:limit].strip("_") or "x"
+
+
+def printable(value: object) -> str:
+    """A value from a recording as it may be written to a terminal: control characters and escape sequences
+    from a crafted file are shown escaped, never sent raw."""
+    return _CONTROLS.sub(lambda m: repr(m.group())[1:-1], str(value))
 
 
 def recordings_in(folder: Path) -> Iterator[Path]:
@@ -82,17 +94,23 @@ def pin(path: str | os.PathLike[str], into: str | os.PathLike[str]) -> Path:
     crash = crash_of(rec)
     if crash is None:
         raise RetraceError(f"{path}: the recorded run did not crash (exit status 0); only crashes are pinned")
+    if not isinstance(crash.fingerprint, str) or not _FINGERPRINT.fullmatch(crash.fingerprint):
+        shown = printable(repr(crash.fingerprint))[:80]
+        raise RecordingError(f"{path}: corrupt recording: its crash fingerprint {shown} is not a hex digest; "
+                             "record the crash again")
     folder = Path(into)
-    folder.mkdir(parents=True, exist_ok=True)
+    _make_folder(folder)
     for existing in recordings_in(folder):
         pinned = (read_recording(existing).header.get("pin") or {}).get("fingerprint")
         if pinned == crash.fingerprint:
-            raise RetraceError(
+            raise RetraceError(printable(
                 f"{path}: this crash ({crash.type} in {crash.place}, fingerprint {crash.fingerprint}) "
                 f"is already pinned as {existing}; nothing to do"
-            )
+            ))
     short_type = crash.type.rsplit(".", 1)[-1]
     target = folder / f"{_slug(short_type)}-{_slug(crash.place)}-{crash.fingerprint[:8]}.retrace"
+    if target.resolve().parent != folder.resolve():  # the name is sanitized: this only guards the rule
+        raise RetraceError(f"{path}: the pinned name {printable(target.name)} would leave {folder}")
     header = dict(rec.header, pin={
         "fingerprint": crash.fingerprint,
         "exception": crash.type,
@@ -103,6 +121,14 @@ def pin(path: str | os.PathLike[str], into: str | os.PathLike[str]) -> Path:
     })
     rewrite(path, header=header, into=target)
     return target
+
+
+def _make_folder(folder: Path) -> None:
+    """The regression folder, with the folders above it that are missing: created 0700 (recordings hold
+    production data)."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    for part in reversed(missing):
+        part.mkdir(mode=0o700, exist_ok=True)
 
 
 def triage(folder: str | os.PathLike[str]) -> list[CrashGroup]:

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from ..engine.state import internal
 from ..format import codec
 from ..format.tape import Kind
-from .entry import entry_point, resolve
+from .entry import Project, entry_point, resolve
 from .inprocess import InProcessRecording, Keep, begin, keeps, log
 from .outcome import ExceptionInfo, Outcome, returned_summary
 
@@ -87,9 +87,10 @@ def record_calls(directory: str | os.PathLike[str], keep: str | float = "all", m
 # -- the replay side -------------------------------------------------------------------------------------
 
 
-def prepare_replay(header: dict[str, Any]) -> Callable[..., Any]:
-    """Import the recorded function before the replay starts (importing was no part of the recorded call)."""
-    return resolve(header["entry"])
+def prepare_replay(header: dict[str, Any], project: Project) -> Callable[..., Any]:
+    """Import the recorded function (the project's own) before the replay starts (importing was no part of the
+    recorded call)."""
+    return resolve(header["entry"], project)
 
 
 def rerun(function: Callable[..., Any], header: dict[str, Any]) -> Outcome:

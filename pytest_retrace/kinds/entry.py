@@ -1,13 +1,198 @@
-"""Entry points of in-process recordings: how a fresh interpreter finds the recorded function or app again."""
+"""Entry points: how a fresh interpreter finds the recorded program, function or app again, and the rule that
+it may only be the project's own code.
+
+A recording is untrusted input (anyone who can drop a file into a recordings folder hands it to every
+developer's pytest), and its header names what replay runs: a script and the folder it ran in, a module
+(``-m``), or a function or WSGI app (``module:qualname``) with the ``sys.path`` root to import it from. Replay
+runs only code of the *project*: the pytest rootdir, or the folder ``retrace replay`` runs in. Paths resolve
+(symlinks too) inside it; a module is located without importing anything and must be a file of the project
+that is not installed (the standard library, site-packages, a virtualenv inside the project); the function or
+app must be one defined in that module. Anything else is refused before anything is imported or run, unless
+the user allowed it explicitly (:class:`Project`'s ``allow_outside``).
+"""
 
 from __future__ import annotations
 
+import ast
+import importlib
+import inspect
+import os
+import site
 import sys
-from collections.abc import Callable
+import sysconfig
+from collections.abc import Callable, Iterator
+from importlib.machinery import PathFinder
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from ..format.codec import resolve_type_path
+from ..errors import RetraceError
+from ..record import Record
+
+
+class Project(Record):
+    """The project whose code a replay may run: its root folder (symlinks resolved), whether the user allowed code
+    outside it, and the option that allows it (named in refusals: the CLI's and the plugin's differ)."""
+
+    __slots__ = ("root", "allow_outside", "allow_option")
+
+    def __init__(self, root: str | os.PathLike[str], allow_outside: bool = False,
+                 allow_option: str = "--allow-outside-project") -> None:
+        self.root = os.path.realpath(root)
+        self.allow_outside = allow_outside
+        self.allow_option = allow_option
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Project:
+        return cls(data["root"], data["allow_outside"], data["allow_option"])
+
+
+class OutsideProject(RetraceError):
+    """A recording points at code that is not the project's; replay refuses to run it."""
+
+
+def _refuse(project: Project, what: str, where: str, why: str) -> OutsideProject:
+    return OutsideProject(
+        f"the recording's {what} {why} ({where}), and replay runs only the code of the project {project.root}; "
+        f"replay it from its project's folder, or pass {project.allow_option} if you trust this recording")
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def confine(path: str | os.PathLike[str], project: Project, what: str) -> Path:
+    """``path`` with symlinks resolved, refused (:class:`OutsideProject`) unless it is inside the project.
+    The one place a recorded path meets the project (recordings that store paths relative to the project root
+    resolve them here)."""
+    real = os.path.realpath(path)
+    if not project.allow_outside and not _inside(real, project.root):
+        raise _refuse(project, what, real, "is outside the project")
+    return Path(real)
+
+
+def installed_folders(project: Project) -> list[str]:
+    """Where installed code lives: the standard library, site-packages, and the interpreter's prefixes (a
+    virtualenv inside the project is installed code, not the app; a prefix that holds the whole project is not
+    counted, or nothing in the project would be its own)."""
+    paths = sysconfig.get_paths()
+    folders = [paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths]
+    folders += getattr(site, "getsitepackages", list)()
+    folders.append(site.getusersitepackages())
+    folders += [p for p in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+                if not _inside(project.root, os.path.realpath(p))]
+    return [os.path.realpath(f) for f in folders]
+
+
+def _module_files(name: str, search: list[str], project: Project, what: str) -> list[str]:
+    """The files importing module ``name`` runs (each package on the way, then the module), located without
+    importing anything: a module this interpreter already imported is the one an import hands back."""
+    files: list[str] = []
+    locations: list[str] | None = search
+    parts = name.split(".")
+    for depth in range(1, len(parts) + 1):
+        full = ".".join(parts[:depth])
+        module = sys.modules.get(full)
+        if module is not None:
+            origin, below = getattr(module, "__file__", None), getattr(module, "__path__", None)
+        else:
+            spec = PathFinder.find_spec(full, locations) if locations is not None else None
+            if spec is None:
+                raise _refuse(project, what, f"searched {', '.join(search[:3])} …", f"names module {full!r}, "
+                              "which is not found among the project's files")
+            origin = spec.origin if spec.has_location else None
+            below = spec.submodule_search_locations
+        if origin is None and below is None:
+            raise _refuse(project, what, "built into the interpreter", f"names module {full!r}, which has no file")
+        files += [origin] if origin is not None else list(below or [])
+        locations = list(below) if below is not None else None
+    return files
+
+
+def check_module(name: str, search: list[str], project: Project, what: str) -> list[str]:
+    """Module ``name`` (found on ``search``) must be the project's own, not installed; nothing is imported.
+    Returns the files importing it runs (none when code outside the project is allowed: nothing was checked)."""
+    if project.allow_outside:
+        return []
+    if not name or any(not part.isidentifier() for part in name.split(".")):
+        raise _refuse(project, what, repr(name), "is not a module name")
+    installed = installed_folders(project)
+    files = _module_files(name, search, project, what)
+    for file in files:
+        real = str(confine(file, project, what))
+        if any(_inside(real, folder) for folder in installed):
+            raise _refuse(project, what, real, f"names {name!r}, which is installed code (the standard library or "
+                          "an installed package), not the project's")
+    return files
+
+
+def _bindings(body: list[ast.stmt]) -> Iterator[tuple[str, bool]]:
+    """The names a module's top level binds, each with whether an import binds it (into ``if`` and ``try``)."""
+    for node in body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield from ((alias.asname or alias.name.partition(".")[0], True) for alias in node.names)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            yield node.name, False
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                yield from ((n.id, False) for n in ast.walk(target) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.If, ast.Try)):
+            for block in (node.body, node.orelse, getattr(node, "finalbody", []),
+                          *(h.body for h in getattr(node, "handlers", []))):
+                yield from _bindings(block)
+
+
+def check_defined(file: str, module: str, qualname: str, project: Project, what: str) -> None:
+    """Before importing: the first name of ``qualname`` must not be one ``module``'s source only imports
+    (``os.system`` imported into the app is not the app's); the replay checks the object itself after import."""
+    if project.allow_outside or not file.endswith(".py"):
+        return
+    try:
+        tree = ast.parse(Path(file).read_bytes(), file)
+    except (OSError, SyntaxError, ValueError):
+        return  # the import will say what is wrong with it
+    name = qualname.partition(".")[0]
+    kinds = {imported for bound, imported in _bindings(tree.body) if bound == name}
+    if kinds == {True}:
+        raise _refuse(project, what, file, f"names {qualname!r}, which {module} imports from elsewhere")
+
+
+def search_path(entry: dict[str, Any], here: str) -> list[str]:
+    """Where a replay imports the entry's module from: its recorded root, the folder it runs in, then the
+    interpreter's path (``sys.path[0]``, the folder of ``python -c`` or of a script, is the folder it runs in)."""
+    root = entry.get("root")
+    return ([str(root)] if root else []) + [here] + sys.path[1:]
+
+
+def entry_module(entry: dict[str, Any]) -> str | None:
+    """The module a recording's entry imports first: ``-m``'s, or the function's or app's."""
+    if "module" in entry:
+        return str(entry["module"])
+    target = entry.get("app") or entry.get("function")
+    return str(target).partition(":")[0] if target is not None else None
+
+
+def check_entry(header: dict[str, Any], project: Project) -> str | None:
+    """Check what the recording's header would run (its folder, script, import root and module) against the
+    project, importing nothing. Returns the folder the replay runs in: the recorded one when it exists here,
+    else None (the replay stays where it is started; it never changes to a folder outside the project)."""
+    entry, cwd = header.get("entry") or {}, str(header.get("cwd") or "")
+    folder = str(confine(cwd, project, "working folder")) if cwd and os.path.isdir(cwd) else None
+    here = folder or os.getcwd()
+    if entry.get("script") is not None:
+        confine(os.path.join(here, str(entry["script"])), project, "script")
+    if entry.get("root"):
+        confine(str(entry["root"]), project, "import root")
+    module = entry_module(entry)
+    if module is not None:
+        target = str(entry.get("app") or entry.get("function") or module)
+        files = check_module(module, search_path(entry, here), project, f"entry point {target!r}")
+        if ":" in target and files:
+            check_defined(files[-1], module, target.partition(":")[2], project, f"entry point {target!r}")
+    return folder
+
+
+# -- the record side: where the function or app is ----------------------------------------------------------
 
 
 def module_root(name: str) -> str | None:
@@ -33,17 +218,50 @@ def entry_point(function: Callable[..., Any]) -> dict[str, Any]:
     return {"function": f"{name}:{function.__qualname__}", "root": module_root(function.__module__)}
 
 
-def resolve(entry: dict[str, Any]) -> Callable[..., Any]:
-    """The recorded function (or WSGI app) of a header's ``entry``, imported. Raises SystemExit with the
-    reason when it cannot be found."""
-    if "app" in entry:  # a request recording names its app
-        entry = {"function": entry["app"], "root": entry["root"]}
-    if entry.get("root") and entry["root"] not in sys.path:
-        sys.path.insert(0, entry["root"])
+# -- the replay side ------------------------------------------------------------------------------------------
+
+
+def _defined_in(module: ModuleType, qualname: str, project: Project, what: str) -> Any:
+    """The object at ``qualname`` in ``module``, which must be the module's own: no step through another module,
+    and a function or class at the end must be defined there (not ``os.system`` imported into it)."""
+    obj: Any = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+        if isinstance(obj, ModuleType):
+            raise _refuse(project, what, f"module {obj.__name__}", "leads into another module")
+    if (inspect.isroutine(obj) or inspect.isclass(obj)) and getattr(obj, "__module__", None) != module.__name__:
+        raise _refuse(project, what, f"defined in {getattr(obj, '__module__', None) or 'no module'}",
+                      f"names {qualname!r}, which is not defined in {module.__name__}")
+    if not callable(obj):
+        raise _refuse(project, what, type(obj).__name__, f"names {qualname!r}, which cannot be called")
+    return obj
+
+
+def resolve(entry: dict[str, Any], project: Project) -> Callable[..., Any]:
+    """The recorded function (or WSGI app) of a header's ``entry``, imported, after :func:`check_entry` found
+    it inside the project (checked again here, on this interpreter's own path). Raises :class:`OutsideProject`
+    when it is not the project's, and SystemExit with the reason when it cannot be found."""
+    target = str(entry.get("app") or entry.get("function") or "")  # a request recording names its app
+    name, _, qualname = target.partition(":")
+    what = f"entry point {target!r}"
+    root = entry.get("root")
+    if root:
+        confine(str(root), project, "import root")
+    check_module(name, search_path(entry, os.getcwd()), project, what)
+    if root and root not in sys.path:
+        sys.path.insert(0, root)
     try:
-        obj: Any = resolve_type_path(entry["function"])
-    except (ImportError, AttributeError) as exc:
-        raise SystemExit(f"retrace: cannot find {entry['function']!r}, the entry point of this recording "
+        module = importlib.import_module(name)
+        obj = _defined_in(module, qualname, project, what) if not project.allow_outside else _walk(module, qualname)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise SystemExit(f"retrace: cannot find {target!r}, the entry point of this recording "
                          f"({type(exc).__name__}: {exc}); replay where its module is importable "
-                         f"(recorded from {entry.get('root') or 'an unknown folder'})") from None
+                         f"(recorded from {root or 'an unknown folder'})") from None
     return getattr(obj, "__wrapped__", obj)  # type: ignore[no-any-return]  # the function, not our wrapper
+
+
+def _walk(module: ModuleType, qualname: str) -> Any:
+    obj: Any = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj

@@ -27,6 +27,7 @@ from ..engine.stack import main_module_runs_alone, program_traceback
 from ..engine.state import enter_gate, mark_outside, start_main_thread
 from ..format.sealing import Sealer
 from ..format.tape import Kind, TapeWriter
+from .entry import Project
 from .header import make_header
 from .outcome import ExceptionInfo, Outcome, leave_with
 
@@ -137,11 +138,12 @@ def record(output: str, entry: dict[str, Any], argv: list[str], hash_seed: int, 
 # -- the replay side -------------------------------------------------------------------------------------
 
 
-def prepare_replay(header: dict[str, Any]) -> None:
+def prepare_replay(header: dict[str, Any], project: Project) -> None:
     """Park one idle OS thread for the replay's lifetime, where the recording had its writer thread.
 
     The program sees the same number of threads in both runs: Python 3.12+ warns on ``os.fork()``
-    in a multi-threaded process, and that warning is output the replay must reproduce.
+    in a multi-threaded process, and that warning is output the replay must reproduce. (The script or module
+    was checked to be the ``project``'s before: ``entry.check_entry``.)
     """
     parked = _thread.allocate_lock()
     parked.acquire()

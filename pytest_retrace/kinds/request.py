@@ -32,7 +32,7 @@ from typing import Any
 
 from ..format import codec
 from ..format.tape import Kind
-from .entry import importable_name, module_root, resolve
+from .entry import Project, importable_name, module_root, resolve
 from .inprocess import InProcessRecording, Keep, begin, keeps, log
 from .outcome import ExceptionInfo, Outcome, Stream
 
@@ -287,9 +287,10 @@ def record_flask(flask_app: Any, directory: str | Path, keep: str | float = "all
 # -- the replay side -------------------------------------------------------------------------------------
 
 
-def prepare_replay(header: dict[str, Any]) -> Callable[..., Any]:
-    """Import the recorded WSGI app before the replay starts (importing was no part of the recorded request)."""
-    return resolve(header["entry"])
+def prepare_replay(header: dict[str, Any], project: Project) -> Callable[..., Any]:
+    """Import the recorded WSGI app (the project's own) before the replay starts (importing was no part of the
+    recorded request)."""
+    return resolve(header["entry"], project)
 
 
 def rerun(app: Callable[..., Any], header: dict[str, Any]) -> Outcome:

@@ -23,6 +23,7 @@ from ..format.sealing import Sealer, keys_from_parent
 from ..format.tape import Kind, TapeStatus, read_recording
 from ..hooks import manager
 from ..kinds import process
+from ..kinds.entry import OutsideProject, Project, check_entry
 from ..kinds.outcome import Outcome
 from .protocol import CHILD_ENV, LAUNCHER_ENV, ChildResult, ForkServerConfig, RecordConfig, ReplayConfig, decode_config
 
@@ -79,16 +80,18 @@ def _die_with_parent_ctypes(parent: int) -> bool:
     return os.getppid() == parent
 
 
-def prepare(header: dict[str, Any]) -> Any:
-    """Make the world what the recording started in (environment, time zone, interpreter path, folder), then let the
-    kind prepare (an in-process recording's entry is imported: importing was no part of the recording).
-    The fork server does this once, before it forks the replays."""
+def prepare(header: dict[str, Any], project: Project) -> Any:
+    """Check that the recording runs only the project's code (before anything else: a refused recording changes
+    nothing), make the world what the recording started in (environment, time zone, interpreter path, folder),
+    then let the kind prepare (an in-process recording's entry is imported: importing was no part of the
+    recording). The fork server does this once, before it forks the replays."""
+    folder = check_entry(header, project)
     env.restore(header["environ"])
     machine.apply((header.get("machine") or {}).get("zone"))
     sys.executable = header.get("executable", sys.executable)  # the program may start itself again
-    if os.path.isdir(header["cwd"]):
-        os.chdir(header["cwd"])
-    return kind_module(Kind.of(header)).prepare_replay(header)
+    if folder is not None:
+        os.chdir(folder)
+    return kind_module(Kind.of(header)).prepare_replay(header, project)
 
 
 def replay_here(config: ReplayConfig) -> NoReturn:
@@ -96,7 +99,10 @@ def replay_here(config: ReplayConfig) -> NoReturn:
     rec = read_recording(config.recording)
     header = rec.header
     kind = Kind.of(header)
-    prepared = prepare(header)
+    try:
+        prepared = prepare(header, config.project)
+    except OutsideProject as exc:  # the launcher checked first; this interpreter's own path may differ
+        raise SystemExit(f"retrace: {exc}") from None
 
     def diverged(divergence: Divergence) -> NoReturn:
         enter_gate()

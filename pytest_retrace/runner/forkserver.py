@@ -33,6 +33,7 @@ from ..engine.state import internal
 from ..format.sealing import keys_for_child
 from ..format.tape import Kind, read_recording
 from ..hooks import manager
+from ..kinds.entry import Project
 from .protocol import CHILD_CODE, CHILD_ENV, ForkServerConfig, ReplayConfig, decode_config, encode_config
 
 MAX_SERVERS = 4  # groups of recordings served at once by one pytest process; the oldest server goes first
@@ -53,11 +54,11 @@ def server_key(header: dict[str, Any]) -> str | None:
 class ForkServer:
     """The launcher's handle on one fork server process."""
 
-    def __init__(self, recording: str, hash_seed: int) -> None:
+    def __init__(self, recording: str, hash_seed: int, project: Project) -> None:
         self.folder = tempfile.mkdtemp(prefix="retrace-forkserver-")
         answers, self._answer_fd = os.pipe()
         self.answers = os.fdopen(answers, "r")
-        config = ForkServerConfig(os.path.abspath(recording), self._answer_fd, manager.discover())
+        config = ForkServerConfig(os.path.abspath(recording), self._answer_fd, project, manager.discover())
         env = dict(os.environ, PYTHONHASHSEED=str(hash_seed))
         env[CHILD_ENV] = encode_config(config)
         keys_for_child(env)
@@ -119,8 +120,9 @@ class ForkServer:
 _servers: OrderedDict[str, ForkServer | None] = OrderedDict()
 
 
-def server_for(path: str, header: dict[str, Any]) -> ForkServer | None:
-    """The running fork server for this recording's group (started now if need be), or None: replay cold."""
+def server_for(path: str, header: dict[str, Any], project: Project) -> ForkServer | None:
+    """The running fork server for this recording's group (started now if need be) that runs ``project``'s code,
+    or None: replay cold."""
     key = server_key(header)
     if key is None or os.environ.get("RETRACE_NO_FORKSERVER"):
         return None
@@ -131,7 +133,7 @@ def server_for(path: str, header: dict[str, Any]) -> ForkServer | None:
         _, oldest = _servers.popitem(last=False)
         if oldest is not None:
             oldest.close()
-    server = ForkServer(path, header["hash_seed"])
+    server = ForkServer(path, header["hash_seed"], project)
     if not server.ready:
         server.close()
     # A server that could not start is remembered as None: the group replays cold, without trying again.
@@ -184,7 +186,7 @@ def load_replay_machinery() -> None:
         manager.manager()
 
 
-def serve(config: ForkServerConfig, prepare: Callable[[dict[str, Any]], Any],
+def serve(config: ForkServerConfig, prepare: Callable[[dict[str, Any], Project], Any],
           replay_here: Callable[[ReplayConfig], NoReturn]) -> None:
     """Prepare as a cold replay would (``prepare``, the child entry's), then fork one replay (``replay_here``) per
     command read from stdin."""
@@ -193,8 +195,8 @@ def serve(config: ForkServerConfig, prepare: Callable[[dict[str, Any]], Any],
     answers = os.fdopen(config.answers, "w")
     header = read_recording(config.recording).header
     try:
-        prepare(header)
-    except BaseException as exc:  # the entry point does not import: it explains itself with SystemExit
+        prepare(header, config.project)
+    except BaseException as exc:  # not the project's, or the entry point does not import: it explains itself
         _say(answers, ready=False, why=str(exc))
         return
     load_replay_machinery()

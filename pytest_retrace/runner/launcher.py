@@ -23,6 +23,7 @@ from ..errors import RecordingError, RetraceError
 from ..format.sealing import PublicKey, Sealer, keys_for_child
 from ..format.tape import Kind, Recording, TapeStatus, append_end, publish, publish_beside, read_recording, temp_beside
 from ..hooks import manager
+from ..kinds.entry import OutsideProject, Project, check_entry
 from ..kinds.outcome import OUTPUT_HEAD, Stream
 from .protocol import CHILD_CODE, CHILD_ENV, LAUNCHER_ENV, ChildResult, RecordConfig, ReplayConfig, encode_config
 from .verdict import Verdict, conclude, unreadable
@@ -137,7 +138,7 @@ def _run_forked(config: ReplayConfig, header: dict[str, Any], passthrough: bool,
     None when there is none to use, and the replay must start cold."""
     from . import forkserver  # here: a single replay from the command line never forks
 
-    server = forkserver.server_for(config.recording, header)
+    server = forkserver.server_for(config.recording, header, config.project)
     if server is None:
         return None
     result_path = _result_path()
@@ -171,8 +172,11 @@ def check_kind(rec: Recording) -> None:
         raise RecordingError(f"{rec.path}: {exc}") from None
 
 
-def check_program(entry: dict[str, str], cwd: str) -> None:
-    """The program's code must be there: recordings hold what it read, not the program itself."""
+def check_program(entry: dict[str, str], cwd: str, project: Project | None = None) -> None:
+    """The program's code must be there: recordings hold what it read, not the program itself. With ``project``
+    (a replay), what the recording would run must also be that project's own code (:class:`OutsideProject`)."""
+    if project is not None:
+        check_entry({"entry": entry, "cwd": cwd}, project)
     script = entry.get("script")
     if script is not None and not os.path.isfile(os.path.join(cwd, script)):
         raise RetraceError(
@@ -261,12 +265,13 @@ def _discard(path: str) -> None:
         pass
 
 
-def replay(path: str, stuck_timeout: float = 10.0, passthrough: bool = True, keep_output: bool = False,
-           recording: Recording | None = None, forked: bool = False) -> Verdict:
+def replay(path: str, project: Project, stuck_timeout: float = 10.0, passthrough: bool = True,
+           keep_output: bool = False, recording: Recording | None = None, forked: bool = False) -> Verdict:
     """Replay a recording in a fresh interpreter and return its verdict (with what the replay printed, whole
-    when ``keep_output``).
+    when ``keep_output``). It runs only ``project``'s code: a recording that points elsewhere raises
+    :class:`OutsideProject` before anything runs (unless the project allows it).
 
-    ``recording`` is the file already read and checked (the plugin reads it in setup). With ``forked``
+    ``recording`` is the file already read and checked (the plugin reads and checks it in setup). With ``forked``
     (the plugin, which replays many), a request or call recording is replayed in a fork of a server
     that imported its app once (``forkserver.py``).
     Raises :class:`RecordingError` when ``path`` is no readable recording at all.
@@ -275,12 +280,15 @@ def replay(path: str, stuck_timeout: float = 10.0, passthrough: bool = True, kee
     if rec is None:
         rec = read_recording(path)
         check_kind(rec)
-        check_program(rec.header["entry"], rec.header["cwd"])
+        try:
+            check_program(rec.header["entry"], rec.header["cwd"], project)
+        except OutsideProject as exc:
+            raise OutsideProject(f"{path}: {exc}") from None
     if rec.status == TapeStatus.CORRUPT:
         return unreadable(path, f"{path}: corrupt recording: {rec.problem}", rec.offset)
     if rec.end is not None and rec.end.get("recording_error"):
         return unreadable(path, f"{path}: the recording is incomplete: {rec.end['recording_error']}")
-    config = ReplayConfig(os.path.abspath(path), stuck_timeout)
+    config = ReplayConfig(os.path.abspath(path), project, stuck_timeout)
     run = _run_forked(config, rec.header, passthrough, keep_output) if forked else None
     if run is None:
         run = run_child(config, rec.header["hash_seed"], passthrough, keep_output)

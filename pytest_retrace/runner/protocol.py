@@ -17,6 +17,7 @@ from ..engine.divergence import Divergence
 from ..engine.keyed import KeyedSummary
 from ..engine.state import internal
 from ..enums import StrEnum
+from ..kinds.entry import Project
 from ..kinds.outcome import Outcome
 from ..record import Record, read_field
 
@@ -56,14 +57,17 @@ class RecordConfig(Record):
 
 
 class ReplayConfig(Record):
-    """Replay ``recording``. A fork server's child also gets the files its stdout and stderr go to."""
+    """Replay ``recording``, running only the code of ``project``. A fork server's child also gets the files its
+    stdout and stderr go to."""
 
-    __slots__ = ("recording", "stuck_timeout", "result", "plugins", "stdout", "stderr")
+    __slots__ = ("recording", "project", "stuck_timeout", "result", "plugins", "stdout", "stderr")
     mode = Mode.REPLAY
 
-    def __init__(self, recording: str, stuck_timeout: float = 10.0, result: str = "", plugins: list[str] | None = None,
-                 stdout: str | None = None, stderr: str | None = None) -> None:
+    def __init__(self, recording: str, project: Project | dict[str, Any], stuck_timeout: float = 10.0,
+                 result: str = "", plugins: list[str] | None = None, stdout: str | None = None,
+                 stderr: str | None = None) -> None:
         self.recording = recording
+        self.project = _project(project)
         self.stuck_timeout = stuck_timeout
         self.result = result
         self.plugins: list[str] = plugins or []
@@ -72,15 +76,23 @@ class ReplayConfig(Record):
 
 
 class ForkServerConfig(Record):
-    """Prepare as a replay of ``recording`` would, then fork a replay per command; answer on fd ``answers``."""
+    """Prepare as a replay of ``recording`` would (for ``project``), then fork a replay per command; answer on fd
+    ``answers``."""
 
-    __slots__ = ("recording", "answers", "plugins")
+    __slots__ = ("recording", "answers", "project", "plugins")
     mode = Mode.FORKSERVER
 
-    def __init__(self, recording: str, answers: int, plugins: list[str] | None = None) -> None:
+    def __init__(self, recording: str, answers: int, project: Project | dict[str, Any],
+                 plugins: list[str] | None = None) -> None:
         self.recording = recording
         self.answers = answers
+        self.project = _project(project)
         self.plugins: list[str] = plugins or []
+
+
+def _project(project: Project | dict[str, Any]) -> Project:
+    """The project a replay runs the code of, as given or as read back from the configuration's JSON."""
+    return project if isinstance(project, Project) else Project.from_json(project)
 
 
 ChildConfig = RecordConfig | ReplayConfig | ForkServerConfig

@@ -49,15 +49,24 @@ def retrace(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: f
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
 
+def program_in(folder: Path, program: str) -> Path:
+    """A copy of the fixture program in ``folder``: the folder is the project the replay runs in, and replay
+    runs only the project's own code."""
+    copy = folder / Path(program).name
+    shutil.copyfile(PROGRAMS / program, copy)
+    return copy
+
+
 class Recorder:
-    """Records a program into a tmp folder and replays it, returning what the user would see."""
+    """Records a program (copied into a tmp folder, the project) and replays it there, returning what the user
+    would see."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
     def record(self, program: str, *args: str, env: dict[str, str] | None = None, name: str = "rec",
                stdin: str = "") -> Run:
-        return retrace("record", "-o", f"{name}.retrace", "--", str(PROGRAMS / program), *args,
+        return retrace("record", "-o", f"{name}.retrace", "--", str(program_in(self.folder, program)), *args,
                        cwd=self.folder, env=env, stdin=stdin)
 
     def replay(self, name: str = "rec", env: dict[str, str] | None = None, offline: bool = False) -> Run:

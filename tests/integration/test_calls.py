@@ -59,8 +59,10 @@ def test_keep_errors_keeps_only_the_call_that_raised(jobs: Path, http_server: Li
     assert read_recording(only).end["exception"]["type"] == "KeyError"
 
 
-def test_the_plugin_replays_call_recordings_pin_fix_and_pass(jobs: Path, http_server: LiveServer,
+def test_the_plugin_replays_call_recordings_pin_fix_and_pass(http_server: LiveServer,
                                                             pytester: pytest.Pytester) -> None:
+    jobs = pytester.path / "jobs"  # inside the project pytest runs in: replay runs only the project's code
+    shutil.copytree(PROGRAMS / "jobs", jobs)
     run_jobs(jobs, http_server.port)
     http_server.stop()
     result = pytester.runpytest(f"--retrace-recordings={jobs / 'recordings'}", "-p", "no:cacheprovider")
@@ -94,27 +96,28 @@ def test_arguments_no_codec_can_hold_leave_the_call_unrecorded(tmp_path: Path) -
     assert not list((tmp_path / "recs").glob("*.retrace"))
 
 
-def test_a_seeded_service_draws_the_same_series_while_recorded(tmp_path: Path, pytester: pytest.Pytester) -> None:
+def test_a_seeded_service_draws_the_same_series_while_recorded(pytester: pytest.Pytester) -> None:
     """Each recorded call draws from a generator of its own, seeded from the module's: a program that seeded
     the module's generator gets the same draws run after run, and every call replays alone."""
-    (tmp_path / "draws.py").write_text(
+    folder = pytester.path  # the program lives in the project pytest replays in
+    (folder / "draws.py").write_text(
         "import random\nimport pytest_retrace\n\nrandom.seed(7)\n\n"
         "@pytest_retrace.record_calls(directory='recs')\n"
         "def draw():\n    return [random.random(), random.randint(1, 99)]\n\n"
         "if __name__ == '__main__':\n    print([draw() for _ in range(3)])\n")
-    runs = [subprocess.run([sys.executable, "draws.py"], cwd=tmp_path, capture_output=True, text=True,
+    runs = [subprocess.run([sys.executable, "draws.py"], cwd=folder, capture_output=True, text=True,
                            check=True).stdout for _ in range(2)]
     assert runs[0] == runs[1]
     assert len(set(map(str, eval(runs[0])))) == 3  # three different draws, not one stream replayed thrice
-    result = pytester.runpytest(f"--retrace-recordings={tmp_path / 'recs'}", "-p", "no:cacheprovider")
+    result = pytester.runpytest(f"--retrace-recordings={folder / 'recs'}", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=6)
 
 
-def test_a_thread_an_earlier_call_started_can_record_calls_of_its_own(tmp_path: Path,
-                                                                     pytester: pytest.Pytester) -> None:
+def test_a_thread_an_earlier_call_started_can_record_calls_of_its_own(pytester: pytest.Pytester) -> None:
     """A worker started inside a recorded call belongs to that recording only while it is under way: once it
     is over, calls the worker makes are recorded on their own."""
-    (tmp_path / "pool.py").write_text(
+    folder = pytester.path  # the program lives in the project pytest replays in
+    (folder / "pool.py").write_text(
         "import threading\nimport time\nimport pytest_retrace\n\ngo = threading.Event()\n\n"
         "@pytest_retrace.record_calls(directory='recs')\ndef job(n):\n    return [n, time.time() > 0]\n\n"
         "workers = []\n\n"
@@ -122,21 +125,21 @@ def test_a_thread_an_earlier_call_started_can_record_calls_of_its_own(tmp_path: 
         "    workers.append(threading.Thread(target=lambda: go.wait() and print(job(5))))\n"
         "    workers[0].start()\n\n"
         "if __name__ == '__main__':\n    start()\n    go.set()\n    workers[0].join()\n")
-    ran = subprocess.run([sys.executable, "pool.py"], cwd=tmp_path, capture_output=True, text=True, check=True)
+    ran = subprocess.run([sys.executable, "pool.py"], cwd=folder, capture_output=True, text=True, check=True)
     assert ran.stdout == "[5, True]\n"
-    assert sorted(p.name.split("-")[0] for p in (tmp_path / "recs").glob("*.retrace")) == ["job", "start"]
-    result = pytester.runpytest(f"--retrace-recordings={tmp_path / 'recs'}", "-p", "no:cacheprovider")
+    assert sorted(p.name.split("-")[0] for p in (folder / "recs").glob("*.retrace")) == ["job", "start"]
+    result = pytester.runpytest(f"--retrace-recordings={folder / 'recs'}", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
 
 
-def test_a_call_that_changes_its_arguments_is_recorded_with_them_as_they_came(tmp_path: Path,
-                                                                             pytester: pytest.Pytester) -> None:
-    (tmp_path / "batch.py").write_text(
+def test_a_call_that_changes_its_arguments_is_recorded_with_them_as_they_came(pytester: pytest.Pytester) -> None:
+    folder = pytester.path  # the program lives in the project pytest replays in
+    (folder / "batch.py").write_text(
         "import pytest_retrace\n\n@pytest_retrace.record_calls(directory='recs')\n"
         "def drain(items):\n    total = sum(items)\n    items.clear()\n    return total\n\n"
         "if __name__ == '__main__':\n    print(drain([1, 2, 3]))\n")
-    ran = subprocess.run([sys.executable, "batch.py"], cwd=tmp_path, capture_output=True, text=True, check=True)
+    ran = subprocess.run([sys.executable, "batch.py"], cwd=folder, capture_output=True, text=True, check=True)
     assert ran.stdout == "6\n"
-    (recording,) = (tmp_path / "recs").glob("*.retrace")
+    (recording,) = (folder / "recs").glob("*.retrace")
     assert read_recording(recording).header["entry"]["args"] == [[1, 2, 3]]
     pytester.runpytest(f"--retrace-recordings={recording}", "-p", "no:cacheprovider").assert_outcomes(passed=1)

@@ -125,7 +125,7 @@ def test_show_lists_header_and_events(recorder: Recorder, tmp_path: Path) -> Non
     import json
 
     doc = json.loads(retrace("show", "--json", "rec.retrace", cwd=tmp_path).stdout)
-    assert doc["status"] == "complete" and doc["header"]["entry"] == {"script": str(PROGRAMS / "crash.py")}
+    assert doc["status"] == "complete" and doc["header"]["entry"] == {"script": str(tmp_path / "crash.py")}
     assert [e["name"] for e in doc["events"]][-1] == "time.time"
 
 

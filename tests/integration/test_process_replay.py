@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import PROGRAMS, Recorder, assert_faithful, plain, retrace
+from support import Recorder, assert_faithful, plain, retrace
 
 
 @pytest.mark.parametrize("program", ["entropy.py", "clocks.py", "hashing.py"])
@@ -86,7 +86,7 @@ def test_https_replays_with_the_server_gone(recorder: Recorder, https_server, ce
 def test_a_crash_replays_with_the_same_traceback(recorder: Recorder, tmp_path: Path) -> None:
     recorded = recorder.record("crash.py")
     assert recorded.returncode == 1
-    direct = subprocess.run([sys.executable, str(PROGRAMS / "crash.py")], capture_output=True, text=True)
+    direct = subprocess.run([sys.executable, str(recorder.folder / "crash.py")], capture_output=True, text=True)
     assert recorded.stderr == direct.stderr, "the recorded traceback must read as a plain run's"
     assert recorded.stderr.strip().endswith("ValueError: invalid literal for int() with base 10: 'not a number'")
     replayed = assert_faithful(recorder, recorded)

@@ -68,8 +68,9 @@ class Service:
 
 
 @pytest.fixture
-def webapp(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "webapp"
+def webapp(pytester: pytest.Pytester) -> Iterator[Path]:
+    """The service, inside the project the plugin replays in (replay runs only the project's own code)."""
+    folder = pytester.path / "webapp"
     shutil.copytree(PROGRAMS / "webapp", folder)
     yield folder
 
