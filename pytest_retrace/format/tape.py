@@ -29,7 +29,7 @@ import msgpack
 
 from ..enums import StrEnum
 from ..errors import RecordingError
-from . import codec
+from . import codec, shapes
 from .events import Event, NameTable, decode_events, intern_names, split
 
 MAGIC = b"RETRACE\x00"
@@ -210,7 +210,8 @@ class TapeWriter:
 
 
 def _frames_after_header(data: bytes) -> tuple[int, int]:
-    """Offsets of the header frame's end and of the END frame (len(data) when there is none)."""
+    """Offsets of the header frame's end and of the END frame (len(data) when there is none), in a recording
+    :func:`read_recording` found whole (only the frames' kinds are read here)."""
     offset = _PREAMBLE.size
     header_end = end_start = len(data)
     while offset + _FRAME.size <= len(data):
@@ -218,7 +219,7 @@ def _frames_after_header(data: bytes) -> tuple[int, int]:
         start = offset + _FRAME.size
         if offset == _PREAMBLE.size:
             header_end = start + length
-        elif codec.unpackb(data[start : start + length])[0] == FRAME_END:
+        elif msgpack.unpackb(data[start : start + length])[0] == FRAME_END:  # no ext hook: nothing decoded
             end_start = offset
         offset = start + length
     return header_end, end_start
@@ -261,7 +262,10 @@ def append_end(path: str | os.PathLike[str], end: dict[str, Any]) -> None:
 
 
 class Recording:
-    """A recording read back: header, events and the END outcome (None when truncated)."""
+    """A recording read back: header, events and the END outcome (None when truncated).
+
+    Read whole and checked once (:func:`read_recording`): a recording is untrusted input, so everything a
+    command or the plugin reads of it has the shape :mod:`.shapes` gives it, and its events decode."""
 
     def __init__(self, path: str, header: dict[str, Any]) -> None:
         self.path = path
@@ -272,26 +276,84 @@ class Recording:
         self.status = TapeStatus.COMPLETE
         self.problem: str | None = None
         self.offset: int | None = None  # byte offset of the bad frame when corrupt
-        self._events: list[Event] | None = None
+        self._events: list[Event] = []
 
     def events(self) -> list[Event]:
-        """The decoded events (decoded once). Raises RecordingError when they are malformed."""
-        if self._events is None:
-            try:
-                self._events = decode_events(self.values, intern_names(self.names))
-            except ValueError as exc:
-                raise RecordingError(f"{self.path}: corrupt recording: {exc}") from None
+        """The decoded events (decoded as the file was read: a malformed one made the recording corrupt)."""
         return self._events
+
+    def corrupt_error(self) -> RecordingError:
+        """The error that says this (corrupt) recording cannot be used, with what is wrong and where."""
+        return RecordingError(f"{self.path}: corrupt recording: {self.problem}")
+
+
+def corrupt(problem: str, offset: int) -> str:
+    """A corrupt recording's problem, as every command and the plugin show it."""
+    return f"{problem} at offset {offset}"
+
+
+class _Damage(Exception):
+    """What makes a recording corrupt, found at a frame: ends the reading (see read_recording)."""
+
+
+def _read_frame(kind: Any, body: Any, rec: Recording | None, names: list[str], deferred: bool) -> None:
+    """Check one frame against the ones before it and take it into ``rec`` (``deferred``: the frame holds
+    :class:`~.codec.Deferred` values). Raises _Damage."""
+    assert rec is not None
+    if kind == FRAME_NAMES:
+        if type(body) is not list or not all(type(n) is str for n in body):
+            raise _Damage("a NAMES frame that is not a list of names")
+        names.extend(intern_names(body))
+    elif kind == FRAME_EVENTS:
+        if type(body) is not list:
+            raise _Damage("an EVENTS frame that is not a list of events")
+        try:
+            rec._events += decode_events(body, names, first=len(rec._events), deferred=deferred)
+        except ValueError as exc:
+            raise _Damage(f"malformed events: {exc}") from None
+        rec.values += body
+    elif kind == FRAME_END:
+        problem = shapes.end_problem(body)
+        if problem is not None:
+            raise _Damage(problem)
+        count = body["events"]
+        if count is not None and not body.get("recording_error") and count != len(rec._events):
+            raise _Damage(f"the END frame counts {count} events but the frames before it hold "
+                          f"{len(rec._events)}: frames are missing or repeated")
+        rec.end = body
+    elif kind == FRAME_HEADER:
+        raise _Damage("a second HEADER frame")
+    else:
+        raise _Damage(f"a frame of unknown kind {codec.short(kind)}")
+
+
+def _torn(data: bytes, start: int) -> bool:
+    """Whether the bytes from ``start`` to the end of the file are the start of a frame's payload that was
+    being written when the process died, rather than a whole payload whose length field is wrong: a prefix
+    of one msgpack value is never a whole value."""
+    unpacker = msgpack.Unpacker(max_buffer_size=max(len(data) - start, 1))  # no ext hook: nothing decoded
+    unpacker.feed(data[start:])
+    try:
+        unpacker.unpack()
+    except msgpack.OutOfData:
+        return True
+    except Exception:  # noqa: BLE001 - garbage where the payload should be: damage, not a torn tail
+        return False
+    return False
 
 
 def read_recording(path: str | os.PathLike[str]) -> Recording:
-    """Read a whole recording. Raises :class:`RecordingError` when it is not one at all."""
+    """Read a whole recording. Raises :class:`RecordingError` when it is not one at all. A recording whose
+    frames are inconsistent or hold malformed values comes back with status ``corrupt``, its problem and
+    offset; one that stops inside its last frame, or before END, with status ``truncated``."""
     path = os.fspath(path)
     try:
         with _io.open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
         raise RecordingError(f"{path}: no such recording; check the path (recordings end in .retrace)") from None
+    except IsADirectoryError:
+        raise RecordingError(f"{path}: is a folder, not a recording") from None
     except OSError as exc:
         raise RecordingError(f"{path}: cannot read the recording: {exc.strerror}") from None
     if len(data) < _PREAMBLE.size or not data.startswith(MAGIC):
@@ -305,11 +367,9 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
     offset = _PREAMBLE.size
     rec: Recording | None = None
     names: list[str] = []
-    events: list[list[Any]] = []
-    end = None
     status, problem, bad_offset = TapeStatus.TRUNCATED, None, None
     while offset < len(data):
-        if end is not None:
+        if rec is not None and rec.end is not None:
             status, problem, bad_offset = TapeStatus.CORRUPT, "data after the END frame", offset
             break
         if len(data) - offset < _FRAME.size:
@@ -319,39 +379,50 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
         start = offset + _FRAME.size
         if length > MAX_FRAME:
             status, bad_offset = TapeStatus.CORRUPT, offset
-            problem = f"impossible frame length {length} at offset {offset}"
+            problem = f"impossible frame length {length}"
             break
         if start + length > len(data):
             problem = f"partial frame at offset {offset} ({len(data) - start} of {length} bytes)"
+            if not _torn(data, start):
+                status, bad_offset = TapeStatus.CORRUPT, offset
+                problem = f"a frame length ({length}) that runs past the end of the file"
             break
         payload = data[start : start + length]
         if zlib.crc32(payload) != crc:
-            status, problem, bad_offset = TapeStatus.CORRUPT, f"CRC mismatch in frame at offset {offset}", offset
+            status, problem, bad_offset = TapeStatus.CORRUPT, "CRC mismatch in frame", offset
             break
         try:
-            kind, body = codec.unpackb(payload)
-        except Exception as exc:
-            status, problem, bad_offset = TapeStatus.CORRUPT, f"undecodable frame at offset {offset}: {exc}", offset
+            made = codec.Deferred.made
+            frame = codec.unpackb(payload)
+            if type(frame) is not list or len(frame) != 2:
+                raise _Damage("a frame that is not [kind, body]")
+            kind, body = frame
+            if rec is None:
+                if kind != FRAME_HEADER:
+                    raise RecordingError(f"{path}: the first frame is not a header (offset {offset})")
+                header_problem = shapes.header_problem(body)
+                if header_problem is not None:
+                    raise _Damage(header_problem)
+                rec = Recording(path, body)
+            else:
+                _read_frame(kind, body, rec, names, codec.Deferred.made != made)
+        except (_Damage, ValueError, RecursionError, MemoryError) as exc:  # msgpack's errors are ValueErrors
+            status, problem, bad_offset = TapeStatus.CORRUPT, f"undecodable frame: {exc}", offset
+            if isinstance(exc, _Damage):
+                problem = str(exc)
             break
-        if rec is None:
-            if kind != FRAME_HEADER:
-                raise RecordingError(f"{path}: the first frame is not a header (offset {offset})")
-            rec = Recording(path, body)
-        elif kind == FRAME_NAMES:
-            names.extend(body)
-        elif kind == FRAME_EVENTS:
-            events.extend(body)
-        elif kind == FRAME_END:
-            end = body
         offset = start + length
     if rec is None:
         if status == TapeStatus.CORRUPT:
-            raise RecordingError(f"{path}: corrupt recording: {problem}")
+            raise RecordingError(f"{path}: corrupt recording: {corrupt(problem or '', bad_offset or 0)}")
         raise RecordingError(f"{path}: truncated before its header was written; nothing to replay")
-    if end is not None and status != TapeStatus.CORRUPT:
+    if rec.end is not None and status != TapeStatus.CORRUPT:
         status, problem = TapeStatus.COMPLETE, None
     elif status == TapeStatus.TRUNCATED and problem is None:
         problem = "no END frame: the recording stops early (the process was killed?)"
-    rec.names, rec.values, rec.end = names, events, end
+    if status == TapeStatus.CORRUPT:
+        assert problem is not None and bad_offset is not None
+        problem = corrupt(problem, bad_offset)
+    rec.names = names
     rec.status, rec.problem, rec.offset = status, problem, bad_offset
     return rec

@@ -77,6 +77,8 @@ def recordings_in(folder: Path) -> Iterator[Path]:
 def pin(path: str | os.PathLike[str], into: str | os.PathLike[str]) -> Path:
     """Copy a crash recording into ``into`` as a pinned regression case; returns its new path."""
     rec = read_recording(path)
+    if rec.status == TapeStatus.CORRUPT:
+        raise rec.corrupt_error()
     if rec.status != TapeStatus.COMPLETE:
         raise RetraceError(f"{path}: a {rec.status} recording cannot be pinned ({rec.problem}); record the crash again")
     crash = crash_of(rec)
@@ -85,7 +87,10 @@ def pin(path: str | os.PathLike[str], into: str | os.PathLike[str]) -> Path:
     folder = Path(into)
     folder.mkdir(parents=True, exist_ok=True)
     for existing in recordings_in(folder):
-        pinned = (read_recording(existing).header.get("pin") or {}).get("fingerprint")
+        try:
+            pinned = (read_recording(existing).header.get("pin") or {}).get("fingerprint")
+        except RetraceError:  # not a recording (or damaged before its header): it pins nothing
+            continue
         if pinned == crash.fingerprint:
             raise RetraceError(
                 f"{path}: this crash ({crash.type} in {crash.place}, fingerprint {crash.fingerprint}) "
@@ -105,13 +110,18 @@ def pin(path: str | os.PathLike[str], into: str | os.PathLike[str]) -> Path:
     return target
 
 
-def triage(folder: str | os.PathLike[str]) -> list[CrashGroup]:
-    """Crash recordings in ``folder`` grouped by crash fingerprint, most frequent first."""
+def triage(folder: str | os.PathLike[str], unreadable: list[str] | None = None) -> list[CrashGroup]:
+    """Crash recordings in ``folder`` grouped by crash fingerprint, most frequent first. Recordings that cannot
+    be read, or are corrupt, are left out; ``unreadable`` is told why, one line each."""
     groups: dict[str, CrashGroup] = {}
     for path in recordings_in(Path(folder)):
         try:
             rec = read_recording(path)
-        except RetraceError:
+            if rec.status == TapeStatus.CORRUPT:
+                raise rec.corrupt_error()
+        except RetraceError as exc:
+            if unreadable is not None:
+                unreadable.append(str(exc))
             continue
         crash = crash_of(rec) if rec.status == TapeStatus.COMPLETE else None
         if crash is None:
