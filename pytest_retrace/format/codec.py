@@ -270,13 +270,14 @@ def resolve_class(path: object, use: TypeUse) -> Resolved | None:
         raise MalformedValue(f"a malformed type path {short(path)}")
     module_name, _, qualname = path.partition(":")
     parts = qualname.split(".")
-    if getattr(_state, "inspect_only", False) or not _TYPE_PATH.fullmatch(module_name) or (
+    if not _TYPE_PATH.fullmatch(module_name) or (
             len(parts) > MAX_QUALNAME_PARTS or not all(p.isidentifier() for p in parts)):
         return None  # a class defined in a function ("<locals>") is never found again either
+    inspecting = getattr(_state, "inspect_only", False)  # checking only: nothing imported, nothing made
     module = sys.modules.get(module_name)
     trusted = module is not None and module_name not in _IMPORTED_BY_US
     if module is None:
-        if not _allowed_module(module_name):
+        if inspecting or not _allowed_module(module_name):
             return None
         try:
             module = importlib.import_module(module_name)
@@ -292,7 +293,7 @@ def resolve_class(path: object, use: TypeUse) -> Resolved | None:
     if not isinstance(obj, type) or not _ADMITS[use](obj):
         raise MalformedValue(f"{path} is not a{'n' if use is not TypeUse.STRUCTSEQ else ''} {use.value} class; "
                              "a recording names no other types")
-    return Resolved(obj, trusted)
+    return None if inspecting else Resolved(obj, trusted)
 
 
 # -- time zones ----------------------------------------------------------------------------------------
@@ -754,7 +755,10 @@ class Deferred:
         """The value, when its class resolves now; otherwise ``self`` (``final``: an exception becomes a
         :class:`RecordedError`)."""
         exception = self.use is TypeUse.EXCEPTION
-        value = _decode_exception(self.data, final) if exception else ext_hook(self.code, self.data)
+        try:
+            value = _decode_exception(self.data, final) if exception else ext_hook(self.code, self.data)
+        except MalformedValue:  # its class no longer takes it (an enum member gone): it stays what it shows
+            return self
         return self if isinstance(value, Deferred) else value
 
     def __eq__(self, other: object) -> bool:

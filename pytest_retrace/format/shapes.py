@@ -116,8 +116,9 @@ def end_problem(body: Any) -> str | None:
         frames = exception["traceback"] if problem is None else []
         if len(frames) > MAX_TRACEBACK_FRAMES:
             problem = "the END frame's exception has more traceback frames than any run"
-        elif not all(len(f) >= 3 and type(f[0]) is str and type(f[2]) is str for f in frames):
-            problem = "the END frame's exception has traceback frames that are not [file, line, function, …]"
+        elif not all(len(f) == 4 and type(f[0]) is str and type(f[1]) in (int, _NONE) and type(f[2]) is str
+                     and type(f[3]) is str for f in frames):
+            problem = "the END frame's exception has traceback frames that are not [file, line, function, text]"
     if problem is None and body["events"] is not None and body["events"] < 0:
         problem = "the END frame counts fewer than no events"
     return problem

@@ -327,11 +327,11 @@ def _read_frame(kind: Any, body: Any, rec: Recording | None, names: list[str], d
         raise _Damage(f"a frame of unknown kind {codec.short(kind)}")
 
 
-def _torn(data: bytes, start: int) -> bool:
-    """Whether the bytes from ``start`` to the end of the file are the start of a frame's payload that was
-    being written when the process died, rather than a whole payload whose length field is wrong: a prefix
-    of one msgpack value is never a whole value."""
-    unpacker = msgpack.Unpacker(max_buffer_size=max(len(data) - start, 1))  # no ext hook: nothing decoded
+def _torn(data: bytes, start: int, length: int) -> bool:
+    """Whether the bytes from ``start`` to the end of the file are the start of a frame's payload (``length``
+    bytes long) that was being written when the process died, rather than a whole payload whose length field
+    is wrong: a prefix of one msgpack value is never a whole value."""
+    unpacker = msgpack.Unpacker(max_buffer_size=length)  # no ext hook: nothing decoded
     unpacker.feed(data[start:])
     try:
         unpacker.unpack()
@@ -383,7 +383,7 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
             break
         if start + length > len(data):
             problem = f"partial frame at offset {offset} ({len(data) - start} of {length} bytes)"
-            if not _torn(data, start):
+            if not _torn(data, start, length):
                 status, bad_offset = TapeStatus.CORRUPT, offset
                 problem = f"a frame length ({length}) that runs past the end of the file"
             break
@@ -408,7 +408,7 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
                 _read_frame(kind, body, rec, names, codec.Deferred.made != made)
         except (_Damage, ValueError, RecursionError, MemoryError) as exc:  # msgpack's errors are ValueErrors
             status, problem, bad_offset = TapeStatus.CORRUPT, f"undecodable frame: {exc}", offset
-            if isinstance(exc, _Damage):
+            if isinstance(exc, (_Damage, codec.MalformedValue)):
                 problem = str(exc)
             break
         offset = start + length
