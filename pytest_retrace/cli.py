@@ -187,8 +187,7 @@ def _show_text(rec: Any, events: list[Any]) -> None:
         print(f"end: exit status {end.get('status')}, {end.get('events')} events")
         if end.get("exception"):
             exc = end["exception"]
-            print(f"  crash {short_repr(exc['type'])}: {short_repr(exc['message'], 400)}  "
-                  f"(fingerprint {short_repr(exc['fingerprint'])})")
+            print(f"  crash {exc['type'][:200]}: {exc['message'][:400]}  (fingerprint {exc['fingerprint'][:40]})")
         for stream in ("stdout", "stderr"):
             s = end.get(stream) or {}
             print(f"  {stream}: {s.get('size')} bytes, blake2b {s.get('digest')}")

@@ -112,7 +112,7 @@ class Raised:
         if self._exception is None:
             try:
                 exc = settled(unpackb(self._packed), final=True)  # type: ignore[arg-type]
-            except MalformedValue as bad:  # read_recording checked it; this is a Raised built some other way
+            except (ValueError, TypeError) as bad:  # read_recording checked it; a Raised made some other way
                 exc = RecordedError(f"a recorded exception that cannot be read: {bad}")
             if not isinstance(exc, BaseException):
                 exc = RecordedError(f"a recorded exception that is none: {short(exc)}")

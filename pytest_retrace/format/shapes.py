@@ -59,7 +59,7 @@ EXCEPTION_FIELDS = (Field("type", (str,), required=True), Field("message", (str,
                     Field("fingerprint", (str,), required=True))
 END_FIELDS = (
     Field("status", (int, _NONE), required=True),
-    Field("events", (int, _NONE), required=True),
+    Field("events", (int, _NONE)),
     Field("exception", (dict, _NONE)),
     Field("stdout", (dict, _NONE)),
     Field("stderr", (dict, _NONE)),
@@ -119,6 +119,6 @@ def end_problem(body: Any) -> str | None:
         elif not all(len(f) == 4 and type(f[0]) is str and type(f[1]) in (int, _NONE) and type(f[2]) is str
                      and type(f[3]) is str for f in frames):
             problem = "the END frame's exception has traceback frames that are not [file, line, function, text]"
-    if problem is None and body["events"] is not None and body["events"] < 0:
+    if problem is None and (body.get("events") or 0) < 0:
         problem = "the END frame counts fewer than no events"
     return problem

@@ -316,7 +316,7 @@ def _read_frame(kind: Any, body: Any, rec: Recording | None, names: list[str], d
         problem = shapes.end_problem(body)
         if problem is not None:
             raise _Damage(problem)
-        count = body["events"]
+        count = body.get("events")
         if count is not None and not body.get("recording_error") and count != len(rec._events):
             raise _Damage(f"the END frame counts {count} events but the frames before it hold "
                           f"{len(rec._events)}: frames are missing or repeated")
@@ -406,7 +406,7 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
                 rec = Recording(path, body)
             else:
                 _read_frame(kind, body, rec, names, codec.Deferred.made != made)
-        except (_Damage, ValueError, RecursionError, MemoryError) as exc:  # msgpack's errors are ValueErrors
+        except (_Damage, ValueError, TypeError, RecursionError, MemoryError) as exc:  # msgpack's: ValueError, TypeError
             status, problem, bad_offset = TapeStatus.CORRUPT, f"undecodable frame: {exc}", offset
             if isinstance(exc, (_Damage, codec.MalformedValue)):
                 problem = str(exc)
