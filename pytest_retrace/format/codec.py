@@ -386,6 +386,8 @@ def _decode_exception(data: bytes, final: bool = False) -> Any:
         if name not in _EXCEPTION_ATTRS or type(packed) is not bytes:
             raise MalformedValue(f"an exception of {short(path)} with an unknown attribute {short(name)}")
         values[name] = settled(unpackb(packed), final=True)
+    if chain is not None:
+        _check_chain(chain)
     resolved = resolve_class(path, TypeUse.EXCEPTION)
     if resolved is None and not final:
         return Deferred(EXT_EXCEPTION, data, TypeUse.EXCEPTION, path, message)
@@ -457,12 +459,17 @@ def _same_face(cls: type, namespace: dict[str, Any]) -> type:
 MAX_TRACEBACK = 1100  # recorded frames of one exception: a RecursionError's traceback has about 1000
 
 
-def _restore_chain(exc: BaseException, chain: dict[str, Any]) -> None:
+def _check_chain(chain: dict[str, Any]) -> None:
     frames = chain.get("frames") or []
     notes = chain.get("notes")
     if type(frames) is not list or len(frames) > MAX_TRACEBACK or not all(type(f) is list for f in frames) or (
             notes is not None and (type(notes) is not list or not all(type(n) is str for n in notes))):
         raise MalformedValue("an exception whose recorded traceback or notes are malformed")
+
+
+def _restore_chain(exc: BaseException, chain: dict[str, Any]) -> None:
+    frames = chain.get("frames") or []
+    notes = chain.get("notes")
     exc.__traceback__ = rebuilt_traceback(frames)
     cause, context = settled(chain.get("cause"), final=True), settled(chain.get("context"), final=True)
     if isinstance(cause, BaseException):

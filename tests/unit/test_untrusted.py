@@ -231,6 +231,8 @@ def test_deep_nesting_is_corrupt(tmp_path: Path, value: Any) -> None:
     (99, b"", "unknown ext type"),
     (codec.EXT_EXCEPTION, codec.packb(["builtins:ValueError", b"\xc1", "m", {}]), "exception"),
     (codec.EXT_RAISED, codec.packb([1, 2]), "raised call"),
+    (codec.EXT_RAISED, codec.packb(msgpack.ExtType(codec.EXT_EXCEPTION, codec.packb(
+        ["not.imported.yet:Oops", codec.packb([]), "", {}, {"frames": "x"}]))), "traceback or notes"),
 ])
 def test_malformed_values_are_corrupt(tmp_path: Path, code: int, data: bytes, problem: str) -> None:
     path = tmp_path / "a.retrace"
