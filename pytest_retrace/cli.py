@@ -108,19 +108,36 @@ def _keygen_command(args: argparse.Namespace) -> int:
 
 def _replay_command(args: argparse.Namespace) -> int:
     from .engine.divergence import DIVERGED_EXIT
+    from .errors import RecordingError
+    from .format.tape import TapeStatus, read_recording
     from .front.report import format_verdict
     from .kinds.entry import Project
     from .runner.launcher import replay
+    from .runner.verdict import Verdict, unreadable
 
-    # The project is the folder the replay runs from: a recording runs only its code.
-    project = Project(os.getcwd(), args.allow_outside_project, "--allow-outside-project")
-    verdict = replay(args.recording, project, stuck_timeout=args.stuck_timeout)
+    # A damaged recording is no replay of a crash (which exits 1): it is an error, and the verdict says so.
+    try:
+        rec = read_recording(args.recording)
+        problem = rec.corrupt_error() if rec.status == TapeStatus.CORRUPT else None
+    except RecordingError as exc:
+        rec, problem = None, exc
+    verdict: Verdict
+    if problem is not None:
+        verdict = unreadable(args.recording, str(problem), rec.offset if rec is not None else None)
+    else:
+        # The project is the folder the replay runs from: a recording runs only its code.
+        project = Project(os.getcwd(), args.allow_outside_project, "--allow-outside-project")
+        verdict = replay(args.recording, project, stuck_timeout=args.stuck_timeout)
     if args.verdict:
         with open(args.verdict, "w") as f:
             json.dump(verdict.to_json(), f, indent=2, default=repr)
+    if problem is not None:
+        raise RecordingError(str(problem))
     if verdict.faithful:
         assert verdict.replayed is not None
         return int(verdict.replayed.status or 0)
+    if verdict.status == "corrupt":
+        raise RecordingError(verdict.problem or f"{args.recording}: corrupt recording")
     sys.stderr.write(format_verdict(verdict) + "\n")
     return DIVERGED_EXIT
 
@@ -139,15 +156,14 @@ def _triage_command(args: argparse.Namespace) -> int:
 
     if not os.path.isdir(args.folder):
         raise RetraceError(f"{args.folder} is not a folder; give the folder that holds the recordings")
-    groups = triage(args.folder)
+    unreadable: list[str] = []
+    groups = triage(args.folder, unreadable)
     if args.json:
         json.dump([g.to_json() for g in groups], sys.stdout, indent=2)
         sys.stdout.write("\n")
-        return 0
-    if not groups:
+    elif not groups:
         print(f"no crash recordings in {args.folder}")
-        return 0
-    for g in groups:
+    for g in [] if args.json else groups:
         crash = g.crash
         pinned = "  (pinned)" if g.pinned else ""
         # Values from the files: a crafted one must not send escape sequences to the terminal.
@@ -156,7 +172,9 @@ def _triage_command(args: argparse.Namespace) -> int:
                         f"last {g.last_seen}"))
         if not g.pinned:
             print(printable(f"         retrace pin {g.recordings[0]}"))
-    return 0
+    for problem in unreadable:  # the others were triaged; these are errors all the same
+        sys.stderr.write(f"retrace triage: {problem}\n")
+    return 2 if unreadable else 0
 
 
 def _jsonable(value: Any) -> Any:
@@ -170,8 +188,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _show_command(args: argparse.Namespace) -> int:
-    from .format.events import describe_call, short_repr
-    from .format.tape import read_recording
+    from .format.tape import TapeStatus, read_recording
     from .hooks import manager  # noqa: F401  (installed packages' codecs, for the values they recorded)
 
     rec = read_recording(args.recording)
@@ -180,6 +197,7 @@ def _show_command(args: argparse.Namespace) -> int:
         doc = {
             "status": rec.status,
             "problem": rec.problem,
+            "offset": rec.offset,
             "header": rec.header,
             "events": [{"index": e.index, "thread": e.tid, "name": e.name, "args": e.args, "result": e.result}
                        for e in events],
@@ -187,12 +205,22 @@ def _show_command(args: argparse.Namespace) -> int:
         }
         json.dump(_jsonable(doc), sys.stdout, indent=2)
         sys.stdout.write("\n")
-        return 0
+    else:
+        _show_text(rec, events)
+    if rec.status == TapeStatus.CORRUPT:  # what could be read is shown; the file is still an error
+        raise rec.corrupt_error()
+    return 0
+
+
+def _show_text(rec: Any, events: list[Any]) -> None:
+    from .format.events import describe_call, short_repr
+
     h = rec.header
     print(f"recording  {rec.path}  ({rec.status}{': ' + rec.problem if rec.problem else ''})")
     for key in ("kind", "entry", "argv", "cwd", "created_at", "python", "platform", "hash_seed", "tags", "pin"):
-        print(f"  {key:<11}{h.get(key)!r}")
-    print(f"  {'environ':<11}{len(h.get('environ', {}))} variables, redacted: {h['redaction']['redacted']}")
+        print(f"  {key:<11}{short_repr(h.get(key), 2000)}")
+    redaction = h.get("redaction") or {}
+    print(f"  {'environ':<11}{len(h['environ'])} variables, redacted: {short_repr(redaction.get('redacted'), 400)}")
     print(f"events ({len(rec.events())}):")
     for e in events:
         print(f"  #{e.index:<5} [{e.tid}] {describe_call(e.name, e.args)} -> {short_repr(e.result)}")
@@ -201,11 +229,10 @@ def _show_command(args: argparse.Namespace) -> int:
         print(f"end: exit status {end.get('status')}, {end.get('events')} events")
         if end.get("exception"):
             exc = end["exception"]
-            print(f"  crash {exc['type']}: {exc['message']}  (fingerprint {exc['fingerprint']})")
+            print(f"  crash {exc['type'][:200]}: {exc['message'][:400]}  (fingerprint {exc['fingerprint'][:40]})")
         for stream in ("stdout", "stderr"):
             s = end.get(stream) or {}
             print(f"  {stream}: {s.get('size')} bytes, blake2b {s.get('digest')}")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -222,6 +249,12 @@ def main(argv: list[str] | None = None) -> int:
         status = _record_command(args, parser) if args.command == "record" else commands[args.command](args)
     except RetraceError as exc:
         sys.stderr.write(f"retrace {args.command}: {exc}\n")
+        return 2
+    except Exception as exc:  # noqa: BLE001 - a bug of ours: one line, not a traceback that reads like the program's
+        if os.environ.get("RETRACE_DEBUG"):
+            raise
+        sys.stderr.write(f"retrace {args.command}: internal error: {type(exc).__name__}: {exc} (please report it; "
+                         "RETRACE_DEBUG=1 shows the traceback)\n")
         return 2
     if status < 0:  # the program was killed by a signal: so is this process
         from .kinds.outcome import leave_with

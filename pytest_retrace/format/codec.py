@@ -8,11 +8,15 @@ boundary that produced it. Projects add their own through registered codecs.
 
 from __future__ import annotations
 
+import _thread
 import datetime as _dt
 import decimal
 import enum
 import hashlib
 import importlib
+import re
+import sys
+import types
 import uuid
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -106,7 +110,13 @@ class Raised:
     @property
     def exception(self) -> BaseException:
         if self._exception is None:
-            self._exception = unpackb(self._packed)  # type: ignore[arg-type]
+            try:
+                exc = settled(unpackb(self._packed), final=True)  # type: ignore[arg-type]
+            except (ValueError, TypeError) as bad:  # read_recording checked it; a Raised made some other way
+                exc = RecordedError(f"a recorded exception that cannot be read: {bad}")
+            if not isinstance(exc, BaseException):
+                exc = RecordedError(f"a recorded exception that is none: {short(exc)}")
+            self._exception = exc
         return self._exception
 
     def __repr__(self) -> str:
@@ -183,11 +193,107 @@ def type_path(cls: type) -> str:
 
 
 def resolve_type_path(path: str) -> Any:
+    """The object ``module:qualname`` names, importing the module. Not for anything read from a recording's
+    values: decoding resolves types only through :func:`resolve_class`."""
     module, _, qualname = path.partition(":")
     obj: Any = importlib.import_module(module)
     for part in qualname.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+# -- type paths read from a recording: classes only, from modules already imported or allowed -------------
+
+# A recording is untrusted input (DESIGN §2): a type path in it may name only an exception class, an Enum or
+# a structseq type, and its module must be imported already or be one of these, which are safe to import
+# (exceptions and enums that boundaries hand back). Packages add theirs with allow_type_module().
+_TYPE_MODULES: set[str] = {
+    "builtins", "errno", "socket", "ssl", "select", "selectors", "http", "http.client", "urllib", "urllib.error",
+    "json", "subprocess", "sqlite3", "concurrent.futures", "asyncio", "os", "time", "signal", "zlib", "email",
+    "zoneinfo", "decimal", "uuid", "enum", "re", "csv", "pickle", "shutil", "tempfile", "queue", "threading",
+    "psycopg2", "psycopg2.errors", "psycopg2.extensions", "requests", "requests.exceptions", "urllib3",
+    "urllib3.exceptions", "pytest_retrace",
+}
+_TYPE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,15}")
+MAX_QUALNAME_PARTS = 8
+
+
+def allow_type_module(name: str) -> None:
+    """Let recordings name exception and enum classes of module ``name`` (and its submodules) even before the
+    program imports it: reading such a value then imports ``name``. For packages whose values a boundary
+    hands back (a plugin's ``retrace_register_codecs`` hook is a good place to call this)."""
+    if not _TYPE_PATH.fullmatch(name):
+        raise ValueError(f"{name!r} is not a module name")
+    _TYPE_MODULES.add(name)
+
+
+def _allowed_module(name: str) -> bool:
+    return any(name == m or name.startswith(m + ".") for m in _TYPE_MODULES)
+
+
+class TypeUse(enum.Enum):
+    """What a class named by a recording is for: each use admits its own classes only."""
+
+    EXCEPTION = "exception"
+    ENUM = "enum"
+    STRUCTSEQ = "structseq"
+
+
+def _is_structseq_type(cls: type) -> bool:
+    """A real structseq type (os.stat_result, time.struct_time): made in C, whose constructor runs no Python."""
+    return (cls.__base__ is tuple and type(cls.__dict__.get("n_sequence_fields")) is int
+            and isinstance(cls.__dict__.get("__new__"), types.BuiltinFunctionType))
+
+
+_ADMITS: dict[TypeUse, Callable[[type], bool]] = {
+    TypeUse.EXCEPTION: lambda cls: issubclass(cls, BaseException),
+    TypeUse.ENUM: lambda cls: issubclass(cls, enum.Enum),
+    TypeUse.STRUCTSEQ: _is_structseq_type,
+}
+
+
+class Resolved(NamedTuple):
+    cls: type
+    trusted: bool  # its module was imported by the program (or by us earlier for the program), not only by us
+
+
+_IMPORTED_BY_US: set[str] = set()
+_state = _thread._local()  # per thread: how deep the ext values being decoded nest, and whether to resolve
+
+
+def resolve_class(path: object, use: TypeUse) -> Resolved | None:
+    """The class a recorded type path names, when it is one ``use`` admits and its module is imported or
+    allowed; None when it cannot be resolved now (a later try may succeed once the program has imported its
+    module). Raises :class:`MalformedValue` for a path that is no type path at all. Never calls anything
+    the path names: attributes are read from ``__dict__``s, and only the final class is accepted."""
+    if not isinstance(path, str) or ":" not in path or len(path) > 1000:
+        raise MalformedValue(f"a malformed type path {short(path)}")
+    module_name, _, qualname = path.partition(":")
+    parts = qualname.split(".")
+    if not _TYPE_PATH.fullmatch(module_name) or (
+            len(parts) > MAX_QUALNAME_PARTS or not all(p.isidentifier() for p in parts)):
+        return None  # a class defined in a function ("<locals>") is never found again either
+    inspecting = getattr(_state, "inspect_only", False)  # checking only: nothing imported, nothing made
+    module = sys.modules.get(module_name)
+    trusted = module is not None and module_name not in _IMPORTED_BY_US
+    if module is None:
+        if inspecting or not _allowed_module(module_name):
+            return None
+        try:
+            module = importlib.import_module(module_name)
+        except Exception:  # noqa: BLE001 - a module missing here: the value cannot be rebuilt
+            return None
+        _IMPORTED_BY_US.add(module_name)
+    obj: Any = module
+    for part in parts:
+        namespace = getattr(obj, "__dict__", None)
+        if not isinstance(namespace, (dict, types.MappingProxyType)) or part not in namespace:
+            return None
+        obj = namespace[part]
+    if not isinstance(obj, type) or not _ADMITS[use](obj):
+        raise MalformedValue(f"{path} is not a{'n' if use is not TypeUse.STRUCTSEQ else ''} {use.value} class; "
+                             "a recording names no other types")
+    return None if inspecting else Resolved(obj, trusted)
 
 
 # -- time zones ----------------------------------------------------------------------------------------
@@ -209,15 +315,19 @@ def _encode_tz(tz: _dt.tzinfo | None, when: _dt.datetime | None) -> Any:
 def _decode_tz(state: Any) -> _dt.tzinfo | None:
     if state is None:
         return None
-    if state[0] == "zone":
+    if type(state) is not list or not state:
+        raise MalformedValue(f"a time zone that is not [form, …]: {short(state)}")
+    if state[0] == "zone" and len(state) == 2 and type(state[1]) is str and len(state[1]) < 256:
         import zoneinfo
 
-        return zoneinfo.ZoneInfo(state[1])
+        return zoneinfo.ZoneInfo(state[1])  # a key, looked up inside the time zone folders only
+    if state[0] != "offset" or len(state) != 4:
+        raise MalformedValue(f"a time zone that is neither a zone nor an offset: {short(state)}")
     _, seconds, micros, name = state
-    offset = _dt.timedelta(seconds=seconds, microseconds=micros)
+    offset = _dt.timedelta(seconds=_int(seconds), microseconds=_int(micros))
     if offset == _dt.timedelta(0) and name is None:
         return _dt.timezone.utc
-    return _dt.timezone(offset, name) if name is not None else _dt.timezone(offset)
+    return _dt.timezone(offset, _str(name)) if name is not None else _dt.timezone(offset)
 
 
 # -- exceptions ------------------------------------------------------------------------------------------
@@ -257,39 +367,88 @@ def _encode_exception(exc: BaseException, frames: dict[int, list[list[Any]]] | N
     return state
 
 
-def _decode_exception(state: list[Any]) -> BaseException:
+def _decode_exception(data: bytes, final: bool = False) -> Any:
+    """The exception ``data`` holds; a :class:`Deferred` when its class cannot be resolved now (``final``: a
+    :class:`RecordedError` instead, carrying the recorded type path and message)."""
+    state = unpackb(data)
+    if type(state) is not list or len(state) not in (4, 5):
+        raise MalformedValue("an exception that is not [type, arguments, message, attributes, chain]")
     path, args_packed, message, attrs = state[:4]
+    chain = state[4] if len(state) == 5 else None
+    if type(args_packed) is not bytes or type(message) is not str or type(attrs) is not dict or (
+            chain is not None and type(chain) is not dict):
+        raise MalformedValue(f"an exception of {short(path)} with parts of the wrong types")
     args = unpackb(args_packed)
-    try:
-        cls = resolve_type_path(path)
-        exc = _built(cls, args, attrs)
-        if str(exc) != message:  # arguments that could not be recorded as they were: the message stays
-            exc = _built(_same_face(cls, {"__str__": lambda self, message=message: message}), args, attrs)
-    except Exception:
+    if type(args) not in (tuple, list):
+        raise MalformedValue(f"an exception of {short(path)} whose arguments are no sequence")
+    values = {}
+    for name, packed in attrs.items():
+        if name not in _EXCEPTION_ATTRS or type(packed) is not bytes:
+            raise MalformedValue(f"an exception of {short(path)} with an unknown attribute {short(name)}")
+        values[name] = settled(unpackb(packed), final=True)
+    if chain is not None:
+        _check_chain(chain)
+    resolved = resolve_class(path, TypeUse.EXCEPTION)
+    if resolved is None and not final:
+        return Deferred(EXT_EXCEPTION, data, TypeUse.EXCEPTION, path, message)
+    exc: BaseException
+    if resolved is None:
         exc = RecordedError(f"{path.replace(':', '.')}: {message}")
         exc.recorded_type = path  # type: ignore[attr-defined]
-    if len(state) > 4:
-        _restore_chain(exc, state[4])
+    else:
+        exc = _built(resolved, tuple(settled(args, final=True)), values, message)
+    if chain is not None:
+        _restore_chain(exc, chain)
     return exc
 
 
-def _built(cls: Any, args: tuple[Any, ...], attrs: dict[str, bytes]) -> BaseException:
-    if isinstance(cls, type) and issubclass(cls, OSError) and "errno" in attrs:
-        extra = [unpackb(attrs[n]) for n in ("filename", "filename2") if n in attrs]
-        return cls(unpackb(attrs["errno"]), unpackb(attrs.get("strerror", b"\xc0")), *extra)  # type: ignore[no-any-return]
-    try:
-        exc = cls(*args)
-    except Exception:  # its arguments were recorded by their reprs: made without running its __init__
-        exc = cls.__new__(cls, *args)
+def _built(resolved: Resolved, args: tuple[Any, ...], attrs: dict[str, Any], message: str) -> BaseException:
+    """The exception, made the way its class makes it when that is safe (see :func:`_runs_python`)."""
+    cls = resolved.cls
+    exc = _made(resolved, cls, args, attrs)
     readonly = {}
-    for name, packed in attrs.items():
+    for name, value in attrs.items():
         try:
-            setattr(exc, name, unpackb(packed))
+            setattr(exc, name, value)
         except (AttributeError, TypeError):
-            readonly[name] = unpackb(packed)
+            readonly[name] = value
     if readonly:  # read-only in C (psycopg2's pgcode): a subclass of the same name carries them
-        exc = _same_face(cls, readonly)(*args)
-    return exc  # type: ignore[no-any-return]
+        exc = _made(resolved, _same_face(cls, readonly), args, attrs)
+    try:
+        face = str(exc)
+    except Exception:  # noqa: BLE001 - a __str__ that needs what its __init__ would have set
+        face = None
+    if face != message:  # arguments that could not be recorded as they were: the message stays
+        exc = _made(resolved, _same_face(type(exc), {"__str__": lambda self, message=message: message}), args, attrs)
+    return exc
+
+
+def _made(resolved: Resolved, cls: type, args: tuple[Any, ...], attrs: dict[str, Any]) -> BaseException:
+    if resolved.trusted or not _runs_python(cls):
+        try:
+            if issubclass(cls, OSError) and "errno" in attrs:
+                extra = [attrs[n] for n in ("filename", "filename2") if n in attrs]
+                return cls(attrs["errno"], attrs.get("strerror"), *extra)  # type: ignore[no-any-return]
+            return cls(*args)  # type: ignore[no-any-return]
+        except Exception:  # noqa: BLE001 - its arguments were recorded by their reprs
+            pass
+    return _bare(cls, args)
+
+
+def _runs_python(cls: type) -> bool:
+    """Whether making an instance of ``cls`` runs Python code of its own (an ``__init__`` or ``__new__``)."""
+    return any(isinstance(base.__dict__.get(name), (types.FunctionType, staticmethod, classmethod))
+               for base in cls.__mro__ for name in ("__new__", "__init__"))
+
+
+def _bare(cls: type, args: tuple[Any, ...]) -> BaseException:
+    """An instance made without running any constructor of its own: by the first built-in ``__new__`` of its
+    bases, with its arguments set afterwards."""
+    new = next(base.__dict__["__new__"] for base in cls.__mro__
+               if isinstance(base.__dict__.get("__new__"), types.BuiltinFunctionType))
+    exc: BaseException = new(cls)
+    exc.args = args
+    return exc
 
 
 def _same_face(cls: type, namespace: dict[str, Any]) -> type:
@@ -297,9 +456,22 @@ def _same_face(cls: type, namespace: dict[str, Any]) -> type:
     return type(cls.__name__, (cls,), {**namespace, "__module__": cls.__module__, "__qualname__": cls.__qualname__})
 
 
+MAX_TRACEBACK = 1100  # recorded frames of one exception: a RecursionError's traceback has about 1000
+
+
+def _check_chain(chain: dict[str, Any]) -> None:
+    frames = chain.get("frames") or []
+    notes = chain.get("notes")
+    if type(frames) is not list or len(frames) > MAX_TRACEBACK or not all(type(f) is list for f in frames) or (
+            notes is not None and (type(notes) is not list or not all(type(n) is str for n in notes))):
+        raise MalformedValue("an exception whose recorded traceback or notes are malformed")
+
+
 def _restore_chain(exc: BaseException, chain: dict[str, Any]) -> None:
-    exc.__traceback__ = rebuilt_traceback(chain.get("frames") or [])
-    cause, context = chain.get("cause"), chain.get("context")
+    frames = chain.get("frames") or []
+    notes = chain.get("notes")
+    exc.__traceback__ = rebuilt_traceback(frames)
+    cause, context = settled(chain.get("cause"), final=True), settled(chain.get("context"), final=True)
     if isinstance(cause, BaseException):
         exc.__cause__ = cause
     if isinstance(context, BaseException):
@@ -307,8 +479,8 @@ def _restore_chain(exc: BaseException, chain: dict[str, Any]) -> None:
     elif context == LIVE_CONTEXT:
         exc.__retrace_live_context__ = True  # type: ignore[attr-defined]
     exc.__suppress_context__ = bool(chain.get("suppress"))
-    if chain.get("notes") is not None:
-        exc.__notes__ = list(chain["notes"])  # type: ignore[attr-defined]
+    if notes is not None:
+        exc.__notes__ = list(notes)  # type: ignore[attr-defined]
 
 
 # -- structseq (os.stat_result, time.struct_time …) ----------------------------------------------------
@@ -323,9 +495,16 @@ def _encode_structseq(obj: Any) -> list[Any]:
     return [type_path(type(obj)), packb(tuple(sequence)), packb(dict(extra))]
 
 
-def _decode_structseq(state: list[Any]) -> Any:
-    cls = resolve_type_path(state[0])
-    return cls(unpackb(state[1]), unpackb(state[2]))
+def _decode_structseq(state: Any, data: bytes) -> Any:
+    if type(state) is not list or len(state) != 3 or type(state[1]) is not bytes or type(state[2]) is not bytes:
+        raise MalformedValue("a structseq value that is not [type, fields, extra fields]")
+    resolved = resolve_class(state[0], TypeUse.STRUCTSEQ)
+    sequence, extra = settled(unpackb(state[1]), final=True), settled(unpackb(state[2]), final=True)
+    if type(sequence) not in (tuple, list) or type(extra) is not dict:
+        raise MalformedValue(f"a {short(state[0])} value whose fields are malformed")
+    if resolved is None:
+        return Deferred(EXT_CODEC, data, TypeUse.STRUCTSEQ, state[0], short(tuple(sequence)))
+    return resolved.cls(sequence, extra)
 
 
 # -- the ext hooks -------------------------------------------------------------------------------------
@@ -365,6 +544,8 @@ def _default(obj: Any) -> msgpack.ExtType:
             return msgpack.ExtType(EXT_RAISED, obj._packed)
         state = _encode_exception(obj.exception, obj._frames)
         return msgpack.ExtType(EXT_RAISED, packb(msgpack.ExtType(EXT_EXCEPTION, packb(state))))
+    if t is Deferred:
+        return msgpack.ExtType(obj.code, obj.data)
     codec = _CODECS_BY_TYPE.get(t)
     if codec is not None:
         return msgpack.ExtType(EXT_CODEC, packb([codec.name, codec.encode(obj)]))
@@ -384,10 +565,13 @@ def _default(obj: Any) -> msgpack.ExtType:
     raise UnencodableValue(obj)
 
 
-def _decode_codec(state: list[Any]) -> Any:
+def _decode_codec(data: bytes) -> Any:
+    state = unpackb(data)
+    if type(state) is not list or len(state) != 2 or type(state[0]) is not str:
+        raise MalformedValue("a codec value that is not [codec name, state]")
     name, payload = state
     if name == "structseq":
-        return _decode_structseq(payload)
+        return _decode_structseq(payload, data)
     codec = _CODECS_BY_NAME.get(name)
     for load in _CODEC_SOURCES if codec is None else ():
         load()
@@ -395,46 +579,256 @@ def _decode_codec(state: list[Any]) -> Any:
         if codec is not None:
             break
     if codec is None:
-        raise LookupError(
-            f"the recording holds a value of codec {name!r}, which is not registered here: install or "
+        raise MalformedValue(
+            f"the recording holds a value of codec {short(name)}, which is not registered here: install or "
             "import the package that registers it before replaying"
         )
     return codec.decode(payload)
 
 
-def _decode_datetime(s: list[Any]) -> _dt.datetime:
-    return _dt.datetime(s[0], s[1], s[2], s[3], s[4], s[5], s[6], tzinfo=_decode_tz(s[8]), fold=s[7])
+def _decode_enum(data: bytes) -> Any:
+    state = unpackb(data)
+    if type(state) is not list or len(state) != 2:
+        raise MalformedValue("an enum value that is not [type, value]")
+    path, value = state
+    resolved = resolve_class(path, TypeUse.ENUM)
+    if resolved is None:
+        return Deferred(EXT_ENUM, data, TypeUse.ENUM, path, short(value))
+    return resolved.cls(value)
 
 
-def _decode_time(s: list[Any]) -> _dt.time:
-    return _dt.time(s[0], s[1], s[2], s[3], tzinfo=_decode_tz(s[5]), fold=s[4])
+def _decode_datetime(s: Any) -> _dt.datetime:
+    if type(s) is not list or len(s) != 9:
+        raise MalformedValue("a datetime that is not [year … microsecond, fold, zone]")
+    n = [_int(v) for v in s[:8]]
+    return _dt.datetime(n[0], n[1], n[2], n[3], n[4], n[5], n[6], tzinfo=_decode_tz(s[8]), fold=n[7])
+
+
+def _decode_time(s: Any) -> _dt.time:
+    if type(s) is not list or len(s) != 6:
+        raise MalformedValue("a time that is not [hour … microsecond, fold, zone]")
+    n = [_int(v) for v in s[:5]]
+    return _dt.time(n[0], n[1], n[2], n[3], tzinfo=_decode_tz(s[5]), fold=n[4])
+
+
+def _ints(data: bytes, count: int) -> list[int]:
+    values = unpackb(data)
+    if type(values) is not list or len(values) != count:
+        raise MalformedValue(f"{short(values)} is not {count} numbers")
+    return [_int(v) for v in values]
+
+
+def _int(value: Any) -> int:
+    if type(value) is not int:
+        raise MalformedValue(f"{short(value)} where a whole number belongs")
+    return value
+
+
+def _str(value: Any) -> str:
+    if type(value) is not str:
+        raise MalformedValue(f"{short(value)} where a string belongs")
+    return value
+
+
+def _list(data: bytes) -> list[Any]:
+    values = unpackb(data)
+    if type(values) is not list:
+        raise MalformedValue(f"{short(values)} where a sequence belongs")
+    return values
+
+
+MAX_NUMBER_TEXT = 4300  # digits of a big int or Decimal: Python's own default limit for int(str)
+_BIGINT = re.compile(rb"-?[0-9]{1,%d}" % MAX_NUMBER_TEXT)
+
+
+def _decode_bigint(data: bytes) -> int:
+    if not _BIGINT.fullmatch(data):
+        raise MalformedValue(f"a big int that is not up to {MAX_NUMBER_TEXT} digits")
+    return int(data)
+
+
+def _decode_decimal(data: bytes) -> decimal.Decimal:
+    if len(data) > MAX_NUMBER_TEXT:
+        raise MalformedValue(f"a Decimal longer than {MAX_NUMBER_TEXT} characters")
+    return decimal.Decimal(data.decode("ascii"))
+
+
+def _decode_digest(data: bytes) -> Digest:
+    values = unpackb(data)
+    if type(values) is not list or len(values) != 3 or type(values[1]) is not str or type(values[2]) is not bytes:
+        raise MalformedValue("a digest that is not [size, hash, head]")
+    return Digest(_int(values[0]), values[1], values[2])
+
+
+def _decode_complex(data: bytes) -> complex:
+    values = unpackb(data)
+    if type(values) is not list or len(values) != 2 or not all(type(v) in (int, float) for v in values):
+        raise MalformedValue("a complex number that is not [real, imaginary]")
+    return complex(*values)
+
+
+def _decode_raised(data: bytes) -> Raised:
+    """Checked now (without resolving any type: a replay must not import a library before the program does),
+    rebuilt when first raised."""
+    inspecting = getattr(_state, "inspect_only", False)
+    _state.inspect_only = True
+    try:
+        checked = unpackb(data)
+    finally:
+        _state.inspect_only = inspecting
+    if not isinstance(checked, (BaseException, Deferred)) or (
+            isinstance(checked, Deferred) and checked.use is not TypeUse.EXCEPTION):
+        raise MalformedValue("a raised call whose exception is none")
+    return Raised(packed=data)
 
 
 _DECODERS: dict[int, Callable[[bytes], Any]] = {
-    EXT_TUPLE: lambda d: tuple(unpackb(d)),
-    EXT_SET: lambda d: set(unpackb(d)),
-    EXT_FROZENSET: lambda d: frozenset(unpackb(d)),
+    EXT_TUPLE: lambda d: tuple(_list(d)),
+    EXT_SET: lambda d: set(_list(d)),
+    EXT_FROZENSET: lambda d: frozenset(_list(d)),
     EXT_DATETIME: lambda d: _decode_datetime(unpackb(d)),
-    EXT_DATE: lambda d: _dt.date.fromordinal(unpackb(d)),
+    EXT_DATE: lambda d: _dt.date.fromordinal(_int(unpackb(d))),
     EXT_TIME: lambda d: _decode_time(unpackb(d)),
-    EXT_TIMEDELTA: lambda d: _dt.timedelta(*unpackb(d)),
-    EXT_DECIMAL: lambda d: decimal.Decimal(d.decode()),
+    EXT_TIMEDELTA: lambda d: _dt.timedelta(*_ints(d, 3)),
+    EXT_DECIMAL: _decode_decimal,
     EXT_UUID: lambda d: uuid.UUID(bytes=d),
-    EXT_COMPLEX: lambda d: complex(*unpackb(d)),
-    EXT_BIGINT: lambda d: int(d.decode()),
-    EXT_EXCEPTION: lambda d: _decode_exception(unpackb(d)),
-    EXT_CODEC: lambda d: _decode_codec(unpackb(d)),
-    EXT_DIGEST: lambda d: Digest(*unpackb(d)),
-    EXT_RAISED: lambda d: Raised(packed=d),
-    EXT_ENUM: lambda d: (lambda s: resolve_type_path(s[0])(s[1]))(unpackb(d)),
+    EXT_COMPLEX: _decode_complex,
+    EXT_BIGINT: _decode_bigint,
+    EXT_EXCEPTION: _decode_exception,
+    EXT_CODEC: _decode_codec,
+    EXT_DIGEST: _decode_digest,
+    EXT_RAISED: _decode_raised,
+    EXT_ENUM: _decode_enum,
 }
+_EXT_NAMES = {code: name[4:].lower() for name, code in globals().items() if name.startswith("EXT_")}
+MAX_EXT_DEPTH = 48  # ext values inside ext values: each level is a nested unpack on the C stack
+MAX_DEPTH = 200  # containers inside containers, across ext values
+
+
+class MalformedValue(ValueError):
+    """A value in a recording that no writer of ours produces: the recording is corrupt."""
 
 
 def ext_hook(code: int, data: bytes) -> Any:
     decoder = _DECODERS.get(code)
     if decoder is None:
-        raise ValueError(f"unknown ext type {code} in recording: it was written by a newer pytest-retrace")
-    return decoder(data)
+        raise MalformedValue(f"unknown ext type {code} in recording: it was written by a newer pytest-retrace, "
+                             "or it is damaged")
+    depth = getattr(_state, "depth", 0)
+    if depth >= MAX_EXT_DEPTH:
+        raise MalformedValue(f"values nested more than {MAX_EXT_DEPTH} ext levels deep")
+    _state.depth = depth + 1
+    try:
+        return decoder(data)
+    except MalformedValue:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever a damaged value makes a constructor raise
+        raise MalformedValue(f"a bad {_EXT_NAMES[code]} value: {short(exc)}") from None
+    finally:
+        _state.depth = depth
+
+
+def short(value: object, limit: int = 80) -> str:
+    """A value from a recording as an error message may quote it (bounded; no repr of ours can fail)."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a damaged value's repr
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# -- values decoded later: types whose module the program has not imported yet --------------------------
+
+
+class Deferred:
+    """An enum, exception or structseq value whose class cannot be resolved yet: its module is neither imported
+    nor allowed (a replay reads its events before the program imports its modules). It is resolved where the
+    replay hands it to the program (:func:`settled`); elsewhere it shows as what it was, and packs back into
+    the same bytes."""
+
+    __slots__ = ("code", "data", "use", "path", "shown")
+    made = 0  # how many were made outside a check (a reader compares it before and after a frame)
+
+    def __init__(self, code: int, data: bytes, use: TypeUse, path: str, shown: str) -> None:
+        if not getattr(_state, "inspect_only", False):
+            Deferred.made += 1
+        self.code = code
+        self.data = data
+        self.use = use
+        self.path = path
+        self.shown = shown
+
+    def resolve(self, final: bool) -> Any:
+        """The value, when its class resolves now; otherwise ``self`` (``final``: an exception becomes a
+        :class:`RecordedError`)."""
+        exception = self.use is TypeUse.EXCEPTION
+        try:
+            value = _decode_exception(self.data, final) if exception else ext_hook(self.code, self.data)
+        except MalformedValue:  # its class no longer takes it (an enum member gone): it stays what it shows
+            return self
+        return self if isinstance(value, Deferred) else value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Deferred) and (self.code, self.data) == (other.code, other.data)
+
+    def __hash__(self) -> int:
+        return hash((self.code, self.data))
+
+    def __repr__(self) -> str:
+        return f"<{self.use.value} {self.path} {self.shown} (its module is not imported)>"
+
+
+def _children(value: Any) -> Any:
+    t = type(value)
+    if t is list or t is tuple or t is set or t is frozenset:
+        return value
+    if t is dict:
+        return (*value.keys(), *value.values())
+    if isinstance(value, BaseException):
+        return value.args
+    return ()
+
+
+def nesting_problem(value: Any) -> str | None:
+    """Why ``value`` nests too deep to handle (repr, compare and pack recurse), or None."""
+    pending = [(value, 1)]
+    while pending:
+        current, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            return f"values nested more than {MAX_DEPTH} levels deep"
+        for child in _children(current):
+            if type(child) in _CONTAINERS or isinstance(child, BaseException):
+                pending.append((child, depth + 1))
+    return None
+
+
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+
+
+def has_deferred(value: Any) -> bool:
+    pending = [value]
+    while pending:
+        current = pending.pop()
+        if type(current) is Deferred:
+            return True
+        pending.extend(_children(current))
+    return False
+
+
+def settled(value: Any, final: bool = False) -> Any:
+    """``value`` with every :class:`Deferred` in it resolved where it can be now (``final``: exceptions that
+    cannot become :class:`RecordedError`); the same object when nothing in it changed."""
+    t = type(value)
+    if t is Deferred:
+        return value.resolve(final)
+    if t is list or t is tuple or t is set or t is frozenset:
+        items = [settled(v, final) for v in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else t(items)
+    if t is dict:
+        pairs = [(settled(k, final), settled(v, final)) for k, v in value.items()]
+        same = all(a is k and b is v for (a, b), (k, v) in zip(pairs, value.items(), strict=True))
+        return value if same else dict(pairs)
+    return value
 
 
 _PACK_OPTIONS: dict[str, Any] = {"default": _default, "use_bin_type": True, "strict_types": True, "datetime": False}
@@ -451,4 +845,11 @@ def packb(value: Any) -> bytes:
 
 
 def unpackb(data: bytes) -> Any:
-    return msgpack.unpackb(data, ext_hook=ext_hook, raw=False, strict_map_key=False)
+    """Decode one value. Raises :class:`MalformedValue` (or msgpack's errors, all ValueErrors) for bytes no
+    writer of ours produced. Sizes are bounded by ``data``'s length (msgpack's default)."""
+    value = msgpack.unpackb(data, ext_hook=ext_hook, raw=False, strict_map_key=False)
+    if getattr(_state, "depth", 0) == 0 and type(value) in _CONTAINERS:
+        problem = nesting_problem(value)
+        if problem is not None:
+            raise MalformedValue(problem)
+    return value

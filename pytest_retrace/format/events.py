@@ -83,17 +83,57 @@ class Event:
         return describe_call(self.name, self.args)
 
 
-def decode_events(flat: list[Any], names: list[str]) -> list[Event]:
-    """Events from their flat form. Raises ValueError when the stream is malformed."""
+class DeferredEvent(Event):
+    """An event whose result or arguments hold a value the reader could not resolve yet (a
+    :class:`~.codec.Deferred`): both are resolved when read, which on replay is when the program is handed the
+    result or makes the call (by then it has imported the module that defines the value's type)."""
+
+    __slots__ = ()
+
+    @property  # type: ignore[override]
+    def result(self) -> Any:
+        return _settled(self, _RESULT)
+
+    @result.setter
+    def result(self, value: Any) -> None:
+        _RESULT.__set__(self, value)
+
+    @property  # type: ignore[override]
+    def args(self) -> Any:
+        return _settled(self, _ARGS)
+
+    @args.setter
+    def args(self, value: Any) -> None:
+        _ARGS.__set__(self, value)
+
+
+_RESULT, _ARGS = Event.__dict__["result"], Event.__dict__["args"]  # the slots themselves
+
+
+def _settled(event: Event, slot: Any) -> Any:
+    raw = slot.__get__(event)
+    value = codec.settled(raw)
+    if value is not raw:
+        slot.__set__(event, value)
+    return value
+
+
+MAX_THREAD_ID = 200  # characters of a logical thread id ("0.1.2"): threads nested that deep are no program's
+
+
+def decode_events(flat: list[Any], names: list[str], first: int = 0, deferred: bool = False) -> list[Event]:
+    """Events from their flat form, numbered from ``first``; with ``deferred``, those holding a
+    :class:`~.codec.Deferred` are :class:`DeferredEvent`. Raises ValueError when the stream is malformed."""
     events: list[Event] = []
     append = events.append
     # Equal call arguments share one tuple: far fewer objects for a long recording of few distinct calls.
     shared: dict[Any, Any] = {}
     count = len(names)
-    i, n, index = 0, len(flat), 0
+    i, n, index = 0, len(flat), first
     while i < n:
         code = flat[i]
-        if type(code) is not int or (code >> 2) >= count or i + width(code) > n:
+        if type(code) is not int or code < 0 or (code >> 2) >= count or (code & 3) > FORM_THREAD or (
+                i + width(code) > n):
             raise ValueError(f"malformed event stream at value {i} (event {index})")
         form = code & 3
         if form == FORM_PLAIN:
@@ -111,9 +151,15 @@ def decode_events(flat: list[Any], names: list[str]) -> list[Event]:
                 append(Event(index, names[code >> 2], args, flat[i + 1], MAIN))
                 i += 3
             else:
-                append(Event(index, names[code >> 2], args, flat[i + 1], flat[i + 3]))
+                tid = flat[i + 3]
+                if type(tid) is not str or not 0 < len(tid) <= MAX_THREAD_ID:
+                    raise ValueError(f"malformed thread id {codec.short(tid)} at value {i + 3} (event {index})")
+                append(Event(index, names[code >> 2], args, flat[i + 1], tid))
                 i += 4
         index += 1
+    if deferred:
+        events = [DeferredEvent(e.index, e.name, e.args, e.result, e.tid)
+                  if codec.has_deferred(e.result) or codec.has_deferred(e.args) else e for e in events]
     return events
 
 

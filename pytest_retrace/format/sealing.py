@@ -285,7 +285,12 @@ class KeyNeeded(RecordingError):
 
 
 def opener_for(envelope: Envelope, where: str) -> Opener:
-    """The opener of a recording sealed as ``envelope`` says; a RecordingError when no key here opens it."""
+    """The opener of a recording sealed as ``envelope`` says; :class:`KeyNeeded` when no key here opens it."""
+    return Opener(key_for(envelope, where).agree(envelope.ephemeral))
+
+
+def key_for(envelope: Envelope, where: str) -> PrivateKey:
+    """The private key here that opens a recording sealed as ``envelope`` says; :class:`KeyNeeded` if none."""
     key = private_keys().get(envelope.recipient)
     if key is None:
         raise KeyNeeded(
@@ -293,7 +298,7 @@ def opener_for(envelope: Envelope, where: str) -> Opener:
             f"set ${PRIVATE_ENV} to that private key (or to a file holding it), or pass it with --retrace-key-file "
             "(pytest) / --key-file (retrace)"
         )
-    return Opener(key.agree(envelope.ephemeral))
+    return key
 
 
 def public_key_from(value: str | None) -> PublicKey | None:

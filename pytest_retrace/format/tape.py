@@ -36,9 +36,9 @@ import msgpack
 
 from ..enums import StrEnum
 from ..errors import RecordingError
-from . import codec
+from . import codec, shapes
 from .events import Event, NameTable, decode_events, intern_names, split
-from .sealing import Envelope, Opener, Sealer, opener_for
+from .sealing import Envelope, Opener, Sealer, key_for, opener_for
 
 MAGIC = b"RETRACE\x00"
 FORMAT_MAJOR = 1
@@ -293,7 +293,8 @@ class TapeWriter:
 
 
 def _frames_after_header(data: bytes) -> tuple[int, int]:
-    """Offsets of the header frame's end and of the END frame (len(data) when there is none)."""
+    """Offsets of the header frame's end and of the END frame (len(data) when there is none), in a recording
+    :func:`read_recording` found whole (only the frames' kinds are read here)."""
     offset = _PREAMBLE.size
     header_end = end_start = len(data)
     while offset + _FRAME.size <= len(data):
@@ -301,7 +302,7 @@ def _frames_after_header(data: bytes) -> tuple[int, int]:
         start = offset + _FRAME.size
         if offset == _PREAMBLE.size:
             header_end = start + length
-        elif codec.unpackb(data[start : start + length])[0] == FRAME_END:
+        elif msgpack.unpackb(data[start : start + length])[0] == FRAME_END:  # no ext hook: nothing decoded
             end_start = offset
         offset = start + length
     return header_end, end_start
@@ -318,18 +319,52 @@ def rewrite(path: str | os.PathLike[str], *, header: dict[str, Any] | None = Non
         raise RecordingError(f"{path}: cannot rewrite a {rec.status} recording: {rec.problem}")
     with _io.open(path, "rb") as f:
         data = f.read()
-    header_end, end_start = _frames_after_header(data)
-    parts = [
-        data[: _PREAMBLE.size],
-        encode_frame(FRAME_HEADER, rec.header if header is None else header),
-        data[header_end:end_start],
-        encode_frame(FRAME_END, rec.end if end is None else end),
-    ]
+    header = rec.header if header is None else header
+    end = rec.end if end is None else end
+    if rec.envelope is None:
+        header_end, end_start = _frames_after_header(data)
+        parts = [data[: _PREAMBLE.size], encode_frame(FRAME_HEADER, header), data[header_end:end_start],
+                 encode_frame(FRAME_END, end)]
+    else:  # sealed: open every frame, and seal them all again under a fresh key (a nonce is never reused)
+        sealer = Sealer.fresh(key_for(rec.envelope, rec.path).public)
+        inner = _opened_frames(data, opener_for(rec.envelope, rec.path))
+        parts = [data[: _PREAMBLE.size], encode_frame(FRAME_HEADER, public_header(header, sealer)),
+                 encode_frame(FRAME_HEADER, header, sealer=sealer)]
+        parts += [_sealed_payload(payload, sealer) for payload in inner[1:-1]]
+        parts.append(encode_frame(FRAME_END, end, sealer=sealer))
     target = os.fspath(into if into is not None else path)
-    tmp = f"{target}.tmp-{os.getpid()}"
-    with _io.open(tmp, "wb") as f:
-        f.write(b"".join(parts))
-    os.replace(tmp, target)
+    tmp = temp_beside(target)
+    try:
+        with _io.open(tmp, "wb") as f:
+            f.write(b"".join(parts))
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _opened_frames(data: bytes, opener: Opener) -> list[bytes]:
+    """The plain payloads of a whole sealed recording's sealed frames, in order."""
+    payloads = []
+    offset = _PREAMBLE.size
+    first = True
+    while offset + _FRAME.size <= len(data):
+        length, _ = _FRAME.unpack_from(data, offset)
+        start = offset + _FRAME.size
+        if not first:
+            _, sealed = msgpack.unpackb(data[start : start + length])
+            payload = opener.open(opener.count, sealed)
+            assert payload is not None  # read_recording opened it already
+            opener.count += 1
+            payloads.append(payload)
+        first = False
+        offset = start + length
+    return payloads
+
+
+def _sealed_payload(payload: bytes, sealer: Sealer) -> bytes:
+    framed = msgpack.packb([FRAME_SEALED, sealer.seal(payload)])
+    return _FRAME.pack(len(framed), zlib.crc32(framed)) + framed
 
 
 def rewrite_end(path: str | os.PathLike[str], end: dict[str, Any]) -> None:
@@ -360,7 +395,10 @@ def _count_frames(data: bytes) -> int:
 
 
 class Recording:
-    """A recording read back: header, events and the END outcome (None when truncated)."""
+    """A recording read back: header, events and the END outcome (None when truncated).
+
+    Read whole and checked once (:func:`read_recording`): a recording is untrusted input, so everything a
+    command or the plugin reads of it has the shape :mod:`.shapes` gives it, and its events decode."""
 
     def __init__(self, path: str, header: dict[str, Any]) -> None:
         self.path = path
@@ -371,38 +409,105 @@ class Recording:
         self.status = TapeStatus.COMPLETE
         self.problem: str | None = None
         self.offset: int | None = None  # byte offset of the bad frame when corrupt
-        self._events: list[Event] | None = None
+        self.envelope: Envelope | None = None  # sealed: whose key opens it
+        self._events: list[Event] = []
 
     def events(self) -> list[Event]:
-        """The decoded events (decoded once). Raises RecordingError when they are malformed."""
-        if self._events is None:
-            try:
-                self._events = decode_events(self.values, intern_names(self.names))
-            except ValueError as exc:
-                raise RecordingError(f"{self.path}: corrupt recording: {exc}") from None
+        """The decoded events (decoded as the file was read: a malformed one made the recording corrupt)."""
         return self._events
 
+    def corrupt_error(self) -> RecordingError:
+        """The error that says this (corrupt) recording cannot be used, with what is wrong and where."""
+        return RecordingError(f"{self.path}: corrupt recording: {self.problem}")
 
-def _unsealed(opener: Opener, kind: Any, body: Any, offset: int) -> tuple[int, Any]:
+
+def corrupt(problem: str, offset: int) -> str:
+    """A corrupt recording's problem, as every command and the plugin show it."""
+    return f"{problem} at offset {offset}"
+
+
+class _Damage(Exception):
+    """What makes a recording corrupt, found at a frame: ends the reading (see read_recording)."""
+
+
+def _read_frame(kind: Any, body: Any, rec: Recording | None, names: list[str], deferred: bool) -> None:
+    """Check one frame against the ones before it and take it into ``rec`` (``deferred``: the frame holds
+    :class:`~.codec.Deferred` values). Raises _Damage."""
+    assert rec is not None
+    if kind == FRAME_NAMES:
+        if type(body) is not list or not all(type(n) is str for n in body):
+            raise _Damage("a NAMES frame that is not a list of names")
+        names.extend(intern_names(body))
+    elif kind == FRAME_EVENTS:
+        if type(body) is not list:
+            raise _Damage("an EVENTS frame that is not a list of events")
+        try:
+            rec._events += decode_events(body, names, first=len(rec._events), deferred=deferred)
+        except ValueError as exc:
+            raise _Damage(f"malformed events: {exc}") from None
+        rec.values += body
+    elif kind == FRAME_END:
+        problem = shapes.end_problem(body)
+        if problem is not None:
+            raise _Damage(problem)
+        count = body.get("events")
+        if count is not None and not body.get("recording_error") and count != len(rec._events):
+            raise _Damage(f"the END frame counts {count} events but the frames before it hold "
+                          f"{len(rec._events)}: frames are missing or repeated")
+        rec.end = body
+    elif kind == FRAME_HEADER:
+        raise _Damage("a second HEADER frame")
+    else:
+        raise _Damage(f"a frame of unknown kind {codec.short(kind)}")
+
+
+def _torn(data: bytes, start: int, length: int) -> bool:
+    """Whether the bytes from ``start`` to the end of the file are the start of a frame's payload (``length``
+    bytes long) that was being written when the process died, rather than a whole payload whose length field
+    is wrong: a prefix of one msgpack value is never a whole value."""
+    unpacker = msgpack.Unpacker(max_buffer_size=length)  # no ext hook: nothing decoded
+    unpacker.feed(data[start:])
+    try:
+        unpacker.unpack()
+    except msgpack.OutOfData:
+        return True
+    except Exception:  # noqa: BLE001 - garbage where the payload should be: damage, not a torn tail
+        return False
+    return False
+
+
+def _unsealed(opener: Opener, kind: Any, body: Any) -> tuple[Any, Any]:
     """The frame inside a sealed one; every frame after a sealed recording's readable header is sealed."""
     if kind != FRAME_SEALED or not isinstance(body, bytes):
-        raise ValueError(f"an unsealed frame of kind {kind!r} in a sealed recording")
+        raise _Damage(f"an unsealed frame (kind {kind!r}) in a sealed recording")
     payload = opener.open(opener.count, body)
     if payload is None:
-        raise ValueError("a sealed frame that does not open: damaged, moved, or from another recording")
+        raise _Damage("a sealed frame that does not open: damaged, moved, or from another recording")
     opener.count += 1
-    kind, body = codec.unpackb(payload)
-    return kind, body
+    frame = codec.unpackb(payload)
+    if type(frame) is not list or len(frame) != 2:
+        raise _Damage("a frame that is not [kind, body]")
+    return frame[0], frame[1]
+
+
+def _check_header(body: Any) -> None:
+    problem = shapes.header_problem(body)
+    if problem is not None:
+        raise _Damage(problem)
 
 
 def read_recording(path: str | os.PathLike[str]) -> Recording:
-    """Read a whole recording. Raises :class:`RecordingError` when it is not one at all."""
+    """Read a whole recording. Raises :class:`RecordingError` when it is not one at all. A recording whose
+    frames are inconsistent or hold malformed values comes back with status ``corrupt``, its problem and
+    offset; one that stops inside its last frame, or before END, with status ``truncated``."""
     path = os.fspath(path)
     try:
         with _io.open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
         raise RecordingError(f"{path}: no such recording; check the path (recordings end in .retrace)") from None
+    except IsADirectoryError:
+        raise RecordingError(f"{path}: is a folder, not a recording") from None
     except OSError as exc:
         raise RecordingError(f"{path}: cannot read the recording: {exc.strerror}") from None
     if len(data) < _PREAMBLE.size or not data.startswith(MAGIC):
@@ -416,13 +521,11 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
     offset = _PREAMBLE.size
     rec: Recording | None = None
     names: list[str] = []
-    events: list[list[Any]] = []
-    end = None
     opener: Opener | None = None
     sealed_header = False  # a sealed recording's first sealed frame is its full header
     status, problem, bad_offset = TapeStatus.TRUNCATED, None, None
     while offset < len(data):
-        if end is not None:
+        if rec is not None and rec.end is not None:
             status, problem, bad_offset = TapeStatus.CORRUPT, "data after the END frame", offset
             break
         if len(data) - offset < _FRAME.size:
@@ -432,49 +535,60 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
         start = offset + _FRAME.size
         if length > MAX_FRAME:
             status, bad_offset = TapeStatus.CORRUPT, offset
-            problem = f"impossible frame length {length} at offset {offset}"
+            problem = f"impossible frame length {length}"
             break
         if start + length > len(data):
             problem = f"partial frame at offset {offset} ({len(data) - start} of {length} bytes)"
+            if not _torn(data, start, length):
+                status, bad_offset = TapeStatus.CORRUPT, offset
+                problem = f"a frame length ({length}) that runs past the end of the file"
             break
         payload = data[start : start + length]
         if zlib.crc32(payload) != crc:
-            status, problem, bad_offset = TapeStatus.CORRUPT, f"CRC mismatch in frame at offset {offset}", offset
+            status, problem, bad_offset = TapeStatus.CORRUPT, "CRC mismatch in frame", offset
             break
         try:
-            kind, body = codec.unpackb(payload)
+            made = codec.Deferred.made
+            frame = codec.unpackb(payload)
+            if type(frame) is not list or len(frame) != 2:
+                raise _Damage("a frame that is not [kind, body]")
+            kind, body = frame
             if opener is not None:
-                kind, body = _unsealed(opener, kind, body, offset)
-        except Exception as exc:
-            status, problem, bad_offset = TapeStatus.CORRUPT, f"undecodable frame at offset {offset}: {exc}", offset
+                kind, body = _unsealed(opener, kind, body)
+            if rec is None:
+                if kind != FRAME_HEADER:
+                    raise RecordingError(f"{path}: the first frame is not a header (offset {offset})")
+                rec = Recording(path, body)
+                if isinstance(body, dict) and "sealed" in body:  # readable metadata; the header follows sealed
+                    rec.envelope = Envelope.from_header(body["sealed"], path)
+                    opener = opener_for(rec.envelope, path)
+                    sealed_header = True
+                else:
+                    _check_header(body)
+            elif sealed_header:
+                if kind != FRAME_HEADER:
+                    raise _Damage("a sealed recording whose first sealed frame is not its header")
+                _check_header(body)
+                rec.header, sealed_header = body, False
+            else:
+                _read_frame(kind, body, rec, names, codec.Deferred.made != made)
+        except (_Damage, ValueError, TypeError, RecursionError, MemoryError) as exc:  # msgpack's: ValueError, TypeError
+            status, problem, bad_offset = TapeStatus.CORRUPT, f"undecodable frame: {exc}", offset
+            if isinstance(exc, (_Damage, codec.MalformedValue)):
+                problem = str(exc)
             break
-        if rec is None:
-            if kind != FRAME_HEADER:
-                raise RecordingError(f"{path}: the first frame is not a header (offset {offset})")
-            rec = Recording(path, body)
-            if isinstance(body, dict) and "sealed" in body:
-                opener = opener_for(Envelope.from_header(body["sealed"], path), path)
-                sealed_header = True
-        elif sealed_header:
-            if kind != FRAME_HEADER:
-                status, problem, bad_offset = TapeStatus.CORRUPT, f"no sealed header at offset {offset}", offset
-                break
-            rec.header, sealed_header = body, False
-        elif kind == FRAME_NAMES:
-            names.extend(body)
-        elif kind == FRAME_EVENTS:
-            events.extend(body)
-        elif kind == FRAME_END:
-            end = body
         offset = start + length
     if rec is None or sealed_header:  # no header at all, or only a sealed recording's readable one
         if status == TapeStatus.CORRUPT:
-            raise RecordingError(f"{path}: corrupt recording: {problem}")
+            raise RecordingError(f"{path}: corrupt recording: {corrupt(problem or '', bad_offset or 0)}")
         raise RecordingError(f"{path}: truncated before its header was written; nothing to replay")
-    if end is not None and status != TapeStatus.CORRUPT:
+    if rec.end is not None and status != TapeStatus.CORRUPT:
         status, problem = TapeStatus.COMPLETE, None
     elif status == TapeStatus.TRUNCATED and problem is None:
         problem = "no END frame: the recording stops early (the process was killed?)"
-    rec.names, rec.values, rec.end = names, events, end
+    if status == TapeStatus.CORRUPT:
+        assert problem is not None and bad_offset is not None
+        problem = corrupt(problem, bad_offset)
+    rec.names = names
     rec.status, rec.problem, rec.offset = status, problem, bad_offset
     return rec

@@ -89,6 +89,8 @@ def recordings_in(folder: Path) -> Iterator[Path]:
 def pin(path: str | os.PathLike[str], into: str | os.PathLike[str]) -> Path:
     """Copy a crash recording into ``into`` as a pinned regression case; returns its new path."""
     rec = read_recording(path)
+    if rec.status == TapeStatus.CORRUPT:
+        raise rec.corrupt_error()
     if rec.status != TapeStatus.COMPLETE:
         raise RetraceError(f"{path}: a {rec.status} recording cannot be pinned ({rec.problem}); record the crash again")
     crash = crash_of(rec)
@@ -101,7 +103,10 @@ def pin(path: str | os.PathLike[str], into: str | os.PathLike[str]) -> Path:
     folder = Path(into)
     _make_folder(folder)
     for existing in recordings_in(folder):
-        pinned = (read_recording(existing).header.get("pin") or {}).get("fingerprint")
+        try:
+            pinned = (read_recording(existing).header.get("pin") or {}).get("fingerprint")
+        except RetraceError:  # not a recording (or damaged before its header): it pins nothing
+            continue
         if pinned == crash.fingerprint:
             raise RetraceError(printable(
                 f"{path}: this crash ({crash.type} in {crash.place}, fingerprint {crash.fingerprint}) "
@@ -131,13 +136,18 @@ def _make_folder(folder: Path) -> None:
         part.mkdir(mode=0o700, exist_ok=True)
 
 
-def triage(folder: str | os.PathLike[str]) -> list[CrashGroup]:
-    """Crash recordings in ``folder`` grouped by crash fingerprint, most frequent first."""
+def triage(folder: str | os.PathLike[str], unreadable: list[str] | None = None) -> list[CrashGroup]:
+    """Crash recordings in ``folder`` grouped by crash fingerprint, most frequent first. Recordings that cannot
+    be read, or are corrupt, are left out; ``unreadable`` is told why, one line each."""
     groups: dict[str, CrashGroup] = {}
     for path in recordings_in(Path(folder)):
         try:
             rec = read_recording(path)
-        except RetraceError:
+            if rec.status == TapeStatus.CORRUPT:
+                raise rec.corrupt_error()
+        except RetraceError as exc:
+            if unreadable is not None:
+                unreadable.append(str(exc))
             continue
         crash = crash_of(rec) if rec.status == TapeStatus.COMPLETE else None
         if crash is None:

@@ -73,7 +73,9 @@ def test_exceptions_round_trip(exc: BaseException) -> None:
 
 def test_exception_of_unknown_type_becomes_recorded_error() -> None:
     payload = codec.packb(["nowhere.module:Gone", codec.packb(("x",)), "x", {}])
-    back = codec.ext_hook(codec.EXT_EXCEPTION, payload)
+    deferred = codec.ext_hook(codec.EXT_EXCEPTION, payload)
+    assert isinstance(deferred, codec.Deferred) and "nowhere.module:Gone" in repr(deferred)
+    back = codec.settled(deferred, final=True)
     assert isinstance(back, codec.RecordedError) and "nowhere.module.Gone: x" in str(back)
 
 

@@ -17,6 +17,9 @@ from pytest_retrace.format import tape
 from pytest_retrace.format.codec import Raised
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+# What every header holds at least (the reader refuses one without: see format/shapes.py)
+HEADER = {"kind": "process", "hash_seed": 1, "entry": {"script": "x.py"}, "argv": ["x.py"], "cwd": "/nowhere",
+          "environ": {}}
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +31,7 @@ def main_thread() -> Iterator[None]:
 
 
 def write(path: Path, events: int = 1000, end: bool = True) -> None:
-    writer = tape.TapeWriter(path, {"kind": "process", "note": "test"})
+    writer = tape.TapeWriter(path, {**HEADER, "note": "test"})
     engine = Recorder(writer)
     clock = engine.wrap_noarg("time.time", lambda: 1.25)
     for i in range(events):
@@ -56,9 +59,9 @@ def test_round_trip(tmp_path: Path) -> None:
 
 def test_a_clock_event_costs_at_most_16_bytes(tmp_path: Path) -> None:
     small, big = tmp_path / "small.retrace", tmp_path / "big.retrace"
-    writer = tape.TapeWriter(small, {})
+    writer = tape.TapeWriter(small, HEADER)
     writer.close({})
-    writer = tape.TapeWriter(big, {})
+    writer = tape.TapeWriter(big, HEADER)
     engine = Recorder(writer)
     clock = engine.wrap_noarg("time.time", lambda: 1795346483.799337)
     for _ in range(10_000):
@@ -129,11 +132,11 @@ def test_frozen_format_1_0_recording_still_reads() -> None:
 
 def test_unencodable_result_is_named_with_its_boundary(tmp_path: Path) -> None:
     path = tmp_path / "a.retrace"
-    writer = tape.TapeWriter(path, {}, background=False)
+    writer = tape.TapeWriter(path, HEADER, background=False)
     engine = Recorder(writer)
     engine.call("time.time", None, lambda: 1.0)
     engine.call("my.client.fetch", ("x",), object)
-    writer.close({"status": 0})
+    writer.close({"status": 0, "events": 2})
     rec = tape.read_recording(path)
     assert "builtins.object" in rec.end["recording_error"] and "'my.client.fetch'" in rec.end["recording_error"]
     assert rec.events()[0].result == 1.0
