@@ -68,8 +68,12 @@ def encode_frame(kind: int, body: Any, packer: msgpack.Packer | None = None, sea
 
 
 def public_header(header: dict[str, Any], sealer: Sealer) -> dict[str, Any]:
-    """The readable header of a sealed recording."""
-    return {**{key: header.get(key) for key in PUBLIC_HEADER_KEYS}, "sealed": sealer.envelope.to_header()}
+    """The readable header of a sealed recording (a pin shows only that it is one: its exception's message and
+    place may quote production data)."""
+    public = {key: header.get(key) for key in PUBLIC_HEADER_KEYS}
+    if isinstance(public.get("pin"), dict):
+        public["pin"] = {key: public["pin"].get(key) for key in ("fingerprint", "pinned_at")}
+    return {**public, "sealed": sealer.envelope.to_header()}
 
 
 def create_private(path: str) -> int:
@@ -558,13 +562,15 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
             if rec is None:
                 if kind != FRAME_HEADER:
                     raise RecordingError(f"{path}: the first frame is not a header (offset {offset})")
-                rec = Recording(path, body)
+                envelope = None
                 if isinstance(body, dict) and "sealed" in body:  # readable metadata; the header follows sealed
-                    rec.envelope = Envelope.from_header(body["sealed"], path)
-                    opener = opener_for(rec.envelope, path)
+                    envelope = Envelope.from_header(body["sealed"], path)
+                    opener = opener_for(envelope, path)
                     sealed_header = True
                 else:
                     _check_header(body)
+                rec = Recording(path, body)
+                rec.envelope = envelope
             elif sealed_header:
                 if kind != FRAME_HEADER:
                     raise _Damage("a sealed recording whose first sealed frame is not its header")

@@ -433,3 +433,31 @@ def test_pytest_errors_on_a_sealed_recording_without_its_key_and_replays_it_with
     assert with_key.returncode == 0 and "1 passed" in with_key.stdout, with_key.stdout
     wrong = pytest_run(f"--retrace-key-file={public}")
     assert wrong.returncode == 4 and "--retrace-key-file" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_pinning_a_sealed_crash_keeps_it_sealed_under_a_fresh_key(tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    private, public = keys
+    _write(tmp_path, "crash.py", f"""
+        import time
+        def total(prices):
+            return sum(prices) / len([p for p in prices if p > 1e12])  # "{MARKER}"
+        print(total([time.time()]))
+    """)
+    recorded = retrace("record", "-o", "c.retrace", "--public-key", str(public), "crash.py", cwd=tmp_path)
+    assert recorded.returncode == 1 and "ZeroDivisionError" in recorded.stderr
+    refused = retrace("pin", "c.retrace", "--into", "pins", cwd=tmp_path)
+    assert refused.returncode == 2 and "needs the recording key" in refused.stderr
+    pinned = retrace("pin", "--key-file", str(private), "c.retrace", "--into", "pins", cwd=tmp_path)
+    assert pinned.returncode == 0, pinned.stderr
+    [target] = (tmp_path / "pins").glob("*.retrace")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    data, original = target.read_bytes(), (tmp_path / "c.retrace").read_bytes()
+    assert MARKER.encode() not in data and b"ZeroDivisionError" not in data
+    key_of = tape.read_recording  # a fresh key: the pinned copy shares no ciphertext with the original
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RETRACE_PRIVATE_KEY", str(private))
+        assert key_of(target).envelope.ephemeral != key_of(tmp_path / "c.retrace").envelope.ephemeral
+        assert key_of(target).header["pin"]["exception"] == "ZeroDivisionError"
+    assert data[-64:] not in original
+    replayed = retrace("replay", "--key-file", str(private), str(target), "--verdict", "v.json", cwd=tmp_path)
+    assert replayed.returncode == 1 and '"crash-reproduced"' in (tmp_path / "v.json").read_text()

@@ -74,7 +74,8 @@ def test_a_sealed_tape_keeps_only_collection_metadata_readable(tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     private = sealing.PrivateKey.generate()
     header = {"format": tape.FORMAT, "kind": "process", "created_at": "now", "tags": {"team": "a"}, "pin": None,
-              "environ": {"DB": "postgresql://u:pw@h/db"}, "argv": ["app.py", "--user", "alice"], "cwd": "/srv/app"}
+              "environ": {"DB": "postgresql://u:pw@h/db"}, "argv": ["app.py", "--user", "alice"], "cwd": "/srv/app",
+              "hash_seed": 1, "entry": {"script": "app.py"}}
     path = tmp_path / "r.retrace"
     writer = tape.TapeWriter(path, header, background=False, sealer=sealing.Sealer.fresh(private.public))
     writer.close({"status": 0, "events": 0})
