@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from pytest_retrace import cli
 from pytest_retrace.errors import RecordingError
-from pytest_retrace.format import codec, tape
+from pytest_retrace.format import codec, sealing, tape
 from pytest_retrace.front.pinning import crash_of
 from pytest_retrace.kinds.outcome import Outcome
 
@@ -106,8 +106,14 @@ def seeds(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
     assert run.returncode == 1 and "KeyError" in run.stderr, run.stderr
     run = subprocess.run([sys.executable, "kinds_app.py"], cwd=folder, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
+    # A sealed one too, with its key known here: the reader opens it, so damage reaches the sealed paths.
+    key = sealing.PrivateKey.generate()
+    sealing.add_private_key(key.text())
+    run = subprocess.run([sys.executable, "-m", "pytest_retrace", "record", "-o", "sealed.retrace", "--public-key",
+                          key.public.text(), "prog.py"], cwd=folder, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and "KeyError" in run.stderr, run.stderr
     found = [folder / "proc.retrace", *(folder / "calls").glob("*.retrace"), *(folder / "requests").glob("*.retrace"),
-             *(ROOT / "fixtures" / "recordings").glob("*/*.retrace")]
+             folder / "sealed.retrace", *(ROOT / "fixtures" / "recordings").glob("*/*.retrace")]
     kinds = {tape.read_recording(p).header["kind"] for p in found}
     assert kinds == {"process", "call", "wsgi"}, kinds
     return [p.read_bytes() for p in found]
