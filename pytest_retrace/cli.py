@@ -21,8 +21,12 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--live", action="append", default=[], metavar="PATTERN",
                      help="paths (fnmatch) read for real on replay instead of recorded; repeatable")
     rec.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="a tag for the header")
-    rec.add_argument("--redact", metavar="REGEX",
-                     help="environment variable names whose values are redacted (default: secrets, tokens…)")
+    rec.add_argument("--redact", action="append", default=[], metavar="PATTERN",
+                     help="also redact values under names matching PATTERN (a regular expression over the name "
+                          "as `_x_api_key_`), besides the defaults (passwords, tokens, keys, cookies …); repeatable")
+    rec.add_argument("--no-redact", action="append", default=[], metavar="PATTERN",
+                     help="do not apply this default name pattern or value pattern (e.g. `session`, `jwt`); "
+                          "repeatable")
     rec.add_argument("program", nargs=argparse.REMAINDER, help="script.py and its arguments (after --)")
 
     rep = sub.add_parser("replay", help="replay a recording and check it is faithful")
@@ -65,7 +69,13 @@ def _record_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -
         if not sep:
             parser.error(f"record: --tag {tag!r} is not KEY=VALUE")
         tags[key] = value
-    return record(args.output, entry, argv, live_paths=args.live, tags=tags, redact=args.redact)
+    from .redaction import Redaction
+
+    try:
+        redaction = Redaction.configured(args.redact, args.no_redact)
+    except ValueError as exc:
+        raise RetraceError(f"{exc}; see `retrace record --help`") from None
+    return record(args.output, entry, argv, live_paths=args.live, tags=tags, redaction=redaction)
 
 
 def _replay_command(args: argparse.Namespace) -> int:

@@ -6,6 +6,12 @@ but never connect: every exchange with a peer is answered from the recording.
 Readiness results are recorded as positions among the watched objects, since file
 descriptor numbers differ between the two runs. TLS is recorded above the encryption,
 at the ``SSLSocket`` API: plaintext in, plaintext out, handshake results as values.
+
+Payloads that are HTTP (a send that starts with a request line, a receive that starts with a status line)
+are redacted by the recording's policy before they become a call key or a recorded result: the request
+target's secret query parameters and secret header lines (``Authorization``, ``Cookie``, ``Set-Cookie`` …).
+A replay redacts what the program sends the same way, so the keys still match; the program gets the
+recorded, redacted responses. A header line split across two receives is not seen as one.
 """
 
 from __future__ import annotations
@@ -27,6 +33,52 @@ _REAL_SOCKET = _socket.socket
 _REAL_POLL = select.poll
 _REAL_EPOLL = getattr(select, "epoll", None)  # Linux only
 _RESOLVERS = ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr", "gethostname", "getnameinfo")
+
+
+def _maybe_http(data: Any) -> bool:
+    """Cheap: whether a payload may start an HTTP request or response (:meth:`Redaction.http_head` decides)."""
+    first = bytes(data[:8])
+    return first.startswith(b"HTTP/1.") or (len(first) > 3 and first[:3].isupper() and first[:3].isalpha())
+
+
+def sent(engine: Engine, data: Any) -> Any:
+    """A sent payload as its call key holds it: redacted when it is HTTP, whole when small, else a Digest
+    (whose preview is of the redacted bytes)."""
+    if engine.redaction.replace_secrets and _maybe_http(data):
+        data = engine.redaction.http_head(bytes(data))
+    return payload(data)
+
+
+def received(engine: Engine, size: int, receive: Any) -> Any:
+    """``receive()`` for real, its data recorded redacted when it is HTTP: a function for ``engine.call`` and
+    a holder that gets the real data (empty on replay, where the recorded data is the answer). A redacted
+    receive longer than the ``size`` asked for (a short secret) keeps its length with ``*`` instead."""
+    holder: list[Any] = []
+
+    def run() -> Any:
+        data = receive()
+        holder.append(data)
+        redaction = engine.redaction
+        if not redaction.replace_secrets or not _maybe_http(data if isinstance(data, bytes) else data[0]):
+            return data
+        raw = data if isinstance(data, bytes) else data[0]
+        redacted = redaction.http_head(raw)
+        if len(redacted) > size:
+            redacted = _masked(raw, redacted)
+        return redacted if isinstance(data, bytes) else [redacted, data[1]]
+
+    return run, holder
+
+
+def _masked(raw: bytes, redacted: bytes) -> bytes:
+    """``raw`` with the value of every head line that redaction changed as ``*`` (its length kept)."""
+    head, blank, rest = raw.partition(b"\r\n\r\n")
+    lines, changed = head.split(b"\r\n"), redacted.split(b"\r\n\r\n")[0].split(b"\r\n")
+    for i, (line, other) in enumerate(zip(lines, changed, strict=False)):
+        if line != other:
+            name, colon, value = line.partition(b":" if i else b" ")
+            lines[i] = name + colon + b"*" * len(value)
+    return b"\r\n".join(lines) + blank + rest
 
 
 class RecordedSocket(_REAL_SOCKET):  # type: ignore[misc, valid-type]
@@ -64,13 +116,13 @@ class RecordedSocket(_REAL_SOCKET):  # type: ignore[misc, valid-type]
         engine = self._retrace_engine
         if engine.passes():
             return _REAL_SOCKET.send(self, data, flags)  # type: ignore[no-any-return]
-        return engine.call("socket.send", (payload(data), flags), _REAL_SOCKET.send, self, data, flags)  # type: ignore[no-any-return]
+        return engine.call("socket.send", (sent(engine, data), flags), _REAL_SOCKET.send, self, data, flags)  # type: ignore[no-any-return]
 
     def sendall(self, data: Any, flags: int = 0) -> None:
         engine = self._retrace_engine
         if engine.passes():
             return _REAL_SOCKET.sendall(self, data, flags)  # type: ignore[no-any-return]
-        engine.call("socket.sendall", (payload(data), flags), _REAL_SOCKET.sendall, self, data, flags)
+        engine.call("socket.sendall", (sent(engine, data), flags), _REAL_SOCKET.sendall, self, data, flags)
 
     def sendto(self, data: Any, *rest: Any) -> int:
         engine = self._retrace_engine
@@ -78,9 +130,14 @@ class RecordedSocket(_REAL_SOCKET):  # type: ignore[misc, valid-type]
             return _REAL_SOCKET.sendto(self, data, *rest)  # type: ignore[no-any-return]
         return engine.call("socket.sendto", (payload(data), *rest), _REAL_SOCKET.sendto, self, data, *rest)  # type: ignore[no-any-return]
 
+    def _recv(self, size: int, flags: int) -> bytes:
+        engine = self._retrace_engine
+        run, holder = received(engine, size, lambda: _REAL_SOCKET.recv(self, size, flags))
+        data = engine.call("socket.recv", (size, flags), run)
+        return holder[0] if holder else data  # type: ignore[no-any-return]
+
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        return self._retrace_engine.call(  # type: ignore[no-any-return]
-            "socket.recv", (bufsize, flags), _REAL_SOCKET.recv, self, bufsize, flags)
+        return self._recv(bufsize, flags)
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
         return tuple(self._retrace_engine.call(  # type: ignore[return-value]
@@ -88,7 +145,7 @@ class RecordedSocket(_REAL_SOCKET):  # type: ignore[misc, valid-type]
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         size = nbytes or len(buffer)
-        data = self._retrace_engine.call("socket.recv", (size, flags), _REAL_SOCKET.recv, self, size, flags)
+        data = self._recv(size, flags)
         buffer[: len(data)] = data
         return len(data)
 

@@ -23,6 +23,7 @@ from ..engine.router import Router
 from ..engine.state import end_call_thread, internal, outside_recordings, resume_call_thread, start_call_thread
 from ..enums import StrEnum
 from ..format.tape import Kind, MemoryTape, TapeWriter
+from ..redaction import Redaction
 from .header import make_header
 from .outcome import Outcome, Stream
 
@@ -88,16 +89,18 @@ class InProcessRecording:
     most of them, and must not pay for files it deletes)."""
 
     def __init__(self, kind: Kind, entry: dict[str, Any] | Callable[[], dict[str, Any]], stem: str, folder: Path,
-                 redact: str | None) -> None:
-        """``entry``: what the header holds of the call or request, or a function that builds it if the
-        recording is kept."""
+                 redaction: Redaction) -> None:
+        """``entry``: what the header holds of the call or request (redacted), or a function that builds it if
+        the recording is kept."""
         try:
             with internal:
-                self.kind, self.entry, self.stem, self.folder, self.redact = kind, entry, stem, folder, redact
+                self.kind, self.entry, self.stem, self.folder = kind, entry, stem, folder
+                self.redaction = redaction
                 self.environ = env.capture()
                 self.created_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
                 self.tape = MemoryTape()
                 self.engine = Recorder(self.tape)
+                self.engine.redaction = redaction
                 self._children = 0  # threads started so far, kept while suspended
             _install_once()
             start_call_thread(self.engine)
@@ -136,7 +139,7 @@ class InProcessRecording:
         seed = os.environ.get("PYTHONHASHSEED", "")
         entry = self.entry() if callable(self.entry) else self.entry
         header = make_header(self.kind, entry, [], int(seed) if seed.isdigit() else 0,
-                             env.DEFAULT_REDACT if self.redact is None else self.redact, [], {},
+                             self.redaction, [], {},
                              environ=env.decode(self.environ), created_at=self.created_at)
         name = f"{self.stem}-{self.created_at.replace(':', '')}-{os.urandom(4).hex()}.retrace"
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,7 @@ from ..engine.recorder import Recorder
 from ..engine.stack import main_module_runs_alone, program_traceback
 from ..engine.state import enter_gate, mark_outside, start_main_thread
 from ..format.tape import Kind, TapeWriter
+from ..redaction import Redaction
 from .header import make_header
 from .outcome import ExceptionInfo, Outcome, leave_with
 
@@ -100,15 +101,16 @@ def run_then_exit(entry: dict[str, Any], argv: list[str], finalize: Callable[[Ou
     sys.exit(status if status >= 0 else 128 - status)  # at_exit ends it by the signal first
 
 
-def record(output: str, entry: dict[str, Any], argv: list[str], hash_seed: int, redact: str | None,
+def record(output: str, entry: dict[str, Any], argv: list[str], hash_seed: int, redaction: Redaction,
            live_paths: list[str], tags: dict[str, Any],
            report: Callable[[Outcome, int, str | None], None], parent: int | None = None) -> NoReturn:
     """Record the program into ``output``; at the end, ``report(outcome, events written, recording error)``.
     END is not written here: the runner adds the output it saw pass by. ``parent``: the process that started
     the recording (the program's parent, as the user sees it)."""
-    header = make_header(Kind.PROCESS, entry, argv, hash_seed, redact, live_paths, tags)
+    header = make_header(Kind.PROCESS, entry, argv, hash_seed, redaction, live_paths, tags)
     writer = TapeWriter(output, header, on_writer_thread=mark_outside)
     engine = Recorder(writer)
+    engine.redaction = redaction
     start_main_thread()
     install(engine, Patcher(), Options(live_paths=live_paths))
 

@@ -23,6 +23,7 @@ from ..format.tape import Kind, TapeStatus, read_recording
 from ..hooks import manager
 from ..kinds import process
 from ..kinds.outcome import Outcome
+from ..redaction import DEFAULT, Redaction
 from .protocol import CHILD_ENV, ChildResult, ForkServerConfig, RecordConfig, ReplayConfig, decode_config
 
 _exit = os._exit  # taken before the process boundary replaces it: our own exits are not the program's
@@ -46,8 +47,8 @@ def record(config: RecordConfig) -> NoReturn:
     def report(outcome: Outcome, events: int, recording_error: str | None) -> None:
         ChildResult(outcome=outcome, events=events, recording_error=recording_error).write(config.result)
 
-    redact = env.DEFAULT_REDACT if config.redact is None else config.redact
-    process.record(config.output, config.entry, config.argv, config.hash_seed, redact, config.live_paths,
+    process.record(config.output, config.entry, config.argv, config.hash_seed, config.redaction or DEFAULT,
+                   config.live_paths,
                    config.tags, report, config.parent)
 
 
@@ -80,6 +81,7 @@ def replay_here(config: ReplayConfig) -> NoReturn:
     recorded = Outcome.from_json(rec.end or {})
     engine = Replayer(rec.events(), on_divergence=diverged, truncated=rec.status == TapeStatus.TRUNCATED,
                       stuck_timeout=config.stuck_timeout, answer_by_key=recorded.crashed)
+    engine.redaction = Redaction.from_header(header)  # what the program does now, redacted as recorded
     start_main_thread()
     install(engine, Patcher(), Options(live_paths=header.get("live_paths", [])))
 

@@ -21,6 +21,7 @@ from ..errors import RecordingError, RetraceError
 from ..format.tape import Kind, Recording, TapeStatus, append_end, read_recording
 from ..hooks import manager
 from ..kinds.outcome import OUTPUT_HEAD, Stream
+from ..redaction import Redaction
 from .protocol import CHILD_CODE, CHILD_ENV, ChildResult, RecordConfig, ReplayConfig, encode_config
 from .verdict import Verdict, conclude, unreadable
 
@@ -159,7 +160,7 @@ def record(
     argv: list[str],
     live_paths: list[str] | None = None,
     tags: dict[str, str] | None = None,
-    redact: str | None = None,
+    redaction: Redaction | None = None,
 ) -> int:
     """Record one run of a program into ``output``; returns the program's exit status (negative: the signal
     that killed it)."""
@@ -170,7 +171,7 @@ def record(
     if not os.access(folder, os.W_OK):
         raise RetraceError(f"cannot write the recording {output}: the folder {folder} is not writable")
     seed = hash_seed_from_environment()
-    config = RecordConfig(os.path.abspath(output), entry, argv, seed, live_paths or [], tags or {}, redact,
+    config = RecordConfig(os.path.abspath(output), entry, argv, seed, live_paths or [], tags or {}, redaction,
                           parent=os.getppid())
     run = run_child(config, seed)
     if run.result is not None and run.result.outcome is not None:

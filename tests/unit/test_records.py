@@ -12,6 +12,7 @@ from pytest_retrace.errors import RecordingError
 from pytest_retrace.format.tape import Kind
 from pytest_retrace.kinds.inprocess import Keep, keeps
 from pytest_retrace.kinds.outcome import ExceptionInfo, Outcome, Stream
+from pytest_retrace.redaction import Redaction
 from pytest_retrace.runner.protocol import (
     ChildResult,
     ForkServerConfig,
@@ -85,7 +86,8 @@ def test_a_child_result_travels_as_json() -> None:
 
 
 def test_child_configurations_say_what_the_child_is_to_do() -> None:
-    configs = [RecordConfig("out.retrace", {"script": "a.py"}, ["a.py"], 7, redact=""),
+    configs = [RecordConfig("out.retrace", {"script": "a.py"}, ["a.py"], 7,
+                            redaction=Redaction.configured(add=["x"], remove=["jwt"], replace=False)),
                ReplayConfig("rec.retrace", 2.5, stdout="/tmp/1.stdout"), ForkServerConfig("rec.retrace", 5)]
     assert [decode_config(encode_config(c)) for c in configs] == configs
 
