@@ -12,7 +12,7 @@ from typing import Any
 import wrapt
 
 from ..engine.base import Engine
-from .socket import received, sent
+from .payloads import received, sent
 
 
 class TLSSocket(wrapt.ObjectProxy):  # type: ignore[misc]

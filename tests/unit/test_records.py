@@ -87,7 +87,7 @@ def test_a_child_result_travels_as_json() -> None:
 
 def test_child_configurations_say_what_the_child_is_to_do() -> None:
     configs = [RecordConfig("out.retrace", {"script": "a.py"}, ["a.py"], 7,
-                            redaction=Redaction.configured(add=["x"], remove=["jwt"], replace=False)),
+                            redaction=Redaction.configured(add=["x"], remove=["jwt"], replace_secrets=False)),
                ReplayConfig("rec.retrace", 2.5, stdout="/tmp/1.stdout"), ForkServerConfig("rec.retrace", 5)]
     assert [decode_config(encode_config(c)) for c in configs] == configs
 
