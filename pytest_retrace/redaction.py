@@ -221,11 +221,11 @@ class Redaction(Record):
 
     def header(self, name: str, value: str) -> str:
         """An HTTP header's value: cookies keep their names, other secret-named headers become the placeholder."""
-        if not self.replace_secrets:
-            return value
+        if not self.matches(name):
+            return self.text(value)
         if name.lower() in _COOKIE_HEADERS:
             return self.cookie(value, set_cookie=name.lower() != "cookie")
-        return self.value(name, value)
+        return PLACEHOLDER
 
     def cookie(self, value: str, set_cookie: bool) -> str:
         """``a=1; b=2`` → each value replaced; a Set-Cookie's attributes (``Path=/``, ``Expires=…``) stay."""
