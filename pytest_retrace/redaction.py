@@ -4,7 +4,7 @@ A secret is found by its **name** (an environment variable, a header, a form fie
 parameter, a keyword argument, a ``--flag`` of the program) or by the shape of its **value** (URL userinfo,
 a DSN's ``password=``, ``Bearer …``, ``Basic …``, AWS access key ids, PEM private keys, JWTs, well-known
 token prefixes). It is replaced by :data:`PLACEHOLDER`; a value with a shape keeps its shape, only the
-secret part is replaced (``postgresql://u:<redacted by pytest-retrace>@db/app``).
+secret part is replaced (``postgresql://u:REDACTED-by-pytest-retrace@db/app``).
 
 Name patterns are regular expressions searched in the *normalized* name: lower case, camelCase split,
 every run of other characters one ``_``, with ``_`` at both ends (``X-Api-Key`` → ``_x_api_key_``,
@@ -29,7 +29,8 @@ from urllib.parse import quote, unquote_plus
 
 from .record import Record
 
-PLACEHOLDER = "<redacted by pytest-retrace>"
+# One fixed string, safe wherever a secret was (URLs, headers, cookies, DSNs, JSON): no spaces, no quoting needed.
+PLACEHOLDER = "REDACTED-by-pytest-retrace"
 _P = re.escape(PLACEHOLDER)
 
 # Learned from Sentry's and Django's sensitive-name filters; see the module's documentation for the form.

@@ -42,16 +42,18 @@ def _text(value: Any) -> str:
 
 
 def call_key(request: Any, stream: bool, timeout: Any, redaction: Redaction = DEFAULT) -> tuple[Any, ...]:
+    body = request.body
+    if body is not None and not isinstance(body, (bytes, str)):
+        body = f"<streamed {type(body).__name__}>"  # an iterator or a file: sent as it is read
+    redacted = redaction.body(body, request.headers.get("Content-Type"))
     headers = []
     for name, value in sorted((k.lower(), v) for k, v in request.headers.items()):
         if name in UNKEYED_HEADERS:
             continue
+        if redacted is not body and name == "content-length":
+            value = str(len(redacted))  # of the body as keyed: the same whatever length the secrets had
         headers.append([name, redaction.header(name, _text(value)) if redaction.replace_secrets else value])
-    body = request.body
-    if body is not None and not isinstance(body, (bytes, str)):
-        body = f"<streamed {type(body).__name__}>"  # an iterator or a file: sent as it is read
-    else:
-        body = redaction.body(body, request.headers.get("Content-Type"))
+    body = redacted
     return (f"{request.method} {redaction.url(request.url)}", headers, None if body is None else payload(body),
             {"stream": bool(stream), "timeout": timeout})
 
