@@ -22,8 +22,8 @@ from typing import Any
 from ._version import __version__
 from .errors import RecordingError, RetraceError, UnrecordedCall
 
-__all__ = ["RecordingError", "ReplayDivergence", "RetraceError", "UnrecordedCall", "__version__", "boundary",
-           "hookimpl", "record_calls"]
+__all__ = ["Redaction", "RecordingError", "ReplayDivergence", "RetraceError", "UnrecordedCall", "__version__",
+           "boundary", "hookimpl", "record_calls"]
 
 
 def __getattr__(name: str) -> Any:
@@ -39,6 +39,10 @@ def __getattr__(name: str) -> Any:
         from .hooks.specs import hookimpl
 
         return hookimpl
+    if name == "Redaction":
+        from .redaction import Redaction
+
+        return Redaction
     if name == "ReplayDivergence":
         from .engine.divergence import ReplayDivergence
 

@@ -210,3 +210,14 @@ def test_a_call_recording_redacts_secret_arguments_and_keeps_them_when_told(tmp_
         assert outcome in replayed.stdout, replayed.stdout[-3000:]
         if not secret_in_file:  # the replayed call got the placeholder and returned otherwise
             assert "died" not in replayed.stdout and "returned" in replayed.stdout, replayed.stdout[-3000:]
+
+
+def test_the_self_check_takes_its_policy_from_the_ini(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_sample="import time\n\ndef test_sample():\n    assert time.time() > 0\n")
+    pytester.makeini("[pytest]\nretrace_redact =\n    customer_ref\nretrace_no_redact =\n    session\n")
+    result = pytester.runpytest_subprocess("--retrace-self-check", "-p", "no:cacheprovider")
+    assert result.ret == 0 and "1 passed" in result.stdout.str()
+    pytester.makeini("[pytest]\nretrace_no_redact = nonsense\n")
+    result = pytester.runpytest_subprocess("--retrace-self-check", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "retrace_redact / retrace_no_redact (ini): cannot remove redaction pattern 'nonsense'" in result.stderr.str()

@@ -157,3 +157,20 @@ def test_call_arguments() -> None:
 
 def test_every_default_is_documented_by_name() -> None:
     assert len(set(DEFAULT_NAMES)) == len(DEFAULT_NAMES) and DEFAULT.values == tuple(VALUE_PATTERNS)
+
+
+def test_a_received_http_head_is_recorded_redacted_and_never_longer_than_asked() -> None:
+    from types import SimpleNamespace
+
+    from pytest_retrace.boundaries.payloads import received
+
+    engine = SimpleNamespace(redaction=DEFAULT)
+    answer = b"HTTP/1.1 200 OK\r\nSet-Cookie: a=b\r\nContent-Length: 0\r\n\r\n"
+    run, holder = received(engine, len(answer), lambda: answer)  # type: ignore[arg-type]
+    recorded = run()
+    assert holder == [answer]  # the program gets what came
+    assert recorded == b"HTTP/1.1 200 OK\r\nSet-Cookie:****\r\nContent-Length: 0\r\n\r\n"  # fits the buffer
+    run, _ = received(engine, 4096, lambda: answer)  # type: ignore[arg-type]
+    assert run() == f"HTTP/1.1 200 OK\r\nSet-Cookie: a={P}\r\nContent-Length: 0\r\n\r\n".encode()
+    run, _ = received(SimpleNamespace(redaction=Redaction(replace_secrets=False)), 10, lambda: answer)  # type: ignore[arg-type]
+    assert run() == answer
