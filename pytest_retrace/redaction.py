@@ -82,17 +82,70 @@ def _names_regex(names: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{n})" for n in names)) if names else None
 
 
+_MAX_PATTERNS = 200
+_MIN_KNOWN = 8
+_MAX_PATTERN_LENGTH = 200
+
+
+def _usable(pattern: Any) -> bool:
+    if not isinstance(pattern, str) or len(pattern) > _MAX_PATTERN_LENGTH:
+        return False
+    try:
+        re.compile(pattern)
+    except re.error:
+        return False
+    return True
+
+
+_URL = re.compile(r"(?i)([a-z][a-z0-9+.-]*://)(?:([^\s/@]*)@)?([^\s/?#@]*)(\S*)")
+_DATABASE_SCHEMES = ("postgres", "mysql", "mariadb", "redis", "rediss", "amqp", "mongodb", "sqlite", "mssql", "oracle")
+_KEY_VALUES = re.compile(r"\s*\w+\s*=\s*(?:'(?:[^'\\]|\\.)*'|\S+)(?:\s+\w+\s*=\s*(?:'(?:[^'\\]|\\.)*'|\S+))*\s*")
+
+
+def _shaped(value: str) -> str | None:
+    """A secret-named value that a program parses, with the secret parts of its shape replaced: a URL's userinfo
+    (its password; a user alone, as a Sentry DSN's key, is the secret), a database URL, a ``key=value`` DSN
+    (its ``password=``, by the value patterns). None: no such shape, the whole value is the secret."""
+    url = _URL.fullmatch(value)
+    if url is not None:
+        scheme, userinfo, host, rest = url.groups()
+        if userinfo is not None:
+            user, colon, _ = userinfo.partition(":")
+            return f"{scheme}{user}:{PLACEHOLDER}@{host}{rest}" if colon else f"{scheme}{PLACEHOLDER}@{host}{rest}"
+        return value if scheme.lower().split("+")[0].rstrip(":/").startswith(_DATABASE_SCHEMES) else None
+    return value if _KEY_VALUES.fullmatch(value) else None
+
+
 class Redaction(Record):
     """The redaction policy of a recording: name patterns, the value patterns in use (names of
     :data:`VALUE_PATTERNS`), and whether secrets are replaced at all."""
 
-    __slots__ = ("names", "values", "replace_secrets")
+    __slots__ = ("names", "values", "replace_secrets", "known")
 
     def __init__(self, names: tuple[str, ...] = DEFAULT_NAMES, values: tuple[str, ...] = tuple(VALUE_PATTERNS),
-                 replace_secrets: bool = True) -> None:
+                 replace_secrets: bool = True, known: tuple[str, ...] = ()) -> None:
         self.names = tuple(names)
         self.values = tuple(values)
         self.replace_secrets = replace_secrets
+        # Recording only, never written: values redacted by name at the start (an API_TOKEN's value), replaced
+        # wherever they show up later (a DSN passed whole, a token in a URL path), as the replay, which holds
+        # the placeholder there, sends it.
+        self.known = tuple(known)
+
+    def knowing(self, before: list[str], after: list[str]) -> Redaction:
+        """This policy, also replacing the values that redacting ``before`` (into ``after``, item by item)
+        replaced whole; short ones (a ``XDG_SESSION_TYPE=tty``) would show up by chance, and are left."""
+        found = set()
+        for original, redacted in zip(before, after, strict=True):
+            if redacted == PLACEHOLDER:
+                found.add(original)
+            elif redacted.endswith(f"={PLACEHOLDER}") and "=" in original:
+                found.add(original.partition("=")[2])
+        usable = (v for v in found if len(v) >= _MIN_KNOWN and PLACEHOLDER not in v)
+        return self.replace(known=tuple(sorted(usable, key=len, reverse=True)))  # the longest first
+
+    def to_json(self) -> dict[str, Any]:
+        return {"names": list(self.names), "values": list(self.values), "replace_secrets": self.replace_secrets}
 
     @classmethod
     def configured(cls, add: tuple[str, ...] | list[str] = (), remove: tuple[str, ...] | list[str] = (),
@@ -125,8 +178,7 @@ class Redaction(Record):
 
     def to_header(self, redacted: list[str]) -> dict[str, Any]:
         """What the header holds: the policy, and the names whose values were redacted (never values)."""
-        return {"names": list(self.names), "values": list(self.values), "replace_secrets": self.replace_secrets,
-                "redacted": redacted}
+        return {**self.to_json(), "redacted": redacted}
 
     @classmethod
     def from_header(cls, header: Mapping[str, Any]) -> Redaction:
@@ -138,9 +190,13 @@ class Redaction(Record):
         if "names" not in held:
             pattern = held.get("pattern")
             return cls((pattern,) if isinstance(pattern, str) and pattern else (), (), True)
-        names = tuple(n for n in held.get("names") or () if isinstance(n, str))
-        values = tuple(v for v in held.get("values") or () if v in VALUE_PATTERNS)
-        return cls(names, values, bool(held.get("replace_secrets", True)))
+        names = held.get("names")
+        values = held.get("values")
+        # A recording is untrusted input: only patterns that compile, of a bounded size and number, are used.
+        return cls(tuple(n for n in names[:_MAX_PATTERNS] if _usable(n)) if isinstance(names, list) else (),
+                   tuple(v for v in values if isinstance(v, str) and v in VALUE_PATTERNS)
+                   if isinstance(values, list) else (),
+                   held.get("replace_secrets") is not False)
 
     # -- what is a secret ------------------------------------------------------------------------------
 
@@ -153,13 +209,21 @@ class Redaction(Record):
         """``value`` with the secret parts of the value patterns in use replaced."""
         if not self.replace_secrets or not value:
             return value
+        for secret in self.known:
+            if secret in value:
+                value = value.replace(secret, PLACEHOLDER)
         for name in self.values:
             pattern, replacement = VALUE_PATTERNS[name]
             value = pattern.sub(replacement, value)
         return value
 
     def value(self, name: str, value: str) -> str:
-        return PLACEHOLDER if self.matches(name) else self.text(value)
+        """A value under ``name``: a secret-named one is the placeholder, unless it has a shape a program parses
+        (a URL, a ``key=value`` DSN), which it keeps with only its secret parts replaced."""
+        if not self.matches(name):
+            return self.text(value)
+        shaped = _shaped(value)
+        return PLACEHOLDER if shaped is None else self.text(shaped)
 
     # -- where secrets travel --------------------------------------------------------------------------
 

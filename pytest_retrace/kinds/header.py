@@ -43,3 +43,12 @@ def make_header(kind: Kind, entry: dict[str, Any], argv: list[str], hash_seed: i
         "tags": tags,
         "pin": None,
     }
+
+
+def recording_redaction(redaction: Redaction, header: dict[str, Any], argv: list[str]) -> Redaction:
+    """The policy a process recording applies from its start on: ``redaction``, also knowing the values the
+    header redacted whole (the current environment's, ``argv``'s), to replace them wherever they show up."""
+    recorded = header["environ"]
+    names = [name for name in recorded if name in os.environ]
+    return redaction.knowing([os.environ[n] for n in names] + argv, [recorded[n] for n in names] + header["argv"])
+

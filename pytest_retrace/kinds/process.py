@@ -27,7 +27,7 @@ from ..engine.stack import main_module_runs_alone, program_traceback
 from ..engine.state import enter_gate, mark_outside, start_main_thread
 from ..format.tape import Kind, TapeWriter
 from ..redaction import Redaction
-from .header import make_header
+from .header import make_header, recording_redaction
 from .outcome import ExceptionInfo, Outcome, leave_with
 
 _REAL_GETPID = os.getpid  # taken before the process boundary patches it
@@ -110,7 +110,7 @@ def record(output: str, entry: dict[str, Any], argv: list[str], hash_seed: int, 
     header = make_header(Kind.PROCESS, entry, argv, hash_seed, redaction, live_paths, tags)
     writer = TapeWriter(output, header, on_writer_thread=mark_outside)
     engine = Recorder(writer)
-    engine.redaction = redaction
+    engine.redaction = recording_redaction(redaction, header, argv)
     start_main_thread()
     install(engine, Patcher(), Options(live_paths=live_paths))
 

@@ -174,3 +174,39 @@ def test_a_received_http_head_is_recorded_redacted_and_never_longer_than_asked()
     assert run() == f"HTTP/1.1 200 OK\r\nSet-Cookie: a={P}\r\nContent-Length: 0\r\n\r\n".encode()
     run, _ = received(SimpleNamespace(redaction=Redaction(replace_secrets=False)), 10, lambda: answer)  # type: ignore[arg-type]
     assert run() == answer
+
+
+def test_a_crafted_header_gives_a_usable_policy() -> None:
+    crafted = {"redaction": {"names": ["(unclosed", "x" * 5000, 7, "token"], "values": ["jwt", "exec", None],
+                             "replace_secrets": "yes"}}
+    policy = Redaction.from_header(crafted)
+    assert policy == Redaction(("token",), ("jwt",), True)
+    assert Redaction.from_header({"redaction": {"names": 5, "values": "jwt"}}) == Redaction((), (), True)
+    assert Redaction.from_header({"redaction": None}) == Redaction((), (), True)
+
+
+def test_values_redacted_whole_are_replaced_wherever_they_show_up_while_recording() -> None:
+    env = {"API_TOKEN": "tok-abcdef-123456", "TR_DSN": "host=db port=5432 user=app", "XDG_SESSION_TYPE": "tty",
+           "HOME": "/root"}
+    redacted, _ = DEFAULT.environ(env)
+    assert redacted["TR_DSN"] == env["TR_DSN"]  # a DSN with no password holds no secret, and a program parses it
+    argv = ["app.py", "--token", "tok-1234567", "--api-key=abcdefgh99"]
+    policy = DEFAULT.knowing(list(env.values()) + argv, list(redacted.values()) + DEFAULT.argv(argv)[0])
+    assert set(policy.known) == {"tok-abcdef-123456", "tok-1234567", "abcdefgh99"}  # not "tty": short
+    assert policy.text("id tok-abcdef-123456 sent") == f"id {P} sent"
+    assert policy.url("https://api/v1/tok-1234567/items") == f"https://api/v1/{P}/items"
+    assert "known" not in policy.to_header([]) and Redaction.from_header({"redaction": policy.to_header([])}) == DEFAULT
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("https://f00dface@o1.ingest.example/42", f"https://{P}@o1.ingest.example/42"),
+    ("postgresql://app:pw@db/shop", f"postgresql://app:{P}@db/shop"),
+    ("postgresql+psycopg2://db/shop", "postgresql+psycopg2://db/shop"),
+    ("host=db port=5432 user=app", "host=db port=5432 user=app"),
+    ("host=db password=hunter2", f"host=db password={P}"),
+    ("https://hooks.example/T00/B00/XXXX", P),
+    ("plain-secret", P),
+])
+def test_a_secret_named_value_a_program_parses_keeps_its_shape(value: str, expected: str) -> None:
+    assert DEFAULT.value("SOME_DSN", value) == expected
+    assert DEFAULT.value("SOME_DSN", expected) == expected
