@@ -8,7 +8,7 @@ The package is a house whose floors import only the floors below them:
     boundaries     boundaries/ (stdlib areas, custom boundaries), adapters/ (requests, DB-API)
     hooks          hooks/ (our pluggy hooks and their plugin manager)
     engine         engine/ (thread state, recorder, replayer, divergence, demultiplexer)
-    format         format/ (codec, event form, the *.retrace file); errors, enums, record, frames, _version
+    format         format/ (codec, event form, the *.retrace file); errors, enums, record, frames, redaction, _version
 
 ``wsgi.py`` is the public face of request recordings. Public names are re-exported here, loaded on
 first use: the plugin module imports this package, and a replay should not pay for what it does
@@ -22,8 +22,8 @@ from typing import Any
 from ._version import __version__
 from .errors import RecordingError, RetraceError, UnrecordedCall
 
-__all__ = ["RecordingError", "ReplayDivergence", "RetraceError", "UnrecordedCall", "__version__", "boundary",
-           "hookimpl", "record_calls"]
+__all__ = ["Redaction", "RecordingError", "ReplayDivergence", "RetraceError", "UnrecordedCall", "__version__",
+           "boundary", "hookimpl", "record_calls"]
 
 
 def __getattr__(name: str) -> Any:
@@ -39,6 +39,10 @@ def __getattr__(name: str) -> Any:
         from .hooks.specs import hookimpl
 
         return hookimpl
+    if name == "Redaction":
+        from .redaction import Redaction
+
+        return Redaction
     if name == "ReplayDivergence":
         from .engine.divergence import ReplayDivergence
 

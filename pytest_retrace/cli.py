@@ -21,8 +21,12 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--live", action="append", default=[], metavar="PATTERN",
                      help="paths (fnmatch) read for real on replay instead of recorded; repeatable")
     rec.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="a tag for the header")
-    rec.add_argument("--redact", metavar="REGEX",
-                     help="environment variable names whose values are redacted (default: secrets, tokens…)")
+    rec.add_argument("--redact", action="append", default=[], metavar="PATTERN",
+                     help="also redact values under names matching PATTERN (a regular expression over the name "
+                          "as `_x_api_key_`), besides the defaults (passwords, tokens, keys, cookies …); repeatable")
+    rec.add_argument("--no-redact", action="append", default=[], metavar="PATTERN",
+                     help="do not apply this default name pattern or value pattern (e.g. `session`, `jwt`); "
+                          "repeatable")
     rec.add_argument("--force", action="store_true", help="replace REC if it exists (refused otherwise)")
     rec.add_argument("--public-key", metavar="KEY",
                      help="encrypt the recording for this project public key (its text or a file holding it; "
@@ -82,8 +86,13 @@ def _record_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -
             parser.error(f"record: --tag {tag!r} is not KEY=VALUE")
         tags[key] = value
     from .format.sealing import public_key_from
+    from .redaction import Redaction
 
-    return record(args.output, entry, argv, live_paths=args.live, tags=tags, redact=args.redact,
+    try:
+        redaction = Redaction.configured(args.redact, args.no_redact)
+    except ValueError as exc:
+        raise RetraceError(f"{exc}; see `retrace record --help`") from None
+    return record(args.output, entry, argv, live_paths=args.live, tags=tags, redaction=redaction,
                   public_key=public_key_from(args.public_key), force=args.force)
 
 

@@ -15,8 +15,10 @@ import pytest
 
 if TYPE_CHECKING:
     from .front.items import RecordingFile
+    from .redaction import Redaction
 
 SUFFIX = ".retrace"
+_REDACTION: pytest.StashKey[Redaction] = pytest.StashKey()  # the self-check's policy, from the ini
 
 
 # -- options ---------------------------------------------------------------------------------------------
@@ -50,6 +52,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   help="recordings (files or folders) replayed when pytest runs without explicit paths")
     parser.addini("retrace_determinism_runs", default="1", help="default for --retrace-determinism-runs")
     parser.addini("retrace_stuck_timeout", default="10", help="default for --retrace-stuck-timeout (seconds)")
+    parser.addini("retrace_redact", type="linelist", default=[],
+                  help="name patterns (regular expressions) redacted besides the defaults, in self-check recordings")
+    parser.addini("retrace_no_redact", type="linelist", default=[],
+                  help="default redaction patterns (by their text or value-pattern name) not to apply in self-checks")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -78,6 +84,14 @@ def pytest_configure(config: pytest.Config) -> None:
                 add_private_key_file(str(key_file))
             except RetraceError as exc:
                 raise pytest.UsageError(f"--retrace-key-file: {exc}") from None
+    if config.getoption("retrace_self_check"):
+        from .redaction import Redaction
+
+        try:
+            config.stash[_REDACTION] = Redaction.configured(config.getini("retrace_redact"),
+                                                            config.getini("retrace_no_redact"))
+        except ValueError as exc:
+            raise pytest.UsageError(f"retrace_redact / retrace_no_redact (ini): {exc}") from None
     from .front.summary import RetraceSummary  # cheap: the replay machinery loads when a recording is replayed
 
     config.pluginmanager.register(RetraceSummary(config), "retrace-summary")
@@ -144,7 +158,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
         return (yield)
     from .front.selfcheck import check
 
-    return (yield from check(pyfuncitem))
+    return (yield from check(pyfuncitem, pyfuncitem.config.stash[_REDACTION]))
 
 
 # -- reporting -------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ functions, ``isinstance`` checks and the program's own subclasses work unchanged
 every call that reaches the database into an event. On replay the same classes stand in, built
 without a database (:mod:`.psycopg2_adapter`, :mod:`.sqlite3_adapter`).
 
-Events (``psycopg2.…`` / ``sqlite3.…``): ``connect`` (its arguments, passwords hidden),
+Events (``psycopg2.…`` / ``sqlite3.…``): ``connect`` (its arguments, passwords redacted),
 ``cursor.execute`` / ``executemany`` / ``callproc`` / ``executescript`` (query text — or a
 ``psycopg2.sql`` composition — and parameters in the key), ``commit``, ``rollback``, ``close``,
 settings, and what each driver adds. An execute's result (:class:`Executed`) is everything the
@@ -19,16 +19,10 @@ then reads those rows through the program's row factory, the same way in record 
 from __future__ import annotations
 
 import os
-import re
 from typing import Any
 
-from ..format.codec import Digest
 from ..record import Record
-
-SECRET_ARGUMENTS = frozenset({"password", "passwd"})
-_DSN_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)")
-_URI_PASSWORD = re.compile(r"(://[^/:@\s]+:)[^@\s]*@")
-
+from ..redaction import DEFAULT, Redaction
 
 
 def transaction_control(driver: str) -> tuple[str, ...]:
@@ -142,15 +136,15 @@ def params(values: Any) -> Any:
     return values
 
 
-def connect_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
-    """A connect call's key: its arguments with passwords as digests (in a DSN or URI: hidden)."""
+def connect_key(args: tuple[Any, ...], kwargs: dict[str, Any], redaction: Redaction = DEFAULT) -> tuple[Any, ...]:
+    """A connect call's key: its arguments redacted (a secret-named keyword argument whole, a DSN's or URI's
+    password part) with the fixed placeholder, which the replay side, redacting alike, matches: a digest of a
+    short password could be guessed back, and a replayed program holds the placeholder, not the password."""
 
     def hide(text: Any) -> Any:
-        if not isinstance(text, str):
-            return text
-        return _URI_PASSWORD.sub(r"\1***@", _DSN_PASSWORD.sub(r"\1***", text))
+        return redaction.text(text) if isinstance(text, str) else text
 
-    named = {k: Digest.secret(str(v).encode()) if k in SECRET_ARGUMENTS else setting_key(hide(v))
+    named = {k: redaction.value(k, v) if isinstance(v, str) and redaction.matches(k) else setting_key(hide(v))
              for k, v in sorted(kwargs.items()) if k not in ("connection_factory", "cursor_factory", "factory")}
     return (tuple(setting_key(hide(a)) for a in args), named)
 

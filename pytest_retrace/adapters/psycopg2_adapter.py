@@ -697,7 +697,7 @@ def install(engine: Engine, patcher: Patcher, module: ModuleType) -> None:
                     facts[name] = None
             return facts
 
-        key = connect_key(() if dsn is None else (dsn,), kwargs)
+        key = connect_key(() if dsn is None else (dsn,), kwargs, engine.redaction)
         facts = engine.call("psycopg2.connect", key, open_and_describe)
         if opened:
             conn = opened[0]

@@ -1,9 +1,11 @@
 """requests, at ``HTTPAdapter.send``: one event per HTTP request.
 
 The call key is ``"GET https://host/path?query"`` with the request headers that matter (sorted,
-lower-cased; ``User-Agent`` left out as it names library versions; credentials kept as digests
-so the file never holds them), the body (whole when small, else a digest) and the ``stream`` and
-``timeout`` arguments. The result is the whole response — status, reason, URL, headers as sent
+lower-cased; ``User-Agent`` left out as it names library versions), the body (whole when small, else a
+digest) and the ``stream`` and ``timeout`` arguments, all redacted by the recording's policy (URL userinfo
+and secret query parameters, secret headers, secret form and JSON fields: the same on replay, so keys
+match). The result is the whole response, its ``Set-Cookie`` values, secret headers and secret
+JSON fields redacted (the replayed program gets the placeholders) — status, reason, URL, headers as sent
 (repeated ``Set-Cookie`` included), body, encoding, elapsed, cookies — recorded as plain values
 when it arrives and rebuilt on replay, when the program asks, as a real ``requests.Response``
 that a ``Session`` takes cookies from as usual; ``iter_content`` and ``iter_lines`` work on it.
@@ -21,8 +23,8 @@ import io
 from typing import TYPE_CHECKING, Any
 
 from ..engine.base import payload
-from ..format.codec import Digest
 from ..hooks.specs import hookimpl
+from ..redaction import DEFAULT, PLACEHOLDER, Redaction
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -33,37 +35,44 @@ if TYPE_CHECKING:
 
 NAME = "requests.send"
 UNKEYED_HEADERS = frozenset({"user-agent"})
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
 
 
-def call_key(request: Any, stream: bool, timeout: Any) -> tuple[Any, ...]:
+def _text(value: Any) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+
+
+def call_key(request: Any, stream: bool, timeout: Any, redaction: Redaction = DEFAULT) -> tuple[Any, ...]:
+    body = request.body
+    if body is not None and not isinstance(body, (bytes, str)):
+        body = f"<streamed {type(body).__name__}>"  # an iterator or a file: sent as it is read
+    redacted = redaction.body(body, request.headers.get("Content-Type"))
     headers = []
     for name, value in sorted((k.lower(), v) for k, v in request.headers.items()):
         if name in UNKEYED_HEADERS:
             continue
-        if name in SECRET_HEADERS:
-            value = Digest.secret(value.encode("latin-1") if isinstance(value, str) else value)
-        headers.append([name, value])
-    body = request.body
-    if body is not None and not isinstance(body, (bytes, str)):
-        body = f"<streamed {type(body).__name__}>"  # an iterator or a file: sent as it is read
-    return (f"{request.method} {request.url}", headers, None if body is None else payload(body),
+        if redacted is not body and name == "content-length":
+            value = str(len(redacted))  # of the body as keyed: the same whatever length the secrets had
+        headers.append([name, redaction.header(name, _text(value)) if redaction.replace_secrets else value])
+    body = redacted
+    return (f"{request.method} {redaction.url(request.url)}", headers, None if body is None else payload(body),
             {"stream": bool(stream), "timeout": timeout})
 
 
-def encode_response(response: Any) -> dict[str, Any]:
+def encode_response(response: Any, redaction: Redaction = DEFAULT) -> dict[str, Any]:
     original = getattr(response.raw, "_original_response", None)
     raw_headers = list(original.msg.items()) if original is not None else list(response.headers.items())
+    replacing = redaction.replace_secrets
     return {
         "status": response.status_code,
         "reason": response.reason,
-        "url": response.url,
-        "headers": [list(pair) for pair in raw_headers],
-        "body": response.content,
+        "url": redaction.url(response.url),
+        "headers": redaction.headers([list(pair) for pair in raw_headers]),
+        "body": redaction.body(response.content, response.headers.get("Content-Type")),
         "encoding": response.encoding,
         "elapsed": response.elapsed,
-        "history": [encode_response(r) for r in response.history],
-        "cookies": [[c.name, c.value, c.domain, c.path, c.secure, c.expires] for c in response.cookies],
+        "history": [encode_response(r, redaction) for r in response.history],
+        "cookies": [[c.name, PLACEHOLDER if replacing else c.value, c.domain, c.path, c.secure, c.expires]
+                    for c in response.cookies],
     }
 
 
@@ -126,9 +135,10 @@ def retrace_install_boundaries(engine: Engine, patcher: Patcher, options: Option
 
             def send_and_describe() -> dict[str, Any]:
                 received.append(real_send(self, request, stream, timeout, verify, cert, proxies))
-                return encode_response(received[0])  # the event's result: the response as plain values
+                return encode_response(received[0], redaction)  # the event's result: the response as plain values
 
-            state = engine.call(NAME, call_key(request, stream, timeout), send_and_describe)
+            redaction = engine.redaction
+            state = engine.call(NAME, call_key(request, stream, timeout, redaction), send_and_describe)
             response = received[0] if received else decode_response(state)  # recording, or replaying
             response.request = request
             response.connection = self

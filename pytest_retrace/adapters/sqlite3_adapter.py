@@ -483,7 +483,7 @@ def install(engine: Engine, patcher: Patcher, module: ModuleType) -> None:
             opened.append(conn)
             return {"isolation_level": base.isolation_level.__get__(conn)}
 
-        facts = engine.call("sqlite3.connect", connect_key(args, kwargs), open_and_describe)
+        facts = engine.call("sqlite3.connect", connect_key(args, kwargs, engine.redaction), open_and_describe)
         if opened:
             conn = opened[0]
         else:

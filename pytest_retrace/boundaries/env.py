@@ -1,19 +1,20 @@
 """The environment: one snapshot of ``os.environ`` at start, restored before replay.
 
-Reads then cost nothing while recording. Values whose names look secret are
-redacted before the snapshot is written; the replayed program sees the
-placeholder, so a program that prints a secret diverges instead of leaking it.
+Reads then cost nothing while recording. Values whose names look secret, and the secret parts of values
+shaped like credentials (a ``DATABASE_URL``'s password), are redacted before the snapshot is written
+(:mod:`pytest_retrace.redaction`); the replayed program sees the placeholder, so a program that prints a
+secret diverges instead of leaking it.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from typing import Any
 
-DEFAULT_REDACT = r"(?i)(secret|passw|token|api_?key|private_?key|credential|auth)"
-PLACEHOLDER = "<redacted by pytest-retrace>"
+from ..redaction import DEFAULT, PLACEHOLDER, Redaction
+
+__all__ = ["PLACEHOLDER", "capture", "decode", "restore", "snapshot"]
 
 
 def capture() -> dict[Any, Any]:
@@ -30,21 +31,11 @@ def decode(captured: dict[Any, Any]) -> dict[str, str]:
     return {key(k): value(v) for k, v in captured.items()}
 
 
-def snapshot(pattern: str | None = DEFAULT_REDACT, drop: tuple[str, ...] = (),
+def snapshot(redaction: Redaction = DEFAULT, drop: tuple[str, ...] = (),
              environ: Mapping[str, str] | None = None) -> tuple[dict[str, str], list[str]]:
     """The environment to record (``environ``, or the current one), and the names whose values were redacted."""
-    compiled = re.compile(pattern) if pattern else None
-    env: dict[str, str] = {}
-    redacted: list[str] = []
-    for name, value in (os.environ if environ is None else environ).items():
-        if name in drop:
-            continue
-        if compiled is not None and compiled.search(name):
-            env[name] = PLACEHOLDER
-            redacted.append(name)
-        else:
-            env[name] = value
-    return env, sorted(redacted)
+    current = os.environ if environ is None else environ
+    return redaction.environ({name: value for name, value in current.items() if name not in drop})
 
 
 def restore(env: dict[str, str]) -> None:

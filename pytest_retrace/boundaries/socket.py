@@ -6,6 +6,12 @@ but never connect: every exchange with a peer is answered from the recording.
 Readiness results are recorded as positions among the watched objects, since file
 descriptor numbers differ between the two runs. TLS is recorded above the encryption,
 at the ``SSLSocket`` API: plaintext in, plaintext out, handshake results as values.
+
+Payloads that are HTTP (a send that starts with a request line, a receive that starts with a status line)
+are redacted by the recording's policy before they become a call key or a recorded result: the request
+target's secret query parameters and secret header lines (``Authorization``, ``Cookie``, ``Set-Cookie`` …).
+A replay redacts what the program sends the same way, so the keys still match; the program gets the
+recorded, redacted responses. A header line split across two receives is not seen as one.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..engine.base import Engine, payload, with_engine
 from ..engine.state import internal
+from .payloads import received, sent
 
 if TYPE_CHECKING:
     from ..engine.patch import Patcher
@@ -64,13 +71,13 @@ class RecordedSocket(_REAL_SOCKET):  # type: ignore[misc, valid-type]
         engine = self._retrace_engine
         if engine.passes():
             return _REAL_SOCKET.send(self, data, flags)  # type: ignore[no-any-return]
-        return engine.call("socket.send", (payload(data), flags), _REAL_SOCKET.send, self, data, flags)  # type: ignore[no-any-return]
+        return engine.call("socket.send", (sent(engine, data), flags), _REAL_SOCKET.send, self, data, flags)  # type: ignore[no-any-return]
 
     def sendall(self, data: Any, flags: int = 0) -> None:
         engine = self._retrace_engine
         if engine.passes():
             return _REAL_SOCKET.sendall(self, data, flags)  # type: ignore[no-any-return]
-        engine.call("socket.sendall", (payload(data), flags), _REAL_SOCKET.sendall, self, data, flags)
+        engine.call("socket.sendall", (sent(engine, data), flags), _REAL_SOCKET.sendall, self, data, flags)
 
     def sendto(self, data: Any, *rest: Any) -> int:
         engine = self._retrace_engine
@@ -78,9 +85,14 @@ class RecordedSocket(_REAL_SOCKET):  # type: ignore[misc, valid-type]
             return _REAL_SOCKET.sendto(self, data, *rest)  # type: ignore[no-any-return]
         return engine.call("socket.sendto", (payload(data), *rest), _REAL_SOCKET.sendto, self, data, *rest)  # type: ignore[no-any-return]
 
+    def _recv(self, size: int, flags: int) -> bytes:
+        engine = self._retrace_engine
+        run, holder = received(engine, size, lambda: _REAL_SOCKET.recv(self, size, flags))
+        data = engine.call("socket.recv", (size, flags), run)
+        return holder[0] if holder else data  # type: ignore[no-any-return]
+
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        return self._retrace_engine.call(  # type: ignore[no-any-return]
-            "socket.recv", (bufsize, flags), _REAL_SOCKET.recv, self, bufsize, flags)
+        return self._recv(bufsize, flags)
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
         return tuple(self._retrace_engine.call(  # type: ignore[return-value]
@@ -88,7 +100,7 @@ class RecordedSocket(_REAL_SOCKET):  # type: ignore[misc, valid-type]
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         size = nbytes or len(buffer)
-        data = self._retrace_engine.call("socket.recv", (size, flags), _REAL_SOCKET.recv, self, size, flags)
+        data = self._recv(size, flags)
         buffer[: len(data)] = data
         return len(data)
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import wrapt
 
-from ..engine.base import Engine, payload
+from ..engine.base import Engine
+from .payloads import received, sent
 
 
 class TLSSocket(wrapt.ObjectProxy):  # type: ignore[misc]
@@ -21,6 +22,7 @@ class TLSSocket(wrapt.ObjectProxy):  # type: ignore[misc]
     def __init__(self, wrapped: Any, engine: Engine) -> None:
         super().__init__(wrapped)
         self._self_call = engine.call
+        self._self_engine = engine
 
     @property  # type: ignore[misc]
     def __class__(self) -> type:
@@ -57,24 +59,31 @@ class TLSSocket(wrapt.ObjectProxy):  # type: ignore[misc]
         self._self_tls("unwrap", None)
         return self.__wrapped__
 
+    # Payloads that are HTTP are redacted as on plain sockets (see socket.py).
     def send(self, data: Any, flags: int = 0) -> int:
-        return self._self_tls("send", (payload(data), flags), data, flags)  # type: ignore[no-any-return]
+        return self._self_tls("send", (sent(self._self_engine, data), flags), data, flags)  # type: ignore[no-any-return]
 
     def sendall(self, data: Any, flags: int = 0) -> None:
-        self._self_tls("sendall", (payload(data), flags), data, flags)
+        self._self_tls("sendall", (sent(self._self_engine, data), flags), data, flags)
 
     def write(self, data: Any) -> int:
-        return self._self_tls("write", (payload(data),), data)  # type: ignore[no-any-return]
+        return self._self_tls("write", (sent(self._self_engine, data),), data)  # type: ignore[no-any-return]
+
+    def _self_recv(self, size: int, *real_args: Any) -> bytes:
+        wrapped = self.__wrapped__
+        run, holder = received(self._self_engine, size, lambda: wrapped.recv(*real_args))
+        data = self._self_call("ssl.recv", (size, real_args[1] if len(real_args) > 1 else 0), run)
+        return holder[0] if holder else data  # type: ignore[no-any-return]
 
     def recv(self, bufsize: int = 1024, flags: int = 0) -> bytes:
-        return self._self_tls("recv", (bufsize, flags), bufsize, flags)  # type: ignore[no-any-return]
+        return self._self_recv(bufsize, bufsize, flags)
 
     def read(self, size: int = 1024) -> bytes:
-        return self._self_tls("recv", (size, 0), size)  # type: ignore[no-any-return]
+        return self._self_recv(size, size)
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         size = nbytes or len(buffer)
-        data = self._self_tls("recv", (size, flags), size, flags)
+        data = self._self_recv(size, size, flags)
         buffer[: len(data)] = data
         return len(data)
 

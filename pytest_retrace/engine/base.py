@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from ..format.codec import Digest
+from ..redaction import DEFAULT, Redaction
 from .standin import stand_in
 from .state import STATE, tls
 
@@ -33,6 +34,9 @@ class Engine:
     threaded = False
     open = True
     generator: Any = None  # its own generator behind the module-level random functions (see entropy)
+    # What boundaries redact in call keys and recorded results: the recording's policy, read back from
+    # its header on replay, so both sides redact alike and keys compare equal.
+    redaction: Redaction = DEFAULT
 
     def call(self, name: str, args: Any, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
         raise NotImplementedError

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..redaction import DEFAULT, Redaction
 from .base import Engine
 from .state import tls
 
@@ -20,6 +21,15 @@ class Router(Engine):
     def _target() -> Engine | None:
         engine = tls.engine
         return engine if engine is not None and engine.open else None
+
+    @property  # type: ignore[override]
+    def redaction(self) -> Redaction:
+        engine = self._target()
+        return DEFAULT if engine is None else engine.redaction
+
+    @redaction.setter
+    def redaction(self, value: Redaction) -> None:
+        raise AttributeError("a Router redacts as the recording of the calling thread does")
 
     def call(self, name: str, args: Any, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
         engine = self._target()

@@ -239,6 +239,7 @@ class Opener(_Frames):
 
 _added: dict[str, PrivateKey] = {}
 CHILD_KEYS_ENV = "_PYTEST_RETRACE_KEYS"  # keys handed to a replaying child (not the program: popped at start)
+KEY_VARIABLES = frozenset({PRIVATE_ENV, PRIVATE_FILE_ENV, CHILD_KEYS_ENV})  # never recorded
 
 
 def add_private_key(value: str, what: str = "the private key") -> PrivateKey:

@@ -71,8 +71,9 @@ def public_header(header: dict[str, Any], sealer: Sealer) -> dict[str, Any]:
     """The readable header of a sealed recording (a pin shows only that it is one: its exception's message and
     place may quote production data)."""
     public = {key: header.get(key) for key in PUBLIC_HEADER_KEYS}
-    if isinstance(public.get("pin"), dict):
-        public["pin"] = {key: public["pin"].get(key) for key in ("fingerprint", "pinned_at")}
+    pin = public.get("pin")
+    if isinstance(pin, dict):
+        public["pin"] = {key: pin.get(key) for key in ("fingerprint", "pinned_at")}
     return {**public, "sealed": sealer.envelope.to_header()}
 
 

@@ -22,6 +22,7 @@ from ..engine.replayer import Replayer
 from ..engine.state import end_main_thread, start_main_thread
 from ..format import codec
 from ..format.tape import MemoryTape
+from ..redaction import Redaction
 from ..runner.verdict import Status, Verdict
 from .report import format_verdict
 
@@ -48,10 +49,12 @@ def _outcome(exc: BaseException | None) -> str:
     return f"{type(exc).__module__}.{type(exc).__qualname__}: " + re.sub(r"0x[0-9a-f]+", "0x…", str(exc))
 
 
-def check(item: pytest.Function) -> Generator[None, Any, Any]:
-    """The body of the pytest_pyfunc_call wrapper for one test."""
+def check(item: pytest.Function, redaction: Redaction) -> Generator[None, Any, Any]:
+    """The body of the pytest_pyfunc_call wrapper for one test, recorded with the project's ``redaction``
+    (what production recordings redact must replay faithfully redacted)."""
     tape = MemoryTape()
     recorder = Recorder(tape)
+    recorder.redaction = redaction
     patcher = Patcher()
     start_main_thread()
     install(recorder, patcher, Options())
@@ -69,6 +72,7 @@ def check(item: pytest.Function) -> Generator[None, Any, Any]:
         pytest.fail(f"retrace self-check: {item.nodeid} cannot be recorded: {exc}", pytrace=False)
     args = {name: item.funcargs[name] for name in item._fixtureinfo.argnames}
     replayer = Replayer(events)
+    replayer.redaction = redaction
     try:
         _, replayed_exc = _run_under(replayer, lambda: item.obj(**args))
     finally:

@@ -29,8 +29,9 @@ from typing import Any, TypeVar
 from ..engine.state import internal
 from ..format import codec
 from ..format.tape import Kind
+from ..redaction import Redaction
 from .entry import Project, entry_point, resolve
-from .inprocess import InProcessRecording, Keep, begin, keeps, log
+from .inprocess import InProcessRecording, Keep, begin, keeps, log, sealing_policy
 from .outcome import ExceptionInfo, Outcome, returned_summary
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,9 +49,15 @@ def call_outcome(function: Callable[..., Any], args: tuple[Any, ...], kwargs: di
 
 
 def record_calls(directory: str | os.PathLike[str], keep: str | float = "all", max_files: int | None = None,
-                 max_bytes: int | None = None, redact: str | None = None) -> Callable[[F], F]:
-    """Record each call of the decorated function into ``directory`` (see the module's documentation)."""
+                 max_bytes: int | None = None, redact: Redaction | str | list[str] | None = None,
+                 public_key: str | None = None) -> Callable[[F], F]:
+    """Record each call of the decorated function into ``directory`` (see the module's documentation).
+    ``redact``: name patterns to redact besides the defaults, or a whole :class:`~pytest_retrace.redaction.Redaction`
+    policy. Keyword arguments with secret names and secret-shaped values in the arguments are recorded
+    redacted, and the replayed call gets them so. ``public_key``: seal every recording for this project key
+    (its text or a file holding it; default ``$RETRACE_PUBLIC_KEY``); secrets then travel sealed instead."""
     policy = Keep.parse(keep, "record_calls")
+    redaction, sealed_for = sealing_policy(Redaction.of(redact), public_key)
     folder = Path(directory)
 
     def decorate(function: F) -> F:
@@ -62,9 +69,10 @@ def record_calls(directory: str | os.PathLike[str], keep: str | float = "all", m
                 with internal:
                     # The arguments as they are now (the call may change them), through the codec: one no
                     # codec can hold is said now, and the call runs unrecorded.
-                    entry = codec.unpackb(codec.packb(dict(entry_point(function), args=list(args),
-                                                           kwargs=dict(kwargs))))
-                recording = InProcessRecording(Kind.CALL, entry, function.__qualname__, folder, redact)
+                    entry = codec.unpackb(codec.packb(dict(entry_point(function), args=redaction.data(list(args)),
+                                                           kwargs=redaction.data(dict(kwargs)))))
+                recording = InProcessRecording(Kind.CALL, entry, function.__qualname__, folder, redaction,
+                                               sealed_for)
             except Exception as exc:
                 log.warning("pytest-retrace: not recording this call of %s: %s", function.__qualname__, exc)
                 return function(*args, **kwargs)

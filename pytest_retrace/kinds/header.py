@@ -10,15 +10,22 @@ from typing import Any
 
 from .._version import __version__
 from ..boundaries import env, machine
+from ..format.sealing import KEY_VARIABLES
 from ..format.tape import FORMAT, Kind
+from ..redaction import PLACEHOLDER, Redaction
 
 
-def make_header(kind: Kind, entry: dict[str, Any], argv: list[str], hash_seed: int, redact: str | None,
+def make_header(kind: Kind, entry: dict[str, Any], argv: list[str], hash_seed: int, redaction: Redaction,
                 live_paths: list[str], tags: dict[str, Any], environ: dict[str, str] | None = None,
                 created_at: str | None = None) -> dict[str, Any]:
     """The header of a recording of any kind. ``environ`` and ``created_at``:
-    as they were when the recording started, when that was earlier than now."""
-    environ, redacted = env.snapshot(redact, environ=environ)
+    as they were when the recording started, when that was earlier than now. The environment and ``argv``
+    are redacted (the replayed program sees them so); ``entry`` comes redacted by its kind."""
+    environ, redacted = env.snapshot(redaction, environ=environ)
+    for name in KEY_VARIABLES & environ.keys():  # a private key is never recorded, sealed or not
+        environ[name] = PLACEHOLDER
+        redacted = sorted({*redacted, name})
+    argv, flags = redaction.argv(argv)
     return {
         "format": FORMAT,
         "retrace_version": __version__,
@@ -35,8 +42,17 @@ def make_header(kind: Kind, entry: dict[str, Any], argv: list[str], hash_seed: i
         "environ": environ,
         "machine": {"zone": machine.zone()},
         "created_at": created_at or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "redaction": {"pattern": redact, "redacted": redacted},
+        "redaction": redaction.to_header(redacted + flags),
         "live_paths": live_paths,
         "tags": tags,
         "pin": None,
     }
+
+
+def recording_redaction(redaction: Redaction, header: dict[str, Any], argv: list[str]) -> Redaction:
+    """The policy a process recording applies from its start on: ``redaction``, also knowing the values the
+    header redacted whole (the current environment's, ``argv``'s), to replace them wherever they show up."""
+    recorded = header["environ"]
+    names = [name for name in recorded if name in os.environ]
+    return redaction.knowing([os.environ[n] for n in names] + argv, [recorded[n] for n in names] + header["argv"])
+

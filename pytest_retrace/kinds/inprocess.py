@@ -22,8 +22,9 @@ from ..engine.recorder import Recorder
 from ..engine.router import Router
 from ..engine.state import end_call_thread, internal, outside_recordings, resume_call_thread, start_call_thread
 from ..enums import StrEnum
-from ..format.sealing import PublicKey, Sealer
+from ..format.sealing import PublicKey, Sealer, public_key_from
 from ..format.tape import Kind, MemoryTape, TapeWriter, publish_beside, temp_beside
+from ..redaction import Redaction
 from .header import make_header
 from .outcome import Outcome, Stream
 
@@ -82,6 +83,14 @@ def _install_once() -> None:
             _Installation.router = router
 
 
+def sealing_policy(redaction: Redaction, public_key: str | None) -> tuple[Redaction, PublicKey | None]:
+    """The policy and key of a sealed recording's maker: with a project key (``public_key``, else
+    ``$RETRACE_PUBLIC_KEY``) secrets are not replaced, since they travel sealed, and the program needs them on
+    replay."""
+    key = public_key_from(public_key)
+    return (redaction if key is None else redaction.replace(replace_secrets=False)), key
+
+
 class InProcessRecording:
     """One recording made inside a running process, on the calling thread: a call, or a request.
 
@@ -89,17 +98,19 @@ class InProcessRecording:
     most of them, and must not pay for files it deletes)."""
 
     def __init__(self, kind: Kind, entry: dict[str, Any] | Callable[[], dict[str, Any]], stem: str, folder: Path,
-                 redact: str | None, public_key: PublicKey | None = None) -> None:
-        """``entry``: what the header holds of the call or request, or a function that builds it if the
-        recording is kept. ``public_key``: seal the recording for it."""
+                 redaction: Redaction, public_key: PublicKey | None = None) -> None:
+        """``entry``: what the header holds of the call or request (redacted), or a function that builds it if
+        the recording is kept. ``public_key``: seal the recording for it."""
         try:
             with internal:
-                self.kind, self.entry, self.stem, self.folder, self.redact = kind, entry, stem, folder, redact
+                self.kind, self.entry, self.stem, self.folder = kind, entry, stem, folder
+                self.redaction = redaction
                 self.public_key = public_key
                 self.environ = env.capture()
                 self.created_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
                 self.tape = MemoryTape()
                 self.engine = Recorder(self.tape)
+                self.engine.redaction = redaction
                 self._children = 0  # threads started so far, kept while suspended
             _install_once()
             start_call_thread(self.engine)
@@ -138,7 +149,7 @@ class InProcessRecording:
         seed = os.environ.get("PYTHONHASHSEED", "")
         entry = self.entry() if callable(self.entry) else self.entry
         header = make_header(self.kind, entry, [], int(seed) if seed.isdigit() else 0,
-                             env.DEFAULT_REDACT if self.redact is None else self.redact, [], {},
+                             self.redaction, [], {},
                              environ=env.decode(self.environ), created_at=self.created_at)
         name = f"{self.stem}-{self.created_at.replace(':', '')}-{os.urandom(4).hex()}.retrace"
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # recordings hold production data

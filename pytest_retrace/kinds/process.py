@@ -27,8 +27,9 @@ from ..engine.stack import main_module_runs_alone, program_traceback
 from ..engine.state import enter_gate, mark_outside, start_main_thread
 from ..format.sealing import Sealer
 from ..format.tape import Kind, TapeWriter
+from ..redaction import Redaction
 from .entry import Project
-from .header import make_header
+from .header import make_header, recording_redaction
 from .outcome import ExceptionInfo, Outcome, leave_with
 
 _REAL_GETPID = os.getpid  # taken before the process boundary patches it
@@ -105,7 +106,7 @@ def run_then_exit(entry: dict[str, Any], argv: list[str], finalize: Callable[[Ou
 Report = Callable[[Outcome, int, "str | None", bool], None]
 
 
-def record(output: str, entry: dict[str, Any], argv: list[str], hash_seed: int, redact: str | None,
+def record(output: str, entry: dict[str, Any], argv: list[str], hash_seed: int, redaction: Redaction,
            live_paths: list[str], tags: dict[str, Any], report: Report, parent: int | None = None,
            sealer: Sealer | None = None) -> NoReturn:
     """Record the program into ``output``; at the end, ``report(outcome, events written, recording error,
@@ -113,7 +114,7 @@ def record(output: str, entry: dict[str, Any], argv: list[str], hash_seed: int, 
     that started the recording (the program's parent, as the user sees it). ``sealer``: encrypt the frames.
 
     A disk that refuses the recording never stops the program: it runs unrecorded (``abandoned``)."""
-    header = make_header(Kind.PROCESS, entry, argv, hash_seed, redact, live_paths, tags)
+    header = make_header(Kind.PROCESS, entry, argv, hash_seed, redaction, live_paths, tags)
     problem = "no file to write the recording to"
     if output:
         try:
@@ -122,6 +123,7 @@ def record(output: str, entry: dict[str, Any], argv: list[str], hash_seed: int, 
             problem = f"cannot write {output}: {exc.strerror or exc}"
         else:
             engine = Recorder(writer)
+            engine.redaction = recording_redaction(redaction, header, argv)
             start_main_thread()
             install(engine, Patcher(), Options(live_paths=live_paths))
 

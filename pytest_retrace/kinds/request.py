@@ -32,8 +32,9 @@ from typing import Any
 
 from ..format import codec
 from ..format.tape import Kind
+from ..redaction import Redaction
 from .entry import Project, importable_name, module_root, resolve
-from .inprocess import InProcessRecording, Keep, begin, keeps, log
+from .inprocess import InProcessRecording, Keep, begin, keeps, log, sealing_policy
 from .outcome import ExceptionInfo, Outcome, Stream
 
 # What of the environ a request recording keeps: the CGI-style keys and the HTTP headers (server
@@ -46,6 +47,29 @@ def _plain_environ(environ: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in environ.items()
             if k not in _SERVER_OBJECTS and not k.startswith(_SERVER_PREFIXES)
             and isinstance(v, (str, int, float, bool, tuple, type(None)))}
+
+
+def _redacted_request(redaction: Redaction, environ: dict[str, Any], body: bytes) -> tuple[dict[str, Any], bytes]:
+    """The request as its recording holds it, and as the app gets it on replay: headers (cookies keep their
+    names), the query string, the URI and the body's secrets redacted, ``CONTENT_LENGTH`` kept true."""
+    if not redaction.replace_secrets:
+        return environ, body
+    redacted: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not isinstance(value, str):
+            redacted[key] = value
+        elif key.startswith("HTTP_"):
+            redacted[key] = redaction.header(key[5:].replace("_", "-").lower(), value)
+        elif key == "QUERY_STRING":
+            redacted[key] = redaction.query(value)
+        elif key in ("REQUEST_URI", "RAW_URI"):
+            redacted[key] = redaction.url(value)
+        else:
+            redacted[key] = redaction.value(key, value)
+    new_body = redaction.body(body, environ.get("CONTENT_TYPE"))
+    if new_body is not body:
+        redacted["CONTENT_LENGTH"] = str(len(new_body))
+    return redacted, new_body
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:
@@ -154,7 +178,12 @@ class RecordingMiddleware:
 
     def __init__(self, app: Callable[..., Any], directory: str | Path, keep: str | float = "all",
                  entry: str | None = None, max_files: int | None = None, max_bytes: int | None = None,
-                 crash: Callable[[], BaseException | None] | None = None, redact: str | None = None) -> None:
+                 crash: Callable[[], BaseException | None] | None = None,
+                 redact: Redaction | str | list[str] | None = None, public_key: str | None = None) -> None:
+        """``redact``: name patterns to redact besides the defaults, or a whole
+        :class:`~pytest_retrace.redaction.Redaction` policy. ``public_key``: seal every recording for this
+        project key (its text or a file holding it; default ``$RETRACE_PUBLIC_KEY``); secrets then travel
+        sealed instead of redacted."""
         self.app = app
         self.folder = Path(directory)
         self.keep = Keep.parse(keep, "RecordingMiddleware")
@@ -162,7 +191,8 @@ class RecordingMiddleware:
         module = self.entry.partition(":")[0]
         if entry and module in sys.modules:
             self.root = module_root(module)
-        self.max_files, self.max_bytes, self.redact = max_files, max_bytes, redact
+        self.max_files, self.max_bytes = max_files, max_bytes
+        self.redaction, self.public_key = sealing_policy(Redaction.of(redact), public_key)
         self.crash = crash or crash_catcher(app)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -174,10 +204,11 @@ class RecordingMiddleware:
             received = dict(environ)
 
             def entry() -> dict[str, Any]:
-                return {"app": self.entry, "root": self.root, "environ": _plain_environ(received), "body": body}
+                environ, redacted_body = _redacted_request(self.redaction, _plain_environ(received), body)
+                return {"app": self.entry, "root": self.root, "environ": environ, "body": redacted_body}
 
             stem = f"{environ.get('REQUEST_METHOD', 'GET')}{environ.get('PATH_INFO', '/').replace('/', '_')}"[:60]
-            recording = InProcessRecording(Kind.WSGI, entry, stem, self.folder, self.redact)
+            recording = InProcessRecording(Kind.WSGI, entry, stem, self.folder, self.redaction, self.public_key)
         except Exception as exc:
             log.warning("pytest-retrace: not recording this request: %s", exc)
             return self.app(environ, start_response)  # type: ignore[no-any-return]

@@ -25,6 +25,7 @@ from ..hooks import manager
 from ..kinds import process
 from ..kinds.entry import OutsideProject, Project, check_entry
 from ..kinds.outcome import Outcome
+from ..redaction import DEFAULT, Redaction
 from .protocol import CHILD_ENV, LAUNCHER_ENV, ChildResult, ForkServerConfig, RecordConfig, ReplayConfig, decode_config
 
 _exit = os._exit  # taken before the process boundary replaces it: our own exits are not the program's
@@ -49,10 +50,9 @@ def record(config: RecordConfig) -> NoReturn:
         ChildResult(outcome=outcome, events=events, recording_error=recording_error,
                     abandoned=abandoned).write(config.result)
 
-    redact = env.DEFAULT_REDACT if config.redact is None else config.redact
     sealer = Sealer.from_json(config.sealer, count=0) if config.sealer else None
-    process.record(config.output, config.entry, config.argv, config.hash_seed, redact, config.live_paths,
-                   config.tags, report, config.parent, sealer)
+    process.record(config.output, config.entry, config.argv, config.hash_seed, config.redaction or DEFAULT,
+                   config.live_paths, config.tags, report, config.parent, sealer)
 
 
 def die_with_launcher() -> None:
@@ -114,6 +114,7 @@ def replay_here(config: ReplayConfig) -> NoReturn:
     recorded = Outcome.from_json(rec.end or {})
     engine = Replayer(rec.events(), on_divergence=diverged, truncated=rec.status == TapeStatus.TRUNCATED,
                       stuck_timeout=config.stuck_timeout, answer_by_key=recorded.crashed)
+    engine.redaction = Redaction.from_header(header)  # what the program does now, redacted as recorded
     start_main_thread()
     install(engine, Patcher(), Options(live_paths=header.get("live_paths", [])))
 

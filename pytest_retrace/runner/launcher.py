@@ -25,6 +25,7 @@ from ..format.tape import Kind, Recording, TapeStatus, append_end, publish, publ
 from ..hooks import manager
 from ..kinds.entry import OutsideProject, Project, check_entry
 from ..kinds.outcome import OUTPUT_HEAD, Stream
+from ..redaction import DEFAULT, Redaction
 from .protocol import CHILD_CODE, CHILD_ENV, LAUNCHER_ENV, ChildResult, RecordConfig, ReplayConfig, encode_config
 from .verdict import Verdict, conclude, unreadable
 
@@ -191,7 +192,7 @@ def record(
     argv: list[str],
     live_paths: list[str] | None = None,
     tags: dict[str, str] | None = None,
-    redact: str | None = None,
+    redaction: Redaction | None = None,
     public_key: PublicKey | None = None,
     force: bool = False,
 ) -> int:
@@ -212,9 +213,12 @@ def record(
     except OSError as exc:
         _warn(output, f"cannot write in {folder}: {exc.strerror or exc}; the program runs unrecorded")
         temp = ""
-    sealer = Sealer.fresh(public_key) if public_key is not None else None
+    sealer = None
+    if public_key is not None:  # secrets travel sealed: the program needs them on replay
+        sealer = Sealer.fresh(public_key)
+        redaction = (redaction or DEFAULT).replace(replace_secrets=False)
     seed = hash_seed_from_environment()
-    config = RecordConfig(temp, entry, argv, seed, live_paths or [], tags or {}, redact, parent=os.getppid(),
+    config = RecordConfig(temp, entry, argv, seed, live_paths or [], tags or {}, redaction, parent=os.getppid(),
                           sealer=sealer.to_json() if sealer else None)
     run = run_child(config, seed)
     if temp:

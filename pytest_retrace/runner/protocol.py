@@ -20,6 +20,7 @@ from ..enums import StrEnum
 from ..kinds.entry import Project
 from ..kinds.outcome import Outcome
 from ..record import Record, read_field
+from ..redaction import Redaction
 
 CHILD_ENV = "_PYTEST_RETRACE_CHILD"  # the child's configuration, as JSON
 CHILD_CODE = "from pytest_retrace.runner.child import main; main()"
@@ -35,12 +36,13 @@ class Mode(StrEnum):
 class RecordConfig(Record):
     """Record the program ``entry`` (``{"script": …}`` or ``{"module": …}``) with ``argv`` into ``output``."""
 
-    __slots__ = ("output", "entry", "argv", "hash_seed", "live_paths", "tags", "redact", "result", "plugins", "parent",
-                 "sealer")
+    __slots__ = ("output", "entry", "argv", "hash_seed", "live_paths", "tags", "redaction", "result", "plugins",
+                 "parent", "sealer")
     mode = Mode.RECORD
 
     def __init__(self, output: str, entry: dict[str, str], argv: list[str], hash_seed: int,
-                 live_paths: list[str] | None = None, tags: dict[str, str] | None = None, redact: str | None = None,
+                 live_paths: list[str] | None = None, tags: dict[str, str] | None = None,
+                 redaction: Redaction | dict[str, Any] | None = None,
                  result: str = "", plugins: list[str] | None = None, parent: int | None = None,
                  sealer: dict[str, Any] | None = None) -> None:
         self.output = output  # "": the program runs unrecorded (the recording could not even be started)
@@ -49,7 +51,8 @@ class RecordConfig(Record):
         self.hash_seed = hash_seed
         self.live_paths: list[str] = live_paths or []
         self.tags: dict[str, str] = tags or {}
-        self.redact = redact  # None: the default pattern
+        # the policy (as JSON on the way to the child); None: the default
+        self.redaction = Redaction(**redaction) if isinstance(redaction, dict) else redaction
         self.result = result  # where the child writes its ChildResult
         self.plugins: list[str] = plugins or []  # installed packages' plugins, found by the launcher
         self.parent = parent  # the launcher's parent: the program's parent as the user sees it

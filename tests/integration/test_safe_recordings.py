@@ -24,6 +24,7 @@ MARKER = "plain-marker-7c1f"  # printed and read from the environment under a na
 PROGRAM = f"""
 import os, random, time
 print("{MARKER}", os.environ.get("GREETING"), random.random() < 2, time.time() > 0)
+print("the token ends in", os.environ.get("API_TOKEN", "")[-4:])
 """
 
 
@@ -54,11 +55,13 @@ def test_a_sealed_recording_holds_nothing_readable_and_replays_only_with_the_key
         tmp_path: Path, keys: tuple[Path, Path]) -> None:
     private, public = keys
     _write(tmp_path, "prog.py", PROGRAM)
+    secrets = {"GREETING": "hello-from-env", "API_TOKEN": "tok-5f1e9a7c3b2d"}
     recorded = retrace("record", "-o", "sealed.retrace", "--public-key", str(public), "prog.py", cwd=tmp_path,
-                       env={"GREETING": "hello-from-env"})
+                       env=secrets)
     assert recorded.returncode == 0, recorded.stderr
+    assert "the token ends in 3b2d" in recorded.stdout
     data = (tmp_path / "sealed.retrace").read_bytes()
-    for secret in (MARKER, "hello-from-env", "prog.py", str(tmp_path)):
+    for secret in (MARKER, *secrets.values(), "prog.py", str(tmp_path)):
         assert secret.encode() not in data, secret
 
     refused = retrace("show", "sealed.retrace", cwd=tmp_path)
@@ -69,10 +72,15 @@ def test_a_sealed_recording_holds_nothing_readable_and_replays_only_with_the_key
 
     shown = retrace("show", "--key-file", str(private), "sealed.retrace", cwd=tmp_path)
     assert shown.returncode == 0 and "prog.py" in shown.stdout
+    # The token was not redacted but sealed: the replay that prints part of it is faithful.
     for how in ({"RETRACE_PRIVATE_KEY": str(private)}, {"RETRACE_PRIVATE_KEY": private.read_text().strip()}):
         replayed = retrace("replay", "sealed.retrace", "--verdict", "v.json", cwd=tmp_path, env=how)
         assert replayed.returncode == 0, replayed.stderr
         assert replayed.stdout == recorded.stdout
+    # Unsealed, the same token is redacted: the replay sees the placeholder, and says it differs.
+    plain = retrace("record", "-o", "plain.retrace", "prog.py", cwd=tmp_path, env=secrets)
+    assert b"tok-5f1e9a7c3b2d" not in (tmp_path / "plain.retrace").read_bytes()
+    assert retrace("replay", "plain.retrace", cwd=tmp_path).returncode == 70
 
 
 def test_a_recording_sealed_for_another_key_names_the_key_it_needs(tmp_path: Path, keys: tuple[Path, Path]) -> None:
@@ -461,3 +469,40 @@ def test_pinning_a_sealed_crash_keeps_it_sealed_under_a_fresh_key(tmp_path: Path
     assert data[-64:] not in original
     replayed = retrace("replay", "--key-file", str(private), str(target), "--verdict", "v.json", cwd=tmp_path)
     assert replayed.returncode == 1 and '"crash-reproduced"' in (tmp_path / "v.json").read_text()
+
+
+AUTH_APP = """
+import time
+from pytest_retrace.wsgi import RecordingMiddleware
+
+def raw(environ, start_response):
+    allowed = environ.get("HTTP_AUTHORIZATION") == "Bearer s3cr3t-t0ken-abcdef"
+    body = f"{'welcome' if allowed else 'denied'} at {time.time() > 0}".encode()
+    start_response("200 OK" if allowed else "401 Unauthorized", [("Content-Type", "text/plain")])
+    return [body]
+
+app = RecordingMiddleware(raw, "recs", public_key="project.key.pub")
+"""
+
+
+def test_an_app_that_checks_its_authorization_replays_faithfully_from_a_sealed_request(
+        tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    private, _ = keys
+    _write(tmp_path, "authapp.py", AUTH_APP)
+    _write(tmp_path, "drive.py", """
+        import io
+        from wsgiref.util import setup_testing_defaults
+        import authapp
+        environ = {"HTTP_AUTHORIZATION": "Bearer s3cr3t-t0ken-abcdef"}
+        setup_testing_defaults(environ)
+        response = authapp.app(environ, lambda status, headers: print(status))
+        print(b"".join(response))
+        response.close()
+    """)
+    driven = subprocess.run([sys.executable, "drive.py"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert driven.returncode == 0 and "200 OK" in driven.stdout, driven.stderr
+    [recording] = (tmp_path / "recs").glob("*.retrace")
+    assert b"s3cr3t-t0ken-abcdef" not in recording.read_bytes()
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--retrace-recordings=recs",
+                          f"--retrace-key-file={private}"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout

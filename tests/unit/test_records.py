@@ -13,6 +13,7 @@ from pytest_retrace.format.tape import Kind
 from pytest_retrace.kinds.entry import Project
 from pytest_retrace.kinds.inprocess import Keep, keeps
 from pytest_retrace.kinds.outcome import ExceptionInfo, Outcome, Stream
+from pytest_retrace.redaction import Redaction
 from pytest_retrace.runner.protocol import (
     ChildResult,
     ForkServerConfig,
@@ -86,7 +87,8 @@ def test_a_child_result_travels_as_json() -> None:
 
 
 def test_child_configurations_say_what_the_child_is_to_do() -> None:
-    configs = [RecordConfig("out.retrace", {"script": "a.py"}, ["a.py"], 7, redact=""),
+    configs = [RecordConfig("out.retrace", {"script": "a.py"}, ["a.py"], 7,
+                            redaction=Redaction.configured(add=["x"], remove=["jwt"], replace_secrets=False)),
                ReplayConfig("rec.retrace", Project("/srv/app", True, "--x"), 2.5, stdout="/tmp/1.stdout"),
                ForkServerConfig("rec.retrace", 5, Project("/srv/app"))]
     assert [decode_config(encode_config(c)) for c in configs] == configs

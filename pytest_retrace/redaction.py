@@ -1,0 +1,371 @@
+"""What a secret looks like, and how a recording holds one: :class:`Redaction`, the one policy.
+
+A secret is found by its **name** (an environment variable, a header, a form field, a JSON key, a query
+parameter, a keyword argument, a ``--flag`` of the program) or by the shape of its **value** (URL userinfo,
+a DSN's ``password=``, ``Bearer …``, ``Basic …``, AWS access key ids, PEM private keys, JWTs, well-known
+token prefixes). It is replaced by :data:`PLACEHOLDER`; a value with a shape keeps its shape, only the
+secret part is replaced (``postgresql://u:REDACTED-by-pytest-retrace@db/app``).
+
+Name patterns are regular expressions searched in the *normalized* name: lower case, camelCase split,
+every run of other characters one ``_``, with ``_`` at both ends (``X-Api-Key`` → ``_x_api_key_``,
+``stripeKey`` → ``_stripe_key_``), so ``_keys?_`` finds the word "key" but not "keyboard".
+
+Redacting is idempotent and applied the same way on both sides of a boundary: the recording side redacts
+what it writes, the replay side redacts what the program does now with the policy read from the header,
+so call keys compare equal whether the program uses a real secret or the placeholder it was given.
+``replace_secrets=False`` (an encrypted recording) redacts nothing: the secrets travel inside the encryption.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, unquote_plus
+
+from .record import Record
+
+# One fixed string, safe wherever a secret was (URLs, headers, cookies, DSNs, JSON): no spaces, no quoting needed.
+PLACEHOLDER = "REDACTED-by-pytest-retrace"
+_P = re.escape(PLACEHOLDER)
+
+# Learned from Sentry's and Django's sensitive-name filters; see the module's documentation for the form.
+DEFAULT_NAMES: tuple[str, ...] = (
+    "passw", "_pass_", "passphrase", "[a-z0-9]_pwd_",  # not the PWD variable (the working folder)
+    "secret", "token", "_auth(?!or(s|ed|ship)?_)", "oauth", "credential", "signature", "_sig_",
+    "private", "cookie", "session", "csrf", "xsrf", "dsn", "_keys?_", "apikey", "accesskey", "jwt",
+)
+
+
+def _basic(match: re.Match[str]) -> str:
+    """``Basic`` credentials only when they decode to ``user:password`` ("Basic plan" stays)."""
+    try:
+        decoded = base64.b64decode(match.group(2), validate=True)
+    except (binascii.Error, ValueError):
+        return match.group(0)
+    return f"{match.group(1)} {PLACEHOLDER}" if b":" in decoded else match.group(0)
+
+
+# name → (pattern, replacement): each replacement leaves what its pattern matches again unchanged.
+VALUE_PATTERNS: dict[str, tuple[re.Pattern[str], Any]] = {
+    "url-password": (re.compile(rf"(?i)\b([a-z][a-z0-9+.-]*://[^\s/:@]*:)(?:{_P}|[^\s/@]+)@"), rf"\1{PLACEHOLDER}@"),
+    "dsn-password": (re.compile(rf"(?i)\b((?:password|pwd)\s*=\s*)(?:{_P}|'(?:[^'\\]|\\.)*'|[^\s;&'\"]+)"),
+                     rf"\1{PLACEHOLDER}"),
+    "bearer": (re.compile(rf"\b((?i:bearer))\s+(?:{_P}|[A-Za-z0-9._~+/-]{{8,}}=*)"), rf"\1 {PLACEHOLDER}"),
+    "basic": (re.compile(r"\b((?i:basic))\s+([A-Za-z0-9+/]{4,}={0,2})"), _basic),
+    "aws-key": (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), PLACEHOLDER),
+    "private-key": (re.compile(r"-----BEGIN[A-Z ]* PRIVATE KEY-----.*?(?:-----END[A-Z ]* PRIVATE KEY-----|\Z)",
+                               re.DOTALL), PLACEHOLDER),
+    "jwt": (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), PLACEHOLDER),
+    "known-token": (re.compile(r"\b(?:(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}|gh[pousr]_[A-Za-z0-9]{20,}"
+                               r"|xox[abprs]-[A-Za-z0-9-]{10,}|glpat-[A-Za-z0-9_-]{20,})"), PLACEHOLDER),
+}
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_OTHER = re.compile(r"[^a-z0-9]+")
+# A payload on the socket layer that is HTTP: a request line, or a status line.
+_REQUEST_LINE = re.compile(rb"[A-Z]{3,10} \S+ HTTP/1\.[01]\r\n")
+_COOKIE_HEADERS = frozenset({"cookie", "set-cookie", "set-cookie2"})
+
+
+def normalized(name: str) -> str:
+    """A name as name patterns see it: ``X-Api-Key`` → ``_x_api_key_``."""
+    return "_" + _OTHER.sub("_", _CAMEL.sub("_", name).lower()).strip("_") + "_"
+
+
+@functools.lru_cache(maxsize=32)
+def _names_regex(names: tuple[str, ...]) -> re.Pattern[str] | None:
+    return re.compile("|".join(f"(?:{n})" for n in names)) if names else None
+
+
+_MAX_PATTERNS = 200
+_MIN_KNOWN = 8
+_MAX_PATTERN_LENGTH = 200
+
+
+def _usable(pattern: Any) -> bool:
+    if not isinstance(pattern, str) or len(pattern) > _MAX_PATTERN_LENGTH:
+        return False
+    try:
+        re.compile(pattern)
+    except re.error:
+        return False
+    return True
+
+
+_URL = re.compile(r"(?i)([a-z][a-z0-9+.-]*://)(?:([^\s/@]*)@)?([^\s/?#@]*)(\S*)")
+_DATABASE_SCHEMES = ("postgres", "mysql", "mariadb", "redis", "rediss", "amqp", "mongodb", "sqlite", "mssql", "oracle")
+_KEY_VALUES = re.compile(r"\s*\w+\s*=\s*(?:'(?:[^'\\]|\\.)*'|\S+)(?:\s+\w+\s*=\s*(?:'(?:[^'\\]|\\.)*'|\S+))*\s*")
+
+
+def _shaped(value: str) -> str | None:
+    """A secret-named value that a program parses, with the secret parts of its shape replaced: a URL's userinfo
+    (its password; a user alone, as a Sentry DSN's key, is the secret), a database URL, a ``key=value`` DSN
+    (its ``password=``, by the value patterns). None: no such shape, the whole value is the secret."""
+    url = _URL.fullmatch(value)
+    if url is not None:
+        scheme, userinfo, host, rest = url.groups()
+        if userinfo is not None:
+            user, colon, _ = userinfo.partition(":")
+            return f"{scheme}{user}:{PLACEHOLDER}@{host}{rest}" if colon else f"{scheme}{PLACEHOLDER}@{host}{rest}"
+        return value if scheme.lower().split("+")[0].rstrip(":/").startswith(_DATABASE_SCHEMES) else None
+    return value if _KEY_VALUES.fullmatch(value) else None
+
+
+class Redaction(Record):
+    """The redaction policy of a recording: name patterns, the value patterns in use (names of
+    :data:`VALUE_PATTERNS`), and whether secrets are replaced at all."""
+
+    __slots__ = ("names", "values", "replace_secrets", "known")
+
+    def __init__(self, names: tuple[str, ...] = DEFAULT_NAMES, values: tuple[str, ...] = tuple(VALUE_PATTERNS),
+                 replace_secrets: bool = True, known: tuple[str, ...] = ()) -> None:
+        self.names = tuple(names)
+        self.values = tuple(values)
+        self.replace_secrets = replace_secrets
+        # Recording only, never written: values redacted by name at the start (an API_TOKEN's value), replaced
+        # wherever they show up later (a DSN passed whole, a token in a URL path), as the replay, which holds
+        # the placeholder there, sends it.
+        self.known = tuple(known)
+
+    def knowing(self, before: list[str], after: list[str]) -> Redaction:
+        """This policy, also replacing the values that redacting ``before`` (into ``after``, item by item)
+        replaced whole; short ones (a ``XDG_SESSION_TYPE=tty``) would show up by chance, and are left."""
+        found = set()
+        for original, redacted in zip(before, after, strict=True):
+            if redacted == PLACEHOLDER:
+                found.add(original)
+            elif redacted.endswith(f"={PLACEHOLDER}") and "=" in original:
+                found.add(original.partition("=")[2])
+        usable = (v for v in found if len(v) >= _MIN_KNOWN and PLACEHOLDER not in v)
+        return self.replace(known=tuple(sorted(usable, key=len, reverse=True)))  # the longest first
+
+    def to_json(self) -> dict[str, Any]:
+        return {"names": list(self.names), "values": list(self.values), "replace_secrets": self.replace_secrets}
+
+    @classmethod
+    def configured(cls, add: tuple[str, ...] | list[str] = (), remove: tuple[str, ...] | list[str] = (),
+                   replace_secrets: bool = True) -> Redaction:
+        """The default policy with name patterns added (regular expressions, see :func:`normalized`) and
+        default name or value patterns removed (by their text or name). A ValueError says what is wrong."""
+        for pattern in add:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"redaction pattern {pattern!r} is not a regular expression: {exc}") from None
+        unknown = [p for p in remove if p not in DEFAULT_NAMES and p not in VALUE_PATTERNS]
+        if unknown:
+            raise ValueError(f"cannot remove redaction pattern {unknown[0]!r}: it is none of the defaults "
+                             f"(names: {', '.join(DEFAULT_NAMES)}; values: {', '.join(VALUE_PATTERNS)})")
+        names = tuple(n for n in DEFAULT_NAMES if n not in remove) + tuple(p for p in add if p not in DEFAULT_NAMES)
+        values = tuple(v for v in VALUE_PATTERNS if v not in remove)
+        return cls(names, values, replace_secrets)
+
+    @classmethod
+    def of(cls, redact: Redaction | str | list[str] | tuple[str, ...] | None) -> Redaction:
+        """A ``redact=`` argument as a policy: None (the default), a policy, or name patterns to add."""
+        if redact is None:
+            return DEFAULT
+        if isinstance(redact, Redaction):
+            return redact
+        return cls.configured(add=(redact,) if isinstance(redact, str) else tuple(redact))
+
+    # -- the header ------------------------------------------------------------------------------------
+
+    def to_header(self, redacted: list[str]) -> dict[str, Any]:
+        """What the header holds: the policy, and the names whose values were redacted (never values)."""
+        return {**self.to_json(), "redacted": redacted}
+
+    @classmethod
+    def from_header(cls, header: Mapping[str, Any]) -> Redaction:
+        """The policy a recording was made with (replay applies the same). A recording from before policies
+        held one name pattern (``pattern``) and redacted nothing else."""
+        held = header.get("redaction")
+        if not isinstance(held, Mapping):
+            return cls((), (), True)
+        if "names" not in held:
+            pattern = held.get("pattern")
+            return cls((pattern,) if isinstance(pattern, str) and pattern else (), (), True)
+        names = held.get("names")
+        values = held.get("values")
+        # A recording is untrusted input: only patterns that compile, of a bounded size and number, are used.
+        return cls(tuple(n for n in names[:_MAX_PATTERNS] if _usable(n)) if isinstance(names, list) else (),
+                   tuple(v for v in values if isinstance(v, str) and v in VALUE_PATTERNS)
+                   if isinstance(values, list) else (),
+                   held.get("replace_secrets") is not False)
+
+    # -- what is a secret ------------------------------------------------------------------------------
+
+    def matches(self, name: str) -> bool:
+        """Whether a value under ``name`` is a secret."""
+        compiled = _names_regex(self.names)
+        return self.replace_secrets and compiled is not None and compiled.search(normalized(name)) is not None
+
+    def text(self, value: str) -> str:
+        """``value`` with the secret parts of the value patterns in use replaced."""
+        if not self.replace_secrets or not value:
+            return value
+        for secret in self.known:
+            if secret in value:
+                value = value.replace(secret, PLACEHOLDER)
+        for name in self.values:
+            pattern, replacement = VALUE_PATTERNS[name]
+            value = pattern.sub(replacement, value)
+        return value
+
+    def value(self, name: str, value: str) -> str:
+        """A value under ``name``: a secret-named one is the placeholder, unless it has a shape a program parses
+        (a URL, a ``key=value`` DSN), which it keeps with only its secret parts replaced."""
+        if not self.matches(name):
+            return self.text(value)
+        shaped = _shaped(value)
+        return PLACEHOLDER if shaped is None else self.text(shaped)
+
+    # -- where secrets travel --------------------------------------------------------------------------
+
+    def environ(self, environ: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+        """An environment snapshot, and the names of the variables whose values changed."""
+        if not self.replace_secrets:
+            return dict(environ), []
+        redacted = {name: self.value(name, value) for name, value in environ.items()}
+        return redacted, sorted(n for n, v in redacted.items() if v != environ[n])
+
+    def argv(self, argv: list[str]) -> tuple[list[str], list[str]]:
+        """Program arguments: ``--password=…`` and ``--token X`` (a secret-named option and its value), and
+        values of a secret's shape anywhere. Also the names of the options whose values were replaced."""
+        if not self.replace_secrets:
+            return list(argv), []
+        out: list[str] = []
+        names: list[str] = []
+        secret_next = False
+        for arg in argv:
+            if secret_next and not arg.startswith("-"):
+                out.append(PLACEHOLDER)
+                secret_next = False
+                continue
+            secret_next = False
+            if arg.startswith("-") and len(arg) > 1 and arg != "--":
+                flag, eq, rest = arg.partition("=")
+                if self.matches(flag):
+                    names.append(flag)
+                    if eq:
+                        out.append(f"{flag}={PLACEHOLDER}")
+                        continue
+                    secret_next = True
+            out.append(self.text(arg))
+        return out, names
+
+    def query(self, query: str) -> str:
+        """A query string or urlencoded form: secret-named values replaced, secret-shaped parts of the others.
+        Parts without a secret stay byte for byte; parts with the placeholder take one canonical quoting."""
+        if not self.replace_secrets or not query:
+            return query
+        parts = []
+        for part in query.split("&"):
+            raw_name, eq, raw_value = part.partition("=")
+            name = unquote_plus(raw_name)
+            if eq and self.matches(name):
+                parts.append(f"{raw_name}={quote(PLACEHOLDER, safe='')}")
+                continue
+            value = self.text(unquote_plus(raw_value))
+            parts.append(f"{raw_name}={quote(value, safe='')}" if eq and PLACEHOLDER in value else part)
+        return "&".join(parts)
+
+    def url(self, url: str) -> str:
+        """A URL: userinfo password and query parameters."""
+        if not self.replace_secrets:
+            return url
+        url = self.text(url)
+        base, hashmark, fragment = url.partition("#")
+        path, question, query = base.partition("?")
+        return f"{path}{question}{self.query(query)}{hashmark}{fragment}"
+
+    def header(self, name: str, value: str) -> str:
+        """An HTTP header's value: cookies keep their names, other secret-named headers become the placeholder."""
+        if not self.matches(name):
+            return self.text(value)
+        if name.lower() in _COOKIE_HEADERS:
+            return self.cookie(value, set_cookie=name.lower() != "cookie")
+        return PLACEHOLDER
+
+    def cookie(self, value: str, set_cookie: bool) -> str:
+        """``a=1; b=2`` → each value replaced; a Set-Cookie's attributes (``Path=/``, ``Expires=…``) stay."""
+        pairs = value.split(";")
+        for i, pair in enumerate(pairs):
+            if set_cookie and i > 0:
+                break
+            name, eq, _ = pair.partition("=")
+            pairs[i] = f"{name}={PLACEHOLDER}" if eq else pair
+        return ";".join(pairs)
+
+    def headers(self, headers: list[list[str]]) -> list[list[str]]:
+        return [[name, self.header(name, value)] for name, value in headers]
+
+    def data(self, value: Any, secret: bool = False) -> Any:
+        """A structure of plain values (JSON, a call's arguments): every scalar under a secret-named key (or in
+        a list under one) replaced; strings elsewhere by their shape. Booleans and None stay."""
+        if not self.replace_secrets:
+            return value
+        if isinstance(value, dict):
+            return {k: self.data(v, secret or (isinstance(k, str) and self.matches(k))) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            items = [self.data(v, secret) for v in value]
+            return items if isinstance(value, list) else tuple(items)
+        if isinstance(value, bool) or value is None:
+            return value
+        if secret and isinstance(value, (str, bytes, int, float)):
+            return PLACEHOLDER
+        return self.text(value) if isinstance(value, str) else value
+
+    def body(self, body: Any, content_type: str | None) -> Any:
+        """A request or response body (bytes or str): JSON by keys, urlencoded forms by field names, anything
+        else by the shape of its text. Unchanged (the same object) when nothing in it is a secret."""
+        if not self.replace_secrets or not body or not isinstance(body, (bytes, str)):
+            return body
+        text = body.decode("latin-1") if isinstance(body, bytes) else body
+        kind = (content_type or "").lower()
+        redacted = text
+        if "json" in kind or (not kind and text[:1] in "{["):
+            redacted = self._json(text)
+        elif "x-www-form-urlencoded" in kind:
+            redacted = self.query(text)
+        else:
+            redacted = self.text(text)
+        if redacted == text:
+            return body
+        return redacted.encode("latin-1", "replace") if isinstance(body, bytes) else redacted
+
+    def _json(self, text: str) -> str:
+        try:
+            # latin-1 in, so a UTF-8 body's bytes pass through json as they came (re-encoded the same way)
+            parsed = json.loads(text)
+        except ValueError:
+            return self.text(text)
+        redacted = self.data(parsed)
+        if redacted == parsed and PLACEHOLDER not in text:
+            return text
+        return json.dumps(redacted, ensure_ascii=False)
+
+    def http_head(self, data: bytes) -> bytes:
+        """A socket payload: when it starts an HTTP request or response, its request target and header lines
+        redacted (the body, which may follow, is not looked at). Other payloads come back as they are."""
+        if not self.replace_secrets or not (data.startswith(b"HTTP/1.") or _REQUEST_LINE.match(data)):
+            return data
+        head, blank, rest = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        first = lines[0].split(" ")
+        if not data.startswith(b"HTTP/1.") and len(first) == 3:
+            first[1] = self.url(first[1])
+        out = [" ".join(first)]
+        for line in lines[1:]:
+            name, colon, value = line.partition(":")
+            out.append(f"{name}: {self.header(name.strip(), value.strip())}" if colon else line)
+        redacted = "\r\n".join(out).encode("latin-1", "replace")
+        return data if redacted == head else redacted + blank + rest
+
+
+DEFAULT = Redaction()
