@@ -125,6 +125,27 @@ def test_a_process_recording_holds_no_secret_and_replays_faithfully(recorder: Re
     assert_faithful(recorder, recorded, env={"STRIPE_KEY": "sk_live_other", "DATABASE_URL": "postgresql://x:y@z/w"})
 
 
+def test_a_sealed_process_recording_holds_its_secrets_sealed_and_replays_them_faithfully(
+        recorder: Recorder, secrets_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a project key nothing is redacted (the program may need its secrets on replay): the file holds them
+    sealed, and only the private key replays it, faithfully, with the server gone and the environment changed."""
+    pg = ["--pg"] if postgres_answers() else []
+    keys = retrace("keygen", "-o", "project.key", cwd=recorder.folder)
+    assert keys.returncode == 0, keys.stderr
+    public, private = recorder.folder / "project.key.pub", recorder.folder / "project.key"
+    recorded = recorder.record("secrets/process_secrets.py", secrets_server, f"--password={PASSWORD}",
+                               "--token", TOKEN, *pg, env={**process_env(), "RETRACE_PUBLIC_KEY": str(public)})
+    assert recorded.returncode == 0, recorded.stderr
+    path = recorder.folder / "rec.retrace"
+    assert_holds_none(path, [PASSWORD, BASIC, TOKEN, STRIPE_KEY, SENTRY_KEY, PG_PASSWORD, SESSION, "127.0.0.1"])
+    replayed = assert_faithful(recorder, recorded, offline=True,
+                               env={"RETRACE_PRIVATE_KEY": str(private), "STRIPE_KEY": "sk_live_other"})
+    assert replayed.verdict is not None and replayed.verdict["status"] == "ok"
+    monkeypatch.setenv("RETRACE_PRIVATE_KEY", str(private))
+    header = read_recording(str(path)).header  # opened with the key: the secrets were kept, not replaced
+    assert header["environ"]["STRIPE_KEY"] == STRIPE_KEY and header["redaction"]["replace_secrets"] is False
+
+
 def test_the_cli_adds_and_removes_patterns(recorder: Recorder, secrets_server: str) -> None:
     recorded = retrace("record", "-o", "rec.retrace", "--redact", "customer_ref", "--no-redact", "dsn", "--",
                        str(PROGRAMS / "secrets" / "process_secrets.py"), secrets_server, f"--password={PASSWORD}",
