@@ -72,6 +72,24 @@ def _key_text(value: str, what: str) -> tuple[str, str]:
     return text, what
 
 
+def _pem_raw(text: str, source: str, private: bool) -> bytes:
+    """The raw 32 bytes of an X25519 key in PEM (PKCS#8 for a private key, SubjectPublicKeyInfo for a public one)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+    what = "private" if private else "public"
+    try:
+        key = (serialization.load_pem_private_key(text.encode(), password=None) if private
+               else serialization.load_pem_public_key(text.encode()))
+    except (ValueError, TypeError) as exc:
+        raise KeyProblem(f"{source}: not a readable PEM {what} key: {exc}") from None
+    if isinstance(key, X25519PrivateKey) and private:
+        return key.private_bytes_raw()
+    if isinstance(key, X25519PublicKey) and not private:
+        return key.public_bytes_raw()
+    raise KeyProblem(f"{source}: a {type(key).__name__}, not an X25519 {what} key; use `retrace keygen`")
+
+
 class PublicKey:
     """The project's public key: every recording is sealed for it."""
 
@@ -88,16 +106,7 @@ class PublicKey:
             raise KeyProblem(f"{source} is a private key; recording needs only the public key "
                             f"({PUBLIC_PREFIX}…): keep the private one where replays run")
         if text.startswith("-----BEGIN PUBLIC KEY"):
-            from cryptography.hazmat.primitives import serialization
-            from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
-
-            try:
-                key = serialization.load_pem_public_key(text.encode())
-            except ValueError as exc:
-                raise KeyProblem(f"{source}: not a readable PEM public key: {exc}") from None
-            if not isinstance(key, X25519PublicKey):
-                raise KeyProblem(f"{source}: a {type(key).__name__}, not an X25519 key; use `retrace keygen`")
-            return cls(key.public_bytes_raw())
+            return cls(_pem_raw(text, source, private=False))
         raise KeyProblem(f"{source} is not a pytest-retrace public key (it starts with {PUBLIC_PREFIX!r}); "
                         "make a key pair with `retrace keygen`")
 
@@ -125,16 +134,7 @@ class PrivateKey:
         if text.startswith(PRIVATE_PREFIX):
             return cls(_unb64(text[len(PRIVATE_PREFIX):], source))
         if text.startswith("-----BEGIN PRIVATE KEY"):
-            from cryptography.hazmat.primitives import serialization
-            from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-
-            try:
-                key = serialization.load_pem_private_key(text.encode(), password=None)
-            except (ValueError, TypeError) as exc:
-                raise KeyProblem(f"{source}: not a readable PEM private key: {exc}") from None
-            if not isinstance(key, X25519PrivateKey):
-                raise KeyProblem(f"{source}: a {type(key).__name__}, not an X25519 key; use `retrace keygen`")
-            return cls(key.private_bytes_raw())
+            return cls(_pem_raw(text, source, private=True))
         raise KeyProblem(f"{source} is not a pytest-retrace private key (it starts with {PRIVATE_PREFIX!r}); "
                         "make a key pair with `retrace keygen`")
 
