@@ -423,8 +423,19 @@ def _built(resolved: Resolved, args: tuple[Any, ...], attrs: dict[str, Any], mes
     return exc
 
 
+_program_constructors = False  # set by a replay, for the program's own exception classes (see _made)
+
+
+def run_program_constructors() -> None:
+    """In a replay, rebuild the program's own exceptions with their own constructors (the program runs its
+    own code anyway). Anywhere else (``retrace show``, the pytest process) a recording never gets a Python
+    constructor called: whatever module is imported there, its classes are not the recording's to run."""
+    global _program_constructors
+    _program_constructors = True
+
+
 def _made(resolved: Resolved, cls: type, args: tuple[Any, ...], attrs: dict[str, Any]) -> BaseException:
-    if resolved.trusted or not _runs_python(cls):
+    if (resolved.trusted and _program_constructors) or not _runs_python(cls):
         try:
             if issubclass(cls, OSError) and "errno" in attrs:
                 extra = [attrs[n] for n in ("filename", "filename2") if n in attrs]

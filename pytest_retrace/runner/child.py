@@ -19,6 +19,7 @@ from ..engine.divergence import DIVERGED_EXIT, Call, Divergence, DivergenceKind
 from ..engine.patch import Patcher
 from ..engine.replayer import Replayer
 from ..engine.state import enter_gate, start_main_thread
+from ..format import codec
 from ..format.sealing import Sealer, keys_from_parent
 from ..format.tape import Kind, TapeStatus, read_recording
 from ..hooks import manager
@@ -99,6 +100,7 @@ def replay_here(config: ReplayConfig) -> NoReturn:
     rec = read_recording(config.recording)
     header = rec.header
     kind = Kind.of(header)
+    codec.run_program_constructors()  # from here on this process runs the recorded program's own code
     try:
         prepared = prepare(header, config.project)
     except OutsideProject as exc:  # the launcher checked first; this interpreter's own path may differ

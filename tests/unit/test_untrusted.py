@@ -363,3 +363,23 @@ def test_show_prints_what_it_read_of_a_corrupt_file_then_fails(tmp_path: Path) -
     assert run.stderr.strip().splitlines() == [
         f"retrace show: {path}: corrupt recording: values nested more than {codec.MAX_EXT_DEPTH} ext levels deep "
         f"at offset {frames(path)[3][0]}"]
+
+
+class Noisy(Exception):
+    """A class of a module the reading process imported, whose constructor has an effect."""
+
+    made: list[tuple[object, ...]] = []
+
+    def __init__(self, *args: object) -> None:
+        Noisy.made.append(args)
+        super().__init__(*args)
+
+
+def test_outside_a_replay_no_constructor_of_an_imported_class_runs() -> None:
+    """``retrace show`` or the pytest process has many modules imported: a recording that names one of their
+    exception classes gets an instance without that class's own constructor running."""
+    Noisy.made.clear()
+    exc = codec.unpackb(codec.packb(msgpack.ExtType(codec.EXT_EXCEPTION, codec.packb(
+        [f"{__name__}:Noisy", codec.packb(["payload"]), "payload", {}]))))
+    assert type(exc) is Noisy and exc.args == ("payload",)
+    assert Noisy.made == []
