@@ -57,7 +57,9 @@ def record_calls(directory: str | os.PathLike[str], keep: str | float = "all", m
     redacted, and the replayed call gets them so. ``public_key``: seal every recording for this project key
     (its text or a file holding it; default ``$RETRACE_PUBLIC_KEY``); secrets then travel sealed instead."""
     policy = Keep.parse(keep, "record_calls")
-    redaction, sealed_for = sealing_policy(Redaction.of(redact), public_key)
+    redaction, sealed_for, records = sealing_policy(Redaction.of(redact), public_key, "record_calls")
+    if not records:
+        policy = 0.0
     folder = Path(directory)
 
     def decorate(function: F) -> F:

@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..boundaries import Options, entropy, env, install
 from ..engine.patch import Patcher
@@ -22,6 +22,7 @@ from ..engine.recorder import Recorder
 from ..engine.router import Router
 from ..engine.state import end_call_thread, internal, outside_recordings, resume_call_thread, start_call_thread
 from ..enums import StrEnum
+from ..errors import RetraceError
 from ..format.sealing import PublicKey, Sealer, public_key_from
 from ..format.tape import Kind, MemoryTape, TapeWriter, publish_beside, temp_beside
 from ..redaction import Redaction
@@ -83,12 +84,26 @@ def _install_once() -> None:
             _Installation.router = router
 
 
-def sealing_policy(redaction: Redaction, public_key: str | None) -> tuple[Redaction, PublicKey | None]:
-    """The policy and key of a sealed recording's maker: with a project key (``public_key``, else
-    ``$RETRACE_PUBLIC_KEY``) secrets are not replaced, since they travel sealed, and the program needs them on
-    replay."""
-    key = public_key_from(public_key)
-    return (redaction if key is None else redaction.replace(replace_secrets=False)), key
+class Sealing(NamedTuple):
+    """How a service's recordings are made: the redaction policy, the key they are sealed for, and whether any
+    is made at all."""
+
+    redaction: Redaction
+    public_key: PublicKey | None
+    records: bool
+
+
+def sealing_policy(redaction: Redaction, public_key: str | None, who: str) -> Sealing:
+    """With a project key (``public_key``, else ``$RETRACE_PUBLIC_KEY``) secrets are not replaced: they travel
+    sealed, and the program needs them on replay. A key that cannot be used turns recording off, with an error
+    logged: recording unsealed would write what the project asked to keep sealed, and the service must not fail
+    for it."""
+    try:
+        key = public_key_from(public_key)
+    except RetraceError as exc:
+        log.error("pytest-retrace: %s records nothing: %s", who, exc)
+        return Sealing(redaction, None, False)
+    return Sealing(redaction if key is None else redaction.replace(replace_secrets=False), key, True)
 
 
 class InProcessRecording:

@@ -192,7 +192,10 @@ class RecordingMiddleware:
         if entry and module in sys.modules:
             self.root = module_root(module)
         self.max_files, self.max_bytes = max_files, max_bytes
-        self.redaction, self.public_key = sealing_policy(Redaction.of(redact), public_key)
+        sealing = sealing_policy(Redaction.of(redact), public_key, "RecordingMiddleware")
+        self.redaction, self.public_key = sealing.redaction, sealing.public_key
+        if not sealing.records:
+            self.keep = 0.0
         self.crash = crash or crash_catcher(app)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -506,3 +506,37 @@ def test_an_app_that_checks_its_authorization_replays_faithfully_from_a_sealed_r
     run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--retrace-recordings=recs",
                           f"--retrace-key-file={private}"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout
+
+
+def test_a_service_with_an_unusable_key_serves_as_usual_and_records_nothing(tmp_path: Path) -> None:
+    """Recording unsealed would write what the project asked to keep sealed: a bad key turns recording off,
+    with the reason logged, and never breaks the service."""
+    _write(tmp_path, "svc.py", """
+        import logging, sys, time
+        from wsgiref.util import setup_testing_defaults
+        from pytest_retrace.wsgi import RecordingMiddleware
+        import pytest_retrace
+
+        logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
+
+        def raw(environ, start_response):
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"served"]
+
+        app = RecordingMiddleware(raw, "recs")
+
+        @pytest_retrace.record_calls("calls")
+        def job():
+            return time.time() > 0
+
+        environ = {}
+        setup_testing_defaults(environ)
+        response = app(environ, lambda status, headers: None)
+        print(b"".join(response).decode(), job())
+        getattr(response, "close", lambda: None)()
+    """)
+    done = subprocess.run([sys.executable, "svc.py"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "RETRACE_PUBLIC_KEY": "retrace-public-key-1:not-a-key"})
+    assert done.returncode == 0 and done.stdout == "served True\n", done.stderr
+    assert "RecordingMiddleware records nothing" in done.stderr and "record_calls records nothing" in done.stderr
+    assert not (tmp_path / "recs").exists() and not (tmp_path / "calls").exists()
