@@ -79,6 +79,7 @@ def test_a_sealed_recording_holds_nothing_readable_and_replays_only_with_the_key
         assert replayed.stdout == recorded.stdout
     # Unsealed, the same token is redacted: the replay sees the placeholder, and says it differs.
     plain = retrace("record", "-o", "plain.retrace", "prog.py", cwd=tmp_path, env=secrets)
+    assert plain.returncode == 0 and "the token ends in 3b2d" in plain.stdout
     assert b"tok-5f1e9a7c3b2d" not in (tmp_path / "plain.retrace").read_bytes()
     assert retrace("replay", "plain.retrace", cwd=tmp_path).returncode == 70
 

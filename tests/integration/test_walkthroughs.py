@@ -418,11 +418,11 @@ class Walk:
                 return result
             assert result.returncode == 0, f"{self.name}: a step failed: {result!r}"
 
-    def again(self) -> Result:
-        """Runs the last step again."""
+    def again(self, command: str | None = None) -> Result:
+        """Runs the last step again; or ``command`` in its place (one the document's text gives for that)."""
         step = self.steps[self.position - 1]
         assert isinstance(step, Step)
-        return self._run(step)
+        return self._run(step if command is None else Step(command, step.comment))
 
     def edit(self) -> Edit:
         """The ```python fix the document comes to next."""
@@ -611,11 +611,13 @@ def test_quickstart(tmp_path: Path, shell_factory: Callable[..., Shell]) -> None
     walk.run("cd examples/quickstart")
     assert shell.cwd == folder
     recorded = walk.run("retrace record ", rc=(0, 1))
+    again = "retrace record --force -o raffle.retrace raffle.py"
+    assert f"`{again}`" in quickstart
     for _ in range(40):  # the README: if mallory won the recorded draw (one run in six), record again
         if recorded.returncode == 0:
             break
         assert "RuntimeError: mallory is banned from winning" in recorded.stderr, recorded
-        recorded = walk.again()
+        recorded = walk.again(again)
     assert recorded.returncode == 0, recorded
     assert f"the winner among {len(entrants.split())} entrants is" in recorded.stdout  # the output passes through
     assert (folder / "raffle.retrace").exists()
