@@ -14,6 +14,7 @@ import decimal
 import enum
 import hashlib
 import importlib
+import os
 import re
 import sys
 import types
@@ -206,29 +207,32 @@ def resolve_type_path(path: str) -> Any:
 
 # A recording is untrusted input (DESIGN §2): a type path in it may name only an exception class, an Enum or
 # a structseq type, and its module must be imported already or be one of these, which are safe to import
-# (exceptions and enums that boundaries hand back). Packages add theirs with allow_type_module().
+# (they define the exceptions and enums boundaries hand back, and do nothing else on import). Exact names:
+# a package's every submodule is not (its ``__main__`` runs a program when imported). Packages add theirs
+# with allow_type_module().
 _TYPE_MODULES: set[str] = {
-    "builtins", "errno", "socket", "ssl", "select", "selectors", "http", "http.client", "urllib", "urllib.error",
-    "json", "subprocess", "sqlite3", "concurrent.futures", "asyncio", "os", "time", "signal", "zlib", "email",
-    "zoneinfo", "decimal", "uuid", "enum", "re", "csv", "pickle", "shutil", "tempfile", "queue", "threading",
-    "psycopg2", "psycopg2.errors", "psycopg2.extensions", "requests", "requests.exceptions", "urllib3",
-    "urllib3.exceptions", "pytest_retrace",
+    "builtins", "errno", "socket", "ssl", "select", "selectors", "http", "http.client", "urllib.error",
+    "json", "json.decoder", "subprocess", "sqlite3", "concurrent.futures", "concurrent.futures._base",
+    "asyncio", "asyncio.exceptions", "email.errors", "zoneinfo", "decimal", "uuid", "enum", "signal", "os",
+    "time", "queue", "psycopg2", "psycopg2.errors", "psycopg2.extensions", "requests.exceptions",
+    "urllib3.exceptions",
 }
 _TYPE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,15}")
 MAX_QUALNAME_PARTS = 8
 
 
 def allow_type_module(name: str) -> None:
-    """Let recordings name exception and enum classes of module ``name`` (and its submodules) even before the
-    program imports it: reading such a value then imports ``name``. For packages whose values a boundary
-    hands back (a plugin's ``retrace_register_codecs`` hook is a good place to call this)."""
-    if not _TYPE_PATH.fullmatch(name):
-        raise ValueError(f"{name!r} is not a module name")
+    """Let recordings name exception and enum classes of module ``name`` (that module only, not its
+    submodules) even before the program imports it: reading such a value then imports ``name``. For packages
+    whose values a boundary hands back (a plugin's ``retrace_register_codecs`` hook is a good place to call
+    this). A module that does anything but define things when imported must not be allowed."""
+    if not _TYPE_PATH.fullmatch(name) or any(part.startswith("__") for part in name.split(".")):
+        raise ValueError(f"{name!r} is not a module name that may be allowed")
     _TYPE_MODULES.add(name)
 
 
 def _allowed_module(name: str) -> bool:
-    return any(name == m or name.startswith(m + ".") for m in _TYPE_MODULES)
+    return name in _TYPE_MODULES
 
 
 class TypeUse(enum.Enum):
@@ -312,15 +316,38 @@ def _encode_tz(tz: _dt.tzinfo | None, when: _dt.datetime | None) -> Any:
     return ["offset", offset.days * 86400 + offset.seconds, offset.microseconds, name]
 
 
+_ZONE_KEY = re.compile(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+){0,3}")
+
+
+def _zone(key: str) -> _dt.tzinfo:
+    """The time zone ``key`` names, found in the system's time zone folders or an installed ``tzdata``. Not a
+    ``tzdata`` of the folder the reader runs in: zoneinfo imports the package it finds, and a recording must not
+    get anything imported by naming a zone."""
+    import sysconfig
+    import zoneinfo
+    from importlib.util import find_spec
+
+    if not _ZONE_KEY.fullmatch(key) or ".." in key:
+        raise MalformedValue(f"a time zone key that names no zone: {short(key)}")
+    if not any(os.path.isfile(os.path.join(folder, key)) for folder in zoneinfo.TZPATH):
+        spec = find_spec("tzdata") if "tzdata" not in sys.modules else None  # finding imports nothing
+        installed = [os.path.realpath(sysconfig.get_paths()[k]) for k in ("purelib", "platlib")]
+        origin = os.path.realpath(spec.origin) if spec is not None and spec.origin else ""
+        if "tzdata" not in sys.modules and not any(origin.startswith(folder + os.sep) for folder in installed):
+            raise MalformedValue(f"the time zone {key!r} is not known on this machine (no tzdata for it)")
+    try:
+        return zoneinfo.ZoneInfo(key)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise MalformedValue(f"the time zone {key!r} is not known on this machine: {exc}") from None
+
+
 def _decode_tz(state: Any) -> _dt.tzinfo | None:
     if state is None:
         return None
     if type(state) is not list or not state:
         raise MalformedValue(f"a time zone that is not [form, …]: {short(state)}")
     if state[0] == "zone" and len(state) == 2 and type(state[1]) is str and len(state[1]) < 256:
-        import zoneinfo
-
-        return zoneinfo.ZoneInfo(state[1])  # a key, looked up inside the time zone folders only
+        return _zone(state[1])
     if state[0] != "offset" or len(state) != 4:
         raise MalformedValue(f"a time zone that is neither a zone nor an offset: {short(state)}")
     _, seconds, micros, name = state

@@ -383,3 +383,35 @@ def test_outside_a_replay_no_constructor_of_an_imported_class_runs() -> None:
         [f"{__name__}:Noisy", codec.packb(["payload"]), "payload", {}]))))
     assert type(exc) is Noisy and exc.args == ("payload",)
     assert Noisy.made == []
+
+
+@pytest.mark.parametrize("module", ["pytest_retrace.__main__", "json.tool", "asyncio.__main__", "http.server"])
+def test_a_submodule_of_an_allowed_package_is_not_imported(module: str) -> None:
+    """Allowed modules are allowed by exact name: a package's ``__main__`` (or a tool module) runs a program
+    when imported, with the argv a replay restored from the recording."""
+    sys.modules.pop(module, None)
+    value = codec.unpackb(codec.packb(msgpack.ExtType(codec.EXT_EXCEPTION, codec.packb(
+        [f"{module}:X", codec.packb(["a"]), "a", {}]))))
+    assert isinstance(value, codec.Deferred)
+    assert module not in sys.modules
+    with pytest.raises(ValueError, match="may be allowed"):
+        codec.allow_type_module("pytest_retrace.__main__")
+
+
+def test_a_zone_key_never_gets_a_tzdata_of_the_reading_folder_imported(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "tzdata"
+    package.mkdir()
+    (package / "__init__.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "tzdata", raising=False)
+
+    def datetime_in(key: str) -> bytes:
+        return codec.packb(msgpack.ExtType(codec.EXT_DATETIME, codec.packb([2024, 1, 2, 3, 4, 5, 6, 0, ["zone", key]])))
+
+    with pytest.raises(codec.MalformedValue, match="not known on this machine"):
+        codec.unpackb(datetime_in("Fake/Zone"))
+    with pytest.raises(codec.MalformedValue, match="names no zone"):
+        codec.unpackb(datetime_in("../../etc/passwd"))
+    assert not (tmp_path / "ran").exists() and "tzdata" not in sys.modules
+    assert str(codec.unpackb(datetime_in("Europe/Paris")).tzinfo) == "Europe/Paris"
