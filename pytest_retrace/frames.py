@@ -99,8 +99,11 @@ def _fabricated_frame(filename: str, lineno: int, name: str, end_lineno: int | N
     key = (filename, lineno, name, end_lineno, col, end_col)
     code = _CODES.get(key)
     if code is None:
-        code = compile(_source_at(lineno, end_lineno, col, end_col), filename, "exec")
-        code = code.replace(co_name=name)
+        source, first = _source_at(lineno, end_lineno, col, end_col)
+        code = compile(source, filename, "exec")
+        # Compiled near line 1 and moved down: line numbers are kept relative to the first, so a frame at line
+        # 1,000,000 costs what one at line 2 does (a recording is untrusted: it must not buy a huge compile).
+        code = code.replace(co_name=name, co_firstlineno=code.co_firstlineno + lineno - first)
         if sys.version_info >= (3, 11):
             code = code.replace(co_qualname=name)
         _CODES[key] = code
@@ -113,18 +116,17 @@ def _fabricated_frame(filename: str, lineno: int, name: str, end_lineno: int | N
     raise AssertionError("unreachable")
 
 
-def _source_at(lineno: int, end_lineno: int | None, col: int | None, end_col: int | None) -> str:
-    """Source whose call ``r(…)`` spans exactly the recorded positions (byte columns, as the interpreter
-    keeps them), so that a traceback underlines the real line as it did."""
+def _source_at(lineno: int, end_lineno: int | None, col: int | None, end_col: int | None) -> tuple[str, int]:
+    """Source whose call ``r(…)`` spans the recorded positions (byte columns, as the interpreter keeps them),
+    so that a traceback underlines the real line as it did, and the line it puts the call on (the code is
+    then moved to ``lineno``)."""
     if col is None or end_col is None or end_lineno is None or end_lineno < lineno:
-        return "\n" * (lineno - 1) + "r()"
+        return "r()", 1
     if end_lineno == lineno:
         width = end_col - col
         call = "r(" + " " * (width - 3) + ")" if width >= 3 else "r()"
     else:
         call = "r(" + "\n" * (end_lineno - lineno) + " " * max(end_col - 1, 0) + ")"
     if col == 0:
-        return "\n" * (lineno - 1) + call
-    if lineno < 2:
-        return "r()"
-    return "if 1:\n" + "\n" * (lineno - 2) + " " * col + call
+        return call, 1
+    return "if 1:\n" + " " * col + call, 2

@@ -13,10 +13,12 @@ import logging
 import os
 import pickle
 import socket
+import sys
 import time
 import traceback
 import types
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -162,3 +164,20 @@ def test_recorded_frames_out_of_any_sources_range_are_left_out() -> None:
               ["/w.py", 2, "h", 2, 0, 10**9]]
     assert [(f.filename, f.lineno, f.name) for f in traceback.extract_tb(rebuilt_traceback(frames))] == [
         ("/y.py", 3, "g")]
+
+
+def test_a_frame_far_down_a_file_costs_no_more_source_than_one_at_its_top(tmp_path: Path) -> None:
+    """A recording is untrusted: a frame at line 1,000,000 must not buy a megabyte of compiled source. The
+    rebuilt frame still reads, and underlines, as the recorded one."""
+    from pytest_retrace import frames as frames_module
+
+    source = tmp_path / "deep.py"
+    source.write_text("\n" * 999_999 + "    total = compute(a, b)\n")
+    for lineno in (2, 1_000_000):
+        text, _ = frames_module._source_at(lineno, lineno, 12, 24)
+        assert len(text) < 40
+    rebuilt = rebuilt_traceback([[str(source), 1_000_000, "work", 1_000_000, 12, 24]])
+    [entry] = traceback.extract_tb(rebuilt)
+    assert (entry.lineno, entry.name, entry.line) == (1_000_000, "work", "total = compute(a, b)")
+    if sys.version_info >= (3, 11):
+        assert (entry.colno, entry.end_colno) == (12, 24)
