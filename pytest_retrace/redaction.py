@@ -37,7 +37,8 @@ _P = re.escape(PLACEHOLDER)
 DEFAULT_NAMES: tuple[str, ...] = (
     "passw", "_pass_", "passphrase", "[a-z0-9]_pwd_",  # not the PWD variable (the working folder)
     "secret", "token", "_auth(?!or(s|ed|ship)?_)", "oauth", "credential", "signature", "_sig_",
-    "private", "cookie", "session", "csrf", "xsrf", "dsn", "_keys?_", "apikey", "accesskey", "jwt",
+    "private", "cookie", "session", "csrf", "xsrf", "dsn", "_keys?_", "apikey", "accesskey", "jwt", "_pw_",
+    "_creds?_",
 )
 
 
@@ -303,6 +304,8 @@ class Redaction(Record):
         return ";".join(pairs)
 
     def headers(self, headers: list[list[str]]) -> list[list[str]]:
+        if not self.replace_secrets:
+            return headers
         return [[name, self.header(name, value)] for name, value in headers]
 
     def data(self, value: Any, secret: bool = False) -> Any:
@@ -350,6 +353,21 @@ class Redaction(Record):
             return text
         return json.dumps(redacted, ensure_ascii=False)
 
+    def fragment(self, text: str) -> str:
+        """A piece of a body that may not parse (a preview cut short): every ``"key": value`` or ``key=value``
+        pair under a secret name has its value replaced, then strings by their shape."""
+        if not self.replace_secrets:
+            return text
+
+        def pair(match: re.Match[str]) -> str:
+            if not self.matches(match.group("key")):
+                return match.group(0)
+            value = match.group("value")
+            quote = value[0] if value[:1] in "\"'" else ""
+            return match.group(0)[: match.start("value") - match.start()] + f"{quote}{PLACEHOLDER}{quote}"
+
+        return self.text(_PAIR.sub(pair, text))
+
     def http_head(self, data: bytes) -> bytes:
         """A socket payload: when it starts an HTTP request or response, its request target and header lines
         redacted (the body, which may follow, is not looked at). Other payloads come back as they are."""
@@ -367,5 +385,9 @@ class Redaction(Record):
         redacted = "\r\n".join(out).encode("latin-1", "replace")
         return data if redacted == head else redacted + blank + rest
 
+
+# "key": "value", 'key': 1, key=value (JSON, Python reprs, forms); a value cut short at the end is still one.
+_PAIR = re.compile(r"""(?P<q>["']?)(?P<key>[A-Za-z0-9_.-]{1,64})(?P=q)\s*[:=]\s*"""
+                   r"""(?P<value>"(?:[^"\\]|\\.)*"?|'(?:[^'\\]|\\.)*'?|[^\s,&;}\]]+)""")
 
 DEFAULT = Redaction()

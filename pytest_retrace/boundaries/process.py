@@ -85,10 +85,12 @@ def _stream_kind(value: Any) -> Any:
     return "file"
 
 
-def _command(args: Any) -> Any:
+def _command(args: Any, engine: Engine) -> Any:
+    """A command as its call key holds it: its secrets (``--password=…``, a token's shape) redacted the same way
+    on both sides."""
     if isinstance(args, (str, bytes, os.PathLike)):
-        return os.fsdecode(args)
-    return [os.fsdecode(a) for a in args]
+        return engine.redaction.text(os.fsdecode(args))
+    return engine.redaction.argv([os.fsdecode(a) for a in args])[0]
 
 
 class RecordedPopen(_REAL_POPEN):  # type: ignore[misc, valid-type]
@@ -109,7 +111,7 @@ class RecordedPopen(_REAL_POPEN):  # type: ignore[misc, valid-type]
         self.universal_newlines = self.text_mode
         kinds = [_stream_kind(bound.get(n)) for n in ("stdin", "stdout", "stderr")]
         key = (
-            _command(self.args),
+            _command(self.args, self._retrace_engine),
             bool(bound.get("shell")),
             os.fsdecode(bound["cwd"]) if bound.get("cwd") is not None else None,
             kinds,

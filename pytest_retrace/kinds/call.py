@@ -21,6 +21,7 @@ its own. A recording that fails (an argument no codec can hold, a full disk) is 
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -38,14 +39,28 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def call_outcome(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                 summarize: bool = True) -> tuple[Any, Exception | None, Outcome]:
+                 redaction: Redaction, summarize: bool = True) -> tuple[Any, Exception | None, Outcome]:
     """Call ``function``: its return value, its exception (for the caller to raise), and the outcome (without
     the return value's summary unless ``summarize``: a recording that is dropped needs none)."""
     try:
         value = function(*args, **kwargs)
     except Exception as exc:
         return None, exc, Outcome(1, ExceptionInfo.of(exc))
-    return value, None, Outcome(0, returned=returned_summary(value) if summarize else None)
+    return value, None, Outcome(0, returned=returned_summary(value, redaction) if summarize else None)
+
+
+def _secret_positions(function: Callable[..., Any], redaction: Redaction) -> Callable[[int], bool]:
+    """Whether the argument passed at a position goes to a parameter with a secret name (``handle(user,
+    password)`` called as ``handle("u", "pw")``)."""
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):  # no signature to read: arguments are judged by their shape alone
+        return lambda index: False
+    named = [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    rest = next((p.name for p in parameters if p.kind is p.VAR_POSITIONAL), None)
+    secret = [redaction.matches(name) for name in named]
+    rest_secret = rest is not None and redaction.matches(rest)
+    return lambda index: secret[index] if index < len(secret) else rest_secret
 
 
 def record_calls(directory: str | os.PathLike[str], keep: str | float = "all", max_files: int | None = None,
@@ -63,6 +78,8 @@ def record_calls(directory: str | os.PathLike[str], keep: str | float = "all", m
     folder = Path(directory)
 
     def decorate(function: F) -> F:
+        secret_positions = _secret_positions(function, redaction)
+
         @functools.wraps(function)
         def recorded(*args: Any, **kwargs: Any) -> Any:
             if not begin(policy):
@@ -71,7 +88,8 @@ def record_calls(directory: str | os.PathLike[str], keep: str | float = "all", m
                 with internal:
                     # The arguments as they are now (the call may change them), through the codec: one no
                     # codec can hold is said now, and the call runs unrecorded.
-                    entry = codec.unpackb(codec.packb(dict(entry_point(function), args=redaction.data(list(args)),
+                    positional = [redaction.data(a, secret_positions(i)) for i, a in enumerate(args)]
+                    entry = codec.unpackb(codec.packb(dict(entry_point(function), args=positional,
                                                            kwargs=redaction.data(dict(kwargs)))))
                 recording = InProcessRecording(Kind.CALL, entry, function.__qualname__, folder, redaction,
                                                sealed_for)
@@ -81,10 +99,10 @@ def record_calls(directory: str | os.PathLike[str], keep: str | float = "all", m
             outcome = Outcome(1)  # if the call is interrupted
             value, error = None, None
             try:
-                value, error, outcome = call_outcome(function, args, kwargs, summarize=False)
+                value, error, outcome = call_outcome(function, args, kwargs, redaction, summarize=False)
             finally:
                 recording.finish(outcome, keeps(policy, outcome.exception is not None), max_files, max_bytes,
-                                 summary=None if error is not None else lambda: returned_summary(value))
+                                 summary=None if error is not None else lambda: returned_summary(value, redaction))
             if error is not None:
                 raise error
             return value
@@ -106,4 +124,4 @@ def prepare_replay(header: dict[str, Any], project: Project) -> Callable[..., An
 def rerun(function: Callable[..., Any], header: dict[str, Any]) -> Outcome:
     """Call the function again with the recorded arguments; how the call ended."""
     entry = header["entry"]
-    return call_outcome(function, tuple(entry["args"]), entry["kwargs"])[2]
+    return call_outcome(function, tuple(entry["args"]), entry["kwargs"], Redaction.from_header(header))[2]

@@ -20,6 +20,7 @@ from ..engine.stack import program_traceback
 from ..format import codec
 from ..frames import program_frames
 from ..record import Record
+from ..redaction import Redaction
 
 _REAL_KILL, _REAL_GETPID = os.kill, os.getpid  # taken before the process boundary replaces them
 OUTPUT_HEAD = 8192  # bytes of stdout/stderr kept in END, for diffs when a replay prints otherwise
@@ -141,10 +142,11 @@ def leave_with(status: int) -> NoReturn:
     sys.exit(status)
 
 
-def returned_summary(value: Any) -> Stream:
-    """A return value as an outcome compares it: a digest of its encoded form, and a readable head."""
+def returned_summary(value: Any, redaction: Redaction) -> Stream:
+    """A return value as an outcome compares it: a digest of its encoded form, and a readable head (with the
+    secrets it shows redacted)."""
     try:
         data = codec.packb(value)
     except (codec.UnencodableValue, TypeError, ValueError, OverflowError):
         data = repr(value).encode("utf-8", "replace")
-    return Stream(hashlib.blake2b(data, digest_size=16).hexdigest(), len(data), repr(value)[:400])
+    return Stream(hashlib.blake2b(data, digest_size=16).hexdigest(), len(data), redaction.fragment(repr(value)[:400]))

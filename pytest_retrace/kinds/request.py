@@ -89,7 +89,8 @@ class Response:
 
     HEAD = 400
 
-    def __init__(self) -> None:
+    def __init__(self, redaction: Redaction) -> None:
+        self.redaction = redaction  # the head for reports holds no secret (a Set-Cookie, a token in the body)
         self.status: str | None = None
         self.headers: list[list[str]] | None = None
         self.size = 0
@@ -108,7 +109,9 @@ class Response:
     def summary(self) -> Stream:
         digest = hashlib.blake2b(codec.packb([self.status, self.headers]), digest_size=16)
         digest.update(self._body.digest())
-        return Stream(digest.hexdigest(), self.size, repr([self.status, self.headers, self._head])[: self.HEAD])
+        headers = self.redaction.headers(self.headers) if self.headers else self.headers
+        head = self.redaction.fragment(self._head.decode("latin-1")).encode("latin-1", "replace")
+        return Stream(digest.hexdigest(), self.size, repr([self.status, headers, head])[: self.HEAD])
 
 
 def replay_environ(recorded: dict[str, Any], body: bytes) -> dict[str, Any]:
@@ -119,10 +122,10 @@ def replay_environ(recorded: dict[str, Any], body: bytes) -> dict[str, Any]:
 
 
 def request_outcome(app: Callable[..., Any], environ: dict[str, Any],
-                    crash: Callable[[], BaseException | None]) -> Outcome:
+                    crash: Callable[[], BaseException | None], redaction: Redaction) -> Outcome:
     """Replay: answer the request, reading the whole response, and return the outcome (what
     :meth:`RecordingMiddleware._finish` recorded)."""
-    response = Response()
+    response = Response(redaction)
 
     def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
         response.start(status, headers)
@@ -216,7 +219,7 @@ class RecordingMiddleware:
             log.warning("pytest-retrace: not recording this request: %s", exc)
             return self.app(environ, start_response)  # type: ignore[no-any-return]
         environ = dict(environ, **{"wsgi.input": io.BytesIO(body)})
-        response = Response()
+        response = Response(self.redaction)
 
         def recorded_start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             response.start(status, headers)
@@ -330,4 +333,5 @@ def prepare_replay(header: dict[str, Any], project: Project) -> Callable[..., An
 def rerun(app: Callable[..., Any], header: dict[str, Any]) -> Outcome:
     """Answer the recorded request again; how it ended."""
     entry = header["entry"]
-    return request_outcome(app, replay_environ(entry["environ"], entry["body"]), crash_catcher(app))
+    return request_outcome(app, replay_environ(entry["environ"], entry["body"]), crash_catcher(app),
+                           Redaction.from_header(header))

@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 import urllib.request
@@ -243,3 +244,47 @@ def test_the_self_check_takes_its_policy_from_the_ini(pytester: pytest.Pytester)
     result = pytester.runpytest_subprocess("--retrace-self-check", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "retrace_redact / retrace_no_redact (ini): cannot remove redaction pattern 'nonsense'" in result.stderr.str()
+
+
+def test_what_a_service_answers_and_what_it_passes_on_holds_no_secret(tmp_path: Path) -> None:
+    """A response's Set-Cookie, secret headers and token fields (the report preview of the outcome), a secret
+    passed by position to a parameter with a secret name, a subprocess's secret arguments, and environment
+    names of the short forms (``_PW``, ``_CRED``)."""
+    (tmp_path / "svc.py").write_text(textwrap.dedent('''
+        import json, subprocess, sys
+        from wsgiref.util import setup_testing_defaults
+        import pytest_retrace
+        from pytest_retrace.wsgi import RecordingMiddleware
+
+        def raw(environ, start_response):
+            body = json.dumps({"user": "bob", "refresh_token": "RefreshTok-8812"}).encode()
+            start_response("200 OK", [("Content-Type", "application/json"),
+                                      ("Set-Cookie", "sid=SidValue-4471; Path=/; HttpOnly"),
+                                      ("X-Session-Token", "SessTok-9090")])
+            return [body]
+
+        app = RecordingMiddleware(raw, "recs")
+
+        @pytest_retrace.record_calls("calls")
+        def login(user, password):
+            out = subprocess.run([sys.executable, "-c", "print('ok')", "--db-password", "SubArgPw-6677"],
+                                 capture_output=True, text=True)
+            return {"user": user, "ok": out.stdout.strip(), "access_token": "AccessTok-5533"}
+
+        environ = {}
+        setup_testing_defaults(environ)
+        response = app(environ, lambda status, headers: None)
+        print(b"".join(response).decode())
+        response.close()
+        print(login("bob", "PosPass-1234"))
+    '''))
+    secrets = ["RefreshTok-8812", "SidValue-4471", "SessTok-9090", "SubArgPw-6677", "PosPass-1234", "AccessTok-5533",
+               "DbPw-3141", "Cred-2718"]
+    done = subprocess.run([sys.executable, "svc.py"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "MYAPP_DB_PW": "DbPw-3141", "SERVICE_CRED": "Cred-2718"})
+    assert done.returncode == 0, done.stderr
+    assert "RefreshTok-8812" in done.stdout and "AccessTok-5533" in done.stdout  # the program got them all
+    recordings = [*(tmp_path / "recs").glob("*.retrace"), *(tmp_path / "calls").glob("*.retrace")]
+    assert len(recordings) == 2
+    for path in recordings:
+        assert_holds_none(path, secrets)
