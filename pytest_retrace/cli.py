@@ -223,6 +223,10 @@ def _show_command(args: argparse.Namespace) -> int:
 
 def _show_text(rec: Any, events: list[Any]) -> None:
     from .format.events import describe_call, short_repr
+    from .front.pinning import printable
+
+    def print(line: str) -> None:  # noqa: A001 - every line holds values from the file: never raw escapes
+        sys.stdout.write(printable(line) + "\n")
 
     h = rec.header
     print(f"recording  {rec.path}  ({rec.status}{': ' + rec.problem if rec.problem else ''})")
@@ -259,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     except RetraceError as exc:
         sys.stderr.write(f"retrace {args.command}: {exc}\n")
         return 2
+    except BrokenPipeError:  # the reader went away (`retrace show REC | head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13  # as a program killed by SIGPIPE
     except Exception as exc:  # noqa: BLE001 - a bug of ours: one line, not a traceback that reads like the program's
         if os.environ.get("RETRACE_DEBUG"):
             raise

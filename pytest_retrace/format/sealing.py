@@ -178,17 +178,23 @@ class Envelope:
 
 
 class _Frames:
-    """AES-256-GCM over frames numbered from ``count``: the number is the nonce, used once per key."""
+    """AES-256-GCM over frames numbered from ``count``: the number is the nonce, used once per key. The first
+    sealed frame (the full header) also authenticates ``readable``, the readable header's payload: that header
+    cannot be changed without the key either."""
 
     def __init__(self, key: bytes, count: int = 0) -> None:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         self.key = key
         self.count = count
+        self.readable = b""
         self._aead = AESGCM(key)
 
     def _nonce(self, index: int) -> bytes:
         return index.to_bytes(_NONCE_BYTES, "big")
+
+    def _associated(self, index: int) -> bytes | None:
+        return self.readable if index == 0 else None
 
 
 class Sealer(_Frames):
@@ -209,7 +215,7 @@ class Sealer(_Frames):
         return cls(_derive(shared, ephemeral_raw, recipient.raw), Envelope(recipient.id, ephemeral_raw))
 
     def seal(self, payload: bytes) -> bytes:
-        sealed = self._aead.encrypt(self._nonce(self.count), payload, None)
+        sealed = self._aead.encrypt(self._nonce(self.count), payload, self._associated(self.count))
         self.count += 1
         return sealed
 
@@ -230,7 +236,7 @@ class Opener(_Frames):
         from cryptography.exceptions import InvalidTag
 
         try:
-            return self._aead.decrypt(self._nonce(index), sealed, None)  # type: ignore[no-any-return]
+            return self._aead.decrypt(self._nonce(index), sealed, self._associated(index))  # type: ignore[no-any-return]
         except (InvalidTag, ValueError):
             return None
 

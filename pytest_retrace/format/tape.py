@@ -77,6 +77,13 @@ def public_header(header: dict[str, Any], sealer: Sealer) -> dict[str, Any]:
     return {**public, "sealed": sealer.envelope.to_header()}
 
 
+def readable_frame(header: dict[str, Any], sealer: Sealer) -> bytes:
+    """A sealed recording's readable HEADER frame; the sealed header that follows authenticates it."""
+    frame = encode_frame(FRAME_HEADER, public_header(header, sealer))
+    sealer.readable = frame[_FRAME.size :]
+    return frame
+
+
 def create_private(path: str) -> int:
     """Open ``path`` for writing a recording: created 0600 (a recording holds production data), emptied."""
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
@@ -199,7 +206,7 @@ class TapeWriter:
         try:
             self._file.write(_PREAMBLE.pack(MAGIC, FORMAT_MAJOR, FORMAT_MINOR))
             if sealer is not None:
-                self._file.write(encode_frame(FRAME_HEADER, public_header(header, sealer), self._packer))
+                self._file.write(readable_frame(header, sealer))
             self._write(FRAME_HEADER, header)
         except BaseException:
             self._file.close()
@@ -333,7 +340,7 @@ def rewrite(path: str | os.PathLike[str], *, header: dict[str, Any] | None = Non
     else:  # sealed: open every frame, and seal them all again under a fresh key (a nonce is never reused)
         sealer = Sealer.fresh(key_for(rec.envelope, rec.path).public)
         inner = _opened_frames(data, opener_for(rec.envelope, rec.path))
-        parts = [data[: _PREAMBLE.size], encode_frame(FRAME_HEADER, public_header(header, sealer)),
+        parts = [data[: _PREAMBLE.size], readable_frame(header, sealer),
                  encode_frame(FRAME_HEADER, header, sealer=sealer)]
         parts += [_sealed_payload(payload, sealer) for payload in inner[1:-1]]
         parts.append(encode_frame(FRAME_END, end, sealer=sealer))
@@ -356,7 +363,9 @@ def _opened_frames(data: bytes, opener: Opener) -> list[bytes]:
     while offset + _FRAME.size <= len(data):
         length, _ = _FRAME.unpack_from(data, offset)
         start = offset + _FRAME.size
-        if not first:
+        if first:  # the readable header, which the first sealed frame authenticates
+            opener.readable = data[start : start + length]
+        else:
             _, sealed = msgpack.unpackb(data[start : start + length])
             payload = opener.open(opener.count, sealed)
             assert payload is not None  # read_recording opened it already
@@ -567,6 +576,7 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
                 if isinstance(body, dict) and "sealed" in body:  # readable metadata; the header follows sealed
                     envelope = Envelope.from_header(body["sealed"], path)
                     opener = opener_for(envelope, path)
+                    opener.readable = payload
                     sealed_header = True
                 else:
                     _check_header(body)

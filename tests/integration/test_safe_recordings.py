@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgpack
 import pytest
 from support import retrace
 
@@ -128,7 +129,12 @@ def test_a_tampered_or_moved_sealed_frame_is_corrupt(tmp_path: Path, keys: tuple
     # two sealed frames swapped: each is whole, but out of its place
     a, b, c = offsets[1], offsets[2], offsets[3]
     (tmp_path / "swapped.retrace").write_bytes(data[:a] + data[b:c] + data[a:b] + data[c:])
-    for name in ("flipped.retrace", "swapped.retrace"):
+    # the readable header's tags changed: readable without the key, but authenticated by the sealed header
+    _, readable = msgpack.unpackb(data[offsets[0] + tape._FRAME.size: offsets[1]])
+    readable["tags"] = {"team": "someone-else"}
+    (tmp_path / "retagged.retrace").write_bytes(
+        _reframed(data, offsets[0], msgpack.packb([tape.FRAME_HEADER, readable], use_bin_type=True)))
+    for name in ("flipped.retrace", "swapped.retrace", "retagged.retrace"):
         shown = retrace("show", "--key-file", str(private), name, cwd=tmp_path)
         assert shown.returncode == 2 or "corrupt" in shown.stdout, (name, shown)
         assert "corrupt" in shown.stdout + shown.stderr and "Traceback" not in shown.stderr

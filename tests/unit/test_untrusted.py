@@ -415,3 +415,14 @@ def test_a_zone_key_never_gets_a_tzdata_of_the_reading_folder_imported(tmp_path:
         codec.unpackb(datetime_in("../../etc/passwd"))
     assert not (tmp_path / "ran").exists() and "tzdata" not in sys.modules
     assert str(codec.unpackb(datetime_in("Europe/Paris")).tzinfo) == "Europe/Paris"
+
+
+def test_show_never_sends_a_files_escape_sequences_to_the_terminal(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "a.retrace"
+    escape = "\x1b]0;PWNED\x07\x1b[2J"
+    write(path, [], end={"status": 1, "exception": {**CRASH, "message": escape}}, tags={"team": escape})
+    assert cli.main(["show", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "\\x1b]0;PWNED\\x07" in out  # shown, escaped
