@@ -200,13 +200,13 @@ class TapeWriter:
         self.values_written = 0  # sink entries: events are 2 to 4 values each
         self.error: str | None = None if tape is None else tape.error
         self._packer = codec.make_packer()
-        # Unbuffered: whole frames go out in single writes, and a forked child holds no buffer
+        # Unbuffered: whole frames go out as they are framed, and a forked child holds no buffer
         # of ours that it could flush into the file a second time.
         self._file: BinaryIO = _io.open(create_private(self.path), "wb", buffering=0)  # noqa: SIM115 - closed in close()
         try:
-            self._file.write(_PREAMBLE.pack(MAGIC, FORMAT_MAJOR, FORMAT_MINOR))
+            self._write_all(_PREAMBLE.pack(MAGIC, FORMAT_MAJOR, FORMAT_MINOR))
             if sealer is not None:
-                self._file.write(readable_frame(header, sealer))
+                self._write_all(readable_frame(header, sealer))
             self._write(FRAME_HEADER, header)
         except BaseException:
             self._file.close()
@@ -255,10 +255,16 @@ class TapeWriter:
         self._file.flush()
 
     def _write(self, kind: int, body: Any) -> None:
+        self._write_all(encode_frame(kind, body, self._packer, self.sealer))
+
+    def _write_all(self, data: bytes) -> None:
         # Unbuffered writes may be short (a disk filling up): the rest goes on, or fails with the reason.
-        data = memoryview(encode_frame(kind, body, self._packer, self.sealer))
-        while data:
-            data = data[self._file.write(data) or 0 :]
+        view = memoryview(data)
+        while view:
+            written = self._file.write(view)
+            if not written:
+                raise OSError(f"{self.path} takes no more bytes")
+            view = view[written:]
 
     def _write_encodable(self, batch: list[Any]) -> None:
         """A batch failed to encode: name the first culprit and its boundary, keep everything else."""
