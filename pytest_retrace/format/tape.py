@@ -47,6 +47,7 @@ FORMAT = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
 _PREAMBLE = struct.Struct(">8sHH")
 _FRAME = struct.Struct(">II")
 MAX_FRAME = 1 << 30
+HEADER_SIZE = _PREAMBLE.size + _FRAME.size  # a file shorter than this holds no frame at all
 
 FRAME_HEADER = 1
 FRAME_NAMES = 2

@@ -21,7 +21,17 @@ from typing import Any, BinaryIO, NamedTuple
 
 from ..errors import RecordingError, RetraceError
 from ..format.sealing import PublicKey, Sealer, keys_for_child
-from ..format.tape import Kind, Recording, TapeStatus, append_end, publish, publish_beside, read_recording, temp_beside
+from ..format.tape import (
+    HEADER_SIZE,
+    Kind,
+    Recording,
+    TapeStatus,
+    append_end,
+    publish,
+    publish_beside,
+    read_recording,
+    temp_beside,
+)
 from ..hooks import manager
 from ..kinds.entry import OutsideProject, Project, check_entry
 from ..kinds.outcome import OUTPUT_HEAD, Stream
@@ -243,6 +253,10 @@ def _finish_recording(run: ChildRun, temp: str, output: str, sealer: Sealer | No
             _warn(output, f"writing its end failed: {exc.strerror or exc}; the recording is abandoned")
             return
     # No result: the program was killed before it could report; what it recorded stays, truncated.
+    if result is None and _size(temp) < HEADER_SIZE:
+        _discard(temp)
+        _warn(output, "the program ended before anything was recorded; there is no recording")
+        return
     try:
         if force:
             publish(temp, output, force=True)
@@ -260,6 +274,13 @@ def _finish_recording(run: ChildRun, temp: str, output: str, sealer: Sealer | No
 
 def _warn(output: str, problem: str) -> None:
     sys.stderr.write(f"retrace record: warning: {output}: {problem}\n")
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _discard(path: str) -> None:
