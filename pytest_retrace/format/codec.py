@@ -835,12 +835,16 @@ def nesting_problem(value: Any) -> str | None:
         if depth > MAX_DEPTH:
             return f"values nested more than {MAX_DEPTH} levels deep"
         for child in _children(current):
-            if type(child) in _CONTAINERS or isinstance(child, BaseException):
+            t = type(child)
+            if t in _PLAIN:  # most values: cheap to pass by
+                continue
+            if t in _CONTAINERS or isinstance(child, BaseException):
                 pending.append((child, depth + 1))
     return None
 
 
 _CONTAINERS = (list, tuple, dict, set, frozenset)
+_PLAIN = frozenset({int, float, str, bytes, bool, type(None)})
 
 
 def has_deferred(value: Any) -> bool:
