@@ -73,6 +73,7 @@ _REQUEST_LINE = re.compile(rb"[A-Z]{3,10} \S+ HTTP/1\.[01]\r\n")
 _COOKIE_HEADERS = frozenset({"cookie", "set-cookie", "set-cookie2"})
 
 
+@functools.lru_cache(maxsize=4096)  # the same names come back request after request
 def normalized(name: str) -> str:
     """A name as name patterns see it: ``X-Api-Key`` → ``_x_api_key_``."""
     return "_" + _OTHER.sub("_", _CAMEL.sub("_", name).lower()).strip("_") + "_"
@@ -213,7 +214,10 @@ class Redaction(Record):
         for secret in self.known:
             if secret in value:
                 value = value.replace(secret, PLACEHOLDER)
+        lowered = value.lower()
         for name in self.values:
+            if not any(clue in lowered for clue in _CLUES[name]):  # most values: no pattern can match
+                continue
             pattern, replacement = VALUE_PATTERNS[name]
             value = pattern.sub(replacement, value)
         return value
@@ -385,6 +389,13 @@ class Redaction(Record):
         redacted = "\r\n".join(out).encode("latin-1", "replace")
         return data if redacted == head else redacted + blank + rest
 
+
+# What each value pattern cannot match without (lower case): a value holding none of them is passed by.
+_CLUES: dict[str, tuple[str, ...]] = {
+    "url-password": ("://",), "dsn-password": ("password", "pwd"), "bearer": ("bearer",), "basic": ("basic",),
+    "aws-key": ("akia", "asia"), "private-key": ("private key",), "jwt": ("eyj",),
+    "known-token": ("sk_", "rk_", "gh", "xox", "glpat-"),
+}
 
 # "key": "value", 'key': 1, key=value (JSON, Python reprs, forms); a value cut short at the end is still one.
 _PAIR = re.compile(r"""(?P<q>["']?)(?P<key>[A-Za-z0-9_.-]{1,64})(?P=q)\s*[:=]\s*"""

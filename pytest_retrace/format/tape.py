@@ -92,10 +92,15 @@ def create_private(path: str) -> int:
 
 def temp_beside(target: str | os.PathLike[str]) -> str:
     """A fresh temporary file (0600) in ``target``'s folder, to write a recording under until :func:`publish`."""
-    folder, name = os.path.split(os.path.abspath(target))
-    fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=folder)
+    fd, temp = open_temp_beside(target)
     os.close(fd)
     return temp
+
+
+def open_temp_beside(target: str | os.PathLike[str]) -> tuple[int, str]:
+    """:func:`temp_beside`, open for writing: its descriptor and its path."""
+    folder, name = os.path.split(os.path.abspath(target))
+    return tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=folder)
 
 
 def publish(temp: str, target: str | os.PathLike[str], force: bool = False) -> None:
@@ -186,11 +191,12 @@ class TapeWriter:
 
     def __init__(self, path: str | os.PathLike[str], header: dict[str, Any], background: bool = True,
                  tape: MemoryTape | None = None, on_writer_thread: Callable[[], None] | None = None,
-                 sealer: Sealer | None = None) -> None:
+                 sealer: Sealer | None = None, fd: int | None = None) -> None:
         """``tape``: names and events gathered in memory before the file was opened (in-process recordings
         write only the ones they keep). ``on_writer_thread`` runs first on the background writer thread
         (the engine marks it as a thread of its own, whose calls are never recorded). ``sealer``: encrypt
-        every frame after a readable header. Raises OSError when the file cannot be written."""
+        every frame after a readable header. ``fd``: ``path`` already open for writing (it is taken over).
+        Raises OSError when the file cannot be written."""
         self.path = os.fspath(path)
         self.sealer = sealer
         self.sink: list[Any] = [] if tape is None else tape.sink
@@ -203,7 +209,8 @@ class TapeWriter:
         self._packer = codec.make_packer()
         # Unbuffered: whole frames go out as they are framed, and a forked child holds no buffer
         # of ours that it could flush into the file a second time.
-        self._file: BinaryIO = _io.open(create_private(self.path), "wb", buffering=0)  # noqa: SIM115 - closed in close()
+        descriptor = create_private(self.path) if fd is None else fd
+        self._file: BinaryIO = _io.open(descriptor, "wb", buffering=0)  # noqa: SIM115 - closed in close()
         try:
             self._write_all(_PREAMBLE.pack(MAGIC, FORMAT_MAJOR, FORMAT_MINOR))
             if sealer is not None:

@@ -24,7 +24,7 @@ from ..engine.state import end_call_thread, internal, outside_recordings, resume
 from ..enums import StrEnum
 from ..errors import RetraceError
 from ..format.sealing import PublicKey, Sealer, public_key_from
-from ..format.tape import Kind, MemoryTape, TapeWriter, publish_beside, temp_beside
+from ..format.tape import Kind, MemoryTape, TapeWriter, open_temp_beside, publish
 from ..redaction import Redaction
 from .header import make_header
 from .outcome import Outcome, Stream
@@ -168,18 +168,17 @@ class InProcessRecording:
                              environ=env.decode(self.environ), created_at=self.created_at)
         name = f"{self.stem}-{self.created_at.replace(':', '')}-{os.urandom(4).hex()}.retrace"
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # recordings hold production data
-        target = self.folder / name
-        temp = temp_beside(target)
+        fd, temp = open_temp_beside(self.folder / name)
         try:
             sealer = Sealer.fresh(self.public_key) if self.public_key is not None else None
-            writer = TapeWriter(temp, header, background=False, tape=self.tape, sealer=sealer)
+            writer = TapeWriter(temp, header, background=False, tape=self.tape, sealer=sealer, fd=fd)
             writer.close(outcome.to_end(self.engine.events_in(len(self.tape.sink))))
             if writer.io_failed:
                 raise OSError(writer.error)
-            publish_beside(temp, target)
-        finally:
-            if os.path.exists(temp):
-                os.unlink(temp)
+            publish(temp, self.folder / name, force=True)  # a name of its own: nothing to clobber
+        except BaseException:
+            os.unlink(temp)
+            raise
         _rotate(self.folder, max_files, max_bytes)
 
 

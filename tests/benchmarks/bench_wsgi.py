@@ -8,7 +8,8 @@ and with keep="errors" (none of these requests fails, so nothing is kept: the co
 each request and dropping it). The server's CPU time per request is reported too: on a
 two-core machine the client competes for the CPU, and throughput alone is noisy. Then the
 recordings of one keep="all" round (capped at 200) are
-replayed with ``pytest --retrace-recordings -n 2`` and the recordings per second reported.
+replayed with ``pytest --retrace-recordings -n 2`` and the recordings per second reported (the rootdir is
+this folder: replay runs only the code of the project that holds the app).
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def main() -> None:
         shutil.copy(os.path.join(kept, name), replay)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "2", "-p", "no:cacheprovider",
-                    f"--retrace-recordings={replay}", "--rootdir", replay], cwd=replay, check=True,
+                    f"--retrace-recordings={replay}", "--rootdir", HERE], cwd=replay, check=True,
                    stdout=subprocess.DEVNULL)
     elapsed = time.perf_counter() - start
     print(f"replayed {len(recordings)} request recordings with -n 2 in {elapsed:.1f} s: "
