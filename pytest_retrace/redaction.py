@@ -53,7 +53,9 @@ def _basic(match: re.Match[str]) -> str:
 
 # name → (pattern, replacement): each replacement leaves what its pattern matches again unchanged.
 VALUE_PATTERNS: dict[str, tuple[re.Pattern[str], Any]] = {
-    "url-password": (re.compile(rf"(?i)\b([a-z][a-z0-9+.-]*://[^\s/:@]*:)(?:{_P}|[^\s/@]+)@"), rf"\1{PLACEHOLDER}@"),
+    # Each part bounded, so that no start of a match scans the whole value: linear time on any input.
+    "url-password": (re.compile(rf"(?i)(?<![a-z0-9+.-])([a-z][a-z0-9+.-]{{0,31}}://[^\s/:@]{{0,256}}:)"
+                                rf"(?:{_P}|[^\s/@]{{1,256}})@"), rf"\1{PLACEHOLDER}@"),
     "dsn-password": (re.compile(rf"(?i)\b((?:password|pwd)\s*=\s*)(?:{_P}|'(?:[^'\\]|\\.)*'|[^\s;&'\"]+)"),
                      rf"\1{PLACEHOLDER}"),
     "bearer": (re.compile(rf"\b((?i:bearer))\s+(?:{_P}|[A-Za-z0-9._~+/-]{{8,}}=*)"), rf"\1 {PLACEHOLDER}"),
@@ -86,17 +88,16 @@ def _names_regex(names: tuple[str, ...]) -> re.Pattern[str] | None:
 
 _MAX_PATTERNS = 200
 _MIN_KNOWN = 8
-_MAX_PATTERN_LENGTH = 200
+
+
+# A name pattern of one's own: words of a normalized name, ``|`` between alternatives. No repetition, so no
+# pattern can make matching a name take long (a recording's header holds its patterns: untrusted input).
+_PLAIN_PATTERN = re.compile(r"[a-z0-9_]{1,64}(\|[a-z0-9_]{1,64}){0,15}")
 
 
 def _usable(pattern: Any) -> bool:
-    if not isinstance(pattern, str) or len(pattern) > _MAX_PATTERN_LENGTH:
-        return False
-    try:
-        re.compile(pattern)
-    except re.error:
-        return False
-    return True
+    """A name pattern a replay may take from a recording: one of the defaults, or a plain one."""
+    return isinstance(pattern, str) and (pattern in DEFAULT_NAMES or _PLAIN_PATTERN.fullmatch(pattern) is not None)
 
 
 _URL = re.compile(r"(?i)([a-z][a-z0-9+.-]*://)(?:([^\s/@]*)@)?([^\s/?#@]*)(\S*)")
@@ -154,11 +155,11 @@ class Redaction(Record):
                    replace_secrets: bool = True) -> Redaction:
         """The default policy with name patterns added (regular expressions, see :func:`normalized`) and
         default name or value patterns removed (by their text or name). A ValueError says what is wrong."""
+        add = [pattern.lower() for pattern in add]
         for pattern in add:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"redaction pattern {pattern!r} is not a regular expression: {exc}") from None
+            if not _usable(pattern):
+                raise ValueError(f"redaction pattern {pattern!r} is not words of a name (letters, digits and _, "
+                                 "alternatives separated by |, searched in the name as `_x_api_key_`)")
         unknown = [p for p in remove if p not in DEFAULT_NAMES and p not in VALUE_PATTERNS]
         if unknown:
             raise ValueError(f"cannot remove redaction pattern {unknown[0]!r}: it is none of the defaults "
@@ -189,12 +190,11 @@ class Redaction(Record):
         held = header.get("redaction")
         if not isinstance(held, Mapping):
             return cls((), (), True)
-        if "names" not in held:
-            pattern = held.get("pattern")
-            return cls((pattern,) if isinstance(pattern, str) and pattern else (), (), True)
+        if "names" not in held:  # made before policies: only its environment was redacted, in the snapshot
+            return cls((), (), True)
         names = held.get("names")
         values = held.get("values")
-        # A recording is untrusted input: only patterns that compile, of a bounded size and number, are used.
+        # A recording is untrusted input: only the defaults and plain patterns, of a bounded number, are used.
         return cls(tuple(n for n in names[:_MAX_PATTERNS] if _usable(n)) if isinstance(names, list) else (),
                    tuple(v for v in values if isinstance(v, str) and v in VALUE_PATTERNS)
                    if isinstance(values, list) else (),
