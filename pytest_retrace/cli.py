@@ -22,8 +22,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="paths (fnmatch) read for real on replay instead of recorded; repeatable")
     rec.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="a tag for the header")
     rec.add_argument("--redact", action="append", default=[], metavar="PATTERN",
-                     help="also redact values under names matching PATTERN (a regular expression over the name "
-                          "as `_x_api_key_`), besides the defaults (passwords, tokens, keys, cookies …); repeatable")
+                     help="also redact values under names holding PATTERN (words of the name as `_x_api_key_`, "
+                          "alternatives separated by |), besides the defaults (passwords, tokens, keys, cookies …); "
+                          "repeatable")
     rec.add_argument("--no-redact", action="append", default=[], metavar="PATTERN",
                      help="do not apply this default name pattern or value pattern (e.g. `session`, `jwt`); "
                           "repeatable")

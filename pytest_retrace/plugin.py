@@ -53,7 +53,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("retrace_determinism_runs", default="1", help="default for --retrace-determinism-runs")
     parser.addini("retrace_stuck_timeout", default="10", help="default for --retrace-stuck-timeout (seconds)")
     parser.addini("retrace_redact", type="linelist", default=[],
-                  help="name patterns (regular expressions) redacted besides the defaults, in self-check recordings")
+                  help="name patterns (words of a name, | between alternatives) redacted besides the defaults, in "
+                       "self-check recordings")
     parser.addini("retrace_no_redact", type="linelist", default=[],
                   help="default redaction patterns (by their text or value-pattern name) not to apply in self-checks")
 
