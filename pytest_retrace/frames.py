@@ -84,29 +84,35 @@ def rebuilt_traceback(frames: list[list[Any]]) -> TracebackType | None:
 
 
 # A recording is untrusted input: positions beyond these are no source's, and are not built.
-MAX_LINE, MAX_COLUMN = 1_000_000, 10_000
-_CODES: dict[tuple[Any, ...], CodeType] = {}  # the code compiled for each recorded frame, once
+MAX_LINE, MAX_COLUMN, MAX_SPAN = 1_000_000, 10_000, 100
+# Code of each shape of call (lines spanned, columns), compiled once near line 1; a frame takes a copy with its
+# file, name and first line (a copy costs far less than a compile). Bounded: a file may hold many shapes.
+_SHAPES: dict[tuple[Any, ...], tuple[CodeType, int]] = {}
+_MAX_SHAPES = 1024
 
 
 def _fabricated_frame(filename: str, lineno: int, name: str, end_lineno: int | None = None,
                       col: int | None = None, end_col: int | None = None) -> tuple[FrameType, int]:
     numbers = [n for n in (lineno, end_lineno, col, end_col) if n is not None]
     in_range = all(type(n) is int and 0 <= n <= MAX_LINE for n in numbers) and lineno >= 1
-    if not in_range or max(col or 0, end_col or 0) > MAX_COLUMN or not isinstance(filename, str):
+    if not in_range or max(col or 0, end_col or 0) > MAX_COLUMN or not isinstance(filename, str) or (
+            not isinstance(name, str)):
         raise ValueError(f"a recorded frame at {lineno}:{col} is out of any source's range")
-    if (end_lineno or lineno) - lineno > 10_000:
+    if (end_lineno or lineno) - lineno > MAX_SPAN:
         end_lineno = col = end_col = None  # a span that long is shown without its columns
-    key = (filename, lineno, name, end_lineno, col, end_col)
-    code = _CODES.get(key)
-    if code is None:
+    shape = (None if end_lineno is None else end_lineno - lineno, col, end_col)
+    compiled = _SHAPES.get(shape)
+    if compiled is None:
+        if len(_SHAPES) >= _MAX_SHAPES:
+            _SHAPES.clear()
         source, first = _source_at(lineno, end_lineno, col, end_col)
-        code = compile(source, filename, "exec")
-        # Compiled near line 1 and moved down: line numbers are kept relative to the first, so a frame at line
-        # 1,000,000 costs what one at line 2 does (a recording is untrusted: it must not buy a huge compile).
-        code = code.replace(co_name=name, co_firstlineno=code.co_firstlineno + lineno - first)
-        if sys.version_info >= (3, 11):
-            code = code.replace(co_qualname=name)
-        _CODES[key] = code
+        compiled = _SHAPES[shape] = (compile(source, "<retrace>", "exec"), first)
+    template, first = compiled
+    # Moved down to its line: line numbers are kept relative to the first, so a frame at line 1,000,000 costs
+    # what one at line 2 does.
+    code = template.replace(co_filename=filename, co_name=name, co_firstlineno=template.co_firstlineno + lineno - first)
+    if sys.version_info >= (3, 11):
+        code = code.replace(co_qualname=name)
     try:
         exec(code, {"r": len, "__name__": name})  # len() without an argument raises, from C: no frame of its own
     except TypeError as exc:

@@ -518,6 +518,30 @@ def _unsealed(opener: Opener, kind: Any, body: Any) -> tuple[Any, Any]:
     return frame[0], frame[1]
 
 
+def _readable(payload: bytes) -> list[Any] | None:
+    """The first frame when it is a sealed recording's readable header, else None. Its values stay encoded
+    (msgpack's ``ExtType``); a readable header holds none, and one that does is damage, never decoded."""
+    try:
+        frame = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+    except (ValueError, TypeError):
+        return None
+    if not (type(frame) is list and len(frame) == 2 and type(frame[1]) is dict and "sealed" in frame[1]):
+        return None
+    problem = codec.nesting_problem(frame)
+    pending: list[Any] = [frame[1]]
+    while pending and problem is None:
+        value = pending.pop()
+        if isinstance(value, msgpack.ExtType):
+            problem = "a sealed recording's readable header that holds encoded values"
+        elif type(value) is dict:
+            pending += [*value.keys(), *value.values()]
+        elif type(value) is list:
+            pending += value
+    if problem is not None:
+        raise _Damage(problem)
+    return frame
+
+
 def _check_header(body: Any) -> None:
     problem = shapes.header_problem(body)
     if problem is not None:
@@ -577,7 +601,11 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
             break
         try:
             made = codec.Deferred.made
-            frame = codec.unpackb(payload)
+            # A sealed recording's readable header is read before anything authenticates it: as plain msgpack,
+            # with no value of ours decoded (what needs decoding is sealed).
+            frame = _readable(payload) if rec is None else None
+            if frame is None:
+                frame = codec.unpackb(payload)
             if type(frame) is not list or len(frame) != 2:
                 raise _Damage("a frame that is not [kind, body]")
             kind, body = frame

@@ -90,3 +90,19 @@ def test_a_sealed_tape_keeps_only_collection_metadata_readable(tmp_path: Path,
     assert rec.status == tape.TapeStatus.COMPLETE
     assert rec.header["argv"] == ["app.py", "--user", "alice"]
     assert rec.end == {"status": 0, "events": 0}
+
+
+def test_a_sealed_recordings_readable_header_holding_encoded_values_is_corrupt_unread(tmp_path: Path) -> None:
+    """The readable header comes before anything authenticates it: its values are never decoded (a crafted one
+    held thousands of exceptions, each rebuilt before the reader asked for the key)."""
+    import msgpack
+
+    from pytest_retrace.format import codec
+
+    private = sealing.PrivateKey.generate()
+    readable = {"format": tape.FORMAT, "kind": "process", "tags": {"x": msgpack.ExtType(codec.EXT_EXCEPTION, b"\x90")},
+                "sealed": sealing.Sealer.fresh(private.public).envelope.to_header()}
+    path = tmp_path / "r.retrace"
+    path.write_bytes(tape._PREAMBLE.pack(tape.MAGIC, 1, 2) + tape.encode_frame(tape.FRAME_HEADER, readable))
+    with pytest.raises(RecordingError, match="readable header that holds encoded values at offset 12"):
+        tape.read_recording(path)

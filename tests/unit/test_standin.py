@@ -181,3 +181,19 @@ def test_a_frame_far_down_a_file_costs_no_more_source_than_one_at_its_top(tmp_pa
     assert (entry.lineno, entry.name, entry.line) == (1_000_000, "work", "total = compute(a, b)")
     if sys.version_info >= (3, 11):
         assert (entry.colno, entry.end_colno) == (12, 24)
+
+
+def test_frames_of_one_shape_are_compiled_once_and_long_spans_lose_their_columns() -> None:
+    """A small file may hold many frames (many exceptions, 1100 frames each): each costs a copy of code compiled
+    once per shape of call, not a compile of its own; a span of more than 100 lines is not built line by line."""
+    from pytest_retrace import frames as frames_module
+
+    frames_module._SHAPES.clear()
+    many = [[f"/srv/app/m{i}.py", 10 + i, f"f{i}", 10 + i, 4, 20] for i in range(1100)]
+    entries = traceback.extract_tb(rebuilt_traceback(many))
+    assert [(e.filename, e.lineno, e.name) for e in entries] == [(f[0], f[1], f[2]) for f in many]
+    assert len(frames_module._SHAPES) == 1
+    [wide] = traceback.extract_tb(rebuilt_traceback([["/srv/app/w.py", 5, "w", 9005, 3, 40]]))
+    assert (wide.lineno, wide.name) == (5, "w")
+    if sys.version_info >= (3, 11):
+        assert wide.end_lineno == 5  # not 9005: the span is not built
