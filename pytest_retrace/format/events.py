@@ -118,6 +118,9 @@ def _settled(event: Event, slot: Any) -> Any:
     return value
 
 
+# Distinct argument tuples shared per frame: a crafted file can give thousands the same hash (integers hash
+# to themselves), and then every look-up walks them all; bounded, a look-up walks at most this many.
+MAX_SHARED = 256
 MAX_THREAD_ID = 200  # characters of a logical thread id ("0.1.2"): threads nested that deep are no program's
 
 
@@ -144,7 +147,7 @@ def decode_events(flat: list[Any], names: list[str], first: int = 0, deferred: b
             if type(args) is list:
                 args = tuple(args)
                 try:
-                    args = shared.setdefault(args, args)
+                    args = shared.get(args, args) if len(shared) >= MAX_SHARED else shared.setdefault(args, args)
                 except TypeError:  # unhashable arguments (a list inside): keep them as they are
                     pass
             if form == FORM_ARGS:

@@ -66,3 +66,22 @@ def test_a_malformed_stream_is_refused(flat: list[object]) -> None:
         list(split(flat))
     with pytest.raises(ValueError, match="malformed event stream at value 0"):
         decode_events(flat, ["time.time", "open"])
+
+
+def test_arguments_that_all_hash_alike_cost_no_more_than_a_bounded_walk_each() -> None:
+    """Equal arguments share one tuple; a crafted file can give thousands of distinct ones the same hash
+    (integers hash to themselves modulo 2**61 - 1), and an unbounded table then made reading quadratic."""
+    import time
+
+    from pytest_retrace.format.events import FORM_ARGS, decode_events
+
+    modulus = 2**61 - 1
+    count = 20_000
+    flat: list[object] = []
+    for k in range(count):
+        flat += [FORM_ARGS, None, [1 + k * modulus]]  # all of one hash, all distinct
+    assert len({hash((1 + k * modulus,)) for k in range(100)}) == 1
+    start = time.process_time()
+    events = decode_events(flat, ["os.urandom"])
+    assert time.process_time() - start < 5  # unbounded, this took minutes; bounded, well under a second
+    assert len(events) == count and events[-1].args == (1 + (count - 1) * modulus,)
