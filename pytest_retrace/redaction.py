@@ -25,7 +25,7 @@ import json
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, unquote_plus
+from urllib.parse import parse_qsl, quote, unquote_plus
 
 from .record import Record
 
@@ -88,6 +88,7 @@ def _names_regex(names: tuple[str, ...]) -> re.Pattern[str] | None:
 
 _MAX_PATTERNS = 200
 _MIN_KNOWN = 8
+_MIN_CARRIED = 6  # a request's secret-named fields: passwords are often short
 
 
 # A name pattern of one's own: words of a normalized name, ``|`` between alternatives. No repetition, so no
@@ -146,6 +147,52 @@ class Redaction(Record):
                 found.add(original.partition("=")[2])
         usable = (v for v in found if len(v) >= _MIN_KNOWN and PLACEHOLDER not in v)
         return self.replace(known=tuple(sorted(usable, key=len, reverse=True)))  # the longest first
+
+    def carried_by_request(self, environ: Mapping[str, Any], body: bytes) -> Redaction:
+        """This policy, also replacing wherever they show up later the secrets an inbound request carries
+        (secret-named headers, cookies, query and form fields, JSON keys), as its recording holds them
+        redacted: a password the app checks against its database is keyed redacted there too, as the replay,
+        which gets the placeholder, passes it on. Only values of some length: short ones show up by chance."""
+        if not self.replace_secrets:
+            return self
+        found: list[str] = []
+        for key, value in environ.items():
+            if not isinstance(value, str):
+                continue
+            if key.startswith("HTTP_"):
+                name = key[5:].replace("_", "-").lower()
+                if name in _COOKIE_HEADERS:
+                    found += [pair.partition("=")[2].strip() for pair in value.split(";")]
+                elif self.matches(name):
+                    found += [value, *value.split(None, 1)[1:]]  # "Bearer X": X too
+            elif key == "QUERY_STRING":
+                found += [v for k, v in parse_qsl(value, keep_blank_values=True) if self.matches(k)]
+        kind = str(environ.get("CONTENT_TYPE") or "").lower()
+        if body and "x-www-form-urlencoded" in kind:
+            found += [v for k, v in parse_qsl(body.decode("latin-1"), keep_blank_values=True) if self.matches(k)]
+        elif body and "json" in kind:
+            try:
+                found += self._secret_strings(json.loads(body))
+            except ValueError:
+                pass
+        usable = {v for v in found if len(v) >= _MIN_CARRIED and PLACEHOLDER not in v} - set(self.known)
+        if not usable:
+            return self
+        return self.replace(known=tuple(sorted({*self.known, *usable}, key=len, reverse=True)))
+
+    def _secret_strings(self, value: Any, secret: bool = False) -> list[str]:
+        """The strings (and numbers, as text) under secret-named keys of a JSON value."""
+        found: list[str] = []
+        pending = [(value, secret)]
+        while pending:
+            current, under_secret = pending.pop()
+            if isinstance(current, dict):
+                pending += [(v, under_secret or (isinstance(k, str) and self.matches(k))) for k, v in current.items()]
+            elif isinstance(current, list):
+                pending += [(v, under_secret) for v in current]
+            elif under_secret and isinstance(current, (str, int, float)) and not isinstance(current, bool):
+                found.append(str(current))
+        return found
 
     def to_json(self) -> dict[str, Any]:
         return {"names": list(self.names), "values": list(self.values), "replace_secrets": self.replace_secrets}
@@ -364,11 +411,16 @@ class Redaction(Record):
             return text
 
         def pair(match: re.Match[str]) -> str:
-            if not self.matches(match.group("key")):
-                return match.group(0)
             value = match.group("value")
             quote = value[0] if value[:1] in "\"'" else ""
-            return match.group(0)[: match.start("value") - match.start()] + f"{quote}{PLACEHOLDER}{quote}"
+            prefix = match.group(0)[: match.start("value") - match.start()]
+            if self.matches(match.group("key")):
+                return f"{prefix}{quote}{PLACEHOLDER}{quote}"
+            if quote and len(value) > 2:  # a string may hold pairs of its own ('msg': 'token=…')
+                closed = value.endswith(quote) and len(value) > 1
+                inner = value[1:-1] if closed else value[1:]
+                return f"{prefix}{quote}{_PAIR.sub(pair, inner)}{quote if closed else ''}"
+            return match.group(0)
 
         return self.text(_PAIR.sub(pair, text))
 
@@ -398,7 +450,8 @@ _CLUES: dict[str, tuple[str, ...]] = {
 }
 
 # "key": "value", 'key': 1, key=value (JSON, Python reprs, forms); a value cut short at the end is still one.
+# A value that opens a dict or list is not taken whole: the pairs inside are looked at.
 _PAIR = re.compile(r"""(?P<q>["']?)(?P<key>[A-Za-z0-9_.-]{1,64})(?P=q)\s*[:=]\s*"""
-                   r"""(?P<value>"(?:[^"\\]|\\.)*"?|'(?:[^'\\]|\\.)*'?|[^\s,&;}\]]+)""")
+                   r"""(?P<value>"(?:[^"\\]|\\.)*"?|'(?:[^'\\]|\\.)*'?|[^\s,&;{}\[\]]+)""")
 
 DEFAULT = Redaction()

@@ -140,7 +140,10 @@ def _build(ext: ModuleType) -> DriverClasses:
                 except Exception as exc:  # a fault of ours: the program keeps psycopg2's own answer
                     return Unrecordable(f"{type(exc).__name__}: {exc}")
 
-            executed = Executed.decode(conn._retrace_engine.call(f"psycopg2.cursor.{method}", key, run))
+            engine = conn._retrace_engine
+            # Parameters carry secrets a request brought (a password checked against the database): keyed
+            # redacted, as the replay, which got the placeholder, passes it.
+            executed = Executed.decode(engine.call(f"psycopg2.cursor.{method}", engine.redaction.data(key), run))
             self._retrace_load(executed, named)
 
         def _retrace_fetch(self, named: bool) -> list[Any] | None:

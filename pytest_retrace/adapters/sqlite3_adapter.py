@@ -79,8 +79,9 @@ def _build(sqlite3: ModuleType) -> DriverClasses:
                 except Exception as exc:  # a fault of ours: the program keeps sqlite3's own answer
                     return Unrecordable(f"{type(exc).__name__}: {exc}")
 
-            executed = Executed.decode(conn._retrace_engine.call(f"sqlite3.cursor.{method}", key,
-                                                                 replayed if conn._retrace_replay else run))
+            engine = conn._retrace_engine  # parameters keyed redacted (see the psycopg2 adapter)
+            executed = Executed.decode(engine.call(f"sqlite3.cursor.{method}", engine.redaction.data(key),
+                                                   replayed if conn._retrace_replay else run))
             if not isinstance(executed, Executed):  # not recorded: the rows sqlite3 gave are served as they are
                 live = self.__dict__.pop("_retrace_live_rows", None)
                 described = base_cursor.description.__get__(self)

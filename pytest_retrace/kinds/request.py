@@ -214,7 +214,8 @@ class RecordingMiddleware:
                 return {"app": self.entry, "root": self.root, "environ": environ, "body": redacted_body}
 
             stem = f"{environ.get('REQUEST_METHOD', 'GET')}{environ.get('PATH_INFO', '/').replace('/', '_')}"[:60]
-            recording = InProcessRecording(Kind.WSGI, entry, stem, self.folder, self.redaction, self.public_key)
+            recording = InProcessRecording(Kind.WSGI, entry, stem, self.folder,
+                                           self.redaction.carried_by_request(received, body), self.public_key)
         except Exception as exc:
             log.warning("pytest-retrace: not recording this request: %s", exc)
             return self.app(environ, start_response)  # type: ignore[no-any-return]

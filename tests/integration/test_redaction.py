@@ -288,3 +288,50 @@ def test_what_a_service_answers_and_what_it_passes_on_holds_no_secret(tmp_path: 
     assert len(recordings) == 2
     for path in recordings:
         assert_holds_none(path, secrets)
+
+
+def test_a_password_a_request_brings_is_redacted_where_it_goes_on_and_the_replay_is_faithful(tmp_path: Path) -> None:
+    """A login: the JSON body's password goes on to the database as a query parameter. The recording holds it
+    nowhere (the parameter is keyed redacted, as the replay, which gets the placeholder, passes it), and the
+    replay of the request is faithful."""
+    (tmp_path / "login.py").write_text(textwrap.dedent('''
+        import json, sqlite3
+        from pytest_retrace.wsgi import RecordingMiddleware
+
+        def raw(environ, start_response):
+            form = json.loads(environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"])))
+            db = sqlite3.connect("users.db")
+            row = db.execute("SELECT name FROM users WHERE name = ? AND password = ?",
+                             (form["user"], form["password"])).fetchone()  # the database checks it
+            seen = db.execute("SELECT length(?)", (form["password"],)).fetchone()[0]
+            db.close()
+            body = json.dumps({"welcome": row is not None, "length": seen}).encode()
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [body]
+
+        app = RecordingMiddleware(raw, "recs")
+    '''))
+    (tmp_path / "drive.py").write_text(textwrap.dedent('''
+        import io, json, sqlite3
+        from wsgiref.util import setup_testing_defaults
+        db = sqlite3.connect("users.db")
+        db.execute("CREATE TABLE users (name TEXT, password TEXT)")
+        db.execute("INSERT INTO users VALUES ('bob', 'LoginPass-99')")
+        db.commit()
+        db.close()
+        import login
+        body = json.dumps({"user": "bob", "password": "LoginPass-99"}).encode()
+        environ = {"REQUEST_METHOD": "POST", "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
+                   "wsgi.input": io.BytesIO(body)}
+        setup_testing_defaults(environ)
+        response = login.app(environ, lambda status, headers: None)
+        print(b"".join(response).decode())
+        response.close()
+    '''))
+    done = subprocess.run([sys.executable, "drive.py"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and '"welcome": true' in done.stdout, done.stderr
+    [recording] = (tmp_path / "recs").glob("*.retrace")
+    assert_holds_none(recording, ["LoginPass-99"])
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--retrace-recordings=recs"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout
