@@ -50,7 +50,15 @@ HEADER_FIELDS = (
     Field("pin", (dict, _NONE)),
 )
 MACHINE_FIELDS = (Field("zone", (str, _NONE)),)
-ENTRY_FIELDS = (Field("script", (str,)), Field("module", (str,)), Field("function", (str,)))
+ENTRY_FIELDS = (Field("script", (str,)), Field("module", (str,)), Field("function", (str,)), Field("app", (str,)),
+                Field("root", (str, _NONE)))
+# What an in-process recording's entry holds besides: a request (WSGI environ, body) or a call (arguments).
+KIND_ENTRY_FIELDS = {
+    "wsgi": (Field("app", (str,), required=True), Field("environ", (dict,), required=True),
+             Field("body", (bytes,), required=True)),
+    "call": (Field("function", (str,), required=True), Field("args", (list,), required=True),
+             Field("kwargs", (dict,), required=True)),
+}
 PIN_FIELDS = (Field("fingerprint", (str,)),)
 STREAM_FIELDS = (Field("digest", (str,), required=True), Field("size", (int,), required=True),
                  Field("head", (bytes, str)))
@@ -94,7 +102,9 @@ def header_problem(body: Any) -> str | None:
     """What is wrong with a HEADER frame's body, or None."""
     problem = _problem("header", body, HEADER_FIELDS)
     if problem is None:
-        problem = _problem("header's entry", body["entry"], ENTRY_FIELDS)
+        problem = _problem("header's entry", body["entry"], ENTRY_FIELDS + KIND_ENTRY_FIELDS.get(body["kind"], ()))
+    if problem is None and body["kind"] == "wsgi" and not all(type(k) is str for k in body["entry"]["environ"]):
+        problem = "the header's entry's 'environ' has keys that are not strings"
     if problem is None and body.get("machine") is not None:
         problem = _problem("header's machine", body["machine"], MACHINE_FIELDS)
     if problem is None and body.get("pin") is not None:

@@ -426,3 +426,19 @@ def test_show_never_sends_a_files_escape_sequences_to_the_terminal(tmp_path: Pat
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out
     assert "\\x1b]0;PWNED\\x07" in out  # shown, escaped
+
+
+@pytest.mark.parametrize("kind, entry, problem", [
+    ("wsgi", {"app": "svc:app", "root": None, "environ": None, "body": b""}, "'environ' is a NoneType"),
+    ("wsgi", {"app": "svc:app", "root": None, "environ": {}, "body": "text"}, "'body' is a str"),
+    ("wsgi", {"app": "svc:app", "root": None, "body": b""}, "has no 'environ'"),
+    ("call", {"function": "jobs:run", "root": None, "args": {}, "kwargs": {}}, "'args' is a dict"),
+    ("call", {"function": "jobs:run", "root": None, "args": []}, "has no 'kwargs'"),
+])
+def test_a_malformed_request_or_call_entry_is_corrupt(tmp_path: Path, kind: str, entry: dict[str, Any],
+                                                      problem: str) -> None:
+    path = tmp_path / "a.retrace"
+    writer = tape.TapeWriter(path, {**header(tmp_path), "kind": kind, "entry": entry}, background=False)
+    writer.close({"status": 0, "events": 0})
+    with pytest.raises(RecordingError, match=f"corrupt recording: .*{problem}"):
+        tape.read_recording(path)
