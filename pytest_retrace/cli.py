@@ -162,7 +162,8 @@ def _pin_command(args: argparse.Namespace) -> int:
 
 
 def _triage_command(args: argparse.Namespace) -> int:
-    from .front.pinning import printable, triage
+    from .front.pinning import triage
+    from .front.report import printable
 
     if not os.path.isdir(args.folder):
         raise RetraceError(f"{args.folder} is not a folder; give the folder that holds the recordings")
@@ -224,7 +225,7 @@ def _show_command(args: argparse.Namespace) -> int:
 
 def _show_text(rec: Any, events: list[Any]) -> None:
     from .format.events import describe_call, short_repr
-    from .front.pinning import printable
+    from .front.report import printable
 
     def print(line: str) -> None:  # noqa: A001 - every line holds values from the file: never raw escapes
         sys.stdout.write(printable(line) + "\n")

@@ -15,6 +15,7 @@ from ..format.tape import Recording, TapeStatus, read_recording, rewrite
 from ..frames import program_frames
 from ..kinds.outcome import Outcome
 from ..record import Record
+from .report import printable
 
 
 class Crash(Record):
@@ -67,19 +68,12 @@ def crash_of(rec: Recording) -> Crash | None:
 
 
 _FINGERPRINT = re.compile(r"[0-9a-f]{8,128}")
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _slug(text: str, limit: int = 60) -> str:
     """A part of a file name made from text a recording holds: only [A-Za-z0-9_] (so no dots, no separators:
     ``-`` joins the parts), bounded."""
     return re.sub(r"[^A-Za-z0-9_]+", "_", str(text))[:limit].strip("_") or "x"
-
-
-def printable(value: object) -> str:
-    """A value from a recording as it may be written to a terminal: control characters and escape sequences
-    from a crafted file are shown escaped, never sent raw."""
-    return _CONTROLS.sub(lambda m: repr(m.group())[1:-1], str(value))
 
 
 def recordings_in(folder: Path) -> Iterator[Path]:

@@ -7,6 +7,7 @@ sides, their arguments diffed, the replay-side stack, and what matched before.
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Any
 
 from ..engine.divergence import Call, Divergence, DivergenceKind, ThreadReport
@@ -128,8 +129,22 @@ def _keyed(keyed: KeyedSummary) -> list[str]:
     return out
 
 
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(value: object) -> str:
+    """A value from a recording as it may be written to a terminal: control characters and escape sequences
+    from a crafted file are shown escaped, never sent raw."""
+    return _CONTROLS.sub(lambda m: repr(m.group())[1:-1], str(value))
+
+
 def format_verdict(verdict: Verdict, *, detailed: bool = False) -> str:
-    """The report for a verdict: one line for a faithful one unless ``detailed``."""
+    """The report for a verdict: one line for a faithful one unless ``detailed``. What it quotes of the
+    recording (an exception's message, a source line) goes out escaped, line by line."""
+    return "\n".join(printable(line) for line in _verdict_text(verdict, detailed).split("\n"))
+
+
+def _verdict_text(verdict: Verdict, detailed: bool) -> str:
     status = verdict.status
     head = f"retrace: {verdict.recording}: {status}"
     if verdict.faithful and not (detailed and status == Status.CRASH_REPRODUCED):

@@ -442,3 +442,18 @@ def test_a_malformed_request_or_call_entry_is_corrupt(tmp_path: Path, kind: str,
     writer.close({"status": 0, "events": 0})
     with pytest.raises(RecordingError, match=f"corrupt recording: .*{problem}"):
         tape.read_recording(path)
+
+
+def test_a_replays_report_never_sends_a_files_escape_sequences_to_the_terminal() -> None:
+    """The report quotes the recording (its exception's type, message, source lines): escaped, like ``show``."""
+    from pytest_retrace.front.report import format_verdict
+    from pytest_retrace.kinds.outcome import ExceptionInfo, Outcome
+    from pytest_retrace.runner.verdict import Status, Verdict
+
+    escape = "\x1b]0;PWNED\x07\x1b[2J"
+    crash = ExceptionInfo(f"ValueError{escape}", f"bad {escape}", [["prog.py", 1, "<module>", f"raise{escape}"]],
+                          "f" * 16)
+    verdict = Verdict("a.retrace", Status.NEW_CRASH, recorded=Outcome(1, crash), replayed=Outcome(0))
+    report = format_verdict(verdict, detailed=True)
+    assert "\x1b" not in report and "\x07" not in report
+    assert "\\x1b]0;PWNED\\x07" in report and "\n" in report  # shown escaped; lines stay lines
