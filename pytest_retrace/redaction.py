@@ -35,10 +35,10 @@ _P = re.escape(PLACEHOLDER)
 
 # Learned from Sentry's and Django's sensitive-name filters; see the module's documentation for the form.
 DEFAULT_NAMES: tuple[str, ...] = (
-    "passw", "_pass_", "passphrase", "[a-z0-9]_pwd_",  # not the PWD variable (the working folder)
+    "passw", "_pass_", "(?<!by|om|ur)pass_", "passphrase", "_pwd_",  # PWD, the working folder, is kept (see value())
     "secret", "token", "_auth(?!or(s|ed|ship)?_)", "oauth", "credential", "signature", "_sig_",
     "private", "cookie", "session", "csrf", "xsrf", "dsn", "_keys?_", "apikey", "accesskey", "jwt", "_pw_",
-    "_creds?_",
+    "_creds?_", "_pat_",
 )
 
 
@@ -65,7 +65,8 @@ VALUE_PATTERNS: dict[str, tuple[re.Pattern[str], Any]] = {
                                re.DOTALL), PLACEHOLDER),
     "jwt": (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), PLACEHOLDER),
     "known-token": (re.compile(r"\b(?:(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}|gh[pousr]_[A-Za-z0-9]{20,}"
-                               r"|xox[abprs]-[A-Za-z0-9-]{10,}|glpat-[A-Za-z0-9_-]{20,})"), PLACEHOLDER),
+                               r"|xox[abprs]-[A-Za-z0-9-]{10,}|glpat-[A-Za-z0-9_-]{20,}"
+                               r"|github_pat_[A-Za-z0-9_]{20,})"), PLACEHOLDER),
 }
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -283,7 +284,8 @@ class Redaction(Record):
         """An environment snapshot, and the names of the variables whose values changed."""
         if not self.replace_secrets:
             return dict(environ), []
-        redacted = {name: self.value(name, value) for name, value in environ.items()}
+        redacted = {name: value if name == "PWD" else self.value(name, value)  # PWD: the working folder
+                    for name, value in environ.items()}
         return redacted, sorted(n for n, v in redacted.items() if v != environ[n])
 
     def argv(self, argv: list[str]) -> tuple[list[str], list[str]]:
@@ -446,7 +448,7 @@ class Redaction(Record):
 _CLUES: dict[str, tuple[str, ...]] = {
     "url-password": ("://",), "dsn-password": ("password", "pwd"), "bearer": ("bearer",), "basic": ("basic",),
     "aws-key": ("akia", "asia"), "private-key": ("private key",), "jwt": ("eyj",),
-    "known-token": ("sk_", "rk_", "gh", "xox", "glpat-"),
+    "known-token": ("sk_", "rk_", "gh", "xox", "glpat-", "github_pat_"),
 }
 
 # "key": "value", 'key': 1, key=value (JSON, Python reprs, forms); a value cut short at the end is still one.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -88,8 +89,14 @@ def _stream_kind(value: Any) -> Any:
 def _command(args: Any, engine: Engine) -> Any:
     """A command as its call key holds it: its secrets (``--password=…``, a token's shape) redacted the same way
     on both sides."""
-    if isinstance(args, (str, bytes, os.PathLike)):
-        return engine.redaction.text(os.fsdecode(args))
+    if isinstance(args, (str, bytes, os.PathLike)):  # a shell line: its words as arguments (``--token X``)
+        line = os.fsdecode(args)
+        try:
+            words = shlex.split(line)
+        except ValueError:  # unbalanced quotes: the shell will say so; its secrets are found by shape alone
+            return engine.redaction.text(line)
+        redacted = engine.redaction.argv(words)[0]
+        return engine.redaction.text(line) if redacted == words else shlex.join(redacted)
     return engine.redaction.argv([os.fsdecode(a) for a in args])[0]
 
 

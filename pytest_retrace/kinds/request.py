@@ -213,7 +213,9 @@ class RecordingMiddleware:
                 environ, redacted_body = _redacted_request(self.redaction, _plain_environ(received), body)
                 return {"app": self.entry, "root": self.root, "environ": environ, "body": redacted_body}
 
-            stem = f"{environ.get('REQUEST_METHOD', 'GET')}{environ.get('PATH_INFO', '/').replace('/', '_')}"[:60]
+            # A sealed recording's name says nothing of the request: a path may hold a secret (/reset/<token>).
+            path = "" if self.public_key is not None else environ.get("PATH_INFO", "/").replace("/", "_")
+            stem = f"{environ.get('REQUEST_METHOD', 'GET')}{path}"[:60]
             recording = InProcessRecording(Kind.WSGI, entry, stem, self.folder,
                                            self.redaction.carried_by_request(received, body), self.public_key)
         except Exception as exc:

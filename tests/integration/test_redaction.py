@@ -269,6 +269,7 @@ def test_what_a_service_answers_and_what_it_passes_on_holds_no_secret(tmp_path: 
         def login(user, password):
             out = subprocess.run([sys.executable, "-c", "print('ok')", "--db-password", "SubArgPw-6677"],
                                  capture_output=True, text=True)
+            subprocess.run("true --token ShellTok-8080", shell=True)
             return {"user": user, "ok": out.stdout.strip(), "access_token": "AccessTok-5533"}
 
         environ = {}
@@ -279,9 +280,10 @@ def test_what_a_service_answers_and_what_it_passes_on_holds_no_secret(tmp_path: 
         print(login("bob", "PosPass-1234"))
     '''))
     secrets = ["RefreshTok-8812", "SidValue-4471", "SessTok-9090", "SubArgPw-6677", "PosPass-1234", "AccessTok-5533",
-               "DbPw-3141", "Cred-2718"]
+               "DbPw-3141", "Cred-2718", "ShellTok-8080", "PgPass-1618"]
     done = subprocess.run([sys.executable, "svc.py"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "MYAPP_DB_PW": "DbPw-3141", "SERVICE_CRED": "Cred-2718"})
+                          env={**os.environ, "MYAPP_DB_PW": "DbPw-3141", "SERVICE_CRED": "Cred-2718",
+                               "PGPASS": "PgPass-1618"})
     assert done.returncode == 0, done.stderr
     assert "RefreshTok-8812" in done.stdout and "AccessTok-5533" in done.stdout  # the program got them all
     recordings = [*(tmp_path / "recs").glob("*.retrace"), *(tmp_path / "calls").glob("*.retrace")]

@@ -500,7 +500,7 @@ def test_an_app_that_checks_its_authorization_replays_faithfully_from_a_sealed_r
         import io
         from wsgiref.util import setup_testing_defaults
         import authapp
-        environ = {"HTTP_AUTHORIZATION": "Bearer s3cr3t-t0ken-abcdef"}
+        environ = {"HTTP_AUTHORIZATION": "Bearer s3cr3t-t0ken-abcdef", "PATH_INFO": "/reset/ResetTok-4242"}
         setup_testing_defaults(environ)
         response = authapp.app(environ, lambda status, headers: print(status))
         print(b"".join(response))
@@ -509,7 +509,8 @@ def test_an_app_that_checks_its_authorization_replays_faithfully_from_a_sealed_r
     driven = subprocess.run([sys.executable, "drive.py"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert driven.returncode == 0 and "200 OK" in driven.stdout, driven.stderr
     [recording] = (tmp_path / "recs").glob("*.retrace")
-    assert b"s3cr3t-t0ken-abcdef" not in recording.read_bytes()
+    assert b"s3cr3t-t0ken-abcdef" not in recording.read_bytes() and b"ResetTok-4242" not in recording.read_bytes()
+    assert "ResetTok" not in recording.name and recording.name.startswith("GET-")  # a sealed name says nothing
     run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--retrace-recordings=recs",
                           f"--retrace-key-file={private}"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout

@@ -24,7 +24,7 @@ def test_secret_names_are_found(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", [
-    "PWD", "OLDPWD", "HOME", "PATH", "keyboard", "monkey", "author", "authors", "author_id", "DATABASE_URL",
+    "OLDPWD", "HOME", "PATH", "keyboard", "monkey", "author", "authors", "author_id", "DATABASE_URL",
     "username", "compass", "LANG", "hotkeys_enabled", "bypass_cache",
 ])
 def test_ordinary_names_are_not_secrets(name: str) -> None:
@@ -233,3 +233,15 @@ def test_redacting_takes_linear_time_on_any_value(unit: str) -> None:
     DEFAULT.body(text.encode(), "application/json")
     DEFAULT.value("API_TOKEN", text)
     assert time.process_time() - start < 1.0
+
+
+def test_short_secret_names_and_the_working_folder() -> None:
+    """``pwd`` (a parameter, a query field) and ``PGPASS``/``DBPASS``/``GH_PAT`` are secrets; the ``PWD``
+    variable is the working folder and stays; ``BYPASS_CACHE`` and ``COMPASS_DIR`` are no passwords."""
+    for name in ("pwd", "PGPASS", "DBPASS", "GH_PAT", "MYAPP_DB_PW", "SERVICE_CRED"):
+        assert DEFAULT.matches(name), name
+    for name in ("BYPASS_CACHE", "COMPASS_DIR", "SURPASS"):
+        assert not DEFAULT.matches(name), name
+    environ, redacted = DEFAULT.environ({"PWD": "/srv/app", "DB_PWD": "s3cr3t-pw"})
+    assert environ == {"PWD": "/srv/app", "DB_PWD": PLACEHOLDER} and redacted == ["DB_PWD"]
+    assert DEFAULT.text("token github_pat_11ABCDEFG0123456789_abcdefghijkl") == f"token {PLACEHOLDER}"
