@@ -76,10 +76,14 @@ _REQUEST_LINE = re.compile(rb"[A-Z]{3,10} \S+ HTTP/1\.[01]\r\n")
 _COOKIE_HEADERS = frozenset({"cookie", "set-cookie", "set-cookie2"})
 
 
+def _normalize(name: str) -> str:
+    return "_" + _OTHER.sub("_", _CAMEL.sub("_", name).lower()).strip("_") + "_"
+
+
 @functools.lru_cache(maxsize=4096)  # the same names come back request after request
 def normalized(name: str) -> str:
     """A name as name patterns see it: ``X-Api-Key`` → ``_x_api_key_``."""
-    return "_" + _OTHER.sub("_", _CAMEL.sub("_", name).lower()).strip("_") + "_"
+    return _normalize(name)
 
 
 @functools.lru_cache(maxsize=32)
@@ -95,6 +99,16 @@ _MIN_CARRIED = 6  # a request's secret-named fields: passwords are often short
 # A name pattern of one's own: words of a normalized name, ``|`` between alternatives. No repetition, so no
 # pattern can make matching a name take long (a recording's header holds its patterns: untrusted input).
 _PLAIN_PATTERN = re.compile(r"[a-z0-9_]{1,64}(\|[a-z0-9_]{1,64}){0,15}")
+
+
+@functools.lru_cache(maxsize=8192)  # the same names come back request after request
+def _name_matches(names: tuple[str, ...], name: str) -> bool:
+    compiled = _names_regex(names)
+    return compiled is not None and compiled.search(_normalize(name)) is not None
+
+
+# Substrings (of the lower-cased text) without one of which no default name pattern matches anything in it.
+_NAME_CLUES = re.compile("pass|pwd|secret|token|auth|cred|sig|priv|cookie|session|csrf|xsrf|dsn|key|jwt|pw|pat")
 
 
 def _usable(pattern: Any) -> bool:
@@ -252,8 +266,7 @@ class Redaction(Record):
 
     def matches(self, name: str) -> bool:
         """Whether a value under ``name`` is a secret."""
-        compiled = _names_regex(self.names)
-        return self.replace_secrets and compiled is not None and compiled.search(normalized(name)) is not None
+        return self.replace_secrets and _name_matches(self.names, name)
 
     def text(self, value: str) -> str:
         """``value`` with the secret parts of the value patterns in use replaced."""
@@ -263,8 +276,10 @@ class Redaction(Record):
             if secret in value:
                 value = value.replace(secret, PLACEHOLDER)
         lowered = value.lower()
+        if _ANY_CLUE.search(lowered) is None:  # most values: no pattern can match
+            return value
         for name in self.values:
-            if not any(clue in lowered for clue in _CLUES[name]):  # most values: no pattern can match
+            if not any(clue in lowered for clue in _CLUES[name]):
                 continue
             pattern, replacement = VALUE_PATTERNS[name]
             value = pattern.sub(replacement, value)
@@ -411,6 +426,11 @@ class Redaction(Record):
         pair under a secret name has its value replaced, then strings by their shape."""
         if not self.replace_secrets:
             return text
+        names = _names_regex(self.names)
+        if names is None or (  # no secret name anywhere in it: no pair to look at
+                _NAME_CLUES.search(text.lower()) is None if self.names == DEFAULT_NAMES
+                else names.search(_normalize(text)) is None):
+            return self.text(text)
 
         def pair(match: re.Match[str]) -> str:
             value = match.group("value")
@@ -450,6 +470,8 @@ _CLUES: dict[str, tuple[str, ...]] = {
     "aws-key": ("akia", "asia"), "private-key": ("private key",), "jwt": ("eyj",),
     "known-token": ("sk_", "rk_", "gh", "xox", "glpat-", "github_pat_"),
 }
+
+_ANY_CLUE = re.compile("|".join(re.escape(clue) for clues in _CLUES.values() for clue in clues))
 
 # "key": "value", 'key': 1, key=value (JSON, Python reprs, forms); a value cut short at the end is still one.
 # A value that opens a dict or list is not taken whole: the pairs inside are looked at.

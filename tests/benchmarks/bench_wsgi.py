@@ -9,7 +9,7 @@ each request and dropping it). The server's CPU time per request is reported too
 two-core machine the client competes for the CPU, and throughput alone is noisy. Then the
 recordings of one keep="all" round (capped at 200) are
 replayed with ``pytest --retrace-recordings -n 2`` and the recordings per second reported (the rootdir is
-this folder: replay runs only the code of the project that holds the app).
+the checkout, where the service runs: replay runs only the code of the project that holds the app).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))  # the checkout: the project whose code a replay runs
 
 
 def free_port() -> int:
@@ -45,7 +46,7 @@ def throughput(keep: str, requests: int, folder: str) -> tuple[float, float]:
     """Requests per second, and the server's CPU microseconds per request."""
     port = free_port()
     env = dict(os.environ, BENCH_KEEP=keep, BENCH_RECORDINGS=folder)
-    server = subprocess.Popen([sys.executable, os.path.join(HERE, "wsgi_app.py"), str(port)], env=env,
+    server = subprocess.Popen([sys.executable, os.path.join(HERE, "wsgi_app.py"), str(port)], env=env, cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert server.stdout is not None and server.stdout.readline() == "serving\n"
@@ -95,7 +96,7 @@ def main() -> None:
         shutil.copy(os.path.join(kept, name), replay)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "2", "-p", "no:cacheprovider",
-                    f"--retrace-recordings={replay}", "--rootdir", HERE], cwd=replay, check=True,
+                    f"--retrace-recordings={replay}", "--rootdir", ROOT], cwd=replay, check=True,
                    stdout=subprocess.DEVNULL)
     elapsed = time.perf_counter() - start
     print(f"replayed {len(recordings)} request recordings with -n 2 in {elapsed:.1f} s: "

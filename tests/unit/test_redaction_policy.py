@@ -245,3 +245,17 @@ def test_short_secret_names_and_the_working_folder() -> None:
     environ, redacted = DEFAULT.environ({"PWD": "/srv/app", "DB_PWD": "s3cr3t-pw"})
     assert environ == {"PWD": "/srv/app", "DB_PWD": PLACEHOLDER} and redacted == ["DB_PWD"]
     assert DEFAULT.text("token github_pat_11ABCDEFG0123456789_abcdefghijkl") == f"token {PLACEHOLDER}"
+
+
+def test_every_default_name_pattern_holds_a_clue_the_quick_check_looks_for() -> None:
+    """A preview is looked at pair by pair only when a clue of some name pattern is in it: a default pattern
+    without one of the clues would be skipped there."""
+    import re
+
+    from pytest_retrace.redaction import _NAME_CLUES
+
+    for pattern in DEFAULT_NAMES:
+        letters = re.sub(r"\(\?<?[!=][^)]*\)|\[[^]]*\]|[()?|_^$\\]", "", pattern)  # what it matches literally
+        assert _NAME_CLUES.search(letters), pattern
+    nested = '{"data": {"stripeKey": "sk-abcdef"}, "user": {"password": "x"}}'
+    assert "sk-abcdef" not in DEFAULT.fragment(nested) and '"x"' not in DEFAULT.fragment(nested)
