@@ -193,16 +193,6 @@ def type_path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def resolve_type_path(path: str) -> Any:
-    """The object ``module:qualname`` names, importing the module. Not for anything read from a recording's
-    values: decoding resolves types only through :func:`resolve_class`."""
-    module, _, qualname = path.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
 # -- type paths read from a recording: classes only, from modules already imported or allowed -------------
 
 # A recording is untrusted input (DESIGN §2): a type path in it may name only an exception class, an Enum or

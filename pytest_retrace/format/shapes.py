@@ -74,7 +74,7 @@ END_FIELDS = (
     Field("returned", (dict, _NONE)),
     Field("recording_error", (str, _NONE)),
 )
-MAX_TRACEBACK_FRAMES = 5000
+MAX_TRACEBACK_FRAMES = 5000  # of an END's exception: a writer keeps a deeper one's ends (ExceptionInfo.of)
 
 
 def _problem(where: str, body: Any, fields: tuple[Field, ...]) -> str | None:

@@ -117,3 +117,18 @@ def test_replay_of_damaged_files_exits_2_with_a_corrupt_verdict(tmp_path: Path) 
             run.stderr), run.stderr
         assert len(run.stderr.strip().splitlines()) == 1
         assert '"status": "corrupt"' in (tmp_path / f"{name}.json").read_text()
+
+
+def test_a_real_crash_deeper_than_the_readers_bound_records_as_a_readable_crash(tmp_path: Path) -> None:
+    """The reader refuses an END whose traceback is longer than any run's; the writer keeps a deep recursion's
+    two ends within that bound, so a real crash never reads back as corrupt."""
+    (tmp_path / "deep.py").write_text("import sys\nsys.setrecursionlimit(12000)\n\n"
+                                      "def down(n):\n    return down(n + 1)\n\ndown(0)\n")
+    recorded = retrace("record", "-o", "deep.retrace", "deep.py", cwd=tmp_path)
+    assert recorded.returncode == 1 and "RecursionError" in recorded.stderr
+    rec = tape.read_recording(tmp_path / "deep.retrace")
+    assert rec.status == tape.TapeStatus.COMPLETE and rec.end is not None
+    frames = rec.end["exception"]["traceback"]
+    assert frames[0][2] == "<module>" and frames[-1][2] == "down"
+    replayed = retrace("replay", "deep.retrace", "--verdict", "v.json", cwd=tmp_path)
+    assert replayed.returncode == 1 and '"crash-reproduced"' in (tmp_path / "v.json").read_text()
