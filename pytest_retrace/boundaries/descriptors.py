@@ -18,6 +18,7 @@ from ..record import Record
 
 # Taken at import, before any boundary replaces them: our own descriptor work is never recorded.
 _os_open, _write, _close, _fstat, _lseek, _unlink = os.open, os.write, os.close, os.fstat, os.lseek, os.unlink
+_ftruncate = os.ftruncate
 _memfd_create = getattr(os, "memfd_create", None)
 _READ_ONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
@@ -109,43 +110,83 @@ class Descriptors:
         return self._made.get((now.st_dev, now.st_ino)) if self._made else None
 
 
-def _anonymous(content: bytes) -> tuple[int, bool]:
-    """A descriptor over ``content``, and whether its file is a memory file (an identity of its own)."""
+def _anonymous(content: bytes, writable: bool = False) -> tuple[int, bool]:
+    """A descriptor over ``content`` at offset 0 (read-only unless ``writable``), and whether its file is a
+    memory file (an identity of its own)."""
     if _memfd_create is not None:
         try:
-            writable = _memfd_create("retrace", os.MFD_CLOEXEC)
+            fd = _memfd_create("retrace", os.MFD_CLOEXEC)
         except OSError:  # refused (a sandbox's seccomp filter): the temporary file below
             pass
         else:
             try:
-                _write_all(writable, content)
+                write_all(fd, content)
+                if writable:
+                    _lseek(fd, 0, os.SEEK_SET)
+                    return fd, True
                 # Read-only as the data file was: os.write on it fails, mmap refuses ACCESS_WRITE.
-                return _read_only_in_place(writable, f"/proc/self/fd/{writable}"), True
+                return _reopened(fd, f"/proc/self/fd/{fd}", _READ_ONLY), True
             except OSError:  # no /proc: the memory file itself, rewound
-                _lseek(writable, 0, os.SEEK_SET)
-                return writable, True
+                _lseek(fd, 0, os.SEEK_SET)
+                return fd, True
     import tempfile
 
     with internal:
-        writable, name = tempfile.mkstemp(prefix=".retrace-")
+        fd, name = tempfile.mkstemp(prefix=".retrace-")
     try:
-        _write_all(writable, content)
-        return _read_only_in_place(writable, name), False
+        write_all(fd, content)
+        if writable:
+            _lseek(fd, 0, os.SEEK_SET)
+            return fd, False
+        return _reopened(fd, name, _READ_ONLY), False
     finally:
-        _unlink(name)
+        with internal:
+            _unlink(name)
 
 
-def _read_only_in_place(writable: int, path: str) -> int:
-    """``path`` opened read-only under the number of ``writable``, which it replaces: the lowest free number,
-    the one the program's own open would have got."""
-    read_only = _os_open(path, _READ_ONLY)
+def memory_file(content: bytes, size: int, flags: int) -> int:
+    """A descriptor standing in, on replay, for a file opened for writing with ``flags``: an anonymous memory
+    file of ``size`` bytes that begins with ``content``, opened with the access and append mode of ``flags``
+    (its number the lowest free one, as the program's own open would have got)."""
+    with internal:  # our own work: the replay guard lets it through
+        fd, _ = _anonymous(content, writable=True)
+        if size > len(content):
+            _ftruncate(fd, size)
+        wanted = flags & (os.O_ACCMODE | os.O_APPEND)
+        if wanted != os.O_RDWR:
+            try:
+                return _reopened(fd, f"/proc/self/fd/{fd}", wanted | getattr(os, "O_CLOEXEC", 0))
+            except OSError:  # no /proc: the memory file as it is, readable and writable
+                pass
+        return fd
+
+
+def _reopened(fd: int, path: str, flags: int) -> int:
+    """``path`` (the file behind ``fd``) opened again with ``flags`` under the number of ``fd``, which it
+    replaces."""
+    again = _os_open(path, flags)
     try:
-        return os.dup2(read_only, writable, inheritable=False)
+        return os.dup2(again, fd, inheritable=False)
     finally:
-        _close(read_only)
+        _close(again)
 
 
-def _write_all(fd: int, content: bytes) -> None:
+def write_all(fd: int, content: bytes | memoryview) -> None:
     view = memoryview(content)
     while view:
         view = view[_write(fd, view):]
+
+
+def read_all(fd: int, size: int) -> bytes:
+    """What descriptor ``fd`` holds from offset 0 on (``size``: what its stat says), its offset left alone."""
+    chunks: list[bytes] = []
+    offset = 0
+    while True:
+        want = size - offset + 1 if offset < size else 1 << 16
+        chunk = os.pread(fd, want, offset)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        offset += len(chunk)
+        if offset == size and len(chunk) < want:  # the size stat gave and not a byte more: the end, one read
+            return b"".join(chunks)  # (files of /proc and /sys say 0 and may read short: read to the end)

@@ -26,7 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..engine.state import tls
 from ..frames import LIBRARY_PREFIXES, PACKAGE_DIR
-from .descriptors import Descriptors, Snapshot
+from .changes import WRITING, ChangeBoundary
+from .changes import install as install_changes
+from .descriptors import Descriptors, Snapshot, memory_file, read_all
 from .streams import RecordedStream, RecordedWriter, UpdatableFile
 
 if TYPE_CHECKING:
@@ -154,9 +156,10 @@ def classifier_for(live_paths: tuple[str, ...]) -> Classifier:
 class FileBoundary:
     """The file system functions of one installation: reads of data files are events, writes fingerprinted."""
 
-    def __init__(self, engine: Engine, classifier: Classifier) -> None:
+    def __init__(self, engine: Engine, classifier: Classifier, changes: ChangeBoundary) -> None:
         self._engine = engine
         self._classifier = classifier
+        self._changes = changes
         self._open = io.open
         self._os_open, self._fstat = os.open, os.fstat
         self._stat, self._lstat = os.stat, os.lstat
@@ -173,7 +176,7 @@ class FileBoundary:
         fd = self._os_open(file, flags)
         try:
             stat = self._fstat(fd)
-            content = _read_all(fd, stat.st_size) if stat_module.S_ISREG(stat.st_mode) else None
+            content = read_all(fd, stat.st_size) if stat_module.S_ISREG(stat.st_mode) else None
         except BaseException:
             os.close(fd)
             raise
@@ -182,20 +185,30 @@ class FileBoundary:
             self._open(file, "rb", buffering=0).close()  # raises open()'s own IsADirectoryError
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(file))  # (a race)
         holder.append(fd)
+        self._changes.written.forget(fd)  # the number is a read's now (a file object closed it unseen)
         return None if content is None else Snapshot.value(content, stat)
     def open(  # noqa: A003 - it replaces the builtin
         self, file: Any, mode: str = "r", buffering: int = -1, encoding: str | None = None, errors: str | None = None,
         newline: str | None = None, closefd: bool = True, opener: Any = None,
     ) -> Any:
         real_open, engine = self._open, self._engine
-        if opener is not None or not self._is_data(file):
+        if opener is not None:  # the program opens: its opener's os.open is ours
+            tls.opener += 1
+            try:
+                return real_open(file, mode, buffering, encoding, errors, newline, closefd, opener)
+            finally:
+                tls.opener -= 1
+        if tls.gate or not _is_path(file):
             return real_open(file, mode, buffering, encoding, errors, newline, closefd, opener)
-        if mode in READ_MODES and closefd and ("b" not in mode or encoding is errors is newline is None):
-            return self._open_for_reading(file, mode, buffering, encoding, errors, newline)
+        if mode in READ_MODES:
+            if closefd and ("b" not in mode or encoding is errors is newline is None) and self._is_data(file):
+                return self._open_for_reading(file, mode, buffering, encoding, errors, newline)
+            return real_open(file, mode, buffering, encoding, errors, newline, closefd, opener)
+        # Writing (a file of any kind: a replay changes nothing).
         path = os.fspath(file)
         text = "b" not in mode
         base = mode.replace("b", "").replace("t", "")
-        if base == "r":  # arguments open() refuses before it opens anything
+        if base.startswith("r") and "+" not in base:  # arguments open() refuses before it opens anything
             return real_open(file, mode, buffering, encoding, errors, newline, closefd, opener)
         if "+" in base:
             initial = b""
@@ -207,7 +220,10 @@ class FileBoundary:
         else:
             files: list[Any] = []
             engine.call("open", (path, base), lambda: files.append(real_open(path, base + "b")))
-            binary = RecordedWriter(engine, path, mode, files[0] if files else None)
+            replayed = not files  # then a memory file takes the writes: fileno() and os.fsync work alike
+            real = real_open(memory_file(b"", 0, os.O_WRONLY), base + "b") if replayed else files[0]
+            self._changes.written.track(real.fileno(), path)
+            binary = RecordedWriter(engine, path, mode, real, replayed)
         if not text:
             return binary
         wrapper = io.TextIOWrapper(
@@ -234,6 +250,7 @@ class FileBoundary:
         if buffering == -1 and snapshot.stat is not None and snapshot.stat.st_blksize > 1:
             buffering = snapshot.stat.st_blksize  # the buffer the data file's own block size gives (peek, read1)
         fd = self._descriptors.serve(snapshot, holder[0] if holder else None)
+        self._changes.written.forget(fd)
         opened = []
 
         def opener(_path: Any, _flags: int) -> int:
@@ -248,14 +265,21 @@ class FileBoundary:
                 os.close(fd)
             raise
     def os_open(self, path: Any, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+        if flags & WRITING and dir_fd is None and not tls.gate and _is_path(path):
+            return self._changes.open(path, flags, mode)
         if dir_fd is not None or flags & NOT_READ_ONLY or not self._is_data(path):
             return self._os_open(path, flags, mode, dir_fd=dir_fd)
         holder: list[int] = []
         value = self._engine.call("os.open", (os.fspath(path),), self._snapshot, path, flags, holder)
         if value is None:  # not a regular file: its descriptor, unrecorded as before
             return holder[0] if holder else self._os_open(path, flags, mode)
-        return self._descriptors.serve(Snapshot.of(value), holder[0] if holder else None)
+        fd = self._descriptors.serve(Snapshot.of(value), holder[0] if holder else None)
+        self._changes.written.forget(fd)
+        return fd
     def fstat(self, fd: int) -> os.stat_result:
+        written = self._changes.fstat(fd, self._fstat)
+        if written is not None:
+            return written
         now = self._fstat(fd)
         recorded = self._descriptors.stat(fd, now)
         return now if recorded is None else recorded
@@ -294,7 +318,8 @@ class FileBoundary:
 
 
 def install(engine: Engine, patcher: Patcher, options: Options) -> None:
-    files = FileBoundary(engine, classifier_for(tuple(options.live_paths)))
+    changes = ChangeBoundary(engine)
+    files = FileBoundary(engine, classifier_for(tuple(options.live_paths)), changes)
     import builtins
 
     patcher.set(builtins, "open", files.open)
@@ -302,6 +327,7 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
     for fn in (files.stat, files.lstat, files.listdir, files.scandir, files.fstat):
         patcher.set(os, fn.__name__, fn)
     patcher.set(os, "open", files.os_open)
+    install_changes(changes, patcher)
     # shutil copies between descriptors in the kernel when both files have one: while recording a written data
     # file's descriptor is real and the copy would bypass what fingerprints the write, on replay it is not.
     def copy_in_user_space(shutil: Any) -> None:
@@ -318,30 +344,17 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
     patcher.when_imported("tokenize", tokenize_opens_ours)
     # Some stdlib classes bind these functions at import: pathlib's accessor (Python 3.10),
     # glob's string globber (3.13+).
+    accessor = (("stat", files.stat), ("open", files.open), ("listdir", files.listdir), ("scandir", files.scandir),
+                *((name, getattr(os, name)) for name in ("chmod", "mkdir", "unlink", "link", "rmdir", "rename",
+                                                          "replace", "symlink", "readlink")))
     bound_at_import: tuple[tuple[Any, tuple[tuple[str, Any], ...]], ...] = (
-        (getattr(pathlib, "_NormalAccessor", None), (("stat", files.stat), ("open", files.open),
-                                                     ("listdir", files.listdir), ("scandir", files.scandir))),
+        (getattr(pathlib, "_NormalAccessor", None), accessor),
         (getattr(glob, "_StringGlobber", None), (("scandir", files.scandir), ("lstat", files.lstat))),
     )
     for owner, functions in bound_at_import:
         for name, fn in functions if owner is not None else ():
             if name in owner.__dict__:
                 patcher.set(owner, name, staticmethod(fn))
-
-
-def _read_all(fd: int, size: int) -> bytes:
-    """What descriptor ``fd`` holds from offset 0 on (``size``: what its stat says), its offset left alone."""
-    chunks: list[bytes] = []
-    offset = 0
-    while True:
-        want = size - offset + 1 if offset < size else 1 << 16
-        chunk = os.pread(fd, want, offset)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-        offset += len(chunk)
-        if offset == size and len(chunk) < want:  # the size stat gave and not a byte more: the end, one read
-            return b"".join(chunks)  # (files of /proc and /sys say 0 and may read short: read to the end)
 
 
 def _read_or_empty(real_open: Any, path: Any, base: str) -> bytes:

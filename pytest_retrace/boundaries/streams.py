@@ -94,10 +94,11 @@ class RecordedWriter(io.BufferedIOBase):
     ``file.written`` event, so a replay that writes other content diverges there.
     """
 
-    def __init__(self, engine: Engine, path: Any, mode: str, real: Any) -> None:
+    def __init__(self, engine: Engine, path: Any, mode: str, real: Any, replayed: bool = False) -> None:
         super().__init__()
         self._engine = engine
-        self._real = real
+        self._real = real  # the file (on replay: a memory file, closed here)
+        self._replayed = replayed
         self._hash = hashlib.blake2b(digest_size=16)
         self._size = 0
         self.name = path
@@ -132,6 +133,8 @@ class RecordedWriter(io.BufferedIOBase):
         key = (self.name, self._size, self._hash.hexdigest())
         super().close()
         self._engine.call("file.written", key, real.close if real is not None else nothing)
+        if self._replayed:
+            real.close()
 
 
 class UpdatableFile(io.BytesIO):

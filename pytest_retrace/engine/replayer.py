@@ -350,6 +350,20 @@ class Replayer(Engine):
         kind = DivergenceKind.TRUNCATED if self.truncated else DivergenceKind.EXTRA_CALL
         return self.diverge(kind, None, name, args, tid)
 
+    def refuse(self, name: str, args: Any) -> NoReturn:
+        """The replay guard saw a real effect that no recorded call answered (``name``: the audit event): the
+        recording holds no such call, so here the replay diverges (on a crash recording's new path, the
+        program gets an UnrecordedCall)."""
+        name = f"unrecorded {name}"
+        if tls.tid is None:  # a thread the recording does not know
+            with internal:
+                position = self.consumed
+                expected = self.events[position] if position < len(self.events) else None
+            self.diverge(DivergenceKind.MISMATCH if expected else DivergenceKind.EXTRA_CALL, expected, name, args,
+                         None)
+        self.next_event(name, args)  # never the recorded one: the divergence (or UnrecordedCall)
+        raise AssertionError("no recorded call answers a refused effect")  # pragma: no cover
+
     # -- divergence -------------------------------------------------------------------------------------
 
     def diverge(self, kind: DivergenceKind, expected: Event | None, name: str, args: Any, tid: Any) -> Event:

@@ -35,6 +35,9 @@ class _ThreadState(_thread._local):
     # id() of the exception the last external call raised on this thread: a stand-in tells the call's own
     # exceptions from errors of ours by it (an id, not the exception: that would keep its frames alive).
     raised = 0
+    # > 0 while open() hands the opening to the program's own opener, whose os.open is a boundary's: the replay
+    # guard leaves that open to it.
+    opener = 0
 
 
 tls = _ThreadState()

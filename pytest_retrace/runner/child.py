@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any, NoReturn
 
 from ..boundaries import Options, areas, env, install, machine
+from ..engine import guard
 from ..engine.divergence import DIVERGED_EXIT, Call, Divergence, DivergenceKind
 from ..engine.patch import Patcher
 from ..engine.replayer import Replayer
@@ -119,6 +120,7 @@ def replay_here(config: ReplayConfig) -> NoReturn:
     engine.redaction = Redaction.from_header(header)  # what the program does now, redacted as recorded
     start_main_thread()
     install(engine, Patcher(), Options(live_paths=header.get("live_paths", [])))
+    guard.install(engine.refuse)  # from here on, what the recording does not answer never happens
 
     def finalize(outcome: Outcome) -> None:
         enter_gate()
@@ -146,6 +148,7 @@ def main() -> NoReturn:
     manager.preset(config.plugins)
     if isinstance(config, RecordConfig):
         record(config)
+    sys.dont_write_bytecode = True  # a replay writes nothing, not even the bytecode cache of what it imports
     if isinstance(config, ForkServerConfig):
         from . import forkserver
 

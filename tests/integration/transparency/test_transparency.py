@@ -39,8 +39,6 @@ TIMEOUT = 60
 MAX_UNSTABLE = 0.3  # a program whose plain runs differ in more of their tokens than this is not a valid case
 
 XFAIL: dict[str, str] = {  # what differs today, by root cause
-    # replay touches the world
-    "write_report": "replay performs Path.mkdir: 'out' created in the program's folder",
 }
 
 

@@ -1,0 +1,238 @@
+"""Changes to the file system: recorded with their outcome, never performed on replay.
+
+``mkdir``, ``rmdir``, ``remove``/``unlink``, ``rename``/``replace``, ``chmod``/``chown``/``utime``, ``link``/
+``symlink``, ``truncate``, ``mkfifo``/``mknod`` and extended attributes are events keyed by their arguments:
+while recording they run, on replay the recorded outcome (None, or the error) is handed back. ``os.makedirs``,
+``removedirs``, ``renames``, ``shutil``, ``tempfile`` and ``pathlib`` are built on these, so they follow.
+
+A descriptor opened for writing (``os.open`` with a creating, truncating or writing flag; ``open()`` for
+writing) is *written*: its ``os.write`` calls and its ``os.fstat`` are events. While recording the descriptor is
+the file's own; on replay it is an anonymous memory file holding what the recorded open found (its size, and
+its bytes when the descriptor can read), so ``fileno()``, ``os.fsync``, ``lseek`` and reading back what was
+written work on both sides and the disk is never touched. What the program later reads back through a path is
+a recorded read like any other.
+
+Paths of every kind are changes (code and live paths too: a replay changes nothing); only our own work, inside
+the gate, passes through. Calls given a ``dir_fd`` pass through: on replay the guard (``engine/guard.py``)
+refuses them.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_module
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..engine.base import payload
+from ..engine.state import internal, tls
+from .descriptors import memory_file, read_all, write_all
+
+if TYPE_CHECKING:
+    from ..engine.base import Engine
+    from ..engine.patch import Patcher
+
+# Functions that change the file system, by the name the program calls them by.
+CHANGES = ("mkdir", "rmdir", "remove", "unlink", "rename", "replace", "chmod", "chown", "lchown", "utime", "link",
+           "symlink", "truncate", "mkfifo", "mknod", "setxattr", "removexattr")
+# The same on a descriptor: an event when the descriptor is a written one, else they pass through.
+ON_DESCRIPTORS = ("fchmod", "fchown", "ftruncate")
+# Reads of a path that a change may have made (a symlink's target, attributes), answered from the recording.
+READS = ("readlink", "listxattr", "getxattr")
+DIR_FDS = ("dir_fd", "src_dir_fd", "dst_dir_fd")
+# os.open flags that write or create: such an open is a change.
+WRITING = (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_TMPFILE", 0))
+
+_fstat, _close, _ftruncate = os.fstat, os.close, os.ftruncate
+
+
+def plain(value: Any) -> Any:
+    """An argument as a call key holds it: a path-like as its path."""
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+def _key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    key = tuple(plain(a) for a in args)
+    return key + (tuple(sorted((k, plain(v)) for k, v in kwargs.items())),) if kwargs else key
+
+
+class Written:
+    """The descriptors opened for writing, by number: the path each was opened as, and the identity (device,
+    inode) of the file behind it, since a number is reused after a close we do not see (a file object's)."""
+
+    def __init__(self) -> None:
+        self._by_number: dict[int, tuple[str | bytes, int, int]] = {}
+
+    def track(self, fd: int, path: str | bytes) -> None:
+        try:
+            now = _fstat(fd)
+        except OSError:
+            return
+        self._by_number[fd] = (path, now.st_dev, now.st_ino)
+
+    def path(self, fd: Any) -> str | bytes | None:
+        """The path descriptor ``fd`` was opened for writing as, or None when it is no written one (now)."""
+        known = self._by_number.get(fd) if type(fd) is int else None
+        if known is None:
+            return None
+        try:
+            now = _fstat(fd)
+        except OSError:
+            now = None
+        if now is None or (now.st_dev, now.st_ino) != known[1:]:
+            self._by_number.pop(fd, None)
+            return None
+        return known[0]
+
+    def forget(self, fd: int) -> None:
+        self._by_number.pop(fd, None)
+
+
+class ChangeBoundary:
+    """The file system changes of one installation."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.written = Written()
+        self._os_open = os.open
+
+    def change(self, name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        """``os.<name>`` as an event (``real``: the function it replaces)."""
+        engine, written = self._engine, self.written
+        event = f"os.{name}"
+
+        def changed(*args: Any, **kwargs: Any) -> Any:
+            if tls.gate or (kwargs and any(kwargs.get(k) is not None for k in DIR_FDS)):
+                return real(*args, **kwargs)
+            if args and type(args[0]) is int:  # a descriptor given for the path: a written one is known by path
+                path = written.path(args[0])
+                if path is None:
+                    return real(*args, **kwargs)
+                return engine.call(event, (path, *_key(args[1:], kwargs)), real, *args, **kwargs)
+            return engine.call(event, _key(args, kwargs), real, *args, **kwargs)
+
+        changed.__name__ = changed.__qualname__ = name
+        return changed
+
+    def on_descriptor(self, name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        """``os.f<name>`` (fchmod, fchown, ftruncate) on a written descriptor as an event; on replay the memory
+        file behind it is changed alike (a truncation shows in what is read back), the disk never."""
+        engine, written = self._engine, self.written
+        event = f"os.{name}"
+
+        def changed(fd: int, *args: Any) -> Any:
+            path = None if tls.gate else written.path(fd)
+            if path is None:
+                return real(fd, *args)
+            done: list[bool] = []
+
+            def run() -> None:
+                done.append(True)
+                real(fd, *args)
+
+            engine.call(event, (path, *args), run)
+            if not done and name == "ftruncate":  # replayed: the memory file follows
+                with internal:
+                    _ftruncate(fd, *args)
+            return None
+
+        changed.__name__ = changed.__qualname__ = name
+        return changed
+
+    def read(self, name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        """A read of what a change may have made (``readlink``, extended attributes): an event."""
+        engine = self._engine
+        event = f"os.{name}"
+
+        def read(*args: Any, **kwargs: Any) -> Any:
+            if tls.gate or not args or type(args[0]) is int or kwargs.get("dir_fd") is not None:
+                return real(*args, **kwargs)
+            return engine.call(event, _key(args, kwargs), real, *args, **kwargs)
+
+        read.__name__ = read.__qualname__ = name
+        return read
+
+    def open(self, path: Any, flags: int, mode: int) -> int:  # noqa: A003 - os.open's writing side
+        """``os.open`` with a writing or creating flag: an event whose value is what the program can see of the
+        file through the descriptor (its size; its bytes when it reads too)."""
+        key = os.fspath(path)
+        holder: list[int] = []
+
+        def opened() -> list[Any]:
+            fd = self._os_open(path, flags, mode)
+            holder.append(fd)
+            try:
+                now = _fstat(fd)
+                readable = flags & os.O_ACCMODE != os.O_WRONLY and stat_module.S_ISREG(now.st_mode)
+                return [now.st_size, read_all(fd, now.st_size) if readable and now.st_size else None]
+            except BaseException:
+                _close(fd)
+                raise
+
+        size, content = self._engine.call("os.open", (key, flags, mode), opened)
+        fd = holder[0] if holder else memory_file(content or b"", size, flags)
+        self.written.track(fd, key)
+        return fd
+
+    def write(self, real: Callable[[int, Any], int]) -> Callable[[int, Any], int]:
+        """``os.write``: on a written descriptor an event; on replay the memory file takes the bytes too."""
+        engine, written = self._engine, self.written
+
+        def write(fd: int, data: Any) -> int:
+            path = None if tls.gate else written.path(fd)
+            if path is None:
+                return real(fd, data)
+            done: list[bool] = []
+
+            def run() -> int:
+                done.append(True)
+                return real(fd, data)
+
+            count: int = engine.call("os.write", (path, payload(data)), run)
+            if not done:  # replayed: what the recording wrote goes to the memory file
+                write_all(fd, memoryview(data).cast("B")[:count])
+            return count
+
+        return write
+
+    def fstat(self, fd: int, real: Callable[[int], os.stat_result]) -> os.stat_result | None:
+        """The stat of a written descriptor as an event (None: ``fd`` is no written descriptor)."""
+        path = None if tls.gate else self.written.path(fd)
+        if path is None:
+            return None
+        return self._engine.call("os.fstat", (path,), real, fd)  # type: ignore[no-any-return]
+
+    def close(self, real: Callable[[int], None]) -> Callable[[int], None]:
+        written = self.written
+
+        def close(fd: int) -> None:
+            written.forget(fd)
+            real(fd)
+
+        return close
+
+
+def install(changes: ChangeBoundary, patcher: Patcher) -> None:
+    """Install the changes (``os.open`` and ``os.fstat`` are the files boundary's, which hands writing opens and
+    written descriptors to ``changes``)."""
+    for name in CHANGES:
+        if hasattr(os, name):
+            patcher.set(os, name, changes.change(name, getattr(os, name)))
+    for name in ON_DESCRIPTORS:
+        if hasattr(os, name):
+            patcher.set(os, name, changes.on_descriptor(name, getattr(os, name)))
+    for name in READS:
+        if hasattr(os, name):
+            patcher.set(os, name, changes.read(name, getattr(os, name)))
+    patcher.set(os, "write", changes.write(os.write))
+    patcher.set(os, "close", changes.close(os.close))
+    patcher.when_imported("shutil", lambda shutil: _remove_trees_by_path(shutil, patcher))
+
+
+def _remove_trees_by_path(shutil: Any, patcher: Patcher) -> None:
+    """``shutil.rmtree`` removes a tree through descriptors of its folders (``unlink(name, dir_fd=…)``), which no
+    path-keyed event can answer: it removes by path instead, as it does where those calls are missing."""
+    if getattr(shutil, "_use_fd_functions", False):
+        patcher.set(shutil, "_use_fd_functions", False)
+    if "_rmtree_impl" in vars(shutil) and hasattr(shutil, "_rmtree_unsafe"):  # Python 3.13+: chosen at import
+        patcher.set(shutil, "_rmtree_impl", shutil._rmtree_unsafe)

@@ -1,0 +1,160 @@
+"""The replay guard: a replay refuses every real effect that no recorded call answered.
+
+Boundaries answer a replay's external calls from the recording and never run the real ones. What reaches the
+world anyway (a call no boundary intercepts: ``_socket.socket().connect``, ``os.posix_spawn``, a write through
+a descriptor opened by C code, a ``dir_fd`` call; or a call on a new path of the code) is seen here, through
+the interpreter's audit hooks (PEP 578), below every Python-level patch, and refused before it happens:
+
+- a file created, written, truncated, removed, renamed, linked or changed in mode, owner, times or attributes;
+- a network connection, bind, datagram or name look-up, at any layer;
+- a process started (``subprocess``, ``posix_spawn``, ``exec``, ``system``; forks are the recorded tree's own);
+- a signal to another process (itself and its own children are the program's own doing).
+
+A refusal is reported like any call the recording does not have: the replay diverges there, with the Python
+stack of the effect; on a crash recording's new path, ``UnrecordedCall`` is raised into the program instead.
+Only our own work, inside the gate, passes. Reads stay allowed: the program's own code is read live.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from .state import internal, tls
+
+_getpid = os.getpid  # taken before the process boundary replaces it
+
+# os.open flags that write or create.
+WRITING = (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_TMPFILE", 0))
+# Files whose opening for writing changes nothing.
+HARMLESS_FILES = frozenset({"/dev/null", b"/dev/null"})
+MEMORY_DATABASES = (":memory:", "", "file::memory:")
+
+Refuse = Callable[[str, Any], None]
+
+
+def _open_changes(args: tuple[Any, ...]) -> Any:
+    path, mode, flags = args[:3]
+    if type(path) is int or not flags & WRITING or path in HARMLESS_FILES or (mode is not None and tls.opener):
+        return None
+    return (path, flags)
+
+
+def _first_two(args: tuple[Any, ...]) -> Any:
+    return args[:2]
+
+
+def _path(args: tuple[Any, ...]) -> Any:
+    return args[:1]
+
+
+def _address(args: tuple[Any, ...]) -> Any:
+    return args[1:2]  # args[0] is the socket object
+
+
+def _command(args: tuple[Any, ...]) -> Any:
+    return args[:2]  # the program and its arguments (not the environment: it holds secrets)
+
+
+def _database(args: tuple[Any, ...]) -> Any:
+    database = os.fspath(args[0]) if args and isinstance(args[0], (str, bytes, os.PathLike)) else args[:1]
+    if isinstance(database, bytes):
+        database = os.fsdecode(database)
+    if isinstance(database, str) and (database in MEMORY_DATABASES or database.startswith("file::memory:")
+                                      or "mode=memory" in database):
+        return None
+    return (database,)
+
+
+def _signal(args: tuple[Any, ...]) -> Any:
+    pid = args[0]
+    return None if pid == _getpid() or _descendant(pid) else args[:2]
+
+
+def _descendant(pid: int) -> bool:
+    """Whether process ``pid`` is one this process started (its child or theirs): the recorded tree."""
+    own = _getpid()
+    for _ in range(16):
+        if pid <= 1:
+            return False
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                pid = int(stat.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+        if pid == own:
+            return True
+    return False
+
+
+# Audit events that change the world, and what of their arguments a report shows (None: this one is harmless).
+WATCHED: dict[str, Callable[[tuple[Any, ...]], Any]] = {
+    "open": _open_changes,
+    **dict.fromkeys(("os.remove", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.utime", "os.truncate",
+                     "os.chflags", "os.lchflags", "os.setxattr", "os.removexattr"), _path),
+    **dict.fromkeys(("os.rename", "os.link", "os.symlink"), _first_two),
+    **dict.fromkeys(("socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg"), _address),
+    **dict.fromkeys(("socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr", "socket.getnameinfo",
+                     "socket.sethostname"), _first_two),
+    **dict.fromkeys(("subprocess.Popen", "os.posix_spawn", "os.spawn", "os.exec", "os.system", "os.forkpty",
+                     "os.startfile", "webbrowser.open"), _command),
+    **dict.fromkeys(("os.kill", "os.killpg"), _signal),
+    "sqlite3.connect": _database,
+}
+
+
+def install(refuse: Refuse) -> None:
+    """From now on, in this process and the processes it forks, refuse real effects outside our gate:
+    ``refuse(event, shown_arguments)`` reports the effect and must raise (or end the process). An audit hook
+    stays for the life of the process: install it only in a process that replays."""
+    watched = WATCHED
+    forked_from = _getpid()
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        shows = watched.get(event)
+        if shows is None or tls.gate:
+            return
+        if event == "os.kill" and args[0] == forked_from:  # a forked child signals the process it came from
+            return
+        with internal:
+            shown = shows(args)
+        if shown is None:
+            return
+        if _getpid() != forked_from:  # a forked child of the replay: no engine answers for it
+            from ..errors import UnrecordedCall
+
+            raise UnrecordedCall(f"{event}{shown!r}: a forked process of the replay may not change the world")
+        refuse(event, _plain(shown))
+
+    _refuse_unaudited(refuse)
+    sys.addaudithook(hook)
+
+
+def _refuse_unaudited(refuse: Refuse) -> None:
+    """The ways to start a process that raise no audit event: ``_posixsubprocess.fork_exec`` (multiprocessing's
+    spawn starts the interpreter through it)."""
+    try:
+        import _posixsubprocess
+    except ImportError:
+        return
+    real = _posixsubprocess.fork_exec
+
+    def fork_exec(*args: Any) -> Any:
+        if not tls.gate:
+            refuse("subprocess.fork_exec", _plain(tuple(args[:2])))
+        return real(*args)
+
+    _posixsubprocess.fork_exec = fork_exec
+
+
+def _plain(value: Any) -> Any:
+    """What a report can hold of an argument: plain values as they are, anything else as its repr."""
+    if value is None or isinstance(value, (str, bytes, int, float, bool)):
+        return value
+    if isinstance(value, (tuple, list)):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return repr(value)
