@@ -109,7 +109,7 @@ def test_zone_files_are_read_for_the_zones_the_c_library_reads() -> None:
     assert machine.zone_file("") is None  # UTC
     assert machine.zone_file(":") == "/etc/localtime"
     assert machine.zone_file(":/srv/zone") == "/srv/zone"
-    assert machine.zone_file("Europe/Paris").endswith("/Europe/Paris")
+    assert (machine.zone_file("Europe/Paris") or "").endswith("/Europe/Paris")
     assert machine.zone_data("<+0330>-3:30") is None  # a POSIX rule: no file
     assert machine.zone_data(":/etc/passwd") is None  # no zone file
     assert locales.same_encoding("de_DE.UTF-8") == "C.UTF-8" and locales.same_encoding("de_DE.utf8") == "C.UTF-8"
