@@ -24,7 +24,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..engine.state import internal
-from . import locales
+from .locales import apply as apply_locale
+from .locales import state as locale_state
 
 if TYPE_CHECKING:
     from ..engine.base import Engine
@@ -130,7 +131,7 @@ def _read_zone(path: str) -> bytes | None:
 def describe() -> dict[str, Any]:
     """The machine as a recording's header holds it: the zone (its ``TZ`` value and its zone file's bytes) and the
     C library's locale the program starts in."""
-    return {"zone": zone(), "zone_data": zone_data(os.environ.get("TZ")), "locale": locales.state()}
+    return {"zone": zone(), "zone_data": zone_data(os.environ.get("TZ")), "locale": locale_state()}
 
 
 def startup_environ(header: dict[str, Any]) -> dict[str, str | None]:
@@ -149,7 +150,7 @@ def apply(machine: dict[str, Any] | str | None) -> None:
     if machine.get("zone") or machine.get("zone_data"):
         apply_zone(machine.get("zone"), machine.get("zone_data"))
     if machine.get("locale"):
-        locales.apply(machine["locale"])
+        apply_locale(machine["locale"])
 
 
 def apply_zone(tz: str | None, data: bytes | None) -> None:
