@@ -206,6 +206,9 @@ _TYPE_MODULES: set[str] = {
     "asyncio", "asyncio.exceptions", "email.errors", "zoneinfo", "decimal", "uuid", "enum", "signal", "os",
     "time", "queue", "psycopg2", "psycopg2.errors", "psycopg2.extensions", "requests.exceptions",
     "urllib3.exceptions",
+    # the machine and the user: C modules that only define their functions and structseq types when imported
+    # (os.uname_result and os.times_result are posix's; pwd.struct_passwd, grp.struct_group, resource.struct_rusage)
+    "posix", "pwd", "grp", "resource",
 }
 _TYPE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,15}")
 MAX_QUALNAME_PARTS = 8

@@ -49,7 +49,8 @@ HEADER_FIELDS = (
     Field("tags", (dict, _NONE)),
     Field("pin", (dict, _NONE)),
 )
-MACHINE_FIELDS = (Field("zone", (str, _NONE)),)
+MACHINE_FIELDS = (Field("zone", (str, _NONE)), Field("zone_data", (bytes, _NONE)),
+                  Field("locale", (dict, _NONE), items=(str,)))
 ENTRY_FIELDS = (Field("script", (str,)), Field("module", (str,)), Field("function", (str,)), Field("app", (str,)),
                 Field("root", (str, _NONE)))
 # What an in-process recording's entry holds besides: a request (WSGI environ, body) or a call (arguments).

@@ -40,7 +40,7 @@ def make_header(kind: Kind, entry: dict[str, Any], argv: list[str], hash_seed: i
         "cwd": os.getcwd(),
         "pid": os.getpid(),  # the process that recorded: a signal it sends itself is its own on replay too
         "environ": environ,
-        "machine": {"zone": machine.zone()},
+        "machine": machine.describe(),
         "created_at": created_at or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "redaction": redaction.to_header(redacted + flags),
         "live_paths": live_paths,

@@ -89,7 +89,7 @@ def prepare(header: dict[str, Any], project: Project) -> Any:
     recording). The fork server does this once, before it forks the replays."""
     folder = check_entry(header, project)
     env.restore(header["environ"])
-    machine.apply((header.get("machine") or {}).get("zone"))
+    machine.apply(header.get("machine"))
     sys.executable = header.get("executable", sys.executable)  # the program may start itself again
     if folder is not None:
         os.chdir(folder)

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any, BinaryIO, NamedTuple
 
+from ..boundaries import machine
 from ..errors import RecordingError, RetraceError
 from ..format.sealing import PublicKey, Sealer, keys_for_child
 from ..format.tape import (
@@ -89,11 +90,17 @@ class ChildRun(NamedTuple):
 
 
 def run_child(config: RecordConfig | ReplayConfig, hash_seed: int, passthrough: bool = True,
-              keep_output: bool = False) -> ChildRun:
+              keep_output: bool = False, startup: dict[str, str | None] | None = None) -> ChildRun:
     """Run the child with ``config``; its output passes through to ours unless told not to,
-    and is kept whole in the result when ``keep_output``."""
+    and is kept whole in the result when ``keep_output``. ``startup``: variables the interpreter starts with
+    set (None: unset) over ours (a replay's: the recorded locale, which decides encodings at start)."""
     result_path = _result_path()
     env = dict(os.environ)
+    for name, value in (startup or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     env["PYTHONHASHSEED"] = str(hash_seed)
     env[CHILD_ENV] = encode_config(config.replace(result=result_path, plugins=manager.discover()))
     env[LAUNCHER_ENV] = str(os.getpid())
@@ -316,7 +323,8 @@ def replay(path: str, project: Project, stuck_timeout: float = 10.0, passthrough
     config = ReplayConfig(os.path.abspath(path), project, stuck_timeout)
     run = _run_forked(config, rec.header, passthrough, keep_output) if forked else None
     if run is None:
-        run = run_child(config, rec.header["hash_seed"], passthrough, keep_output)
+        run = run_child(config, rec.header["hash_seed"], passthrough, keep_output,
+                        startup=machine.startup_environ(rec.header))
     verdict = conclude(rec, run.returncode, run.stdout.summary(), run.stderr.summary(), run.result)
     verdict.stdout, verdict.stderr = bytes(run.stdout.head), bytes(run.stderr.head)
     return verdict
