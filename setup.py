@@ -1,4 +1,5 @@
-"""Builds the native module (the demultiplexer and the boundaries' stand-ins); everything else is declared in pyproject.toml."""
+"""Builds the native module (the demultiplexer and the boundaries' stand-ins); everything else is declared in
+pyproject.toml."""
 
 from pybind11.setup_helpers import Pybind11Extension, build_ext
 from setuptools import setup

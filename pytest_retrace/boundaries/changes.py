@@ -43,7 +43,7 @@ DIR_FDS = ("dir_fd", "src_dir_fd", "dst_dir_fd")
 # os.open flags that write or create: such an open is a change.
 WRITING = (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_TMPFILE", 0))
 
-_fstat, _close, _ftruncate = os.fstat, os.close, os.ftruncate
+_fstat, _close, _ftruncate, _REAL_UNLINK = os.fstat, os.close, os.ftruncate, os.unlink
 
 
 def plain(value: Any) -> Any:
@@ -227,6 +227,19 @@ def install(changes: ChangeBoundary, patcher: Patcher) -> None:
     patcher.set(os, "write", changes.write(os.write))
     patcher.set(os, "close", changes.close(os.close))
     patcher.when_imported("shutil", lambda shutil: _remove_trees_by_path(shutil, patcher))
+    patcher.when_imported("tempfile", lambda tempfile: _unlink_by_name(tempfile, patcher))
+
+
+def _unlink_by_name(tempfile: Any, patcher: Patcher) -> None:
+    """A named temporary file is removed at close by the ``os.unlink`` its closer took as a default argument at
+    import (``close``, Python 3.12+ ``cleanup``): the installed one instead."""
+    closer = getattr(tempfile, "_TemporaryFileCloser", None)
+    unlink = os.unlink
+    for name in ("close", "cleanup"):
+        function = vars(closer).get(name) if closer is not None else None
+        defaults = getattr(function, "__defaults__", None)
+        if defaults and any(d is _REAL_UNLINK for d in defaults):
+            patcher.set(function, "__defaults__", tuple(unlink if d is _REAL_UNLINK else d for d in defaults))
 
 
 def _remove_trees_by_path(shutil: Any, patcher: Patcher) -> None:

@@ -1,6 +1,7 @@
 """Processes: ``subprocess.Popen`` (so ``run``, ``check_output``, ``os.popen``), ``os.system``,
-``os.getpid``/``getppid``, signals to other processes, what the process reads from its standard input,
-and the ways a process ends without returning (``os._exit``, a fatal signal to itself, ``abort``).
+``os.getpid``/``getppid``, signals to other processes (``kill``, ``killpg``, ``pidfd_send_signal``), what the
+process reads from its standard input, and the ways a process ends without returning (``os._exit``, a fatal
+signal to itself, ``abort``).
 
 On replay nothing is spawned: :class:`RecordedPopen` answers every method from the
 recording. It subclasses the real Popen so ``isinstance`` checks still hold. A signal to
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 _REAL_POPEN = subprocess.Popen
 _REAL_GETPID, _REAL_GETPPID, _REAL_EXIT, _REAL_KILL, _REAL_ABORT = os.getpid, os.getppid, os._exit, os.kill, os.abort
 _REAL_RAISE = signal.raise_signal
+_REAL_KILLPG, _REAL_GETPGRP = os.killpg, os.getpgrp
 # Signals whose default action is not to end the process (ignored, or stopping it).
 _NOT_FATAL = {getattr(signal, name) for name in ("SIGCHLD", "SIGURG", "SIGWINCH", "SIGCONT", "SIGSTOP", "SIGTSTP",
                                                  "SIGTTIN", "SIGTTOU") if hasattr(signal, name)}
@@ -238,6 +240,22 @@ def _install_endings(engine: Engine, patcher: Patcher) -> None:
             return _REAL_KILL(_REAL_GETPID(), sig)  # type: ignore[no-any-return]
         return engine.call("os.kill", (pid, int(sig)), _REAL_KILL, pid, sig)  # type: ignore[no-any-return]
 
+    def killpg(pgid: int, sig: int) -> None:
+        """A signal to a process group is an event, never sent on replay; when the group is the process's own,
+        the process itself gets it, on both sides (the program's own doing)."""
+        own = pgid == 0 or pgid == _REAL_GETPGRP()
+        if own and _ending is not None and _fatal(sig):
+            _ending.now(-int(sig))
+        sent: list[bool] = []
+
+        def send() -> None:
+            sent.append(True)
+            _REAL_KILLPG(pgid, sig)
+
+        engine.call("os.killpg", ("own group" if own else pgid, int(sig)), send)
+        if own and not sent:  # replayed: of the group, only this process is the replay's
+            _REAL_KILL(_REAL_GETPID(), sig)
+
     def raise_signal(sig: int) -> None:
         if _ending is not None and _fatal(sig):
             _ending.now(-int(sig))
@@ -250,5 +268,14 @@ def _install_endings(engine: Engine, patcher: Patcher) -> None:
 
     patcher.set(os, "_exit", _exit)
     patcher.set(os, "kill", kill)
+    patcher.set(os, "killpg", killpg)
+    if hasattr(signal, "pidfd_send_signal"):
+        real_pidfd_send_signal = signal.pidfd_send_signal
+
+        def pidfd_send_signal(pidfd: int, sig: int, siginfo: Any = None, flags: int = 0) -> None:
+            engine.call("signal.pidfd_send_signal", (int(sig), flags), real_pidfd_send_signal, pidfd, sig, siginfo,
+                        flags)
+
+        patcher.set(signal, "pidfd_send_signal", pidfd_send_signal)
     patcher.set(signal, "raise_signal", raise_signal)
     patcher.set(os, "abort", abort)

@@ -261,7 +261,8 @@ def test_recording_is_invisible_and_replay_touches_nothing(name: str, tmp_path: 
     program = PROGRAMS / f"{name}.py"
     source = program.read_text()
     world, verdict_path, recording = tmp_path / "app", tmp_path / "v.json", tmp_path / "R.retrace"
-    env = {**ENV_BEFORE, "TR_CLOSED_URL": f"http://127.0.0.1:{free_port()}/"}
+    temporary = tmp_path / "tmp"  # the program's TMPDIR: emptied before each run, gone before the replay
+    env = {**ENV_BEFORE, "TR_CLOSED_URL": f"http://127.0.0.1:{free_port()}/", "TMPDIR": str(temporary)}
     server: StockServer | None = None
     table: StockTable | None = None
     if "TR_URL" in source:
@@ -276,6 +277,8 @@ def test_recording_is_invisible_and_replay_touches_nothing(name: str, tmp_path: 
     runs = []
     for args in ([], ["-m", "pytest_retrace", "record", "-o", str(recording), "--"], []):
         make_world(world, program, FILES_BEFORE, MTIME_BEFORE)
+        shutil.rmtree(temporary, ignore_errors=True)
+        temporary.mkdir()
         if table:
             table.fill(STOCK_BEFORE)
         runs.append(run([sys.executable, *args, program.name], world, env))
@@ -293,12 +296,14 @@ def test_recording_is_invisible_and_replay_touches_nothing(name: str, tmp_path: 
     # Law 2: the world changes (what the recorded run wrote is gone too); the replay prints what the recording
     # printed and touches nothing.
     make_world(world, program, FILES_AFTER, MTIME_AFTER)
+    shutil.rmtree(temporary)
     env.update(ENV_AFTER)
     if server:
         server.generation, served = 2, server.requests
     if table:
         table.fill(STOCK_AFTER)
-    before = snapshot(world)
+    temporary.mkdir()  # another machine's temporary folder: empty
+    before = snapshot(world), snapshot(temporary)
     replayed = run([sys.executable, "-m", "pytest_retrace", "replay", str(recording), "--verdict", str(verdict_path)],
                    world, env)
     verdict = json.loads(verdict_path.read_text()) if verdict_path.exists() else None
@@ -307,9 +312,14 @@ def test_recording_is_invisible_and_replay_touches_nothing(name: str, tmp_path: 
     assert verdict["events_consumed"] == verdict["events_recorded"], verdict
     if replayed != recorded:
         pytest.fail("the replay does not print what the recording printed:\n" + differences(recorded, replayed))
-    after = snapshot(world)
-    changed = sorted(set(after.items()) ^ set(before.items()))
+    after = snapshot(world), snapshot(temporary)
+    changed = sorted(set(after[0].items()) ^ set(before[0].items()))
     assert not changed, f"the replay changed the program's folder: {changed}"
+    assert after[1] == before[1], f"the replay wrote to the temporary folder: {sorted(after[1])}"
+    # A second replay gives the same verdict, and prints the same.
+    again = run([sys.executable, "-m", "pytest_retrace", "replay", str(recording)], world, env)
+    assert again == replayed, "a second replay differs from the first:\n" + differences(replayed, again)
+    assert snapshot(world) == after[0] and snapshot(temporary) == after[1], "the second replay changed the world"
     if server:
         assert server.requests == served, "the replay sent requests to the server"
     if table:
