@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--allow-outside-project", action="store_true",
                      help="run a recording whose script, module, function or folder is outside the current folder "
                           "(the project), or installed code; only for recordings you trust")
+    rep.add_argument("--sandbox", action="store_true",
+                     help="replay in a network namespace with no interface (unshare), beneath the replay guard")
 
     pin = sub.add_parser("pin", help="keep a crash recording as a regression case in the project")
     pin.add_argument("recording", metavar="REC")
@@ -137,7 +139,7 @@ def _replay_command(args: argparse.Namespace) -> int:
     else:
         # The project is the folder the replay runs from: a recording runs only its code.
         project = Project(os.getcwd(), args.allow_outside_project, "--allow-outside-project")
-        verdict = replay(args.recording, project, stuck_timeout=args.stuck_timeout)
+        verdict = replay(args.recording, project, stuck_timeout=args.stuck_timeout, sandbox=args.sandbox)
     if args.verdict:
         with open(args.verdict, "w") as f:
             json.dump(verdict.to_json(), f, indent=2, default=repr)
@@ -248,6 +250,20 @@ def _show_text(rec: Any, events: list[Any]) -> None:
         for stream in ("stdout", "stderr"):
             s = end.get(stream) or {}
             print(f"  {stream}: {s.get('size')} bytes, blake2b {s.get('digest')}")
+    if rec.processes:
+        from .errors import RecordingError
+        from .format.tape import TapeStatus, read_recording_bytes
+
+        print(f"forked processes ({len(rec.processes)}):")
+        for label, data in rec.processes.items():
+            try:
+                child = read_recording_bytes(data, f"process {label}")
+            except RecordingError as exc:
+                print(f"  {label:<7} {exc}")
+                continue
+            ended = "killed (no end)" if child.end is None else f"exit status {child.end.get('status')}"
+            print(f"  {label:<7} pid {child.header.get('pid')}, {len(child.events())} events, {ended}"
+                  f"{'' if child.status != TapeStatus.CORRUPT else ', ' + str(child.problem)}")
 
 
 def main(argv: list[str] | None = None) -> int:

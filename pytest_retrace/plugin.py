@@ -48,6 +48,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "rootdir (the project), or installed code; only for recordings you trust")
     parser.addini("retrace_allow_outside_project", type="bool", default=False,
                   help="default for --retrace-allow-outside-project")
+    group.addoption("--retrace-sandbox", dest="retrace_sandbox", action="store_true", default=None,
+                    help="replay each recording in a network namespace with no interface (unshare), beneath the "
+                         "replay guard; each replay starts cold")
+    parser.addini("retrace_sandbox", type="bool", default=False, help="default for --retrace-sandbox")
     parser.addini("retrace_recordings", type="paths", default=[],
                   help="recordings (files or folders) replayed when pytest runs without explicit paths")
     parser.addini("retrace_determinism_runs", default="1", help="default for --retrace-determinism-runs")

@@ -1,4 +1,4 @@
-"""Processes: ``subprocess.Popen`` (so ``run``, ``check_output``, ``os.popen``), ``os.system``,
+"""Processes: ``subprocess.Popen`` (so ``run``, ``check_output``, ``os.popen``), ``os.system``, ``posix_spawn``,
 ``os.getpid``/``getppid``, signals to other processes (``kill``, ``killpg``, ``pidfd_send_signal``), what the
 process reads from its standard input, and the ways a process ends without returning (``os._exit``, a fatal
 signal to itself, ``abort``).
@@ -213,9 +213,24 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
         return engine.call("os.system", (os.fsdecode(command),), real_system, command)
 
     patcher.set(os, "system", system)
+    for name in ("posix_spawn", "posix_spawnp"):
+        if hasattr(os, name):
+            patcher.set(os, name, _spawner(engine, name, getattr(os, name)))
     patcher.set(os, "getpid", engine.wrap_noarg("os.getpid", _REAL_GETPID))
     patcher.set(os, "getppid", engine.wrap_noarg("os.getppid", _parent_as_the_user_sees_it))
     _install_endings(engine, patcher)
+
+
+def _spawner(engine: Engine, name: str, real: Callable[..., int]) -> Callable[..., int]:
+    """``os.posix_spawn``/``posix_spawnp``: the pid is recorded, and on replay nothing is spawned (waiting for it
+    answers as recorded). The environment is no part of the key: it holds secrets."""
+
+    def spawn(path: Any, argv: Any, env: Any, **kwargs: Any) -> int:
+        key = (os.fsdecode(path), _command(list(argv), engine), sorted(kwargs))
+        return engine.call(f"os.{name}", key, real, path, argv, env, **kwargs)  # type: ignore[no-any-return]
+
+    spawn.__name__ = spawn.__qualname__ = name
+    return spawn
 
 
 def _parent_as_the_user_sees_it() -> int:
@@ -238,7 +253,11 @@ def _install_endings(engine: Engine, patcher: Patcher) -> None:
             if _fatal(sig):
                 ending.now(-int(sig))
             return _REAL_KILL(_REAL_GETPID(), sig)  # type: ignore[no-any-return]
-        return engine.call("os.kill", (pid, int(sig)), _REAL_KILL, pid, sig)  # type: ignore[no-any-return]
+
+        def redo(_: Any) -> None:  # replayed: a process this one forked is the replay's own (see the tree)
+            engine.signal_child(pid, int(sig))
+
+        return engine.sync("os.kill", (pid, int(sig)), redo, _REAL_KILL, pid, sig)  # type: ignore[no-any-return]
 
     def killpg(pgid: int, sig: int) -> None:
         """A signal to a process group is an event, never sent on replay; when the group is the process's own,

@@ -78,18 +78,38 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
             return real_join(self, timeout)
         if timeout is None:
             engine.park()  # this thread runs no program code until the join returns: pass the baton on
-            engine.after_waiting("thread.joined", lambda t: real_join(self, t) or not self.is_alive())
+            engine.after_waiting("thread.joined", lambda t: ended(self, t))
             return None
 
         def joined() -> bool:
             real_join(self, timeout)
-            return not self.is_alive()
+            return not real_is_alive(self)
 
-        def redo(ended: bool) -> None:
-            if ended:  # else it timed out while recording, and the thread still runs here too
-                engine.blocking("thread.join", None, lambda t: real_join(self, t) or not self.is_alive())
+        def redo(ended_then: bool) -> None:
+            if ended_then:  # else it timed out while recording, and the thread still runs here too
+                engine.blocking("thread.join", None, lambda t: ended(self, t))
 
         engine.sync("thread.join", None, redo, joined)
         return None
 
+    real_is_alive = threading.Thread.is_alive
+
+    def ended(thread: threading.Thread, timeout: float) -> bool:
+        real_join(thread, timeout)
+        return not real_is_alive(thread)
+
+    def is_alive(self: threading.Thread) -> bool:
+        # Whether another thread has ended yet is scheduling: an event, and a thread that had ended while
+        # recording has ended on replay too before the program sees so (pools check their handler threads).
+        if getattr(self, "_retrace_tid", None) is None or not recorded_thread():
+            return real_is_alive(self)
+
+        def redo(alive: bool) -> bool:
+            if not alive:
+                engine.blocking("thread.is_alive", None, lambda t: ended(self, t))
+            return alive
+
+        return engine.sync("thread.is_alive", None, redo, real_is_alive, self)  # type: ignore[no-any-return]
+
     patcher.set(threading.Thread, "join", join)
+    patcher.set(threading.Thread, "is_alive", is_alive)

@@ -37,6 +37,31 @@ class Engine:
     # What boundaries redact in call keys and recorded results: the recording's policy, read back from
     # its header on replay, so both sides redact alike and keys compare equal.
     redaction: Redaction = DEFAULT
+    # Forked processes (process recordings): this process's logical id ("" the recorded program, "1" its first
+    # fork, "1.2" that one's second), and what makes the engine a forked child's (set by the recording kind;
+    # None: a forked child runs outside the recording).
+    process = ""
+    on_fork_child: Callable[[str], None] | None = None
+    _forks = 0
+
+    def next_process(self) -> str:
+        """The logical id of the process this one forks now."""
+        self._forks += 1
+        return f"{self.process}.{self._forks}" if self.process else str(self._forks)
+
+    def fork(self, real_fork: Callable[[], int]) -> int:
+        """``os.fork``: in the parent the child's pid, in the child 0; the child's recording (or replay of its own
+        part) goes on in the child (see the recorder and the replayer)."""
+        return real_fork()
+
+    def real_pid(self, pid: int) -> int | None:
+        """The real process a pid the program holds stands for, when it is one this process forked (on replay
+        the program sees the recorded pids); None for any other process."""
+        return None
+
+    def signal_child(self, pid: int, sig: int) -> None:
+        """Replay: the program signalled ``pid`` here while recording; when it is a process this one forked, the
+        replay's own child gets what the recorded one got (see the replayer)."""
 
     def call(self, name: str, args: Any, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
         raise NotImplementedError

@@ -110,19 +110,19 @@ def install(refuse: Refuse) -> None:
     ``refuse(event, shown_arguments)`` reports the effect and must raise (or end the process). An audit hook
     stays for the life of the process: install it only in a process that replays."""
     watched = WATCHED
-    forked_from = _getpid()
+    _replaying[:] = [_getpid()]
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
         shows = watched.get(event)
         if shows is None or tls.gate:
             return
-        if event == "os.kill" and args[0] == forked_from:  # a forked child signals the process it came from
+        if event == "os.kill" and args[0] in _replaying:  # a forked child signals the replay it came from
             return
         with internal:
             shown = shows(args)
         if shown is None:
             return
-        if _getpid() != forked_from:  # a forked child of the replay: no engine answers for it
+        if _getpid() != _replaying[-1]:  # a forked child that replays nothing: no engine answers for it
             from ..errors import UnrecordedCall
 
             raise UnrecordedCall(f"{event}{shown!r}: a forked process of the replay may not change the world")
@@ -130,6 +130,14 @@ def install(refuse: Refuse) -> None:
 
     _refuse_unaudited(refuse)
     sys.addaudithook(hook)
+
+
+_replaying: list[int] = []  # the processes of the tree down to this one, the last this one when it replays
+
+
+def adopt() -> None:
+    """This process, forked from a replay, replays its own part: its refusals are reported by its engine."""
+    _replaying.append(_getpid())
 
 
 def _refuse_unaudited(refuse: Refuse) -> None:

@@ -13,7 +13,7 @@ from ..format.events import FORM_ARGS, FORM_PLAIN, FORM_THREAD, MAIN
 from ..format.tape import MemoryTape, TapeWriter
 from .base import Engine
 from .standin import noarg_recorder
-from .state import STATE, enter_gate, leave, tls
+from .state import STATE, enter_gate, leave, leave_gate, tls
 
 # Results the program may go on to mutate after the call returned; the writer encodes later.
 _MUTABLE = (list, dict, bytearray)
@@ -92,6 +92,33 @@ class Recorder(Engine):
         # mutate must be recorded as it was returned.
         self._append(nid, args, result.copy() if type(result) in _MUTABLE else result, tid)
         return result
+
+    def fork(self, real_fork: Callable[[], int]) -> int:
+        if tls.gate or tls.tid is None or self.on_fork_child is None:
+            return real_fork()
+        tid = tls.tid
+        nid = self.name_id("os.fork")
+        label = self.next_process()
+        enter_gate()
+        try:
+            pid = real_fork()
+        except BaseException as exc:
+            leave_gate()
+            self._append(nid, None, Raised(exc), tid)
+            raise
+        leave_gate()
+        if pid == 0:  # the child: its own recording begins (the fork is an event of the parent's)
+            self.on_fork_child(label)
+            return 0
+        self._append(nid, None, pid, tid)
+        return pid
+
+    def forked_child(self, tape: TapeWriter, label: str) -> None:
+        """In a forked child: record into ``tape`` from now on (it drains the same sink, which is emptied of the
+        parent's events, with the same names), as process ``label``."""
+        self.tape = tape
+        self.process, self._forks = label, 0
+        self._extra_values = itertools.count()
 
     def internal_error(self, reason: str) -> bool:
         self.tape.error = self.tape.error or reason

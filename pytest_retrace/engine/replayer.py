@@ -81,13 +81,23 @@ class Replayer(Engine):
         stuck_timeout: float = 10.0,
         answer_by_key: bool = False,
     ) -> None:
-        self.events = events
-        self.truncated = truncated
-        self.single_thread = all(e.tid == MAIN for e in events)
-        self._cursor = iter(events)
-        self.in_order = self.single_thread  # the hot path's switch: single-threaded, in recorded order
+        self.events = list(events)
+        self._cursor = iter(self.events)
         if call_replayer is not None:  # the common case of call() in C; the rest in _call
             self.call = call_replayer(self, self._cursor, STATE, self._call, Raised, LIVE, _UNTAKEN)  # type: ignore
+        self.on_divergence = on_divergence or self._raise
+        # How a signal the recording sent a forked child reaches the replay's (its logical id, real pid, signal).
+        self.on_signal_child: Callable[[str, int, int], None] | None = None
+        self.stuck_timeout = stuck_timeout
+        self._succeed: set[str] = set()  # calls assumed to succeed when answering by key (assume_success)
+        self._follow(truncated, answer_by_key)
+
+    def _follow(self, truncated: bool, answer_by_key: bool) -> None:
+        """Set out to follow ``self.events`` from the first."""
+        events = self.events
+        self.truncated = truncated
+        self.single_thread = all(e.tid == MAIN for e in events)
+        self.in_order = self.single_thread  # the hot path's switch: single-threaded, in recorded order
         # The demultiplexer numbers threads; logical ids map to numbers in order of first appearance.
         self._slots: dict[Any, int] = {MAIN: 0}
         if not self.single_thread:
@@ -100,14 +110,53 @@ class Replayer(Engine):
         self.threads = ThreadBook(MAIN)
         self._stuck: Divergence | None = None
         self._credit: dict[str, int] = {}  # per thread: "joined" events taken ahead (see after_waiting)
-        self.on_divergence = on_divergence or self._raise
-        self.stuck_timeout = stuck_timeout
         self.answer_by_key = answer_by_key
         self._keyed: KeyedAnswers | None = None
-        self._succeed: set[str] = set()  # calls assumed to succeed when answering by key (assume_success)
+        self._forked: dict[int, tuple[int, str]] = {}  # the processes it forked: recorded pid -> real pid, id
         self._watchdog = None
         if self.demux is not None:
-            self._watchdog = Watchdog(stuck_timeout, self._progress, self._on_stuck)
+            self._watchdog = Watchdog(self.stuck_timeout, self._progress, self._on_stuck)
+
+    # -- processes --------------------------------------------------------------------------------------
+
+    def fork(self, real_fork: Callable[[], int]) -> int:
+        if tls.gate or tls.tid is None or self.on_fork_child is None:
+            return real_fork()
+        label = self.next_process()
+        demux = self.demux if self._keyed is None else None
+        # The fork happens at the recorded point: its turn is held while the process really forks.
+        event = self._turn("os.fork", None, take=False) if demux is not None else self.next_event("os.fork", None)
+        try:
+            recorded = event.result
+            if type(recorded) is Raised:
+                raise_recorded(recorded)
+            pid = real_fork()
+        finally:
+            if demux is not None:
+                demux.advance()
+        if pid == 0:
+            self.on_fork_child(label)
+            return 0
+        self._forked[recorded] = (pid, label)
+        return recorded  # type: ignore[no-any-return]
+
+    def real_pid(self, pid: int) -> int | None:
+        forked = self._forked.get(pid)
+        return None if forked is None else forked[0]
+
+    def signal_child(self, pid: int, sig: int) -> None:
+        forked = self._forked.get(pid)
+        if forked is not None and self.on_signal_child is not None:
+            self.on_signal_child(forked[1], forked[0], sig)
+
+    def forked_child(self, events: list[Event], label: str, truncated: bool, answer_by_key: bool) -> None:
+        """In a forked child of the replay: follow ``events``, the child's own recording, from its first, as
+        process ``label``. The cursor is the parent's (the native fast paths hold it), set back over them."""
+        with internal:
+            self.events[:] = events
+            self._cursor.__setstate__(0)  # type: ignore[attr-defined]
+            self.process, self._forks = label, 0
+            self._follow(truncated, answer_by_key)
 
     @staticmethod
     def _raise(divergence: Divergence) -> None:

@@ -200,9 +200,10 @@ class _Frames:
 class Sealer(_Frames):
     """Seals the frames of one recording, in order."""
 
-    def __init__(self, key: bytes, envelope: Envelope, count: int = 0) -> None:
+    def __init__(self, key: bytes, envelope: Envelope, count: int = 0, recipient: PublicKey | None = None) -> None:
         super().__init__(key, count)
         self.envelope = envelope
+        self.recipient = recipient  # whose key: a forked process seals its own recording for it, afresh
 
     @classmethod
     def fresh(cls, recipient: PublicKey) -> Sealer:
@@ -212,7 +213,8 @@ class Sealer(_Frames):
         ephemeral = X25519PrivateKey.generate()
         ephemeral_raw = ephemeral.public_key().public_bytes_raw()
         shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(recipient.raw))
-        return cls(_derive(shared, ephemeral_raw, recipient.raw), Envelope(recipient.id, ephemeral_raw))
+        return cls(_derive(shared, ephemeral_raw, recipient.raw), Envelope(recipient.id, ephemeral_raw),
+                   recipient=recipient)
 
     def seal(self, payload: bytes) -> bytes:
         sealed = self._aead.encrypt(self._nonce(self.count), payload, self._associated(self.count))
@@ -221,11 +223,16 @@ class Sealer(_Frames):
 
     def to_json(self) -> dict[str, Any]:
         """What another process needs to go on sealing this recording (the launcher seals its child's END)."""
-        return {"key": self.key.hex(), "recipient": self.envelope.recipient, "ephemeral": self.envelope.ephemeral.hex()}
+        data = {"key": self.key.hex(), "recipient": self.envelope.recipient, "ephemeral": self.envelope.ephemeral.hex()}
+        if self.recipient is not None:
+            data["public"] = self.recipient.raw.hex()
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any], count: int = 0) -> Sealer:
-        return cls(bytes.fromhex(data["key"]), Envelope(data["recipient"], bytes.fromhex(data["ephemeral"])), count)
+        public = PublicKey(bytes.fromhex(data["public"])) if data.get("public") else None
+        return cls(bytes.fromhex(data["key"]), Envelope(data["recipient"], bytes.fromhex(data["ephemeral"])), count,
+                   public)
 
 
 class Opener(_Frames):

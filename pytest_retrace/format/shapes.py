@@ -42,6 +42,7 @@ HEADER_FIELDS = (
     Field("platform", (str,)),
     Field("executable", (str,)),
     Field("pid", (int,)),
+    Field("process", (str,)),  # a forked process's logical id (its recording is inside its parent's)
     Field("machine", (dict, _NONE)),
     Field("created_at", (str,)),
     Field("redaction", (dict, _NONE)),

@@ -26,6 +26,7 @@ from __future__ import annotations
 import _io
 import _thread
 import os
+import re
 import struct
 import tempfile
 import zlib
@@ -42,7 +43,8 @@ from .sealing import Envelope, Opener, Sealer, key_for, opener_for
 
 MAGIC = b"RETRACE\x00"
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 2  # 1.1: logical thread ids ("0.1") and synchronization events; 1.2: sealed frames
+FORMAT_MINOR = 3  # 1.1: logical thread ids ("0.1") and synchronization events; 1.2: sealed frames;
+# 1.3: the recordings of forked processes
 FORMAT = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
 _PREAMBLE = struct.Struct(">8sHH")
 _FRAME = struct.Struct(">II")
@@ -54,6 +56,9 @@ FRAME_NAMES = 2
 FRAME_EVENTS = 3
 FRAME_END = 4
 FRAME_SEALED = 5
+FRAME_PROCESS = 6  # [label, recording]: a forked process's own whole recording, by its logical id ("1", "1.2")
+MAX_PROCESSES = 4096
+_PROCESS_LABEL = re.compile(r"[1-9][0-9]{0,5}(\.[1-9][0-9]{0,5}){0,15}")
 # What a sealed recording's readable header keeps: what collecting and rotating need, nothing of the run.
 PUBLIC_HEADER_KEYS = ("format", "retrace_version", "kind", "created_at", "tags", "pin")
 
@@ -292,8 +297,9 @@ class TapeWriter:
             good += event
         self._write(FRAME_EVENTS, good)
 
-    def close(self, end: dict[str, Any] | None) -> None:
-        """Flush what is pending, write END (when given) and close the file."""
+    def close(self, end: dict[str, Any] | Callable[[], dict[str, Any]] | None) -> None:
+        """Flush what is pending, write END (when given; a callable makes it once all is flushed) and close the
+        file."""
         if self._running:
             self._stop = True
             self._wake.release()
@@ -303,7 +309,7 @@ class TapeWriter:
             if not self.io_failed:
                 self.flush()
                 if end is not None:
-                    end = dict(end)
+                    end = dict(end() if callable(end) else end)
                     if self.error is not None:
                         end["recording_error"] = self.error
                     self._write(FRAME_END, end)
@@ -400,14 +406,19 @@ def rewrite_end(path: str | os.PathLike[str], end: dict[str, Any]) -> None:
     rewrite(path, end=end)
 
 
-def append_end(path: str | os.PathLike[str], end: dict[str, Any], sealer: Sealer | None = None) -> None:
-    """Append END to a recording another process wrote (the launcher does this for its child); ``sealer``:
-    the recording's, numbered on from the frames the file holds."""
+def append_end(path: str | os.PathLike[str], end: dict[str, Any] | None, sealer: Sealer | None = None,
+               processes: dict[str, bytes] | None = None) -> None:
+    """Append to a recording another process wrote (the launcher does this for its child) the recordings of
+    the ``processes`` it forked, then END (when given); ``sealer``: the recording's, numbered on from the frames
+    the file holds."""
+    frames: list[tuple[int, Any]] = [(FRAME_PROCESS, [label, data]) for label, data in (processes or {}).items()]
+    if end is not None:
+        frames.append((FRAME_END, end))
     with _io.open(path, "r+b") as f:
         if sealer is not None:
             sealer.count = _count_frames(f.read()) - 1  # the readable header is not sealed
         f.seek(0, os.SEEK_END)
-        f.write(encode_frame(FRAME_END, end, sealer=sealer))
+        f.write(b"".join(encode_frame(kind, body, sealer=sealer) for kind, body in frames))
 
 
 def _count_frames(data: bytes) -> int:
@@ -438,6 +449,9 @@ class Recording:
         self.problem: str | None = None
         self.offset: int | None = None  # byte offset of the bad frame when corrupt
         self.envelope: Envelope | None = None  # sealed: whose key opens it
+        # The recordings of the processes it forked, by logical id ("1": its first fork; "1.2": that one's
+        # second), as the bytes of whole recordings, read when a replay reaches them.
+        self.processes: dict[str, bytes] = {}
         self._events: list[Event] = []
 
     def events(self) -> list[Event]:
@@ -483,6 +497,13 @@ def _read_frame(kind: Any, body: Any, rec: Recording | None, names: list[str], d
             raise _Damage(f"the END frame counts {count} events but the frames before it hold "
                           f"{len(rec._events)}: frames are missing or repeated")
         rec.end = body
+    elif kind == FRAME_PROCESS:
+        if not (type(body) is list and len(body) == 2 and type(body[0]) is str and type(body[1]) is bytes
+                and _PROCESS_LABEL.fullmatch(body[0])):
+            raise _Damage("a PROCESS frame that is not [logical process id, recording]")
+        if body[0] in rec.processes or len(rec.processes) >= MAX_PROCESSES:
+            raise _Damage(f"a PROCESS frame for process {body[0]} repeated, or more than {MAX_PROCESSES}")
+        rec.processes[body[0]] = body[1]
     elif kind == FRAME_HEADER:
         raise _Damage("a second HEADER frame")
     else:
@@ -562,6 +583,21 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
         raise RecordingError(f"{path}: is a folder, not a recording") from None
     except OSError as exc:
         raise RecordingError(f"{path}: cannot read the recording: {exc.strerror}") from None
+    return read_recording_bytes(data, path)
+
+
+def forked_end(data: bytes) -> dict[str, Any] | None:
+    """The END of a forked process's recording (held inside its parent's): None when it stops early (the process
+    was killed) or cannot be read."""
+    try:
+        return read_recording_bytes(data, "").end
+    except RecordingError:
+        return None
+
+
+def read_recording_bytes(data: bytes, path: str) -> Recording:
+    """:func:`read_recording` of a recording held in memory (a forked process's, inside its parent's): ``path``
+    names it in what is reported."""
     if len(data) < _PREAMBLE.size or not data.startswith(MAGIC):
         raise RecordingError(f"{path}: not a pytest-retrace recording (bad magic at offset 0)")
     _, major, minor = _PREAMBLE.unpack_from(data)

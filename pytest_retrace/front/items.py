@@ -31,7 +31,9 @@ def _replay_in_session(config: pytest.Config, path: str, **options: Any) -> Verd
     if not config.stash.get(_CLOSES_SERVERS, False):
         config.add_cleanup(forkserver.close_all)
         config.stash[_CLOSES_SERVERS] = True
-    return replay(path, project(config), forked=True, **options)
+    sandbox = config.getoption("retrace_sandbox")
+    sandbox = config.getini("retrace_sandbox") if sandbox is None else sandbox
+    return replay(path, project(config), forked=True, sandbox=bool(sandbox), **options)
 
 
 def project(config: pytest.Config) -> Project:

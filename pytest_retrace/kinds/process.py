@@ -16,7 +16,6 @@ import runpy
 import signal
 import sys
 from collections.abc import Callable
-from types import SimpleNamespace
 from typing import Any, NoReturn
 
 from ..boundaries import Options, install
@@ -26,7 +25,7 @@ from ..engine.recorder import Recorder
 from ..engine.stack import main_module_runs_alone, program_traceback
 from ..engine.state import enter_gate, mark_outside, start_main_thread
 from ..format.sealing import Sealer
-from ..format.tape import Kind, TapeWriter
+from ..format.tape import Kind, MemoryTape, TapeWriter
 from ..redaction import Redaction
 from .entry import Project
 from .header import make_header, recording_redaction
@@ -71,35 +70,46 @@ def flush_std() -> None:
             pass
 
 
-def run_then_exit(entry: dict[str, Any], argv: list[str], finalize: Callable[[Outcome], None], pid: int,
-                  parent: int | None = None) -> NoReturn:
-    """Run the program and leave as it would. ``finalize(outcome)`` runs once, in this process only (a
-    forked child inherits the handler but not the recording): after the program's own atexit handlers
-    (atexit is last-in first-out, and ours is registered before the program runs), or just before the
-    process goes without returning (``os._exit``, a fatal signal to itself), with what it had printed and
-    not flushed lost as plainly. ``pid``: the process's id as the program sees it; ``parent``: its parent's."""
-    ended = SimpleNamespace(outcome=Outcome(1))  # if the program never returns to us
-    real_pid = _REAL_GETPID()
-    finished: list[Outcome] = []
+class ProcessEnd:
+    """How this process hands on its outcome: ``finalize(outcome)`` once, in this process only. A forked child
+    inherits it and makes it its own (:meth:`forked`): its own recording or replay ends with it."""
 
-    def finish(outcome: Outcome) -> None:
-        if not finished and _REAL_GETPID() == real_pid:
-            finished.append(outcome)
-            finalize(outcome)
+    def __init__(self, finalize: Callable[[Outcome], None], pid: int, parent: int | None = None) -> None:
+        self.outcome = Outcome(1)  # if the program never returns to us
+        self.forked(finalize, pid, parent)
 
-    def at_exit() -> None:
-        if _REAL_GETPID() == real_pid:
+    def forked(self, finalize: Callable[[Outcome], None], pid: int, parent: int | None = None) -> None:
+        """This process (a fork) ends by ``finalize``; ``pid``: its id as the program sees it."""
+        self.finalize = finalize
+        self.real_pid = _REAL_GETPID()
+        self.finished = False
+        ends(Ending(lambda status: self.finish(Outcome(status)), pid, parent))
+
+    def finish(self, outcome: Outcome) -> None:
+        if not self.finished and _REAL_GETPID() == self.real_pid:
+            self.finished = True
+            self.finalize(outcome)
+
+    def at_exit(self) -> None:
+        if _REAL_GETPID() == self.real_pid:
             flush_std()
-            finish(ended.outcome)
-            if ended.outcome.status < 0:  # after the program's atexit handlers, as Python does
+            self.finish(self.outcome)
+            status = self.outcome.status or 0
+            if status < 0:  # after the program's atexit handlers, as Python does
                 flush_std()
-                leave_with(ended.outcome.status)
+                leave_with(status)
 
-    atexit.register(at_exit)
-    ends(Ending(lambda status: finish(Outcome(status)), pid, parent))
-    ended.outcome = run_program(entry, argv)
+
+def run_then_exit(entry: dict[str, Any], argv: list[str], end: ProcessEnd) -> NoReturn:
+    """Run the program and leave as it would. ``end.finalize(outcome)`` runs once, in this process only: after
+    the program's own atexit handlers (atexit is last-in first-out, and ours is registered before the program
+    runs), or just before the process goes without returning (``os._exit``, a fatal signal to itself), with
+    what it had printed and not flushed lost as plainly. A forked child comes back here too (it returns from
+    the program as it does), with an ``end`` of its own."""
+    atexit.register(end.at_exit)
+    end.outcome = run_program(entry, argv)
     flush_std()
-    status = ended.outcome.status
+    status = end.outcome.status or 0
     sys.exit(status if status >= 0 else 128 - status)  # at_exit ends it by the signal first
 
 
@@ -132,9 +142,49 @@ def record(output: str, entry: dict[str, Any], argv: list[str], hash_seed: int, 
                 writer.close(end=None)
                 report(outcome, engine.events_in(writer.values_written), writer.error, writer.io_failed)
 
-            run_then_exit(entry, argv, finalize, header["pid"], parent)
+            end = ProcessEnd(finalize, header["pid"], parent)
+            engine.on_fork_child = _recording_forks(engine, header, output, sealer, end)
+            run_then_exit(entry, argv, end)
     report(Outcome(0), 0, problem, True)  # told before the program runs: it may leave by any way it likes
-    run_then_exit(entry, argv, lambda outcome: None, header["pid"], parent)
+    run_then_exit(entry, argv, ProcessEnd(lambda outcome: None, header["pid"], parent))
+
+
+def forked_recording_path(output: str, label: str) -> str:
+    """Where forked process ``label`` of the recording written to ``output`` writes its own (the launcher puts
+    them inside the recording at the end)."""
+    return f"{output}.proc-{label}"
+
+
+def _recording_forks(engine: Recorder, header: dict[str, Any], output: str, sealer: Sealer | None,
+                     end: ProcessEnd) -> Callable[[str], None]:
+    """What a forked child does first: record into a recording of its own (the same names, the parent's
+    pending events dropped: they are the parent's), and end it when it ends."""
+
+    def on_fork_child(label: str) -> None:
+        parent_tape = engine.tape
+        assert isinstance(parent_tape, TapeWriter)
+        del engine.sink[:]
+        inherited = MemoryTape()
+        inherited.sink, inherited.table = engine.sink, parent_tape.table
+        pid = _REAL_GETPID()
+        child_header = {**header, "process": label, "pid": pid}
+        child_sealer = Sealer.fresh(sealer.recipient) if sealer is not None and sealer.recipient else None
+        try:
+            writer = TapeWriter(forked_recording_path(output, label), child_header, tape=inherited,
+                                on_writer_thread=mark_outside, sealer=child_sealer)
+        except OSError:  # the disk refuses: this process runs on unrecorded
+            engine.on_fork_child = None
+            return
+        engine.forked_child(writer, label)
+        start_main_thread()
+
+        def finalize(outcome: Outcome) -> None:
+            enter_gate()
+            writer.close(end=lambda: outcome.to_end(engine.events_in(writer.values_written)))
+
+        end.forked(finalize, pid)
+
+    return on_fork_child
 
 
 # -- the replay side -------------------------------------------------------------------------------------
@@ -147,11 +197,16 @@ def prepare_replay(header: dict[str, Any], project: Project) -> None:
     in a multi-threaded process, and that warning is output the replay must reproduce. (The script or module
     was checked to be the ``project``'s before: ``entry.check_entry``.)
     """
+    stand_in_for_the_writer()
+
+
+def stand_in_for_the_writer() -> None:
+    """An idle OS thread where the recording had its writer thread (a replayed forked child needs one too)."""
     parked = _thread.allocate_lock()
     parked.acquire()
     _thread.start_new_thread(parked.acquire, ())
 
 
-def rerun_then_exit(header: dict[str, Any], finalize: Callable[[Outcome], None]) -> NoReturn:
+def rerun_then_exit(header: dict[str, Any], end: ProcessEnd) -> NoReturn:
     """Run the recorded program again (the engine installed answers its external calls), and leave as it does."""
-    run_then_exit(header["entry"], header["argv"], finalize, header.get("pid", -1))
+    run_then_exit(header["entry"], header["argv"], end)

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 from ..boundaries import Options, areas, env, install, machine
 from ..engine import guard
-from ..engine.divergence import DIVERGED_EXIT, Call, Divergence, DivergenceKind
+from ..engine.divergence import Call, Divergence, DivergenceKind
 from ..engine.patch import Patcher
 from ..engine.replayer import Replayer
 from ..engine.state import enter_gate, start_main_thread
@@ -29,6 +29,7 @@ from ..kinds.entry import OutsideProject, Project, check_entry
 from ..kinds.outcome import Outcome
 from ..redaction import DEFAULT, Redaction
 from .protocol import CHILD_ENV, LAUNCHER_ENV, ChildResult, ForkServerConfig, RecordConfig, ReplayConfig, decode_config
+from .tree import ReplayTree, die_with_parent
 
 _exit = os._exit  # taken before the process boundary replaces it: our own exits are not the program's
 
@@ -61,25 +62,8 @@ def die_with_launcher() -> None:
     """A killed launcher takes its child with it (``retrace record`` killed must not leave the program running
     unseen, nor a replay go on alone)."""
     launcher = os.environ.pop(LAUNCHER_ENV, None)
-    if launcher is None:
-        return
-    try:
-        from ..engine._native import die_with_parent
-    except ImportError:  # the pure-Python build: prctl through ctypes, on Linux
-        die_with_parent = _die_with_parent_ctypes
-    if not die_with_parent(int(launcher)):
+    if launcher is not None and not die_with_parent(int(launcher)):
         _exit(1)  # the launcher is already gone: nobody waits for this run
-
-
-def _die_with_parent_ctypes(parent: int) -> bool:
-    import ctypes
-    import signal
-
-    if not sys.platform.startswith("linux"):
-        return True
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-    return os.getppid() == parent
 
 
 def prepare(header: dict[str, Any], project: Project) -> Any:
@@ -107,15 +91,9 @@ def replay_here(config: ReplayConfig) -> NoReturn:
     except OutsideProject as exc:  # the launcher checked first; this interpreter's own path may differ
         raise SystemExit(f"retrace: {exc}") from None
 
-    def diverged(divergence: Divergence) -> NoReturn:
-        enter_gate()
-        process.flush_std()
-        # Events before the diverging one are the ones the replay consumed faithfully.
-        ChildResult(divergence=divergence, events_consumed=divergence.index).write(config.result)
-        _exit(DIVERGED_EXIT)
-
     recorded = Outcome.from_json(rec.end or {})
-    engine = Replayer(rec.events(), on_divergence=diverged, truncated=rec.status == TapeStatus.TRUNCATED,
+    tree = ReplayTree(rec, config.result, config.stuck_timeout)
+    engine = Replayer(rec.events(), on_divergence=tree.diverged, truncated=rec.status == TapeStatus.TRUNCATED,
                       stuck_timeout=config.stuck_timeout, answer_by_key=recorded.crashed)
     engine.redaction = Redaction.from_header(header)  # what the program does now, redacted as recorded
     start_main_thread()
@@ -131,10 +109,12 @@ def replay_here(config: ReplayConfig) -> NoReturn:
             following = engine.events[consumed]
             result.unconsumed = Divergence(DivergenceKind.MISSING_CALLS, consumed, following.tid,
                                            expected=Call(following.describe()))
-        result.write(config.result)
+        result.write(tree.result)
 
     if kind == Kind.PROCESS:
-        process.rerun_then_exit(header, finalize)
+        end = process.ProcessEnd(finalize, header.get("pid", -1))
+        tree.replays(engine, end, finalize)
+        process.rerun_then_exit(header, end)
     finalize(kind_module(kind).rerun(prepared, header))
     process.flush_std()
     _exit(0)

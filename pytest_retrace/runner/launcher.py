@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -87,13 +88,16 @@ class ChildRun(NamedTuple):
     stdout: Output
     stderr: Output
     result: ChildResult | None
+    processes: dict[str, ChildResult | None] = {}  # noqa: RUF012 - what forked processes reported, by logical id
 
 
 def run_child(config: RecordConfig | ReplayConfig, hash_seed: int, passthrough: bool = True,
-              keep_output: bool = False, startup: dict[str, str | None] | None = None) -> ChildRun:
+              keep_output: bool = False, startup: dict[str, str | None] | None = None,
+              prefix: list[str] | None = None) -> ChildRun:
     """Run the child with ``config``; its output passes through to ours unless told not to,
     and is kept whole in the result when ``keep_output``. ``startup``: variables the interpreter starts with
-    set (None: unset) over ours (a replay's: the recorded locale, which decides encodings at start)."""
+    set (None: unset) over ours (a replay's: the recorded locale, which decides encodings at start).
+    ``prefix``: the command the interpreter runs under (a sandbox)."""
     result_path = _result_path()
     env = dict(os.environ)
     for name, value in (startup or {}).items():
@@ -106,7 +110,7 @@ def run_child(config: RecordConfig | ReplayConfig, hash_seed: int, passthrough: 
     env[LAUNCHER_ENV] = str(os.getpid())
     keys_for_child(env)
     stdout, stderr = Output(keep_output), Output(keep_output)
-    proc = subprocess.Popen([sys.executable, "-c", CHILD_CODE], env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([*(prefix or []), sys.executable, "-c", CHILD_CODE], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     sinks = (sys.stdout.buffer, sys.stderr.buffer) if passthrough else (None, None)
     pumps = [
@@ -121,7 +125,18 @@ def run_child(config: RecordConfig | ReplayConfig, hash_seed: int, passthrough: 
         t.join()
     proc.stdout.close()  # type: ignore[union-attr]
     proc.stderr.close()  # type: ignore[union-attr]
-    return ChildRun(returncode, stdout, stderr, ChildResult.read(result_path))
+    return ChildRun(returncode, stdout, stderr, ChildResult.read(result_path), _forked_results(result_path))
+
+
+def _forked_results(result_path: str) -> dict[str, ChildResult | None]:
+    """What the processes a replay forked reported (each beside the replay's own result), by logical id."""
+    folder, name = os.path.split(result_path)
+    prefix = name + ".proc-"
+    found: dict[str, ChildResult | None] = {}
+    for entry in os.listdir(folder or "."):
+        if entry.startswith(prefix) and not entry.endswith(".tmp"):
+            found[entry[len(prefix):]] = ChildResult.read(os.path.join(folder, entry))
+    return found
 
 
 @contextlib.contextmanager
@@ -247,14 +262,19 @@ def _finish_recording(run: ChildRun, temp: str, output: str, sealer: Sealer | No
     """Add END to what the child wrote and put it in place; or abandon it, when the disk refused it."""
     result = run.result
     if result is not None and result.abandoned:
+        _forked_recordings(temp)
         _discard(temp)
         _warn(output, f"{result.recording_error}; the recording is abandoned")
         return
     error = result.recording_error if result is not None else None
+    end = None
     if result is not None and result.outcome is not None:
         outcome = result.outcome.replace(stdout=run.stdout.summary(), stderr=run.stderr.summary())
+        end = outcome.to_end(result.events, error)
+    processes = _forked_recordings(temp)
+    if end is not None or processes:
         try:
-            append_end(temp, outcome.to_end(result.events, error), sealer)
+            append_end(temp, end, sealer, processes)
         except OSError as exc:  # a full disk: the program's run is not ours to fail
             _discard(temp)
             _warn(output, f"writing its end failed: {exc.strerror or exc}; the recording is abandoned")
@@ -279,6 +299,26 @@ def _finish_recording(run: ChildRun, temp: str, output: str, sealer: Sealer | No
         _warn(placed, f"the recording is incomplete and will not replay: {error}")
 
 
+def _forked_recordings(temp: str) -> dict[str, bytes]:
+    """The recordings the processes the program forked wrote beside its own, by logical id, in fork order
+    (taken away: they go inside the recording)."""
+    folder, name = os.path.split(temp)
+    prefix = name + ".proc-"
+    found = {}
+    for entry in os.listdir(folder or "."):
+        if entry.startswith(prefix):
+            path = os.path.join(folder, entry)
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            _discard(path)
+            if len(data) >= HEADER_SIZE:  # else it was killed before it recorded anything
+                found[entry[len(prefix):]] = data
+    return dict(sorted(found.items(), key=lambda item: [int(part) for part in item[0].split(".")]))
+
+
 def _warn(output: str, problem: str) -> None:
     sys.stderr.write(f"retrace record: warning: {output}: {problem}\n")
 
@@ -297,15 +337,41 @@ def _discard(path: str) -> None:
         pass
 
 
+def sandbox_prefix() -> list[str]:
+    """How to run a replay in a network namespace of its own, with no interface at all (``--retrace-sandbox``):
+    ``unshare -n`` as root, else in a user namespace where unprivileged ones are allowed. Raises RetraceError
+    where neither is possible."""
+    if not _SANDBOX:
+        tried = []
+        for prefix in (["unshare", "-n", "--"], ["unshare", "-rn", "--"]) if shutil.which("unshare") else ():
+            if prefix[1] == "-n" and os.geteuid() != 0:
+                continue
+            probe = subprocess.run([*prefix, "true"], capture_output=True, text=True)
+            if probe.returncode == 0:
+                _SANDBOX.append(prefix)
+                break
+            tried.append(f"{' '.join(prefix[:2])}: {probe.stderr.strip() or probe.returncode}")
+        else:
+            raise RetraceError("the replay sandbox needs network namespaces, which this machine does not give ("
+                               + ("; ".join(tried) or "no unshare command") + "); replay without the sandbox, or "
+                               "allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)")
+    return _SANDBOX[0]
+
+
+_SANDBOX: list[list[str]] = []
+
+
 def replay(path: str, project: Project, stuck_timeout: float = 10.0, passthrough: bool = True,
-           keep_output: bool = False, recording: Recording | None = None, forked: bool = False) -> Verdict:
+           keep_output: bool = False, recording: Recording | None = None, forked: bool = False,
+           sandbox: bool = False) -> Verdict:
     """Replay a recording in a fresh interpreter and return its verdict (with what the replay printed, whole
     when ``keep_output``). It runs only ``project``'s code: a recording that points elsewhere raises
     :class:`OutsideProject` before anything runs (unless the project allows it).
 
     ``recording`` is the file already read and checked (the plugin reads and checks it in setup). With ``forked``
     (the plugin, which replays many), a request or call recording is replayed in a fork of a server
-    that imported its app once (``forkserver.py``).
+    that imported its app once (``forkserver.py``). With ``sandbox`` the replay runs in a network namespace with
+    no interface (:func:`sandbox_prefix`), started cold.
     Raises :class:`RecordingError` when ``path`` is no readable recording at all.
     """
     rec = recording
@@ -321,10 +387,11 @@ def replay(path: str, project: Project, stuck_timeout: float = 10.0, passthrough
     if rec.end is not None and rec.end.get("recording_error"):
         return unreadable(path, f"{path}: the recording is incomplete: {rec.end['recording_error']}")
     config = ReplayConfig(os.path.abspath(path), project, stuck_timeout)
-    run = _run_forked(config, rec.header, passthrough, keep_output) if forked else None
+    prefix = sandbox_prefix() if sandbox else None
+    run = _run_forked(config, rec.header, passthrough, keep_output) if forked and not sandbox else None
     if run is None:
         run = run_child(config, rec.header["hash_seed"], passthrough, keep_output,
-                        startup=machine.startup_environ(rec.header))
-    verdict = conclude(rec, run.returncode, run.stdout.summary(), run.stderr.summary(), run.result)
+                        startup=machine.startup_environ(rec.header), prefix=prefix)
+    verdict = conclude(rec, run.returncode, run.stdout.summary(), run.stderr.summary(), run.result, run.processes)
     verdict.stdout, verdict.stderr = bytes(run.stdout.head), bytes(run.stderr.head)
     return verdict

@@ -12,7 +12,7 @@ from typing import Any
 from ..engine.divergence import Divergence, DivergenceKind
 from ..engine.keyed import KeyedSummary
 from ..enums import StrEnum
-from ..format.tape import Recording, TapeStatus
+from ..format.tape import Recording, TapeStatus, forked_end
 from ..kinds.outcome import Outcome, Stream
 from ..record import Record, read_field, to_json
 from .protocol import ChildResult
@@ -104,9 +104,11 @@ def unreadable(path: str, problem: str, offset: int | None = None) -> Verdict:
     return Verdict(path, Status.CORRUPT, problem=problem, offset=offset)
 
 
-def conclude(rec: Recording, returncode: int, stdout: Stream, stderr: Stream, result: ChildResult | None) -> Verdict:
+def conclude(rec: Recording, returncode: int, stdout: Stream, stderr: Stream, result: ChildResult | None,
+             processes: dict[str, ChildResult | None] | None = None) -> Verdict:
     """The verdict on a replay of ``rec``: the child's exit status, the output it printed (as it passed by),
-    and what it reported (None when it died before it could)."""
+    and what it reported (None when it died before it could); ``processes``: what the processes it forked
+    reported, by logical id."""
     recorded = Outcome.from_json(rec.end or {}).as_text()
     child = result.outcome if result is not None else None
     replayed_raw = Outcome(returncode if child is None else child.status, None if child is None else child.exception,
@@ -137,10 +139,36 @@ def conclude(rec: Recording, returncode: int, stdout: Stream, stderr: Stream, re
         return verdict(Status.CRASH_REPRODUCED)
     if result.unconsumed is not None:
         return verdict(Status.DIVERGED, divergence=result.unconsumed)
+    forked = _forked_divergence(rec, processes or {})
+    if forked is not None:
+        return verdict(Status.DIVERGED, divergence=forked)
     mismatch = _outcome_mismatch(recorded, replayed)
     if mismatch is not None:
         return verdict(Status.DIVERGED, divergence=mismatch)
     return verdict(Status.CRASH_REPRODUCED if recorded.crashed else Status.OK)
+
+
+def _forked_divergence(rec: Recording, processes: dict[str, ChildResult | None]) -> Divergence | None:
+    """The first divergence of a process the program forked (its thread named ``process/thread``): one that
+    diverged, left recorded calls unmade, ended otherwise, or ended without reporting. A process whose recording
+    stops early (it was killed, or outlived the program) is not expected to report."""
+    for label in sorted(rec.processes, key=lambda label: [int(part) for part in label.split(".")]):
+        end = forked_end(rec.processes[label])
+        reported = processes.get(label)
+        if reported is None:
+            if end is None:
+                continue
+            return Divergence(DivergenceKind.DIED, thread=f"{label}/0",
+                              summary=f"process {label}, which the program forked, ended without reporting")
+        divergence = reported.divergence or reported.unconsumed
+        if divergence is not None and divergence.kind != DivergenceKind.TRUNCATED:
+            divergence.thread = f"{label}/{divergence.thread}"
+            return divergence
+        status = None if reported.outcome is None else reported.outcome.status
+        if end is not None and status != end.get("status"):
+            return Divergence(DivergenceKind.OUTCOME, thread=f"{label}/0", differs=["status"],
+                              expected={"status": end.get("status")}, actual={"status": status})
+    return None
 
 
 def _outcome_mismatch(recorded: Outcome, replayed: Outcome) -> Divergence | None:

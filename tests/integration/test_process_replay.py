@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from support import Recorder, assert_faithful, plain, retrace
 
+from pytest_retrace.format.tape import read_recording, read_recording_bytes
+
 
 @pytest.mark.parametrize("program", ["entropy.py", "clocks.py", "hashing.py"])
 def test_sources_of_nondeterminism_replay_exactly(recorder: Recorder, program: str, tmp_path: Path) -> None:
@@ -100,7 +102,11 @@ def test_a_forked_child_leaves_the_recording_intact(recorder: Recorder) -> None:
     assert "child True" in recorded.stdout and "child exit 0 True" in recorded.stdout
     replayed = recorder.replay()
     assert replayed.verdict["status"] == "ok", replayed.stderr
-    assert replayed.verdict["events_recorded"] == 3  # random seed, and the parent's two clock reads
+    # The parent's: the random seed, its two clock reads, the fork and the wait; the child's clock read is the
+    # child's own recording's, inside the parent's.
+    assert replayed.verdict["events_recorded"] == 5
+    child = read_recording_bytes(read_recording(recorder.folder / "rec.retrace").processes["1"], "child")
+    assert [e.name for e in child.events()] == ["time.time"] and child.end is not None
 
 
 def test_standard_input_is_recorded(recorder: Recorder) -> None:

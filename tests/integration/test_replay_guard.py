@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import Recorder, retrace
+from support import LiveServer, Recorder, retrace
+
+from pytest_retrace.errors import RetraceError
+from pytest_retrace.runner.launcher import sandbox_prefix
 
 CRASH = "import time\nprint('start', time.time() > 0)\nraise ValueError('recorded crash')\n"
 
@@ -84,9 +88,9 @@ def test_a_fixed_crash_on_a_new_path_touches_nothing(effect: str, tmp_path: Path
 
 def effect_event(effect: str) -> str:
     """How the report names the refused effect: what the guard saw, or the call of the boundary that answers it
-    (renames, even of the program's own code; signals to process groups)."""
+    (renames, even of the program's own code; signals to process groups; posix_spawn)."""
     return {"socket": "unrecorded socket.connect", "posix_open": "unrecorded open",
-            "posix_spawn": "unrecorded os.posix_spawn", "spawnv_passfds": "unrecorded subprocess.fork_exec",
+            "posix_spawn": "os.posix_spawn('/bin/sh', ", "spawnv_passfds": "unrecorded subprocess.fork_exec",
             "killpg": "os.killpg(", "dir_fd": "unrecorded os.mkdir",
             "rename_code": "os.rename('program.py', 'renamed.py')"}[effect]
 
@@ -125,3 +129,24 @@ def test_the_program_signals_itself_and_its_own_children_on_replay(tmp_path: Pat
     replayed = Recorder(tmp_path).replay()
     assert replayed.stdout == recorded.stdout, replayed.stderr
     assert replayed.verdict is not None and replayed.verdict["faithful"] is True
+
+
+def test_the_sandbox_replays_with_no_network_at_all(tmp_path: Path, http_server: LiveServer) -> None:
+    """``--sandbox``: the replay runs in a network namespace with no interface (beneath the guard), faithfully;
+    where namespaces are not given it says so and what to do."""
+    recorder = Recorder(tmp_path)
+    recorded = recorder.record("http_clients.py", str(http_server.port))
+    assert recorded.returncode == 0, recorded.stderr
+    try:
+        sandbox_prefix()
+    except RetraceError as exc:
+        run = retrace("replay", "rec.retrace", "--sandbox", cwd=tmp_path)
+        assert run.returncode == 2 and str(exc) in run.stderr
+        pytest.skip(f"no network namespaces here: {exc}")
+    http_server.stop()
+    replayed = retrace("replay", "rec.retrace", "--sandbox", "--verdict", "v.json", cwd=tmp_path)
+    assert (replayed.returncode, replayed.stdout) == (0, recorded.stdout), replayed.stderr
+    probe = subprocess.run([*sandbox_prefix(), sys.executable, "-c",
+                            "import socket; socket.create_connection(('127.0.0.1', 9), timeout=2)"],
+                           capture_output=True, text=True)
+    assert "Network is unreachable" in probe.stderr or "Errno 101" in probe.stderr, probe.stderr

@@ -457,3 +457,30 @@ def test_a_replays_report_never_sends_a_files_escape_sequences_to_the_terminal()
     report = format_verdict(verdict, detailed=True)
     assert "\x1b" not in report and "\x07" not in report
     assert "\\x1b]0;PWNED\\x07" in report and "\n" in report  # shown escaped; lines stay lines
+
+
+@pytest.mark.parametrize("body, problem", [
+    (["1", "not bytes"], "not [logical process id, recording]"),
+    (["../1", b"RETRACE"], "not [logical process id, recording]"),
+    (["0", b"RETRACE"], "not [logical process id, recording]"),
+    (["1." * 20 + "1", b"RETRACE"], "not [logical process id, recording]"),
+    (["1"], "not [logical process id, recording]"),
+])
+def test_a_malformed_forked_process_is_corrupt(tmp_path: Path, body: list[Any], problem: str) -> None:
+    rec = damaged(tmp_path, lambda data, at: data[: at[-1][0]] + frame(tape.FRAME_PROCESS, body) + data[at[-1][0]:])
+    assert rec.status == "corrupt" and problem in rec.problem, rec.problem
+
+
+def test_forked_processes_are_read_by_id_and_a_repeated_one_is_corrupt(tmp_path: Path) -> None:
+    inner = tmp_path / "inner.retrace"
+    write(inner, [5])
+    child = inner.read_bytes()
+    rec = damaged(tmp_path, lambda data, at: data[: at[-1][0]] + frame(tape.FRAME_PROCESS, ["1", child])
+                  + frame(tape.FRAME_PROCESS, ["1.2", child]) + data[at[-1][0]:])
+    assert rec.status == "complete" and sorted(rec.processes) == ["1", "1.2"]
+    assert tape.forked_end(rec.processes["1.2"]) == {"status": 1, "events": 1, "exception": CRASH}
+    assert tape.read_recording_bytes(rec.processes["1"], "process 1").events()[0].result == 5
+    rec = damaged(tmp_path, lambda data, at: data[: at[-1][0]] + frame(tape.FRAME_PROCESS, ["1", child]) * 2
+                  + data[at[-1][0]:])
+    assert rec.status == "corrupt" and "process 1 repeated" in rec.problem
+    assert tape.forked_end(b"RETRACE\x00 not a recording") is None
