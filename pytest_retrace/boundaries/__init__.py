@@ -26,9 +26,9 @@ def areas() -> tuple[ModuleType, ...]:
     """The stdlib areas' modules, imported on first use (what a replay needs, when it does). A child imports
     them first thing, so that recording and replay leave the program the same ``sys.modules``, in the same
     order (programs walk it: ``inspect.getmodule`` stats every module's file)."""
-    from . import clock, collector, entropy, files, identity, locales, machine, process, socket, sync, threads
+    from . import clock, collector, entropy, files, identity, locales, machine, process, signals, socket, sync, threads
 
-    return (threads, sync, collector, clock, entropy, files, process, socket, machine, identity, locales)
+    return (threads, sync, collector, clock, entropy, files, process, signals, socket, machine, identity, locales)
 
 
 def install(engine: Engine, patcher: Patcher, options: Options) -> None:
