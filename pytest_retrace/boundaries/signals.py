@@ -11,9 +11,13 @@ handler's own calls. The wrapper is a stand-in wearing the handler's face; ``sig
 If the handler runs while the main thread is inside an external call (``time.sleep`` interrupted by
 SIGALRM, resumed after it by PEP 475), the call's gate is open: the wrapper closes it for the handler's
 time, so that the handler's calls are recorded, and they land before the interrupted call's own event.
-On replay the handler runs where the recording has its event next: at the start of the call that comes
-after it (the replayer's :attr:`~pytest_retrace.engine.replayer.Replayer.asynchronous` hook), then that
-call is checked against the following event. When the handler raises inside the interrupted call, the
+The event's result is the place the handler ran at in the program's code (code and instruction offset;
+a signal that lands in a boundary's own code is held until the program's frame goes on: :class:`Deferred`),
+or None inside an external call. On replay the handler runs at that place, watched for from the event
+before it (:class:`Arming`, :class:`Place`); a call the program makes first (the interrupted call, or a
+place never reached) finds the handler's event next and runs it at its start (the replayer's
+:attr:`~pytest_retrace.engine.replayer.Replayer.asynchronous` hook), then is checked against the event after.
+When the handler raises inside the interrupted call, the
 call raises the handler's exception and records no event of its own (``tls.interrupted``): on replay the
 call raises it from its start the same way.
 
