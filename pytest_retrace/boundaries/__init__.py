@@ -26,9 +26,24 @@ def areas() -> tuple[ModuleType, ...]:
     """The stdlib areas' modules, imported on first use (what a replay needs, when it does). A child imports
     them first thing, so that recording and replay leave the program the same ``sys.modules``, in the same
     order (programs walk it: ``inspect.getmodule`` stats every module's file)."""
-    from . import clock, collector, entropy, files, identity, locales, machine, process, socket, sync, threads, tree
+    from . import (
+        clock,
+        collector,
+        entropy,
+        files,
+        identity,
+        locales,
+        machine,
+        process,
+        signals,
+        socket,
+        sync,
+        threads,
+        tree,
+    )
 
-    return (threads, sync, collector, clock, entropy, files, process, tree, socket, machine, identity, locales)
+    return (threads, sync, collector, clock, entropy, files, process, tree, signals, socket, machine, identity,
+            locales)
 
 
 def install(engine: Engine, patcher: Patcher, options: Options) -> None:

@@ -11,6 +11,7 @@ program's own doing and is delivered, on both sides.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shlex
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..engine.base import Engine, payload, with_engine
+from .signals import own_signal
 from .streams import RecordedStream
 
 if TYPE_CHECKING:
@@ -52,6 +54,7 @@ class Ending:
 
 
 _ending: Ending | None = None
+_NO_SIGNAL = contextlib.nullcontext()
 
 
 def ends(ending: Ending | None) -> None:
@@ -252,7 +255,8 @@ def _install_endings(engine: Engine, patcher: Patcher) -> None:
         if ending is not None and pid == ending.pid:  # the process itself: the program's own doing, on both sides
             if _fatal(sig):
                 ending.now(-int(sig))
-            return _REAL_KILL(_REAL_GETPID(), sig)  # type: ignore[no-any-return]
+            with own_signal:  # its handler runs before kill returns, as the program's own doing (no event)
+                return _REAL_KILL(_REAL_GETPID(), sig)  # type: ignore[no-any-return]
 
         def redo(_: Any) -> None:  # replayed: a process this one forked is the replay's own (see the tree)
             engine.signal_child(pid, int(sig))
@@ -266,19 +270,28 @@ def _install_endings(engine: Engine, patcher: Patcher) -> None:
         if own and _ending is not None and _fatal(sig):
             _ending.now(-int(sig))
         sent: list[bool] = []
+        blocked: list[Any] = []
 
         def send() -> None:
             sent.append(True)
+            if own:  # held back until the event is recorded: its handler runs after it, as on replay
+                blocked.append(signal.pthread_sigmask(signal.SIG_BLOCK, [sig]))
             _REAL_KILLPG(pgid, sig)
 
-        engine.call("os.killpg", ("own group" if own else pgid, int(sig)), send)
-        if own and not sent:  # replayed: of the group, only this process is the replay's
-            _REAL_KILL(_REAL_GETPID(), sig)
+        with own_signal if own else _NO_SIGNAL:
+            try:
+                engine.call("os.killpg", ("own group" if own else pgid, int(sig)), send)
+            finally:
+                if blocked:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, blocked[0])
+            if own and not sent:  # replayed: of the group, only this process is the replay's
+                _REAL_KILL(_REAL_GETPID(), sig)
 
     def raise_signal(sig: int) -> None:
         if _ending is not None and _fatal(sig):
             _ending.now(-int(sig))
-        _REAL_RAISE(sig)
+        with own_signal:
+            _REAL_RAISE(sig)
 
     def abort() -> None:
         if _ending is not None:

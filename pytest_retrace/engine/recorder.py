@@ -85,6 +85,9 @@ class Recorder(Engine):
         except BaseException as exc:
             leave(fast)
             tls.raised = id(exc)  # the call's own exception, not an error of ours (see standin)
+            if tls.interrupted == id(exc):  # a signal handler raised it inside the call: no event of the call's
+                tls.interrupted = 0
+                raise
             self._append(nid, args, Raised(exc, inside=_inside(sys._getframe())), tid)
             raise
         leave(fast)

@@ -73,6 +73,12 @@ class Replayer(Engine):
     process replay reports and exits); by default it raises :class:`ReplayDivergence`.
     """
 
+    # Asynchronous events: recorded events that no call of the program asks for, because they happen to it
+    # between two of its calls (a signal handler starting). ``asynchronous[event.name](event)`` runs one where
+    # the replay meets it, instead of the call the program makes there, which is then checked against the
+    # events that follow (see boundaries/signals.py, which sets it).
+    asynchronous: dict[str, Callable[[Event], None]] | None = None
+
     def __init__(
         self,
         events: list[Event],
@@ -88,6 +94,8 @@ class Replayer(Engine):
         self.on_divergence = on_divergence or self._raise
         # How a signal the recording sent a forked child reaches the replay's (its logical id, real pid, signal).
         self.on_signal_child: Callable[[str, int, int], None] | None = None
+        # What prepares the events a forked child follows, as the ones of the replay were (see boundaries/signals).
+        self.follows: Callable[[list[Event]], None] | None = None
         self.stuck_timeout = stuck_timeout
         self._succeed: set[str] = set()  # calls assumed to succeed when answering by key (assume_success)
         self._follow(truncated, answer_by_key)
@@ -154,6 +162,8 @@ class Replayer(Engine):
         process ``label``. The cursor is the parent's (the native fast paths hold it), set back over them."""
         with internal:
             self.events[:] = events
+            if self.follows is not None:
+                self.follows(self.events)
             self._cursor.__setstate__(0)  # type: ignore[attr-defined]
             self.process, self._forks = label, 0
             self._follow(truncated, answer_by_key)
@@ -218,6 +228,11 @@ class Replayer(Engine):
             if event.name == name and event.args == args:
                 del states[tid]
                 return event
+            if self._runs(event) is not None:  # a signal handler: it runs here, then on to this call's turn
+                del states[tid]
+                self._happens(event, held=not take)
+                states[tid] = ("waits for its turn to call", name, args)
+                continue
             if not _idle_wait(event):
                 del states[tid]
                 return self.diverge(DivergenceKind.MISMATCH, event, name, args, tid)
@@ -248,10 +263,8 @@ class Replayer(Engine):
         if tid != MAIN:
             return self.diverge(DivergenceKind.THREAD, None, name, args, tid)
         event = next(self._cursor, None)
-        if event is None:
-            return self._exhausted(name, args, tid)
-        if event.name != name or event.args != args:
-            return self.diverge(DivergenceKind.MISMATCH, event, name, args, tid)
+        if event is None or event.name != name or event.args != args:
+            return self._recheck(event, name, args)
         return event
 
     def sync(self, name: str, args: Any, redo: Callable[[Any], Any], fn: Callable[..., Any], *a: Any) -> Any:
@@ -298,6 +311,11 @@ class Replayer(Engine):
             if demux.expected() == tls.slot and position < len(self.events) and self.events[position].name == name:
                 self.call(name, None, nothing)
                 self._credit[tid] = self._credit.get(tid, 0) + 1
+                states[tid] = waiting
+            elif demux.expected() == tls.slot and position < len(self.events) and self._runs(self.events[position]):
+                index = demux.claim(tls.slot, WAIT_SLICE)  # a signal handler while waiting: it runs here
+                if index >= 0:
+                    self._happens(self.events[index])
                 states[tid] = waiting
         states.pop(tid, None)
         if self._credit.get(tid, 0):
@@ -391,9 +409,51 @@ class Replayer(Engine):
         return replayed
 
     def _recheck(self, event: Event | None, name: str, args: Any) -> Event:
+        """The main thread of a single-threaded replay calls ``name`` where the recording has ``event``."""
         if event is None:
             return self._exhausted(name, args, MAIN)
+        if self._happens(event):  # it ran here: the call goes on to the events after it
+            return self.next_event(name, args)
         return self.diverge(DivergenceKind.MISMATCH, event, name, args, MAIN)
+
+    def _runs(self, event: Event) -> Callable[[Event], None] | None:
+        """What runs ``event`` if it is an asynchronous event of the calling thread (see :attr:`asynchronous`)."""
+        if self.asynchronous is None or self._keyed is not None or event.tid != tls.tid:
+            return None
+        return self.asynchronous.get(event.name)
+
+    def _happens(self, event: Event, held: bool = False) -> bool:
+        """Run ``event``, taken off the recording where the calling thread makes another call, if it is an
+        asynchronous one; ``held``: the demultiplexer's turn is held for it (given, not yet passed on)."""
+        run = self._runs(event)
+        if run is None:
+            return False
+        if held:
+            assert self.demux is not None
+            self.demux.advance()
+        run(event)
+        return True
+
+    def take(self, event: Event) -> bool:
+        """Take the asynchronous ``event`` off the recording now, between two calls, when it is the calling
+        thread's next event (a signal handler whose recorded place the program has reached, see
+        boundaries/signals.py); False when it is not."""
+        if self._keyed is not None or event.tid != tls.tid:
+            return False
+        if self.demux is None:
+            if self.consumed != event.index:
+                return False
+            next(self._cursor)
+            return True
+        slot, order = tls.slot, self._order
+        following = next((i for i in range(self.demux.position, len(order)) if order[i] == slot), None)
+        if following != event.index:
+            return False
+        while (index := self.demux.claim(slot, WAIT_SLICE)) == TIMED_OUT:
+            pass
+        if index < 0:
+            self._stopped() if index != EXHAUSTED else self._exhausted(event.name, event.args, tls.tid)
+        return True
 
     def _exhausted(self, name: str, args: Any, tid: Any) -> Event:
         kind = DivergenceKind.TRUNCATED if self.truncated else DivergenceKind.EXTRA_CALL
