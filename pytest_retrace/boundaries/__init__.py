@@ -42,7 +42,8 @@ def areas() -> tuple[ModuleType, ...]:
         tree,
     )
 
-    return (threads, sync, collector, clock, entropy, files, process, tree, signals, socket, machine, identity,
+    # The tree before process: asyncio's wait for a subprocess (process) hands other pids on to the tree's.
+    return (threads, sync, collector, clock, entropy, files, tree, process, signals, socket, machine, identity,
             locales)
 
 

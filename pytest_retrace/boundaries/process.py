@@ -4,7 +4,10 @@ process reads from its standard input, and the ways a process ends without retur
 signal to itself, ``abort``).
 
 On replay nothing is spawned: :class:`RecordedPopen` answers every method from the
-recording. It subclasses the real Popen so ``isinstance`` checks still hold. A signal to
+recording. It subclasses the real Popen so ``isinstance`` checks still hold. Its pipes are real
+descriptors on both sides (on replay, pipes of the replay's own), and what goes through them by
+descriptor, the child's ``waitpid`` and pidfd are events too (:mod:`.aio`: how asyncio's subprocess
+transports replay). A signal to
 another process is an event, never sent on replay; one to the process itself is the
 program's own doing and is delivered, on both sides.
 """
@@ -22,6 +25,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..engine.base import Engine, payload, with_engine
+from .aio import Children, stand_in_pipes
+from .aio import install as install_children
 from .signals import own_signal
 from .streams import RecordedStream
 
@@ -110,8 +115,28 @@ class RecordedPopen(_REAL_POPEN):  # type: ignore[misc, valid-type]
     :func:`~pytest_retrace.engine.base.with_engine`, which gives it the engine."""
 
     _retrace_engine: Engine
+    _retrace_children: Children
     _child_created = False
     _real: Any = None
+    _returncode: int | None = None
+
+    @property  # type: ignore[override]
+    def returncode(self) -> int | None:
+        return self._returncode
+
+    @returncode.setter
+    def returncode(self, value: int | None) -> None:
+        """Set by our methods from what the child answered, and by asyncio from what its child watcher got: the
+        real ``Popen`` learns it too (it would look for a child already reaped), and the pid is no longer the
+        child's."""
+        self._returncode = value
+        if value is not None:
+            real = self._real
+            if real is not None and real.returncode is None:
+                real.returncode = value
+            pid = getattr(self, "pid", None)
+            if pid is not None:
+                self._retrace_children.ended(pid)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         bound = _bind(args, kwargs)
@@ -135,16 +160,25 @@ class RecordedPopen(_REAL_POPEN):  # type: ignore[misc, valid-type]
             return self._real.pid
 
         self.pid = self._retrace_engine.call("subprocess.Popen", key, spawn)
-        self.stdin = self._stream("stdin", kinds[0], "wb")
-        self.stdout = self._stream("stdout", kinds[1], "rb")
-        self.stderr = self._stream("stderr", kinds[2], "rb")
+        self._retrace_children.started(self.pid)
+        # On replay the child's pipes are pipes of our own, which the program's descriptor work (asyncio's
+        # transports) can use; what goes through them is answered from the recording (see .aio).
+        stand_ins = stand_in_pipes(kinds) if self._real is None else [None, None, None]
+        self.stdin = self._stream("stdin", kinds[0], "wb", stand_ins[0])
+        self.stdout = self._stream("stdout", kinds[1], "rb", stand_ins[1])
+        self.stderr = self._stream("stderr", kinds[2], "rb", stand_ins[2])
 
-    def _stream(self, which: str, kind: Any, mode: str) -> Any:
+    def _stream(self, which: str, kind: Any, mode: str, stand_in: int | None) -> Any:
         if kind != subprocess.PIPE:
             return None
-        real = getattr(self._real, which, None) if self._real is not None else None
-        if isinstance(real, io.TextIOWrapper):
-            real = real.buffer
+        if self._real is not None:
+            real = getattr(self._real, which, None)
+            if isinstance(real, io.TextIOWrapper):
+                real = real.buffer
+        else:
+            real = io.FileIO(stand_in, mode) if stand_in is not None else None  # type: ignore[arg-type]
+        if real is not None:
+            self._retrace_children.track(real.fileno(), which, self.pid)
         binary = RecordedStream(self._retrace_engine, f"subprocess.{which}", self.pid, real, mode)
         if not self.text_mode:
             return binary
@@ -209,7 +243,10 @@ def _install_stdin(engine: Engine, patcher: Patcher) -> None:
 
 def install(engine: Engine, patcher: Patcher, options: Options) -> None:
     _install_stdin(engine, patcher)
-    patcher.set(subprocess, "Popen", with_engine(RecordedPopen, engine, name="Popen", module="subprocess"))
+    children = Children()
+    popen = with_engine(RecordedPopen, engine, name="Popen", module="subprocess")
+    popen._retrace_children = children
+    patcher.set(subprocess, "Popen", popen)
     real_system = os.system
 
     def system(command: Any) -> int:
@@ -222,6 +259,13 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
     patcher.set(os, "getpid", engine.wrap_noarg("os.getpid", _REAL_GETPID))
     patcher.set(os, "getppid", engine.wrap_noarg("os.getppid", _parent_as_the_user_sees_it))
     _install_endings(engine, patcher)
+    install_children(engine, patcher, children, _itself)
+
+
+def _itself(pid: int) -> bool:
+    """Whether ``pid`` is this process as the program sees it (its recorded pid, on replay)."""
+    ending = _ending
+    return pid == (ending.pid if ending is not None and _REAL_GETPID() == ending.real_pid else _REAL_GETPID())
 
 
 def _spawner(engine: Engine, name: str, real: Callable[..., int]) -> Callable[..., int]:
