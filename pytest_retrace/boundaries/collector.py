@@ -1,10 +1,13 @@
 """The garbage collector's timing: code that runs when the collector decides is outside the recording.
 
-When a cyclic collection runs depends on allocation counts, and pytest-retrace's own
-code allocates differently while recording and while replaying; finalizers
-(``__del__`` of cyclic garbage, ``weakref.finalize`` callbacks, at exit too) would
-then make their calls at other points of the event stream. They run behind the gate
-instead: their calls are real and unrecorded in both runs, like pytest-retrace's own.
+When a cyclic collection runs depends on allocation counts, and pytest-retrace's own code allocates differently
+while recording and while replaying; and when an object's last reference goes can depend on references our
+machinery holds for a while (a recorded result waiting for the writer). Finalizers (``__del__`` of cyclic
+garbage, ``weakref.finalize`` callbacks, at exit too) would then make their calls at other points of the event
+stream. They run behind the gate instead, marked as the collector's (``tls.collecting``): their reads are real and
+unrecorded in both runs, and on replay a real effect of theirs (a file written, a connection) is refused by the
+replay guard and reported as the divergence it is, never performed. (A ``TemporaryDirectory`` left to its
+finalizer finds nothing to remove on replay: its folder was never made.)
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import gc
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from ..engine.state import enter_gate, leave_gate
+from ..engine.state import enter_gate, leave_gate, tls
 
 if TYPE_CHECKING:
     from ..engine.base import Engine
@@ -24,7 +27,9 @@ if TYPE_CHECKING:
 def _collecting(phase: str, info: dict[str, Any]) -> None:
     if phase == "start":
         enter_gate()
-    else:
+        tls.collecting += 1
+    elif tls.collecting:
+        tls.collecting -= 1
         leave_gate()
 
 
@@ -36,9 +41,11 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
 
     def call(self: weakref.finalize, _: Any = None) -> Any:
         enter_gate()
+        tls.collecting += 1
         try:
             return real_call(self, _)
         finally:
+            tls.collecting -= 1
             leave_gate()
 
     patcher.set(weakref.finalize, "__call__", call)

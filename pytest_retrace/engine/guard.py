@@ -12,7 +12,8 @@ the interpreter's audit hooks (PEP 578), below every Python-level patch, and ref
 
 A refusal is reported like any call the recording does not have: the replay diverges there, with the Python
 stack of the effect; on a crash recording's new path, ``UnrecordedCall`` is raised into the program instead.
-Only our own work, inside the gate, passes. Reads stay allowed: the program's own code is read live.
+Only our own work, inside the gate, passes (not a finalizer the garbage collector runs there: its moment is
+not the recording's, see ``boundaries/collector.py``). Reads stay allowed: the program's own code is read live.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 from .state import internal, tls
 
-_getpid = os.getpid  # taken before the process boundary replaces it
+_getpid, _lstat = os.getpid, os.lstat  # taken before the boundaries replace them
 
 # os.open flags that write or create.
 WRITING = (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_TMPFILE", 0))
@@ -42,12 +43,36 @@ def _open_changes(args: tuple[Any, ...]) -> Any:
     return (path, flags)
 
 
+def _changed(shown: int, dir_fd_at: int | None) -> Callable[[tuple[Any, ...]], Any]:
+    """A change to the path first in the event's arguments (``dir_fd_at``: where its ``dir_fd`` is): its first
+    ``shown`` arguments, or None when nothing is at the path."""
+
+    def shows(args: tuple[Any, ...]) -> Any:
+        dir_fd = args[dir_fd_at] if dir_fd_at is not None and len(args) > dir_fd_at else -1
+        return None if _missing(args[0], dir_fd) else args[:shown]
+
+    return shows
+
+
+def _made(args: tuple[Any, ...]) -> Any:
+    return args[:1]
+
+
 def _first_two(args: tuple[Any, ...]) -> Any:
     return args[:2]
 
 
-def _path(args: tuple[Any, ...]) -> Any:
-    return args[:1]
+def _missing(path: Any, dir_fd: Any) -> bool:
+    """Whether nothing is at ``path``: changing, moving or removing it changes nothing (the call fails)."""
+    if not isinstance(path, (str, bytes)):
+        return False
+    try:
+        _lstat(path, dir_fd=dir_fd if type(dir_fd) is int and dir_fd >= 0 else None)
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError, TypeError):
+        return False
+    return False
 
 
 def _address(args: tuple[Any, ...]) -> Any:
@@ -89,12 +114,18 @@ def _descendant(pid: int) -> bool:
     return False
 
 
-# Audit events that change the world, and what of their arguments a report shows (None: this one is harmless).
+# Audit events that change the world, and what of their arguments a report shows (None: this one is harmless,
+# as a change to a path where nothing is: it fails, changing nothing).
 WATCHED: dict[str, Callable[[tuple[Any, ...]], Any]] = {
     "open": _open_changes,
-    **dict.fromkeys(("os.remove", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.utime", "os.truncate",
-                     "os.chflags", "os.lchflags", "os.setxattr", "os.removexattr"), _path),
-    **dict.fromkeys(("os.rename", "os.link", "os.symlink"), _first_two),
+    # (audit arguments: remove/rmdir (path, dir_fd), chmod (path, mode, dir_fd), chown and utime (path, …, dir_fd)
+    # at 3, rename and link (src, dst, src_dir_fd, dst_dir_fd); truncate, chflags and the xattrs have none)
+    **dict.fromkeys(("os.remove", "os.rmdir"), _changed(1, 1)),
+    "os.chmod": _changed(1, 2),
+    **dict.fromkeys(("os.chown", "os.utime"), _changed(1, 3)),
+    **dict.fromkeys(("os.truncate", "os.chflags", "os.lchflags", "os.setxattr", "os.removexattr"), _changed(1, None)),
+    **dict.fromkeys(("os.rename", "os.link"), _changed(2, 2)),
+    **dict.fromkeys(("os.mkdir", "os.symlink"), _made),
     **dict.fromkeys(("socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg"), _address),
     **dict.fromkeys(("socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr", "socket.getnameinfo",
                      "socket.sethostname"), _first_two),
@@ -114,7 +145,7 @@ def install(refuse: Refuse) -> None:
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
         shows = watched.get(event)
-        if shows is None or tls.gate:
+        if shows is None or (tls.gate and not tls.collecting):  # (a finalizer the collector runs is not ours)
             return
         if event == "os.kill" and args[0] in _replaying:  # a forked child signals the replay it came from
             return
@@ -126,7 +157,11 @@ def install(refuse: Refuse) -> None:
             from ..errors import UnrecordedCall
 
             raise UnrecordedCall(f"{event}{shown!r}: a forked process of the replay may not change the world")
-        refuse(event, _plain(shown))
+        collecting, tls.collecting = tls.collecting, 0  # reporting it is our own work
+        try:
+            refuse(event, _plain(shown))
+        finally:
+            tls.collecting = collecting
 
     _refuse_unaudited(refuse)
     sys.addaudithook(hook)

@@ -38,6 +38,8 @@ class _ThreadState(_thread._local):
     # > 0 while open() hands the opening to the program's own opener, whose os.open is a boundary's: the replay
     # guard leaves that open to it.
     opener = 0
+    # > 0 while the garbage collector runs finalizers on this thread (behind the gate: see boundaries/collector)
+    collecting = 0
     # id() of the exception a signal handler raised while this thread was inside an external call: the call
     # raises it and records no event of its own, the handler's event stands for it (boundaries/signals).
     interrupted = 0

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import LiveServer, Recorder, retrace
+from support import LiveServer, Recorder, assert_faithful, retrace
 
 from pytest_retrace.errors import RetraceError
 from pytest_retrace.runner.launcher import sandbox_prefix
@@ -150,3 +150,22 @@ def test_the_sandbox_replays_with_no_network_at_all(tmp_path: Path, http_server:
                             "import socket; socket.create_connection(('127.0.0.1', 9), timeout=2)"],
                            capture_output=True, text=True)
     assert "Network is unreachable" in probe.stderr or "Errno 101" in probe.stderr, probe.stderr
+
+
+def test_finalizers_run_unrecorded_and_may_not_change_the_world_on_replay(recorder: Recorder) -> None:
+    """Finalizers run when the collector decides (or the last reference goes), which is not the recording's moment:
+    unrecorded in both runs. A TemporaryDirectory's finds nothing to remove on replay and the replay is faithful; a
+    __del__ that writes a file may not change the world on replay: its write is refused and reported, with the
+    finalizer on the stack."""
+    recorded = recorder.record("finalizers.py")
+    assert recorded.stdout == "made True True\ngone True\nfinalized [True]\n", recorded.stderr
+    assert_faithful(recorder, recorded)
+
+    cyclic = recorder.record("finalizers.py", env={"CYCLE": "1"}, name="cyclic")
+    assert cyclic.stdout.endswith("collected\n") and (recorder.folder / "from_del.txt").exists()
+    (recorder.folder / "from_del.txt").unlink()
+    replayed = recorder.replay(name="cyclic")
+    assert replayed.verdict is not None and replayed.verdict["status"] == "diverged", replayed.verdict
+    assert replayed.verdict["divergence"]["actual"]["call"].startswith("unrecorded open('from_del.txt'")
+    assert "in __del__" in replayed.stderr
+    assert not (recorder.folder / "from_del.txt").exists()
