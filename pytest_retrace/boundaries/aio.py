@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..engine.base import Engine, payload
 from ..engine.state import enter_gate, internal, leave_gate, tls
+from .descriptors import ByIdentity
 
 if TYPE_CHECKING:
     from ..engine.patch import Patcher
@@ -71,32 +72,18 @@ class Children:
     """The recorded children of one installation: their pipes' descriptors and their pids."""
 
     def __init__(self) -> None:
-        self._pipes: dict[int, tuple[str, int, int, int]] = {}  # fd -> (which, pid, device, inode)
+        self._pipes: ByIdentity[tuple[str, int]] = ByIdentity()  # fd -> (which, pid)
         self._pids: set[int] = set()
 
     # -- pipes --------------------------------------------------------------------------------------------
 
     def track(self, fd: int, which: str, pid: int) -> None:
         """Descriptor ``fd`` is the ``which`` pipe (stdin, stdout, stderr) of child ``pid``."""
-        try:
-            now = _fstat(fd)
-        except OSError:
-            return
-        self._pipes[fd] = (which, pid, now.st_dev, now.st_ino)
+        self._pipes.track(fd, (which, pid))
 
     def pipe(self, fd: Any) -> tuple[str, int] | None:
         """Which pipe of which child descriptor ``fd`` is now, or None when it is none."""
-        known = self._pipes.get(fd) if type(fd) is int else None
-        if known is None:
-            return None
-        try:
-            now = _fstat(fd)
-        except OSError:
-            now = None
-        if now is None or (now.st_dev, now.st_ino) != known[2:]:
-            self._pipes.pop(fd, None)
-            return None
-        return known[0], known[1]
+        return self._pipes.get(fd)
 
     # -- pids -----------------------------------------------------------------------------------------------
 

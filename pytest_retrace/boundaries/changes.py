@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..engine.base import payload
 from ..engine.state import internal, tls
-from .descriptors import memory_file, read_all, write_all
+from .descriptors import ByIdentity, memory_file, read_all, write_all
 
 if TYPE_CHECKING:
     from ..engine.base import Engine
@@ -56,44 +56,13 @@ def _key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
     return key + (tuple(sorted((k, plain(v)) for k, v in kwargs.items())),) if kwargs else key
 
 
-class Written:
-    """The descriptors opened for writing, by number: the path each was opened as, and the identity (device,
-    inode) of the file behind it, since a number is reused after a close we do not see (a file object's)."""
-
-    def __init__(self) -> None:
-        self._by_number: dict[int, tuple[str | bytes, int, int]] = {}
-
-    def track(self, fd: int, path: str | bytes) -> None:
-        try:
-            now = _fstat(fd)
-        except OSError:
-            return
-        self._by_number[fd] = (path, now.st_dev, now.st_ino)
-
-    def path(self, fd: Any) -> str | bytes | None:
-        """The path descriptor ``fd`` was opened for writing as, or None when it is no written one (now)."""
-        known = self._by_number.get(fd) if type(fd) is int else None
-        if known is None:
-            return None
-        try:
-            now = _fstat(fd)
-        except OSError:
-            now = None
-        if now is None or (now.st_dev, now.st_ino) != known[1:]:
-            self._by_number.pop(fd, None)
-            return None
-        return known[0]
-
-    def forget(self, fd: int) -> None:
-        self._by_number.pop(fd, None)
-
-
 class ChangeBoundary:
     """The file system changes of one installation."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self.written = Written()
+        # The descriptors opened for writing: the path each was opened as.
+        self.written: ByIdentity[str | bytes] = ByIdentity()
         self._os_open = os.open
 
     def change(self, name: str, real: Callable[..., Any]) -> Callable[..., Any]:
@@ -105,7 +74,7 @@ class ChangeBoundary:
             if tls.gate or (kwargs and any(kwargs.get(k) is not None for k in DIR_FDS)):
                 return real(*args, **kwargs)
             if args and type(args[0]) is int:  # a descriptor given for the path: a written one is known by path
-                path = written.path(args[0])
+                path = written.get(args[0])
                 if path is None:
                     return real(*args, **kwargs)
                 return engine.call(event, (path, *_key(args[1:], kwargs)), real, *args, **kwargs)
@@ -121,7 +90,7 @@ class ChangeBoundary:
         event = f"os.{name}"
 
         def changed(fd: int, *args: Any) -> Any:
-            path = None if tls.gate else written.path(fd)
+            path = None if tls.gate else written.get(fd)
             if path is None:
                 return real(fd, *args)
             done: list[bool] = []
@@ -179,7 +148,7 @@ class ChangeBoundary:
         engine, written = self._engine, self.written
 
         def write(fd: int, data: Any) -> int:
-            path = None if tls.gate else written.path(fd)
+            path = None if tls.gate else written.get(fd)
             if path is None:
                 return real(fd, data)
             done: list[bool] = []
@@ -197,7 +166,7 @@ class ChangeBoundary:
 
     def fstat(self, fd: int, real: Callable[[int], os.stat_result]) -> os.stat_result | None:
         """The stat of a written descriptor as an event (None: ``fd`` is no written descriptor)."""
-        path = None if tls.gate else self.written.path(fd)
+        path = None if tls.gate else self.written.get(fd)
         if path is None:
             return None
         return self._engine.call("os.fstat", (path,), real, fd)  # type: ignore[no-any-return]

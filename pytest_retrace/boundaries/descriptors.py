@@ -11,7 +11,7 @@ the memory file's).
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ..engine.state import internal
 from ..record import Record
@@ -108,6 +108,42 @@ class Descriptors:
                 return served.stat
             self._by_number.pop(fd, None)
         return self._made.get((now.st_dev, now.st_ino)) if self._made else None
+
+
+T = TypeVar("T")
+
+
+class ByIdentity(Generic[T]):
+    """Descriptors known by number, each with what it is to us, for as long as the file behind the number is the
+    one it was: a number is reused after a close we do not see (a file object's), so its identity (device, inode)
+    is checked when asked."""
+
+    def __init__(self) -> None:
+        self._known: dict[int, tuple[T, int, int]] = {}
+
+    def track(self, fd: int, value: T) -> None:
+        try:
+            now = _fstat(fd)
+        except OSError:
+            return
+        self._known[fd] = (value, now.st_dev, now.st_ino)
+
+    def get(self, fd: Any) -> T | None:
+        """What descriptor ``fd`` is to us now (None: nothing)."""
+        known = self._known.get(fd) if type(fd) is int else None
+        if known is None:
+            return None
+        try:
+            now = _fstat(fd)
+        except OSError:
+            now = None
+        if now is None or (now.st_dev, now.st_ino) != known[1:]:
+            self._known.pop(fd, None)
+            return None
+        return known[0]
+
+    def forget(self, fd: int) -> None:
+        self._known.pop(fd, None)
 
 
 def _anonymous(content: bytes, writable: bool = False) -> tuple[int, bool]:

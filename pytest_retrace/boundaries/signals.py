@@ -225,7 +225,9 @@ def boundary_caller(landed: FrameType | None) -> tuple[FrameType | None, bool]:
     while frame is not None and is_own(frame.f_code.co_filename):
         in_call = in_call or frame.f_code is call
         frame = frame.f_back
-    return frame, in_call
+    # Recorder.call leaves the gate as the external call returns, before it writes the call's event: a signal that
+    # lands after that is around the call, not inside it (its event may be written already).
+    return frame, in_call and tls.gate > 0
 
 
 def launcher_frame_only(frame: FrameType, launcher_frame: Callable[[str], bool]) -> bool:
