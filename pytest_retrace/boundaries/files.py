@@ -94,6 +94,9 @@ class DirEntry:
     def is_symlink(self) -> bool:
         return self._is_symlink
 
+    def is_junction(self) -> bool:  # (Python 3.12+: os.walk asks; a POSIX file system has none)
+        return False
+
     def inode(self) -> int:
         return self._inode
 

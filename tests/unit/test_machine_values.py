@@ -35,6 +35,8 @@ ROUND_TRIP = textwrap.dedent("""
 READ_BACK = textwrap.dedent("""
     import sys
     from pytest_retrace.format import codec
+    for name in ("pwd", "grp", "resource"):  # (Python 3.13's start-up imports pwd and grp)
+        sys.modules.pop(name, None)
     before = {name for name in ("pwd", "grp", "resource") if name in sys.modules}
     values = codec.settled(codec.unpackb(sys.stdin.buffer.read()))
     print(sorted(before))
