@@ -586,6 +586,28 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
     return read_recording_bytes(data, path)
 
 
+FORKED = ".proc-"  # what names a forked process's file beside its program's (its recording, its replay's result)
+
+
+def forked_path(path: str, label: str) -> str:
+    """The file of forked process ``label`` beside ``path`` (its recording while recording, its result on replay)."""
+    return f"{path}{FORKED}{label}"
+
+
+def forked_beside(path: str) -> dict[str, str]:
+    """The files of forked processes beside ``path`` (:func:`forked_path`'s), by logical id, in fork order."""
+    folder, name = os.path.split(path)
+    prefix = name + FORKED
+    found = {entry[len(prefix):]: os.path.join(folder, entry) for entry in os.listdir(folder or ".")
+             if entry.startswith(prefix) and _PROCESS_LABEL.fullmatch(entry[len(prefix):])}
+    return dict(sorted(found.items(), key=lambda item: process_order(item[0])))
+
+
+def process_order(label: str) -> list[int]:
+    """A sort key that puts logical process ids in fork order ("2" before "10", "1.2" after "1")."""
+    return [int(part) for part in label.split(".")]
+
+
 def forked_end(data: bytes) -> dict[str, Any] | None:
     """The END of a forked process's recording (held inside its parent's): None when it stops early (the process
     was killed) or cannot be read."""

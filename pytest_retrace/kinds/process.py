@@ -25,7 +25,7 @@ from ..engine.recorder import Recorder
 from ..engine.stack import main_module_runs_alone, program_traceback
 from ..engine.state import enter_gate, mark_outside, start_main_thread
 from ..format.sealing import Sealer
-from ..format.tape import Kind, MemoryTape, TapeWriter
+from ..format.tape import Kind, MemoryTape, TapeWriter, forked_path
 from ..redaction import Redaction
 from .entry import Project
 from .header import make_header, recording_redaction
@@ -149,12 +149,6 @@ def record(output: str, entry: dict[str, Any], argv: list[str], hash_seed: int, 
     run_then_exit(entry, argv, ProcessEnd(lambda outcome: None, header["pid"], parent))
 
 
-def forked_recording_path(output: str, label: str) -> str:
-    """Where forked process ``label`` of the recording written to ``output`` writes its own (the launcher puts
-    them inside the recording at the end)."""
-    return f"{output}.proc-{label}"
-
-
 def _recording_forks(engine: Recorder, header: dict[str, Any], output: str, sealer: Sealer | None,
                      end: ProcessEnd) -> Callable[[str], None]:
     """What a forked child does first: record into a recording of its own (the same names, the parent's
@@ -170,7 +164,8 @@ def _recording_forks(engine: Recorder, header: dict[str, Any], output: str, seal
         child_header = {**header, "process": label, "pid": pid}
         child_sealer = Sealer.fresh(sealer.recipient) if sealer is not None and sealer.recipient else None
         try:
-            writer = TapeWriter(forked_recording_path(output, label), child_header, tape=inherited,
+            # beside the program's; the launcher puts it inside the program's recording at the end
+            writer = TapeWriter(forked_path(output, label), child_header, tape=inherited,
                                 on_writer_thread=mark_outside, sealer=child_sealer)
         except OSError:  # the disk refuses: this process runs on unrecorded
             engine.on_fork_child = None

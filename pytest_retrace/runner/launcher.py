@@ -29,6 +29,7 @@ from ..format.tape import (
     Recording,
     TapeStatus,
     append_end,
+    forked_beside,
     publish,
     publish_beside,
     read_recording,
@@ -130,13 +131,7 @@ def run_child(config: RecordConfig | ReplayConfig, hash_seed: int, passthrough: 
 
 def _forked_results(result_path: str) -> dict[str, ChildResult | None]:
     """What the processes a replay forked reported (each beside the replay's own result), by logical id."""
-    folder, name = os.path.split(result_path)
-    prefix = name + ".proc-"
-    found: dict[str, ChildResult | None] = {}
-    for entry in os.listdir(folder or "."):
-        if entry.startswith(prefix) and not entry.endswith(".tmp"):
-            found[entry[len(prefix):]] = ChildResult.read(os.path.join(folder, entry))
-    return found
+    return {label: ChildResult.read(path) for label, path in forked_beside(result_path).items()}
 
 
 @contextlib.contextmanager
@@ -302,21 +297,17 @@ def _finish_recording(run: ChildRun, temp: str, output: str, sealer: Sealer | No
 def _forked_recordings(temp: str) -> dict[str, bytes]:
     """The recordings the processes the program forked wrote beside its own, by logical id, in fork order
     (taken away: they go inside the recording)."""
-    folder, name = os.path.split(temp)
-    prefix = name + ".proc-"
     found = {}
-    for entry in os.listdir(folder or "."):
-        if entry.startswith(prefix):
-            path = os.path.join(folder, entry)
-            try:
-                with open(path, "rb") as f:
-                    data = f.read()
-            except OSError:
-                continue
-            _discard(path)
-            if len(data) >= HEADER_SIZE:  # else it was killed before it recorded anything
-                found[entry[len(prefix):]] = data
-    return dict(sorted(found.items(), key=lambda item: [int(part) for part in item[0].split(".")]))
+    for label, path in forked_beside(temp).items():
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        _discard(path)
+        if len(data) >= HEADER_SIZE:  # else it was killed before it recorded anything
+            found[label] = data
+    return found
 
 
 def _warn(output: str, problem: str) -> None:

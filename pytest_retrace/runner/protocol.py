@@ -111,11 +111,6 @@ def decode_config(text: str) -> ChildConfig:
     return _CONFIGS[data.pop("mode")](**data)
 
 
-def forked_result_path(result: str, label: str) -> str:
-    """Where forked process ``label`` of a replay reports, beside the replay's own ``result``."""
-    return f"{result}.proc-{label}"
-
-
 class ChildResult(Record):
     """What a child reports when the program ended (or a replay diverged)."""
 

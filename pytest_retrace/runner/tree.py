@@ -23,10 +23,10 @@ from ..engine import guard
 from ..engine.divergence import DIVERGED_EXIT, Divergence, DivergenceKind
 from ..engine.state import enter_gate, internal, start_main_thread
 from ..errors import RecordingError
-from ..format.tape import Recording, TapeStatus, forked_end, read_recording_bytes
+from ..format.tape import Recording, TapeStatus, forked_end, forked_path, read_recording_bytes
 from ..kinds import process
 from ..kinds.outcome import Outcome
-from .protocol import ChildResult, forked_result_path
+from .protocol import ChildResult
 
 if TYPE_CHECKING:
     from ..engine.replayer import Replayer
@@ -71,7 +71,7 @@ class ReplayTree:
         assert self.engine is not None and self.end is not None and self._finalize is not None
         with internal:
             die_with_parent(_getppid())
-        self.label, self.result = label, forked_result_path(self.root_result, label)
+        self.label, self.result = label, forked_path(self.root_result, label)
         data = self.rec.processes.get(label)
         if data is None:  # it was killed before it recorded anything: it waits to be killed here too
             self.engine.on_fork_child = None
@@ -101,7 +101,7 @@ class ReplayTree:
         if data is not None and forked_end(data) is not None:
             return
         with internal:
-            reported = forked_result_path(self.root_result, label)
+            reported = forked_path(self.root_result, label)
             deadline = time.monotonic() + self.stuck_timeout
             while data is not None and not os.path.exists(reported) and time.monotonic() < deadline:
                 _sleep(SIGNAL_WAIT_STEP)

@@ -12,7 +12,7 @@ from typing import Any
 from ..engine.divergence import Divergence, DivergenceKind
 from ..engine.keyed import KeyedSummary
 from ..enums import StrEnum
-from ..format.tape import Recording, TapeStatus, forked_end
+from ..format.tape import Recording, TapeStatus, forked_end, process_order
 from ..kinds.outcome import Outcome, Stream
 from ..record import Record, read_field, to_json
 from .protocol import ChildResult
@@ -152,7 +152,7 @@ def _forked_divergence(rec: Recording, processes: dict[str, ChildResult | None])
     """The first divergence of a process the program forked (its thread named ``process/thread``): one that
     diverged, left recorded calls unmade, ended otherwise, or ended without reporting. A process whose recording
     stops early (it was killed, or outlived the program) is not expected to report."""
-    for label in sorted(rec.processes, key=lambda label: [int(part) for part in label.split(".")]):
+    for label in sorted(rec.processes, key=process_order):
         end = forked_end(rec.processes[label])
         reported = processes.get(label)
         if reported is None:

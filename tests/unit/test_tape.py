@@ -150,3 +150,14 @@ def test_frozen_format_1_1_recordings_still_read() -> None:
     assert {e.tid for e in threaded} == {"0", "0.1", "0.2", "0.3", "0.4", "0.5", "0.6"}
     assert [e.args for e in threaded if e.name == "thread.start"] == [(f"0.{n}",) for n in range(1, 7)]
     assert sum(e.name == "lock.acquire" for e in threaded) >= 30
+
+
+def test_forked_files_beside_a_recording_are_found_in_fork_order_and_strays_are_not(tmp_path: Path) -> None:
+    base = str(tmp_path / ".rec.retrace.partial")
+    for label in ("10", "2", "1.2", "1"):
+        open(tape.forked_path(base, label), "wb").close()
+    for stray in (".rec.retrace.partial.proc-1.tmp", ".rec.retrace.partial.proc-x", ".rec.retrace.partial.proc-0",
+                  ".rec.retrace.partial.proc-1.", "other.proc-3"):
+        (tmp_path / stray).touch()
+    assert list(tape.forked_beside(base)) == ["1", "1.2", "2", "10"]
+    assert tape.forked_beside(base)["1.2"] == tape.forked_path(base, "1.2")
