@@ -32,7 +32,7 @@ from ..format import codec
 from ..format.tape import Kind
 from ..redaction import Redaction
 from .entry import Project, entry_point, resolve
-from .inprocess import InProcessRecording, Keep, begin, keeps, log, sealing_policy
+from .inprocess import InProcessRecording, Keep, begin, install_early, keeps, log, sealing_policy
 from .outcome import ExceptionInfo, Outcome, returned_summary
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -75,6 +75,8 @@ def record_calls(directory: str | os.PathLike[str], keep: str | float = "all", m
     redaction, sealed_for, records = sealing_policy(Redaction.of(redact), public_key, "record_calls")
     if not records:
         policy = 0.0
+    else:
+        install_early()
     folder = Path(directory)
 
     def decorate(function: F) -> F:

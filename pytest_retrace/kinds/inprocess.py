@@ -17,12 +17,15 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..boundaries import Options, entropy, env, install
+from ..boundaries.files import classifier_for
 from ..engine.patch import Patcher
 from ..engine.recorder import Recorder
 from ..engine.router import Router
+from ..engine.setup import PROCESS_LOG
 from ..engine.state import end_call_thread, internal, outside_recordings, resume_call_thread, start_call_thread
 from ..enums import StrEnum
 from ..errors import RetraceError
+from ..format.events import Setup
 from ..format.sealing import PublicKey, Sealer, public_key_from
 from ..format.tape import Kind, MemoryTape, TapeWriter, open_temp_beside, publish
 from ..redaction import Redaction
@@ -58,8 +61,8 @@ def keeps(keep: Keep | float, failed: bool) -> bool:
 
 
 def begin(keep: Keep | float) -> bool:
-    """Whether to record this one (sampling; not inside another recording)."""
-    if isinstance(keep, float) and _sampler.random() >= keep:
+    """Whether to record this one (sampling; not inside another recording, nor in a replay)."""
+    if _Installation.off or (isinstance(keep, float) and _sampler.random() >= keep):
         return False
     return outside_recordings()
 
@@ -69,12 +72,24 @@ class _Installation:
 
     router: Router | None = None
     lock = _thread.allocate_lock()  # not threading.Lock: boundaries replace that one
+    off = False  # a replay: the app's middleware or decorator, imported again there, records nothing
+
+
+def replaying_here() -> None:
+    """This process replays: services and decorators its program sets up install nothing and record nothing."""
+    _Installation.off = True
+
+
+def install_early() -> None:
+    """A service or decorator is set up: install the boundaries now, so that a connection the app opens before
+    its first recorded request (at start-up, in an earlier request) is one the recordings can follow."""
+    _install_once()
 
 
 def _install_once() -> None:
-    """The first recording installs the boundaries, for good, with a Router that sends each call to the
-    recording of the calling thread."""
-    if _Installation.router is not None:
+    """The first recording (or service set up) installs the boundaries, for good, with a Router that sends each
+    call to the recording of the calling thread."""
+    if _Installation.router is not None or _Installation.off:
         return
     with _Installation.lock:
         if _Installation.router is None:
@@ -82,6 +97,15 @@ def _install_once() -> None:
             with internal:
                 install(router, Patcher(), Options())
             _Installation.router = router
+
+
+def declare_code(folders: list[str]) -> None:
+    """Files under ``folders`` are code from now on (a service's templates and static files): read live, never
+    events. Installs the boundaries if no recording did yet, so the declaration holds for the first one too."""
+    if _Installation.off:
+        return
+    _install_once()
+    classifier_for(()).add_code_folders(folders)  # the classifier _install_once's Options() installed
 
 
 class Sealing(NamedTuple):
@@ -172,7 +196,10 @@ class InProcessRecording:
         try:
             sealer = Sealer.fresh(self.public_key) if self.public_key is not None else None
             writer = TapeWriter(temp, header, background=False, tape=self.tape, sealer=sealer, fd=fd)
-            writer.close(outcome.to_end(self.engine.events_in(len(self.tape.sink))))
+            # The connections' set-up goes with it: its replay opens afresh the ones it found open.
+            setup = Setup(self.engine.setup_marked, PROCESS_LOG.snapshot())
+            writer.close(outcome.to_end(self.engine.events_in(len(self.tape.sink))),
+                         setup if setup.marked or setup.log else None)
             if writer.io_failed:
                 raise OSError(writer.error)
             publish(temp, self.folder / name, force=True)  # a name of its own: nothing to clobber
