@@ -276,10 +276,19 @@ def keys_for_child(env: dict[str, str]) -> None:
 
 
 def keys_from_parent() -> None:
-    """Take the keys a parent handed over, out of the environment the program will see."""
+    """Take the keys a parent handed over, out of the environment the program will see; and those of
+    ``$RETRACE_PRIVATE_KEY``/``$RETRACE_PRIVATE_KEY_FILE``, which a replay's restored environment no longer has
+    (a fork server's children read their recordings after it restored it)."""
     handed = os.environ.pop(CHILD_KEYS_ENV, "")
     for line in handed.splitlines():
         add_private_key(line, "a key handed to the replay")
+    for name in (PRIVATE_ENV, PRIVATE_FILE_ENV):
+        value = os.environ.get(name)
+        if value:
+            try:
+                add_private_key(value, f"${name}")
+            except KeyProblem:
+                pass  # reading a recording that needs it says what is wrong with it
 
 
 def private_keys() -> dict[str, PrivateKey]:
