@@ -731,6 +731,25 @@ def _patch_literal(engine: Engine, patcher: Patcher, sql: ModuleType) -> None:
     patcher.set(sql.Literal, "as_string", as_string)
 
 
+def _patch_encrypt_password(engine: Engine, patcher: Patcher, ext: ModuleType) -> None:
+    """``extensions.encrypt_password(…, scope=conn)`` asks the server how to hash (libpq reads the connection's C
+    insides, which a stand-in does not have) and salts at random: an event when the scope is one of ours, keyed
+    with the password redacted."""
+    real = ext.encrypt_password
+    live = _CLASSES[0].live_connection, _CLASSES[0].live_cursor
+
+    def encrypt_password(password: Any, user: Any, scope: Any = None, algorithm: Any = None) -> Any:
+        if not isinstance(scope, live):
+            return real(password, user, scope, algorithm)
+        conn = scope.connection if isinstance(scope, live[1]) else scope
+        fn = replayed if conn._retrace_replay else real
+        key = (engine.redaction.value("password", str(password)), user, algorithm)
+        return conn._retrace_engine.call("psycopg2.extensions.encrypt_password", key, fn, password, user, scope,
+                                         algorithm)
+
+    patcher.set(ext, "encrypt_password", encrypt_password)
+
+
 @hookimpl
 def retrace_install_boundaries(engine: Engine, patcher: Patcher, options: Options) -> None:
     engine.assume_success(transaction_control("psycopg2"))
@@ -777,4 +796,5 @@ def install(engine: Engine, patcher: Patcher, module: ModuleType) -> None:
         return conn
 
     patcher.set(module, "connect", connect)
+    _patch_encrypt_password(engine, patcher, ext)
     patcher.when_imported("psycopg2.sql", lambda sql: _patch_literal(engine, patcher, sql))
