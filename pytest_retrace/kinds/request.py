@@ -368,7 +368,10 @@ def django_entry(wsgi_application: str | None) -> tuple[str, str | None]:
     module, _, attribute = wsgi_application.rpartition(".")
     if module in sys.modules:  # record_django is usually called while that very module is imported
         return f"{module}:{attribute}", module_root(module)
-    spec = importlib.util.find_spec(module)
+    try:
+        spec = importlib.util.find_spec(module)
+    except ImportError:  # its package is not there either
+        spec = None
     if spec is None or not spec.origin:
         raise ValueError(f"record_django: settings.WSGI_APPLICATION names {wsgi_application!r}, whose module is not "
                          "importable here; fix the setting or pass entry='module:attribute'")
