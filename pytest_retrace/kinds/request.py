@@ -161,8 +161,12 @@ def outcome(response: Response, error: Exception | None, crash: Callable[[], Bas
 
 def framework_code_folders(app: Any) -> list[str]:
     """The folders a WSGI app's framework reads code from that is no Python: a Flask app's (and its
-    blueprints') template and static folders. Files inside packages are code anyway; these matter for an app
-    that is one module with its ``templates/`` beside it."""
+    blueprints') template and static folders; a Django site's template folders (``TEMPLATES``' ``DIRS``) and
+    ``STATICFILES_DIRS``. Files inside packages are code anyway; these matter for folders outside them (a
+    one-module Flask app's ``templates/`` beside it, a Django project's top-level ``templates/``)."""
+    handlers = sys.modules.get("django.core.handlers.wsgi")
+    if handlers is not None and isinstance(app, handlers.WSGIHandler):
+        return _django_code_folders()
     flask = sys.modules.get("flask")
     owner = getattr(app, "__self__", app)
     if flask is None or not isinstance(owner, flask.Flask):
@@ -172,6 +176,15 @@ def framework_code_folders(app: Any) -> list[str]:
         for folder in (scaffold.template_folder, scaffold.static_folder):
             if folder:
                 folders.append(os.path.join(scaffold.root_path, folder))
+    return folders
+
+
+def _django_code_folders() -> list[str]:
+    from django.conf import settings
+
+    folders = [str(folder) for engine in getattr(settings, "TEMPLATES", []) for folder in engine.get("DIRS", [])]
+    for entry in getattr(settings, "STATICFILES_DIRS", []):
+        folders.append(str(entry[1] if isinstance(entry, (list, tuple)) else entry))  # (prefix, path) or path
     return folders
 
 
