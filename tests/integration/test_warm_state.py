@@ -60,7 +60,7 @@ def shop(pytester: pytest.Pytester) -> Iterator[tuple[Path, dict[str, str], str]
             cur.execute("create table items (id int primary key, name text, price numeric)")
             cur.executemany("insert into items values (%s, %s, %s)", [(1, "apple", "0.50"), (2, "pear", "0.75")])
         conn.close()
-        env = dict(os.environ, WARM_DATABASE_URL=f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}",
+        env = dict(os.environ, WARM_DSN=f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}",
                    WARM_TABLE="items")
         env.pop("WARM_RECORDINGS", None)
         yield folder, env, name

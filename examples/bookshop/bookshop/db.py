@@ -11,7 +11,7 @@ from sqlalchemy import ForeignKey, Numeric, String, create_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 
 DATABASE_URL = os.environ.get("BOOKSHOP_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/bookshop")
-engine = create_engine(DATABASE_URL, pool_size=4, max_overflow=4, pool_pre_ping=False)
+engine = create_engine(DATABASE_URL, pool_size=4, max_overflow=4, pool_pre_ping=True)
 Session = sessionmaker(engine, expire_on_commit=False)
 
 
