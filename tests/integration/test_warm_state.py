@@ -103,6 +103,11 @@ def test_requests_on_warm_templates_and_pooled_connections_replay_ok(
     connects = [sum(e.name == "psycopg2.connect" for e in events) for events in names]
     assert sum(connects) == 1, connects
 
+    cold = next(p for p, events in zip(files, names, strict=True) if any(e.name == "psycopg2.connect" for e in events))
+    shown = retrace("show", str(cold), cwd=folder)
+    assert shown.returncode == 0 and "* sets a connection up" in shown.stdout, shown.stdout
+    assert "*#" in shown.stdout and "connection set-up log" in shown.stdout
+
     drop(database)  # replay needs no database
     result = pytester.runpytest(f"--retrace-recordings={recordings}", "-p", "no:cacheprovider", "-v")
     result.assert_outcomes(passed=len(PAGES))
