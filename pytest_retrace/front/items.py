@@ -93,7 +93,7 @@ class RecordingItem(pytest.Item):
             self._unusable(f"{rec.problem}" if rec.problem and rec.problem.startswith(self.shown_path)
                            else f"{self.shown_path}: {rec.status} recording: {rec.problem}", rec.status)
         try:
-            check_program(rec.header["entry"], rec.header["cwd"], project(self.config))
+            check_program(rec.header, project(self.config))
         except OutsideProject as exc:
             self._unusable(f"{self.shown_path}: {exc}", OUTSIDE_PROJECT)
         except RetraceError as exc:

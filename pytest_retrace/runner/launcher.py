@@ -172,7 +172,7 @@ def _run_forked(config: ReplayConfig, header: dict[str, Any], passthrough: bool,
     result_path = _result_path()
     ran = server.run(config.replace(result=result_path))
     if ran is None:
-        forkserver.forget(header)
+        forkserver.forget(header, config.project)
         return None
     returncode, out, err = ran
     outputs = (Output(keep_output), Output(keep_output))
@@ -200,16 +200,25 @@ def check_kind(rec: Recording) -> None:
         raise RecordingError(f"{rec.path}: {exc}") from None
 
 
-def check_program(entry: dict[str, str], cwd: str, project: Project | None = None) -> None:
-    """The program's code must be there: recordings hold what it read, not the program itself. With ``project``
-    (a replay), what the recording would run must also be that project's own code (:class:`OutsideProject`)."""
-    if project is not None:
-        check_entry({"entry": entry, "cwd": cwd}, project)
+def check_script(entry: dict[str, str], cwd: str) -> None:
+    """Before recording: the program's script must be there (a recording holds what it read, not the program)."""
     script = entry.get("script")
     if script is not None and not os.path.isfile(os.path.join(cwd, script)):
+        raise RetraceError(f"no program {script!r} in {cwd}: check the path of the script to record")
+
+
+def check_program(header: dict[str, Any], project: Project) -> None:
+    """Before a replay: what the recording would run must be ``project``'s own code (:class:`OutsideProject`),
+    and it must be there (a recording holds what the program read, not the program itself)."""
+    location = check_entry(header, project)
+    script = (header.get("entry") or {}).get("script")
+    if location.script is not None and not os.path.isfile(location.script):
+        recorded = header.get("project_root")
+        where = f" (recorded in the project {recorded})" if recorded else ""
         raise RetraceError(
-            f"no program {script!r} in {cwd}: record and replay run the program's own code, "
-            "so it must exist (check the path, or replay from the checkout it was recorded in)"
+            f"no program {script!r} in {location.base}{where}: replay runs the recorded program's code as this "
+            f"checkout has it, and it has no {location.script}; replay from a checkout of the project that has the "
+            f"script, or pass {project.allow_option} to run it where it was recorded (if you trust this recording)"
         )
 
 
@@ -229,7 +238,7 @@ def record(
 
     A disk that refuses the recording never stops or changes the program: the recording is abandoned with
     a one-line warning, and the program's exit status is returned all the same."""
-    check_program(entry, os.getcwd())
+    check_script(entry, os.getcwd())
     folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(folder):
         raise RetraceError(f"cannot write the recording {output}: the folder {folder} does not exist; create it first")
@@ -370,7 +379,7 @@ def replay(path: str, project: Project, stuck_timeout: float = 10.0, passthrough
         rec = read_recording(path)
         check_kind(rec)
         try:
-            check_program(rec.header["entry"], rec.header["cwd"], project)
+            check_program(rec.header, project)
         except OutsideProject as exc:
             raise OutsideProject(f"{path}: {exc}") from None
     if rec.status == TapeStatus.CORRUPT:
