@@ -19,7 +19,7 @@ import sysconfig
 from types import CodeType, FrameType, TracebackType
 from typing import Any
 
-from .paths import current_root, relative_to
+from .paths import under_root
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _OWN = os.path.join(PACKAGE_DIR, "")
@@ -81,10 +81,9 @@ def portable(filename: str) -> str:
     if not filename.startswith("/"):
         return filename
     library = next(((folder, name) for folder, name in _NAMED_FOLDERS if filename.startswith(folder)), None)
-    root = current_root()
-    inside = relative_to(filename, root) if root else None
+    inside = under_root(filename)
     # The deeper folder wins: a virtualenv inside the project is library code, a project inside a prefix is not.
-    if inside is not None and (library is None or len(root or "") >= len(library[0]) - 1):
+    if inside is not None and (library is None or len(filename) - len(inside) >= len(library[0])):
         return inside
     if library is not None:
         return f"{library[1]}/{filename[len(library[0]):]}"

@@ -76,6 +76,17 @@ def current_root() -> str | None:
     return _Current.roots[0] if _Current.roots else None
 
 
+def under_root(path: str) -> str | None:
+    """An absolute path relative to the root in use (``.`` for the root itself), or None when it is not under it.
+    By its text alone: it runs inside recordings, where a file system call would be an event."""
+    if path in _Current.roots:
+        return "."
+    for prefix in _Current.prefixes:
+        if path.startswith(prefix):
+            return path[len(prefix):]
+    return None
+
+
 def keyed(path: Any) -> Any:
     """An absolute path under the project root as ``<project>/…`` (a relative path, or one elsewhere, as given):
     the form a file call's key holds it in, the same in every checkout."""
@@ -85,14 +96,10 @@ def keyed(path: Any) -> Any:
         text = os.fsdecode(path)
         mapped = keyed(text)
         return path if mapped is text else os.fsencode(mapped)
-    if not path.startswith("/"):
+    inside = under_root(path) if path.startswith("/") else None
+    if inside is None:
         return path
-    if path in _Current.roots:
-        return PROJECT
-    for prefix in _Current.prefixes:
-        if path.startswith(prefix):
-            return f"{PROJECT}/{path[len(prefix):]}"
-    return path
+    return PROJECT if inside == "." else f"{PROJECT}/{inside}"
 
 
 def portable_argument(value: str, root: str) -> str:

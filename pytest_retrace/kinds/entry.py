@@ -26,6 +26,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ..engine.state import internal
 from ..errors import RetraceError
 from ..paths import escapes, expanded, project_root_of, relative_to, use_root
 from ..record import Record
@@ -356,7 +357,8 @@ def use_project_of(entry: Callable[[], dict[str, Any]]) -> None:
     recordings' headers store its code (one root for the process: the last entry's). Never raises: a service
     that cannot tell keeps paths as they are."""
     try:
-        use_root(code_paths(entry(), os.getcwd()).project_root)
+        with internal:  # looking for the markers is no call of the program's, even inside a recording
+            use_root(code_paths(entry(), os.getcwd()).project_root)
     except Exception:  # noqa: BLE001 - recording must never break the service
         pass
 
