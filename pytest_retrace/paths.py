@@ -60,16 +60,22 @@ def escapes(relative: str) -> bool:
 
 
 class _Current:
-    """The project root file calls are keyed against in this process (None: keys hold paths as given)."""
+    """The project root file calls are keyed against in this process (None: keys hold paths as given), and
+    whether it is final (a replay's: the app it imports, which would name its own, does not change it)."""
 
     roots: tuple[str, ...] = ()
     prefixes: tuple[str, ...] = ()
+    final = False
 
 
-def use_root(root: str | None) -> None:
-    """Key paths under ``root`` as ``<project>/…`` from now on, in this process (None: as given)."""
+def use_root(root: str | None, final: bool = False) -> None:
+    """Key paths under ``root`` as ``<project>/…`` from now on, in this process (None: as given). ``final``: for
+    the rest of the process (a replay's root); a root that is final already is kept otherwise."""
+    if _Current.final and not final:
+        return
     _Current.roots = tuple(r for r in _spellings(root) if r != os.sep) if root else ()
     _Current.prefixes = tuple(r.rstrip(os.sep) + os.sep for r in _Current.roots)
+    _Current.final = final
 
 
 def current_root() -> str | None:

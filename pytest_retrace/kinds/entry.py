@@ -205,7 +205,7 @@ def _code_paths(entry: dict[str, Any], cwd: str | None, base: str) -> tuple[str 
     """The working folder, script and import root of a recording that stores them relative to its project root,
     under ``base`` (an absolute one, stored when it was outside the project, as it is)."""
     def under(path: Any) -> str | None:
-        return None if path is None else os.path.join(base, str(path))
+        return None if path is None else os.path.normpath(os.path.join(base, str(path)))
 
     folder = under(cwd) if cwd else None
     script = entry.get("script")
@@ -248,9 +248,25 @@ def _legacy_location(entry: dict[str, Any], cwd: str, project: Project) -> Locat
     return Location(project.root, folder, moved(script_path), moved(root), None)
 
 
-def locate(header: dict[str, Any], project: Project) -> Location:
+def _bases(recorded_root: str, project: Project, recording: str | None) -> list[str]:
+    """Where a recording's project root may be in this checkout, the likeliest first: the project's root; the
+    recorded root itself when it is inside the project (the same checkout); the folders from the recording's
+    own up to the project's root (a project without markers, recorded in a folder of the one replaying it)."""
+    bases = [project.root]
+    if relative_to(recorded_root, project.root) not in (None, "."):
+        bases.append(os.path.realpath(recorded_root))
+    if recording is not None:
+        folder = os.path.dirname(os.path.realpath(recording))
+        while relative_to(folder, project.root) not in (None, "."):
+            bases.append(folder)
+            folder = os.path.dirname(folder)
+    return bases
+
+
+def locate(header: dict[str, Any], project: Project, recording: str | None = None) -> Location:
     """Where the code a recording's header names is in this checkout (nothing checked or imported yet: see
-    :func:`check_entry`). A path relative to the project root that leaves it is refused (:class:`OutsideProject`)."""
+    :func:`check_entry`); ``recording``: the file's path, for a project recorded in a folder of this one. A path
+    relative to the project root that leaves it is refused (:class:`OutsideProject`)."""
     entry, cwd = header.get("entry") or {}, str(header.get("cwd") or "")
     recorded_root = header.get("project_root")
     if not isinstance(recorded_root, str):
@@ -259,6 +275,11 @@ def locate(header: dict[str, Any], project: Project) -> Location:
         if path and not os.path.isabs(str(path)) and escapes(str(path)):
             raise _refuse(project, what, str(path), "leaves the project root it is relative to")
     base = project.root
+    for candidate in _bases(recorded_root, project, recording):
+        found = _code_paths(entry, cwd, candidate)
+        if _finds_code(entry, found[2] or found[0], found[1]):
+            base = candidate
+            break
     folder, script, root = _code_paths(entry, cwd, base)
     if project.allow_outside and not _finds_code(entry, root or folder, script):
         # Trusted by the user: run the code where it was recorded when this project does not hold it.
@@ -268,12 +289,12 @@ def locate(header: dict[str, Any], project: Project) -> Location:
     return Location(base, folder, script, root, base)
 
 
-def check_entry(header: dict[str, Any], project: Project) -> Location:
+def check_entry(header: dict[str, Any], project: Project, recording: str | None = None) -> Location:
     """Check what the recording's header would run (its folder, script, import root and module) against the
     project, importing nothing. Returns where it is (:class:`Location`); its folder is the recorded one when it
     exists here, else None (the replay stays where it is started; it never changes to a folder outside the
     project)."""
-    location = locate(header, project)
+    location = locate(header, project, recording)
     entry = header.get("entry") or {}
     cwd = location.cwd
     folder = str(confine(cwd, project, "working folder")) if cwd and os.path.isdir(cwd) else None

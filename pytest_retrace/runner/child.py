@@ -67,20 +67,20 @@ def die_with_launcher() -> None:
         _exit(1)  # the launcher is already gone: nobody waits for this run
 
 
-def prepare(header: dict[str, Any], project: Project) -> tuple[dict[str, Any], Any]:
+def prepare(header: dict[str, Any], project: Project, recording: str) -> tuple[dict[str, Any], Any]:
     """Check that the recording runs only the project's code (before anything else: a refused recording changes
     nothing), make the world what the recording started in (environment, time zone, interpreter path, folder),
     then let the kind prepare (an in-process recording's entry is imported: importing was no part of the
     recording). Returns the header as this checkout runs it (its code where it is here) and what the kind
     prepared. The fork server does this once, before it forks the replays."""
-    location = check_entry(header, project)
+    location = check_entry(header, project, recording)
     header = localized(header, location)
     env.restore(header["environ"])
     machine.apply(header.get("machine"))
     sys.executable = header.get("executable", sys.executable)  # the program may start itself again
     if location.cwd is not None:
         os.chdir(location.cwd)
-    use_root(location.keys_root)  # paths under this checkout's root are the recorded ones under its own
+    use_root(location.keys_root, final=True)  # under this checkout's root, paths key as the recorded ones did
     return header, kind_module(Kind.of(header)).prepare_replay(header, project)
 
 
@@ -91,7 +91,7 @@ def replay_here(config: ReplayConfig) -> NoReturn:
     kind = Kind.of(header)
     codec.run_program_constructors()  # from here on this process runs the recorded program's own code
     try:
-        header, prepared = prepare(header, config.project)
+        header, prepared = prepare(header, config.project, config.recording)
     except OutsideProject as exc:  # the launcher checked first; this interpreter's own path may differ
         raise SystemExit(f"retrace: {exc}") from None
 
