@@ -239,7 +239,7 @@ def _show_text(rec: Any, events: list[Any]) -> None:
     print(f"recording  {rec.path}  ({rec.status}{': ' + rec.problem if rec.problem else ''})")
     for key in ("kind", "entry", "argv", "cwd", "project_root", "created_at", "python", "platform", "hash_seed", "tags",
                 "pin"):
-        print(f"  {key:<11}{short_repr(h.get(key), 2000)}")
+        print(f"  {key:<10} {short_repr(h.get(key), 2000)}")
     redaction = h.get("redaction") or {}
     print(f"  {'environ':<11}{len(h['environ'])} variables, redacted: {short_repr(redaction.get('redacted'), 400)}")
     print(f"events ({len(rec.events())}):")

@@ -315,17 +315,20 @@ def test_last_failed_reruns_only_the_failed_recordings(moved: tuple[Path, Record
     assert sorted(rerun) == sorted(name for name, status in statuses.items() if status != "ok"), again.stdout
 
 
-def test_a_recording_made_before_paths_travelled_replays_in_another_checkout(tmp_path: Path) -> None:
-    """The frozen recordings of older formats hold absolute paths of the checkout that froze them."""
+@pytest.mark.parametrize("frozen", ["format-1.1", "format-1.3", "format-1.4"])
+def test_frozen_recordings_replay_in_another_checkout(frozen: str, tmp_path: Path) -> None:
+    """The frozen recordings hold the paths of the checkout that froze them: absolute before format 1.4 (moved to
+    this checkout, which has their script at the same place below its root), relative to its root since."""
     checkout = tmp_path / "elsewhere"
     (checkout / "fixtures" / "programs").mkdir(parents=True)
     (checkout / "pyproject.toml").write_text("")
     shutil.copy(ROOT / "fixtures" / "programs" / "clocks.py", checkout / "fixtures" / "programs" / "clocks.py")
-    frozen = ROOT / "fixtures" / "recordings" / "format-1.1" / "clocks.retrace"
-    header: dict[str, Any] = read_recording(frozen).header
-    assert os.path.isabs(header["cwd"]) and "project_root" not in header
+    recording = ROOT / "fixtures" / "recordings" / frozen / "clocks.retrace"
+    header: dict[str, Any] = read_recording(recording).header
+    assert os.path.isabs(header["cwd"]) == (frozen != "format-1.4") == ("project_root" not in header)
     before = tree(checkout)
-    run = retrace("replay", str(frozen), "--verdict", str(tmp_path / "verdict.json"), cwd=checkout)
-    verdict = json.loads((tmp_path / "verdict.json").read_text())
-    assert run.returncode == 0 and verdict["status"] == "ok", run.stderr
+    for cwd in (checkout, checkout / "fixtures"):
+        run = retrace("replay", str(recording), "--verdict", str(tmp_path / "verdict.json"), cwd=cwd)
+        verdict = json.loads((tmp_path / "verdict.json").read_text())
+        assert run.returncode == 0 and verdict["status"] == "ok", run.stderr
     assert tree(checkout) == before
