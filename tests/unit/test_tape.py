@@ -152,9 +152,9 @@ def test_frozen_format_1_1_recordings_still_read() -> None:
     assert sum(e.name == "lock.acquire" for e in threaded) >= 30
 
 
-def test_frozen_format_1_3_and_1_4_recordings_still_read() -> None:
+def test_frozen_format_1_3_and_1_5_recordings_still_read() -> None:
     older = tape.read_recording(FIXTURES / "recordings" / "format-1.3" / "clocks.retrace").header
-    newer = tape.read_recording(FIXTURES / "recordings" / "format-1.4" / "clocks.retrace").header
+    newer = tape.read_recording(FIXTURES / "recordings" / "format-1.5" / "clocks.retrace").header
     assert older["cwd"].startswith("/") and "project_root" not in older  # absolute paths, before they travelled
     assert (newer["cwd"], newer["entry"]) == (".", {"script": "fixtures/programs/clocks.py"})
     assert newer["argv"] == ["<project>/fixtures/programs/clocks.py"]
