@@ -5,9 +5,10 @@ A driver's connect is set-up by itself (the adapters mark it). What a pool or fr
 it just opened — SQLAlchemy's first-connect and connect events (the dialect asks the server's version, schema
 and settings), Django's ``init_connection_state`` (time zone, role, type registrations) — is set-up too: a
 request served on a pooled connection holds none of it, and its replay, which opens the connection afresh,
-gets it answered from the recording's set-up log. So is the upkeep of a connection found open — SQLAlchemy's
-pre-ping, Django's check of a persistent connection's age and health at a request's start: a replay, which
-found none open, passes it over.
+gets it answered from the recording's set-up log. So is the upkeep of connections — SQLAlchemy's pre-ping of a
+connection found open, its closing of one the pool discards (an overflow connection checked in while other
+requests filled the pool), Django's check of a persistent connection's age and health at a request's start: a
+replay, alone in its process, passes it over.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 
 # module: [(class, method)] that opens and sets up a connection, or looks after one found open
 SETTING_UP = {
-    "sqlalchemy.pool.base": [("_ConnectionRecord", "_ConnectionRecord__connect")],  # the private __connect
+    # the private __connect; closing a connection the pool discards (an overflow one checked in to a full pool)
+    "sqlalchemy.pool.base": [("_ConnectionRecord", "_ConnectionRecord__connect"), ("Pool", "_close_connection")],
     "sqlalchemy.engine.default": [("DefaultDialect", "_do_ping_w_event")],  # pool_pre_ping on checkout
     "django.db.backends.base.base": [("BaseDatabaseWrapper", "connect"),
                                      ("BaseDatabaseWrapper", "close_if_unusable_or_obsolete")],
