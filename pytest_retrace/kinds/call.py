@@ -34,6 +34,7 @@ from ..redaction import Redaction
 from .entry import Project, entry_point, resolve
 from .inprocess import InProcessRecording, Keep, begin, keeps, log, sealing_policy
 from .outcome import ExceptionInfo, Outcome, returned_summary
+from .writer import watch_shutdown
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -76,6 +77,7 @@ def record_calls(directory: str | os.PathLike[str], keep: str | float = "all", m
     if not records:
         policy = 0.0
     folder = Path(directory)
+    watch_shutdown()  # a process stopped right after a call still writes that call's recording
 
     def decorate(function: F) -> F:
         secret_positions = _secret_positions(function, redaction)

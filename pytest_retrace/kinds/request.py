@@ -36,6 +36,7 @@ from ..redaction import Redaction
 from .entry import Project, importable_name, module_root, resolve
 from .inprocess import InProcessRecording, Keep, begin, keeps, log, sealing_policy
 from .outcome import ExceptionInfo, Outcome, Stream
+from .writer import watch_shutdown
 
 # What of the environ a request recording keeps: the CGI-style keys and the HTTP headers (server
 # objects such as wsgi.input, wsgi.errors and file wrappers are rebuilt on replay).
@@ -200,6 +201,7 @@ class RecordingMiddleware:
         if not sealing.records:
             self.keep = 0.0
         self.crash = crash or crash_catcher(app)
+        watch_shutdown()  # a server stopped right after its last answer still writes that answer's recording
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if not begin(self.keep):
