@@ -23,7 +23,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from ..engine.base import payload, wear_library_faces
-from ..engine.state import internal
+from ..engine.state import internal, setting_up
 from ..hooks.specs import hookimpl
 from .dbapi import (
     DriverClasses,
@@ -701,7 +701,8 @@ def install(engine: Engine, patcher: Patcher, module: ModuleType) -> None:
             return facts
 
         key = connect_key(() if dsn is None else (dsn,), kwargs, engine.redaction)
-        facts = engine.call("psycopg2.connect", key, open_and_describe)
+        with setting_up:  # a connect is set-up: a request on a pooled connection has none
+            facts = engine.call("psycopg2.connect", key, open_and_describe)
         if opened:
             conn = opened[0]
         else:  # replay: the program's class, never connected (psycopg2 parses the DSN, no more)

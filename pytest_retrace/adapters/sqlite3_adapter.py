@@ -24,7 +24,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..engine.base import wear_library_faces
-from ..engine.state import internal
+from ..engine.state import internal, setting_up
 from ..hooks.specs import hookimpl
 from .dbapi import (
     DriverClasses,
@@ -484,7 +484,8 @@ def install(engine: Engine, patcher: Patcher, module: ModuleType) -> None:
             opened.append(conn)
             return {"isolation_level": base.isolation_level.__get__(conn)}
 
-        facts = engine.call("sqlite3.connect", connect_key(args, kwargs, engine.redaction), open_and_describe)
+        with setting_up:  # a connect is set-up: a request on a pooled connection has none
+            facts = engine.call("sqlite3.connect", connect_key(args, kwargs, engine.redaction), open_and_describe)
         if opened:
             conn = opened[0]
         else:

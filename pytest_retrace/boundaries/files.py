@@ -1,9 +1,14 @@
 """Files: reads of data files, their stat/listdir/scandir, and writes (as fingerprints).
 
 A *data* file is any file that is not code. Code is Python sources, bytecode and
-extension modules, and everything under the interpreter's prefixes (stdlib,
-site-packages). Fidelity comes first: a data file beside the script is data.
-Paths matching a project's live patterns are read for real on replay instead.
+extension modules, everything under the interpreter's prefixes (stdlib,
+site-packages), every file inside a package (a folder with an ``__init__.py`` at or
+above it: templates, static files, SQL read with ``open_resource``) and every file in a
+folder declared as code (a Flask app's template and static folders). Code is read live
+and never an event, so a warm cache (a template loaded by an earlier request) cannot
+change what a recording holds. Fidelity comes first: a data file beside a script, or in
+a data folder outside packages, is data. Paths matching a project's live patterns are
+read for real on replay instead.
 
 A read of a regular file (``open`` for reading, ``os.open`` read-only) records its
 whole content and its stat at open; on both sides the program then reads a real
@@ -45,6 +50,9 @@ NOT_READ_ONLY = (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
                  | getattr(os, "O_TMPFILE", 0) | getattr(os, "O_PATH", 0) | getattr(os, "O_DIRECTORY", 0))
 
 
+_real_stat = os.stat  # the classifier looks at the file system itself, never through a boundary
+
+
 class Classifier:
     """Tells data paths from code and live paths; answers are cached per absolute path."""
 
@@ -53,6 +61,28 @@ class Classifier:
         self.prefixes = (*LIBRARY_PREFIXES, *ours)
         self.live_patterns = list(live_patterns)
         self._cache: dict[str, str] = {}
+        self._packaged: dict[str, bool] = {}  # folder: whether it is, or is inside, a package
+
+    def add_code_folders(self, folders: list[str]) -> None:
+        """Count every file under ``folders`` as code from now on (a service declares them as its app starts)."""
+        new = tuple(os.path.join(os.path.abspath(f), "") for f in folders)
+        if not set(new) <= set(self.prefixes):
+            self.prefixes = (*self.prefixes, *(f for f in new if f not in self.prefixes))
+            self._cache.clear()
+
+    def _in_package(self, folder: str) -> bool:
+        """Whether ``folder`` (or a file, whose ``__init__.py`` is then not found) is a package or inside one."""
+        known = self._packaged.get(folder)
+        if known is None:
+            try:
+                _real_stat(os.path.join(folder, "__init__.py"))
+                known = True
+            except OSError:
+                parent = os.path.dirname(folder)
+                known = parent != folder and self._in_package(parent)
+            if len(self._packaged) < 100_000:
+                self._packaged[folder] = known
+        return known
 
     def kind(self, path: str | bytes) -> str:
         """``data``, ``code`` or ``live``."""
@@ -60,7 +90,8 @@ class Classifier:
         absolute = text if text.startswith("/") else os.path.abspath(text)
         kind = self._cache.get(absolute)
         if kind is None:
-            if absolute.endswith(CODE_SUFFIXES) or absolute.startswith(self.prefixes):
+            if (absolute.endswith(CODE_SUFFIXES) or absolute.startswith(self.prefixes)
+                    or self._in_package(absolute)):
                 kind = "code"
             elif any(fnmatch.fnmatch(absolute, p) or fnmatch.fnmatch(text, p) for p in self.live_patterns):
                 kind = "live"
@@ -322,7 +353,9 @@ class FileBoundary:
 
 def install(engine: Engine, patcher: Patcher, options: Options) -> None:
     changes = ChangeBoundary(engine)
-    files = FileBoundary(engine, classifier_for(tuple(options.live_paths)), changes)
+    classifier = classifier_for(tuple(options.live_paths))
+    classifier.add_code_folders(options.code_folders)
+    files = FileBoundary(engine, classifier, changes)
     import builtins
 
     patcher.set(builtins, "open", files.open)

@@ -49,6 +49,7 @@ class Recorder(Engine):
         self.name_id = tape.name_id
         # One tick per value beyond (code, result); next() on a count is atomic under the GIL.
         self._extra_values = itertools.count()
+        self.setup_marked: list[int] = []  # the events made while a connection was set up (engine/setup.py)
 
     def events_in(self, values: int) -> int:
         """How many events ``values`` sink entries hold (the hot path keeps no event counter)."""

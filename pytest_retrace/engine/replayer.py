@@ -15,6 +15,7 @@ from .base import Engine, nothing
 from .demux import EXHAUSTED, TIMED_OUT, Demux
 from .divergence import DIVERGED_EXIT, Call, Divergence, DivergenceKind, Preceding, ReplayDivergence
 from .keyed import LIVE, KeyedAnswers, KeyedSummary
+from .setup import Setup, SetupAnswers, SetupSummary
 from .stack import replay_stack
 from .standin import call_replayer, noarg_replayer
 from .state import STATE, internal, tls
@@ -86,8 +87,11 @@ class Replayer(Engine):
         truncated: bool = False,
         stuck_timeout: float = 10.0,
         answer_by_key: bool = False,
+        setup: Setup | None = None,
     ) -> None:
+        """``setup``: the recording's connection set-up (in-process recordings carry it, see engine/setup.py)."""
         self.events = list(events)
+        self._setup = SetupAnswers(setup) if setup is not None else None
         self._cursor = iter(self.events)
         if call_replayer is not None:  # the common case of call() in C; the rest in _call
             self.call = call_replayer(self, self._cursor, STATE, self._call, Raised, LIVE, _UNTAKEN)  # type: ignore
@@ -233,7 +237,7 @@ class Replayer(Engine):
                 self._happens(event, held=not take)
                 states[tid] = ("waits for its turn to call", name, args)
                 continue
-            if not _idle_wait(event):
+            if not _idle_wait(event) and not self._passes_over(event):
                 del states[tid]
                 return self.diverge(DivergenceKind.MISMATCH, event, name, args, tid)
             if not take:
@@ -243,12 +247,21 @@ class Replayer(Engine):
             return self._exhausted(name, args, tid)
         return self._stopped()
 
+    def _following(self) -> int | None:
+        """The index of the calling thread's next recorded event, if it has one."""
+        if self.demux is None:
+            position = self.consumed
+            return position if position < len(self.events) else None
+        slot, order = tls.slot, self._order
+        return next((i for i in range(self.demux.position, len(order)) if order[i] == slot), None)
+
+    def _is_next(self, index: int | None, name: str, args: Any) -> bool:
+        return index is not None and self.events[index].name == name and self.events[index].args == args
+
     def _waits_for_nothing(self, name: str, args: Any, tid: str) -> bool:
         """A timed-out wait the recording does not have here: this thread's next event is another call."""
-        assert self.demux is not None
-        slot, order = tls.slot, self._order
-        following = next((i for i in range(self.demux.position, len(order)) if order[i] == slot), None)
-        if following is None or (self.events[following].name == name and self.events[following].args == args):
+        following = self._following()
+        if following is None or self._is_next(following, name, args):
             return False
         answered = self._idle_answers[tid] = self._idle_answers.get(tid, 0) + 1
         return answered <= _IDLE_ANSWERS_IN_A_ROW
@@ -257,6 +270,11 @@ class Replayer(Engine):
         if self._keyed is not None:
             with internal:
                 return self._keyed.answer(name, args)
+        if tls.setup and self._setup is not None:
+            with internal:
+                answer = None if self._is_next(self._following(), name, args) else self._setup.answer(name, args)
+            if answer is not None:  # setting up a connection the recorded request found open
+                return answer
         tid = tls.tid
         if self.demux is not None:
             return self._turn(name, args, take=True)
@@ -412,9 +430,31 @@ class Replayer(Engine):
         """The main thread of a single-threaded replay calls ``name`` where the recording has ``event``."""
         if event is None:
             return self._exhausted(name, args, MAIN)
-        if self._happens(event):  # it ran here: the call goes on to the events after it
+        if self._happens(event) or self._passes_over(event):  # the call goes on to the events after it
             return self.next_event(name, args)
         return self.diverge(DivergenceKind.MISMATCH, event, name, args, MAIN)
+
+    def _passes_over(self, event: Event) -> bool:
+        """Whether ``event``, where the program makes another call, is one of connection set-up that the replay
+        need not make (its connection was open already). Not while the replay sets up a connection itself: then
+        the two set-ups differ, a divergence."""
+        if self._setup is None or self._keyed is not None or tls.setup:
+            return False
+        with internal:
+            return self._setup.passes_over(event)
+
+    @property
+    def setup(self) -> SetupSummary | None:
+        """How the replay met connection set-up the recording did not hold in order; None when it never did."""
+        summary = None if self._setup is None else self._setup.summary
+        return summary if summary is not None and (summary.answered or summary.passed_over) else None
+
+    def unconsumed(self) -> Event | None:
+        """The first recorded event the replay did not consume, set-up ones it need not make left aside."""
+        for event in self.events[self.consumed :]:
+            if self._keyed is not None or not self._passes_over(event):
+                return event
+        return None
 
     def _runs(self, event: Event) -> Callable[[Event], None] | None:
         """What runs ``event`` if it is an asynchronous event of the calling thread (see :attr:`asynchronous`)."""
@@ -445,10 +485,9 @@ class Replayer(Engine):
                 return False
             next(self._cursor)
             return True
-        slot, order = tls.slot, self._order
-        following = next((i for i in range(self.demux.position, len(order)) if order[i] == slot), None)
-        if following != event.index:
+        if self._following() != event.index:
             return False
+        slot = tls.slot
         while (index := self.demux.claim(slot, WAIT_SLICE)) == TIMED_OUT:
             pass
         if index < 0:

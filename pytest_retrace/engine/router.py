@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..format.codec import Raised
 from ..redaction import DEFAULT, Redaction
 from .base import Engine
-from .state import tls
+from .setup import PROCESS_LOG
+from .state import internal, tls
 
 
 class Router(Engine):
@@ -33,6 +35,8 @@ class Router(Engine):
 
     def call(self, name: str, args: Any, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
         engine = self._target()
+        if tls.setup and not tls.gate:
+            return _setting_up(engine, name, args, fn, *a, **kw)
         return fn(*a, **kw) if engine is None else engine.call(name, args, fn, *a, **kw)
 
     def wrap_noarg(self, name: str, fn: Callable[[], Any]) -> Callable[[], Any]:
@@ -40,6 +44,8 @@ class Router(Engine):
 
         def routed() -> Any:
             engine = target()
+            if tls.setup and not tls.gate:
+                return _setting_up(engine, name, None, fn)
             return fn() if engine is None else engine.call(name, None, fn)
 
         return routed
@@ -81,3 +87,23 @@ class Router(Engine):
         engine = self._target()
         if engine is not None:
             engine.park()
+
+
+def _setting_up(engine: Engine | None, name: str, args: Any, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
+    """A call made while a connection is set up: recorded as any other by the thread's recording (which notes that
+    its event is a set-up one), and remembered in the process's set-up log, in or outside a recording."""
+    marked = getattr(engine, "setup_marked", None)
+    index = engine.events_in(len(engine.sink)) if marked is not None else None  # type: ignore[union-attr]
+    try:
+        result = fn(*a, **kw) if engine is None else engine.call(name, args, fn, *a, **kw)
+    except BaseException as exc:
+        with internal:
+            PROCESS_LOG.add(name, args, Raised(exc))
+        if marked is not None:
+            marked.append(index)
+        raise
+    with internal:
+        PROCESS_LOG.add(name, args, result)
+    if marked is not None:
+        marked.append(index)
+    return result

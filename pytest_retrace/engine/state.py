@@ -43,6 +43,9 @@ class _ThreadState(_thread._local):
     # id() of the exception a signal handler raised while this thread was inside an external call: the call
     # raises it and records no event of its own, the handler's event stands for it (boundaries/signals).
     interrupted = 0
+    # > 0 while this thread sets up a connection (a connect, a pool's or framework's opening of one): its calls
+    # are also set-up ones (see engine/setup.py), and the hot path is off.
+    setup = 0
 
 
 tls = _ThreadState()
@@ -72,7 +75,7 @@ def enter_gate() -> None:
 
 def leave_gate() -> None:
     tls.gate -= 1
-    if not tls.gate and STATE.single_thread and tls.tid is MAIN:
+    if not tls.gate and STATE.single_thread and tls.tid is MAIN and not tls.setup:
         STATE.fast = True
 
 
@@ -98,6 +101,24 @@ class Gate:
 
 
 internal = Gate()
+
+
+class SettingUp:
+    """``with setting_up:`` around the opening of a connection: its calls are set-up ones (engine/setup.py)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        tls.setup += 1
+        STATE.fast = False
+
+    def __exit__(self, *exc: object) -> None:
+        tls.setup -= 1
+        if not tls.setup and not tls.gate and STATE.single_thread and tls.tid is MAIN:
+            STATE.fast = True
+
+
+setting_up = SettingUp()
 
 
 def install(engine: Any) -> Callable[[], None]:

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from ..record import Record
 from . import codec
 
 FORM_PLAIN, FORM_ARGS, FORM_THREAD = 0, 1, 2
@@ -186,3 +187,35 @@ def describe_call(name: str, args: Any) -> str:
 def call_key(name: str, args: Any) -> tuple[str, bytes]:
     """A call as a dict key: its name and its encoded arguments (arguments may hold unhashable values)."""
     return name, codec.packb(args)
+
+
+# Connection set-up (see engine/setup.py): a call key's answers a recording's set-up log keeps (a clock read while
+# connecting has a new one each time), and how many call keys (a few calls a connection, of few kinds).
+ANSWERS_PER_KEY = 8
+MAX_SETUP_KEYS = 1000
+
+
+class Setup(Record):
+    """What a recording holds of connection set-up: the indices of its own events made while setting up a
+    connection, and the process's set-up calls (``[name, args, [results …]]``) as they were when it ended."""
+
+    __slots__ = ("marked", "log")
+
+    def __init__(self, marked: list[int] | None = None, log: list[list[Any]] | None = None) -> None:
+        self.marked: list[int] = marked or []
+        self.log: list[list[Any]] = log or []
+
+    def frame(self) -> list[Any]:
+        return [self.marked, self.log]
+
+    @classmethod
+    def from_frame(cls, body: Any) -> Setup:
+        """Read back a SETUP frame's body; ValueError when it has not the shape :meth:`frame` gives it."""
+        if not (type(body) is list and len(body) == 2 and type(body[0]) is list and type(body[1]) is list
+                and all(type(i) is int and i >= 0 for i in body[0])
+                and all(type(e) is list and len(e) == 3 and type(e[0]) is str and type(e[2]) is list
+                        and 0 < len(e[2]) <= ANSWERS_PER_KEY for e in body[1])
+                and len(body[1]) <= MAX_SETUP_KEYS):
+            raise ValueError("a SETUP frame that is not [event indices, [[name, arguments, [results]] …]]")
+        log = [[name, tuple(args) if type(args) is list else args, results] for name, args, results in body[1]]
+        return cls(body[0], log)

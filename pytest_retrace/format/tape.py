@@ -38,13 +38,13 @@ import msgpack
 from ..enums import StrEnum
 from ..errors import RecordingError
 from . import codec, shapes
-from .events import Event, NameTable, decode_events, intern_names, split
+from .events import Event, NameTable, Setup, decode_events, intern_names, split
 from .sealing import Envelope, Opener, Sealer, key_for, opener_for
 
 MAGIC = b"RETRACE\x00"
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 3  # 1.1: logical thread ids ("0.1") and synchronization events; 1.2: sealed frames;
-# 1.3: the recordings of forked processes
+FORMAT_MINOR = 4  # 1.1: logical thread ids ("0.1") and synchronization events; 1.2: sealed frames;
+# 1.3: the recordings of forked processes; 1.4: connection set-up (SETUP frames)
 FORMAT = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
 _PREAMBLE = struct.Struct(">8sHH")
 _FRAME = struct.Struct(">II")
@@ -57,6 +57,7 @@ FRAME_EVENTS = 3
 FRAME_END = 4
 FRAME_SEALED = 5
 FRAME_PROCESS = 6  # [label, recording]: a forked process's own whole recording, by its logical id ("1", "1.2")
+FRAME_SETUP = 7  # connection set-up (events.Setup): which events were set-up ones, and the process's set-up log
 MAX_PROCESSES = 4096
 _PROCESS_LABEL = re.compile(r"[1-9][0-9]{0,5}(\.[1-9][0-9]{0,5}){0,15}")
 # What a sealed recording's readable header keeps: what collecting and rotating need, nothing of the run.
@@ -297,9 +298,9 @@ class TapeWriter:
             good += event
         self._write(FRAME_EVENTS, good)
 
-    def close(self, end: dict[str, Any] | Callable[[], dict[str, Any]] | None) -> None:
-        """Flush what is pending, write END (when given; a callable makes it once all is flushed) and close the
-        file."""
+    def close(self, end: dict[str, Any] | Callable[[], dict[str, Any]] | None, setup: Setup | None = None) -> None:
+        """Flush what is pending, write SETUP and END (when given; a callable makes END once all is flushed) and
+        close the file."""
         if self._running:
             self._stop = True
             self._wake.release()
@@ -308,6 +309,11 @@ class TapeWriter:
         try:
             if not self.io_failed:
                 self.flush()
+                if setup is not None:
+                    try:
+                        self._write(FRAME_SETUP, setup.frame())
+                    except (TypeError, ValueError) as exc:  # the log was checked as it was taken: a fault of ours
+                        self.error = self.error or f"the connection set-up could not be written: {exc}"
                 if end is not None:
                     end = dict(end() if callable(end) else end)
                     if self.error is not None:
@@ -452,6 +458,7 @@ class Recording:
         # The recordings of the processes it forked, by logical id ("1": its first fork; "1.2": that one's
         # second), as the bytes of whole recordings, read when a replay reaches them.
         self.processes: dict[str, bytes] = {}
+        self.setup: Setup | None = None  # an in-process recording's connection set-up
         self._events: list[Event] = []
 
     def events(self) -> list[Event]:
@@ -504,6 +511,13 @@ def _read_frame(kind: Any, body: Any, rec: Recording | None, names: list[str], d
         if body[0] in rec.processes or len(rec.processes) >= MAX_PROCESSES:
             raise _Damage(f"a PROCESS frame for process {body[0]} repeated, or more than {MAX_PROCESSES}")
         rec.processes[body[0]] = body[1]
+    elif kind == FRAME_SETUP:
+        if rec.setup is not None:
+            raise _Damage("a second SETUP frame")
+        try:
+            rec.setup = Setup.from_frame(body)
+        except ValueError as exc:
+            raise _Damage(str(exc)) from None
     elif kind == FRAME_HEADER:
         raise _Damage("a second HEADER frame")
     else:

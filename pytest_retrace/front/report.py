@@ -12,6 +12,7 @@ from typing import Any
 
 from ..engine.divergence import Call, Divergence, DivergenceKind, ThreadReport
 from ..engine.keyed import KeyedSummary
+from ..engine.setup import SetupSummary
 from ..kinds.outcome import ExceptionInfo, Stream
 from ..runner.verdict import Status, Verdict
 
@@ -148,7 +149,8 @@ def _verdict_text(verdict: Verdict, detailed: bool) -> str:
     status = verdict.status
     head = f"retrace: {verdict.recording}: {status}"
     if verdict.faithful and not (detailed and status == Status.CRASH_REPRODUCED):
-        return f"{head} ({verdict.events_consumed} of {verdict.events_recorded} events replayed)"
+        return "\n".join([f"{head} ({verdict.events_consumed} of {verdict.events_recorded} events replayed)",
+                          *(_setup(verdict.setup) if verdict.setup and detailed else [])])
     lines = [head]
     if status.unusable:
         lines.append(f"  {verdict.problem}")
@@ -177,4 +179,20 @@ def _verdict_text(verdict: Verdict, detailed: bool) -> str:
         else:
             lines += _call_divergence(d)
     lines.append(f"  events: {verdict.events_consumed} of {verdict.events_recorded} replayed")
+    if verdict.setup:
+        lines += _setup(verdict.setup)
     return "\n".join(lines)
+
+
+def _setup(setup: SetupSummary) -> list[str]:
+    """What the replay did about connection set-up that the recorded request did not hold in order."""
+    out = []
+    if setup.answered:
+        out.append(f"  {len(setup.answered)} calls setting up a connection the recorded request found open were "
+                   "answered from the recording's set-up log:")
+        out += [f"    {call}" for call in setup.answered[:5]] + (["    …"] if len(setup.answered) > 5 else [])
+    if setup.passed_over:
+        out.append(f"  {len(setup.passed_over)} recorded calls setting up a connection were not needed "
+                   "(the replay's connection was set up already):")
+        out += [f"    {call}" for call in setup.passed_over[:5]] + (["    …"] if len(setup.passed_over) > 5 else [])
+    return out

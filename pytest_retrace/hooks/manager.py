@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 ENTRY_POINT_GROUP = "pytest_retrace"
 BUILT_IN = ("pytest_retrace.adapters.requests_adapter", "pytest_retrace.adapters.psycopg2_adapter",
-            "pytest_retrace.adapters.sqlite3_adapter")
+            "pytest_retrace.adapters.sqlite3_adapter", "pytest_retrace.adapters.pools")
 
 
 class _Plugins:

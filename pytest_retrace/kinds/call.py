@@ -32,9 +32,8 @@ from ..format import codec
 from ..format.tape import Kind
 from ..redaction import Redaction
 from .entry import Project, entry_point, resolve
-from .inprocess import InProcessRecording, Keep, begin, keeps, log, sealing_policy
+from .inprocess import InProcessRecording, Keep, begin, install_early, keeps, log, sealing_policy
 from .outcome import ExceptionInfo, Outcome, returned_summary
-from .writer import watch_shutdown
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -76,8 +75,9 @@ def record_calls(directory: str | os.PathLike[str], keep: str | float = "all", m
     redaction, sealed_for, records = sealing_policy(Redaction.of(redact), public_key, "record_calls")
     if not records:
         policy = 0.0
+    else:
+        install_early()
     folder = Path(directory)
-    watch_shutdown()  # a process stopped right after a call still writes that call's recording
 
     def decorate(function: F) -> F:
         secret_positions = _secret_positions(function, redaction)

@@ -265,3 +265,18 @@ def _walk(module: ModuleType, qualname: str) -> Any:
     for part in qualname.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+def code_folders(header: dict[str, Any], project: Project) -> list[str]:
+    """The folders the recording counted as code (read live, never events), resolved against the app's import
+    root as this checkout has it; those outside the project are left out (their files then replay as data, and
+    a read of one shows as an unrecorded call instead of reaching outside the project)."""
+    entry = header.get("entry") or {}
+    root = str(entry.get("root") or project.root)
+    folders = []
+    for folder in entry.get("code_folders") or ():
+        try:
+            folders.append(str(confine(os.path.join(root, str(folder)), project, "code folder")))
+        except OutsideProject:
+            continue
+    return folders

@@ -18,18 +18,21 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..boundaries import Options, entropy, env, install
+from ..boundaries.files import classifier_for
 from ..engine.patch import Patcher
 from ..engine.recorder import Recorder
 from ..engine.router import Router
+from ..engine.setup import PROCESS_LOG
 from ..engine.state import end_call_thread, internal, outside_recordings, resume_call_thread, start_call_thread
 from ..enums import StrEnum
 from ..errors import RetraceError
+from ..format.events import Setup
 from ..format.sealing import PublicKey, Sealer, public_key_from
 from ..format.tape import Kind, MemoryTape, TapeWriter, open_temp_beside, publish_beside
 from ..redaction import Redaction
 from .header import make_header
 from .outcome import Outcome, Stream
-from .writer import Job, rotate, writer
+from .writer import Job, rotate, watch_shutdown, writer
 
 log = logging.getLogger("pytest_retrace")
 _sampler = random.Random()  # ours: drawing from the program's generator would change what it draws
@@ -61,8 +64,8 @@ def keeps(keep: Keep | float, failed: bool) -> bool:
 
 
 def begin(keep: Keep | float) -> bool:
-    """Whether to record this one (sampling; not inside another recording)."""
-    if isinstance(keep, float) and _sampler.random() >= keep:
+    """Whether to record this one (sampling; not inside another recording, nor in a replay)."""
+    if _Installation.off or (isinstance(keep, float) and _sampler.random() >= keep):
         return False
     return outside_recordings()
 
@@ -72,12 +75,27 @@ class _Installation:
 
     router: Router | None = None
     lock = _thread.allocate_lock()  # not threading.Lock: boundaries replace that one
+    off = False  # a replay: the app's middleware or decorator, imported again there, records nothing
+
+
+def replaying_here() -> None:
+    """This process replays: services and decorators its program sets up install nothing and record nothing."""
+    _Installation.off = True
+
+
+def install_early() -> None:
+    """A service or decorator is set up: install the boundaries now, so that a connection the app opens before
+    its first recorded request (at start-up, in an earlier request) is one the recordings can follow; and a
+    server stopped right after its last answer still writes that answer's recording (``watch_shutdown``)."""
+    _install_once()
+    if not _Installation.off:
+        watch_shutdown()
 
 
 def _install_once() -> None:
-    """The first recording installs the boundaries, for good, with a Router that sends each call to the
-    recording of the calling thread."""
-    if _Installation.router is not None:
+    """The first recording (or service set up) installs the boundaries, for good, with a Router that sends each
+    call to the recording of the calling thread."""
+    if _Installation.router is not None or _Installation.off:
         return
     with _Installation.lock:
         if _Installation.router is None:
@@ -85,6 +103,15 @@ def _install_once() -> None:
             with internal:
                 install(router, Patcher(), Options())
             _Installation.router = router
+
+
+def declare_code(folders: list[str]) -> None:
+    """Files under ``folders`` are code from now on (a service's templates and static files): read live, never
+    events. Installs the boundaries if no recording did yet, so the declaration holds for the first one too."""
+    if _Installation.off:
+        return
+    _install_once()
+    classifier_for(()).add_code_folders(folders)  # the classifier _install_once's Options() installed
 
 
 class Sealing(NamedTuple):
@@ -163,13 +190,18 @@ class InProcessRecording:
                     # The recording as it ends now: a thread it started may go on adding to the engine's sink.
                     self.tape.sink = self.tape.sink[:]
                     events = self.engine.events_in(len(self.tape.sink))
-                    writer().submit(Job(lambda: self._write(outcome, events, max_files, max_bytes), self.folder))
+                    # The connections' set-up goes with it (as it stands now): its replay opens afresh the ones it
+                    # found open.
+                    setup = Setup(self.engine.setup_marked, PROCESS_LOG.snapshot())
+                    writer().submit(Job(lambda: self._write(outcome, events, setup, max_files, max_bytes),
+                                        self.folder))
         except Exception as exc:
             log.warning("pytest-retrace: a recording could not be written to %s: %s", self.folder, exc)
         finally:
             writer().closed(self)  # after the hand-over: a stopping process waits for one or the other
 
-    def _write(self, outcome: Outcome, events: int, max_files: int | None, max_bytes: int | None) -> None:
+    def _write(self, outcome: Outcome, events: int, setup: Setup, max_files: int | None,
+               max_bytes: int | None) -> None:
         """On the writer thread: the file, under a temporary name until it is whole, then rotation."""
         seed = os.environ.get("PYTHONHASHSEED", "")
         entry = self.entry() if callable(self.entry) else self.entry
@@ -182,7 +214,7 @@ class InProcessRecording:
         try:
             sealer = Sealer.fresh(self.public_key) if self.public_key is not None else None
             tape = TapeWriter(temp, header, background=False, tape=self.tape, sealer=sealer, fd=fd)
-            tape.close(outcome.to_end(events))
+            tape.close(outcome.to_end(events), setup if setup.marked or setup.log else None)
             if tape.io_failed:
                 raise OSError(tape.error)
             # Another process (or a clock that went back) may have taken the name: never over it.

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -34,9 +35,8 @@ from ..format import codec
 from ..format.tape import Kind
 from ..redaction import Redaction
 from .entry import Project, importable_name, module_root, resolve
-from .inprocess import InProcessRecording, Keep, begin, keeps, log, sealing_policy
+from .inprocess import InProcessRecording, Keep, begin, declare_code, install_early, keeps, log, sealing_policy
 from .outcome import ExceptionInfo, Outcome, Stream
-from .writer import watch_shutdown
 
 # What of the environ a request recording keeps: the CGI-style keys and the HTTP headers (server
 # objects such as wsgi.input, wsgi.errors and file wrappers are rebuilt on replay).
@@ -157,6 +157,31 @@ def outcome(response: Response, error: Exception | None, crash: Callable[[], Bas
     return Outcome(1 if crashed else 0, exception, returned=response.summary() if answered else None)
 
 
+def framework_code_folders(app: Any) -> list[str]:
+    """The folders a WSGI app's framework reads code from that is no Python: a Flask app's (and its
+    blueprints') template and static folders. Files inside packages are code anyway; these matter for an app
+    that is one module with its ``templates/`` beside it."""
+    flask = sys.modules.get("flask")
+    owner = getattr(app, "__self__", app)
+    if flask is None or not isinstance(owner, flask.Flask):
+        return []
+    folders = []
+    for scaffold in (owner, *owner.blueprints.values()):
+        for folder in (scaffold.template_folder, scaffold.static_folder):
+            if folder:
+                folders.append(os.path.join(scaffold.root_path, folder))
+    return folders
+
+
+def stored_folders(folders: list[str], root: str | None) -> list[str]:
+    """Code folders as a recording holds them: relative to the app's import root when inside it (the replaying
+    checkout resolves them), else as they are."""
+    if not root:
+        return list(folders)
+    base = os.path.join(root, "")
+    return [os.path.relpath(f, root) if os.path.join(f, "").startswith(base) else f for f in folders]
+
+
 def crash_catcher(app: Any) -> Callable[[], BaseException | None]:
     """For a Flask app, what the calling thread's last request raised before Flask answered 500 (requests
     served at once on other threads have their own); for other apps nothing."""
@@ -183,11 +208,13 @@ class RecordingMiddleware:
     def __init__(self, app: Callable[..., Any], directory: str | Path, keep: str | float = "all",
                  entry: str | None = None, max_files: int | None = None, max_bytes: int | None = None,
                  crash: Callable[[], BaseException | None] | None = None,
-                 redact: Redaction | str | list[str] | None = None, public_key: str | None = None) -> None:
+                 redact: Redaction | str | list[str] | None = None, public_key: str | None = None,
+                 code_folders: list[str] | None = None) -> None:
         """``redact``: name patterns to redact besides the defaults, or a whole
         :class:`~pytest_retrace.redaction.Redaction` policy. ``public_key``: seal every recording for this
         project key (its text or a file holding it; default ``$RETRACE_PUBLIC_KEY``); secrets then travel
-        sealed instead of redacted."""
+        sealed instead of redacted. ``code_folders``: folders whose files are code (read live, never events)
+        besides the packages and the framework's template and static folders."""
         self.app = app
         self.folder = Path(directory)
         self.keep = Keep.parse(keep, "RecordingMiddleware")
@@ -200,20 +227,32 @@ class RecordingMiddleware:
         self.redaction, self.public_key = sealing.redaction, sealing.public_key
         if not sealing.records:
             self.keep = 0.0
+        else:
+            install_early()
         self.crash = crash or crash_catcher(app)
-        watch_shutdown()  # a server stopped right after its last answer still writes that answer's recording
+        self._extra_code = list(code_folders or [])
+        self._code_folders: list[str] | None = None  # found at the first request: blueprints are registered by then
+
+    def _declared_code(self) -> list[str]:
+        if self._code_folders is None:
+            folders = [os.path.abspath(f) for f in [*framework_code_folders(self.app), *self._extra_code]]
+            declare_code(folders)
+            self._code_folders = stored_folders(folders, self.root)
+        return self._code_folders
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if not begin(self.keep):
             return self.app(environ, start_response)  # type: ignore[no-any-return]
         try:
+            code_folders = self._declared_code()
             body = _read_body(environ)
             # The environ as it came: the app may add to it. Filtered only if the recording is kept.
             received = dict(environ)
 
             def entry() -> dict[str, Any]:
                 environ, redacted_body = _redacted_request(self.redaction, _plain_environ(received), body)
-                return {"app": self.entry, "root": self.root, "environ": environ, "body": redacted_body}
+                return {"app": self.entry, "root": self.root, "code_folders": code_folders, "environ": environ,
+                        "body": redacted_body}
 
             # A sealed recording's name says nothing of the request: a path may hold a secret (/reset/<token>).
             path = "" if self.public_key is not None else environ.get("PATH_INFO", "/").replace("/", "_")

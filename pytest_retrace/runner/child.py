@@ -24,8 +24,8 @@ from ..format import codec
 from ..format.sealing import Sealer, keys_from_parent
 from ..format.tape import Kind, TapeStatus, read_recording
 from ..hooks import manager
-from ..kinds import process
-from ..kinds.entry import OutsideProject, Project, check_entry
+from ..kinds import inprocess, process
+from ..kinds.entry import OutsideProject, Project, check_entry, code_folders
 from ..kinds.outcome import Outcome
 from ..redaction import DEFAULT, Redaction
 from .protocol import CHILD_ENV, LAUNCHER_ENV, ChildResult, ForkServerConfig, RecordConfig, ReplayConfig, decode_config
@@ -94,20 +94,21 @@ def replay_here(config: ReplayConfig) -> NoReturn:
     recorded = Outcome.from_json(rec.end or {})
     tree = ReplayTree(rec, config.result, config.stuck_timeout)
     engine = Replayer(rec.events(), on_divergence=tree.diverged, truncated=rec.status == TapeStatus.TRUNCATED,
-                      stuck_timeout=config.stuck_timeout, answer_by_key=recorded.crashed)
+                      stuck_timeout=config.stuck_timeout, answer_by_key=recorded.crashed, setup=rec.setup)
     engine.redaction = Redaction.from_header(header)  # what the program does now, redacted as recorded
     start_main_thread()
-    install(engine, Patcher(), Options(live_paths=header.get("live_paths", [])))
+    install(engine, Patcher(), Options(live_paths=header.get("live_paths", []),
+                                       code_folders=code_folders(header, config.project)))
     guard.install(engine.refuse)  # from here on, what the recording does not answer never happens
 
     def finalize(outcome: Outcome) -> None:
         enter_gate()
         engine.finish()
         consumed = engine.consumed
-        result = ChildResult(outcome=outcome, events_consumed=consumed, keyed=engine.keyed)
-        if engine.keyed is None and consumed < len(engine.events):
-            following = engine.events[consumed]
-            result.unconsumed = Divergence(DivergenceKind.MISSING_CALLS, consumed, following.tid,
+        result = ChildResult(outcome=outcome, events_consumed=consumed, keyed=engine.keyed, setup=engine.setup)
+        following = engine.unconsumed() if engine.keyed is None else None
+        if following is not None:
+            result.unconsumed = Divergence(DivergenceKind.MISSING_CALLS, following.index, following.tid,
                                            expected=Call(following.describe()))
         result.write(tree.result)
 
@@ -129,6 +130,7 @@ def main() -> NoReturn:
     if isinstance(config, RecordConfig):
         record(config)
     sys.dont_write_bytecode = True  # a replay writes nothing, not even the bytecode cache of what it imports
+    inprocess.replaying_here()  # the app's request middleware or call decorator, imported again, records nothing
     if isinstance(config, ForkServerConfig):
         from . import forkserver
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..engine.divergence import Divergence
 from ..engine.keyed import KeyedSummary
+from ..engine.setup import SetupSummary
 from ..engine.state import internal
 from ..enums import StrEnum
 from ..kinds.entry import Project
@@ -115,12 +116,12 @@ class ChildResult(Record):
     """What a child reports when the program ended (or a replay diverged)."""
 
     __slots__ = ("outcome", "events", "recording_error", "events_consumed", "divergence", "keyed", "unconsumed",
-                 "abandoned")
+                 "abandoned", "setup")
 
     def __init__(self, outcome: Outcome | None = None, events: int | None = None, recording_error: str | None = None,
                  events_consumed: int | None = None, divergence: Divergence | None = None,
                  keyed: KeyedSummary | None = None, unconsumed: Divergence | None = None,
-                 abandoned: bool = False) -> None:
+                 abandoned: bool = False, setup: SetupSummary | None = None) -> None:
         self.outcome = outcome
         self.events = events  # recording: events written
         self.recording_error = recording_error  # recording: why the recording is incomplete
@@ -129,13 +130,14 @@ class ChildResult(Record):
         self.divergence = divergence  # replay: the divergence that ended it
         self.keyed = keyed  # replay of a crash that took a new path: how calls were answered
         self.unconsumed = unconsumed  # replay: the program ended before the recorded calls did
+        self.setup = setup  # replay: connection set-up answered from the recording's log, or passed over
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ChildResult:
         return cls(read_field(data, "outcome", Outcome), data.get("events"), data.get("recording_error"),
                    data.get("events_consumed"), read_field(data, "divergence", Divergence),
                    read_field(data, "keyed", KeyedSummary), read_field(data, "unconsumed", Divergence),
-                   bool(data.get("abandoned")))
+                   bool(data.get("abandoned")), read_field(data, "setup", SetupSummary))
 
     def write(self, path: str) -> None:
         """Write to ``path`` atomically (the launcher may read it as soon as the child is gone); behind the

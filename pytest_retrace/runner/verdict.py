@@ -11,6 +11,7 @@ from typing import Any
 
 from ..engine.divergence import Divergence, DivergenceKind
 from ..engine.keyed import KeyedSummary
+from ..engine.setup import SetupSummary
 from ..enums import StrEnum
 from ..format.tape import Recording, TapeStatus, forked_end, process_order
 from ..kinds.outcome import Outcome, Stream
@@ -47,13 +48,13 @@ class Verdict(Record):
     """What a replay proved."""
 
     __slots__ = ("recording", "status", "divergence", "recorded", "replayed", "events_recorded", "events_consumed",
-                 "problem", "keyed", "offset", "replayed_end", "stdout", "stderr")
+                 "problem", "keyed", "offset", "replayed_end", "stdout", "stderr", "setup")
 
     def __init__(self, recording: str, status: Status, divergence: Divergence | None = None,
                  recorded: Outcome | None = None, replayed: Outcome | None = None, events_recorded: int | None = None,
                  events_consumed: int | None = None, problem: str | None = None, keyed: KeyedSummary | None = None,
                  offset: int | None = None, replayed_end: dict[str, Any] | None = None, stdout: bytes = b"",
-                 stderr: bytes = b"") -> None:
+                 stderr: bytes = b"", setup: SetupSummary | None = None) -> None:
         self.recording = recording
         self.status = status
         self.divergence = divergence
@@ -64,6 +65,9 @@ class Verdict(Record):
         self.problem = problem
         self.keyed = keyed  # a crash recording whose replay took a new path: how calls were answered from there on
         self.offset = offset  # corrupt: the byte offset of the bad frame
+        # Connection set-up the replay made or skipped where the recorded request found its connection open (or
+        # not): answered from the recording's set-up log, or passed over; never part of a divergence.
+        self.setup = setup
         # Not in the JSON: what END would say of this replay (--retrace-accept writes it), and what the replay
         # printed (whole when the launcher was asked to keep it).
         self.replayed_end = replayed_end
@@ -85,6 +89,8 @@ class Verdict(Record):
         data.update({name: to_json(getattr(self, name)) for name in _CONTRACT})
         if self.status == Status.CORRUPT:
             data["offset"] = self.offset
+        if self.setup is not None:
+            data["setup"] = self.setup.to_json()
         return data
 
     @classmethod
@@ -92,7 +98,8 @@ class Verdict(Record):
         return cls(data["recording"], Status(data["status"]), read_field(data, "divergence", Divergence),
                    read_field(data, "recorded", Outcome), read_field(data, "replayed", Outcome),
                    data.get("events_recorded"), data.get("events_consumed"), data.get("problem"),
-                   read_field(data, "keyed", KeyedSummary), data.get("offset"))
+                   read_field(data, "keyed", KeyedSummary), data.get("offset"),
+                   setup=read_field(data, "setup", SetupSummary))
 
 
 # The fields of the verdict file after ``recording`` and ``faithful``.
@@ -119,6 +126,7 @@ def conclude(rec: Recording, returncode: int, stdout: Stream, stderr: Stream, re
         return Verdict(rec.path, status, recorded=recorded, replayed=replayed, events_recorded=len(rec.events()),
                        events_consumed=None if result is None else result.events_consumed,
                        keyed=None if result is None else result.keyed,
+                       setup=None if result is None else result.setup,
                        replayed_end=replayed_raw.to_end((rec.end or {}).get("events")), **fields)
 
     if result is not None and result.divergence is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -12,12 +13,17 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS = ROOT / "fixtures" / "programs"
+PG_SERVER = "host=127.0.0.1 port=5432 user=postgres"
 
 
 @dataclass
@@ -166,3 +172,34 @@ class LiveServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join()
+
+
+@contextlib.contextmanager
+def fresh_database() -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped afterwards (a test may drop it first: replay must not need it)."""
+    psycopg2 = pytest.importorskip("psycopg2")
+    try:
+        admin = psycopg2.connect(f"{PG_SERVER} dbname=test connect_timeout=3")
+    except psycopg2.OperationalError as exc:
+        if os.environ.get("RETRACE_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"PostgreSQL is required (RETRACE_REQUIRE_SERVICES=1) but does not answer: {exc}")
+        pytest.skip(f"PostgreSQL does not answer on 127.0.0.1:5432: {exc}")
+    admin.autocommit = True
+    name = f"retrace_{uuid.uuid4().hex[:10]}"
+    with admin.cursor() as cur:
+        cur.execute(f"create database {name}")
+    yield name
+    with admin.cursor() as cur:
+        cur.execute(f"drop database if exists {name}")
+    admin.close()
+
+
+def drop(name: str) -> None:
+    """Drop a database made by :func:`fresh_database`."""
+    import psycopg2
+
+    admin = psycopg2.connect(f"{PG_SERVER} dbname=test")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"drop database {name}")
+    admin.close()

@@ -6,22 +6,18 @@ when it does not answer, unless RETRACE_REQUIRE_SERVICES=1 (as in CI) makes that
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import PROGRAMS, Recorder, assert_faithful, retrace
+from support import PG_SERVER as SERVER
+from support import PROGRAMS, Recorder, assert_faithful, drop, fresh_database, retrace
 
 from pytest_retrace.format.tape import read_recording
-
-SERVER = "host=127.0.0.1 port=5432 user=postgres"
 
 
 @pytest.fixture
@@ -29,35 +25,6 @@ def database() -> Iterator[str]:
     """A fresh PostgreSQL database; the test may drop it (replay must not need it)."""
     with fresh_database() as name:
         yield name
-
-
-@contextlib.contextmanager
-def fresh_database() -> Iterator[str]:
-    psycopg2 = pytest.importorskip("psycopg2")
-    try:
-        admin = psycopg2.connect(f"{SERVER} dbname=test connect_timeout=3")
-    except psycopg2.OperationalError as exc:
-        if os.environ.get("RETRACE_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"PostgreSQL is required (RETRACE_REQUIRE_SERVICES=1) but does not answer: {exc}")
-        pytest.skip(f"PostgreSQL does not answer on 127.0.0.1:5432: {exc}")
-    admin.autocommit = True
-    name = f"retrace_{uuid.uuid4().hex[:10]}"
-    with admin.cursor() as cur:
-        cur.execute(f"create database {name}")
-    yield name
-    with admin.cursor() as cur:
-        cur.execute(f"drop database if exists {name}")
-    admin.close()
-
-
-def drop(name: str) -> None:
-    import psycopg2
-
-    admin = psycopg2.connect(f"{SERVER} dbname=test")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"drop database {name}")
-    admin.close()
 
 
 @pytest.mark.postgres

@@ -484,3 +484,28 @@ def test_forked_processes_are_read_by_id_and_a_repeated_one_is_corrupt(tmp_path:
                   + data[at[-1][0]:])
     assert rec.status == "corrupt" and "process 1 repeated" in rec.problem
     assert tape.forked_end(b"RETRACE\x00 not a recording") is None
+
+
+@pytest.mark.parametrize("body", [
+    "not a list",
+    [[-1], []],
+    [["0"], []],
+    [[], [["psycopg2.connect", [], []]]],  # no answer
+    [[], [["psycopg2.connect", [], [1] * 9]]],  # more answers than a log keeps
+    [[], [[7, [], [1]]]],
+    [[], [["time.time", None, [1.0]]] * 1001],
+])
+def test_a_malformed_setup_frame_is_corrupt(tmp_path: Path, body: Any) -> None:
+    rec = damaged(tmp_path, lambda data, at: data[: at[-1][0]] + frame(tape.FRAME_SETUP, body) + data[at[-1][0]:])
+    assert rec.status == "corrupt" and "SETUP frame" in rec.problem, rec.problem
+
+
+def test_a_setup_frame_is_read_and_a_second_one_is_corrupt(tmp_path: Path) -> None:
+    body = [[0, 2], [["psycopg2.connect", [[], {"dbname": "shop"}], [{"server_version": 160000}]],
+                     ["time.time", None, [1.5, 2.5]]]]
+    rec = damaged(tmp_path, lambda data, at: data[: at[-1][0]] + frame(tape.FRAME_SETUP, body) + data[at[-1][0]:])
+    assert rec.status == "complete" and rec.setup is not None and rec.setup.marked == [0, 2]
+    assert rec.setup.log[0] == ["psycopg2.connect", ([], {"dbname": "shop"}), [{"server_version": 160000}]]
+    rec = damaged(tmp_path, lambda data, at: data[: at[-1][0]] + frame(tape.FRAME_SETUP, body) * 2
+                  + data[at[-1][0]:])
+    assert rec.status == "corrupt" and "a second SETUP frame" in rec.problem
