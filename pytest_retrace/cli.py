@@ -216,6 +216,9 @@ def _show_command(args: argparse.Namespace) -> int:
                        for e in events],
             "end": rec.end,
         }
+        if rec.setup is not None:  # which events set a connection up, and the service's set-up log
+            doc["setup"] = {"events": rec.setup.marked,
+                            "log": [{"name": n, "args": a, "results": r} for n, a, r in rec.setup.log]}
         json.dump(_jsonable(doc), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
@@ -238,9 +241,11 @@ def _show_text(rec: Any, events: list[Any]) -> None:
         print(f"  {key:<11}{short_repr(h.get(key), 2000)}")
     redaction = h.get("redaction") or {}
     print(f"  {'environ':<11}{len(h['environ'])} variables, redacted: {short_repr(redaction.get('redacted'), 400)}")
-    print(f"events ({len(rec.events())}):")
+    print(f"events ({len(rec.events())}{', * sets a connection up' if rec.setup and rec.setup.marked else ''}):")
+    marked = set(rec.setup.marked) if rec.setup else set()
     for e in events:
-        print(f"  #{e.index:<5} [{e.tid}] {describe_call(e.name, e.args)} -> {short_repr(e.result)}")
+        star = "*" if e.index in marked else " "
+        print(f" {star}#{e.index:<5} [{e.tid}] {describe_call(e.name, e.args)} -> {short_repr(e.result)}")
     if rec.end is not None:
         end = rec.end
         print(f"end: exit status {end.get('status')}, {end.get('events')} events")
@@ -250,6 +255,11 @@ def _show_text(rec: Any, events: list[Any]) -> None:
         for stream in ("stdout", "stderr"):
             s = end.get(stream) or {}
             print(f"  {stream}: {s.get('size')} bytes, blake2b {s.get('digest')}")
+    if rec.setup is not None and rec.setup.log:
+        print(f"connection set-up log ({len(rec.setup.log)} calls; answers a replay that opens afresh a connection "
+              "the recording found open):")
+        for name, args, results in rec.setup.log:
+            print(f"  {describe_call(name, args)} -> {short_repr(results[0])}")
     if rec.processes:
         from .errors import RecordingError
         from .format.tape import TapeStatus, read_recording_bytes

@@ -23,7 +23,7 @@ import binascii
 import functools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote_plus
 
@@ -135,6 +135,15 @@ def _shaped(value: str) -> str | None:
     return value if _KEY_VALUES.fullmatch(value) else None
 
 
+def _replaced_parts(original: str, redacted: str) -> list[str]:
+    """The parts of ``original`` that the placeholders in ``redacted`` stand for (none if they do not line up)."""
+    kept = redacted.split(PLACEHOLDER)
+    if len(kept) > 16:  # a value with that many secrets in it: its parts are not worth the match
+        return []
+    match = re.fullmatch("(.+?)".join(re.escape(part) for part in kept), original, re.DOTALL)
+    return list(match.groups()) if match else []
+
+
 class Redaction(Record):
     """The redaction policy of a recording: name patterns, the value patterns in use (names of
     :data:`VALUE_PATTERNS`), and whether secrets are replaced at all."""
@@ -153,15 +162,19 @@ class Redaction(Record):
 
     def knowing(self, before: list[str], after: list[str]) -> Redaction:
         """This policy, also replacing the values that redacting ``before`` (into ``after``, item by item)
-        replaced whole; short ones (a ``XDG_SESSION_TYPE=tty``) would show up by chance, and are left."""
-        found = set()
+        replaced, whole or in part (a DSN's user, a URL's token): the replay holds the placeholder there, and what
+        it passes on (a driver's ``user`` argument) must key as the recording did. Short ones (a
+        ``XDG_SESSION_TYPE=tty``) would show up by chance, and are left."""
+        found: set[str] = set()
         for original, redacted in zip(before, after, strict=True):
-            if redacted == PLACEHOLDER:
-                found.add(original)
-            elif redacted.endswith(f"={PLACEHOLDER}") and "=" in original:
-                found.add(original.partition("=")[2])
-        usable = (v for v in found if len(v) >= _MIN_KNOWN and PLACEHOLDER not in v)
-        return self.replace(known=tuple(sorted(usable, key=len, reverse=True)))  # the longest first
+            if redacted != original and PLACEHOLDER in redacted:
+                found.update(_replaced_parts(original, redacted))
+        return self.also_known(v for v in found if len(v) >= _MIN_KNOWN and PLACEHOLDER not in v)
+
+    def also_known(self, values: Iterable[str]) -> Redaction:
+        """This policy, also replacing ``values`` wherever they show up (the longest first)."""
+        new = set(values) - set(self.known)
+        return self.replace(known=tuple(sorted({*self.known, *new}, key=len, reverse=True))) if new else self
 
     def carried_by_request(self, environ: Mapping[str, Any], body: bytes) -> Redaction:
         """This policy, also replacing wherever they show up later the secrets an inbound request carries
@@ -190,10 +203,7 @@ class Redaction(Record):
                 found += self._secret_strings(json.loads(body))
             except ValueError:
                 pass
-        usable = {v for v in found if len(v) >= _MIN_CARRIED and PLACEHOLDER not in v} - set(self.known)
-        if not usable:
-            return self
-        return self.replace(known=tuple(sorted({*self.known, *usable}, key=len, reverse=True)))
+        return self.also_known(v for v in found if len(v) >= _MIN_CARRIED and PLACEHOLDER not in v)
 
     def _secret_strings(self, value: Any, secret: bool = False) -> list[str]:
         """The strings (and numbers, as text) under secret-named keys of a JSON value."""

@@ -48,6 +48,10 @@ _COPY_OUT = re.compile(r"\bTO\s+STDOUT\b", re.IGNORECASE)
 NOTICES_KEPT = 50  # psycopg2 keeps the last 50 notices in a list
 SETTINGS = ("autocommit", "isolation_level", "readonly", "deferrable", "encoding")
 FACTS = ("dsn", "server_version", "protocol_version", *SETTINGS)
+# connection.info: what a session keeps from connect to close (read at connect), and what changes (events).
+STATIC_INFO = ("dbname", "user", "host", "port", "options", "dsn_parameters", "protocol_version", "server_version",
+               "backend_pid", "needs_password", "used_password", "ssl_in_use", "ssl_attribute_names")
+CHANGING_INFO = ("status", "transaction_status", "error_message", "socket")
 INFO = ("dbname", "user", "host", "port", "options", "dsn_parameters", "status", "transaction_status",
         "protocol_version", "server_version", "error_message", "socket", "backend_pid", "needs_password",
         "used_password", "ssl_in_use", "ssl_attribute_names")
@@ -394,6 +398,47 @@ def _build(ext: ModuleType) -> DriverClasses:
 
         __str__ = __repr__
 
+    base_info = ext.ConnectionInfo
+
+    class RecordedInfo(base_info):  # type: ignore[misc, valid-type]
+        """``connection.info``: psycopg2's type, on the connection (live or stand-in); what cannot change while the
+        session lasts is answered from what connect read, what can is an event (``parameter_status`` the same
+        one as ``connection.get_parameter_status``)."""
+
+        def __init__(self, conn: Any, facts: dict[str, Any]) -> None:
+            super().__init__(conn)
+            self._retrace_conn, self._retrace_static = conn, facts
+
+        def _retrace_read(self, name: str) -> Any:
+            return self._retrace_conn._retrace_event(f"info.{name}", None,
+                                                     lambda conn: getattr(base_info, name).__get__(self))
+
+        def parameter_status(self, name: str) -> Any:
+            return self._retrace_conn.get_parameter_status(name)
+
+        def ssl_attribute(self, name: str) -> Any:
+            return self._retrace_static["ssl_attributes"].get(name)
+
+        @property
+        def password(self) -> Any:  # a secret: never recorded, so a replay has none to give
+            if self._retrace_conn._retrace_replay:
+                raise psycopg2.NotSupportedError("pytest-retrace: psycopg2 ConnectionInfo.password is not recorded")
+            return base_info.password.__get__(self)
+
+        def __repr__(self) -> str:
+            return f"<psycopg2.extensions.ConnectionInfo object at {id(self):#x}>"
+
+    def fixed(name: str) -> property:
+        return property(lambda self: self._retrace_static[name])
+
+    def changing(name: str) -> property:
+        return property(lambda self: self._retrace_read(name))
+
+    for name in STATIC_INFO:
+        setattr(RecordedInfo, name, fixed(name))
+    for name in CHANGING_INFO:
+        setattr(RecordedInfo, name, changing(name))
+
     class LiveConnection(base_connection):  # type: ignore[misc, valid-type]
         """A connection whose calls that reach the server are events."""
 
@@ -521,8 +566,12 @@ def _build(ext: ModuleType) -> DriverClasses:
 
         @property
         def info(self) -> Any:
-            """psycopg2's ConnectionInfo while recording; its attributes, read at once, are the event's result
-            (a replay gets an object with the same attributes)."""
+            """A ``ConnectionInfo`` whose fixed facts were read at connect (no event: Django reads the server
+            version once per process, on whichever request comes first) and whose changing ones are events."""
+            facts = self._retrace_facts.get("info")
+            if facts is not None:
+                return RecordedInfo(self, facts)
+            # A recording made before connect read them: the attributes, read at once, were the event's result.
             real = None if self._retrace_replay else base_connection.info.__get__(self)
 
             def snapshot(conn: Any) -> dict[str, Any]:
@@ -594,6 +643,19 @@ def _build(ext: ModuleType) -> DriverClasses:
     for made in (LiveCursor, LiveConnection, StandInConnection, StandInCursor):
         wear_library_faces(made)  # our methods show the driver's faces, in tracebacks too
     return DriverClasses(LiveConnection, StandInConnection, LiveCursor, StandInCursor)
+
+
+def _describe(info: Any) -> dict[str, Any] | None:
+    """What ``connection.info`` says that stays the same while the session lasts; None when it cannot say yet
+    (an asynchronous connection still connecting: its ``info`` is then read as one event, as before)."""
+    import psycopg2
+
+    try:
+        facts = {name: getattr(info, name) for name in STATIC_INFO}
+        facts["ssl_attributes"] = {name: info.ssl_attribute(name) for name in facts["ssl_attribute_names"]}
+    except psycopg2.Error:
+        return None
+    return facts
 
 
 def _refusal(what: str) -> property:
@@ -669,6 +731,25 @@ def _patch_literal(engine: Engine, patcher: Patcher, sql: ModuleType) -> None:
     patcher.set(sql.Literal, "as_string", as_string)
 
 
+def _patch_encrypt_password(engine: Engine, patcher: Patcher, ext: ModuleType) -> None:
+    """``extensions.encrypt_password(…, scope=conn)`` asks the server how to hash (libpq reads the connection's C
+    insides, which a stand-in does not have) and salts at random: an event when the scope is one of ours, keyed
+    with the password redacted."""
+    real = ext.encrypt_password
+    live = _CLASSES[0].live_connection, _CLASSES[0].live_cursor
+
+    def encrypt_password(password: Any, user: Any, scope: Any = None, algorithm: Any = None) -> Any:
+        if not isinstance(scope, live):
+            return real(password, user, scope, algorithm)
+        conn = scope.connection if isinstance(scope, live[1]) else scope
+        fn = replayed if conn._retrace_replay else real
+        key = (engine.redaction.value("password", str(password)), user, algorithm)
+        return conn._retrace_engine.call("psycopg2.extensions.encrypt_password", key, fn, password, user, scope,
+                                         algorithm)
+
+    patcher.set(ext, "encrypt_password", encrypt_password)
+
+
 @hookimpl
 def retrace_install_boundaries(engine: Engine, patcher: Patcher, options: Options) -> None:
     engine.assume_success(transaction_control("psycopg2"))
@@ -698,6 +779,7 @@ def install(engine: Engine, patcher: Patcher, module: ModuleType) -> None:
                     facts[name] = getattr(ext.connection, name).__get__(conn)
                 except psycopg2.Error:
                     facts[name] = None
+            facts["info"] = _describe(ext.connection.info.__get__(conn))
             return facts
 
         key = connect_key(() if dsn is None else (dsn,), kwargs, engine.redaction)
@@ -715,4 +797,5 @@ def install(engine: Engine, patcher: Patcher, module: ModuleType) -> None:
         return conn
 
     patcher.set(module, "connect", connect)
+    _patch_encrypt_password(engine, patcher, ext)
     patcher.when_imported("psycopg2.sql", lambda sql: _patch_literal(engine, patcher, sql))

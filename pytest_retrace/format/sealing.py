@@ -275,18 +275,32 @@ def keys_for_child(env: dict[str, str]) -> None:
         env[CHILD_KEYS_ENV] = "\n".join(key.text() for key in _added.values())
 
 
+class _Environment:
+    taken = False  # the keys of this process's environment were taken at its start (keys_from_parent)
+
+
 def keys_from_parent() -> None:
-    """Take the keys a parent handed over, out of the environment the program will see."""
+    """Take the keys a parent handed over, and those of ``$RETRACE_PRIVATE_KEY`` / ``$RETRACE_PRIVATE_KEY_FILE``
+    (a file named relative to where the parent ran), out of the environment the program will see: a replay
+    restores the recorded environment, which holds a placeholder there."""
     handed = os.environ.pop(CHILD_KEYS_ENV, "")
     for line in handed.splitlines():
         add_private_key(line, "a key handed to the replay")
+    for name in (PRIVATE_ENV, PRIVATE_FILE_ENV):
+        value = os.environ.pop(name, None)
+        if value:
+            try:
+                add_private_key(value, f"${name}")
+            except KeyProblem:
+                pass  # the parent said so already, or will when the key is needed
+    _Environment.taken = True
 
 
 def private_keys() -> dict[str, PrivateKey]:
     """The private keys this process may open recordings with, by their public key's id: those added, and
     ``$RETRACE_PRIVATE_KEY`` / ``$RETRACE_PRIVATE_KEY_FILE``."""
     keys = dict(_added)
-    for name in (PRIVATE_ENV, PRIVATE_FILE_ENV):
+    for name in () if _Environment.taken else (PRIVATE_ENV, PRIVATE_FILE_ENV):
         value = os.environ.get(name)
         if value:
             key = PrivateKey.parse(value, f"${name}")

@@ -136,6 +136,30 @@ def sealing_policy(redaction: Redaction, public_key: str | None, who: str) -> Se
     return Sealing(redaction if key is None else redaction.replace(replace_secrets=False), key, True)
 
 
+class _EnvironmentSecrets:
+    """What redacting the environment replaced (whole values, a DSN's user): a service's environment hardly ever
+    changes, so it is found once per environment and policy, not per request."""
+
+    policy: tuple[Any, Any] = (None, None)
+    captured: dict[Any, Any] | None = None
+    known: tuple[str, ...] = ()
+
+
+def knowing_the_environment(redaction: Redaction, captured: dict[Any, Any]) -> Redaction:
+    """``redaction``, also replacing what it replaced in the environment wherever it shows up: the replay runs with
+    the redacted environment, and what the program passes on from it (a connect's ``user``) must key alike."""
+    if not redaction.replace_secrets:
+        return redaction
+    cache = _EnvironmentSecrets
+    policy = (redaction.names, redaction.values)  # a request's policy differs from its service's in ``known`` only
+    if cache.captured != captured or cache.policy[0] is not policy[0] or cache.policy[1] is not policy[1]:
+        current = env.decode(captured)
+        redacted, names = env.snapshot(redaction, environ=current)
+        known = redaction.replace(known=()).knowing([current[n] for n in names], [redacted[n] for n in names]).known
+        cache.policy, cache.captured, cache.known = policy, captured, known
+    return redaction.also_known(cache.known)
+
+
 class InProcessRecording:
     """One recording made inside a running process, on the calling thread: a call, or a request.
 
@@ -155,7 +179,7 @@ class InProcessRecording:
                 self.created_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
                 self.tape = MemoryTape()
                 self.engine = Recorder(self.tape)
-                self.engine.redaction = redaction
+                self.engine.redaction = knowing_the_environment(redaction, self.environ)
                 self._children = 0  # threads started so far, kept while suspended
             _install_once()
             writer().opened(self)

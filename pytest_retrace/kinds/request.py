@@ -23,14 +23,16 @@ logger and never break the request.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import os
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from ..engine.state import internal
 from ..format import codec
 from ..format.tape import Kind
 from ..redaction import Redaction
@@ -159,8 +161,12 @@ def outcome(response: Response, error: Exception | None, crash: Callable[[], Bas
 
 def framework_code_folders(app: Any) -> list[str]:
     """The folders a WSGI app's framework reads code from that is no Python: a Flask app's (and its
-    blueprints') template and static folders. Files inside packages are code anyway; these matter for an app
-    that is one module with its ``templates/`` beside it."""
+    blueprints') template and static folders; a Django site's template folders (``TEMPLATES``' ``DIRS``) and
+    ``STATICFILES_DIRS``. Files inside packages are code anyway; these matter for folders outside them (a
+    one-module Flask app's ``templates/`` beside it, a Django project's top-level ``templates/``)."""
+    handlers = sys.modules.get("django.core.handlers.wsgi")
+    if handlers is not None and isinstance(app, handlers.WSGIHandler):
+        return _django_code_folders()
     flask = sys.modules.get("flask")
     owner = getattr(app, "__self__", app)
     if flask is None or not isinstance(owner, flask.Flask):
@@ -170,6 +176,15 @@ def framework_code_folders(app: Any) -> list[str]:
         for folder in (scaffold.template_folder, scaffold.static_folder):
             if folder:
                 folders.append(os.path.join(scaffold.root_path, folder))
+    return folders
+
+
+def _django_code_folders() -> list[str]:
+    from django.conf import settings
+
+    folders = [str(folder) for engine in getattr(settings, "TEMPLATES", []) for folder in engine.get("DIRS", [])]
+    for entry in getattr(settings, "STATICFILES_DIRS", []):
+        folders.append(str(entry[1] if isinstance(entry, (list, tuple)) else entry))  # (prefix, path) or path
     return folders
 
 
@@ -183,23 +198,34 @@ def stored_folders(folders: list[str], root: str | None) -> list[str]:
 
 
 def crash_catcher(app: Any) -> Callable[[], BaseException | None]:
-    """For a Flask app, what the calling thread's last request raised before Flask answered 500 (requests
-    served at once on other threads have their own); for other apps nothing."""
-    flask = sys.modules.get("flask")
-    owner = getattr(app, "__self__", app)
-    if flask is None or not isinstance(owner, flask.Flask):
-        return lambda: None
+    """What the calling thread's last request raised before the framework answered 500 itself (requests served
+    at once on other threads have their own): Flask's ``got_request_exception`` for a Flask app, and Django's
+    whenever Django is loaded (its signal fires only while a Django handler answers, whatever wraps it).
+    Reading it clears it. For other apps nothing."""
     seen = threading.local()
-
-    def remember(sender: Any, exception: BaseException, **extra: Any) -> None:
-        seen.exception = exception
 
     def raised() -> BaseException | None:
         exception, seen.exception = getattr(seen, "exception", None), None
         return exception
 
-    flask.got_request_exception.connect(remember, owner, weak=False)
-    return raised
+    flask = sys.modules.get("flask")
+    owner = getattr(app, "__self__", app)
+    caught = False
+    if flask is not None and isinstance(owner, flask.Flask):
+        def remember(sender: Any, exception: BaseException, **extra: Any) -> None:
+            seen.exception = exception
+
+        flask.got_request_exception.connect(remember, owner, weak=False)
+        caught = True
+    signals = sys.modules.get("django.core.signals")
+    if signals is not None:
+        def remember_django(sender: Any, **extra: Any) -> None:
+            # Django sends it from inside its ``except`` block, without the exception: it is the one being handled.
+            seen.exception = sys.exc_info()[1]
+
+        signals.got_request_exception.connect(remember_django, weak=False)
+        caught = True
+    return raised if caught else lambda: None
 
 
 class RecordingMiddleware:
@@ -264,6 +290,7 @@ class RecordingMiddleware:
             return self.app(environ, start_response)  # type: ignore[no-any-return]
         environ = dict(environ, **{"wsgi.input": io.BytesIO(body)})
         response = Response(self.redaction)
+        self.crash()  # forget what a request this thread served unrecorded (sampled out) raised
 
         def recorded_start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             response.start(status, headers)
@@ -365,13 +392,134 @@ def record_flask(flask_app: Any, directory: str | Path, keep: str | float = "all
                                              **options)
 
 
+class DjangoSettings(NamedTuple):
+    """What ``record_django`` takes from Django's settings: ``RETRACE_RECORDINGS`` (the keyword arguments of
+    :func:`record_django`, ``directory`` included) and ``WSGI_APPLICATION`` (where replay finds the app)."""
+
+    options: dict[str, Any]
+    wsgi_application: str | None
+
+    @classmethod
+    def read(cls) -> DjangoSettings:
+        from django.conf import settings
+
+        options = getattr(settings, "RETRACE_RECORDINGS", None) or {}
+        if not isinstance(options, dict):
+            raise ValueError(f"record_django: settings.RETRACE_RECORDINGS is a {type(options).__name__}; make it a "
+                             "dict of record_django's keyword arguments, e.g. {'directory': 'recordings', "
+                             "'keep': 'errors'}")
+        return cls(dict(options), getattr(settings, "WSGI_APPLICATION", None))
+
+
+def django_entry(wsgi_application: str | None) -> tuple[str, str | None]:
+    """``module:attribute`` of the site's WSGI app from ``settings.WSGI_APPLICATION`` (``mysite.wsgi.application``,
+    as ``startproject`` writes it), and the sys.path root to import it from."""
+    if not wsgi_application or "." not in wsgi_application:
+        raise ValueError("record_django: cannot tell where the site's WSGI application lives (settings."
+                         f"WSGI_APPLICATION is {wsgi_application!r}); set WSGI_APPLICATION = 'mysite.wsgi.application' "
+                         "or pass entry='mysite.wsgi:application'")
+    module, _, attribute = wsgi_application.rpartition(".")
+    if module in sys.modules:  # record_django is usually called while that very module is imported
+        return f"{module}:{attribute}", module_root(module)
+    try:
+        spec = importlib.util.find_spec(module)
+    except ImportError:  # its package is not there either
+        spec = None
+    if spec is None or not spec.origin:
+        raise ValueError(f"record_django: settings.WSGI_APPLICATION names {wsgi_application!r}, whose module is not "
+                         "importable here; fix the setting or pass entry='module:attribute'")
+    root = Path(spec.origin).resolve().parent
+    for _ in range(module.count(".") + (Path(spec.origin).stem == "__init__")):
+        root = root.parent
+    return f"{module}:{attribute}", str(root)
+
+
+def warm_django() -> None:
+    """Do now what Django does lazily on the first request of a process and caches for the next ones: the URL
+    conf, the default time zone, the default translation, the template engines and the folders they search.
+    The first request of a process and the others then make the same calls, and a replay, which prepares the
+    same way before the request, makes them too. Anything that fails is left for the request to meet."""
+    from django.conf import settings
+    from django.utils import timezone, translation
+
+    steps: list[Callable[[], Any]] = [lambda: __import__("django.urls", fromlist=["get_resolver"]).get_resolver()
+                                      .url_patterns]
+    if settings.USE_TZ:
+        steps.append(timezone.get_default_timezone)
+    if settings.USE_I18N:
+        steps.append(lambda: translation.gettext("pytest-retrace"))
+    steps.append(_warm_templates)
+    for step in steps:
+        try:
+            with internal:
+                step()
+        except Exception as exc:  # the site's own error, for its first request to raise as it would
+            log.debug("pytest-retrace: Django warm-up step failed: %s", exc)
+
+
+def _warm_templates() -> None:
+    from django.template import TemplateDoesNotExist, engines
+
+    for engine in engines.all():
+        try:  # a name no site has: every loader looks once, and caches where it looks
+            engine.get_template("pytest-retrace/warm-up/none.html")
+        except TemplateDoesNotExist:
+            pass
+
+
+def record_django(application: Callable[..., Any], directory: str | Path | None = None,
+                  keep: str | float | None = None, **options: Any) -> RecordingMiddleware:
+    """Record the requests of a Django site (in its ``wsgi.py``)::
+
+        application = record_django(get_wsgi_application(), "recordings", keep="errors")
+
+    ``directory``, ``keep`` and the other keyword arguments of :class:`RecordingMiddleware` default to
+    ``settings.RETRACE_RECORDINGS`` (a dict of them). Django turns an uncaught exception into a 500 itself; its
+    ``got_request_exception`` signal hands it to the recording, whose outcome is then that exception. Replay
+    imports the app named by ``settings.WSGI_APPLICATION`` (or ``entry=``) with ``DJANGO_SETTINGS_MODULE`` as
+    recorded, which sets Django up before the request is answered again."""
+    configured = DjangoSettings.read()
+    given = {name: value for name, value in (("directory", directory), ("keep", keep)) if value is not None}
+    settings_options = {**configured.options, **given, **options}
+    folder = settings_options.pop("directory", None)
+    if folder is None:
+        raise ValueError("record_django: no folder for the recordings; pass one (record_django(application, "
+                         "'recordings')) or set RETRACE_RECORDINGS = {'directory': 'recordings'} in the settings")
+    if "entry" not in settings_options:
+        settings_options["entry"], root = django_entry(configured.wsgi_application)
+    else:
+        root = None
+    warm_django()
+    middleware = RecordingMiddleware(application, folder, settings_options.pop("keep", "all"),
+                                     crash=crash_catcher(application), **settings_options)
+    if root is not None:
+        middleware.root = root
+    # Replay answers the request with the site's own handler, not with this middleware (``resolve`` unwraps).
+    middleware.__wrapped__ = application  # type: ignore[attr-defined]
+    return middleware
+
+
+def _prepare_django() -> None:
+    """Replay of a Django site: set Django up (importing ``wsgi.py`` usually did) and warm it as recording did."""
+    if "django" not in sys.modules or not os.environ.get("DJANGO_SETTINGS_MODULE"):
+        return
+    import django
+    from django.apps import apps
+
+    if not apps.ready:
+        django.setup(set_prefix=False)
+    warm_django()
+
+
 # -- the replay side -------------------------------------------------------------------------------------
 
 
 def prepare_replay(header: dict[str, Any], project: Project) -> Callable[..., Any]:
     """Import the recorded WSGI app (the project's own) before the replay starts (importing was no part of the
     recorded request)."""
-    return resolve(header["entry"], project)
+    app = resolve(header["entry"], project)
+    _prepare_django()
+    return app
 
 
 def rerun(app: Callable[..., Any], header: dict[str, Any]) -> Outcome:

@@ -231,5 +231,14 @@ def _replay_in_child(command: ReplayConfig, answers: IO[str], replay_here: Calla
             os.dup2(target, fd)
             os.close(target)
         replay_here(command)
+    except SystemExit as exc:  # a replay that could not start says why (its stderr goes to the report)
+        if isinstance(exc.code, str):
+            sys.stderr.write(exc.code + "\n")
+    except BaseException:  # an error of ours before the replay could report
+        import traceback
+
+        sys.stderr.write("retrace: the replay could not start in the fork server:\n")
+        traceback.print_exc()
     finally:
+        sys.stderr.flush()
         _exit(1)  # replay_here leaves with os._exit itself; this is for when it could not start

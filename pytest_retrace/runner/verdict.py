@@ -134,8 +134,10 @@ def conclude(rec: Recording, returncode: int, stdout: Stream, stderr: Stream, re
             return verdict(Status.TRUNCATED, problem=f"{rec.path}: {rec.problem}")
         return verdict(Status.DIVERGED, divergence=result.divergence)
     if result is None:
+        head = stderr.as_text().head  # what it printed first says why, as a rule
+        said = f":\n{head}" if isinstance(head, str) and head else ""
         return verdict(Status.DIVERGED, divergence=Divergence(
-            DivergenceKind.DIED, summary=f"the replay died with exit status {returncode} before reporting"))
+            DivergenceKind.DIED, summary=f"the replay died with exit status {returncode} before reporting{said}"))
     if rec.status == TapeStatus.TRUNCATED:
         return verdict(Status.TRUNCATED, problem=f"{rec.path}: {rec.problem}")
     rec_exc, rep_exc = recorded.exception, replayed.exception

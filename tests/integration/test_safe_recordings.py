@@ -516,6 +516,30 @@ def test_an_app_that_checks_its_authorization_replays_faithfully_from_a_sealed_r
     assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout
 
 
+def test_a_request_recorded_with_the_private_key_in_its_environment_replays_with_the_key_from_the_environment(
+        tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    """As a walk-through does: both keys exported while recording (the header keeps a placeholder for the private
+    one, which the replay restores) and the private key named by a relative path when replaying; the fork server
+    opens the recording with the key it was started with."""
+    _write(tmp_path, "authapp.py", AUTH_APP)
+    _write(tmp_path, "drive.py", """
+        from wsgiref.util import setup_testing_defaults
+        import authapp
+        environ = {"HTTP_AUTHORIZATION": "Bearer s3cr3t-t0ken-abcdef"}
+        setup_testing_defaults(environ)
+        response = authapp.app(environ, lambda status, headers: print(status))
+        b"".join(response)
+        response.close()
+    """)
+    env = dict(os.environ, RETRACE_PUBLIC_KEY="project.key.pub", RETRACE_PRIVATE_KEY="project.key")
+    driven = subprocess.run([sys.executable, "drive.py"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                            env=env)
+    assert driven.returncode == 0 and "200 OK" in driven.stdout, driven.stderr
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--retrace-recordings=recs"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout
+
+
 def test_a_service_with_an_unusable_key_serves_as_usual_and_records_nothing(tmp_path: Path) -> None:
     """Recording unsealed would write what the project asked to keep sealed: a bad key turns recording off,
     with the reason logged, and never breaks the service."""

@@ -60,7 +60,7 @@ def shop(pytester: pytest.Pytester) -> Iterator[tuple[Path, dict[str, str], str]
             cur.execute("create table items (id int primary key, name text, price numeric)")
             cur.executemany("insert into items values (%s, %s, %s)", [(1, "apple", "0.50"), (2, "pear", "0.75")])
         conn.close()
-        env = dict(os.environ, WARM_DATABASE_URL=f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}",
+        env = dict(os.environ, WARM_DSN=f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}",
                    WARM_TABLE="items")
         env.pop("WARM_RECORDINGS", None)
         yield folder, env, name
@@ -102,6 +102,11 @@ def test_requests_on_warm_templates_and_pooled_connections_replay_ok(
     # Only the request that found the pool cold holds a connect.
     connects = [sum(e.name == "psycopg2.connect" for e in events) for events in names]
     assert sum(connects) == 1, connects
+
+    cold = next(p for p, events in zip(files, names, strict=True) if any(e.name == "psycopg2.connect" for e in events))
+    shown = retrace("show", str(cold), cwd=folder)
+    assert shown.returncode == 0 and "* sets a connection up" in shown.stdout, shown.stdout
+    assert "*#" in shown.stdout and "connection set-up log" in shown.stdout
 
     drop(database)  # replay needs no database
     result = pytester.runpytest(f"--retrace-recordings={recordings}", "-p", "no:cacheprovider", "-v")

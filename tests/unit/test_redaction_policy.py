@@ -259,3 +259,19 @@ def test_every_default_name_pattern_holds_a_clue_the_quick_check_looks_for() -> 
         assert _NAME_CLUES.search(letters), pattern
     nested = '{"data": {"stripeKey": "sk-abcdef"}, "user": {"password": "x"}}'
     assert "sk-abcdef" not in DEFAULT.fragment(nested) and '"x"' not in DEFAULT.fragment(nested)
+
+
+def test_parts_replaced_in_a_value_are_known_and_replaced_wherever_they_show_up() -> None:
+    """A DSN-named variable's user, a URL's token: the replay runs with them replaced, and what the program passes
+    on from them (a driver's ``user`` argument) must be keyed the same way while recording."""
+    environ = {"SHOP_DSN": "postgresql://shopkeeper@db.internal:5432/shop",
+               "SENTRY_DSN": "https://0123456789abcdef@o1.ingest.sentry.io/5", "HOME": "/home/someone"}
+    redacted, names = DEFAULT.environ(environ)
+    assert sorted(names) == ["SENTRY_DSN", "SHOP_DSN"]
+    knowing = DEFAULT.knowing([environ[n] for n in names], [redacted[n] for n in names])
+    assert set(knowing.known) == {"shopkeeper", "0123456789abcdef"}
+    assert knowing.data({"user": "shopkeeper", "host": "db.internal"}) == {"user": PLACEHOLDER, "host": "db.internal"}
+    assert knowing.text("key=0123456789abcdef") == f"key={PLACEHOLDER}"
+    short = DEFAULT.knowing(["postgresql://bob@db/x"], [f"postgresql://{PLACEHOLDER}@db/x"])
+    assert short.known == ()  # "bob" would show up by chance
+    assert DEFAULT.knowing(["abc"], ["something else entirely " + PLACEHOLDER]).known == ()  # parts that do not line up
