@@ -28,21 +28,10 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from bench_wsgi import cpu_seconds, free_port  # run as a script: this folder is on sys.path
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODES = ("none", "0.0", "errors", "all")  # 0.0: the boundaries installed, no request recorded
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used (Linux)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def workers(master: int) -> list[int]:
