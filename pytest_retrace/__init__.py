@@ -8,7 +8,8 @@ The package is a house whose floors import only the floors below them:
     boundaries     boundaries/ (stdlib areas, custom boundaries), adapters/ (requests, DB-API)
     hooks          hooks/ (our pluggy hooks and their plugin manager)
     engine         engine/ (thread state, recorder, replayer, divergence, demultiplexer)
-    format         format/ (codec, event form, the *.retrace file); errors, enums, record, frames, redaction, _version
+    format         format/ (codec, event form, the *.retrace file); errors, enums, record, frames, paths, redaction,
+                   _version
 
 ``wsgi.py`` is the public face of request recordings. Public names are re-exported here, loaded on
 first use: the plugin module imports this package, and a replay should not pay for what it does

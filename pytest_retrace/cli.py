@@ -40,8 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--stuck-timeout", type=float, default=10.0, metavar="SECONDS",
                      help="how long threads may wait with no progress before the replay counts as stuck")
     rep.add_argument("--allow-outside-project", action="store_true",
-                     help="run a recording whose script, module, function or folder is outside the current folder "
-                          "(the project), or installed code; only for recordings you trust")
+                     help="run a recording whose script, module, function or folder is outside the project (the "
+                          "nearest folder from here up holding pyproject.toml, setup.py, setup.cfg, .git, tox.ini or "
+                          "pytest.ini, else this folder), or installed code; only for recordings you trust")
     rep.add_argument("--sandbox", action="store_true",
                      help="replay in a network namespace with no interface (unshare), beneath the replay guard")
 
@@ -124,6 +125,7 @@ def _replay_command(args: argparse.Namespace) -> int:
     from .format.tape import TapeStatus, read_recording
     from .front.report import format_verdict
     from .kinds.entry import Project
+    from .paths import project_root_of
     from .runner.launcher import replay
     from .runner.verdict import Verdict, unreadable
 
@@ -137,8 +139,9 @@ def _replay_command(args: argparse.Namespace) -> int:
     if problem is not None:
         verdict = unreadable(args.recording, str(problem), rec.offset if rec is not None else None)
     else:
-        # The project is the folder the replay runs from: a recording runs only its code.
-        project = Project(os.getcwd(), args.allow_outside_project, "--allow-outside-project")
+        # The project is the one the replay runs in (found upwards, as recording finds it): a recording runs only
+        # its code, and its code paths resolve against its root.
+        project = Project(project_root_of(os.getcwd()), args.allow_outside_project, "--allow-outside-project")
         verdict = replay(args.recording, project, stuck_timeout=args.stuck_timeout, sandbox=args.sandbox)
     if args.verdict:
         with open(args.verdict, "w") as f:
@@ -237,8 +240,9 @@ def _show_text(rec: Any, events: list[Any]) -> None:
 
     h = rec.header
     print(f"recording  {rec.path}  ({rec.status}{': ' + rec.problem if rec.problem else ''})")
-    for key in ("kind", "entry", "argv", "cwd", "created_at", "python", "platform", "hash_seed", "tags", "pin"):
-        print(f"  {key:<11}{short_repr(h.get(key), 2000)}")
+    for key in ("kind", "entry", "argv", "cwd", "project_root", "created_at", "python", "platform", "hash_seed", "tags",
+                "pin"):
+        print(f"  {key:<10} {short_repr(h.get(key), 2000)}")
     redaction = h.get("redaction") or {}
     print(f"  {'environ':<11}{len(h['environ'])} variables, redacted: {short_repr(redaction.get('redacted'), 400)}")
     print(f"events ({len(rec.events())}{', * sets a connection up' if rec.setup and rec.setup.marked else ''}):")

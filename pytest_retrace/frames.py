@@ -15,8 +15,11 @@ from __future__ import annotations
 import os
 import site
 import sys
+import sysconfig
 from types import CodeType, FrameType, TracebackType
 from typing import Any
+
+from .paths import under_root
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _OWN = os.path.join(PACKAGE_DIR, "")
@@ -37,13 +40,54 @@ def _library_prefixes() -> tuple[str, ...]:
 LIBRARY_PREFIXES = _library_prefixes()
 
 
+def _named_folders() -> tuple[tuple[str, str], ...]:
+    """Where library code lives, each folder (ending in a separator) with the name a portable frame gives it,
+    deepest first: ``<site-packages>/flask/app.py`` reads alike on every machine and in every virtualenv."""
+    paths = sysconfig.get_paths()
+    named = [(folder, "<prefix>") for folder in LIBRARY_PREFIXES]
+    named += [(paths[key], "<stdlib>") for key in ("stdlib", "platstdlib") if key in paths]
+    site_packages = [paths[key] for key in ("purelib", "platlib") if key in paths]
+    site_packages += getattr(site, "getsitepackages", list)()
+    site_packages.append(getattr(site, "getusersitepackages", str)())
+    named += [(folder, "<site-packages>") for folder in site_packages if folder]
+    named.append((PACKAGE_DIR, "<pytest_retrace>"))
+    found: dict[str, str] = {}  # the later, more precise name wins for a folder named twice
+    for folder, name in named:
+        for spelled in {os.path.abspath(folder), os.path.realpath(folder)}:
+            found[os.path.join(spelled, "")] = name
+    return tuple(sorted(found.items(), key=lambda item: -len(item[0])))
+
+
+_NAMED_FOLDERS = _named_folders()
+# Portable names of library frames (the project's own are relative to the project root).
+LIBRARY_NAMES = tuple(f"{name}/" for name in sorted({name for _, name in _NAMED_FOLDERS}))
+
+
 def is_own(filename: str) -> bool:
     return filename.startswith(_OWN)
 
 
 def is_library(filename: str) -> bool:
-    """A frame of pytest-retrace, of the interpreter's or an installed package's code, or of a frozen module."""
-    return filename.startswith(_OWN) or filename.startswith(LIBRARY_PREFIXES) or filename.startswith("<frozen ")
+    """A frame of pytest-retrace, of the interpreter's or an installed package's code, or of a frozen module
+    (by its path, or by its portable name)."""
+    return (filename.startswith(_OWN) or filename.startswith(LIBRARY_PREFIXES) or filename.startswith("<frozen ")
+            or filename.startswith(LIBRARY_NAMES))
+
+
+def portable(filename: str) -> str:
+    """A frame's file name as a recorded outcome keeps it, the same on every machine and in every checkout: a
+    file of the project relative to the project root, library code relative to where it is installed
+    (``<stdlib>/json/decoder.py``, ``<site-packages>/flask/app.py``), anything else as it is."""
+    if not filename.startswith("/"):
+        return filename
+    library = next(((folder, name) for folder, name in _NAMED_FOLDERS if filename.startswith(folder)), None)
+    inside = under_root(filename)
+    # The deeper folder wins: a virtualenv inside the project is library code, a project inside a prefix is not.
+    if inside is not None and (library is None or len(filename) - len(inside) >= len(library[0])):
+        return inside
+    if library is not None:
+        return f"{library[1]}/{filename[len(library[0]):]}"
+    return filename
 
 
 def program_frames(frames: list[list[Any]]) -> list[list[Any]]:

@@ -78,7 +78,11 @@ def pytest_configure(config: pytest.Config) -> None:
             _check_recordings_path(path, "retrace_recordings (ini)" if from_ini else "--retrace-recordings")
         if not from_ini and config.args_source != pytest.Config.ArgsSource.ARGS:
             config.args[:] = []  # `pytest --retrace-recordings=DIR` replays DIR, not the default test paths too
-        config.args.extend(str(p) for p in paths)
+        # A path or node id given inside a recordings folder selects within it (`pytest DIR/x.retrace::replay
+        # --retrace-recordings=DIR` runs that one): the folder is not added beside it.
+        selected = [_arg_path(arg, config.invocation_params.dir) for arg in config.args]
+        config.args.extend(str(p) for p in paths
+                           if not any(s == p.resolve() or p.resolve() in s.parents for s in selected))
     key_files = config.getoption("retrace_key_file") or config.getini("retrace_key_file")
     if key_files:
         from .errors import RetraceError
@@ -100,6 +104,11 @@ def pytest_configure(config: pytest.Config) -> None:
     from .front.summary import RetraceSummary  # cheap: the replay machinery loads when a recording is replayed
 
     config.pluginmanager.register(RetraceSummary(config), "retrace-summary")
+
+
+def _arg_path(arg: str, invoked_in: Path) -> Path:
+    """The file or folder a command-line argument (a path, or a node id ``path::name``) names, absolute."""
+    return (invoked_in / arg.partition("::")[0]).resolve()
 
 
 def _check_recordings_path(path: Path, option: str) -> None:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..engine.base import payload
 from ..engine.state import internal, tls
+from ..paths import keyed
 from .descriptors import ByIdentity, memory_file, read_all, write_all
 
 if TYPE_CHECKING:
@@ -47,8 +48,11 @@ _fstat, _close, _ftruncate, _REAL_UNLINK = os.fstat, os.close, os.ftruncate, os.
 
 
 def plain(value: Any) -> Any:
-    """An argument as a call key holds it: a path-like as its path."""
-    return os.fspath(value) if isinstance(value, os.PathLike) else value
+    """An argument as a call key holds it: a path-like as its path, one under the project root as ``<project>/…``
+    (the same in every checkout)."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    return keyed(value)  # (only a path string is keyed: any other value is as it is)
 
 
 def _key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
@@ -124,7 +128,7 @@ class ChangeBoundary:
     def open(self, path: Any, flags: int, mode: int) -> int:  # noqa: A003 - os.open's writing side
         """``os.open`` with a writing or creating flag: an event whose value is what the program can see of the
         file through the descriptor (its size; its bytes when it reads too)."""
-        key = os.fspath(path)
+        key = keyed(os.fspath(path))
         holder: list[int] = []
 
         def opened() -> list[Any]:

@@ -9,6 +9,8 @@ and never an event, so a warm cache (a template loaded by an earlier request) ca
 change what a recording holds. Fidelity comes first: a data file beside a script, or in
 a data folder outside packages, is data. Paths matching a project's live patterns are
 read for real on replay instead.
+Call keys hold a path under the project root as ``<project>/…`` (:func:`~pytest_retrace.paths.keyed`): the
+same call in every checkout.
 
 A read of a regular file (``open`` for reading, ``os.open`` read-only) records its
 whole content and its stat at open; on both sides the program then reads a real
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..engine.state import tls
 from ..frames import LIBRARY_PREFIXES, PACKAGE_DIR
+from ..paths import keyed
 from .changes import WRITING, ChangeBoundary
 from .changes import install as install_changes
 from .descriptors import Descriptors, Snapshot, memory_file, read_all
@@ -247,16 +250,16 @@ class FileBoundary:
         if "+" in base:
             initial = b""
             if not base.startswith("w"):
-                initial = engine.call("open", (path, base), _read_or_empty, real_open, path, base) or b""
+                initial = engine.call("open", (keyed(path), base), _read_or_empty, real_open, path, base) or b""
             else:
-                engine.call("open", (path, base), _touch, real_open, path)
+                engine.call("open", (keyed(path), base), _touch, real_open, path)
             binary: Any = UpdatableFile(engine, path, mode, initial, real_open)
         else:
             files: list[Any] = []
-            engine.call("open", (path, base), lambda: files.append(real_open(path, base + "b")))
+            engine.call("open", (keyed(path), base), lambda: files.append(real_open(path, base + "b")))
             replayed = not files  # then a memory file takes the writes: fileno() and os.fsync work alike
             real = real_open(memory_file(b"", 0, os.O_WRONLY), base + "b") if replayed else files[0]
-            self._changes.written.track(real.fileno(), path)
+            self._changes.written.track(real.fileno(), keyed(path))
             binary = RecordedWriter(engine, path, mode, real, replayed)
         if not text:
             return binary
@@ -271,10 +274,10 @@ class FileBoundary:
     ) -> Any:
         path = os.fspath(file)
         holder: list[int] = []
-        value = self._engine.call("open", (path, "r"), self._snapshot, file, _OPEN_FLAGS, holder, True)
+        value = self._engine.call("open", (keyed(path), "r"), self._snapshot, file, _OPEN_FLAGS, holder, True)
         if value is None:
             real = self._open(holder[0], "rb") if holder else None
-            binary = RecordedStream(self._engine, "file", path, real, "rb", path)
+            binary = RecordedStream(self._engine, "file", keyed(path), real, "rb", path)
             if "b" in mode:
                 return binary
             wrapper = io.TextIOWrapper(binary, encoding, errors, newline, line_buffering=buffering == 1)
@@ -304,7 +307,7 @@ class FileBoundary:
         if dir_fd is not None or flags & NOT_READ_ONLY or not self._is_data(path):
             return self._os_open(path, flags, mode, dir_fd=dir_fd)
         holder: list[int] = []
-        value = self._engine.call("os.open", (os.fspath(path),), self._snapshot, path, flags, holder)
+        value = self._engine.call("os.open", (keyed(os.fspath(path)),), self._snapshot, path, flags, holder)
         if value is None:  # not a regular file: its descriptor, unrecorded as before
             return holder[0] if holder else self._os_open(path, flags, mode)
         fd = self._descriptors.serve(Snapshot.of(value), holder[0] if holder else None)
@@ -322,20 +325,20 @@ class FileBoundary:
             return self.fstat(path)
         if dir_fd is not None or not self._is_data(path):
             return self._stat(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
-        key = os.fspath(path)
+        key = keyed(os.fspath(path))
         if follow_symlinks:
             return self._engine.call("os.stat", (key,), self._stat, path)  # type: ignore[no-any-return]
         return self._engine.call("os.lstat", (key,), self._lstat, path)  # type: ignore[no-any-return]
     def lstat(self, path: Any, *, dir_fd: int | None = None) -> os.stat_result:
         if dir_fd is not None or not self._is_data(path):
             return self._lstat(path, dir_fd=dir_fd)
-        return self._engine.call("os.lstat", (os.fspath(path),), self._lstat, path)  # type: ignore[no-any-return]
+        return self._engine.call("os.lstat", (keyed(os.fspath(path)),), self._lstat, path)  # type: ignore[no-any-return]
     def listdir(self, path: Any = None) -> list[Any]:
         if path is None:
             path = "."
         if not self._is_data(path):
             return self._listdir(path)
-        return self._engine.call("os.listdir", (os.fspath(path),), self._listdir, path)  # type: ignore[no-any-return]
+        return self._engine.call("os.listdir", (keyed(os.fspath(path)),), self._listdir, path)  # type: ignore[no-any-return]
     def scandir(self, path: Any = None) -> Any:
         if path is None:
             path = "."
@@ -347,7 +350,7 @@ class FileBoundary:
             with real_scandir(path) as it:
                 return [_entry_state(e) for e in it]
 
-        states = self._engine.call("os.scandir", (os.fspath(path),), entries)
+        states = self._engine.call("os.scandir", (keyed(os.fspath(path)),), entries)
         return ScandirIterator([DirEntry(os.fspath(path), s) for s in states])
 
 

@@ -13,6 +13,7 @@ import io
 from typing import Any
 
 from ..engine.base import Engine, nothing, payload
+from ..paths import keyed
 
 
 class RecordedStream(io.BufferedIOBase):
@@ -130,7 +131,7 @@ class RecordedWriter(io.BufferedIOBase):
         if self.closed:
             return
         real = self._real
-        key = (self.name, self._size, self._hash.hexdigest())
+        key = (keyed(self.name), self._size, self._hash.hexdigest())
         super().close()
         self._engine.call("file.written", key, real.close if real is not None else nothing)
         if self._replayed:
@@ -154,7 +155,7 @@ class UpdatableFile(io.BytesIO):
         if self.closed:
             return
         content = self.getvalue()
-        key = (self.name, len(content), hashlib.blake2b(content, digest_size=16).hexdigest())
+        key = (keyed(self.name), len(content), hashlib.blake2b(content, digest_size=16).hexdigest())
         super().close()
 
         def write_back() -> None:

@@ -34,6 +34,7 @@ HEADER_FIELDS = (
     Field("entry", (dict,), required=True),
     Field("argv", (list,), required=True, items=(str,)),
     Field("cwd", (str,), required=True),
+    Field("project_root", (str,)),  # 1.5+: cwd, the script and the import root are relative to it
     Field("environ", (dict,), required=True, items=(str,)),
     Field("format", (str,)),
     Field("retrace_version", (str,)),

@@ -43,8 +43,9 @@ from .sealing import Envelope, Opener, Sealer, key_for, opener_for
 
 MAGIC = b"RETRACE\x00"
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 4  # 1.1: logical thread ids ("0.1") and synchronization events; 1.2: sealed frames;
-# 1.3: the recordings of forked processes; 1.4: connection set-up (SETUP frames)
+FORMAT_MINOR = 5  # 1.1: logical thread ids ("0.1") and synchronization events; 1.2: sealed frames;
+# 1.3: the recordings of forked processes; 1.4: connection set-up (SETUP frames);
+# 1.5: code paths relative to the project root (kinds/entry.py)
 FORMAT = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
 _PREAMBLE = struct.Struct(">8sHH")
 _FRAME = struct.Struct(">II")

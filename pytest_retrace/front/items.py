@@ -13,6 +13,7 @@ from ..errors import RecordingError, RetraceError
 from ..format.sealing import KeyNeeded
 from ..format.tape import TapeStatus, read_recording, rewrite_end
 from ..kinds.entry import OutsideProject, Project
+from ..paths import project_root_of
 from ..runner import forkserver
 from ..runner.launcher import check_kind, check_program, replay
 from ..runner.verdict import Verdict
@@ -37,10 +38,13 @@ def _replay_in_session(config: pytest.Config, path: str, **options: Any) -> Verd
 
 
 def project(config: pytest.Config) -> Project:
-    """The project whose code replays run: the rootdir (code outside it only when the user allows it)."""
+    """The project whose code replays run: the rootdir, or with no ini file (pytest's rootdir is then the common
+    folder of its arguments) the project root found upwards from it; code outside it only when the user allows
+    it."""
     allowed = config.getoption("retrace_allow_outside_project")
     allowed = config.getini("retrace_allow_outside_project") if allowed is None else allowed
-    return Project(config.rootpath, bool(allowed), "--retrace-allow-outside-project")
+    root = config.rootpath if config.inipath is not None else project_root_of(config.rootpath)
+    return Project(root, bool(allowed), "--retrace-allow-outside-project")
 
 
 class RetraceFailure(Exception):
@@ -93,7 +97,7 @@ class RecordingItem(pytest.Item):
             self._unusable(f"{rec.problem}" if rec.problem and rec.problem.startswith(self.shown_path)
                            else f"{self.shown_path}: {rec.status} recording: {rec.problem}", rec.status)
         try:
-            check_program(rec.header["entry"], rec.header["cwd"], project(self.config))
+            check_program(rec.header, project(self.config), str(self.path))
         except OutsideProject as exc:
             self._unusable(f"{self.shown_path}: {exc}", OUTSIDE_PROJECT)
         except RetraceError as exc:

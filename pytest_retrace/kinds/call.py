@@ -31,7 +31,7 @@ from ..engine.state import internal
 from ..format import codec
 from ..format.tape import Kind
 from ..redaction import Redaction
-from .entry import Project, entry_point, resolve
+from .entry import Project, entry_point, resolve, use_project_of
 from .inprocess import InProcessRecording, Keep, begin, install_early, keeps, log, sealing_policy
 from .outcome import ExceptionInfo, Outcome, returned_summary
 
@@ -81,6 +81,7 @@ def record_calls(directory: str | os.PathLike[str], keep: str | float = "all", m
 
     def decorate(function: F) -> F:
         secret_positions = _secret_positions(function, redaction)
+        use_project_of(lambda: entry_point(function))
 
         @functools.wraps(function)
         def recorded(*args: Any, **kwargs: Any) -> Any:

@@ -26,7 +26,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ..engine.state import internal
 from ..errors import RetraceError
+from ..paths import escapes, expanded, project_root_of, relative_to, use_root
 from ..record import Record
 
 
@@ -157,11 +159,10 @@ def check_defined(file: str, module: str, qualname: str, project: Project, what:
         raise _refuse(project, what, file, f"names {qualname!r}, which {module} imports from elsewhere")
 
 
-def search_path(entry: dict[str, Any], here: str) -> list[str]:
-    """Where a replay imports the entry's module from: its recorded root, the folder it runs in, then the
+def search_path(root: str | None, here: str) -> list[str]:
+    """Where a replay imports the entry's module from: its import root, the folder it runs in, then the
     interpreter's path (``sys.path[0]``, the folder of ``python -c`` or of a script, is the folder it runs in)."""
-    root = entry.get("root")
-    return ([str(root)] if root else []) + [here] + sys.path[1:]
+    return ([root] if root else []) + [here] + sys.path[1:]
 
 
 def entry_module(entry: dict[str, Any]) -> str | None:
@@ -172,24 +173,156 @@ def entry_module(entry: dict[str, Any]) -> str | None:
     return str(target).partition(":")[0] if target is not None else None
 
 
-def check_entry(header: dict[str, Any], project: Project) -> str | None:
-    """Check what the recording's header would run (its folder, script, import root and module) against the
-    project, importing nothing. Returns the folder the replay runs in: the recorded one when it exists here,
-    else None (the replay stays where it is started; it never changes to a folder outside the project)."""
+class Location(Record):
+    """Where a recording's code is in the replaying checkout: ``base``, the folder its project-relative paths
+    resolve against (the project's root); the folder the replay runs in (None: where it is started); the script
+    and the import root (absolute, or None); and the root file calls are keyed against (None for a recording made
+    before paths travelled: its keys hold the paths as they were)."""
+
+    __slots__ = ("base", "cwd", "script", "root", "keys_root")
+
+    def __init__(self, base: str, cwd: str | None, script: str | None, root: str | None,
+                 keys_root: str | None) -> None:
+        self.base = base
+        self.cwd = cwd
+        self.script = script
+        self.root = root
+        self.keys_root = keys_root
+
+
+def _finds_code(entry: dict[str, Any], folder: str | None, script: str | None) -> bool:
+    """Whether the entry's code is where it would be looked for (nothing imported): its script, or the first
+    package of its module in ``folder``."""
+    if script is not None:
+        return os.path.isfile(script)
+    module = entry_module(entry)
+    if module is None or folder is None or not module.partition(".")[0].isidentifier():
+        return False
+    return PathFinder.find_spec(module.partition(".")[0], [folder]) is not None
+
+
+def _code_paths(entry: dict[str, Any], cwd: str | None, base: str) -> tuple[str | None, str | None, str | None]:
+    """The working folder, script and import root of a recording that stores them relative to its project root,
+    under ``base`` (an absolute one, stored when it was outside the project, as it is)."""
+    def under(path: Any) -> str | None:
+        return None if path is None else os.path.normpath(os.path.join(base, str(path)))
+
+    folder = under(cwd) if cwd else None
+    script = entry.get("script")
+    return folder, under(script) if script is not None else None, under(entry.get("root") or None)
+
+
+def _recorded_root(anchor: str, holds_code: Callable[[str], bool], project: Project) -> str | None:
+    """Where an older recording (absolute paths) had its project: the folder above ``anchor`` that plays the role
+    of this project's root, found by the longest tail of ``anchor`` under which this project holds the code."""
+    parts = [part for part in os.path.normpath(anchor).split(os.sep) if part]
+    for cut in range(len(parts) + 1):
+        if holds_code(os.path.join(project.root, *parts[cut:])):
+            return os.sep + os.path.join(*parts[:cut]) if cut else os.sep
+    return None
+
+
+def _legacy_location(entry: dict[str, Any], cwd: str, project: Project) -> Location:
+    """An older recording's code paths (absolute; a script relative to the working folder): as they are when they
+    are this project's, else moved from the folder it was recorded in to this project (a checkout elsewhere)."""
+    script = entry.get("script")
+    script_path = os.path.join(cwd or os.getcwd(), str(script)) if script is not None else None
+    root = str(entry["root"]) if entry.get("root") else None
+    module = (entry_module(entry) or "").partition(".")[0]
+    if script_path is not None:
+        anchor, name = os.path.dirname(script_path), os.path.basename(script_path)
+        holds: Callable[[str], bool] = lambda folder: os.path.isfile(os.path.join(folder, name))  # noqa: E731
+    else:
+        anchor = root or cwd
+        holds = lambda folder: _finds_code({"module": module}, folder, None)  # noqa: E731
+    moved: Callable[[str | None], str | None] = lambda path: path  # noqa: E731
+    if anchor and os.path.isabs(anchor) and relative_to(anchor, project.root) is None:
+        recorded = _recorded_root(anchor, holds, project)
+        if recorded is not None:
+            def moved(path: str | None) -> str | None:
+                inside = relative_to(path, recorded) if path and os.path.isabs(path) else None
+                return path if inside is None else os.path.normpath(os.path.join(project.root, inside))
+    folder = moved(cwd or None)
+    if script is not None and not os.path.isabs(str(script)) and not (folder and os.path.isdir(folder)):
+        script_path = os.path.join(os.getcwd(), str(script))  # no recorded folder here: where the replay starts
+    return Location(project.root, folder, moved(script_path), moved(root), None)
+
+
+def _bases(recorded_root: str, project: Project, recording: str | None) -> list[str]:
+    """Where a recording's project root may be in this checkout, the likeliest first: the project's root; the
+    recorded root itself when it is inside the project (the same checkout); the folders from the recording's
+    own up to the project's root (a project without markers, recorded in a folder of the one replaying it)."""
+    bases = [project.root]
+    if relative_to(recorded_root, project.root) not in (None, "."):
+        bases.append(os.path.realpath(recorded_root))
+    if recording is not None:
+        folder = os.path.dirname(os.path.realpath(recording))
+        while relative_to(folder, project.root) not in (None, "."):
+            bases.append(folder)
+            folder = os.path.dirname(folder)
+    return bases
+
+
+def locate(header: dict[str, Any], project: Project, recording: str | None = None) -> Location:
+    """Where the code a recording's header names is in this checkout (nothing checked or imported yet: see
+    :func:`check_entry`); ``recording``: the file's path, for a project recorded in a folder of this one. A path
+    relative to the project root that leaves it is refused (:class:`OutsideProject`)."""
     entry, cwd = header.get("entry") or {}, str(header.get("cwd") or "")
+    recorded_root = header.get("project_root")
+    if not isinstance(recorded_root, str):
+        return _legacy_location(entry, cwd, project)
+    for what, path in (("working folder", cwd), ("script", entry.get("script")), ("import root", entry.get("root"))):
+        if path and not os.path.isabs(str(path)) and escapes(str(path)):
+            raise _refuse(project, what, str(path), "leaves the project root it is relative to")
+    base = project.root
+    for candidate in _bases(recorded_root, project, recording):
+        found = _code_paths(entry, cwd, candidate)
+        if _finds_code(entry, found[2] or found[0], found[1]):
+            base = candidate
+            break
+    folder, script, root = _code_paths(entry, cwd, base)
+    if project.allow_outside and not _finds_code(entry, root or folder, script):
+        # Trusted by the user: run the code where it was recorded when this project does not hold it.
+        there = _code_paths(entry, cwd, recorded_root)
+        if _finds_code(entry, there[2] or there[0], there[1]):
+            base, (folder, script, root) = recorded_root, there
+    return Location(base, folder, script, root, base)
+
+
+def check_entry(header: dict[str, Any], project: Project, recording: str | None = None) -> Location:
+    """Check what the recording's header would run (its folder, script, import root and module) against the
+    project, importing nothing. Returns where it is (:class:`Location`); its folder is the recorded one when it
+    exists here, else None (the replay stays where it is started; it never changes to a folder outside the
+    project)."""
+    location = locate(header, project, recording)
+    entry = header.get("entry") or {}
+    cwd = location.cwd
     folder = str(confine(cwd, project, "working folder")) if cwd and os.path.isdir(cwd) else None
+    location.cwd = folder
     here = folder or os.getcwd()
-    if entry.get("script") is not None:
-        confine(os.path.join(here, str(entry["script"])), project, "script")
-    if entry.get("root"):
-        confine(str(entry["root"]), project, "import root")
+    if location.script is not None:
+        confine(os.path.join(here, location.script), project, "script")
+    if location.root:
+        confine(location.root, project, "import root")
     module = entry_module(entry)
     if module is not None:
         target = str(entry.get("app") or entry.get("function") or module)
-        files = check_module(module, search_path(entry, here), project, f"entry point {target!r}")
+        files = check_module(module, search_path(location.root, here), project, f"entry point {target!r}")
         if ":" in target and files:
             check_defined(files[-1], module, target.partition(":")[2], project, f"entry point {target!r}")
-    return folder
+    return location
+
+
+def localized(header: dict[str, Any], location: Location) -> dict[str, Any]:
+    """The header as this checkout runs it: the script and import root at their place here, and arguments that
+    named paths under the recorded project root naming them under this one."""
+    entry = dict(header.get("entry") or {})
+    if location.script is not None:
+        entry["script"] = location.script
+    if location.root is not None:
+        entry["root"] = location.root
+    argv = [expanded(arg, location.base) if isinstance(arg, str) else arg for arg in header.get("argv", [])]
+    return {**header, "entry": entry, "argv": argv}
 
 
 # -- the record side: where the function or app is ----------------------------------------------------------
@@ -204,6 +337,51 @@ def module_root(name: str) -> str | None:
     for _ in range(name.count(".") + (Path(file).stem == "__init__")):
         root = root.parent
     return str(root)
+
+
+class CodePaths(Record):
+    """What a recording's header stores of where its code was: the entry and working folder with their paths
+    relative to the project root (one outside it, absolute), and that root (absolute, for the record)."""
+
+    __slots__ = ("entry", "cwd", "project_root")
+
+    def __init__(self, entry: dict[str, Any], cwd: str, project_root: str) -> None:
+        self.entry = entry
+        self.cwd = cwd
+        self.project_root = project_root
+
+
+def entry_root(entry: dict[str, Any], cwd: str) -> str:
+    """The folder a fresh interpreter puts first on ``sys.path`` for this entry: the script's folder, the import
+    root of a function or app, or the working folder (``-m``)."""
+    if entry.get("script") is not None:
+        return os.path.dirname(os.path.join(cwd, str(entry["script"])))
+    return str(entry.get("root") or cwd)
+
+
+def code_paths(entry: dict[str, Any], cwd: str) -> CodePaths:
+    """The entry and working folder as a header stores them: relative to the project root above the entry's
+    ``sys.path`` root (:func:`~pytest_retrace.paths.project_root_of`), so that the recording replays in any
+    checkout of the project."""
+    root = project_root_of(entry_root(entry, cwd))
+    stored = dict(entry)
+    if entry.get("script") is not None:
+        script = os.path.join(cwd, str(entry["script"]))
+        stored["script"] = relative_to(script, root) or script
+    if entry.get("root"):
+        stored["root"] = relative_to(str(entry["root"]), root) or str(entry["root"])
+    return CodePaths(stored, relative_to(cwd, root) or cwd, root)
+
+
+def use_project_of(entry: Callable[[], dict[str, Any]]) -> None:
+    """A service that records calls or requests of ``entry()`` keys file paths under its project root, as its
+    recordings' headers store its code (one root for the process: the last entry's). Never raises: a service
+    that cannot tell keeps paths as they are."""
+    try:
+        with internal:  # looking for the markers is no call of the program's, even inside a recording
+            use_root(code_paths(entry(), os.getcwd()).project_root)
+    except Exception:  # noqa: BLE001 - recording must never break the service
+        pass
 
 
 def importable_name(module: str) -> str:
@@ -247,7 +425,7 @@ def resolve(entry: dict[str, Any], project: Project) -> Callable[..., Any]:
     root = entry.get("root")
     if root:
         confine(str(root), project, "import root")
-    check_module(name, search_path(entry, os.getcwd()), project, what)
+    check_module(name, search_path(str(root) if root else None, os.getcwd()), project, what)
     if root and root not in sys.path:
         sys.path.insert(0, root)
     try:

@@ -12,7 +12,9 @@ from .._version import __version__
 from ..boundaries import env, machine
 from ..format.sealing import KEY_VARIABLES
 from ..format.tape import FORMAT, Kind
+from ..paths import portable_argument
 from ..redaction import PLACEHOLDER, Redaction
+from .entry import code_paths
 
 
 def make_header(kind: Kind, entry: dict[str, Any], argv: list[str], hash_seed: int, redaction: Redaction,
@@ -20,12 +22,14 @@ def make_header(kind: Kind, entry: dict[str, Any], argv: list[str], hash_seed: i
                 created_at: str | None = None) -> dict[str, Any]:
     """The header of a recording of any kind. ``environ`` and ``created_at``:
     as they were when the recording started, when that was earlier than now. The environment and ``argv``
-    are redacted (the replayed program sees them so); ``entry`` comes redacted by its kind."""
+    are redacted (the replayed program sees them so); ``entry`` comes redacted by its kind. Paths of code are
+    stored relative to the project root (``kinds.entry.code_paths``), and so are argv's paths under it."""
     environ, redacted = env.snapshot(redaction, environ=environ)
     for name in KEY_VARIABLES & environ.keys():  # a private key is never recorded, sealed or not
         environ[name] = PLACEHOLDER
         redacted = sorted({*redacted, name})
     argv, flags = redaction.argv(argv)
+    paths = code_paths(entry, os.getcwd())
     return {
         "format": FORMAT,
         "retrace_version": __version__,
@@ -35,9 +39,10 @@ def make_header(kind: Kind, entry: dict[str, Any], argv: list[str], hash_seed: i
         "executable": sys.executable,
         "hash_seed": hash_seed,
         "kind": str(kind),
-        "entry": entry,
-        "argv": argv,
-        "cwd": os.getcwd(),
+        "entry": paths.entry,
+        "argv": [portable_argument(arg, paths.project_root) for arg in argv],  # the path in any checkout
+        "cwd": paths.cwd,
+        "project_root": paths.project_root,  # where it was recorded: the paths above are relative to it
         "pid": os.getpid(),  # the process that recorded: a signal it sends itself is its own on replay too
         "environ": environ,
         "machine": machine.describe(),

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 from ..engine.stack import program_traceback
 from ..format import codec
 from ..format.shapes import MAX_TRACEBACK_FRAMES
-from ..frames import program_frames
+from ..frames import portable, program_frames
 from ..record import Record
 from ..redaction import Redaction
 
@@ -63,7 +63,9 @@ class ExceptionInfo(Record):
 
     @classmethod
     def of(cls, exc: BaseException) -> ExceptionInfo:
-        frames = [[f.filename, f.lineno, f.name, f.line or ""] for f in traceback.extract_tb(program_traceback(exc))]
+        # Portable file names: a crash and its replay in another checkout, or on another machine, compare equal.
+        frames = [[portable(f.filename), f.lineno, f.name, f.line or ""]
+                  for f in traceback.extract_tb(program_traceback(exc))]
         if len(frames) > MAX_TRACEBACK_FRAMES:  # a deep recursion: its ends, within what a reader accepts
             half = MAX_TRACEBACK_FRAMES // 2
             frames = frames[:half] + frames[-half:]

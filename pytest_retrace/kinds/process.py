@@ -26,6 +26,7 @@ from ..engine.stack import main_module_runs_alone, program_traceback
 from ..engine.state import enter_gate, mark_outside, start_main_thread
 from ..format.sealing import Sealer
 from ..format.tape import Kind, MemoryTape, TapeWriter, forked_path
+from ..paths import use_root
 from ..redaction import Redaction
 from .entry import Project
 from .header import make_header, recording_redaction
@@ -125,6 +126,7 @@ def record(output: str, entry: dict[str, Any], argv: list[str], hash_seed: int, 
 
     A disk that refuses the recording never stops the program: it runs unrecorded (``abandoned``)."""
     header = make_header(Kind.PROCESS, entry, argv, hash_seed, redaction, live_paths, tags)
+    use_root(header["project_root"])  # file calls key paths under it as the replay in another checkout will
     problem = "no file to write the recording to"
     if output:
         try:

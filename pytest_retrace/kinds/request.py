@@ -36,7 +36,7 @@ from ..engine.state import internal
 from ..format import codec
 from ..format.tape import Kind
 from ..redaction import Redaction
-from .entry import Project, importable_name, module_root, resolve
+from .entry import Project, importable_name, module_root, resolve, use_project_of
 from .inprocess import InProcessRecording, Keep, begin, declare_code, install_early, keeps, log, sealing_policy
 from .outcome import ExceptionInfo, Outcome, Stream
 
@@ -248,6 +248,7 @@ class RecordingMiddleware:
         module = self.entry.partition(":")[0]
         if entry and module in sys.modules:
             self.root = module_root(module)
+        use_project_of(lambda: {"app": self.entry, "root": self.root})
         self.max_files, self.max_bytes = max_files, max_bytes
         sealing = sealing_policy(Redaction.of(redact), public_key, "RecordingMiddleware")
         self.redaction, self.public_key = sealing.redaction, sealing.public_key

@@ -25,8 +25,9 @@ from ..format.sealing import Sealer, keys_from_parent
 from ..format.tape import Kind, TapeStatus, read_recording
 from ..hooks import manager
 from ..kinds import inprocess, process
-from ..kinds.entry import OutsideProject, Project, check_entry, code_folders
+from ..kinds.entry import OutsideProject, Project, check_entry, code_folders, localized
 from ..kinds.outcome import Outcome
+from ..paths import use_root
 from ..redaction import DEFAULT, Redaction
 from .protocol import CHILD_ENV, LAUNCHER_ENV, ChildResult, ForkServerConfig, RecordConfig, ReplayConfig, decode_config
 from .tree import ReplayTree, die_with_parent
@@ -66,18 +67,21 @@ def die_with_launcher() -> None:
         _exit(1)  # the launcher is already gone: nobody waits for this run
 
 
-def prepare(header: dict[str, Any], project: Project) -> Any:
+def prepare(header: dict[str, Any], project: Project, recording: str) -> tuple[dict[str, Any], Any]:
     """Check that the recording runs only the project's code (before anything else: a refused recording changes
     nothing), make the world what the recording started in (environment, time zone, interpreter path, folder),
     then let the kind prepare (an in-process recording's entry is imported: importing was no part of the
-    recording). The fork server does this once, before it forks the replays."""
-    folder = check_entry(header, project)
+    recording). Returns the header as this checkout runs it (its code where it is here) and what the kind
+    prepared. The fork server does this once, before it forks the replays."""
+    location = check_entry(header, project, recording)
+    header = localized(header, location)
     env.restore(header["environ"])
     machine.apply(header.get("machine"))
     sys.executable = header.get("executable", sys.executable)  # the program may start itself again
-    if folder is not None:
-        os.chdir(folder)
-    return kind_module(Kind.of(header)).prepare_replay(header, project)
+    if location.cwd is not None:
+        os.chdir(location.cwd)
+    use_root(location.keys_root, final=True)  # under this checkout's root, paths key as the recorded ones did
+    return header, kind_module(Kind.of(header)).prepare_replay(header, project)
 
 
 def replay_here(config: ReplayConfig) -> NoReturn:
@@ -87,7 +91,7 @@ def replay_here(config: ReplayConfig) -> NoReturn:
     kind = Kind.of(header)
     codec.run_program_constructors()  # from here on this process runs the recorded program's own code
     try:
-        prepared = prepare(header, config.project)
+        header, prepared = prepare(header, config.project, config.recording)
     except OutsideProject as exc:  # the launcher checked first; this interpreter's own path may differ
         raise SystemExit(f"retrace: {exc}") from None
 

@@ -33,7 +33,7 @@ from ..engine.state import internal
 from ..format.sealing import keys_for_child
 from ..format.tape import Kind, read_recording
 from ..hooks import manager
-from ..kinds.entry import Project
+from ..kinds.entry import OutsideProject, Project, locate
 from .protocol import CHILD_CODE, CHILD_ENV, ForkServerConfig, ReplayConfig, decode_config, encode_config
 
 MAX_SERVERS = 4  # groups of recordings served at once by one pytest process; the oldest server goes first
@@ -41,13 +41,18 @@ MAX_SERVERS = 4  # groups of recordings served at once by one pytest process; th
 _exit = os._exit  # taken before the process boundary replaces it: our own exits are not the program's
 
 
-def server_key(header: dict[str, Any]) -> str | None:
-    """What the servers of a recording's group have in common; None for recordings no server replays."""
+def server_key(header: dict[str, Any], project: Project, recording: str) -> str | None:
+    """What the servers of a recording's group have in common (its code's folders as this checkout has them);
+    None for recordings no server replays."""
     if not Kind.of(header).in_process or not hasattr(os, "fork"):
         return None
     entry = header["entry"]
-    shared = [header["hash_seed"], header["cwd"], header.get("executable"), entry.get("app") or entry.get("function"),
-              entry.get("root"), sorted(header["environ"].items())]
+    try:
+        location = locate(header, project, recording)
+    except OutsideProject:
+        return None  # refused: the cold replay says why
+    shared = [header["hash_seed"], location.cwd, header.get("executable"), entry.get("app") or entry.get("function"),
+              location.root, location.keys_root, sorted(header["environ"].items())]
     return hashlib.blake2b(json.dumps(shared).encode(), digest_size=16).hexdigest()
 
 
@@ -123,7 +128,7 @@ _servers: OrderedDict[str, ForkServer | None] = OrderedDict()
 def server_for(path: str, header: dict[str, Any], project: Project) -> ForkServer | None:
     """The running fork server for this recording's group (started now if need be) that runs ``project``'s code,
     or None: replay cold."""
-    key = server_key(header)
+    key = server_key(header, project, path)
     if key is None or os.environ.get("RETRACE_NO_FORKSERVER"):
         return None
     if key in _servers:
@@ -141,9 +146,9 @@ def server_for(path: str, header: dict[str, Any], project: Project) -> ForkServe
     return _servers[key]
 
 
-def forget(header: dict[str, Any]) -> None:
+def forget(header: dict[str, Any], project: Project, recording: str) -> None:
     """The group's server failed: stop it, and replay the group cold from now on."""
-    key = server_key(header)
+    key = server_key(header, project, recording)
     server = _servers.get(key) if key is not None else None
     if key is not None and server is not None:
         server.close()
@@ -186,7 +191,7 @@ def load_replay_machinery() -> None:
         manager.manager()
 
 
-def serve(config: ForkServerConfig, prepare: Callable[[dict[str, Any], Project], Any],
+def serve(config: ForkServerConfig, prepare: Callable[[dict[str, Any], Project, str], Any],
           replay_here: Callable[[ReplayConfig], NoReturn]) -> None:
     """Prepare as a cold replay would (``prepare``, the child entry's), then fork one replay (``replay_here``) per
     command read from stdin."""
@@ -195,7 +200,7 @@ def serve(config: ForkServerConfig, prepare: Callable[[dict[str, Any], Project],
     answers = os.fdopen(config.answers, "w")
     header = read_recording(config.recording).header
     try:
-        prepare(header, config.project)
+        prepare(header, config.project, config.recording)
     except BaseException as exc:  # not the project's, or the entry point does not import: it explains itself
         _say(answers, ready=False, why=str(exc))
         return

@@ -36,23 +36,57 @@ from ..format.tape import (
     temp_beside,
 )
 from ..hooks import manager
-from ..kinds.entry import OutsideProject, Project, check_entry
+from ..kinds.entry import Location, OutsideProject, Project, check_entry, locate
 from ..kinds.outcome import OUTPUT_HEAD, Stream
 from ..redaction import DEFAULT, Redaction
 from .protocol import CHILD_CODE, CHILD_ENV, LAUNCHER_ENV, ChildResult, RecordConfig, ReplayConfig, encode_config
 from .verdict import Verdict, conclude, unreadable
 
 
-class Output:
-    """One output stream of the program as it passed by: size, digest, its head (or all of it)."""
+class Moved(NamedTuple):
+    """A replay in another checkout than the recording's: the replaying project's root, as the program may spell
+    it, and the recorded one. Its output compares as if it named the recorded root (a traceback names the files
+    of the checkout it runs in); the user sees it as it is."""
 
-    def __init__(self, keep_all: bool = False) -> None:
+    here: tuple[bytes, ...]
+    there: bytes
+
+    @classmethod
+    def between(cls, header: dict[str, Any], location: Location) -> Moved | None:
+        recorded = header.get("project_root")
+        if not isinstance(recorded, str) or location.keys_root is None or location.base == recorded:
+            return None
+        spellings = {os.path.abspath(location.base), os.path.realpath(location.base)} - {os.path.abspath(recorded)}
+        return cls(tuple(sorted((os.fsencode(s) for s in spellings), key=len, reverse=True)), os.fsencode(recorded))
+
+    def split(self, data: bytes) -> tuple[bytes, bytes]:
+        """``data`` rewritten, and its tail held back: a start of the root that the next chunk may complete."""
+        for here in self.here:
+            data = data.replace(here, self.there)
+        for size in range(min(len(data), max(map(len, self.here)) - 1), 0, -1):
+            if any(here.startswith(data[-size:]) for here in self.here):
+                return data[:-size], data[-size:]
+        return data, b""
+
+
+class Output:
+    """One output stream of the program as it passed by: size, digest, its head (or all of it). ``moved``: a
+    replay in another checkout, whose output is compared as if it ran in the recorded one."""
+
+    def __init__(self, keep_all: bool = False, moved: Moved | None = None) -> None:
         self.size = 0
         self.head = bytearray()
         self._limit = None if keep_all else OUTPUT_HEAD
         self._hash = hashlib.blake2b(digest_size=16)
+        self._moved = moved
+        self._held = b""
 
     def feed(self, chunk: bytes) -> None:
+        if self._moved is not None:
+            chunk, self._held = self._moved.split(self._held + chunk)
+        self._add(chunk)
+
+    def _add(self, chunk: bytes) -> None:
         self.size += len(chunk)
         self._hash.update(chunk)
         if self._limit is None:
@@ -61,6 +95,8 @@ class Output:
             self.head += chunk[: self._limit - len(self.head)]
 
     def summary(self) -> Stream:
+        held, self._held = self._held, b""
+        self._add(held)
         return Stream(self._hash.hexdigest(), self.size, bytes(self.head[:OUTPUT_HEAD]))
 
 
@@ -94,11 +130,12 @@ class ChildRun(NamedTuple):
 
 def run_child(config: RecordConfig | ReplayConfig, hash_seed: int, passthrough: bool = True,
               keep_output: bool = False, startup: dict[str, str | None] | None = None,
-              prefix: list[str] | None = None) -> ChildRun:
+              prefix: list[str] | None = None, moved: Moved | None = None) -> ChildRun:
     """Run the child with ``config``; its output passes through to ours unless told not to,
     and is kept whole in the result when ``keep_output``. ``startup``: variables the interpreter starts with
     set (None: unset) over ours (a replay's: the recorded locale, which decides encodings at start).
-    ``prefix``: the command the interpreter runs under (a sandbox)."""
+    ``prefix``: the command the interpreter runs under (a sandbox). ``moved``: a replay in another checkout
+    (:class:`Moved`)."""
     result_path = _result_path()
     env = dict(os.environ)
     for name, value in (startup or {}).items():
@@ -110,7 +147,7 @@ def run_child(config: RecordConfig | ReplayConfig, hash_seed: int, passthrough: 
     env[CHILD_ENV] = encode_config(config.replace(result=result_path, plugins=manager.discover()))
     env[LAUNCHER_ENV] = str(os.getpid())
     keys_for_child(env)
-    stdout, stderr = Output(keep_output), Output(keep_output)
+    stdout, stderr = Output(keep_output, moved), Output(keep_output, moved)
     proc = subprocess.Popen([*(prefix or []), sys.executable, "-c", CHILD_CODE], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     sinks = (sys.stdout.buffer, sys.stderr.buffer) if passthrough else (None, None)
@@ -161,7 +198,7 @@ def _signals_go_to(proc: subprocess.Popen[bytes], forward: bool) -> Iterator[Non
 
 
 def _run_forked(config: ReplayConfig, header: dict[str, Any], passthrough: bool,
-                keep_output: bool) -> ChildRun | None:
+                keep_output: bool, moved: Moved | None) -> ChildRun | None:
     """Replay a request or call recording in a fork of its group's fork server (see ``forkserver.py``);
     None when there is none to use, and the replay must start cold."""
     from . import forkserver  # here: a single replay from the command line never forks
@@ -172,10 +209,10 @@ def _run_forked(config: ReplayConfig, header: dict[str, Any], passthrough: bool,
     result_path = _result_path()
     ran = server.run(config.replace(result=result_path))
     if ran is None:
-        forkserver.forget(header)
+        forkserver.forget(header, config.project, config.recording)
         return None
     returncode, out, err = ran
-    outputs = (Output(keep_output), Output(keep_output))
+    outputs = (Output(keep_output, moved), Output(keep_output, moved))
     for output, data, sink in zip(outputs, (out, err), (sys.stdout, sys.stderr), strict=True):
         output.feed(data)
         if passthrough and data:
@@ -200,16 +237,26 @@ def check_kind(rec: Recording) -> None:
         raise RecordingError(f"{rec.path}: {exc}") from None
 
 
-def check_program(entry: dict[str, str], cwd: str, project: Project | None = None) -> None:
-    """The program's code must be there: recordings hold what it read, not the program itself. With ``project``
-    (a replay), what the recording would run must also be that project's own code (:class:`OutsideProject`)."""
-    if project is not None:
-        check_entry({"entry": entry, "cwd": cwd}, project)
+def check_script(entry: dict[str, str], cwd: str) -> None:
+    """Before recording: the program's script must be there (a recording holds what it read, not the program)."""
     script = entry.get("script")
     if script is not None and not os.path.isfile(os.path.join(cwd, script)):
+        raise RetraceError(f"no program {script!r} in {cwd}: check the path of the script to record")
+
+
+def check_program(header: dict[str, Any], project: Project, recording: str | None = None) -> None:
+    """Before a replay: what the recording would run must be ``project``'s own code (:class:`OutsideProject`),
+    and it must be there (a recording holds what the program read, not the program itself). ``recording``: the
+    file's path."""
+    location = check_entry(header, project, recording)
+    script = (header.get("entry") or {}).get("script")
+    if location.script is not None and not os.path.isfile(location.script):
+        recorded = header.get("project_root")
+        where = f" (recorded in the project {recorded})" if recorded else ""
         raise RetraceError(
-            f"no program {script!r} in {cwd}: record and replay run the program's own code, "
-            "so it must exist (check the path, or replay from the checkout it was recorded in)"
+            f"no program {script!r} in {location.base}{where}: replay runs the recorded program's code as this "
+            f"checkout has it, and it has no {location.script}; replay from a checkout of the project that has the "
+            f"script, or pass {project.allow_option} to run it where it was recorded (if you trust this recording)"
         )
 
 
@@ -229,7 +276,7 @@ def record(
 
     A disk that refuses the recording never stops or changes the program: the recording is abandoned with
     a one-line warning, and the program's exit status is returned all the same."""
-    check_program(entry, os.getcwd())
+    check_script(entry, os.getcwd())
     folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(folder):
         raise RetraceError(f"cannot write the recording {output}: the folder {folder} does not exist; create it first")
@@ -370,7 +417,7 @@ def replay(path: str, project: Project, stuck_timeout: float = 10.0, passthrough
         rec = read_recording(path)
         check_kind(rec)
         try:
-            check_program(rec.header["entry"], rec.header["cwd"], project)
+            check_program(rec.header, project, path)
         except OutsideProject as exc:
             raise OutsideProject(f"{path}: {exc}") from None
     if rec.status == TapeStatus.CORRUPT:
@@ -379,10 +426,11 @@ def replay(path: str, project: Project, stuck_timeout: float = 10.0, passthrough
         return unreadable(path, f"{path}: the recording is incomplete: {rec.end['recording_error']}")
     config = ReplayConfig(os.path.abspath(path), project, stuck_timeout)
     prefix = sandbox_prefix() if sandbox else None
-    run = _run_forked(config, rec.header, passthrough, keep_output) if forked and not sandbox else None
+    moved = Moved.between(rec.header, locate(rec.header, project, path))
+    run = _run_forked(config, rec.header, passthrough, keep_output, moved) if forked and not sandbox else None
     if run is None:
         run = run_child(config, rec.header["hash_seed"], passthrough, keep_output,
-                        startup=machine.startup_environ(rec.header), prefix=prefix)
+                        startup=machine.startup_environ(rec.header), prefix=prefix, moved=moved)
     verdict = conclude(rec, run.returncode, run.stdout.summary(), run.stderr.summary(), run.result, run.processes)
     verdict.stdout, verdict.stderr = bytes(run.stdout.head), bytes(run.stderr.head)
     return verdict

@@ -125,7 +125,8 @@ def test_show_lists_header_and_events(recorder: Recorder, tmp_path: Path) -> Non
     import json
 
     doc = json.loads(retrace("show", "--json", "rec.retrace", cwd=tmp_path).stdout)
-    assert doc["status"] == "complete" and doc["header"]["entry"] == {"script": str(tmp_path / "crash.py")}
+    assert doc["status"] == "complete" and doc["header"]["entry"] == {"script": "crash.py"}  # project-relative
+    assert doc["header"]["project_root"] == str(tmp_path) and doc["header"]["cwd"] == "."
     assert [e["name"] for e in doc["events"]][-1] == "time.time"
 
 

@@ -905,3 +905,32 @@ def test_worker(tmp_path: Path, shell_factory: Callable[..., Shell]) -> None:
         listed = rf"^  thread {re.escape(thread)}: .*\n    next recorded event: #\d+ "
         assert re.search(listed, stuck.stderr, re.M), stuck
     assert statement in stuck.stderr, stuck
+
+
+def test_recordings_travel(tmp_path: Path, shell_factory: Callable[..., Shell]) -> None:
+    """README, "Recordings travel": the raffle recorded in the checkout replays in a copy of the project at
+    another path, and runs the copy's code (a change to the copy alone diverges)."""
+    travel = section((ROOT / "README.md").read_text(), "### Recordings travel")
+    checkout = stage("quickstart", tmp_path)
+    shell = shell_factory(checkout)
+    shell.substitutions = {"/tmp/raffle": str(tmp_path / "raffle")}
+    walk = Walk("README recordings travel", travel, shell)
+    walk.run("cd examples/quickstart")
+    recorded = walk.run("retrace record ", rc=(0, 1))
+    for _ in range(40):  # as in the quickstart: a draw mallory won is a crash, recorded again
+        if recorded.returncode == 0:
+            break
+        recorded = walk.again("retrace record --force -o raffle.retrace raffle.py")
+    assert recorded.returncode == 0, recorded
+    walk.run("cd /tmp/raffle")
+    assert shell.cwd == tmp_path / "raffle"
+    replayed = walk.run("retrace replay raffle.retrace")
+    assert replayed.stdout == recorded.stdout, replayed  # what the recording printed
+    walk.run("sed -i")
+    assert "winners.txt" in (tmp_path / "raffle" / "raffle.py").read_text()
+    assert "winners.txt" not in (checkout / "examples" / "quickstart" / "raffle.py").read_text()
+    diverged = walk.run("retrace replay raffle.retrace;")
+    status = claim(diverged.step.says if diverged.step else "", r"exit \d+", "the exit status").group()
+    assert diverged.stdout.strip().splitlines()[-1] == status, diverged
+    assert "actual    open('winners.txt', 'r')" in diverged.stderr, diverged
+    walk.finish()

@@ -15,7 +15,14 @@ from django.conf import settings  # noqa: E402
 from django.core.signals import got_request_exception  # noqa: E402
 from django.test.utils import override_settings  # noqa: E402
 
+from pytest_retrace.kinds import inprocess  # noqa: E402
 from pytest_retrace.kinds.request import crash_catcher, django_entry, record_django  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def installs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A service set up installs the boundaries for its process's life: not in this test session's process."""
+    monkeypatch.setattr(inprocess._Installation, "off", True)
 
 
 @pytest.fixture(scope="module", autouse=True)

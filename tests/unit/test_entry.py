@@ -33,7 +33,7 @@ def test_a_module_is_located_without_importing_it(tmp_path: Path) -> None:
     (tmp_path / "pkg" / "jobs.py").write_text("from os import system\ndef run():\n    pass\n")
     project = Project(tmp_path)
     header = {"entry": {"function": "pkg.jobs:run", "root": str(tmp_path)}, "cwd": str(tmp_path)}
-    assert check_entry(header, project) == str(tmp_path.resolve())
+    assert check_entry(header, project).cwd == str(tmp_path.resolve())
     assert "pkg" not in sys.modules
     with pytest.raises(OutsideProject, match="'system', which pkg.jobs imports from elsewhere"):
         check_entry({**header, "entry": {"function": "pkg.jobs:system", "root": str(tmp_path)}}, project)

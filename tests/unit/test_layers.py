@@ -19,7 +19,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "pytest_retrace"
 FLOORS = [
     {"pytest_retrace._version", "pytest_retrace.errors", "pytest_retrace.enums", "pytest_retrace.record",
-     "pytest_retrace.frames", "pytest_retrace.redaction"},
+     "pytest_retrace.frames", "pytest_retrace.paths", "pytest_retrace.redaction"},
     {"pytest_retrace.format"},
     {"pytest_retrace.engine"},
     {"pytest_retrace.hooks"},

@@ -152,6 +152,14 @@ def test_frozen_format_1_1_recordings_still_read() -> None:
     assert sum(e.name == "lock.acquire" for e in threaded) >= 30
 
 
+def test_frozen_format_1_3_and_1_5_recordings_still_read() -> None:
+    older = tape.read_recording(FIXTURES / "recordings" / "format-1.3" / "clocks.retrace").header
+    newer = tape.read_recording(FIXTURES / "recordings" / "format-1.5" / "clocks.retrace").header
+    assert older["cwd"].startswith("/") and "project_root" not in older  # absolute paths, before they travelled
+    assert (newer["cwd"], newer["entry"]) == (".", {"script": "fixtures/programs/clocks.py"})
+    assert newer["argv"] == ["<project>/fixtures/programs/clocks.py"]
+
+
 def test_forked_files_beside_a_recording_are_found_in_fork_order_and_strays_are_not(tmp_path: Path) -> None:
     base = str(tmp_path / ".rec.retrace.partial")
     for label in ("10", "2", "1.2", "1"):
