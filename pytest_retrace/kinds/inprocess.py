@@ -8,6 +8,7 @@ thread; events gather in memory, and only a recording that is kept is written.
 from __future__ import annotations
 
 import _thread
+import contextlib
 import logging
 import os
 import random
@@ -27,13 +28,15 @@ from ..enums import StrEnum
 from ..errors import RetraceError
 from ..format.events import Setup
 from ..format.sealing import PublicKey, Sealer, public_key_from
-from ..format.tape import Kind, MemoryTape, TapeWriter, open_temp_beside, publish
+from ..format.tape import Kind, MemoryTape, TapeWriter, open_temp_beside, publish_beside
 from ..redaction import Redaction
 from .header import make_header
 from .outcome import Outcome, Stream
+from .writer import Job, rotate, watch_shutdown, writer
 
 log = logging.getLogger("pytest_retrace")
 _sampler = random.Random()  # ours: drawing from the program's generator would change what it draws
+os.register_at_fork(after_in_child=_sampler.seed)  # gunicorn's workers forked from one master draw apart
 
 
 class Keep(StrEnum):
@@ -82,8 +85,11 @@ def replaying_here() -> None:
 
 def install_early() -> None:
     """A service or decorator is set up: install the boundaries now, so that a connection the app opens before
-    its first recorded request (at start-up, in an earlier request) is one the recordings can follow."""
+    its first recorded request (at start-up, in an earlier request) is one the recordings can follow; and a
+    server stopped right after its last answer still writes that answer's recording (``watch_shutdown``)."""
     _install_once()
+    if not _Installation.off:
+        watch_shutdown()
 
 
 def _install_once() -> None:
@@ -176,11 +182,13 @@ class InProcessRecording:
                 self.engine.redaction = knowing_the_environment(redaction, self.environ)
                 self._children = 0  # threads started so far, kept while suspended
             _install_once()
+            writer().opened(self)
             start_call_thread(self.engine)
             # Requests recorded at once must not draw from each other's module-level generator.
             self.engine.generator = entropy.own_generator(self.engine)
         except BaseException:
             end_call_thread()
+            writer().closed(self)
             raise
 
     def suspend(self) -> None:
@@ -193,22 +201,32 @@ class InProcessRecording:
 
     def finish(self, outcome: Outcome, keep_it: bool, max_files: int | None = None,
                max_bytes: int | None = None, summary: Callable[[], Stream] | None = None) -> None:
-        """End the recording: write it when it is kept, with ``summary()`` as what the call returned; rotate.
-        Never raises: logs."""
+        """End the recording: when it is kept, take ``summary()`` as what the call returned (now: the caller may
+        change it next) and hand the recording to this process's writer, which writes it and rotates. Never
+        raises: logs."""
         end_call_thread()
         self.engine.open = False  # threads it started that run on are outside it from now on
-        if not keep_it:
-            return
         try:
-            with internal:
-                self._write(outcome, summary, max_files, max_bytes)
+            if keep_it:
+                with internal:
+                    if summary is not None:
+                        outcome = Outcome(outcome.status, outcome.exception, returned=summary())
+                    # The recording as it ends now: a thread it started may go on adding to the engine's sink.
+                    self.tape.sink = self.tape.sink[:]
+                    events = self.engine.events_in(len(self.tape.sink))
+                    # The connections' set-up goes with it (as it stands now): its replay opens afresh the ones it
+                    # found open.
+                    setup = Setup(self.engine.setup_marked, PROCESS_LOG.snapshot())
+                    writer().submit(Job(lambda: self._write(outcome, events, setup, max_files, max_bytes),
+                                        self.folder))
         except Exception as exc:
             log.warning("pytest-retrace: a recording could not be written to %s: %s", self.folder, exc)
+        finally:
+            writer().closed(self)  # after the hand-over: a stopping process waits for one or the other
 
-    def _write(self, outcome: Outcome, summary: Callable[[], Stream] | None, max_files: int | None,
+    def _write(self, outcome: Outcome, events: int, setup: Setup, max_files: int | None,
                max_bytes: int | None) -> None:
-        if summary is not None:
-            outcome = Outcome(outcome.status, outcome.exception, returned=summary())
+        """On the writer thread: the file, under a temporary name until it is whole, then rotation."""
         seed = os.environ.get("PYTHONHASHSEED", "")
         entry = self.entry() if callable(self.entry) else self.entry
         header = make_header(self.kind, entry, [], int(seed) if seed.isdigit() else 0,
@@ -219,27 +237,14 @@ class InProcessRecording:
         fd, temp = open_temp_beside(self.folder / name)
         try:
             sealer = Sealer.fresh(self.public_key) if self.public_key is not None else None
-            writer = TapeWriter(temp, header, background=False, tape=self.tape, sealer=sealer, fd=fd)
-            # The connections' set-up goes with it: its replay opens afresh the ones it found open.
-            setup = Setup(self.engine.setup_marked, PROCESS_LOG.snapshot())
-            writer.close(outcome.to_end(self.engine.events_in(len(self.tape.sink))),
-                         setup if setup.marked or setup.log else None)
-            if writer.io_failed:
-                raise OSError(writer.error)
-            publish(temp, self.folder / name, force=True)  # a name of its own: nothing to clobber
+            tape = TapeWriter(temp, header, background=False, tape=self.tape, sealer=sealer, fd=fd)
+            tape.close(outcome.to_end(events), setup if setup.marked or setup.log else None)
+            if tape.io_failed:
+                raise OSError(tape.error)
+            # Another process (or a clock that went back) may have taken the name: never over it.
+            publish_beside(temp, self.folder / name)
         except BaseException:
-            os.unlink(temp)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
             raise
-        _rotate(self.folder, max_files, max_bytes)
-
-
-def _rotate(folder: Path, max_files: int | None, max_bytes: int | None) -> None:
-    """Drop the oldest recordings beyond ``max_files`` files or ``max_bytes`` bytes in all."""
-    if max_files is None and max_bytes is None:
-        return
-    kept = sorted(folder.glob("*.retrace"), key=lambda p: p.stat().st_mtime, reverse=True)
-    total = 0
-    for index, path in enumerate(kept):
-        total += path.stat().st_size
-        if (max_files is not None and index >= max_files) or (max_bytes is not None and total > max_bytes):
-            path.unlink(missing_ok=True)
+        rotate(self.folder, max_files, max_bytes)

@@ -1,6 +1,6 @@
 """The service the WSGI benchmark loads: a Flask app that reads the clock, draws a ticket and renders JSON.
 
-    BENCH_KEEP=none|all|errors BENCH_RECORDINGS=DIRECTORY python wsgi_app.py PORT
+    BENCH_KEEP=none|all|errors|SHARE BENCH_RECORDINGS=DIRECTORY python wsgi_app.py PORT
 
 Configured through the environment, which a replay restores (its argv is the test runner's).
 """
@@ -14,8 +14,10 @@ from flask import Flask, jsonify, request
 import pytest_retrace.wsgi
 
 app = Flask(__name__)
-if os.environ.get("BENCH_KEEP", "none") != "none":
-    pytest_retrace.wsgi.record_flask(app, os.environ["BENCH_RECORDINGS"], keep=os.environ["BENCH_KEEP"])
+KEEP = os.environ.get("BENCH_KEEP", "none")
+if KEEP != "none":  # a share ("0.0": the boundaries installed, nothing recorded) or a policy
+    pytest_retrace.wsgi.record_flask(app, os.environ["BENCH_RECORDINGS"],
+                                     keep=float(KEEP) if KEEP[0].isdigit() else KEEP)
 
 
 @app.get("/price")

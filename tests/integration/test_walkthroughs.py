@@ -12,9 +12,11 @@ What cannot run verbatim in a test is translated, each in one place:
   ``examples/`` (a git repository for the quickstart's ``git checkout``); ``/tmp/<example>`` in a command
   becomes ``tmp_path/<example>``, so nothing is written into the repository or into /tmp;
 - background jobs: ``cmd &`` is started by the ``Shell`` below, which keeps bash's job numbers (a job killed
-  on a line keeps its number until the next prompt), so ``kill %1`` / ``kill %%`` stop the job they would stop
-  in an interactive bash, or fail as bash would; a ``sleep`` right after a start is replaced by waiting for the
-  server's port to accept connections;
+  on a line keeps its number until the next prompt; ``wait`` forgets the jobs it waited for), so ``kill %1`` /
+  ``kill %%`` stop the job they would stop in an interactive bash, or fail as bash would; like bash's, ``kill``
+  does not wait for the job to end, ``wait`` does; a ``sleep`` right after a start is replaced by waiting for the
+  server's port to accept connections; a job still running when the document is done is a failure (a reader
+  would find a server left behind);
 - fixed ports: 8080 (the pricing service) and 8090 (the stand-in upstream, hard-coded in the copied
   ``upstream.py``) become free ports, in the commands, their expected output and the copied program;
 - placeholders such as ``<the failing one>`` are filled in with the file that earlier steps printed,
@@ -26,9 +28,8 @@ What cannot run verbatim in a test is translated, each in one place:
 - prose steps (the pricing promo fix, the worker's stuck thread) are applied from the backticked code the
   prose names; ``--stuck-timeout 1`` replaces the default 10 seconds;
 - timing: the quickstart's record step runs again while mallory wins the recorded draw (one run in six), as
-  the README tells the reader to; before the pricing server's ``kill %1`` the test waits for both recordings
-  to be on disk (werkzeug closes a response, and the recording is written, just after the client has it all;
-  a reader's kill comes seconds later).
+  the README tells the reader to; the pricing server is stopped right after the last curl, as a reader who
+  pastes the block stops it, and both recordings must be there.
 
 Every line a test runs is printed with its exit status and output: pytest shows them when the test fails.
 
@@ -247,6 +248,8 @@ def apply_edit(folder: Path, edit: Edit) -> Path:
 
 # -- running the commands ---------------------------------------------------------------------------------
 
+JOB_CONTROL = r"kill %\S+|wait( %\S+)?"  # what the Shell does itself, as bash's job control would
+
 
 @dataclass(repr=False)
 class Result:
@@ -282,7 +285,8 @@ class Shell:
         self.substitutions: dict[str, str] = {}
         self.used: set[str] = set()
         self.placeholders: dict[str, str] = {}
-        self.jobs: dict[int, Job] = {}
+        self.jobs: dict[int, Job] = {}  # by bash's job number
+        self.started: list[Job] = []  # every job started, in order
         logs.mkdir(parents=True, exist_ok=True)
 
     def substitute(self, text: str, count: bool = True) -> str:
@@ -307,7 +311,7 @@ class Shell:
 
     def _line(self, line: str, timeout: float) -> Result:
         segments = scan(line)[0]
-        if not any(background or re.fullmatch(r"kill %\S+", text) for text, background in segments):
+        if not any(background or re.fullmatch(JOB_CONTROL, text) for text, background in segments):
             return self._bash(line, timeout)
         result = Result(line, 0, "", "")
         started = False
@@ -316,6 +320,8 @@ class Shell:
                 self._start(text)
             elif re.fullmatch(r"kill %\S+", text):
                 result = self._kill(text.split()[1])
+            elif re.fullmatch(r"wait( %\S+)?", text):
+                result = self._wait(text.split()[1:])
             elif started and re.fullmatch(r"sleep [\d.]+", text):
                 pass  # the server's port was waited for when it started
             else:
@@ -346,11 +352,12 @@ class Shell:
     def _start(self, command: str) -> None:
         assert self.port is not None, f"{command!r} goes to the background, but the test named no port to wait for"
         number = max(self.jobs, default=0) + 1
-        log_path = self.logs / f"job{number}.log"
+        log_path = self.logs / f"job{len(self.started) + 1}.log"
         log = log_path.open("wb")
         process = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=self.cwd, env=self.env, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
         job = self.jobs[number] = Job(command, process, log, log_path)
+        self.started.append(job)
         deadline = time.monotonic() + 20
         while True:
             if process.poll() is not None:
@@ -369,13 +376,45 @@ class Shell:
         job = self.jobs.get(number)
         if job is None or job.killed:
             return Result(f"kill {spec}", 1, "", f"bash: kill: {spec}: no such job\n")
-        self._stop(job)
+        job.killed = True
+        if job.process.poll() is None:
+            job.process.send_signal(signal.SIGTERM)  # what kill sends; like bash's, it does not wait
         return Result(f"kill {spec}", 0, "", "")
+
+    def _wait(self, specs: list[str]) -> Result:
+        """``wait`` (every job) or ``wait %N``: until the jobs have ended; bash then forgets them, and numbers the
+        next job from 1 again when none is left."""
+        numbers = list(self.jobs) if not specs else [int(specs[0][1:])] if specs[0][1:].isdigit() else []
+        if specs and not all(number in self.jobs for number in numbers):
+            return Result(f"wait {specs[0]}", 127, "", f"bash: wait: {specs[0]}: no such job\n")
+        for number in numbers:
+            job = self.jobs.pop(number)
+            try:
+                job.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"wait: the job {job.command!r} is still running 30 s later:\n{self.job_log(job)}")
+            job.log.close()
+        if not specs:  # bash: "the return status is zero"
+            return Result("wait", 0, "", "")
+        status = job.process.returncode
+        return Result(f"wait {specs[0]}", 128 - status if status < 0 else status, "", "")
+
+    def strays(self, grace: float = 10) -> list[str]:
+        """The background jobs still running, each given ``grace`` seconds to end once killed: what a reader who
+        followed the document would find still running (a server on its port)."""
+        deadline = time.monotonic() + grace
+        running = []
+        for job in self.started:
+            while job.killed and job.process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if job.process.poll() is None:
+                running.append(f"{job.command} ({'killed, still running' if job.killed else 'never stopped'})")
+        return running
 
     def _stop(self, job: Job) -> None:
         job.killed = True
         if job.process.poll() is None:
-            job.process.send_signal(signal.SIGTERM)  # what kill sends
+            job.process.send_signal(signal.SIGTERM)
             try:
                 job.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -388,9 +427,8 @@ class Shell:
         return job.log_path.read_text(errors="replace")
 
     def close(self) -> None:
-        for job in self.jobs.values():
-            if not job.killed:
-                self._stop(job)
+        for job in self.started:
+            self._stop(job)
         self.jobs.clear()
 
 
@@ -440,6 +478,8 @@ class Walk:
             self.run(step.command)
         unused = set(self.shell.substitutions) - self.shell.used
         assert not unused, f"{self.name}: the steps no longer have {sorted(unused)}: update the test's substitutions"
+        strays = self.shell.strays()
+        assert not strays, f"{self.name}: the walk-through leaves background jobs running: {strays}"
 
     def _run(self, step: Step) -> Result:
         result = self.shell.run(step.command)
@@ -683,12 +723,8 @@ def test_pricing(tmp_path: Path, shell_factory: Callable[..., Shell], shop_datab
     assert json.loads(apple.stdout) == json.loads(said.group(1))
     kiwi = walk.run("curl -s -o /dev/null")
     assert kiwi.stdout.strip() == claim(kiwi.step.says, r"^(\d{3})\s*<-", "the kiwi status").group(1)
-    # A reader's kill comes seconds after the last curl; werkzeug closes the response (and the middleware writes
-    # the recording) just after the client has it all. Wait for that instead of racing it.
-    recordings = folder / "recordings"
-    deadline = time.monotonic() + 10
-    while len(list(recordings.glob("*.retrace"))) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    # Right after the last answer, as a reader who pastes the block: the server writes what it answered on its way
+    # out (the last recording is still being written when the client has the whole response).
     walk.run("kill %1")
     with pytest.raises(OSError):  # the server stopped
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -780,7 +816,7 @@ def test_upstream(tmp_path: Path, shell_factory: Callable[..., Shell]) -> None:
     good = walk.run("retrace record -o recordings/good.retrace")
     said = claim(good.step.comment, r"Oslo: -?\d+ °C", "the temperature line").group()
     assert re.fullmatch(re.sub(r"-?\d+", r"-?\\d+", said), good.stdout.strip()), good
-    walk.run("kill %1; python upstream.py --bad-day &")
+    walk.run("kill %1; wait; python upstream.py --bad-day &")
     bad = walk.run("retrace record -o recordings/bad.retrace", rc=None)
     assert bad.returncode == int(claim(bad.step.comment, r"exit (\d+)", "the exit status").group(1)), bad
     assert claim(bad.step.comment, r"^\w+Error", "the error").group() in bad.stderr, bad
