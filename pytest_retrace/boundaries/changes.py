@@ -75,7 +75,8 @@ class ChangeBoundary:
         event = f"os.{name}"
 
         def changed(*args: Any, **kwargs: Any) -> Any:
-            if tls.gate or (kwargs and any(kwargs.get(k) is not None for k in DIR_FDS)):
+            # Passing through (a service's own threads, outside every recording): no key to build.
+            if tls.gate or engine.passes() or (kwargs and any(kwargs.get(k) is not None for k in DIR_FDS)):
                 return real(*args, **kwargs)
             if args and type(args[0]) is int:  # a descriptor given for the path: a written one is known by path
                 path = written.get(args[0])

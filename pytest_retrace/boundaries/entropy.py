@@ -57,16 +57,14 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
         patcher.set(random, name, on_module_generator(name))
 
 
-def own_generator(engine: Engine) -> random.Random:
-    """A generator of its own for an in-process recording, behind the module-level functions while it is
-    open (see :func:`module_generator`). Its seed is drawn from the module's generator — a service that
-    seeded it keeps a reproducible series of requests, and requests recorded at once get different
-    ones — and is the recording's ``random.seed`` event, from which replay seeds the module's generator."""
+def own_generator(engine: Engine) -> int:
+    """The seed of a generator of its own for an in-process recording, behind the module-level functions while
+    it is open (see :func:`module_generator`, which makes it the first time the request draws). The seed is drawn
+    from the module's generator — a service that seeded it keeps a reproducible series of requests, and requests
+    recorded at once get different ones — and is the recording's ``random.seed`` event, from which replay seeds
+    the module's generator."""
     drawn = random._inst.getrandbits(SEED_BYTES * 8).to_bytes(SEED_BYTES, "big")  # type: ignore[attr-defined]
-    seed = engine.call("random.seed", None, lambda: drawn)
-    generator = random.Random(0)
-    generator.seed(int.from_bytes(seed, "big"))
-    return generator
+    return int.from_bytes(engine.call("random.seed", None, lambda: drawn), "big")
 
 
 def module_generator() -> random.Random:
@@ -75,7 +73,10 @@ def module_generator() -> random.Random:
     recording is alone, the module's own generator is seeded as the recording's was), else the module's."""
     engine = tls.engine
     if engine is not None and engine.open and engine.generator is not None:
-        return engine.generator  # type: ignore[no-any-return]
+        generator = engine.generator
+        if type(generator) is int:  # its seed: most requests never draw, and a generator takes time to make
+            generator = engine.generator = random.Random(generator)
+        return generator  # type: ignore[no-any-return]
     return random._inst  # type: ignore[attr-defined,no-any-return]
 
 

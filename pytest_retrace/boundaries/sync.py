@@ -32,6 +32,7 @@ import time
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 
+from ..engine.router import Router
 from ..engine.stack import PACKAGE_DIR
 from ..engine.state import STATE, recorded_thread, tls
 from .entropy import on_module_generator
@@ -109,10 +110,20 @@ class _OrderedAcquisitions:
         return repr(self._lock)
 
 
+def _server_machinery() -> bool:
+    """A lock made by a service's own threads, outside every recording (a server's futures and queues): in-process
+    recordings leave it a real lock. It costs them nothing then, and only an acquisition by a thread a recording
+    started is an event, which locks made outside recordings never were (see Known limits)."""
+    return tls.tid is None and type(STATE.installed) is Router
+
+
 class RecordedLock(_OrderedAcquisitions):
     """``threading.Lock``, recorded."""
 
     __slots__ = ()
+
+    def __new__(cls) -> Any:
+        return _allocate_lock() if _server_machinery() else super().__new__(cls)
 
     def __init__(self) -> None:
         self._lock = _allocate_lock()
@@ -132,6 +143,9 @@ class RecordedRLock(_OrderedAcquisitions):
 
     __slots__ = ()
     _event = "rlock.acquire"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        return _RealRLock(*args, **kwargs) if _server_machinery() else super().__new__(cls)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._lock = _RealRLock(*args, **kwargs)

@@ -11,6 +11,7 @@ from typing import Any
 from ..format.codec import Raised
 from ..format.events import FORM_ARGS, FORM_PLAIN, FORM_THREAD, MAIN
 from ..format.tape import MemoryTape, TapeWriter
+from ..redaction import DEFAULT, Redaction
 from .base import Engine
 from .standin import noarg_recorder
 from .state import STATE, enter_gate, leave, leave_gate, tls
@@ -50,6 +51,25 @@ class Recorder(Engine):
         # One tick per value beyond (code, result); next() on a count is atomic under the GIL.
         self._extra_values = itertools.count()
         self.setup_marked: list[int] = []  # the events made while a connection was set up (engine/setup.py)
+        self._redaction: Redaction = DEFAULT
+        self._make_redaction: Callable[[], Redaction] | None = None
+
+    @property  # type: ignore[override]
+    def redaction(self) -> Redaction:
+        """The policy calls are keyed with; one given by :meth:`redact_later` is made when first asked for."""
+        make = self._make_redaction
+        if make is not None:
+            self._redaction, self._make_redaction = make(), None
+        return self._redaction
+
+    @redaction.setter
+    def redaction(self, value: Redaction) -> None:
+        self._redaction, self._make_redaction = value, None
+
+    def redact_later(self, make: Callable[[], Redaction]) -> None:
+        """Key calls with the policy ``make()`` gives, made only if a call asks for it: a request's policy knows the
+        secrets it carries, which takes parsing its headers, and most calls (clocks, entropy) never ask."""
+        self._make_redaction = make
 
     def events_in(self, values: int) -> int:
         """How many events ``values`` sink entries hold (the hot path keeps no event counter)."""

@@ -36,6 +36,7 @@ from .writer import Job, rotate, watch_shutdown, writer
 
 log = logging.getLogger("pytest_retrace")
 _sampler = random.Random()  # ours: drawing from the program's generator would change what it draws
+_wall_clock = time.time  # taken before the clock boundary replaces it: our own reading is no event
 os.register_at_fork(after_in_child=_sampler.seed)  # gunicorn's workers forked from one master draw apart
 
 
@@ -167,7 +168,8 @@ class InProcessRecording:
     most of them, and must not pay for files it deletes)."""
 
     def __init__(self, kind: Kind, entry: dict[str, Any] | Callable[[], dict[str, Any]], stem: str, folder: Path,
-                 redaction: Redaction, public_key: PublicKey | None = None) -> None:
+                 redaction: Redaction, public_key: PublicKey | None = None,
+                 carried: Callable[[Redaction], Redaction] | None = None) -> None:
         """``entry``: what the header holds of the call or request (redacted), or a function that builds it if
         the recording is kept. ``public_key``: seal the recording for it."""
         try:
@@ -176,10 +178,14 @@ class InProcessRecording:
                 self.redaction = redaction
                 self.public_key = public_key
                 self.environ = env.capture()
-                self.created_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+                self.started = _wall_clock()  # formatted only if the recording is kept
                 self.tape = MemoryTape()
                 self.engine = Recorder(self.tape)
-                self.engine.redaction = knowing_the_environment(redaction, self.environ)
+                environ = self.environ
+                # Made on first use: what the request carries (parsing its headers) and what the environment's
+                # redaction replaced (found once per environment).
+                self.engine.redact_later(lambda: knowing_the_environment(carried(redaction) if carried else redaction,
+                                                                         environ))
                 self._children = 0  # threads started so far, kept while suspended
             _install_once()
             writer().opened(self)
@@ -227,12 +233,13 @@ class InProcessRecording:
     def _write(self, outcome: Outcome, events: int, setup: Setup, max_files: int | None,
                max_bytes: int | None) -> None:
         """On the writer thread: the file, under a temporary name until it is whole, then rotation."""
+        created_at = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started))
         seed = os.environ.get("PYTHONHASHSEED", "")
         entry = self.entry() if callable(self.entry) else self.entry
         header = make_header(self.kind, entry, [], int(seed) if seed.isdigit() else 0,
                              self.redaction, [], {},
-                             environ=env.decode(self.environ), created_at=self.created_at)
-        name = f"{self.stem}-{self.created_at.replace(':', '')}-{os.urandom(4).hex()}.retrace"
+                             environ=env.decode(self.environ), created_at=created_at)
+        name = f"{self.stem}-{created_at.replace(':', '')}-{os.urandom(4).hex()}.retrace"
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # recordings hold production data
         fd, temp = open_temp_beside(self.folder / name)
         try:

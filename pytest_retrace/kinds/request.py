@@ -284,8 +284,8 @@ class RecordingMiddleware:
             # A sealed recording's name says nothing of the request: a path may hold a secret (/reset/<token>).
             path = "" if self.public_key is not None else environ.get("PATH_INFO", "/").replace("/", "_")
             stem = f"{environ.get('REQUEST_METHOD', 'GET')}{path}"[:60]
-            recording = InProcessRecording(Kind.WSGI, entry, stem, self.folder,
-                                           self.redaction.carried_by_request(received, body), self.public_key)
+            recording = InProcessRecording(Kind.WSGI, entry, stem, self.folder, self.redaction, self.public_key,
+                                           carried=lambda redaction: redaction.carried_by_request(received, body))
         except Exception as exc:
             log.warning("pytest-retrace: not recording this request: %s", exc)
             return self.app(environ, start_response)  # type: ignore[no-any-return]

@@ -106,3 +106,41 @@ def test_package_files_and_declared_folders_are_code(tmp_path: Path) -> None:
     classifier.add_code_folders([str(tmp_path / "app" / "templates")])
     assert classifier.kind(str(tmp_path / "app" / "templates" / "page.html")) == "code"
     assert classifier.kind(str(tmp_path / "app" / "templates-old" / "page.html")) == "data"
+
+
+def test_a_requests_redaction_is_made_only_when_a_call_asks_for_it() -> None:
+    from pytest_retrace.engine.recorder import Recorder
+    from pytest_retrace.format.tape import MemoryTape
+    from pytest_retrace.redaction import DEFAULT
+
+    made: list[int] = []
+    engine = Recorder(MemoryTape())
+    engine.redact_later(lambda: made.append(1) or DEFAULT.also_known(["s3cr3t-value"]))
+    engine.call("time.time", None, lambda: 1.0)
+    assert made == []  # a clock never asks
+    assert engine.redaction.known == ("s3cr3t-value",) and engine.redaction.known == ("s3cr3t-value",)
+    assert made == [1]
+
+
+def test_locks_a_service_makes_outside_recordings_are_real_locks() -> None:
+    """Its futures and queues cost a service nothing; a lock made by a recorded request's thread is recorded."""
+    import _thread
+
+    from pytest_retrace.boundaries import sync
+    from pytest_retrace.engine import state
+    from pytest_retrace.engine.recorder import Recorder
+    from pytest_retrace.engine.router import Router
+    from pytest_retrace.format.tape import MemoryTape
+
+    end_main_thread()  # this thread is a service's own: outside every recording
+    uninstall = state.install(Router())
+    try:
+        assert type(sync.RecordedLock()) is _thread.LockType
+        assert type(sync.RecordedRLock()) is _thread.RLock
+        state.start_call_thread(Recorder(MemoryTape()))
+        assert isinstance(sync.RecordedLock(), sync.RecordedLock)
+        assert isinstance(sync.RecordedRLock(), sync.RecordedRLock)
+    finally:
+        state.end_call_thread()
+        uninstall()
+        start_main_thread()
