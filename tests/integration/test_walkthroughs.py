@@ -60,6 +60,8 @@ from typing import IO
 
 import pytest
 
+from pytest_retrace.format.tape import read_recording
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 POSTGRES = "host=127.0.0.1 port=5432 user=postgres"
@@ -232,9 +234,9 @@ def pytest_outcome(stdout: str) -> str:
 
 def apply_edit(folder: Path, edit: Edit) -> Path:
     """Pastes a documented fix: the one line holding ``edit.old``, in the one program of ``folder`` that has it,
-    is replaced by the snippet, indented as that line was."""
+    is replaced by the snippet, indented as that line was (the programs of its packages too)."""
     assert edit.old, "the prose before the ```python block no longer says which line to replace"
-    hits = [(path, index) for path in sorted(folder.glob("*.py"))
+    hits = [(path, index) for path in sorted(folder.rglob("*.py"))
             for index, line in enumerate(path.read_text().splitlines()) if edit.old in line]
     assert len(hits) == 1, f"the line to replace, `{edit.old}`, is on {len(hits)} lines of {folder}/*.py"
     path, index = hits[0]
@@ -334,8 +336,10 @@ class Shell:
         return result
 
     def _bash(self, command: str, timeout: float) -> Result:
-        where = self.logs / "cwd"
-        script = f"{command}\n__status=$?\npwd > {shlex.quote(str(where))}\nexit $__status\n"
+        where, exported = self.logs / "cwd", self.logs / "env"
+        # What the line leaves for the next one, as an interactive bash would: its folder and what it exported.
+        script = (f"{command}\n__status=$?\npwd > {shlex.quote(str(where))}\n"
+                  f"env -0 > {shlex.quote(str(exported))}\nexit $__status\n")
         process = subprocess.Popen(["bash", "-c", script], cwd=self.cwd, env=self.env, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
@@ -347,6 +351,10 @@ class Shell:
         if where.exists():
             self.cwd = Path(where.read_text().strip())
             where.unlink()
+        if exported.exists():
+            variables = dict(item.partition("=")[::2] for item in exported.read_text().split("\0") if "=" in item)
+            self.env = {k: v for k, v in variables.items() if k not in ("_", "SHLVL", "OLDPWD", "PWD")}
+            exported.unlink()
         return Result(command, process.returncode, stdout, stderr)
 
     def _start(self, command: str) -> None:
@@ -933,4 +941,75 @@ def test_recordings_travel(tmp_path: Path, shell_factory: Callable[..., Shell]) 
     status = claim(diverged.step.says if diverged.step else "", r"exit \d+", "the exit status").group()
     assert diverged.stdout.strip().splitlines()[-1] == status, diverged
     assert "actual    open('winners.txt', 'r')" in diverged.stderr, diverged
+    walk.finish()
+
+
+@pytest.mark.postgres
+def test_bookshop(tmp_path: Path, shell_factory: Callable[..., Shell], shop_database: Database) -> None:
+    """examples/bookshop/README.md: a Flask + SQLAlchemy + PostgreSQL service under gunicorn, sealed recordings of
+    200 requests from 8 clients, stopped right after; every recording replays with the database gone, the crash
+    is triaged, pinned, fixed; replays are deterministic; a changed ORDER BY diverges exactly the front page."""
+    readme = (EXAMPLES / "bookshop" / "README.md").read_text()
+    prose(readme, r"set `BOOKSHOP_DATABASE_URL`", "that BOOKSHOP_DATABASE_URL names the database")
+    prose(readme, r"`BOOKSHOP_BIND` serves on another address than 127.0.0.1:8000", "that BOOKSHOP_BIND moves it")
+    port = free_port()
+    shell = shell_factory(stage("bookshop", tmp_path), port, BOOKSHOP_BIND=f"127.0.0.1:{port}",
+                          BOOKSHOP_DATABASE_URL=f"postgresql+psycopg2://postgres@127.0.0.1:5432/{shop_database.name}")
+    shell.substitutions = {"/tmp/bookshop": str(tmp_path / "bookshop"), "8000": str(port)}
+    walk = Walk("examples/bookshop/README.md", readme, shell)
+    folder = tmp_path / "bookshop"
+
+    walk.run("cp -r examples/bookshop")
+    ready = walk.run("python -m bookshop.initdb")
+    assert ready.step.comment in ready.stdout, ready
+    assert shop_database.tables(shop_database.name) == ["books", "orders", "reviews", "users"]
+    walk.run("retrace keygen")
+    walk.run("export ")
+    assert shell.env["BOOKSHOP_PROFILE"] == "staging" and shell.env["RETRACE_PRIVATE_KEY"] == "bookshop.key"
+    walk.run("gunicorn ")
+    browsed = walk.run("python traffic.py")
+    assert browsed.stdout.strip() == walk.steps[walk.position - 1].notes[0], browsed  # type: ignore[union-attr]
+    walk.run("kill %1; wait")  # right after the last answer
+    counted = walk.run("ls recordings | wc -l")
+    assert counted.stdout.strip() == counted.step.notes[0] == "200", counted
+    assert not list((folder / "recordings").glob("*.partial")), "a recording left half written"
+
+    walk.run("python -m bookshop.dropdb")
+    replayed = walk.run("pytest -q -n 2", rc=1)
+    crashes = claim(replayed.step.says, r"^(\d+) failed, (\d+) passed", "the outcome")
+    assert pytest_outcome(replayed.stdout) == crashes.group(), replayed
+    assert replayed.stdout.count("the recorded crash still happens") == int(crashes.group(1)), replayed
+    triaged = walk.run("retrace triage recordings")
+    assert_shows("\n".join(triaged.step.notes), triaged.stdout, "bookshop")
+    suggested = claim(triaged.stdout, r"retrace pin (recordings/\S+\.retrace)", "the recording to pin").group(1)
+    shell.placeholders = {"the crash": suggested}
+    pinned = walk.run("retrace pin ")
+    target = as_glob(claim(pinned.step.comment, r"-> (\S+)", "where the pinned file goes").group(1))
+    assert len(list(folder.glob(target))) == 1, pinned
+    failing = walk.run("pytest -q --retrace-recordings=tests/recordings", rc=1)
+    assert pytest_outcome(failing.stdout) == claim(failing.step.says, r"^\d+ failed", "the pinned outcome").group()
+
+    apply_edit(folder, walk.edit())
+    fixed = walk.run("pytest -q --retrace-recordings=tests/recordings")
+    assert pytest_outcome(fixed.stdout) == claim(fixed.step.says, r"^\d+ passed", "the fixed outcome").group()
+    deterministic = walk.run("pytest -q -n 2 --retrace-recordings=recordings --retrace-determinism-runs=3")
+    assert pytest_outcome(deterministic.stdout) == claim(deterministic.step.says, r"^\d+ passed", "all pass").group()
+
+    # A change to a query: exactly the front page's requests diverge, naming both queries.
+    change = section(readme, "## A change to a query")
+    old, new = prose(change, r"replace `([^`]+)`\s+with `([^`]+)`", "the query change").groups()
+    app = folder / "bookshop" / "app.py"
+    assert app.read_text().count(old) == 1, f"bookshop/app.py no longer has {old}"
+    app.write_text(app.read_text().replace(old, new))
+    diverged = walk.run("pytest -q -n 2", rc=1)
+    expected = claim(diverged.step.says, r"^(\d+) failed, (\d+) passed", "the outcome after the change")
+    assert pytest_outcome(diverged.stdout) == expected.group(), diverged
+    assert_shows("\n".join(diverged.step.notes[1:]), diverged.stdout, "bookshop")
+    front = re.findall(r"^retrace: (recordings/\S+): diverged$", diverged.stdout, re.M)
+    assert len(front) == int(expected.group(1)), diverged
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RETRACE_PRIVATE_KEY", str(folder / "bookshop.key"))
+        paths = {name: read_recording(folder / name).header["entry"]["environ"]["PATH_INFO"]
+                 for name in (p.relative_to(folder).as_posix() for p in (folder / "recordings").glob("*.retrace"))}
+    assert {paths[name] for name in front} == {"/"} and list(paths.values()).count("/") == len(front)
     walk.finish()
