@@ -42,7 +42,7 @@ class KeyedSummary(Record):
                    data["answered_live"])
 
 
-class _Answers:
+class Answers:
     """The recorded answers to one call key, handed out in order, the last one repeating."""
 
     __slots__ = ("events", "taken")
@@ -62,9 +62,9 @@ class KeyedAnswers:
     """The events not consumed at the first divergence, by call key."""
 
     def __init__(self, events: Iterable[Event], first_divergence: Divergence, succeed: set[str]) -> None:
-        self._by_key: dict[tuple[str, bytes], _Answers] = {}
+        self._by_key: dict[tuple[str, bytes], Answers] = {}
         for event in events:
-            self._by_key.setdefault(call_key(event.name, event.args), _Answers()).events.append(event)
+            self._by_key.setdefault(call_key(event.name, event.args), Answers()).events.append(event)
         self._succeed = succeed
         self.summary = KeyedSummary(first_divergence)
 

@@ -3,9 +3,9 @@
 A service records each request on its own, and a request served on a connection an earlier request opened
 holds none of that connection's set-up: the connect, and what the pool or framework does to a new connection
 (SQLAlchemy asks the server's version and settings, Django sets the time zone, psycopg2 registers types). Its
-replay starts cold and opens the connection again. So while a connection is set up (:func:`setting_up`, which
-the adapters enter for the connect and for a pool's or framework's opening of a connection) every call is also
-remembered for the whole process (:data:`PROCESS_LOG`, each call key with its first answers), and every
+replay starts cold and opens the connection again. So while a connection is set up (``state.setting_up``, which
+the adapters enter for the connect and for a pool's or framework's opening and upkeep of a connection) every
+call is also remembered for the whole process (:data:`PROCESS_LOG`, each call key with its first answers), and every
 in-process recording carries that log and which of its own events were set-up ones (:class:`Setup`).
 
 On replay (:class:`SetupAnswers`), a call made while setting up a connection that is not the recording's next
@@ -21,9 +21,18 @@ import _thread
 from typing import Any
 
 from ..format import codec
-from ..format.events import ANSWERS_PER_KEY, MAIN, MAX_SETUP_KEYS, Event, Setup, call_key, describe_call
+from ..format.events import (
+    ANSWERS_PER_KEY,
+    MAIN,
+    MAX_SETUP_KEYS,
+    DeferredEvent,
+    Event,
+    Setup,
+    call_key,
+    describe_call,
+)
 from ..record import Record
-from .keyed import _Answers
+from .keyed import Answers
 
 
 class SetupLog:
@@ -54,10 +63,6 @@ class SetupLog:
         with self._lock:
             return [[name, args, list(results)] for name, args, results in self._entries.values()]
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
 
 PROCESS_LOG = SetupLog()
 
@@ -83,10 +88,12 @@ class SetupAnswers:
 
     def __init__(self, setup: Setup) -> None:
         self.marked = frozenset(setup.marked)
-        self._by_key: dict[tuple[str, bytes], _Answers] = {}
+        self._by_key: dict[tuple[str, bytes], Answers] = {}
         for name, args, results in setup.log:
-            answers = _Answers()
-            answers.events = [Event(-1, name, args, result, MAIN) for result in results]
+            answers = Answers()
+            # (a value whose type was not importable when read is resolved when handed out, as in the events)
+            answers.events = [(DeferredEvent if codec.has_deferred(result) or codec.has_deferred(args) else Event)(
+                -1, name, args, result, MAIN) for result in results]
             try:
                 self._by_key[call_key(name, args)] = answers
             except Exception:
