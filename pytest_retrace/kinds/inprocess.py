@@ -139,11 +139,10 @@ def sealing_policy(redaction: Redaction, public_key: str | None, who: str) -> Se
 
 class _EnvironmentSecrets:
     """What redacting the environment replaced (whole values, a DSN's user): a service's environment hardly ever
-    changes, so it is found once per environment and policy, not per request."""
+    changes, so it is found once per environment and policy, not per request. One tuple, replaced whole: requests
+    on other threads read it at once."""
 
-    policy: tuple[Any, Any] = (None, None)
-    captured: dict[Any, Any] | None = None
-    known: tuple[str, ...] = ()
+    last: tuple[Any, Any, dict[Any, Any], tuple[str, ...]] | None = None  # names, values, environment, known
 
 
 def knowing_the_environment(redaction: Redaction, captured: dict[Any, Any]) -> Redaction:
@@ -151,14 +150,14 @@ def knowing_the_environment(redaction: Redaction, captured: dict[Any, Any]) -> R
     the redacted environment, and what the program passes on from it (a connect's ``user``) must key alike."""
     if not redaction.replace_secrets:
         return redaction
-    cache = _EnvironmentSecrets
-    policy = (redaction.names, redaction.values)  # a request's policy differs from its service's in ``known`` only
-    if cache.captured != captured or cache.policy[0] is not policy[0] or cache.policy[1] is not policy[1]:
+    last = _EnvironmentSecrets.last
+    # A request's policy differs from its service's in ``known`` only: the patterns are the service's objects.
+    if last is None or last[0] is not redaction.names or last[1] is not redaction.values or last[2] != captured:
         current = env.decode(captured)
         redacted, names = env.snapshot(redaction, environ=current)
         known = redaction.replace(known=()).knowing([current[n] for n in names], [redacted[n] for n in names]).known
-        cache.policy, cache.captured, cache.known = policy, captured, known
-    return redaction.also_known(cache.known)
+        last = _EnvironmentSecrets.last = (redaction.names, redaction.values, captured, known)
+    return redaction.also_known(last[3])
 
 
 class InProcessRecording:
