@@ -15,10 +15,10 @@ import pytest
 
 if TYPE_CHECKING:
     from .front.items import RecordingFile
-    from .redaction import Redaction
+    from .front.selfcheck import Settings
 
 SUFFIX = ".retrace"
-_REDACTION: pytest.StashKey[Redaction] = pytest.StashKey()  # the self-check's policy, from the ini
+_SELF_CHECK: pytest.StashKey[Settings] = pytest.StashKey()  # present when the session self-checks its tests
 
 
 # -- options ---------------------------------------------------------------------------------------------
@@ -34,9 +34,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="rewrite a recording's outcome when only the outcome changed and every call matched")
     group.addoption("--retrace-report", dest="retrace_report", metavar="FILE", default=None,
                     help="write the replay verdicts and counts as JSON to FILE")
-    group.addoption("--retrace-self-check", dest="retrace_self_check", action="store_true", default=False,
-                    help="record each ordinary test while it runs and replay it at once; fail when the replay "
-                         "is not faithful")
+    group.addoption("--retrace-self-check", dest="retrace_self_check", action="store_true", default=None,
+                    help="record each ordinary test while it runs and replay it from the state it began in (in a "
+                         "fork); fail when the replay is not faithful")
+    group.addoption("--retrace-self-check-save", dest="retrace_self_check_save", metavar="DIR", default=None,
+                    help="with --retrace-self-check: write each faithfully replayed test's recording into DIR, "
+                         "named by its node id (replay them with --retrace-recordings=DIR)")
+    parser.addini("retrace_self_check", type="bool", default=False, help="default for --retrace-self-check")
     group.addoption("--retrace-stuck-timeout", dest="retrace_stuck_timeout", type=float, default=None,
                     metavar="SECONDS", help="how long a replay may make no progress before it counts as stuck")
     group.addoption("--retrace-key-file", dest="retrace_key_file", action="append", default=[], metavar="FILE",
@@ -93,17 +97,42 @@ def pytest_configure(config: pytest.Config) -> None:
                 add_private_key_file(str(key_file))
             except RetraceError as exc:
                 raise pytest.UsageError(f"--retrace-key-file: {exc}") from None
-    if config.getoption("retrace_self_check"):
-        from .redaction import Redaction
-
-        try:
-            config.stash[_REDACTION] = Redaction.configured(config.getini("retrace_redact"),
-                                                            config.getini("retrace_no_redact"))
-        except ValueError as exc:
-            raise pytest.UsageError(f"retrace_redact / retrace_no_redact (ini): {exc}") from None
+    config.addinivalue_line(
+        "markers",
+        "retrace_self_check(enabled=True, reason=None): retrace_self_check(False, reason='…') leaves the test "
+        "out of --retrace-self-check; the summary shows the reason",
+    )
+    self_check = config.getoption("retrace_self_check")
+    if self_check is None:
+        self_check = config.getini("retrace_self_check")
+    if config.getoption("retrace_self_check_save") and not self_check:
+        raise pytest.UsageError("--retrace-self-check-save: give --retrace-self-check too (or set "
+                                "retrace_self_check = true in the ini file)")
+    if self_check:
+        _configure_self_check(config)
     from .front.summary import RetraceSummary  # cheap: the replay machinery loads when a recording is replayed
 
     config.pluginmanager.register(RetraceSummary(config), "retrace-summary")
+
+
+def _configure_self_check(config: pytest.Config) -> None:
+    from .front.selfcheck import SelfCheckSummary, Settings
+    from .redaction import Redaction
+
+    try:
+        redaction = Redaction.configured(config.getini("retrace_redact"), config.getini("retrace_no_redact"))
+    except ValueError as exc:
+        raise pytest.UsageError(f"retrace_redact / retrace_no_redact (ini): {exc}") from None
+    save = config.getoption("retrace_self_check_save")
+    folder = None
+    if save:
+        folder = (config.invocation_params.dir / save).resolve()
+        if folder.exists() and not folder.is_dir():
+            raise pytest.UsageError(f"--retrace-self-check-save: {save} is a file; give a folder for the recordings")
+    stuck = config.getoption("retrace_stuck_timeout")
+    stuck = float(stuck if stuck is not None else config.getini("retrace_stuck_timeout"))
+    config.stash[_SELF_CHECK] = Settings(redaction, folder, stuck)
+    config.pluginmanager.register(SelfCheckSummary(config, folder), "retrace-self-check-summary")
 
 
 def _arg_path(arg: str, invoked_in: Path) -> Path:
@@ -168,11 +197,12 @@ def retrace_replay(request: pytest.FixtureRequest) -> Any:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
-    if not pyfuncitem.config.getoption("retrace_self_check"):
+    settings = pyfuncitem.config.stash.get(_SELF_CHECK, None)
+    if settings is None:
         return (yield)
     from .front.selfcheck import check
 
-    return (yield from check(pyfuncitem, pyfuncitem.config.stash[_REDACTION]))
+    return (yield from check(pyfuncitem, settings))
 
 
 # -- reporting -------------------------------------------------------------------------------------------

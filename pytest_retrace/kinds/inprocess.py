@@ -231,26 +231,38 @@ class InProcessRecording:
 
     def _write(self, outcome: Outcome, events: int, setup: Setup, max_files: int | None,
                max_bytes: int | None) -> None:
-        """On the writer thread: the file, under a temporary name until it is whole, then rotation."""
+        """On the writer thread: the file, then rotation."""
         created_at = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started))
-        seed = os.environ.get("PYTHONHASHSEED", "")
         entry = self.entry() if callable(self.entry) else self.entry
-        header = make_header(self.kind, entry, [], int(seed) if seed.isdigit() else 0,
-                             self.redaction, [], {},
-                             environ=env.decode(self.environ), created_at=created_at)
         name = f"{self.stem}-{created_at.replace(':', '')}-{os.urandom(4).hex()}.retrace"
-        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # recordings hold production data
-        fd, temp = open_temp_beside(self.folder / name)
-        try:
-            sealer = Sealer.fresh(self.public_key) if self.public_key is not None else None
-            tape = TapeWriter(temp, header, background=False, tape=self.tape, sealer=sealer, fd=fd)
-            tape.close(outcome.to_end(events), setup if setup.marked or setup.log else None)
-            if tape.io_failed:
-                raise OSError(tape.error)
-            # Another process (or a clock that went back) may have taken the name: never over it.
-            publish_beside(temp, self.folder / name)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
-            raise
+        write_recording(self.folder / name, self.kind, entry, self.tape, outcome, events, setup, self.redaction,
+                        self.environ, self.started, self.public_key)
         rotate(self.folder, max_files, max_bytes)
+
+
+def write_recording(path: Path, kind: Kind, entry: dict[str, Any], tape: MemoryTape, outcome: Outcome, events: int,
+                    setup: Setup, redaction: Redaction, environ: dict[Any, Any], started: float,
+                    public_key: PublicKey | None = None, replace: bool = False) -> None:
+    """Write an in-process recording made into ``tape`` (``events`` of it), begun at wall-clock time ``started``
+    in the captured environment ``environ``: under a temporary name until it is whole, then never over another
+    file unless told to ``replace`` it. Raises OSError when it cannot be written."""
+    created_at = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started))
+    seed = os.environ.get("PYTHONHASHSEED", "")
+    header = make_header(kind, entry, [], int(seed) if seed.isdigit() else 0, redaction, [], {},
+                         environ=env.decode(environ), created_at=created_at)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # recordings hold production data
+    fd, temp = open_temp_beside(path)
+    try:
+        sealer = Sealer.fresh(public_key) if public_key is not None else None
+        writer_ = TapeWriter(temp, header, background=False, tape=tape, sealer=sealer, fd=fd)
+        writer_.close(outcome.to_end(events), setup if setup.marked or setup.log else None)
+        if writer_.io_failed:
+            raise OSError(writer_.error)
+        if replace:
+            os.replace(temp, path)
+        else:  # another process (or a clock that went back) may have taken the name: never over it
+            publish_beside(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise

@@ -1,0 +1,267 @@
+"""A self-check's replay in a fork: a test's call replayed from exactly the memory state its recorded run began in.
+
+The fork is taken just before the test's call phase, fixtures set up. The child waits; the parent runs the test
+for real while recording (its outcome and side effects are the test's own), then sends the child the recorded
+events and how the run ended. The child — still in the pre-test state, whatever the run changed in the parent's
+memory or on disk — replays the call against them and sends back how the replay went (:class:`CheckResult`).
+A divergence in any of the replay's threads ends the child at once with its report. Nothing of a replay outlives
+its child: it ends with ``os._exit`` whatever happens, and dies with the parent.
+
+Both ends are one process image of one version: the events travel as the recording's own encoding, the result as
+JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import signal
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from typing import Any, NoReturn
+
+from ..boundaries import Options, areas, install
+from ..engine import guard
+from ..engine.divergence import Call, Divergence, DivergenceKind
+from ..engine.patch import Patcher
+from ..engine.replayer import Replayer
+from ..engine.state import enter_gate, start_main_thread
+from ..format import codec
+from ..format.events import Setup, decode_events
+from ..hooks import manager
+from ..kinds import inprocess
+from ..record import Record, read_field
+from ..redaction import Redaction
+from .tree import die_with_parent
+
+# Taken at import, before any boundary replaces them: the fork's own plumbing is never recorded nor replayed.
+_exit, _read, _write, _close, _dup2, _fork, _waitpid, _kill = (os._exit, os.read, os.write, os.close, os.dup2,
+                                                                 os.fork, os.waitpid, os.kill)
+_monotonic = time.monotonic
+CHILD_FAILED = 3  # the child's exit status when our own code failed there
+STDERR_TAIL = 2000  # what a report shows of a child that died
+
+
+def outcome_text(exc: BaseException | None) -> str:
+    """How a test's call ended, as the run and its replay compare it. Memory addresses are masked: the replay's
+    own objects (stand-ins among them) may sit elsewhere than the run's, and nothing else tells them apart."""
+    if exc is None:
+        return "passed"
+    return f"{type(exc).__module__}.{type(exc).__qualname__}: " + re.sub(r"0x[0-9a-f]+", "0x…", str(exc))
+
+
+class CheckResult(Record):
+    """How the replay in the child went."""
+
+    __slots__ = ("divergence", "replayed", "unconsumed", "consumed", "error")
+
+    def __init__(self, divergence: Divergence | None = None, replayed: str | None = None,
+                 unconsumed: Divergence | None = None, consumed: int = 0, error: str | None = None) -> None:
+        self.divergence = divergence  # what ended the replay early, on any of its threads
+        self.replayed = replayed  # how the replayed call ended (outcome_text), when it ran to its end
+        self.unconsumed = unconsumed  # the call ended before the recorded calls did: the first one not made
+        self.consumed = consumed  # events the replay consumed
+        self.error = error  # pytest-retrace itself failed: what, with our traceback (a bug to report)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CheckResult:
+        return cls(read_field(data, "divergence", Divergence), data.get("replayed"),
+                   read_field(data, "unconsumed", Divergence), data.get("consumed") or 0, data.get("error"))
+
+
+def fork_unavailable() -> str | None:
+    """Why this platform cannot replay in a fork, or None when it can."""
+    return None if hasattr(os, "fork") else "os.fork is not available on this platform"
+
+
+class ReplayFork:
+    """The two ends of one self-check: :meth:`start` forks; :attr:`in_child` says which end this is."""
+
+    def __init__(self, pid: int, go: int, result: int, stderr: Any, parent: int) -> None:
+        self.pid = pid  # 0 in the child
+        self._go = go  # the child reads the recording from it; the parent writes
+        self._result = result  # the child writes its CheckResult; the parent reads
+        self._stderr = stderr  # where the child's stderr goes (a temporary file the parent reads if it died)
+        self._parent = parent
+
+    @property
+    def in_child(self) -> bool:
+        return self.pid == 0
+
+    @classmethod
+    def start(cls) -> ReplayFork:
+        """Fork now. The child waits in :meth:`receive`; its standard input and output go nowhere (pytest's
+        capture and terminal are the parent's), its stderr to a file the parent reads should it die."""
+        areas()  # the boundaries' modules and plugins imported before the fork: the replay's sys.modules is the run's
+        manager.manager()
+        go_read, go_write = os.pipe()
+        result_read, result_write = os.pipe()
+        stderr = tempfile.TemporaryFile(prefix="retrace-self-check-")  # noqa: SIM115 - closed by result()
+        parent = os.getpid()
+        with warnings.catch_warnings():
+            # Python 3.12 warns of fork with threads running: the child runs only the replay, never their work.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = _fork()
+        if pid == 0:
+            _close(go_write)
+            _close(result_read)
+            return cls(0, go_read, result_write, stderr, parent)._settle()
+        _close(go_read)
+        _close(result_write)
+        return cls(pid, go_write, result_read, stderr, parent)
+
+    # -- the child --------------------------------------------------------------------------------------------
+
+    def _settle(self) -> ReplayFork:
+        try:
+            die_with_parent(self._parent)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which ends us
+            null = os.open(os.devnull, os.O_RDWR)
+            _dup2(null, 0)
+            _dup2(null, 1)
+            _dup2(self._stderr.fileno(), 2)
+            _close(null)
+        except BaseException:  # noqa: BLE001 - nothing of the child may reach the parent's pytest
+            _exit(CHILD_FAILED)
+        return self
+
+    def receive(self, redaction: Redaction, stuck_timeout: float) -> Replayer | None:
+        """Wait for the run's recording; install a replay of it, redacting with ``redaction`` as the run did.
+        Returns the engine, or None when the parent sends nothing (the test is not checked): then only exit is
+        left."""
+        data = _read_all(self._go)
+        _close(self._go)
+        if not data:
+            return None
+        names, sink, setup = codec.unpackb(data)
+        codec.run_program_constructors()  # the recording is this very process's: its classes are its own
+        inprocess.replaying_here()  # decorators and middleware the test sets up record nothing here
+        sys.dont_write_bytecode = True  # a replay writes nothing, not even the bytecode cache of what it imports
+        engine = Replayer(decode_events(sink, names), on_divergence=self._diverged, setup=Setup.from_frame(setup),
+                          stuck_timeout=stuck_timeout)
+        engine.redaction = redaction
+        start_main_thread()
+        install(engine, Patcher(), Options())
+        guard.install(engine.refuse)  # what the recording does not answer never happens for real
+        return engine
+
+    def _diverged(self, divergence: Divergence) -> NoReturn:
+        """A divergence on any thread ends the replay here, reported."""
+        self.report(CheckResult(divergence=divergence, consumed=divergence.index or 0))
+
+    def finished(self, engine: Replayer, exc: BaseException | None) -> NoReturn:
+        """The replayed call ended, raising ``exc`` or not: report how, and whether every recorded call was made."""
+        enter_gate()
+        try:
+            engine.finish()
+            following = engine.unconsumed()
+            unconsumed = None if following is None else Divergence(
+                DivergenceKind.MISSING_CALLS, following.index, following.tid, expected=Call(following.describe()))
+            result = CheckResult(replayed=outcome_text(exc), unconsumed=unconsumed, consumed=engine.consumed)
+        except BaseException:  # noqa: BLE001 - our failure, reported as such
+            result = CheckResult(error=traceback.format_exc())
+        self.report(result)
+
+    def failed(self) -> NoReturn:
+        """Our own code failed in the child (the exception being handled): report it as a bug of ours."""
+        self.report(CheckResult(error=traceback.format_exc()))
+
+    def report(self, result: CheckResult) -> NoReturn:
+        enter_gate()
+        try:
+            data = json.dumps(result.to_json(), default=repr).encode()
+            while data:
+                data = data[_write(self._result, data):]
+        except BaseException:  # noqa: BLE001
+            _exit(CHILD_FAILED)
+        _exit(0)
+
+    # -- the parent -------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def pack(names: list[str], sink: list[Any], setup: Setup) -> bytes:
+        """The run's recording as the child takes it; raises what the codec raises for a value it cannot hold."""
+        return codec.packb([names, sink, setup.frame()])
+
+    def send(self, data: bytes) -> None:
+        """Hand the child the run's recording (:meth:`pack`)."""
+        try:
+            while data:
+                data = data[_write(self._go, data):]
+        except BrokenPipeError:  # the child is gone: result() tells how
+            pass
+        finally:
+            _close(self._go)
+
+    def cancel(self) -> None:
+        """The test is not checked: the child exits without replaying."""
+        _close(self._go)
+        self._reap(wait=True)
+        _close(self._result)
+        self._stderr.close()
+
+    def result(self, timeout: float) -> CheckResult:
+        """Wait for the child's report, at most ``timeout`` seconds without one: a child that died or hung is
+        reported as our failure, with what it wrote to stderr."""
+        chunks: list[bytes] = []
+        deadline = _monotonic() + timeout
+        try:
+            while True:
+                left = deadline - _monotonic()
+                if left <= 0 or not select.select([self._result], [], [], left)[0]:
+                    _kill(self.pid, signal.SIGKILL)
+                    self._reap(wait=True)
+                    return CheckResult(error=f"the replay made no report in {timeout:.0f} s and was stopped "
+                                             f"(a lock another thread held when it forked, or work it handed "
+                                             f"to a thread started before the test){self._stderr_tail()}")
+                chunk = _read(self._result, 65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            status = self._reap(wait=True)
+            if chunks:
+                try:
+                    return CheckResult.from_json(json.loads(b"".join(chunks)))
+                except (ValueError, KeyError, TypeError):
+                    pass
+            return CheckResult(error=f"the replay ended without a report ({_status_text(status)})"
+                                     f"{self._stderr_tail()}")
+        finally:
+            _close(self._result)
+            self._stderr.close()
+
+    def _reap(self, wait: bool) -> int:
+        try:
+            return _waitpid(self.pid, 0 if wait else os.WNOHANG)[1]
+        except ChildProcessError:
+            return 0
+
+    def _stderr_tail(self) -> str:
+        try:
+            self._stderr.seek(0, os.SEEK_END)
+            size = self._stderr.tell()
+            self._stderr.seek(max(0, size - STDERR_TAIL))
+            tail = self._stderr.read().decode(errors="replace").strip()
+        except OSError:
+            return ""
+        return "\n  its stderr ended with:\n    " + "\n    ".join(tail.splitlines()) if tail else ""
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := _read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _status_text(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    if os.WIFEXITED(status):
+        return f"exit status {os.WEXITSTATUS(status)}"
+    return f"wait status {status}"
