@@ -34,7 +34,7 @@ from ..enums import StrEnum
 from ..format import codec
 from ..format.events import Setup
 from ..format.tape import Kind, MemoryTape
-from ..kinds.entry import entry_point
+from ..kinds.entry import entry_point, use_project_of
 from ..kinds.inprocess import write_recording
 from ..kinds.outcome import ExceptionInfo, Outcome, returned_summary
 from ..record import Record
@@ -78,12 +78,13 @@ class SelfCheckInfo(Record):
 class Settings(Record):
     """The session's self-check settings."""
 
-    __slots__ = ("redaction", "save", "stuck_timeout")
+    __slots__ = ("redaction", "save", "stuck_timeout", "modules")
 
     def __init__(self, redaction: Redaction, save: Path | None, stuck_timeout: float) -> None:
         self.redaction = redaction  # what production recordings redact must replay faithfully redacted
         self.save = save  # the folder each faithful test's recording is written to
         self.stuck_timeout = stuck_timeout
+        self.modules: set[str] = set()  # test modules whose project root keys paths already
 
 
 def opted_out(item: pytest.Function) -> str | None:
@@ -98,12 +99,22 @@ def opted_out(item: pytest.Function) -> str | None:
     return f"opted out: {reason}" if reason else "opted out by @pytest.mark.retrace_self_check(False)"
 
 
+def _key_paths_for(item: pytest.Function, settings: Settings) -> None:
+    """Paths under the test's project key as ``<project>/…``, as a saved recording's replay keys them (the
+    project root found from the test's module, as for any recorded function; once per module)."""
+    module = item.obj.__module__
+    if module not in settings.modules:
+        settings.modules.add(module)
+        use_project_of(lambda: entry_point(item.obj))
+
+
 def check(item: pytest.Function, settings: Settings) -> Generator[None, Any, Any]:
     """The body of the pytest_pyfunc_call wrapper for one test."""
     reason = opted_out(item)
     if reason is not None:
         _tell(item, SelfCheckInfo(Checked.NOT_CHECKABLE, reason))
         return (yield)
+    _key_paths_for(item, settings)
     no_fork = fork_unavailable()
     if no_fork is not None:
         return (yield from _check_in_process(item, settings, no_fork))
@@ -237,9 +248,9 @@ def _save(item: pytest.Function, settings: Settings, run: _Run,
     ``pytest --retrace-recordings`` to replay. The path written, or None and why not."""
     assert settings.save is not None
     if item.cls is not None:
-        return None, "not saved: a test method (the instance of its class cannot travel in a recording)"
+        return None, "a test method (the instance of its class cannot travel in a recording)"
     if exc is not None and not isinstance(exc, Exception):
-        return None, f"not saved: it ended with {type(exc).__name__}, which no replayed call reproduces"
+        return None, f"it ended with {type(exc).__name__}, which no replayed call reproduces"
     redaction = settings.redaction
     kwargs = {}
     for name in item._fixtureinfo.argnames:
@@ -247,7 +258,7 @@ def _save(item: pytest.Function, settings: Settings, run: _Run,
         try:
             kwargs[name] = codec.unpackb(codec.packb(redaction.data(value)))
         except _UNRECORDABLE:
-            return None, (f"not saved: fixture {name!r} holds a {type(value).__qualname__}, which a recording "
+            return None, (f"fixture {name!r} holds a {type(value).__qualname__}, which a recording "
                           "cannot hold")
     entry = dict(entry_point(item.obj), args=[], kwargs=kwargs)
     # The replay calls the test function itself, which returns None (pytest's call of it returned True).
@@ -258,7 +269,7 @@ def _save(item: pytest.Function, settings: Settings, run: _Run,
         write_recording(path, Kind.CALL, entry, run.tape, outcome, run.events(), run.setup, redaction,
                         run.environ or {}, run.wall_started, replace=True)
     except OSError as problem:
-        return None, f"not saved: {path} cannot be written: {problem}"
+        return None, f"{path} cannot be written: {problem}"
     return str(path), None
 
 
@@ -339,6 +350,7 @@ class SelfCheckSummary:
         self.saving = saving
         self.counts = dict.fromkeys(Checked, 0)
         self.reasons: dict[str, list[str]] = {}  # not checkable, by reason: the tests
+        self.errors: dict[str, list[str]] = {}  # ours, by the exception that ended them
         self.not_saved: dict[str, list[str]] = {}
         self.saved = 0
         self.in_process: str | None = None
@@ -353,6 +365,8 @@ class SelfCheckSummary:
         self.counts[info.status] += 1
         if info.status == Checked.NOT_CHECKABLE:
             self.reasons.setdefault(_cause(info.reason or ""), []).append(report.nodeid)
+        elif info.status == Checked.ERROR:
+            self.errors.setdefault(_cause(info.reason or ""), []).append(report.nodeid)
         elif info.reason is not None:
             self.not_saved.setdefault(_cause(info.reason), []).append(report.nodeid)
         self.saved += info.saved is not None
@@ -374,8 +388,8 @@ class SelfCheckSummary:
         write(", ".join(parts))
         if self.in_process:
             write(f"replayed in this process, not in a fork: {self.in_process}")
-        for title, groups in (("not checkable", self.reasons), ("not saved", self.not_saved)):
-            for reason, nodeids in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        for title, groups in (("error", self.errors), ("not checkable", self.reasons), ("not saved", self.not_saved)):
+            for reason, nodeids in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
                 write(f"{title} ({len(nodeids)}): {reason}")
                 for nodeid in nodeids[:MAX_LISTED]:
                     write(f"    {nodeid}")
