@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from ..boundaries import Options, env, install
-from ..engine.divergence import ReplayDivergence
+from ..engine.divergence import Call, Divergence, DivergenceKind, ReplayDivergence
 from ..engine.patch import Patcher
 from ..engine.recorder import Recorder
 from ..engine.replayer import Replayer
@@ -140,11 +140,11 @@ def check(item: pytest.Function, settings: Settings) -> Generator[None, Any, Any
         return _ending(result, exc)
     fork.send(data)
     checked = fork.result(settings.stuck_timeout + REPORT_GRACE + 3 * recording.duration)
-    info = _judge(checked, outcome_text(exc))
+    info = _judge(checked, outcome_text(exc), fork.threads_before)
     if info.status == Checked.FAITHFUL and settings.save is not None:
         info.saved, info.reason = _save(item, settings, recording, exc)
     _tell(item, info)
-    if info.status != Checked.FAITHFUL:
+    if info.status in (Checked.DIVERGED, Checked.ERROR):
         pytest.fail(_failure(item, info, checked, outcome_text(exc), recording.events()), pytrace=False)
     return _ending(result, exc)
 
@@ -197,7 +197,12 @@ def _replay_in_child(fork: ReplayFork, settings: Settings) -> Generator[None, An
     fork.finished(engine, exc)
 
 
-def _judge(checked: CheckResult, recorded: str) -> SelfCheckInfo:
+def _judge(checked: CheckResult, recorded: str, threads_before: list[str]) -> SelfCheckInfo:
+    """How the check went; ``threads_before``: the other threads running when the test began."""
+    stuck = checked.divergence is not None and checked.divergence.kind == DivergenceKind.STUCK
+    if stuck and threads_before:
+        return SelfCheckInfo(Checked.NOT_CHECKABLE, "its replay waits for what threads running before the test "
+                             f"did for it ({', '.join(threads_before)}): their work is outside its recording")
     if checked.error is not None:
         return SelfCheckInfo(Checked.ERROR, checked.error.strip().splitlines()[-1] if checked.error.strip() else "")
     if checked.divergence is not None or checked.unconsumed is not None or checked.replayed != recorded:
@@ -310,14 +315,12 @@ def _check_in_process(item: pytest.Function, settings: Settings, why: str) -> Ge
         checked = CheckResult(divergence=replayed_exc.divergence, consumed=replayed_exc.divergence.index or 0)
     elif replayer.consumed < len(events):
         following = events[replayer.consumed]
-        from ..engine.divergence import Call, Divergence, DivergenceKind
-
         checked.unconsumed = Divergence(DivergenceKind.MISSING_CALLS, following.index, following.tid,
                                         expected=Call(following.describe()))
-    info = _judge(checked, outcome_text(recorded_exc))
+    info = _judge(checked, outcome_text(recorded_exc), [])
     info.in_process = why
     _tell(item, info)
-    if info.status != Checked.FAITHFUL:
+    if info.status in (Checked.DIVERGED, Checked.ERROR):
         pytest.fail(_failure(item, info, checked, outcome_text(recorded_exc), len(events)), pytrace=False)
     return _ending(result, recorded_exc)
 

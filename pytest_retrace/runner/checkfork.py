@@ -20,6 +20,7 @@ import select
 import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import warnings
@@ -31,6 +32,7 @@ from ..engine.divergence import Call, Divergence, DivergenceKind
 from ..engine.patch import Patcher
 from ..engine.replayer import Replayer
 from ..engine.state import enter_gate, start_main_thread
+from ..engine.watchdog import Watchdog
 from ..format import codec
 from ..format.events import Setup, decode_events
 from ..hooks import manager
@@ -82,12 +84,16 @@ def fork_unavailable() -> str | None:
 class ReplayFork:
     """The two ends of one self-check: :meth:`start` forks; :attr:`in_child` says which end this is."""
 
-    def __init__(self, pid: int, go: int, result: int, stderr: Any, parent: int) -> None:
+    def __init__(self, pid: int, go: int, result: int, stderr: Any, parent: int, threads: list[str]) -> None:
         self.pid = pid  # 0 in the child
         self._go = go  # the child reads the recording from it; the parent writes
         self._result = result  # the child writes its CheckResult; the parent reads
         self._stderr = stderr  # where the child's stderr goes (a temporary file the parent reads if it died)
         self._parent = parent
+        # The other threads running when it forked (by name): the child has none of them, and a replay that waits
+        # for work the run handed to one of them waits in vain.
+        self.threads_before = threads
+        self._watchdog: Watchdog | None = None
 
     @property
     def in_child(self) -> bool:
@@ -103,6 +109,7 @@ class ReplayFork:
         result_read, result_write = os.pipe()
         stderr = tempfile.TemporaryFile(prefix="retrace-self-check-")  # noqa: SIM115 - closed by result()
         parent = os.getpid()
+        threads = [t.name for t in threading.enumerate() if t is not threading.current_thread()]
         with warnings.catch_warnings():
             # Python 3.12 warns of fork with threads running: the child runs only the replay, never their work.
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -110,10 +117,10 @@ class ReplayFork:
         if pid == 0:
             _close(go_write)
             _close(result_read)
-            return cls(0, go_read, result_write, stderr, parent)._settle()
+            return cls(0, go_read, result_write, stderr, parent, threads)._settle()
         _close(go_read)
         _close(result_write)
-        return cls(pid, go_write, result_read, stderr, parent)
+        return cls(pid, go_write, result_read, stderr, parent, threads)
 
     # -- the child --------------------------------------------------------------------------------------------
 
@@ -148,6 +155,10 @@ class ReplayFork:
         start_main_thread()
         install(engine, Patcher(), Options())
         guard.install(engine.refuse)  # what the recording does not answer never happens for real
+        if engine.demux is None:  # a multi-threaded replay has a watch of its own
+            self._watchdog = Watchdog(stuck_timeout, lambda: (engine.consumed, engine.threads.moving()),
+                                      lambda: self._diverged(engine.divergence(DivergenceKind.STUCK, None, None,
+                                                                               None, None)))
         return engine
 
     def _diverged(self, divergence: Divergence) -> NoReturn:
@@ -157,6 +168,8 @@ class ReplayFork:
     def finished(self, engine: Replayer, exc: BaseException | None) -> NoReturn:
         """The replayed call ended, raising ``exc`` or not: report how, and whether every recorded call was made."""
         enter_gate()
+        if self._watchdog is not None:
+            self._watchdog.finish()
         try:
             engine.finish()
             following = engine.unconsumed()

@@ -308,3 +308,30 @@ def test_summary_names_each_cause_once_however_many_tests(pytester: pytest.Pytes
     assert out.count("not checkable (12): opted out: flaky clock") == 1
     assert "… 2 more" in out
     assert len(re.findall(r"^    test_many.py::test_n\[\d+\]$", out, re.M)) == 10
+
+
+def test_work_handed_to_threads_from_before_the_test_is_not_checkable_and_named(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_pool='''
+        import time
+        from concurrent.futures import ThreadPoolExecutor
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def pool():
+            with ThreadPoolExecutor(1, thread_name_prefix="shared-pool") as p:
+                p.submit(abs, 1).result()  # its worker runs from here on, before any test
+                yield p
+
+        def test_uses_the_shared_pool(pool):
+            assert pool.submit(time.time).result() > 0
+
+        def test_after(tmp_path):
+            (tmp_path / "x").write_text("y")
+    ''')
+    result = pytester.runpytest("--retrace-self-check", "--retrace-stuck-timeout=1", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([
+        "1 self-checked, 1 faithful, 0 diverged, 1 not checkable",
+        "not checkable (1): its replay waits for what threads running before the test did for it (shared-pool_0*)*",
+        "    test_pool.py::test_uses_the_shared_pool",
+    ])
