@@ -23,23 +23,22 @@ from typing import Any
 
 import pytest
 
-from ..boundaries import Options, env, install
+from ..boundaries import entropy, env
 from ..engine.divergence import Call, Divergence, DivergenceKind, ReplayDivergence
-from ..engine.patch import Patcher
 from ..engine.recorder import Recorder
 from ..engine.replayer import Replayer
 from ..engine.setup import PROCESS_LOG
-from ..engine.state import end_main_thread, start_main_thread
+from ..engine.state import end_call_thread, start_call_thread
 from ..enums import StrEnum
 from ..format import codec
 from ..format.events import Setup
 from ..format.tape import Kind, MemoryTape
 from ..kinds.entry import entry_point, use_project_of
-from ..kinds.inprocess import write_recording
+from ..kinds.inprocess import install_for_session, write_recording
 from ..kinds.outcome import ExceptionInfo, Outcome, returned_summary
 from ..record import Record
 from ..redaction import Redaction
-from ..runner.checkfork import CheckResult, ReplayFork, fork_unavailable, outcome_text
+from ..runner.checkfork import CheckResult, ReplayFork, fork_unavailable, outcome_text, reap
 from ..runner.verdict import Status, Verdict
 from .report import format_verdict
 
@@ -156,29 +155,39 @@ def _ending(result: Any, exc: BaseException | None) -> Any:
 
 
 class _Run:
-    """The recording of the test's run in this process."""
+    """The recording of the test's run in this process: into the session's Router (see :func:`begin_session`),
+    on this thread and the threads the test starts, as a service records a call."""
 
     def __init__(self, redaction: Redaction, keep_environment: bool) -> None:
+        install_for_session()  # a no-op once the session (or a service) installed them
         self.tape = MemoryTape()
         self.recorder = Recorder(self.tape)
         self.recorder.redaction = redaction
         self.environ = env.capture() if keep_environment else None  # a saved recording's environment
         self.wall_started = time.time()
-        self.patcher = Patcher()
         self._started = time.monotonic()
         self.duration = 0.0
-        start_main_thread()
-        install(self.recorder, self.patcher, Options())
+        start_call_thread(self.recorder)
+        # Its first event: the seed of the module-level random functions' generator while it runs (as a replay
+        # seeds the module's own).
+        self.recorder.generator = entropy.own_generator(self.recorder)
 
     def stop(self) -> None:
-        self.patcher.undo()
-        end_main_thread()
+        end_call_thread()
         self.recorder.open = False  # threads the test started that run on are outside it from now on
         self.duration = time.monotonic() - self._started
         self.setup = Setup(self.recorder.setup_marked, PROCESS_LOG.snapshot())
 
     def events(self) -> int:
         return self.recorder.events_in(len(self.tape.sink))
+
+
+def begin_session() -> Callable[[], None] | None:
+    """Install the boundaries for the session, before its test modules are imported: a function a module binds
+    at import (``from time import time``, ``from socket import socket``) is then the boundary's, and the tests'
+    calls through it are recorded. Returns what undoes them at the session's end (None: a service installed them
+    first, and they stay)."""
+    return install_for_session()
 
 
 def _replay_in_child(fork: ReplayFork, settings: Settings) -> Generator[None, Any, None]:
@@ -325,19 +334,17 @@ def _check_in_process(item: pytest.Function, settings: Settings, why: str) -> Ge
     return _ending(result, recorded_exc)
 
 
-def _run_under(engine: Any, call: Callable[[], Any]) -> BaseException | None:
-    patcher = Patcher()
-    start_main_thread()
+def _run_under(engine: Replayer, call: Callable[[], Any]) -> BaseException | None:
+    """Run ``call`` with its calls answered by ``engine``, through the session's Router as the run recorded them."""
+    start_call_thread(engine)
     try:
-        install(engine, patcher, Options())
-        try:
-            call()
-        except BaseException as exc:  # noqa: BLE001 - how the replayed call ended
-            return exc
-        return None
+        engine.generator = entropy.own_generator(engine)
+        call()
+    except BaseException as exc:  # noqa: BLE001 - how the replayed call ended
+        return exc
     finally:
-        patcher.undo()
-        end_main_thread()
+        end_call_thread()
+    return None
 
 
 # -- the summary --------------------------------------------------------------------------------------------------
@@ -374,6 +381,9 @@ class SelfCheckSummary:
             self.not_saved.setdefault(_cause(info.reason), []).append(report.nodeid)
         self.saved += info.saved is not None
         self.in_process = self.in_process or info.in_process
+
+    def pytest_sessionfinish(self) -> None:
+        reap(wait=True)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if hasattr(self.config, "workerinput"):  # an xdist worker: the controller sees every report

@@ -13,6 +13,7 @@ JSON.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -26,12 +27,11 @@ import traceback
 import warnings
 from typing import Any, NoReturn
 
-from ..boundaries import Options, areas, install
+from ..boundaries import areas, entropy
 from ..engine import guard
 from ..engine.divergence import Call, Divergence, DivergenceKind
-from ..engine.patch import Patcher
 from ..engine.replayer import Replayer
-from ..engine.state import enter_gate, start_main_thread
+from ..engine.state import enter_gate, start_call_thread
 from ..engine.watchdog import Watchdog
 from ..format import codec
 from ..format.events import Setup, decode_events
@@ -103,6 +103,7 @@ class ReplayFork:
     def start(cls) -> ReplayFork:
         """Fork now. The child waits in :meth:`receive`; its standard input and output go nowhere (pytest's
         capture and terminal are the parent's), its stderr to a file the parent reads should it die."""
+        reap(wait=False)
         areas()  # the boundaries' modules and plugins imported before the fork: the replay's sys.modules is the run's
         manager.manager()
         go_read, go_write = os.pipe()
@@ -126,6 +127,8 @@ class ReplayFork:
 
     def _settle(self) -> ReplayFork:
         try:
+            # The collector leaves the heap it inherited alone: collecting it would copy every page of it.
+            gc.freeze()
             die_with_parent(self._parent)
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which ends us
             null = os.open(os.devnull, os.O_RDWR)
@@ -152,8 +155,10 @@ class ReplayFork:
         engine = Replayer(decode_events(sink, names), on_divergence=self._diverged, setup=Setup.from_frame(setup),
                           stuck_timeout=stuck_timeout)
         engine.redaction = redaction
-        start_main_thread()
-        install(engine, Patcher(), Options())
+        # The session's Router sends the calls of this thread, and of the threads it starts, to the replay, as it
+        # sent the run's to its recording: the same boundaries on both sides.
+        start_call_thread(engine)
+        engine.generator = entropy.own_generator(engine)  # the run's first event: its generator's seed
         guard.install(engine.refuse)  # what the recording does not answer never happens for real
         if engine.demux is None:  # a multi-threaded replay has a watch of its own
             self._watchdog = Watchdog(stuck_timeout, lambda: (engine.consumed, engine.threads.moving()),
@@ -187,7 +192,8 @@ class ReplayFork:
     def report(self, result: CheckResult) -> NoReturn:
         enter_gate()
         try:
-            data = json.dumps(result.to_json(), default=repr).encode()
+            body = json.dumps(result.to_json(), default=repr).encode()
+            data = len(body).to_bytes(4, "big") + body  # the parent reads it whole without waiting for our exit
             while data:
                 data = data[_write(self._result, data):]
         except BaseException:  # noqa: BLE001
@@ -214,17 +220,17 @@ class ReplayFork:
     def cancel(self) -> None:
         """The test is not checked: the child exits without replaying."""
         _close(self._go)
-        self._reap(wait=True)
+        _EXITING.append(self.pid)
         _close(self._result)
         self._stderr.close()
 
     def result(self, timeout: float) -> CheckResult:
         """Wait for the child's report, at most ``timeout`` seconds without one: a child that died or hung is
         reported as our failure, with what it wrote to stderr."""
-        chunks: list[bytes] = []
+        received = bytearray()
         deadline = _monotonic() + timeout
         try:
-            while True:
+            while len(received) < 4 or len(received) < 4 + int.from_bytes(received[:4], "big"):
                 left = deadline - _monotonic()
                 if left <= 0 or not select.select([self._result], [], [], left)[0]:
                     _kill(self.pid, signal.SIGKILL)
@@ -234,16 +240,15 @@ class ReplayFork:
                                              f"to a thread started before the test){self._stderr_tail()}")
                 chunk = _read(self._result, 65536)
                 if not chunk:
-                    break
-                chunks.append(chunk)
-            status = self._reap(wait=True)
-            if chunks:
-                try:
-                    return CheckResult.from_json(json.loads(b"".join(chunks)))
-                except (ValueError, KeyError, TypeError):
-                    pass
-            return CheckResult(error=f"the replay ended without a report ({_status_text(status)})"
-                                     f"{self._stderr_tail()}")
+                    return CheckResult(error=f"the replay ended without a report "
+                                             f"({_status_text(self._reap(wait=True))}){self._stderr_tail()}")
+                received += chunk
+            # Its exit (freeing a copy of the whole process) goes on beside the next test: reaped later.
+            _EXITING.append(self.pid)
+            try:
+                return CheckResult.from_json(json.loads(received[4:]))
+            except (ValueError, KeyError, TypeError) as exc:
+                return CheckResult(error=f"the replay's report cannot be read: {exc}")
         finally:
             _close(self._result)
             self._stderr.close()
@@ -263,6 +268,20 @@ class ReplayFork:
         except OSError:
             return ""
         return "\n  its stderr ended with:\n    " + "\n    ".join(tail.splitlines()) if tail else ""
+
+
+_EXITING: list[int] = []  # children that reported (or were told to go) and exit on their own
+
+
+def reap(wait: bool) -> None:
+    """Collect the children that exited (``wait``: wait for all of them, at the end of the session)."""
+    for pid in _EXITING[:]:
+        try:
+            done, _ = _waitpid(pid, 0 if wait else os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            _EXITING.remove(pid)
 
 
 def _read_all(fd: int) -> bytes:
