@@ -38,6 +38,8 @@ CHANGES = ("mkdir", "rmdir", "remove", "unlink", "rename", "replace", "chmod", "
            "symlink", "truncate", "mkfifo", "mknod", "setxattr", "removexattr")
 # The same on a descriptor: an event when the descriptor is a written one, else they pass through.
 ON_DESCRIPTORS = ("fchmod", "fchown", "ftruncate")
+# Changes that make their path (changing one a recording made is no change to what was there before it).
+_MAKING = ("mkdir", "mkfifo", "mknod", "symlink", "link")
 # Reads of a path that a change may have made (a symlink's target, attributes), answered from the recording.
 READS = ("readlink", "listxattr", "getxattr")
 DIR_FDS = ("dir_fd", "src_dir_fd", "dst_dir_fd")
@@ -68,6 +70,25 @@ class ChangeBoundary:
         # The descriptors opened for writing: the path each was opened as.
         self.written: ByIdentity[str | bytes] = ByIdentity()
         self._os_open = os.open
+        self.is_code: Callable[[str | bytes], bool] | None = None  # the installation's classifier says
+
+    def note_code(self, path: Any, name: str) -> None:
+        """A recording changes ``path`` (by ``name``, a change's or ``open``): say so to it when the path counts
+        as code and was there before it (see Recorder.code_changed); one it makes is its own to change."""
+        if self.is_code is None or not isinstance(path, (str, bytes, os.PathLike)):
+            return
+        recording = tls.engine if tls.engine is not None else self._engine
+        noted, made = getattr(recording, "code_changed", None), getattr(recording, "code_made", None)
+        if noted is None or made is None:  # not a recording
+            return
+        with internal:
+            text = os.path.abspath(os.fsdecode(path))
+            if text in made or not self.is_code(text):
+                return
+            if name in _MAKING or (name == "open" and not os.path.lexists(text)):
+                made.add(text)
+            else:
+                noted.append(text)
 
     def change(self, name: str, real: Callable[..., Any]) -> Callable[..., Any]:
         """``os.<name>`` as an event (``real``: the function it replaces)."""
@@ -83,6 +104,7 @@ class ChangeBoundary:
                 if path is None:
                     return real(*args, **kwargs)
                 return engine.call(event, (path, *_key(args[1:], kwargs)), real, *args, **kwargs)
+            self.note_code(args[0] if args else None, name)
             return engine.call(event, _key(args, kwargs), real, *args, **kwargs)
 
         changed.__name__ = changed.__qualname__ = name
@@ -131,6 +153,7 @@ class ChangeBoundary:
         file through the descriptor (its size; its bytes when it reads too)."""
         key = keyed(os.fspath(path))
         holder: list[int] = []
+        self.note_code(path, "open")
 
         def opened() -> list[Any]:
             fd = self._os_open(path, flags, mode)

@@ -11,6 +11,8 @@ the memory file's).
 from __future__ import annotations
 
 import os
+import weakref
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from ..engine.state import internal
@@ -113,6 +115,22 @@ class Descriptors:
 T = TypeVar("T")
 
 
+_REGISTRIES: weakref.WeakSet[ByIdentity[Any]] = weakref.WeakSet()
+
+
+def replacing(fds: list[int]) -> Callable[[], None]:
+    """Descriptors ``fds`` are about to be made to refer to copies of their files (a self-check's fork takes its
+    own): what every registry knows of them now. Returns what makes the registries know the copies so."""
+    known = [(registry, fd, value) for registry in list(_REGISTRIES) for fd in fds
+             if (value := registry.get(fd)) is not None]
+
+    def again() -> None:
+        for registry, fd, value in known:
+            registry.track(fd, value)
+
+    return again
+
+
 class ByIdentity(Generic[T]):
     """Descriptors known by number, each with what it is to us, for as long as the file behind the number is the
     one it was: a number is reused after a close we do not see (a file object's), so its identity (device, inode)
@@ -120,6 +138,7 @@ class ByIdentity(Generic[T]):
 
     def __init__(self) -> None:
         self._known: dict[int, tuple[T, int, int]] = {}
+        _REGISTRIES.add(self)
 
     def track(self, fd: int, value: T) -> None:
         try:

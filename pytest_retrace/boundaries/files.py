@@ -243,6 +243,7 @@ class FileBoundary:
             return real_open(file, mode, buffering, encoding, errors, newline, closefd, opener)
         # Writing (a file of any kind: a replay changes nothing).
         path = os.fspath(file)
+        self._changes.note_code(path, "open")
         text = "b" not in mode
         base = mode.replace("b", "").replace("t", "")
         if base.startswith("r") and "+" not in base:  # arguments open() refuses before it opens anything
@@ -358,6 +359,7 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
     changes = ChangeBoundary(engine)
     classifier = classifier_for(tuple(options.live_paths))
     classifier.add_code_folders(options.code_folders)
+    changes.is_code = lambda path: classifier.kind(path) == "code"
     files = FileBoundary(engine, classifier, changes)
     import builtins
 

@@ -51,6 +51,10 @@ class Recorder(Engine):
         # One tick per value beyond (code, result); next() on a count is atomic under the GIL.
         self._extra_values = itertools.count()
         self.setup_marked: list[int] = []  # the events made while a connection was set up (engine/setup.py)
+        # Files the program changed that count as code, read live (boundaries/changes.py): a replay that starts
+        # from before the change (a self-check's fork) reads them as the change left them.
+        self.code_changed: list[str] = []
+        self.code_made: set[str] = set()  # files counting as code that the recording made: changing those is fine
         self._redaction: Redaction = DEFAULT
         self._make_redaction: Callable[[], Redaction] | None = None
 

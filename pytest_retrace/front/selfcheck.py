@@ -132,10 +132,13 @@ def check(item: pytest.Function, settings: Settings) -> Generator[None, Any, Any
         fork.cancel()
         raise exc
     try:
+        unreplayable = recording.unreplayable(item.fixturenames)
         data = fork.pack(recording.tape.table.names, recording.tape.sink, recording.setup)
     except _UNRECORDABLE as problem:
+        unreplayable = f"cannot be recorded: {problem}"
+    if unreplayable is not None:
         fork.cancel()
-        _tell(item, SelfCheckInfo(Checked.NOT_CHECKABLE, f"cannot be recorded: {problem}"))
+        _tell(item, SelfCheckInfo(Checked.NOT_CHECKABLE, unreplayable))
         return _ending(result, exc)
     fork.send(data)
     checked = fork.result(settings.stuck_timeout + REPORT_GRACE + 3 * recording.duration)
@@ -180,6 +183,20 @@ class _Run:
 
     def events(self) -> int:
         return self.recorder.events_in(len(self.tape.sink))
+
+    def unreplayable(self, fixtures: list[str]) -> str | None:
+        """Why no replay can follow this run from where it began, or None. ``fixtures``: the test's."""
+        captures = [f for f in ("capfd", "capfdbinary") if f in fixtures]
+        started = {"subprocess.Popen", "os.system"} & set(self.tape.table.names)
+        if captures and started:
+            return (f"it reads back ({captures[0]}) what the processes it starts write to the descriptors it "
+                    "captures, which no recording holds")
+        if self.recorder.code_changed:
+            changed = sorted(set(self.recorder.code_changed))
+            more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+            return (f"it changes {changed[0]}{more}, which its replay reads live as the run left it (a file in a "
+                    "package counts as code)")
+        return None
 
 
 def begin_session() -> Callable[[], None] | None:
@@ -310,9 +327,12 @@ def _check_in_process(item: pytest.Function, settings: Settings, why: str) -> Ge
     finally:
         run.stop()
     try:
+        unreplayable = run.unreplayable(item.fixturenames)
         events = run.tape.events()
     except _UNRECORDABLE as problem:
-        _tell(item, SelfCheckInfo(Checked.NOT_CHECKABLE, f"cannot be recorded: {problem}", in_process=why))
+        unreplayable = f"cannot be recorded: {problem}"
+    if unreplayable is not None:
+        _tell(item, SelfCheckInfo(Checked.NOT_CHECKABLE, unreplayable, in_process=why))
         return _ending(result, recorded_exc)
     args = {name: item.funcargs[name] for name in item._fixtureinfo.argnames}
     replayer = Replayer(events)

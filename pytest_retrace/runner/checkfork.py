@@ -13,12 +13,14 @@ JSON.
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import json
 import os
 import re
 import select
 import signal
+import stat
 import sys
 import tempfile
 import threading
@@ -27,7 +29,7 @@ import traceback
 import warnings
 from typing import Any, NoReturn
 
-from ..boundaries import areas, entropy
+from ..boundaries import areas, descriptors, entropy
 from ..engine import guard
 from ..engine.divergence import Call, Divergence, DivergenceKind
 from ..engine.replayer import Replayer
@@ -131,13 +133,9 @@ class ReplayFork:
             gc.freeze()
             die_with_parent(self._parent)
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which ends us
-            null = os.open(os.devnull, os.O_RDWR)
-            _dup2(null, 0)
-            _dup2(null, 1)
-            _dup2(self._stderr.fileno(), 2)
-            _close(null)
+            _private_files({self._go, self._result, self._stderr.fileno()}, self._stderr.fileno())
         except BaseException:  # noqa: BLE001 - nothing of the child may reach the parent's pytest
-            _exit(CHILD_FAILED)
+            self.failed()
         return self
 
     def receive(self, redaction: Redaction, stuck_timeout: float) -> Replayer | None:
@@ -268,6 +266,76 @@ class ReplayFork:
         except OSError:
             return ""
         return "\n  its stderr ended with:\n    " + "\n    ".join(tail.splitlines()) if tail else ""
+
+
+PRIVATE_COPY_LIMIT = 64 << 20  # a bigger file the child inherited reads as empty and takes writes to nowhere
+
+
+def _private_files(ours: set[int], stderr: int) -> None:
+    """Give the child a copy of its own of every file it inherited open (pytest's capture files among them), as
+    it stood when it forked: what the replay writes to them, or reads back, or where it moves their offsets, is
+    the child's alone; the parent's files and offsets stay as its run left them. Standard streams that are not
+    files (a terminal, xdist's pipes) go nowhere; stderr then goes to ``stderr``, ours."""
+    null = os.open(os.devnull, os.O_RDWR)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:  # no /proc: the standard streams at least
+        names = ["0", "1", "2"]
+    for name in names:
+        fd = int(name)
+        if fd in ours or fd == null:
+            continue
+        try:
+            st = os.fstat(fd)
+        except OSError:  # the listing's own descriptor, closed by now
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            if fd in (0, 1, 2):
+                _dup2(stderr if fd == 2 else null, fd)
+            continue
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        # Descriptors of one open file share its offset: one copy each (told apart by offset and flags).
+        groups.setdefault((st.st_dev, st.st_ino, os.lseek(fd, 0, os.SEEK_CUR), flags), []).append(fd)
+    for (_, _, offset, flags), fds in groups.items():
+        size = os.fstat(fds[0]).st_size
+        try:
+            copy = _copy_of(fds[0], size, offset, flags) if size <= PRIVATE_COPY_LIMIT else None
+        except OSError:  # (a file that cannot be opened again for reading)
+            copy = None
+        if copy is None:
+            copy = os.open(os.devnull, os.O_RDWR)
+        known_again = descriptors.replacing(fds)  # a written descriptor stays one (boundaries/changes.py)
+        for fd in fds:
+            _dup2(copy, fd)
+        _close(copy)
+        known_again()
+    _close(null)
+
+
+def _copy_of(fd: int, size: int, offset: int, flags: int) -> int:
+    """A memory file holding the ``size`` bytes of the file behind ``fd``, at ``offset``, appending if ``flags``
+    say so."""
+    copy = os.memfd_create("retrace-private")
+    try:
+        # sendfile reads from a readable descriptor: a write-only one's file is opened again to be read.
+        source = fd if flags & os.O_ACCMODE != os.O_WRONLY else os.open(f"/proc/self/fd/{fd}", os.O_RDONLY)
+    except OSError:
+        _close(copy)
+        raise
+    try:
+        done = 0
+        while done < size:
+            sent = os.sendfile(copy, source, done, size - done)
+            if not sent:
+                break
+            done += sent
+    finally:
+        if source != fd:
+            _close(source)
+    os.lseek(copy, offset, os.SEEK_SET)
+    fcntl.fcntl(copy, fcntl.F_SETFL, flags & os.O_APPEND)
+    return copy
 
 
 _EXITING: list[int] = []  # children that reported (or were told to go) and exit on their own

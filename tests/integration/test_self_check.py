@@ -335,3 +335,79 @@ def test_work_handed_to_threads_from_before_the_test_is_not_checkable_and_named(
         "not checkable (1): its replay waits for what threads running before the test did for it (shared-pool_0*)*",
         "    test_pool.py::test_uses_the_shared_pool",
     ])
+
+
+BOUND_AT_IMPORT = '''
+import os, subprocess, sys
+from socket import socket
+from time import time
+
+_getpid = os.getpid
+
+
+def test_functions_bound_at_import_are_recorded(tmp_path):
+    s = socket()
+    s.bind(("127.0.0.1", 0))  # a replay that ran it for real would be refused
+    port = s.getsockname()[1]
+    s.close()
+    (tmp_path / "stamp").write_text(f"{time()} {port} {_getpid()}")
+
+
+def test_own_writes_to_captured_descriptors(capfd):
+    os.write(1, b"to fd 1\\n")
+    print("printed")
+    assert capfd.readouterr().out == "to fd 1\\nprinted\\n"
+
+
+def test_output_a_process_writes_to_captured_descriptors(capfd):
+    subprocess.run([sys.executable, "-c", "print('from a child')"], check=True)
+    assert capfd.readouterr().out == "from a child\\n"
+
+
+def test_failing_with_captured_output():
+    print("the run's own output")
+    os.write(1, b"and its descriptor's\\n")
+    assert False
+'''
+
+
+def test_what_modules_bind_at_import_and_captured_output(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_bound=BOUND_AT_IMPORT)
+    result = pytester.runpytest_subprocess("--retrace-self-check", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines([
+        # The replay, reading its own copy of the capture files, left the run's captured output as it was.
+        "*- Captured stdout call -*",
+        "the run's own output",
+        "and its descriptor's",
+        "*= retrace self-check =*",
+        "3 self-checked, 3 faithful, 0 diverged, 1 not checkable",
+        "not checkable (1): it reads back (capfd) what the processes it starts write to the descriptors it "
+        "captures, which no recording holds",
+    ])
+    assert len(re.findall(r"^and its descriptor's$", result.stdout.str(), re.M)) == 1  # not twice: no replay wrote
+
+
+def test_a_test_that_changes_a_file_its_replay_reads_live_is_not_checkable(pytester: pytest.Pytester) -> None:
+    package = pytester.mkpydir("templates")  # a folder with __init__.py: its files count as code
+    (package / "page.html").write_text("<p>{{ x }}</p>")
+    pytester.makepyfile(test_touch='''
+        import os, pathlib
+
+        PAGE = pathlib.Path(__file__).parent / "templates" / "page.html"
+
+        def test_touches_a_template():
+            before = os.stat(PAGE).st_mtime_ns
+            os.utime(PAGE, ns=(before + 10**9, before + 10**9))
+            assert os.stat(PAGE).st_mtime_ns != before
+
+        def test_writes_a_new_module(tmp_path):
+            (tmp_path / "mod.py").write_text("X = 1")
+            os.utime(tmp_path / "mod.py", (1, 1))  # its own file: the replay reads what the run wrote
+    ''')
+    result = pytester.runpytest("--retrace-self-check", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([
+        "1 self-checked, 1 faithful, 0 diverged, 1 not checkable",
+        "not checkable (1): it changes */templates/page.html, which its replay reads live as the run left it*",
+    ])
