@@ -24,18 +24,35 @@ if TYPE_CHECKING:
     from ..hooks.specs import Options
 
 
-def _collecting(phase: str, info: dict[str, Any]) -> None:
+# The collector calls its callbacks in list order for both phases: ours open the gate before the first and close it
+# after the last, so that the program's own callbacks (one timing collections) run behind it in both.
+
+
+def _starting(phase: str, info: dict[str, Any]) -> None:
     if phase == "start":
         enter_gate()
         tls.collecting += 1
-    elif tls.collecting:
+        callbacks = gc.callbacks
+        if callbacks[-1] is not _stopping:  # one appended since: it must run behind the gate at "stop" too
+            callbacks.remove(_stopping)
+            callbacks.append(_stopping)
+
+
+def _stopping(phase: str, info: dict[str, Any]) -> None:
+    if phase == "stop" and tls.collecting:
         tls.collecting -= 1
         leave_gate()
 
 
 def install(engine: Engine, patcher: Patcher, options: Options) -> None:
-    gc.callbacks.append(_collecting)
-    patcher.on_undo(lambda: gc.callbacks.remove(_collecting))
+    gc.callbacks.insert(0, _starting)
+    gc.callbacks.append(_stopping)
+
+    def undo() -> None:
+        gc.callbacks.remove(_starting)
+        gc.callbacks.remove(_stopping)
+
+    patcher.on_undo(undo)
 
     real_call = weakref.finalize.__call__
 

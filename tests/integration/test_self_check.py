@@ -1,5 +1,8 @@
 """``--retrace-self-check`` on tests as real suites write them: each test's replay starts from the state its run
-began in (a fork taken before the call), touches nothing, and nothing of it reaches the session."""
+began in (a fork taken before the call), touches nothing, and nothing of it reaches the session.
+
+Each session runs in a process of its own, as a user's does: a self-checking session installs the boundaries
+before it imports the tests (pytester's in-process runs would also re-import msgpack's classes between runs)."""
 
 from __future__ import annotations
 
@@ -75,7 +78,7 @@ def test_opted_out():
 
 def test_tests_that_change_their_fixtures_files_and_the_world_replay_faithfully(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_suite=SUITE)
-    result = pytester.runpytest("--retrace-self-check", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("--retrace-self-check", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=8)
     result.stdout.fnmatch_lines([
         "*= retrace self-check =*",
@@ -130,7 +133,7 @@ def test_later_two(tmp_path):
 def test_a_divergence_in_threads_fails_that_test_and_the_session_goes_on(pytester: pytest.Pytester,
                                                                          extra: list[str]) -> None:
     pytester.makepyfile(test_threads=DIVERGING)
-    result = pytester.runpytest("--retrace-self-check", "-p", "no:cacheprovider", *extra)
+    result = pytester.runpytest_subprocess("--retrace-self-check", "-p", "no:cacheprovider", *extra)
     result.assert_outcomes(passed=2, failed=1)
     output = result.stdout.str()
     assert "INTERNALERROR" not in output and "Traceback" not in output.split("short test summary")[-1]
@@ -145,7 +148,7 @@ def test_a_divergence_in_threads_fails_that_test_and_the_session_goes_on(pyteste
 
 def test_xdist_workers_report_into_one_summary(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_suite=SUITE)
-    result = pytester.runpytest("--retrace-self-check", "-p", "no:cacheprovider", "-n", "2")
+    result = pytester.runpytest_subprocess("--retrace-self-check", "-p", "no:cacheprovider", "-n", "2")
     result.assert_outcomes(passed=8)
     result.stdout.fnmatch_lines(["7 self-checked, 7 faithful, 0 diverged, 1 not checkable"])
     assert len((pytester.path / "world.log").read_text().splitlines()) == 2
@@ -154,18 +157,18 @@ def test_xdist_workers_report_into_one_summary(pytester: pytest.Pytester) -> Non
 def test_the_ini_option_turns_it_on_and_the_command_line_wins(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nretrace_self_check = true\n")
     pytester.makepyfile(test_one="import time\ndef test_clock():\n    assert time.time() > 0\n")
-    on = pytester.runpytest("-p", "no:cacheprovider")
+    on = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     on.assert_outcomes(passed=1)
     on.stdout.fnmatch_lines(["1 self-checked, 1 faithful, 0 diverged, 0 not checkable"])
     assert "retrace self-check" in on.stdout.str()
-    plain = pytester.runpytest("-p", "no:cacheprovider", "-o", "retrace_self_check=false")
+    plain = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", "retrace_self_check=false")
     plain.assert_outcomes(passed=1)
     assert "retrace self-check" not in plain.stdout.str()
 
 
 def test_saving_needs_the_self_check(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_one="def test_x():\n    pass\n")
-    result = pytester.runpytest("--retrace-self-check-save=recs")
+    result = pytester.runpytest_subprocess("--retrace-self-check-save=recs")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--retrace-self-check-save: give --retrace-self-check too*"])
 
@@ -199,7 +202,6 @@ class TestInAClass:
 @pytest.mark.parametrize("extra", XDIST, ids=["plain", "xdist"])
 def test_saved_recordings_replay_ok_as_regression_cases(pytester: pytest.Pytester, extra: list[str]) -> None:
     pytester.makepyfile(test_saved=SAVED)
-    # In processes of their own: pytester's in-process runs re-import msgpack's classes between runs.
     run = pytester.runpytest_subprocess("--retrace-self-check", "--retrace-self-check-save=recs", "-p",
                                         "no:cacheprovider", *extra)
     run.assert_outcomes(passed=5)
@@ -211,7 +213,7 @@ def test_saved_recordings_replay_ok_as_regression_cases(pytester: pytest.Pyteste
     saved = sorted(str(p.relative_to(pytester.path / "recs")) for p in (pytester.path / "recs").rglob("*.retrace"))
     assert saved == ["test_saved/test_clock_and_files.retrace", "test_saved/test_params[a b].retrace",
                      "test_saved/test_params[c_d].retrace"]
-    replay = pytester.runpytest("--retrace-recordings=recs", "-p", "no:cacheprovider", "--retrace-report=r.json")
+    replay = pytester.runpytest_subprocess("--retrace-recordings=recs", "-p", "no:cacheprovider", "--retrace-report=r.json")
     replay.assert_outcomes(passed=3)
     report = json.loads((pytester.path / "r.json").read_text())
     assert [r["status"] for r in report["recordings"]] == ["ok"] * 3
@@ -260,7 +262,6 @@ def test_next_one():
 
 def test_a_replay_that_crashes_ours_is_an_error_naming_it_and_the_session_goes_on(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_broken=BROKEN_CODEC)
-    # In a process of its own: pytester's in-process runs re-import msgpack's classes between runs.
     result = pytester.runpytest_subprocess("--retrace-self-check", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([
@@ -287,7 +288,7 @@ def test_a_test_whose_calls_no_recording_holds_is_not_checkable(pytester: pytest
         def test_odd():
             assert isinstance(fetch(), Odd)
     ''')
-    result = pytester.runpytest("--retrace-self-check", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("--retrace-self-check", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["0 self-checked, 0 faithful, 0 diverged, 1 not checkable",
                                  "not checkable (1): cannot be recorded: cannot record a value of type *Odd*"])
@@ -302,7 +303,7 @@ def test_summary_names_each_cause_once_however_many_tests(pytester: pytest.Pytes
         def test_n(n):
             pass
     ''')
-    result = pytester.runpytest("--retrace-self-check", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("--retrace-self-check", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=12)
     out = result.stdout.str()
     assert out.count("not checkable (12): opted out: flaky clock") == 1
@@ -328,7 +329,7 @@ def test_work_handed_to_threads_from_before_the_test_is_not_checkable_and_named(
         def test_after(tmp_path):
             (tmp_path / "x").write_text("y")
     ''')
-    result = pytester.runpytest("--retrace-self-check", "--retrace-stuck-timeout=1", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("--retrace-self-check", "--retrace-stuck-timeout=1", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines([
         "1 self-checked, 1 faithful, 0 diverged, 1 not checkable",
@@ -405,9 +406,30 @@ def test_a_test_that_changes_a_file_its_replay_reads_live_is_not_checkable(pytes
             (tmp_path / "mod.py").write_text("X = 1")
             os.utime(tmp_path / "mod.py", (1, 1))  # its own file: the replay reads what the run wrote
     ''')
-    result = pytester.runpytest("--retrace-self-check", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("--retrace-self-check", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines([
         "1 self-checked, 1 faithful, 0 diverged, 1 not checkable",
         "not checkable (1): it changes */templates/page.html, which its replay reads live as the run left it*",
     ])
+
+
+def test_the_programs_own_collector_callbacks_stay_outside_the_recording(pytester: pytest.Pytester) -> None:
+    # hypothesis times every collection from its first test on: a callback that calls a recorded function, at
+    # whichever point of the test the collector happens to run.
+    pytester.makepyfile(test_gc='''
+        import gc, time
+
+        _perf_counter = time.perf_counter
+
+        def test_collections_between_recorded_calls():
+            gc.callbacks.append(lambda phase, info: _perf_counter())
+            keep = []
+            for _ in range(50):
+                keep.append([[i] for i in range(100)])  # a gen-0 collection every few rounds
+                time.time()
+            assert len(keep) == 50
+    ''')
+    result = pytester.runpytest_subprocess("--retrace-self-check", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["1 self-checked, 1 faithful, 0 diverged, 0 not checkable"])
