@@ -213,7 +213,8 @@ def test_saved_recordings_replay_ok_as_regression_cases(pytester: pytest.Pyteste
     saved = sorted(str(p.relative_to(pytester.path / "recs")) for p in (pytester.path / "recs").rglob("*.retrace"))
     assert saved == ["test_saved/test_clock_and_files.retrace", "test_saved/test_params[a b].retrace",
                      "test_saved/test_params[c_d].retrace"]
-    replay = pytester.runpytest_subprocess("--retrace-recordings=recs", "-p", "no:cacheprovider", "--retrace-report=r.json")
+    replay = pytester.runpytest_subprocess("--retrace-recordings=recs", "-p", "no:cacheprovider",
+                                           "--retrace-report=r.json")
     replay.assert_outcomes(passed=3)
     report = json.loads((pytester.path / "r.json").read_text())
     assert [r["status"] for r in report["recordings"]] == ["ok"] * 3
@@ -329,7 +330,8 @@ def test_work_handed_to_threads_from_before_the_test_is_not_checkable_and_named(
         def test_after(tmp_path):
             (tmp_path / "x").write_text("y")
     ''')
-    result = pytester.runpytest_subprocess("--retrace-self-check", "--retrace-stuck-timeout=1", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("--retrace-self-check", "--retrace-stuck-timeout=1", "-p",
+                                           "no:cacheprovider")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines([
         "1 self-checked, 1 faithful, 0 diverged, 1 not checkable",
