@@ -8,6 +8,7 @@ test self-checked, so loading the plugin costs a project nothing.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 SUFFIX = ".retrace"
 _SELF_CHECK: pytest.StashKey[Settings] = pytest.StashKey()  # present when the session self-checks its tests
+_UNINSTALL: pytest.StashKey[Callable[[], None]] = pytest.StashKey()  # undoes the self-check's boundaries
 
 
 # -- options ---------------------------------------------------------------------------------------------
@@ -67,6 +69,34 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   help="default redaction patterns (by their text or value-pattern name) not to apply in self-checks")
 
 
+def _self_checks(config: pytest.Config, early: bool = False) -> bool:
+    """Whether the session self-checks its tests (``early``: asked before the command line is parsed whole)."""
+    if early:
+        self_check = getattr(config.known_args_namespace, "retrace_self_check", None)
+    else:
+        self_check = config.getoption("retrace_self_check")
+    return bool(config.getini("retrace_self_check") if self_check is None else self_check)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """A self-checking session installs the boundaries before conftest files and test modules are imported:
+    what they bind at import (``from time import time``) is then recorded."""
+    if _self_checks(early_config, early=True):
+        from .front.selfcheck import begin_session
+
+        uninstall = begin_session()
+        if uninstall is not None:
+            early_config.stash[_UNINSTALL] = uninstall
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    uninstall = config.stash.get(_UNINSTALL, None)
+    if uninstall is not None:
+        del config.stash[_UNINSTALL]
+        uninstall()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
@@ -102,9 +132,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "retrace_self_check(enabled=True, reason=None): retrace_self_check(False, reason='…') leaves the test "
         "out of --retrace-self-check; the summary shows the reason",
     )
-    self_check = config.getoption("retrace_self_check")
-    if self_check is None:
-        self_check = config.getini("retrace_self_check")
+    self_check = _self_checks(config)
     if config.getoption("retrace_self_check_save") and not self_check:
         raise pytest.UsageError("--retrace-self-check-save: give --retrace-self-check too (or set "
                                 "retrace_self_check = true in the ini file)")

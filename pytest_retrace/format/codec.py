@@ -15,6 +15,7 @@ import enum
 import hashlib
 import importlib
 import os
+import pathlib
 import re
 import sys
 import types
@@ -181,6 +182,16 @@ def register_codec(name: str, type_: type, encode: Callable[[Any], Any], decode:
     codec = Codec(name, type_, encode, decode)
     _CODECS_BY_NAME[name] = codec
     _CODECS_BY_TYPE[type_] = codec
+
+
+def _path_codec(cls: type[pathlib.PurePath]) -> None:
+    """Paths travel as their text (a test's ``tmp_path``, a path a boundary hands back): making one runs no
+    program code."""
+    register_codec(f"pathlib.{cls.__name__}", cls, str, lambda text: cls(_str(text)))
+
+
+for _path_type in (pathlib.PurePosixPath, pathlib.PureWindowsPath, type(pathlib.Path())):
+    _path_codec(_path_type)
 
 
 def add_codec_source(load: Callable[[], object]) -> None:

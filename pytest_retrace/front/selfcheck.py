@@ -23,23 +23,22 @@ from typing import Any
 
 import pytest
 
-from ..boundaries import Options, env, install
-from ..engine.divergence import ReplayDivergence
-from ..engine.patch import Patcher
+from ..boundaries import entropy, env
+from ..engine.divergence import Call, Divergence, DivergenceKind, ReplayDivergence
 from ..engine.recorder import Recorder
 from ..engine.replayer import Replayer
 from ..engine.setup import PROCESS_LOG
-from ..engine.state import end_main_thread, start_main_thread
+from ..engine.state import end_call_thread, start_call_thread
 from ..enums import StrEnum
 from ..format import codec
 from ..format.events import Setup
 from ..format.tape import Kind, MemoryTape
-from ..kinds.entry import entry_point
-from ..kinds.inprocess import write_recording
+from ..kinds.entry import entry_point, use_project_of
+from ..kinds.inprocess import install_for_session, write_recording
 from ..kinds.outcome import ExceptionInfo, Outcome, returned_summary
 from ..record import Record
 from ..redaction import Redaction
-from ..runner.checkfork import CheckResult, ReplayFork, fork_unavailable, outcome_text
+from ..runner.checkfork import CheckResult, ReplayFork, fork_unavailable, outcome_text, reap
 from ..runner.verdict import Status, Verdict
 from .report import format_verdict
 
@@ -78,12 +77,13 @@ class SelfCheckInfo(Record):
 class Settings(Record):
     """The session's self-check settings."""
 
-    __slots__ = ("redaction", "save", "stuck_timeout")
+    __slots__ = ("redaction", "save", "stuck_timeout", "modules")
 
     def __init__(self, redaction: Redaction, save: Path | None, stuck_timeout: float) -> None:
         self.redaction = redaction  # what production recordings redact must replay faithfully redacted
         self.save = save  # the folder each faithful test's recording is written to
         self.stuck_timeout = stuck_timeout
+        self.modules: set[str] = set()  # test modules whose project root keys paths already
 
 
 def opted_out(item: pytest.Function) -> str | None:
@@ -98,12 +98,22 @@ def opted_out(item: pytest.Function) -> str | None:
     return f"opted out: {reason}" if reason else "opted out by @pytest.mark.retrace_self_check(False)"
 
 
+def _key_paths_for(item: pytest.Function, settings: Settings) -> None:
+    """Paths under the test's project key as ``<project>/…``, as a saved recording's replay keys them (the
+    project root found from the test's module, as for any recorded function; once per module)."""
+    module = item.obj.__module__
+    if module not in settings.modules:
+        settings.modules.add(module)
+        use_project_of(lambda: entry_point(item.obj))
+
+
 def check(item: pytest.Function, settings: Settings) -> Generator[None, Any, Any]:
     """The body of the pytest_pyfunc_call wrapper for one test."""
     reason = opted_out(item)
     if reason is not None:
         _tell(item, SelfCheckInfo(Checked.NOT_CHECKABLE, reason))
         return (yield)
+    _key_paths_for(item, settings)
     no_fork = fork_unavailable()
     if no_fork is not None:
         return (yield from _check_in_process(item, settings, no_fork))
@@ -129,11 +139,11 @@ def check(item: pytest.Function, settings: Settings) -> Generator[None, Any, Any
         return _ending(result, exc)
     fork.send(data)
     checked = fork.result(settings.stuck_timeout + REPORT_GRACE + 3 * recording.duration)
-    info = _judge(checked, outcome_text(exc))
+    info = _judge(checked, outcome_text(exc), fork.threads_before)
     if info.status == Checked.FAITHFUL and settings.save is not None:
         info.saved, info.reason = _save(item, settings, recording, exc)
     _tell(item, info)
-    if info.status != Checked.FAITHFUL:
+    if info.status in (Checked.DIVERGED, Checked.ERROR):
         pytest.fail(_failure(item, info, checked, outcome_text(exc), recording.events()), pytrace=False)
     return _ending(result, exc)
 
@@ -145,29 +155,39 @@ def _ending(result: Any, exc: BaseException | None) -> Any:
 
 
 class _Run:
-    """The recording of the test's run in this process."""
+    """The recording of the test's run in this process: into the session's Router (see :func:`begin_session`),
+    on this thread and the threads the test starts, as a service records a call."""
 
     def __init__(self, redaction: Redaction, keep_environment: bool) -> None:
+        install_for_session()  # a no-op once the session (or a service) installed them
         self.tape = MemoryTape()
         self.recorder = Recorder(self.tape)
         self.recorder.redaction = redaction
         self.environ = env.capture() if keep_environment else None  # a saved recording's environment
         self.wall_started = time.time()
-        self.patcher = Patcher()
         self._started = time.monotonic()
         self.duration = 0.0
-        start_main_thread()
-        install(self.recorder, self.patcher, Options())
+        start_call_thread(self.recorder)
+        # Its first event: the seed of the module-level random functions' generator while it runs (as a replay
+        # seeds the module's own).
+        self.recorder.generator = entropy.own_generator(self.recorder)
 
     def stop(self) -> None:
-        self.patcher.undo()
-        end_main_thread()
+        end_call_thread()
         self.recorder.open = False  # threads the test started that run on are outside it from now on
         self.duration = time.monotonic() - self._started
         self.setup = Setup(self.recorder.setup_marked, PROCESS_LOG.snapshot())
 
     def events(self) -> int:
         return self.recorder.events_in(len(self.tape.sink))
+
+
+def begin_session() -> Callable[[], None] | None:
+    """Install the boundaries for the session, before its test modules are imported: a function a module binds
+    at import (``from time import time``, ``from socket import socket``) is then the boundary's, and the tests'
+    calls through it are recorded. Returns what undoes them at the session's end (None: a service installed them
+    first, and they stay)."""
+    return install_for_session()
 
 
 def _replay_in_child(fork: ReplayFork, settings: Settings) -> Generator[None, Any, None]:
@@ -186,7 +206,12 @@ def _replay_in_child(fork: ReplayFork, settings: Settings) -> Generator[None, An
     fork.finished(engine, exc)
 
 
-def _judge(checked: CheckResult, recorded: str) -> SelfCheckInfo:
+def _judge(checked: CheckResult, recorded: str, threads_before: list[str]) -> SelfCheckInfo:
+    """How the check went; ``threads_before``: the other threads running when the test began."""
+    stuck = checked.divergence is not None and checked.divergence.kind == DivergenceKind.STUCK
+    if stuck and threads_before:
+        return SelfCheckInfo(Checked.NOT_CHECKABLE, "its replay waits for what threads running before the test "
+                             f"did for it ({', '.join(threads_before)}): their work is outside its recording")
     if checked.error is not None:
         return SelfCheckInfo(Checked.ERROR, checked.error.strip().splitlines()[-1] if checked.error.strip() else "")
     if checked.divergence is not None or checked.unconsumed is not None or checked.replayed != recorded:
@@ -237,9 +262,9 @@ def _save(item: pytest.Function, settings: Settings, run: _Run,
     ``pytest --retrace-recordings`` to replay. The path written, or None and why not."""
     assert settings.save is not None
     if item.cls is not None:
-        return None, "not saved: a test method (the instance of its class cannot travel in a recording)"
+        return None, "a test method (the instance of its class cannot travel in a recording)"
     if exc is not None and not isinstance(exc, Exception):
-        return None, f"not saved: it ended with {type(exc).__name__}, which no replayed call reproduces"
+        return None, f"it ended with {type(exc).__name__}, which no replayed call reproduces"
     redaction = settings.redaction
     kwargs = {}
     for name in item._fixtureinfo.argnames:
@@ -247,7 +272,7 @@ def _save(item: pytest.Function, settings: Settings, run: _Run,
         try:
             kwargs[name] = codec.unpackb(codec.packb(redaction.data(value)))
         except _UNRECORDABLE:
-            return None, (f"not saved: fixture {name!r} holds a {type(value).__qualname__}, which a recording "
+            return None, (f"fixture {name!r} holds a {type(value).__qualname__}, which a recording "
                           "cannot hold")
     entry = dict(entry_point(item.obj), args=[], kwargs=kwargs)
     # The replay calls the test function itself, which returns None (pytest's call of it returned True).
@@ -258,7 +283,7 @@ def _save(item: pytest.Function, settings: Settings, run: _Run,
         write_recording(path, Kind.CALL, entry, run.tape, outcome, run.events(), run.setup, redaction,
                         run.environ or {}, run.wall_started, replace=True)
     except OSError as problem:
-        return None, f"not saved: {path} cannot be written: {problem}"
+        return None, f"{path} cannot be written: {problem}"
     return str(path), None
 
 
@@ -299,31 +324,27 @@ def _check_in_process(item: pytest.Function, settings: Settings, why: str) -> Ge
         checked = CheckResult(divergence=replayed_exc.divergence, consumed=replayed_exc.divergence.index or 0)
     elif replayer.consumed < len(events):
         following = events[replayer.consumed]
-        from ..engine.divergence import Call, Divergence, DivergenceKind
-
         checked.unconsumed = Divergence(DivergenceKind.MISSING_CALLS, following.index, following.tid,
                                         expected=Call(following.describe()))
-    info = _judge(checked, outcome_text(recorded_exc))
+    info = _judge(checked, outcome_text(recorded_exc), [])
     info.in_process = why
     _tell(item, info)
-    if info.status != Checked.FAITHFUL:
+    if info.status in (Checked.DIVERGED, Checked.ERROR):
         pytest.fail(_failure(item, info, checked, outcome_text(recorded_exc), len(events)), pytrace=False)
     return _ending(result, recorded_exc)
 
 
-def _run_under(engine: Any, call: Callable[[], Any]) -> BaseException | None:
-    patcher = Patcher()
-    start_main_thread()
+def _run_under(engine: Replayer, call: Callable[[], Any]) -> BaseException | None:
+    """Run ``call`` with its calls answered by ``engine``, through the session's Router as the run recorded them."""
+    start_call_thread(engine)
     try:
-        install(engine, patcher, Options())
-        try:
-            call()
-        except BaseException as exc:  # noqa: BLE001 - how the replayed call ended
-            return exc
-        return None
+        engine.generator = entropy.own_generator(engine)
+        call()
+    except BaseException as exc:  # noqa: BLE001 - how the replayed call ended
+        return exc
     finally:
-        patcher.undo()
-        end_main_thread()
+        end_call_thread()
+    return None
 
 
 # -- the summary --------------------------------------------------------------------------------------------------
@@ -339,6 +360,7 @@ class SelfCheckSummary:
         self.saving = saving
         self.counts = dict.fromkeys(Checked, 0)
         self.reasons: dict[str, list[str]] = {}  # not checkable, by reason: the tests
+        self.errors: dict[str, list[str]] = {}  # ours, by the exception that ended them
         self.not_saved: dict[str, list[str]] = {}
         self.saved = 0
         self.in_process: str | None = None
@@ -353,10 +375,15 @@ class SelfCheckSummary:
         self.counts[info.status] += 1
         if info.status == Checked.NOT_CHECKABLE:
             self.reasons.setdefault(_cause(info.reason or ""), []).append(report.nodeid)
+        elif info.status == Checked.ERROR:
+            self.errors.setdefault(_cause(info.reason or ""), []).append(report.nodeid)
         elif info.reason is not None:
             self.not_saved.setdefault(_cause(info.reason), []).append(report.nodeid)
         self.saved += info.saved is not None
         self.in_process = self.in_process or info.in_process
+
+    def pytest_sessionfinish(self) -> None:
+        reap(wait=True)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if hasattr(self.config, "workerinput"):  # an xdist worker: the controller sees every report
@@ -374,8 +401,8 @@ class SelfCheckSummary:
         write(", ".join(parts))
         if self.in_process:
             write(f"replayed in this process, not in a fork: {self.in_process}")
-        for title, groups in (("not checkable", self.reasons), ("not saved", self.not_saved)):
-            for reason, nodeids in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        for title, groups in (("error", self.errors), ("not checkable", self.reasons), ("not saved", self.not_saved)):
+            for reason, nodeids in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
                 write(f"{title} ({len(nodeids)}): {reason}")
                 for nodeid in nodeids[:MAX_LISTED]:
                     write(f"    {nodeid}")

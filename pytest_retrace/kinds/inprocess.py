@@ -75,6 +75,7 @@ class _Installation:
     """The router this process installed, once it recorded something."""
 
     router: Router | None = None
+    patcher: Patcher | None = None
     lock = _thread.allocate_lock()  # not threading.Lock: boundaries replace that one
     off = False  # a replay: the app's middleware or decorator, imported again there, records nothing
 
@@ -100,10 +101,27 @@ def _install_once() -> None:
         return
     with _Installation.lock:
         if _Installation.router is None:
-            router = Router()
+            router, patcher = Router(), Patcher()
             with internal:
-                install(router, Patcher(), Options())
-            _Installation.router = router
+                install(router, patcher, Options())
+            _Installation.router, _Installation.patcher = router, patcher
+
+
+def install_for_session() -> Callable[[], None] | None:
+    """Install the boundaries now, before the program's modules are imported (a self-checking pytest session,
+    before it collects): what a module binds at import (``from time import time``) is then a boundary's too.
+    Returns what undoes them, or None when they were installed already (by a service: they stay)."""
+    if _Installation.router is not None or _Installation.off:
+        return None
+    _install_once()
+
+    def uninstall() -> None:
+        with _Installation.lock:
+            if _Installation.patcher is not None:
+                _Installation.patcher.undo()
+            _Installation.router = _Installation.patcher = None
+
+    return uninstall
 
 
 def declare_code(folders: list[str]) -> None:

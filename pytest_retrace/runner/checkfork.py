@@ -13,6 +13,7 @@ JSON.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -20,17 +21,18 @@ import select
 import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import warnings
 from typing import Any, NoReturn
 
-from ..boundaries import Options, areas, install
+from ..boundaries import areas, entropy
 from ..engine import guard
 from ..engine.divergence import Call, Divergence, DivergenceKind
-from ..engine.patch import Patcher
 from ..engine.replayer import Replayer
-from ..engine.state import enter_gate, start_main_thread
+from ..engine.state import enter_gate, start_call_thread
+from ..engine.watchdog import Watchdog
 from ..format import codec
 from ..format.events import Setup, decode_events
 from ..hooks import manager
@@ -82,12 +84,16 @@ def fork_unavailable() -> str | None:
 class ReplayFork:
     """The two ends of one self-check: :meth:`start` forks; :attr:`in_child` says which end this is."""
 
-    def __init__(self, pid: int, go: int, result: int, stderr: Any, parent: int) -> None:
+    def __init__(self, pid: int, go: int, result: int, stderr: Any, parent: int, threads: list[str]) -> None:
         self.pid = pid  # 0 in the child
         self._go = go  # the child reads the recording from it; the parent writes
         self._result = result  # the child writes its CheckResult; the parent reads
         self._stderr = stderr  # where the child's stderr goes (a temporary file the parent reads if it died)
         self._parent = parent
+        # The other threads running when it forked (by name): the child has none of them, and a replay that waits
+        # for work the run handed to one of them waits in vain.
+        self.threads_before = threads
+        self._watchdog: Watchdog | None = None
 
     @property
     def in_child(self) -> bool:
@@ -97,12 +103,14 @@ class ReplayFork:
     def start(cls) -> ReplayFork:
         """Fork now. The child waits in :meth:`receive`; its standard input and output go nowhere (pytest's
         capture and terminal are the parent's), its stderr to a file the parent reads should it die."""
+        reap(wait=False)
         areas()  # the boundaries' modules and plugins imported before the fork: the replay's sys.modules is the run's
         manager.manager()
         go_read, go_write = os.pipe()
         result_read, result_write = os.pipe()
         stderr = tempfile.TemporaryFile(prefix="retrace-self-check-")  # noqa: SIM115 - closed by result()
         parent = os.getpid()
+        threads = [t.name for t in threading.enumerate() if t is not threading.current_thread()]
         with warnings.catch_warnings():
             # Python 3.12 warns of fork with threads running: the child runs only the replay, never their work.
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -110,15 +118,17 @@ class ReplayFork:
         if pid == 0:
             _close(go_write)
             _close(result_read)
-            return cls(0, go_read, result_write, stderr, parent)._settle()
+            return cls(0, go_read, result_write, stderr, parent, threads)._settle()
         _close(go_read)
         _close(result_write)
-        return cls(pid, go_write, result_read, stderr, parent)
+        return cls(pid, go_write, result_read, stderr, parent, threads)
 
     # -- the child --------------------------------------------------------------------------------------------
 
     def _settle(self) -> ReplayFork:
         try:
+            # The collector leaves the heap it inherited alone: collecting it would copy every page of it.
+            gc.freeze()
             die_with_parent(self._parent)
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which ends us
             null = os.open(os.devnull, os.O_RDWR)
@@ -145,9 +155,15 @@ class ReplayFork:
         engine = Replayer(decode_events(sink, names), on_divergence=self._diverged, setup=Setup.from_frame(setup),
                           stuck_timeout=stuck_timeout)
         engine.redaction = redaction
-        start_main_thread()
-        install(engine, Patcher(), Options())
+        # The session's Router sends the calls of this thread, and of the threads it starts, to the replay, as it
+        # sent the run's to its recording: the same boundaries on both sides.
+        start_call_thread(engine)
+        engine.generator = entropy.own_generator(engine)  # the run's first event: its generator's seed
         guard.install(engine.refuse)  # what the recording does not answer never happens for real
+        if engine.demux is None:  # a multi-threaded replay has a watch of its own
+            self._watchdog = Watchdog(stuck_timeout, lambda: (engine.consumed, engine.threads.moving()),
+                                      lambda: self._diverged(engine.divergence(DivergenceKind.STUCK, None, None,
+                                                                               None, None)))
         return engine
 
     def _diverged(self, divergence: Divergence) -> NoReturn:
@@ -157,6 +173,8 @@ class ReplayFork:
     def finished(self, engine: Replayer, exc: BaseException | None) -> NoReturn:
         """The replayed call ended, raising ``exc`` or not: report how, and whether every recorded call was made."""
         enter_gate()
+        if self._watchdog is not None:
+            self._watchdog.finish()
         try:
             engine.finish()
             following = engine.unconsumed()
@@ -174,7 +192,8 @@ class ReplayFork:
     def report(self, result: CheckResult) -> NoReturn:
         enter_gate()
         try:
-            data = json.dumps(result.to_json(), default=repr).encode()
+            body = json.dumps(result.to_json(), default=repr).encode()
+            data = len(body).to_bytes(4, "big") + body  # the parent reads it whole without waiting for our exit
             while data:
                 data = data[_write(self._result, data):]
         except BaseException:  # noqa: BLE001
@@ -201,17 +220,17 @@ class ReplayFork:
     def cancel(self) -> None:
         """The test is not checked: the child exits without replaying."""
         _close(self._go)
-        self._reap(wait=True)
+        _EXITING.append(self.pid)
         _close(self._result)
         self._stderr.close()
 
     def result(self, timeout: float) -> CheckResult:
         """Wait for the child's report, at most ``timeout`` seconds without one: a child that died or hung is
         reported as our failure, with what it wrote to stderr."""
-        chunks: list[bytes] = []
+        received = bytearray()
         deadline = _monotonic() + timeout
         try:
-            while True:
+            while len(received) < 4 or len(received) < 4 + int.from_bytes(received[:4], "big"):
                 left = deadline - _monotonic()
                 if left <= 0 or not select.select([self._result], [], [], left)[0]:
                     _kill(self.pid, signal.SIGKILL)
@@ -221,16 +240,15 @@ class ReplayFork:
                                              f"to a thread started before the test){self._stderr_tail()}")
                 chunk = _read(self._result, 65536)
                 if not chunk:
-                    break
-                chunks.append(chunk)
-            status = self._reap(wait=True)
-            if chunks:
-                try:
-                    return CheckResult.from_json(json.loads(b"".join(chunks)))
-                except (ValueError, KeyError, TypeError):
-                    pass
-            return CheckResult(error=f"the replay ended without a report ({_status_text(status)})"
-                                     f"{self._stderr_tail()}")
+                    return CheckResult(error=f"the replay ended without a report "
+                                             f"({_status_text(self._reap(wait=True))}){self._stderr_tail()}")
+                received += chunk
+            # Its exit (freeing a copy of the whole process) goes on beside the next test: reaped later.
+            _EXITING.append(self.pid)
+            try:
+                return CheckResult.from_json(json.loads(received[4:]))
+            except (ValueError, KeyError, TypeError) as exc:
+                return CheckResult(error=f"the replay's report cannot be read: {exc}")
         finally:
             _close(self._result)
             self._stderr.close()
@@ -250,6 +268,20 @@ class ReplayFork:
         except OSError:
             return ""
         return "\n  its stderr ended with:\n    " + "\n    ".join(tail.splitlines()) if tail else ""
+
+
+_EXITING: list[int] = []  # children that reported (or were told to go) and exit on their own
+
+
+def reap(wait: bool) -> None:
+    """Collect the children that exited (``wait``: wait for all of them, at the end of the session)."""
+    for pid in _EXITING[:]:
+        try:
+            done, _ = _waitpid(pid, 0 if wait else os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            _EXITING.remove(pid)
 
 
 def _read_all(fd: int) -> bytes:

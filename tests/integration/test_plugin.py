@@ -271,5 +271,6 @@ def test_self_check_replays_a_threaded_test_in_the_recorded_order(pytester: pyte
     ''')
     result = pytester.runpytest("--retrace-self-check", "-s")
     result.assert_outcomes(passed=1)
-    orders = re.findall(r"order ([abcd]+)", result.stdout.str())
-    assert len(orders) == 2 and orders[0] == orders[1]  # the run, then its replay
+    # The replay, in a fork whose output goes nowhere, followed the run's order: another order diverges.
+    assert len(re.findall(r"order ([abcd]+)", result.stdout.str())) == 1
+    result.stdout.fnmatch_lines(["1 self-checked, 1 faithful, 0 diverged, 0 not checkable"])
