@@ -68,6 +68,10 @@ SUITES = {
         Suite("click", "8.5.1", "click"),
         Suite("werkzeug", "3.1.9", "werkzeug",
               ("cffi", "cryptography", "ephemeral-port-reserve", "pytest-timeout", "watchdog")),
+        # The "tests" dependency group of its pyproject.toml (pytest-xdist comes from this environment); the
+        # "mypy" group's pytest-mypy-plugins is left out, so tests/test_mypy.yml is not collected, and
+        # tests/test_pyright.py skips itself without pyright.
+        Suite("attrs", "26.1.0", "attrs", ("cloudpickle", "hypothesis", "pympler")),
     )
 }
 
