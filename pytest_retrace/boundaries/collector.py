@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import weakref
+from collections.abc import MutableSequence
 from typing import TYPE_CHECKING, Any
 
 from ..engine.state import enter_gate, leave_gate, tls
@@ -25,17 +26,16 @@ if TYPE_CHECKING:
 
 
 # The collector calls its callbacks in list order for both phases: ours open the gate before the first and close it
-# after the last, so that the program's own callbacks (one timing collections) run behind it in both.
+# after the last, so that the program's own callbacks (one timing collections) run behind it in both. The program
+# sees and changes ``gc.callbacks`` through :class:`_Callbacks`, which keeps ours at the ends (hypothesis inserts
+# its own first).
+_REAL = gc.callbacks  # the list the collector calls
 
 
 def _starting(phase: str, info: dict[str, Any]) -> None:
     if phase == "start":
         enter_gate()
         tls.collecting += 1
-        callbacks = gc.callbacks
-        if callbacks[-1] is not _stopping:  # one appended since: it must run behind the gate at "stop" too
-            callbacks.remove(_stopping)
-            callbacks.append(_stopping)
 
 
 def _stopping(phase: str, info: dict[str, Any]) -> None:
@@ -44,15 +44,64 @@ def _stopping(phase: str, info: dict[str, Any]) -> None:
         leave_gate()
 
 
+def outermost() -> None:
+    """Put our callbacks back at the ends of the list (first and last), should anything have come before or after
+    them (a change made to the collector's list before ours were installed, or bypassing ``gc.callbacks``)."""
+    if _starting in _REAL and (_REAL[0] is not _starting or _REAL[-1] is not _stopping):
+        _REAL[:] = _framed(_theirs())
+
+
+def _theirs() -> list[Any]:
+    return [c for c in _REAL if c is not _starting and c is not _stopping]
+
+
+def _framed(theirs: list[Any]) -> list[Any]:
+    return [_starting] * _REAL.count(_starting) + theirs + [_stopping] * _REAL.count(_stopping)
+
+
+class _Callbacks(MutableSequence[Any]):
+    """``gc.callbacks`` as the program sees it: the collector's list without ours; what it changes there, the
+    collector's list gets, between ours."""
+
+    def __len__(self) -> int:
+        return len(_theirs())
+
+    def __getitem__(self, index: Any) -> Any:
+        return _theirs()[index]
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        theirs = _theirs()
+        theirs[index] = value
+        _REAL[:] = _framed(theirs)
+
+    def __delitem__(self, index: Any) -> None:
+        theirs = _theirs()
+        del theirs[index]
+        _REAL[:] = _framed(theirs)
+
+    def insert(self, index: int, value: Any) -> None:
+        theirs = _theirs()
+        theirs.insert(index, value)
+        _REAL[:] = _framed(theirs)
+
+    def __eq__(self, other: object) -> bool:
+        return _theirs() == (list(other) if isinstance(other, (list, _Callbacks)) else other)
+
+    def __repr__(self) -> str:
+        return repr(_theirs())
+
+
 def install(engine: Engine, patcher: Patcher, options: Options) -> None:
-    gc.callbacks.insert(0, _starting)
-    gc.callbacks.append(_stopping)
+    _REAL.insert(0, _starting)
+    _REAL.append(_stopping)
 
     def undo() -> None:
-        gc.callbacks.remove(_starting)
-        gc.callbacks.remove(_stopping)
+        _REAL.remove(_starting)
+        _REAL.remove(_stopping)
 
     patcher.on_undo(undo)
+    if gc.callbacks is _REAL:
+        patcher.set(gc, "callbacks", _Callbacks())
 
     real_call = weakref.finalize.__call__
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from ..boundaries import entropy, env
+from ..boundaries import collector, entropy, env
 from ..engine.divergence import Call, Divergence, DivergenceKind, ReplayDivergence
 from ..engine.recorder import Recorder
 from ..engine.replayer import Replayer
@@ -114,6 +114,7 @@ def check(item: pytest.Function, settings: Settings) -> Generator[None, Any, Any
         _tell(item, SelfCheckInfo(Checked.NOT_CHECKABLE, reason))
         return (yield)
     _key_paths_for(item, settings)
+    install_for_session()  # a no-op once the session (or a service) installed the boundaries: the fork has them
     no_fork = fork_unavailable()
     if no_fork is not None:
         return (yield from _check_in_process(item, settings, no_fork))
@@ -162,7 +163,6 @@ class _Run:
     on this thread and the threads the test starts, as a service records a call."""
 
     def __init__(self, redaction: Redaction, keep_environment: bool) -> None:
-        install_for_session()  # a no-op once the session (or a service) installed them
         self.tape = MemoryTape()
         self.recorder = Recorder(self.tape)
         self.recorder.redaction = redaction
@@ -170,6 +170,7 @@ class _Run:
         self.wall_started = time.time()
         self._started = time.monotonic()
         self.duration = 0.0
+        collector.outermost()  # the program's own collector callbacks behind the gate (see boundaries/collector)
         start_call_thread(self.recorder)
         # Its first event: the seed of the module-level random functions' generator while it runs (as a replay
         # seeds the module's own).

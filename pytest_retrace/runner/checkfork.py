@@ -29,7 +29,7 @@ import traceback
 import warnings
 from typing import Any, NoReturn
 
-from ..boundaries import areas, descriptors, entropy
+from ..boundaries import areas, collector, descriptors, entropy
 from ..engine import guard
 from ..engine.divergence import Call, Divergence, DivergenceKind
 from ..engine.replayer import Replayer
@@ -103,8 +103,9 @@ class ReplayFork:
 
     @classmethod
     def start(cls) -> ReplayFork:
-        """Fork now. The child waits in :meth:`receive`; its standard input and output go nowhere (pytest's
-        capture and terminal are the parent's), its stderr to a file the parent reads should it die."""
+        """Fork now. The child waits in :meth:`receive`, with copies of its own of the files it inherited open
+        (``_private_files``); standard streams that are no files go nowhere, stderr then to a file the parent
+        reads should the child die."""
         reap(wait=False)
         areas()  # the boundaries' modules and plugins imported before the fork: the replay's sys.modules is the run's
         manager.manager()
@@ -155,6 +156,7 @@ class ReplayFork:
         engine.redaction = redaction
         # The session's Router sends the calls of this thread, and of the threads it starts, to the replay, as it
         # sent the run's to its recording: the same boundaries on both sides.
+        collector.outermost()
         start_call_thread(engine)
         engine.generator = entropy.own_generator(engine)  # the run's first event: its generator's seed
         guard.install(engine.refuse)  # what the recording does not answer never happens for real

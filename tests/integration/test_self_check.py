@@ -426,6 +426,7 @@ def test_the_programs_own_collector_callbacks_stay_outside_the_recording(pyteste
 
         def test_collections_between_recorded_calls():
             gc.callbacks.append(lambda phase, info: _perf_counter())
+            gc.callbacks.insert(0, lambda phase, info: _perf_counter())  # (as hypothesis does)
             keep = []
             for _ in range(50):
                 keep.append([[i] for i in range(100)])  # a gen-0 collection every few rounds
@@ -435,3 +436,24 @@ def test_the_programs_own_collector_callbacks_stay_outside_the_recording(pyteste
     result = pytester.runpytest_subprocess("--retrace-self-check", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["1 self-checked, 1 faithful, 0 diverged, 0 not checkable"])
+
+
+def test_without_fork_it_replays_in_the_process_and_says_so_once(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest("import os\ndel os.fork  # a platform without fork\n")
+    pytester.makepyfile(test_nofork='''
+        import random, time
+
+        def test_one(tmp_path):
+            (tmp_path / "x").write_text(str(time.time() + random.random()))
+
+        def test_two():
+            assert time.time() > 0
+    ''')
+    result = pytester.runpytest_subprocess("--retrace-self-check", "-p", "no:cacheprovider", "-W",
+                                           "default::pytest.PytestWarning")
+    result.assert_outcomes(passed=2, warnings=1)
+    result.stdout.fnmatch_lines([
+        "*retrace self-check replays each test in this process (os.fork is not available on this platform)*",
+        "2 self-checked, 2 faithful, 0 diverged, 0 not checkable",
+        "replayed in this process, not in a fork: os.fork is not available on this platform",
+    ])
