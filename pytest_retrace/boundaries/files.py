@@ -65,6 +65,7 @@ class Classifier:
         self.live_patterns = list(live_patterns)
         self._cache: dict[str, str] = {}
         self._packaged: dict[str, bool] = {}  # folder: whether it is, or is inside, a package
+        self._clears = 0  # times the cache was cleared
 
     def add_code_folders(self, folders: list[str]) -> None:
         """Count every file under ``folders`` as code from now on (a service declares them as its app starts)."""
@@ -72,6 +73,7 @@ class Classifier:
         if not set(new) <= set(self.prefixes):
             self.prefixes = (*self.prefixes, *(f for f in new if f not in self.prefixes))
             self._cache.clear()
+            self._clears += 1
 
     def _in_package(self, folder: str) -> bool:
         """Whether ``folder`` (or a file, whose ``__init__.py`` is then not found) is a package or inside one."""
@@ -86,6 +88,22 @@ class Classifier:
             if len(self._packaged) < 100_000:
                 self._packaged[folder] = known
         return known
+
+    def mark(self) -> tuple[int, int, int]:
+        """Where its answers stand now, for :meth:`since`."""
+        return len(self._cache), len(self._packaged), self._clears
+
+    def since(self, mark: tuple[int, int, int]) -> list[Any]:
+        """The answers it found since ``mark`` (all of them, if it forgot them meanwhile), for :meth:`learn`."""
+        cached, packaged, clears = mark if mark[2] == self._clears else (0, 0, -1)
+        return [list(self._cache.items())[cached:], list(self._packaged.items())[packaged:]]
+
+    def learn(self, answers: list[Any]) -> None:
+        """Take these answers as its own (a self-check's fork: the replay classifies a path as the run did, though
+        the run went on to change the disk: a folder that became a package, say)."""
+        cache, packaged = answers
+        self._cache.update((path, kind) for path, kind in cache)
+        self._packaged.update((folder, known) for folder, known in packaged)
 
     def kind(self, path: str | bytes) -> str:
         """``data``, ``code`` or ``live``."""

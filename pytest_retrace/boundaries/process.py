@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..engine.base import Engine, payload, with_engine
+from ..engine.state import tls
 from .aio import Children, stand_in_pipes
 from .aio import install as install_children
 from .signals import own_signal
@@ -88,6 +89,14 @@ def _bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     if "args" not in bound:
         raise TypeError("Popen() missing required argument: 'args'")
     return bound
+
+
+def _writes_to_ours(engine: Engine) -> None:
+    """A process the recording starts writes its output to descriptors of the program's (inherited, or a file):
+    the recording notes it (``Recorder.output_shared``), as what it wrote there is no event of its own."""
+    recording = tls.engine if tls.engine is not None else engine
+    if getattr(recording, "output_shared", None) is False:
+        recording.output_shared = True  # type: ignore[union-attr]
 
 
 def _stream_kind(value: Any) -> Any:
@@ -159,6 +168,8 @@ class RecordedPopen(_REAL_POPEN):  # type: ignore[misc, valid-type]
             self._real = _REAL_POPEN(*args, **kwargs)
             return self._real.pid
 
+        if any(kind is None or kind == "file" for kind in kinds[1:]):
+            _writes_to_ours(self._retrace_engine)
         self.pid = self._retrace_engine.call("subprocess.Popen", key, spawn)
         self._retrace_children.started(self.pid)
         # On replay the child's pipes are pipes of our own, which the program's descriptor work (asyncio's
@@ -250,6 +261,7 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
     real_system = os.system
 
     def system(command: Any) -> int:
+        _writes_to_ours(engine)
         return engine.call("os.system", (os.fsdecode(command),), real_system, command)
 
     patcher.set(os, "system", system)

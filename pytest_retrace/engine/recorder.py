@@ -55,6 +55,7 @@ class Recorder(Engine):
         # from before the change (a self-check's fork) reads them as the change left them.
         self.code_changed: list[str] = []
         self.code_made: set[str] = set()  # files counting as code that the recording made: changing those is fine
+        self.output_shared = False  # a process it started wrote to descriptors of the program's (boundaries/process)
         self._redaction: Redaction = DEFAULT
         self._make_redaction: Callable[[], Redaction] | None = None
 

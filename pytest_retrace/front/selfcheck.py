@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from ..boundaries import collector, entropy, env
+from ..boundaries.files import classifier_for
 from ..engine.divergence import Call, Divergence, DivergenceKind, ReplayDivergence
 from ..engine.recorder import Recorder
 from ..engine.replayer import Replayer
@@ -134,7 +135,7 @@ def check(item: pytest.Function, settings: Settings) -> Generator[None, Any, Any
         raise exc
     try:
         unreplayable = recording.unreplayable(item.fixturenames)
-        data = fork.pack(recording.tape.table.names, recording.tape.sink, recording.setup)
+        data = fork.pack(recording.tape.table.names, recording.tape.sink, recording.setup, recording.classified())
     except _UNRECORDABLE as problem:
         unreplayable = f"cannot be recorded: {problem}"
     if unreplayable is not None:
@@ -170,6 +171,8 @@ class _Run:
         self.wall_started = time.time()
         self._started = time.monotonic()
         self.duration = 0.0
+        self._classifier = classifier_for(())  # the session Router's (installed with Options())
+        self._classified = self._classifier.mark()
         collector.outermost()  # the program's own collector callbacks behind the gate (see boundaries/collector)
         start_call_thread(self.recorder)
         # Its first event: the seed of the module-level random functions' generator while it runs (as a replay
@@ -185,11 +188,14 @@ class _Run:
     def events(self) -> int:
         return self.recorder.events_in(len(self.tape.sink))
 
+    def classified(self) -> list[Any]:
+        """How the run classified paths it had not met before (code or data), for its replay to classify alike."""
+        return self._classifier.since(self._classified)
+
     def unreplayable(self, fixtures: list[str]) -> str | None:
         """Why no replay can follow this run from where it began, or None. ``fixtures``: the test's."""
         captures = [f for f in ("capfd", "capfdbinary") if f in fixtures]
-        started = {"subprocess.Popen", "os.system"} & set(self.tape.table.names)
-        if captures and started:
+        if captures and self.recorder.output_shared:
             return (f"it reads back ({captures[0]}) what the processes it starts write to the descriptors it "
                     "captures, which no recording holds")
         if self.recorder.code_changed:

@@ -30,6 +30,7 @@ import warnings
 from typing import Any, NoReturn
 
 from ..boundaries import areas, collector, descriptors, entropy
+from ..boundaries.files import classifier_for
 from ..engine import guard
 from ..engine.divergence import Call, Divergence, DivergenceKind
 from ..engine.replayer import Replayer
@@ -147,7 +148,8 @@ class ReplayFork:
         _close(self._go)
         if not data:
             return None
-        names, sink, setup = codec.unpackb(data)
+        names, sink, setup, classified = codec.unpackb(data)
+        classifier_for(()).learn(classified)  # paths are code or data to the replay as they were to the run
         codec.run_program_constructors()  # the recording is this very process's: its classes are its own
         inprocess.replaying_here()  # decorators and middleware the test sets up record nothing here
         sys.dont_write_bytecode = True  # a replay writes nothing, not even the bytecode cache of what it imports
@@ -203,9 +205,10 @@ class ReplayFork:
     # -- the parent -------------------------------------------------------------------------------------------
 
     @staticmethod
-    def pack(names: list[str], sink: list[Any], setup: Setup) -> bytes:
-        """The run's recording as the child takes it; raises what the codec raises for a value it cannot hold."""
-        return codec.packb([names, sink, setup.frame()])
+    def pack(names: list[str], sink: list[Any], setup: Setup, classified: list[Any]) -> bytes:
+        """The run's recording as the child takes it, with how the run classified paths it had not met before
+        (``Classifier.since``); raises what the codec raises for a value it cannot hold."""
+        return codec.packb([names, sink, setup.frame(), classified])
 
     def send(self, data: bytes) -> None:
         """Hand the child the run's recording (:meth:`pack`)."""

@@ -367,6 +367,12 @@ def test_output_a_process_writes_to_captured_descriptors(capfd):
     assert capfd.readouterr().out == "from a child\\n"
 
 
+def test_a_process_whose_output_is_piped_stays_checkable(capfd):
+    done = subprocess.run([sys.executable, "-c", "print('piped')"], capture_output=True, text=True, check=True)
+    print(done.stdout.strip())
+    assert capfd.readouterr().out == "piped\\n"
+
+
 def test_failing_with_captured_output():
     print("the run's own output")
     os.write(1, b"and its descriptor's\\n")
@@ -377,14 +383,14 @@ def test_failing_with_captured_output():
 def test_what_modules_bind_at_import_and_captured_output(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_bound=BOUND_AT_IMPORT)
     result = pytester.runpytest_subprocess("--retrace-self-check", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=3, failed=1)
+    result.assert_outcomes(passed=4, failed=1)
     result.stdout.fnmatch_lines([
         # The replay, reading its own copy of the capture files, left the run's captured output as it was.
         "*- Captured stdout call -*",
         "the run's own output",
         "and its descriptor's",
         "*= retrace self-check =*",
-        "3 self-checked, 3 faithful, 0 diverged, 1 not checkable",
+        "4 self-checked, 4 faithful, 0 diverged, 1 not checkable",
         "not checkable (1): it reads back (capfd) what the processes it starts write to the descriptors it "
         "captures, which no recording holds",
     ])
