@@ -49,6 +49,8 @@ _exit, _read, _write, _close, _dup2, _fork, _waitpid, _kill = (os._exit, os.read
                                                                  os.fork, os.waitpid, os.kill)
 _monotonic = time.monotonic
 CHILD_FAILED = 3  # the child's exit status when our own code failed there
+SETTLED = b"s"  # the child's first byte: it has taken its copies of the files it inherited
+SETTLE_TIMEOUT = 30.0
 STDERR_TAIL = 2000  # what a report shows of a child that died
 
 
@@ -125,7 +127,9 @@ class ReplayFork:
             return cls(0, go_read, result_write, stderr, parent, threads)._settle()
         _close(go_read)
         _close(result_write)
-        return cls(pid, go_write, result_read, stderr, parent, threads)
+        fork = cls(pid, go_write, result_read, stderr, parent, threads)
+        fork._settled()
+        return fork
 
     # -- the child --------------------------------------------------------------------------------------------
 
@@ -137,7 +141,9 @@ class ReplayFork:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which ends us
             _private_files({self._go, self._result, self._stderr.fileno()}, self._stderr.fileno())
         except BaseException:  # noqa: BLE001 - nothing of the child may reach the parent's pytest
+            _write(self._result, SETTLED)
             self.failed()
+        _write(self._result, SETTLED)  # the parent may go on: our copies hold the files as they were
         return self
 
     def receive(self, redaction: Redaction, stuck_timeout: float) -> Replayer | None:
@@ -203,6 +209,14 @@ class ReplayFork:
         _exit(0)
 
     # -- the parent -------------------------------------------------------------------------------------------
+
+    def _settled(self) -> None:
+        """Wait until the child holds its copies of the files (the run must not change them first)."""
+        try:
+            if select.select([self._result], [], [], SETTLE_TIMEOUT)[0]:
+                _read(self._result, 1)  # the byte, or nothing: a child that died, which result() tells
+        except OSError:
+            pass
 
     @staticmethod
     def pack(names: list[str], sink: list[Any], setup: Setup, classified: list[Any]) -> bytes:
