@@ -343,6 +343,8 @@ def test_work_handed_to_threads_from_before_the_test_is_not_checkable_and_named(
 BOUND_AT_IMPORT = '''
 import os, subprocess, sys
 from socket import socket
+
+import pytest
 from time import time
 
 _getpid = os.getpid
@@ -367,6 +369,19 @@ def test_output_a_process_writes_to_captured_descriptors(capfd):
     assert capfd.readouterr().out == "from a child\\n"
 
 
+@pytest.fixture
+def noisy():
+    print("set-up noise", file=sys.stderr)
+    os.write(2, b"more set-up noise\\n")
+
+
+def test_captured_stderr_after_a_noisy_set_up(capfd, noisy):
+    # The capture file holds the set-up's output when the test forks; the run empties it at once.
+    assert "set-up noise" in capfd.readouterr().err
+    os.write(2, b"mine\\n")
+    assert capfd.readouterr().err == "mine\\n"
+
+
 def test_a_process_whose_output_is_piped_stays_checkable(capfd):
     done = subprocess.run([sys.executable, "-c", "print('piped')"], capture_output=True, text=True, check=True)
     print(done.stdout.strip())
@@ -383,14 +398,14 @@ def test_failing_with_captured_output():
 def test_what_modules_bind_at_import_and_captured_output(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_bound=BOUND_AT_IMPORT)
     result = pytester.runpytest_subprocess("--retrace-self-check", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=4, failed=1)
+    result.assert_outcomes(passed=5, failed=1)
     result.stdout.fnmatch_lines([
         # The replay, reading its own copy of the capture files, left the run's captured output as it was.
         "*- Captured stdout call -*",
         "the run's own output",
         "and its descriptor's",
         "*= retrace self-check =*",
-        "4 self-checked, 4 faithful, 0 diverged, 1 not checkable",
+        "5 self-checked, 5 faithful, 0 diverged, 1 not checkable",
         "not checkable (1): it reads back (capfd) what the processes it starts write to the descriptors it "
         "captures, which no recording holds",
     ])
