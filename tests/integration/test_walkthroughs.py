@@ -1014,3 +1014,29 @@ def test_bookshop(tmp_path: Path, shell_factory: Callable[..., Shell], shop_data
                  for name in (p.relative_to(folder).as_posix() for p in (folder / "recordings").glob("*.retrace"))}
     assert {paths[name] for name in front} == {"/"} and list(paths.values()).count("/") == len(front)
     walk.finish()
+
+
+def test_self_check(tmp_path: Path, shell_factory: Callable[..., Shell]) -> None:
+    """README, "Self-check": the ticket desk's tests run under --retrace-self-check (also under xdist), each
+    replayed faithfully from the state it began in; saved, they replay as recordings."""
+    walkthrough_text = section((ROOT / "README.md").read_text(), "### Self-check: the test suite proves it replays")
+    checkout = stage("selfcheck", tmp_path)
+    shell = shell_factory(checkout)
+    walk = Walk("README self-check", walkthrough_text, shell)
+    walk.run("cd examples/selfcheck")
+    for prefix in ("pytest --retrace-self-check  ", "pytest --retrace-self-check -n 2"):
+        checked = walk.run(prefix)
+        says = checked.step.says if checked.step else ""
+        summary = claim(says, r"\d+ self-checked, \d+ faithful, \d+ diverged, \d+ not checkable", "the summary")
+        assert summary.group() in checked.stdout.splitlines(), checked
+        if "passed" in says:
+            assert claim(says, r"\d+ passed", "the outcome").group() in checked.stdout, checked
+    saved = walk.run("pytest --retrace-self-check --retrace-self-check-save=")
+    count = int(claim(saved.step.says if saved.step else "", r"(\d+) saved to", "the saved count").group(1))
+    assert f"{count} saved to " in saved.stdout, saved
+    folder = shell.cwd / "recordings" / "suite"
+    assert len(list(folder.rglob("*.retrace"))) == count
+    replayed = walk.run("pytest --retrace-recordings=recordings/suite")
+    assert claim(replayed.step.says if replayed.step else "", r"\d+ replayed, \d+ ok", "the verdicts").group() \
+        in replayed.stdout.splitlines(), replayed
+    walk.finish()
