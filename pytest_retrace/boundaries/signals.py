@@ -523,6 +523,11 @@ class Place:
     def _call(self, frame: FrameType, what: str, arg: Any) -> Any:
         if what != "call" or not self._ours(frame):
             return None
+        if self._target(frame) == frame.f_lasti:
+            # The handler ran as this function started (at its first instruction, RESUME, for which no opcode
+            # event comes; and on 3.13 no opcode event comes at all in a frame whose watch starts at its call).
+            self.arrive()
+            return None
         frame.f_trace_opcodes = True
         return self.local
 
