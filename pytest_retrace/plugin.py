@@ -83,9 +83,12 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     """A self-checking session installs the boundaries before conftest files and test modules are imported:
     what they bind at import (``from time import time``) is then recorded."""
     if _self_checks(early_config, early=True):
-        from .front.selfcheck import begin_session
+        # The self-check's machinery first: it takes the real functions it uses at import (os.fork, os.read …),
+        # before the boundaries replace them.
+        from .front.selfcheck import check  # noqa: F401
+        from .kinds.inprocess import install_for_session
 
-        uninstall = begin_session()
+        uninstall = install_for_session()
         if uninstall is not None:
             early_config.stash[_UNINSTALL] = uninstall
 

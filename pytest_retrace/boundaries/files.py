@@ -26,6 +26,7 @@ import fnmatch
 import functools
 import glob
 import io
+import itertools
 import os
 import pathlib
 import stat as stat_module
@@ -95,15 +96,16 @@ class Classifier:
 
     def since(self, mark: tuple[int, int, int]) -> list[Any]:
         """The answers it found since ``mark`` (all of them, if it forgot them meanwhile), for :meth:`learn`."""
-        cached, packaged, clears = mark if mark[2] == self._clears else (0, 0, -1)
-        return [list(self._cache.items())[cached:], list(self._packaged.items())[packaged:]]
+        cached, packaged, _ = mark if mark[2] == self._clears else (0, 0, -1)
+        return [list(itertools.islice(self._cache.items(), cached, None)),
+                list(itertools.islice(self._packaged.items(), packaged, None))]
 
     def learn(self, answers: list[Any]) -> None:
         """Take these answers as its own (a self-check's fork: the replay classifies a path as the run did, though
         the run went on to change the disk: a folder that became a package, say)."""
-        cache, packaged = answers
-        self._cache.update((path, kind) for path, kind in cache)
-        self._packaged.update((folder, known) for folder, known in packaged)
+        cache, packaged = answers  # [path, kind] and [folder, whether a package] pairs
+        self._cache.update(cache)
+        self._packaged.update(packaged)
 
     def kind(self, path: str | bytes) -> str:
         """``data``, ``code`` or ``live``."""

@@ -160,7 +160,7 @@ def _ending(result: Any, exc: BaseException | None) -> Any:
 
 
 class _Run:
-    """The recording of the test's run in this process: into the session's Router (see :func:`begin_session`),
+    """The recording of the test's run in this process: into the session's Router (``install_for_session``),
     on this thread and the threads the test starts, as a service records a call."""
 
     def __init__(self, redaction: Redaction, keep_environment: bool) -> None:
@@ -206,14 +206,6 @@ class _Run:
         return None
 
 
-def begin_session() -> Callable[[], None] | None:
-    """Install the boundaries for the session, before its test modules are imported: a function a module binds
-    at import (``from time import time``, ``from socket import socket``) is then the boundary's, and the tests'
-    calls through it are recorded. Returns what undoes them at the session's end (None: a service installed them
-    first, and they stay)."""
-    return install_for_session()
-
-
 def _replay_in_child(fork: ReplayFork, settings: Settings) -> Generator[None, Any, None]:
     """In the forked child: replay the test's call once the run's recording arrives. Ends the process."""
     try:
@@ -249,9 +241,8 @@ def _failure(item: pytest.Function, info: SelfCheckInfo, checked: CheckResult, r
         return (f"retrace self-check error: pytest-retrace failed while replaying {item.nodeid} (a bug in "
                 f"pytest-retrace: please report it with this text; mark the test "
                 f"@pytest.mark.retrace_self_check(False) meanwhile)\n{checked.error}")
-    divergence = checked.divergence or None
-    if divergence is not None:
-        return format_verdict(Verdict(f"self-check of {item.nodeid}", Status.DIVERGED, divergence,
+    if checked.divergence is not None:
+        return format_verdict(Verdict(f"self-check of {item.nodeid}", Status.DIVERGED, checked.divergence,
                                       events_recorded=events, events_consumed=checked.consumed))
     if checked.replayed != recorded:
         return (f"retrace self-check: {item.nodeid}: the replay ended otherwise than the run\n"
