@@ -121,9 +121,6 @@ def _settled(event: Event, slot: Any) -> Any:
     return value
 
 
-# Distinct argument tuples shared per frame: a crafted file can give thousands the same hash (integers hash
-# to themselves), and then every look-up walks them all; bounded, a look-up walks at most this many.
-MAX_SHARED = 256
 MAX_THREAD_ID = 200  # characters of a logical thread id ("0.1.2"): threads nested that deep are no program's
 
 
@@ -151,8 +148,6 @@ def decode_events(flat: list[Any], names: list[str], first: int = 0, deferred: b
     :class:`~.codec.Deferred` are :class:`DeferredEvent`. Raises ValueError when the stream is malformed."""
     events: list[Event] = []
     append = events.append
-    # Equal call arguments share one tuple: far fewer objects for a long recording of few distinct calls.
-    shared: dict[Any, Any] = {}
     for index, i in enumerate(_offsets(flat, len(names), first), first):
         code = flat[i]
         form = code & 3
@@ -162,10 +157,6 @@ def decode_events(flat: list[Any], names: list[str], first: int = 0, deferred: b
         args = flat[i + 2]
         if type(args) is list:
             args = tuple(args)
-            try:
-                args = shared.get(args, args) if len(shared) >= MAX_SHARED else shared.setdefault(args, args)
-            except TypeError:  # unhashable arguments (a list inside): keep them as they are
-                pass
         append(Event(index, names[code >> 2], args, flat[i + 1], MAIN if form == FORM_ARGS else flat[i + 3]))
     if deferred:
         events = [DeferredEvent(e.index, e.name, e.args, e.result, e.tid)
