@@ -50,23 +50,23 @@ class NameTable:
     Thread-safe: threads of one recording may meet a new name at once. The lock is a raw one, taken
     only for a name not seen yet: the hot path is one dict lookup."""
 
-    __slots__ = ("names", "_ids", "_lock")
+    __slots__ = ("names", "ids", "_lock")
 
     def __init__(self) -> None:
         self.names: list[str] = []
-        self._ids: dict[str, int] = {}
+        self.ids: dict[str, int] = {}  # read by the recorder's native fast path too
         self._lock = _thread.allocate_lock()  # not threading.Lock: boundaries replace that one
 
     def name_id(self, name: str) -> int:
-        nid = self._ids.get(name)
+        nid = self.ids.get(name)
         if nid is None:
             with self._lock:
-                nid = self._ids.get(name)
+                nid = self.ids.get(name)
                 if nid is None:
                     # The name goes in first: a writer that sees the id in an event must find the name.
                     nid = len(self.names)
                     self.names.append(name)
-                    self._ids[name] = nid
+                    self.ids[name] = nid
         return nid
 
 
