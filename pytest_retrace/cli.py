@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from .errors import RetraceError
@@ -231,7 +232,7 @@ def _show_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show_text(rec: Any, events: list[Any]) -> None:
+def _show_text(rec: Any, events: Sequence[Any]) -> None:
     from .format.events import describe_call, short_repr
     from .front.report import printable
 

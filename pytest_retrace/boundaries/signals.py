@@ -440,7 +440,7 @@ def _install_handlers(engine: Engine, patcher: Patcher) -> None:
         engine.asynchronous = {HANDLER: handlers.run_recorded}
         handlers.mark_places(engine.events)
 
-        def follow(events: list[Event]) -> None:  # a forked child of the replay follows its own recording
+        def follow(events: MutableSequence[Event]) -> None:  # a forked child of the replay follows its own recording
             if handlers.armed is not None:
                 handlers.armed.disarm()
             handlers.mark_places(events)

@@ -30,7 +30,7 @@ import re
 import struct
 import tempfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableSequence
 from typing import Any, BinaryIO
 
 import msgpack
@@ -473,9 +473,9 @@ class Recording:
         self.setup: Setup | None = None  # an in-process recording's connection set-up
         self.with_events = True  # read with its events (else only counted: see read_recording)
         self._deferred: list[range] = []  # events of frames that held values resolved when read
-        self._events: Sequence[Event] | None = None
+        self._events: MutableSequence[Event] | None = None
 
-    def events(self) -> Sequence[Event]:
+    def events(self) -> MutableSequence[Event]:
         """The events, made into objects as they are read (checked as the file was read: a malformed one made the
         recording corrupt)."""
         if not self.with_events:
