@@ -21,8 +21,9 @@ Workloads:
   clock           1 000 000 ``time.time()`` calls; urandom: 200 000 ``os.urandom(16)`` calls. The cost per event
   urandom         over plain is ((mode - plain) - (hello's mode - hello's plain)) / calls in CPU, per round:
                   hello world's fixed cost measured in the same round is subtracted (median over the rounds).
-  pytest-process  K (40) recordings of a ~14 ms program (clock, entropy, a small data file): K plain runs
-                  against ``pytest --retrace-recordings`` serially and with ``-n 2`` (target <= 1.5x plain serial).
+  pytest-process  K (40) recordings of a small program (clock, entropy, a small data file; ~30 ms of CPU plainly,
+                  the interpreter's start-up most of it): K plain runs against ``pytest --retrace-recordings``
+                  serially and with ``-n 2``, pytest's own start-up included (target: serial <= 1.5x plain).
   request         a Flask app under werkzeug's threaded server on loopback, loaded by client threads: requests/s
                   and server CPU per request plain and with ``keep="errors"`` (target <= 2 % loss); then pytest
                   with ``-n 2`` replaying up to 200 request recordings made with ``keep="all"`` (target >= 200/s).
@@ -45,9 +46,11 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
 import resource
 import shlex
+import signal
 import socket
 import statistics
 import subprocess
@@ -281,8 +284,6 @@ class Program:
 
 def verdict_events(path: Path, what: str) -> int:
     """The recording's event count, after checking the replay's verdict says faithful and ok."""
-    import json
-
     verdict = json.loads(path.read_text())
     if not verdict["faithful"] or verdict["status"] != "ok":
         raise WorkloadFailed(f"{what}: the replay was not faithful (status {verdict['status']!r}, divergence "
@@ -351,29 +352,33 @@ def verdict_word(met: bool) -> str:
 
 @contextmanager
 def server(cmd: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> Iterator[tuple[int, int]]:
-    """A server process that prints its port on its first line: (pid, port); stopped and reaped on exit."""
-    process = subprocess.Popen(cmd, cwd=cwd, env=env or child_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line.strip().isdigit():
-            process.kill()
-            _, err = process.communicate(timeout=30)
-            raise WorkloadFailed(f"server `{shlex.join(cmd)}` (in {cwd}) did not start: {line.strip()!r}\n"
-                                 f"{textwrap.indent(err.strip()[-2000:], '    ')}")
-        yield process.pid, int(line)
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
+    """A server process that prints its port on its first line: (pid, port); stopped and reaped on exit.
+
+    Its stderr (werkzeug logs every request there) goes to a file: a pipe nobody reads fills up and stalls it.
+    """
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(cmd, cwd=cwd, env=env or child_env(), stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=log, text=True)
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            if not line.strip().isdigit():
                 process.kill()
                 process.wait()
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+                log.seek(0)
+                raise WorkloadFailed(f"server `{shlex.join(cmd)}` (in {cwd}) did not start: {line.strip()!r}\n"
+                                     f"{textwrap.indent(log.read().strip()[-2000:], '    ')}")
+            yield process.pid, int(line)
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
 
 
 def process_workloads(selected: set[str], sizes: Sizes, rounds: int, folder: Path, report: Report) -> None:
@@ -485,6 +490,8 @@ def load(port: int, requests: int, clients: int) -> None:
 
     def client(share: range) -> None:
         for i in share:
+            if failures:
+                return  # one is enough to fail the workload: don't wait out the timeouts of the rest
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             try:
                 connection.request("GET", f"/price?item=i{i % 7}")
@@ -596,6 +603,7 @@ def main() -> int:
     parser.add_argument("--only", default=",".join(WORKLOADS), help=f"comma-separated, of: {', '.join(WORKLOADS)}")
     parser.add_argument("--clients", type=int, default=4, help="client threads loading the request workload's server")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # killed: still stop the servers, remove the folder
     selected = {name.strip() for name in args.only.split(",") if name.strip()}
     unknown = selected - set(WORKLOADS)
     if unknown or not selected:
