@@ -30,6 +30,7 @@ Workloads:
   sql             psycopg2 against the PostgreSQL on 127.0.0.1:5432 (user postgres, db test): 2 000 parameterised
                   INSERT … RETURNING / SELECT queries with fetches; bytes per query = recording size / queries
                   (header included; target <= 262).
+                  The events column is the count in one recording (of one request, for ``request``).
   http            ``requests`` (one Session) against a stdlib HTTP server on loopback in a separate process:
                   1 000 GETs of small JSON bodies; bytes per request = recording size / requests (target <= 633).
 
@@ -291,6 +292,15 @@ def verdict_events(path: Path, what: str) -> int:
     return int(verdict["events_recorded"])
 
 
+def recorded_events(recording: Path, what: str) -> int:
+    """How many events a recording holds, from ``retrace show --json`` (its END frame's count)."""
+    cmd = python("-m", "pytest_retrace", "show", "--json", "--limit", "0", str(recording))
+    done = subprocess.run(cmd, env=child_env(), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise WorkloadFailed(f"{what}: `{shlex.join(cmd)}` exited with status {done.returncode}: {done.stderr}")
+    return int(json.loads(done.stdout)["end"]["events"])
+
+
 def process_rounds(programs: list[Program], rounds: int, folder: Path, report: Report) -> dict[str, dict[str, Row]]:
     """Each round: for each program, plain, record, replay, interleaved; every replay checked faithful."""
     rows: dict[str, dict[str, Row]] = {}
@@ -452,6 +462,7 @@ def pytest_process(sizes: Sizes, rounds: int, folder: Path, report: Report) -> N
     parallel = report.row("pytest-process", "pytest -n 2", plain)
     size = sum(p.stat().st_size for p in (work / "recordings").iterdir()) / count
     serial.unit, serial.size = "recording", size
+    serial.events = recorded_events(work / "recordings" / "r000.retrace", "pytest-process")
     progress("  warm-up: pytest replaying one recording")
     pytest_replay(work / "recordings" / "r000.retrace", work, work, 1, "pytest-process warm-up", "-n", "2")
     for r in range(rounds):
@@ -540,6 +551,7 @@ def request_workload(sizes: Sizes, rounds: int, clients: int, folder: Path, repo
     errors = report.row("request", 'keep="errors"', plain)
     replay = report.row("request", f"pytest -n 2 x{sizes.replays}", unit="request")
     replay.size = size
+    replay.events = recorded_events(next(kept.iterdir()), "request")
     progress("  warm-up: pytest replaying one request recording")
     pytest_replay(next(kept.iterdir()), folder, work, 1, "request warm-up, pytest -n 2", "-n", "2")
     for r in range(rounds):
