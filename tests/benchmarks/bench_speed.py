@@ -572,7 +572,8 @@ def request_workload(sizes: Sizes, rounds: int, clients: int, folder: Path, repo
     report.notes.append(
         f"request: {statistics.median(rate[plain.mode]):.0f} requests/s plain, "
         f"{statistics.median(rate[errors.mode]):.0f} with keep=\"errors\": {100 * loss:.1f} % lost "
-        f"(target <= 2 %) {verdict_word(loss <= 0.02)}; server CPU {per_request[plain.mode]:.0f} µs/request plain, "
+        f"(median of the per-round losses; target <= 2 %) {verdict_word(loss <= 0.02)}; "
+        f"server CPU {per_request[plain.mode]:.0f} µs/request plain, "
         f"{per_request[errors.mode]:.0f} recorded ({per_request[errors.mode] - per_request[plain.mode]:+.0f} µs); "
         f"{clients} client threads")
     replays = [sizes.replays / s.wall for s in replay.samples]
