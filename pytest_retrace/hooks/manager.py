@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..engine.state import internal
 from ..format.codec import add_codec_source, register_codec
-from . import plugin_cache
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -67,6 +66,8 @@ _plugins = _Plugins()
 def discover() -> list[str]:
     """Installed packages' plugins: the ``pytest_retrace`` entry points, as ``module[:attribute]`` (from the cache
     while nothing it depends on changed)."""
+    from . import plugin_cache  # the launcher's: a child is handed the list
+
     return plugin_cache.cached(ENTRY_POINT_GROUP, _scan)
 
 

@@ -20,8 +20,10 @@ print(sorted(sys.modules))
 '''
 
 # Never imported for a program that does not use them: the library adapters and what they import, the plugin
-# machinery (pluggy, importlib.metadata), importlib.abc (what a meta path finder may derive from).
-UNUSED = ("http.client", "email.parser", "ssl", "pluggy", "importlib.metadata", "importlib.abc",
+# machinery (pluggy, importlib.metadata), importlib.abc (what a meta path finder may derive from), the in-process
+# recordings' machinery (and logging with it), inspect (checks of in-process entries).
+UNUSED = ("http.client", "email.parser", "ssl", "pluggy", "importlib.metadata", "importlib.abc", "inspect", "logging",
+          "pytest_retrace.kinds.inprocess",
           "pytest_retrace.adapters.requests_adapter", "pytest_retrace.adapters.psycopg2_adapter",
           "pytest_retrace.adapters.sqlite3_adapter", "pytest_retrace.adapters.dbapi", "pytest_retrace.adapters.pools")
 
@@ -135,3 +137,4 @@ def test_an_unwritable_cache_folder_changes_nothing(tmp_path: Path) -> None:
     assert (run.returncode, run.stdout, run.stderr) == (0, "hello\n", "")
     replayed = retrace("replay", "rec.retrace", cwd=tmp_path, env={"RETRACE_CACHE_DIR": str(blocker / "cache")})
     assert (replayed.returncode, replayed.stdout, replayed.stderr) == (0, "hello\n", "")
+
