@@ -37,7 +37,7 @@ def measured(cmd: list[str], cwd: Path) -> tuple[float, float]:
     return wall, cpu
 
 
-def commands(python: str, folder: Path) -> dict[str, list[str]]:
+def commands(python: str) -> dict[str, list[str]]:
     return {
         "plain": [python, "hello.py"],
         "record": [python, "-m", "pytest_retrace", "record", "--force", "-o", "x.retrace", "--", "hello.py"],
@@ -61,12 +61,12 @@ def main() -> None:
     for python in pythons:
         folder = Path(tempfile.mkdtemp(prefix="retrace-startup-"))
         (folder / "hello.py").write_text(HELLO)
-        subprocess.run(commands(python, folder)["record"], cwd=folder, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(commands(python)["record"], cwd=folder, check=True, stdout=subprocess.DEVNULL)
         folders[python] = folder
     times: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for _ in range(args.runs):
         for python in pythons:  # interleaved: load on the machine hits every command alike
-            for name, cmd in commands(python, folders[python]).items():
+            for name, cmd in commands(python).items():
                 times.setdefault((python, name), []).append(measured(cmd, folders[python]))
     print(f"hello world, {args.runs} interleaved runs each ({os.cpu_count()} cores); ms, min / median")
     for python in pythons:
