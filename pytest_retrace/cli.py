@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from .errors import RetraceError
@@ -130,7 +131,7 @@ def _replay_command(args: argparse.Namespace) -> int:
 
     # A damaged recording is no replay of a crash (which exits 1): it is an error, and the verdict says so.
     try:
-        rec = read_recording(args.recording)
+        rec = read_recording(args.recording, events=False)  # the child reads them
         problem = rec.corrupt_error() if rec.status == TapeStatus.CORRUPT else None
     except RecordingError as exc:
         rec, problem = None, exc
@@ -232,7 +233,7 @@ def _show_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show_text(rec: Any, events: list[Any]) -> None:
+def _show_text(rec: Any, events: Sequence[Any]) -> None:
     from .format.events import describe_call, short_repr
     from .front.report import printable
 

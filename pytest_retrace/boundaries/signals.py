@@ -37,13 +37,13 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableSequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ..engine.standin import StandIn
+from ..engine.standin import StandIn, in_native_call
 from ..engine.state import STATE, tls
-from ..format.events import MAIN, Event
+from ..format.events import MAIN, Event, indices_of
 from ..frames import is_library, is_own
 
 if TYPE_CHECKING:
@@ -95,17 +95,16 @@ class Handlers:
         self.active = True
         self.armed: Place | None = None  # replay: the place of the next handler the program is heading for
 
-    def mark_places(self, events: list[Event]) -> None:
+    def mark_places(self, events: MutableSequence[Event]) -> None:
         """Replay: the main thread's event before each recorded handler with a place arms a watch for that place
         when the replay answers it (:class:`Arming`)."""
-        previous: int | None = None
-        for event in events:
-            if event.tid != MAIN:
+        for at in indices_of(events, HANDLER):  # few, in a recording of many events: only these are read
+            event = events[at]
+            if event.tid != MAIN or not event.result:
                 continue
-            if event.name == HANDLER and event.result and previous is not None:
-                before = events[previous]
-                events[previous] = Arming(before, event, self)
-            previous = event.index
+            previous = next((i for i in range(at - 1, -1, -1) if events[i].tid == MAIN), None)
+            if previous is not None:
+                events[previous] = Arming(events[previous], event, self)
 
     def arm(self, event: Event) -> None:
         """The replay answered the main thread's last event before ``event``, a handler that ran at a place in
@@ -220,8 +219,8 @@ def boundary_caller(landed: FrameType | None) -> tuple[FrameType | None, bool]:
         frame = frame.f_back  # a library's code: called by the program, or by a boundary?
     if frame is None or not is_own(frame.f_code.co_filename) or launcher_frame_only(frame, launcher_frame):
         return None, False
-    in_call = False
-    call = Recorder.call.__code__
+    in_call = in_native_call()  # the recorder's call() in C has no frame to find
+    call = Recorder._call.__code__
     while frame is not None and is_own(frame.f_code.co_filename):
         in_call = in_call or frame.f_code is call
         frame = frame.f_back
@@ -441,7 +440,7 @@ def _install_handlers(engine: Engine, patcher: Patcher) -> None:
         engine.asynchronous = {HANDLER: handlers.run_recorded}
         handlers.mark_places(engine.events)
 
-        def follow(events: list[Event]) -> None:  # a forked child of the replay follows its own recording
+        def follow(events: MutableSequence[Event]) -> None:  # a forked child of the replay follows its own recording
             if handlers.armed is not None:
                 handlers.armed.disarm()
             handlers.mark_places(events)
