@@ -124,7 +124,6 @@ def _replay_command(args: argparse.Namespace) -> int:
     from .engine.divergence import DIVERGED_EXIT
     from .errors import RecordingError
     from .format.tape import TapeStatus, read_recording
-    from .front.report import format_verdict
     from .kinds.entry import Project
     from .paths import project_root_of
     from .runner.launcher import replay
@@ -154,6 +153,8 @@ def _replay_command(args: argparse.Namespace) -> int:
         return int(verdict.replayed.status or 0)
     if verdict.status == "corrupt":
         raise RecordingError(verdict.problem or f"{args.recording}: corrupt recording")
+    from .front.report import format_verdict  # only for a replay that was not faithful
+
     sys.stderr.write(format_verdict(verdict) + "\n")
     return DIVERGED_EXIT
 

@@ -20,7 +20,6 @@ import threading
 from collections.abc import Iterator
 from typing import Any, BinaryIO, NamedTuple
 
-from ..boundaries import machine
 from ..errors import RecordingError, RetraceError
 from ..format.sealing import PublicKey, Sealer, keys_for_child
 from ..format.tape import (
@@ -429,6 +428,8 @@ def replay(path: str, project: Project, stuck_timeout: float = 10.0, passthrough
     moved = Moved.between(rec.header, locate(rec.header, project, path))
     run = _run_forked(config, rec.header, passthrough, keep_output, moved) if forked and not sandbox else None
     if run is None:
+        from ..boundaries import machine  # only here: recording does not import the boundaries in the launcher
+
         run = run_child(config, rec.header["hash_seed"], passthrough, keep_output,
                         startup=machine.startup_environ(rec.header), prefix=prefix, moved=moved)
     verdict = conclude(rec, run.returncode, run.stdout.summary(), run.stderr.summary(), run.result, run.processes)
