@@ -28,7 +28,6 @@ import _thread
 import os
 import re
 import struct
-import tempfile
 import zlib
 from collections.abc import Callable, MutableSequence
 from typing import Any, BinaryIO
@@ -117,6 +116,8 @@ def temp_beside(target: str | os.PathLike[str]) -> str:
 def open_temp_beside(target: str | os.PathLike[str]) -> tuple[int, str]:
     """:func:`temp_beside`, open for writing: its descriptor and its path."""
     folder, name = os.path.split(os.path.abspath(target))
+    import tempfile  # here: its imports (random, shutil …) are some milliseconds of every start
+
     return tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=folder)
 
 

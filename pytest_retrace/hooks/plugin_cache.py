@@ -14,11 +14,12 @@ anything unexpected, and the scan simply runs. ``RETRACE_CACHE_DIR`` moves it (e
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
 from collections.abc import Callable
+
+from ..format.codec import blake2b
 
 CACHE_ENV = "RETRACE_CACHE_DIR"
 FILE = "plugins.json"
@@ -47,7 +48,7 @@ def scan_key(group: str) -> str:
         parts.append(entry)
         parts.append(_folder_key(entry or "."))
     text = json.dumps(parts, separators=(",", ":"))
-    return hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=20).hexdigest()
+    return blake2b(text.encode("utf-8", "surrogateescape"), digest_size=20).hexdigest()
 
 
 def _other_finders() -> bool:
