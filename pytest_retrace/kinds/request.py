@@ -394,7 +394,8 @@ class _RecordedBody:
         return self
 
     def __next__(self) -> bytes:
-        self._recording.resume()
+        recording = self._recording
+        recording.resume()
         try:
             chunk = next(self._iterator)
         except StopIteration:
@@ -403,7 +404,7 @@ class _RecordedBody:
             self._remember(exc)
             raise
         finally:
-            self._recording.suspend()
+            recording.suspend()
         self._response.feed(chunk)
         return chunk
 
