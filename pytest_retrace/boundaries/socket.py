@@ -101,12 +101,18 @@ class RecordedSocket(_REAL_SOCKET):  # type: ignore[misc, valid-type]
             "socket.recvfrom", (bufsize, flags), _REAL_SOCKET.recvfrom, self, bufsize, flags))
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        if self._retrace_engine.passes():
+            # Straight into the caller's buffer: going through recv would allocate a bytes object as large as the
+            # buffer (a server's read buffer: 64 KiB and more) on every read, which the heap grows and trims for.
+            return _REAL_SOCKET.recv_into(self, buffer, nbytes, flags)  # type: ignore[no-any-return]
         size = nbytes or len(buffer)
         data = self._recv(size, flags)
         buffer[: len(data)] = data
         return len(data)
 
     def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
+        if self._retrace_engine.passes():  # as recv_into
+            return _REAL_SOCKET.recvfrom_into(self, buffer, nbytes, flags)  # type: ignore[no-any-return]
         size = nbytes or len(buffer)
         data, address = self._retrace_engine.call(
             "socket.recvfrom", (size, flags), _REAL_SOCKET.recvfrom, self, size, flags)

@@ -33,17 +33,21 @@ class Router(Engine):
     def redaction(self, value: Redaction) -> None:
         raise AttributeError("a Router redacts as the recording of the calling thread does")
 
+    # call, routed and passes run for every call of the process (a server's own socket reads pass through them):
+    # _target inlined.
     def call(self, name: str, args: Any, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
-        engine = self._target()
+        engine = tls.engine
+        if engine is not None and not engine.open:
+            engine = None
         if tls.setup and not tls.gate:
             return _setting_up(engine, name, args, fn, *a, **kw)
         return fn(*a, **kw) if engine is None else engine.call(name, args, fn, *a, **kw)
 
     def wrap_noarg(self, name: str, fn: Callable[[], Any]) -> Callable[[], Any]:
-        target = self._target
-
         def routed() -> Any:
-            engine = target()
+            engine = tls.engine
+            if engine is not None and not engine.open:
+                engine = None
             if tls.setup and not tls.gate:
                 return _setting_up(engine, name, None, fn)
             return fn() if engine is None else engine.call(name, None, fn)
@@ -59,8 +63,8 @@ class Router(Engine):
         return True if engine is None else engine.internal_error(reason)
 
     def passes(self) -> bool:
-        engine = self._target()
-        return engine is None or engine.passes()
+        engine = tls.engine
+        return engine is None or not engine.open or engine.passes()
 
     def blocking(self, name: str, args: Any, attempt: Callable[[float], bool]) -> None:
         engine = self._target()

@@ -179,9 +179,13 @@ def end_call_thread() -> int:
 
 
 def resume_call_thread(engine: Any, children: int) -> None:
-    """Back to a suspended per-call recording: thread 0 of ``engine`` again, its thread numbering kept."""
-    start_call_thread(engine)
+    """Back to a suspended per-call recording: thread 0 of ``engine`` again, its thread numbering kept (what
+    :func:`start_call_thread` does, inline: a streamed response resumes its recording for every chunk)."""
+    tls.tid = MAIN
     tls.children = children
+    tls.engine = engine
+    STATE.single_thread = False
+    STATE.fast = False
 
 
 def mark_outside() -> None:

@@ -182,36 +182,42 @@ class InProcessRecording:
     """One recording made inside a running process, on the calling thread: a call, or a request.
 
     Events gather in memory; only a recording that is kept is written (a keep="errors" service drops
-    most of them, and must not pay for files it deletes)."""
+    most of them, and must not pay for files it deletes). Setting one up is on every recorded request's path:
+    what only a kept recording needs (its header, the redacted request, its name) is captured as it stands
+    (references, copies) and made on the writer thread."""
 
-    def __init__(self, kind: Kind, entry: dict[str, Any] | Callable[[], dict[str, Any]], stem: str, folder: Path,
-                 redaction: Redaction, public_key: PublicKey | None = None,
-                 carried: Callable[[Redaction], Redaction] | None = None) -> None:
+    __slots__ = ("kind", "entry", "stem", "folder", "redaction", "public_key", "environ", "started", "tape",
+                 "engine", "_children", "__weakref__")
+
+    def __init__(self, kind: Kind, entry: dict[str, Any] | Callable[[], dict[str, Any]],
+                 stem: str | Callable[[], str], folder: Path, redaction: Redaction,
+                 public_key: PublicKey | None = None, carried: Callable[[Redaction], Redaction] | None = None) -> None:
         """``entry``: what the header holds of the call or request (redacted), or a function that builds it if
-        the recording is kept. ``public_key``: seal the recording for it."""
-        try:
-            with internal:
-                self.kind, self.entry, self.stem, self.folder = kind, entry, stem, folder
-                self.redaction = redaction
-                self.public_key = public_key
-                self.environ = env.capture()
-                self.started = _wall_clock()  # formatted only if the recording is kept
-                self.tape = MemoryTape()
-                self.engine = Recorder(self.tape)
-                environ = self.environ
-                # Made on first use: what the request carries (parsing its headers) and what the environment's
-                # redaction replaced (found once per environment).
-                self.engine.redact_later(lambda: knowing_the_environment(carried(redaction) if carried else redaction,
-                                                                         environ))
-                self._children = 0  # threads started so far, kept while suspended
+        the recording is kept; ``stem``: the start of the file's name, or a function that makes it then.
+        ``public_key``: seal the recording for it."""
+        # Nothing here crosses a boundary (no gate needed): copies, our own clock, objects of ours.
+        self.kind, self.entry, self.stem, self.folder = kind, entry, stem, folder
+        self.redaction = redaction
+        self.public_key = public_key
+        environ = self.environ = env.capture()
+        self.started = _wall_clock()  # formatted only if the recording is kept
+        tape = self.tape = MemoryTape()
+        engine = self.engine = Recorder(tape)
+        # Made on first use: what the request carries (parsing its headers) and what the environment's
+        # redaction replaced (found once per environment).
+        engine.redact_later(_LaterRedaction(redaction, carried, environ))
+        self._children = 0  # threads started so far, kept while suspended
+        if _Installation.router is None:
             _install_once()
-            writer().opened(self)
-            start_call_thread(self.engine)
+        recordings = writer()
+        recordings.opened(self)
+        try:
+            start_call_thread(engine)
             # Requests recorded at once must not draw from each other's module-level generator.
-            self.engine.generator = entropy.own_generator(self.engine)
+            engine.generator = entropy.own_generator(engine)
         except BaseException:
             end_call_thread()
-            writer().closed(self)
+            recordings.closed(self)
             raise
 
     def suspend(self) -> None:
@@ -222,26 +228,34 @@ class InProcessRecording:
     def resume(self) -> None:
         resume_call_thread(self.engine, self._children)
 
+    def drop(self) -> None:
+        """End the recording, not kept: nothing of it is written (a keep="errors" service's every good answer)."""
+        end_call_thread()
+        self.engine.open = False  # threads it started that run on are outside it from now on
+        writer().closed(self)
+
     def finish(self, outcome: Outcome, keep_it: bool, max_files: int | None = None,
                max_bytes: int | None = None, summary: Callable[[], Stream] | None = None) -> None:
         """End the recording: when it is kept, take ``summary()`` as what the call returned (now: the caller may
         change it next) and hand the recording to this process's writer, which writes it and rotates. Never
         raises: logs."""
+        if not keep_it:
+            self.drop()
+            return
         end_call_thread()
         self.engine.open = False  # threads it started that run on are outside it from now on
         try:
-            if keep_it:
-                with internal:
-                    if summary is not None:
-                        outcome = Outcome(outcome.status, outcome.exception, returned=summary())
-                    # The recording as it ends now: a thread it started may go on adding to the engine's sink.
-                    self.tape.sink = self.tape.sink[:]
-                    events = self.engine.events_in(len(self.tape.sink))
-                    # The connections' set-up goes with it (as it stands now): its replay opens afresh the ones it
-                    # found open.
-                    setup = Setup(self.engine.setup_marked, PROCESS_LOG.snapshot())
-                    writer().submit(Job(lambda: self._write(outcome, events, setup, max_files, max_bytes),
-                                        self.folder))
+            with internal:
+                if summary is not None:
+                    outcome = Outcome(outcome.status, outcome.exception, returned=summary())
+                # The recording as it ends now: a thread it started may go on adding to the engine's sink.
+                self.tape.sink = self.tape.sink[:]
+                events = self.engine.events_in(len(self.tape.sink))
+                # The connections' set-up goes with it (as it stands now): its replay opens afresh the ones it
+                # found open.
+                setup = Setup(self.engine.setup_marked, PROCESS_LOG.snapshot())
+                writer().submit(Job(lambda: self._write(outcome, events, setup, max_files, max_bytes),
+                                    self.folder))
         except Exception as exc:
             log.warning("pytest-retrace: a recording could not be written to %s: %s", self.folder, exc)
         finally:
@@ -252,10 +266,26 @@ class InProcessRecording:
         """On the writer thread: the file, then rotation."""
         created_at = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started))
         entry = self.entry() if callable(self.entry) else self.entry
-        name = f"{self.stem}-{created_at.replace(':', '')}-{os.urandom(4).hex()}.retrace"
+        stem = self.stem() if callable(self.stem) else self.stem
+        name = f"{stem}-{created_at.replace(':', '')}-{os.urandom(4).hex()}.retrace"
         write_recording(self.folder / name, self.kind, entry, self.tape, outcome, events, setup, self.redaction,
                         self.environ, self.started, self.public_key)
         rotate(self.folder, max_files, max_bytes)
+
+
+class _LaterRedaction:
+    """What a recording keys its calls with, made when a call first asks (most never do): its policy, knowing the
+    secrets the request carries and those the environment's redaction replaced."""
+
+    __slots__ = ("redaction", "carried", "environ")
+
+    def __init__(self, redaction: Redaction, carried: Callable[[Redaction], Redaction] | None,
+                 environ: dict[Any, Any]) -> None:
+        self.redaction, self.carried, self.environ = redaction, carried, environ
+
+    def __call__(self) -> Redaction:
+        redaction = self.redaction if self.carried is None else self.carried(self.redaction)
+        return knowing_the_environment(redaction, self.environ)
 
 
 def write_recording(path: Path, kind: Kind, entry: dict[str, Any], tape: MemoryTape, outcome: Outcome, events: int,

@@ -88,33 +88,58 @@ def _read_body(environ: dict[str, Any]) -> bytes:
 
 class Response:
     """A response as a request's outcome compares it, taken in as it streams by: status, headers and a digest
-    of the body (a streamed body is never held whole), plus the body's first bytes for reports."""
+    of the body (a streamed body is never held whole), plus the body's first bytes for reports.
+
+    Most recorded responses are dropped (keep="errors"): the body's chunks are only held (references, while they
+    are few and small) and digested when a summary is asked for, or when they grow beyond :attr:`HELD`."""
 
     HEAD = 400
+    HELD = 1 << 16  # bytes of chunks held undigested
+
+    __slots__ = ("redaction", "status", "_headers", "size", "_head", "_body", "_held")
 
     def __init__(self, redaction: Redaction) -> None:
         self.redaction = redaction  # the head for reports holds no secret (a Set-Cookie, a token in the body)
         self.status: str | None = None
-        self.headers: list[list[str]] | None = None
+        self._headers: list[tuple[str, str]] | None = None
         self.size = 0
         self._head = b""
-        self._body = hashlib.blake2b(digest_size=16)
+        self._body: Any = None  # the digest, made when first needed
+        self._held: list[bytes] = []
+
+    @property
+    def headers(self) -> list[list[str]] | None:
+        return None if self._headers is None else [list(h) for h in self._headers]
 
     def start(self, status: str, headers: list[tuple[str, str]]) -> None:
-        self.status, self.headers = status, [list(h) for h in headers]
+        # A copy of the list (the app may change it next); WSGI's headers are tuples.
+        self.status, self._headers = status, headers[:]
 
     def feed(self, chunk: bytes) -> None:
-        self._body.update(chunk)
+        if type(chunk) is not bytes:  # a bytearray or a view the app may change next: as it is now
+            chunk = bytes(chunk)
+        self._held.append(chunk)
         self.size += len(chunk)
-        if len(self._head) < self.HEAD:
-            self._head += bytes(chunk[: self.HEAD - len(self._head)])
+        if self.size > self.HELD:
+            self._digest_held()
+
+    def _digest_held(self) -> None:
+        if self._body is None:
+            self._body = hashlib.blake2b(digest_size=16)
+        for chunk in self._held:
+            self._body.update(chunk)
+            if len(self._head) < self.HEAD:
+                self._head += chunk[: self.HEAD - len(self._head)]
+        self._held = []
 
     def summary(self) -> Stream:
-        digest = hashlib.blake2b(codec.packb([self.status, self.headers]), digest_size=16)
+        self._digest_held()
+        headers = self.headers
+        digest = hashlib.blake2b(codec.packb([self.status, headers]), digest_size=16)
         digest.update(self._body.digest())
-        headers = self.redaction.headers(self.headers) if self.headers else self.headers
+        shown = self.redaction.headers(headers) if headers else headers
         head = self.redaction.fragment(self._head.decode("latin-1")).encode("latin-1", "replace")
-        return Stream(digest.hexdigest(), self.size, repr([self.status, headers, head])[: self.HEAD])
+        return Stream(digest.hexdigest(), self.size, repr([self.status, shown, head])[: self.HEAD])
 
 
 def replay_environ(recorded: dict[str, Any], body: bytes) -> dict[str, Any]:
@@ -271,74 +296,106 @@ class RecordingMiddleware:
         if not begin(self.keep):
             return self.app(environ, start_response)  # type: ignore[no-any-return]
         try:
-            code_folders = self._declared_code()
-            body = _read_body(environ)
-            # The environ as it came: the app may add to it. Filtered only if the recording is kept.
-            received = dict(environ)
-
-            def entry() -> dict[str, Any]:
-                environ, redacted_body = _redacted_request(self.redaction, _plain_environ(received), body)
-                return {"app": self.entry, "root": self.root, "code_folders": code_folders, "environ": environ,
-                        "body": redacted_body}
-
-            # A sealed recording's name says nothing of the request: a path may hold a secret (/reset/<token>).
-            path = "" if self.public_key is not None else environ.get("PATH_INFO", "/").replace("/", "_")
-            stem = f"{environ.get('REQUEST_METHOD', 'GET')}{path}"[:60]
-            recording = InProcessRecording(Kind.WSGI, entry, stem, self.folder, self.redaction, self.public_key,
-                                           carried=lambda redaction: redaction.carried_by_request(received, body))
+            request = _Request(self, environ)
+            recording = InProcessRecording(Kind.WSGI, request, request.stem, self.folder, self.redaction,
+                                           self.public_key, carried=request.carried)
         except Exception as exc:
             log.warning("pytest-retrace: not recording this request: %s", exc)
             return self.app(environ, start_response)  # type: ignore[no-any-return]
-        environ = dict(environ, **{"wsgi.input": io.BytesIO(body)})
-        response = Response(self.redaction)
+        environ = dict(environ)
+        environ["wsgi.input"] = io.BytesIO(request.body)
         self.crash()  # forget what a request this thread served unrecorded (sampled out) raised
-
-        def recorded_start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            response.start(status, headers)
-            write = start_response(status, headers, *(() if exc_info is None else (exc_info,)))
-
-            def recorded_write(data: bytes) -> Any:  # the legacy write() of WSGI: part of the body too
-                response.feed(data)
-                return write(data)
-
-            return recorded_write
-
+        body = _RecordedBody(self, recording, Response(self.redaction), start_response)
         try:
-            returned = self.app(environ, recorded_start)
+            returned = self.app(environ, body.start_response)
             iterator = iter(returned)
         except Exception as exc:
-            self._finish(recording, response, exc)
+            self._finish(recording, body._response, exc)
             raise
         recording.suspend()  # the server's own work between chunks is no part of the request
-        return _RecordedBody(self, recording, response, returned, iterator)
+        body._returned, body._iterator = returned, iterator
+        return body
 
     def _finish(self, recording: InProcessRecording, response: Response, error: Exception | None,
                 described: ExceptionInfo | None = None) -> None:
-        result = outcome(response, error, self.crash, summarize=False, described=described)  # dropped: no digest
-        failed = result.exception is not None or str(response.status).startswith("5")
+        crashed = error or self.crash()  # reading it clears it, kept or not
+        failed = crashed is not None or str(response.status).startswith("5")
+        if not keeps(self.keep, failed):
+            recording.drop()  # the outcome is made only for a recording that is kept
+            return
+        result = Outcome(1 if crashed else 0, described or (ExceptionInfo.of(crashed) if crashed else None))
         answered = error is None and response.status is not None
-        recording.finish(result, keeps(self.keep, failed), self.max_files, self.max_bytes,
+        recording.finish(result, True, self.max_files, self.max_bytes,
                          summary=response.summary if answered else None)
+
+
+class _Request:
+    """A request as it came, captured when its recording begins (the environ copied: the app may add to it; the
+    body read whole: the app gets it anew), and what only a kept recording makes of it, on the writer thread: the
+    header's entry (filtered, redacted) and the file's name."""
+
+    __slots__ = ("middleware", "code_folders", "received", "body")
+
+    def __init__(self, middleware: RecordingMiddleware, environ: dict[str, Any]) -> None:
+        self.middleware = middleware
+        self.code_folders = middleware._declared_code()
+        self.body = _read_body(environ)
+        self.received = dict(environ)
+
+    def __call__(self) -> dict[str, Any]:
+        """The header's entry."""
+        middleware = self.middleware
+        environ, body = _redacted_request(middleware.redaction, _plain_environ(self.received), self.body)
+        return {"app": middleware.entry, "root": middleware.root, "code_folders": self.code_folders,
+                "environ": environ, "body": body}
+
+    def stem(self) -> str:
+        """The start of the recording's file name: method and path."""
+        received = self.received
+        # A sealed recording's name says nothing of the request: a path may hold a secret (/reset/<token>).
+        path = "" if self.middleware.public_key is not None else received.get("PATH_INFO", "/").replace("/", "_")
+        return f"{received.get('REQUEST_METHOD', 'GET')}{path}"[:60]
+
+    def carried(self, redaction: Redaction) -> Redaction:
+        return redaction.carried_by_request(self.received, self.body)
 
 
 class _RecordedBody:
     """The app's response body, passed on to the server chunk by chunk: the app's code that runs while a
     chunk is made (a generator) or when the server closes the body (Flask's teardown) is the request's;
-    the server's own work in between is not. The recording ends when the server closes the body."""
+    the server's own work in between is not. The recording ends when the server closes the body.
+    Its :meth:`start_response` is the one the app gets."""
+
+    __slots__ = ("_middleware", "_recording", "_response", "_start_response", "_write", "_returned", "_iterator",
+                 "_error", "_described", "_finished")
 
     def __init__(self, middleware: RecordingMiddleware, recording: InProcessRecording, response: Response,
-                 returned: Iterable[bytes], iterator: Iterator[bytes]) -> None:
+                 start_response: Callable[..., Any]) -> None:
         self._middleware, self._recording, self._response = middleware, recording, response
-        self._returned, self._iterator = returned, iterator
+        self._start_response = start_response
+        self._write: Callable[[bytes], Any] | None = None
+        self._returned: Iterable[bytes] = ()
+        self._iterator: Iterator[bytes] = iter(())
         self._error: Exception | None = None
         self._described: ExceptionInfo | None = None  # the error as it was when the app raised it
         self._finished = False
+
+    def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        self._response.start(status, headers)
+        self._write = self._start_response(status, headers, *(() if exc_info is None else (exc_info,)))
+        return self.write
+
+    def write(self, data: bytes) -> Any:
+        """The legacy write() of WSGI: part of the body too."""
+        self._response.feed(data)
+        return self._write(data)  # type: ignore[misc]
 
     def __iter__(self) -> _RecordedBody:
         return self
 
     def __next__(self) -> bytes:
-        self._recording.resume()
+        recording = self._recording
+        recording.resume()
         try:
             chunk = next(self._iterator)
         except StopIteration:
@@ -347,7 +404,7 @@ class _RecordedBody:
             self._remember(exc)
             raise
         finally:
-            self._recording.suspend()
+            recording.suspend()
         self._response.feed(chunk)
         return chunk
 

@@ -44,6 +44,7 @@ log = logging.getLogger("pytest_retrace")
 SHUTDOWN_WAIT = 5.0  # seconds a stopping process waits for its recordings: below gunicorn's graceful timeout
 _start_thread = _thread.start_new_thread  # the original: boundaries patch the module attribute
 _monotonic = time.monotonic
+_PRUNE_AT = 256  # recordings under way at once (threads of a process) beyond which the gone ones are looked for
 
 
 class Job(NamedTuple):
@@ -65,16 +66,35 @@ class RecordingWriter:
         self._nap.acquire()
         self._pending = 0  # handed over and not written yet (or failed)
         self._started = False
-        # Recordings under way, by the thread they run on: the exit waits for those of other threads.
-        self._open: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+        # Recordings under way (by id: a weak reference to it, and the thread it runs on): the exit waits for those
+        # of other threads. Weak: one whose body the server never closed is not waited for once it is gone. A plain
+        # dict, not a WeakKeyDictionary: every recorded request passes here twice, and that one's Python-level
+        # bookkeeping cost a microsecond.
+        self._open: dict[int, tuple[weakref.ref[Any], int]] = {}
+        self._prune_at = _PRUNE_AT
 
     def opened(self, recording: Any) -> None:
         """``recording`` started on the calling thread: a stopping process waits for it to end."""
-        _exit_flush_registered()
-        self._open[recording] = _thread.get_ident()
+        if not _ExitFlush.registered:
+            _exit_flush_registered()
+        under_way = self._open
+        if len(under_way) >= self._prune_at:
+            self._prune()
+        under_way[id(recording)] = (weakref.ref(recording), _thread.get_ident())
 
     def closed(self, recording: Any) -> None:
-        self._open.pop(recording, None)
+        self._open.pop(id(recording), None)
+
+    def _prune(self) -> None:
+        """Forget the recordings that were never closed and are gone (bodies a server dropped unclosed)."""
+        for key, (ref, _thread_id) in list(self._open.items()):
+            if ref() is None:
+                self._open.pop(key, None)
+        self._prune_at = max(_PRUNE_AT, 2 * len(self._open))  # as many live ones: not again at every request
+
+    def under_way(self, me: int) -> int:
+        """How many recordings are under way on threads other than ``me``."""
+        return sum(1 for ref, thread in list(self._open.values()) if thread != me and ref() is not None)
 
     def submit(self, job: Job) -> None:
         """Write ``job`` soon, on the writer thread; never raises (a writer that cannot start writes it here)."""
@@ -128,7 +148,7 @@ class RecordingWriter:
         me = _thread.get_ident()
         deadline = _monotonic() + timeout
         while True:
-            under_way = sum(1 for thread in list(self._open.values()) if thread != me)
+            under_way = self.under_way(me)
             pending = self._pending
             if not pending and not under_way:
                 return 0

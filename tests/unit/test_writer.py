@@ -80,7 +80,7 @@ def test_a_flush_waits_for_recordings_under_way_on_other_threads_only(tmp_path: 
 
     thread = threading.Thread(target=request)
     thread.start()
-    while other not in writer._open:
+    while id(other) not in writer._open:
         time.sleep(0.001)
     assert writer.flush(0.05, "test") == 1  # still answering
     threading.Timer(0.1, done.set).start()
