@@ -22,7 +22,6 @@ logger and never break the request.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import io
 import os
@@ -34,6 +33,7 @@ from typing import Any, NamedTuple
 
 from ..engine.state import internal
 from ..format import codec
+from ..format.codec import blake2b
 from ..format.tape import Kind
 from ..redaction import Redaction
 from .entry import Project, importable_name, module_root, resolve, use_project_of
@@ -125,7 +125,7 @@ class Response:
 
     def _digest_held(self) -> None:
         if self._body is None:
-            self._body = hashlib.blake2b(digest_size=16)
+            self._body = blake2b(digest_size=16)
         for chunk in self._held:
             self._body.update(chunk)
             if len(self._head) < self.HEAD:
@@ -135,7 +135,7 @@ class Response:
     def summary(self) -> Stream:
         self._digest_held()
         headers = self.headers
-        digest = hashlib.blake2b(codec.packb([self.status, headers]), digest_size=16)
+        digest = blake2b(codec.packb([self.status, headers]), digest_size=16)
         digest.update(self._body.digest())
         shown = self.redaction.headers(headers) if headers else headers
         head = self.redaction.fragment(self._head.decode("latin-1")).encode("latin-1", "replace")
