@@ -15,6 +15,7 @@
 // - It pickles by reference, as the original does, and reprs as the original.
 #include <Python.h>
 #include <frameobject.h>
+#include <structmember.h>
 
 #include <cstddef>
 #include <vector>
@@ -243,6 +244,9 @@ constexpr int kFields = 7;
 struct FastPath {
     StandIn base;
     PyObject *field[kFields];  // named by the enums below, per kind of fast path
+    // Where the engine's STATE keeps `fast` and `single_thread` (slots: read and written in place, no attribute
+    // look-up on the hot path); 0 when it has no such slot.
+    Py_ssize_t fast_at, single_at;
 };
 
 // Recording an argument-less source (a clock): value = source(); while only the main thread runs outside any
@@ -272,6 +276,29 @@ int is_true(PyObject *obj, PyObject *attr) {
     if (value == nullptr) return -1;
     Py_DECREF(value);
     return value == Py_True;
+}
+
+// The offset of `name` in `obj` when it is a writable __slots__ member holding an object, else 0.
+Py_ssize_t slot_offset(PyObject *obj, PyObject *name) {
+    PyObject *descr = _PyType_Lookup(Py_TYPE(obj), name);
+    if (descr == nullptr || !Py_IS_TYPE(descr, &PyMemberDescr_Type)) return 0;
+    PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+    return member->type == T_OBJECT_EX && !(member->flags & READONLY) ? member->offset : 0;
+}
+
+// is_true, reading the slot at `at` in place when there is one.
+int slot_true(PyObject *obj, Py_ssize_t at, PyObject *attr) {
+    PyObject *value = at ? *(PyObject **)((char *)obj + at) : nullptr;
+    return value ? value == Py_True : is_true(obj, attr);
+}
+
+// obj.attr = value, in the slot at `at` when there is one (0 or -1).
+int slot_set(PyObject *obj, Py_ssize_t at, PyObject *attr, PyObject *value) {
+    if (!at) return PyObject_SetAttr(obj, attr, value);
+    PyObject **slot = (PyObject **)((char *)obj + at);
+    Py_INCREF(value);
+    Py_XSETREF(*slot, value);
+    return 0;
 }
 
 // The next event of `cursor` when it has `name` and arguments equal to `args`: 1 and its result in *result
@@ -312,7 +339,7 @@ PyObject *noarg_record(PyObject *self, PyObject *const *args, size_t nargsf, PyO
         return PyObject_Vectorcall(r->base.original, args, nargsf, kwnames);  // the real source says what is wrong
     }
     PyObject *value = PyObject_CallNoArgs(r->base.impl);
-    int fast = value ? is_true(r->field[REC_STATE], str_fast) : -1;
+    int fast = value ? slot_true(r->field[REC_STATE], r->fast_at, str_fast) : -1;
     int done = -1;
     if (fast == 1) {
         done = PyList_Append(r->field[REC_SINK], r->field[REC_CODE]) < 0 || PyList_Append(r->field[REC_SINK], value) < 0
@@ -336,7 +363,7 @@ PyObject *noarg_replay(PyObject *self, PyObject *const *args, size_t nargsf, PyO
         return PyObject_Vectorcall(r->base.original, args, nargsf, kwnames);
     }
     PyObject *result = nullptr, *event = nullptr;
-    int fast = is_true(r->field[NOARG_STATE], str_fast);
+    int fast = slot_true(r->field[NOARG_STATE], r->fast_at, str_fast);
     if (fast == 1) fast = is_true(r->field[NOARG_REPLAYER], str_in_order);
     if (fast == 1) {
         int same = next_matching(r->field[NOARG_CURSOR], r->field[NOARG_NAME], Py_None, &event, &result);
@@ -371,7 +398,7 @@ PyObject *call_slow(FastPath *r, PyObject *event, PyObject *const *args, size_t 
 PyObject *call_replay(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
     FastPath *r = (FastPath *)self;
     if (PyVectorcall_NARGS(nargsf) < 3) return call_slow(r, r->field[CALL_UNTAKEN], args, nargsf, kwnames);
-    int fast = is_true(r->field[CALL_STATE], str_fast);
+    int fast = slot_true(r->field[CALL_STATE], r->fast_at, str_fast);
     if (fast == 1) fast = is_true(r->field[CALL_REPLAYER], str_in_order);
     if (fast < 0) return nullptr;
     if (fast == 0) return call_slow(r, r->field[CALL_UNTAKEN], args, nargsf, kwnames);
@@ -397,7 +424,7 @@ PyObject *call_record(PyObject *self, PyObject *const *args, size_t nargsf, PyOb
     FastPath *r = (FastPath *)self;
     const Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     PyObject *nid = nullptr;
-    int fast = nargs < 3 ? 0 : is_true(r->field[CREC_STATE], str_fast);
+    int fast = nargs < 3 ? 0 : slot_true(r->field[CREC_STATE], r->fast_at, str_fast);
     if (fast < 0) return nullptr;
     if (fast == 1 && PyUnicode_CheckExact(args[0])) {
         nid = PyDict_GetItemWithError(r->field[CREC_IDS], args[0]);  // borrowed
@@ -406,7 +433,7 @@ PyObject *call_record(PyObject *self, PyObject *const *args, size_t nargsf, PyOb
     if (nid == nullptr || !PyLong_CheckExact(nid)) return PyObject_Vectorcall(r->field[CREC_SLOW], args, nargsf, kwnames);
     PyObject *state = r->field[CREC_STATE], *tls = r->field[CREC_TLS], *call_args = args[1];
     static PyObject *one = PyLong_FromLong(1), *zero = PyLong_FromLong(0);
-    if (PyObject_SetAttr(state, str_fast, Py_False) < 0 || PyObject_SetAttr(tls, str_gate, one) < 0) return nullptr;
+    if (slot_set(state, r->fast_at, str_fast, Py_False) < 0 || PyObject_SetAttr(tls, str_gate, one) < 0) return nullptr;
     ++native_calls;
     PyObject *result = PyObject_Vectorcall(args[2], args + 3, nargs - 3, kwnames);
     --native_calls;
@@ -428,8 +455,11 @@ PyObject *call_record(PyObject *self, PyObject *const *args, size_t nargsf, PyOb
         return nullptr;
     }
     // Out of the gate: tls.gate = 0; STATE.fast = STATE.single_thread (state.leave(True)).
-    PyObject *single = PyObject_GetAttr(state, str_single_thread);
-    if (single == nullptr || PyObject_SetAttr(tls, str_gate, zero) < 0 || PyObject_SetAttr(state, str_fast, single) < 0) {
+    PyObject *single = r->single_at ? *(PyObject **)((char *)state + r->single_at) : nullptr;
+    if (single != nullptr) Py_INCREF(single);
+    else single = PyObject_GetAttr(state, str_single_thread);
+    if (single == nullptr || PyObject_SetAttr(tls, str_gate, zero) < 0 ||
+        slot_set(state, r->fast_at, str_fast, single) < 0) {
         Py_XDECREF(single);
         Py_DECREF(result);
         return nullptr;
@@ -493,7 +523,7 @@ PyTypeObject FastPathType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 
 // A fast path standing in for `source` (None for the replayer's call, which stands for no library callable),
 // holding `fields` in order.
-PyObject *new_fast_path(PyObject *source, vectorcallfunc call, PyObject *fields, int count) {
+PyObject *new_fast_path(PyObject *source, vectorcallfunc call, PyObject *fields, int count, int state) {
     if (!PyTuple_Check(fields) || PyTuple_GET_SIZE(fields) != count) {
         PyErr_Format(PyExc_TypeError, "a fast path takes %d objects", count);
         return nullptr;
@@ -510,26 +540,28 @@ PyObject *new_fast_path(PyObject *source, vectorcallfunc call, PyObject *fields,
         r->field[i] = PyTuple_GET_ITEM(fields, i);
         Py_INCREF(r->field[i]);
     }
+    r->fast_at = slot_offset(r->field[state], str_fast);
+    r->single_at = slot_offset(r->field[state], str_single_thread);
     return (PyObject *)r;
 }
 
 PyObject *noarg_recorder(PyObject *, PyObject *args) {
     PyObject *rest = PyTuple_GetSlice(args, 1, PyTuple_GET_SIZE(args));
-    PyObject *made = rest ? new_fast_path(PyTuple_GET_ITEM(args, 0), noarg_record, rest, REC_FIELDS) : nullptr;
+    PyObject *made = rest ? new_fast_path(PyTuple_GET_ITEM(args, 0), noarg_record, rest, REC_FIELDS, REC_STATE) : nullptr;
     Py_XDECREF(rest);
     return made;
 }
 
 PyObject *noarg_replayer(PyObject *, PyObject *args) {
     PyObject *rest = PyTuple_GetSlice(args, 1, PyTuple_GET_SIZE(args));
-    PyObject *made = rest ? new_fast_path(PyTuple_GET_ITEM(args, 0), noarg_replay, rest, NOARG_FIELDS) : nullptr;
+    PyObject *made = rest ? new_fast_path(PyTuple_GET_ITEM(args, 0), noarg_replay, rest, NOARG_FIELDS, NOARG_STATE) : nullptr;
     Py_XDECREF(rest);
     return made;
 }
 
-PyObject *call_replayer(PyObject *, PyObject *args) { return new_fast_path(Py_None, call_replay, args, CALL_FIELDS); }
+PyObject *call_replayer(PyObject *, PyObject *args) { return new_fast_path(Py_None, call_replay, args, CALL_FIELDS, CALL_STATE); }
 
-PyObject *call_recorder(PyObject *, PyObject *args) { return new_fast_path(Py_None, call_record, args, CREC_FIELDS); }
+PyObject *call_recorder(PyObject *, PyObject *args) { return new_fast_path(Py_None, call_record, args, CREC_FIELDS, CREC_STATE); }
 
 PyObject *in_native_call(PyObject *, PyObject *) { return PyBool_FromLong(native_calls > 0); }
 
