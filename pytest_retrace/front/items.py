@@ -132,8 +132,11 @@ class RecordingItem(pytest.Item):
             info.counter = Counter.ACCEPTED
             return
         for _ in range(_int_option(config, "retrace_determinism_runs") - 1):
+            # A process recording's runs after the first start cold: the forks of one zygote share its memory
+            # layout (addresses are randomised per interpreter started), so a program whose output depends on
+            # them (id(), default reprs) would replay alike in every fork.
             again = _replay_in_session(config, self.shown_path, stuck_timeout=stuck, passthrough=False,
-                            recording=self.recording)
+                                       recording=self.recording, zygote=False)
             difference = _difference(verdict, again)
             if difference is not None:
                 info.counter = Counter.NONDETERMINISTIC

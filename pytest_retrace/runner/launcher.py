@@ -467,15 +467,17 @@ _SANDBOX: list[list[str]] = []
 
 def replay(path: str, project: Project, stuck_timeout: float = 10.0, passthrough: bool = True,
            keep_output: bool = False, recording: Recording | None = None, forked: bool = False,
-           sandbox: bool = False) -> Verdict:
+           sandbox: bool = False, zygote: bool = True) -> Verdict:
     """Replay a recording in a fresh interpreter and return its verdict (with what the replay printed, whole
     when ``keep_output``). It runs only ``project``'s code: a recording that points elsewhere raises
     :class:`OutsideProject` before anything runs (unless the project allows it).
 
     ``recording`` is the file already read and checked (the plugin reads and checks it in setup). With ``forked``
     (the plugin, which replays many), a request or call recording is replayed in a fork of a server
-    that imported its app once (``forkserver.py``). With ``sandbox`` the replay runs in a network namespace with
-    no interface (:func:`sandbox_prefix`), started cold.
+    that imported its app once (``forkserver.py``), and a process recording in a fork of a zygote started as its
+    cold replay would start (``zygote.py``), unless ``zygote`` is False. With ``sandbox`` the replay runs in a
+    network namespace with no interface (:func:`sandbox_prefix`): a process recording's zygote too, a request or
+    call recording cold.
     Raises :class:`RecordingError` when ``path`` is no readable recording at all.
     """
     rec = recording
@@ -496,7 +498,8 @@ def replay(path: str, project: Project, stuck_timeout: float = 10.0, passthrough
     startup = machine.startup_environ(rec.header)
     run = None
     if forked and Kind.of(rec.header) == Kind.PROCESS:
-        run = _run_in_zygote(config, rec.header["hash_seed"], startup, prefix, passthrough, keep_output, moved)
+        if zygote:
+            run = _run_in_zygote(config, rec.header["hash_seed"], startup, prefix, passthrough, keep_output, moved)
     elif forked and not sandbox:
         run = _run_forked(config, rec.header, passthrough, keep_output, moved)
     if run is None:
