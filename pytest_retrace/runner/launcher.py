@@ -36,7 +36,7 @@ from ..format.tape import (
     temp_beside,
 )
 from ..hooks import manager
-from ..kinds.entry import Location, OutsideProject, Project, check_entry, code_paths, locate
+from ..kinds.entry import Location, OutsideProject, Project, check_entry, locate
 from ..kinds.outcome import OUTPUT_HEAD, Stream
 from ..redaction import DEFAULT, Redaction
 from .protocol import CHILD_CODE, CHILD_ENV, LAUNCHER_ENV, ChildResult, RecordConfig, ReplayConfig, encode_config
@@ -131,6 +131,8 @@ def hash_seed_for(entry: dict[str, str], cwd: str) -> int:
     The project's seed is derived from its root (:func:`~pytest_retrace.kinds.entry.code_paths`), keyed with
     this machine's id where it has one: stable across runs, different between projects and machines, not
     guessable from outside the machine (hash randomisation guards servers against inputs built to collide)."""
+    from ..kinds.entry import code_paths  # here: the import lines above are another change's to make
+
     if "PYTHONHASHSEED" in os.environ:
         return hash_seed_from_environment()
     try:
@@ -288,11 +290,27 @@ def _run_forked(config: ReplayConfig, header: dict[str, Any], passthrough: bool,
 
 
 def _result_path() -> str:
-    """A fresh path for the child to write its result to."""
-    fd, path = tempfile.mkstemp(prefix="retrace-", suffix=".json")
-    os.close(fd)
-    os.unlink(path)
-    return path
+    """A fresh path for the child to write its result to, in a folder of this process's own (0700): nothing to
+    create per replay, and the results of the processes a replay forked are found beside it by listing a small
+    folder rather than the machine's temporary one."""
+    if _Results.folder is None or _Results.pid != os.getpid():  # a forked launcher gets a folder of its own
+        _Results.folder, _Results.pid = tempfile.mkdtemp(prefix="retrace-results-"), os.getpid()
+        import atexit
+
+        atexit.register(_remove_results, _Results.folder, _Results.pid)
+    _Results.count += 1
+    return os.path.join(_Results.folder, f"{_Results.count}.json")
+
+
+class _Results:
+    folder: str | None = None
+    pid = 0
+    count = 0
+
+
+def _remove_results(folder: str, pid: int) -> None:
+    if os.getpid() == pid:  # not in a fork that inherited the handler: the folder is its parent's
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def check_kind(rec: Recording) -> None:
