@@ -7,8 +7,8 @@ from setuptools import setup
 setup(
     ext_modules=[
         Pybind11Extension(
-            "pytest_retrace.engine._native",
-            ["native/demux.cpp", "native/transparent.cpp", "native/mainframe.cpp"],
+            "pytest_retrace._native",
+            ["native/demux.cpp", "native/transparent.cpp", "native/mainframe.cpp", "native/events.cpp"],
             cxx_std=17,
         )
     ],

@@ -172,7 +172,7 @@ class Demux {
 
 PYBIND11_MODULE(_native, m) {
     m.doc() = "Native core of pytest-retrace: the replay demultiplexer and the stand-ins of boundaries.";
-    if (add_transparent(m.ptr()) < 0 || add_mainframe(m.ptr()) < 0) throw py::error_already_set();
+    if (add_transparent(m.ptr()) < 0 || add_mainframe(m.ptr()) < 0 || add_events(m.ptr()) < 0) throw py::error_already_set();
     m.attr("TIMED_OUT") = kTimedOut;
     m.attr("EXHAUSTED") = kExhausted;
     m.attr("ABORTED") = kAborted;

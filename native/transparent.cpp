@@ -268,8 +268,11 @@ int is_true(PyObject *obj, PyObject *attr) {
 }
 
 // The next event of `cursor` when it has `name` and arguments equal to `args`: 1 and its result in *result
-// (a new reference); 0 with the event in *event (a new reference, or null when none was left); -1 on error.
+// (a new reference), with the event in *event or null (made by event_of when needed); 0 with the event in *event
+// (a new reference, or null when none was left); -1 on error.
 int next_matching(PyObject *cursor, PyObject *name, PyObject *args, PyObject **event, PyObject **result) {
+    int matched = cursor_match(cursor, name, args, event, result);  // events read lazily (events.cpp)
+    if (matched != -2) return matched;
     *event = PyIter_Next(cursor);
     *result = nullptr;
     if (*event == nullptr) return PyErr_Occurred() ? -1 : 0;
@@ -288,6 +291,12 @@ int next_matching(PyObject *cursor, PyObject *name, PyObject *args, PyObject **e
         if (*result == nullptr) same = -1;
     }
     return same;
+}
+
+// The event next_matching took (a new reference): made now when it matched without one.
+PyObject *event_of(PyObject *cursor, PyObject *event) {
+    if (event != nullptr) return event;
+    return cursor_taken(cursor);
 }
 
 PyObject *noarg_record(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
@@ -325,10 +334,11 @@ PyObject *noarg_replay(PyObject *self, PyObject *const *args, size_t nargsf, PyO
     if (fast == 1) {
         int same = next_matching(r->field[NOARG_CURSOR], r->field[NOARG_NAME], Py_None, &event, &result);
         if (same == 1 && Py_TYPE(result) != (PyTypeObject *)r->field[NOARG_RAISED] && result != r->field[NOARG_LIVE]) {
-            Py_DECREF(event);
+            Py_XDECREF(event);
             return result;
         }
         Py_CLEAR(result);
+        if (same == 1 && (event = event_of(r->field[NOARG_CURSOR], event)) == nullptr) same = -1;
         if (same >= 0) result = PyObject_CallOneArg(r->field[NOARG_SLOW], event ? event : Py_None);
         Py_XDECREF(event);
     } else if (fast == 0) {
@@ -361,10 +371,11 @@ PyObject *call_replay(PyObject *self, PyObject *const *args, size_t nargsf, PyOb
     PyObject *event, *result;
     int same = next_matching(r->field[CALL_CURSOR], args[0], args[1], &event, &result);
     if (same == 1 && Py_TYPE(result) != (PyTypeObject *)r->field[CALL_RAISED] && result != r->field[CALL_LIVE]) {
-        Py_DECREF(event);
+        Py_XDECREF(event);
         return result;
     }
     Py_XDECREF(result);
+    if (same == 1 && (event = event_of(r->field[CALL_CURSOR], event)) == nullptr) same = -1;
     result = same < 0 ? nullptr : call_slow(r, event ? event : Py_None, args, nargsf, kwnames);
     Py_XDECREF(event);
     return result;

@@ -131,7 +131,7 @@ def _replay_command(args: argparse.Namespace) -> int:
 
     # A damaged recording is no replay of a crash (which exits 1): it is an error, and the verdict says so.
     try:
-        rec = read_recording(args.recording)
+        rec = read_recording(args.recording, events=False)  # the child reads them
         problem = rec.corrupt_error() if rec.status == TapeStatus.CORRUPT else None
     except RecordingError as exc:
         rec, problem = None, exc

@@ -37,13 +37,13 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableSequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from ..engine.standin import StandIn
 from ..engine.state import STATE, tls
-from ..format.events import MAIN, Event
+from ..format.events import MAIN, Event, indices_of
 from ..frames import is_library, is_own
 
 if TYPE_CHECKING:
@@ -95,17 +95,16 @@ class Handlers:
         self.active = True
         self.armed: Place | None = None  # replay: the place of the next handler the program is heading for
 
-    def mark_places(self, events: list[Event]) -> None:
+    def mark_places(self, events: MutableSequence[Event]) -> None:
         """Replay: the main thread's event before each recorded handler with a place arms a watch for that place
         when the replay answers it (:class:`Arming`)."""
-        previous: int | None = None
-        for event in events:
-            if event.tid != MAIN:
+        for at in indices_of(events, HANDLER):  # few, in a recording of many events: only these are read
+            event = events[at]
+            if event.tid != MAIN or not event.result:
                 continue
-            if event.name == HANDLER and event.result and previous is not None:
-                before = events[previous]
-                events[previous] = Arming(before, event, self)
-            previous = event.index
+            previous = next((i for i in range(at - 1, -1, -1) if events[i].tid == MAIN), None)
+            if previous is not None:
+                events[previous] = Arming(events[previous], event, self)
 
     def arm(self, event: Event) -> None:
         """The replay answered the main thread's last event before ``event``, a handler that ran at a place in

@@ -1,4 +1,4 @@
-"""Pure-Python twin of the native demultiplexer (``pytest_retrace.engine._native``, native/demux.cpp).
+"""Pure-Python twin of the native demultiplexer (``pytest_retrace._native``, native/demux.cpp).
 
 Same interface and semantics, the baton included; used where the extension cannot build,
 or when ``PYTEST_RETRACE_PUREPYTHON=1`` forces it. Built on raw ``_thread`` locks and a

@@ -1,27 +1,20 @@
-"""The one switch between the native demultiplexer and its pure-Python twin.
+"""The one switch between the native demultiplexer and its pure-Python twin (see :mod:`..speedups`).
 
-``PYTEST_RETRACE_PUREPYTHON=1`` forces the twin; otherwise the extension is
-used when it was built. ``NATIVE`` says which one is in use.
+``NATIVE`` says which one is in use.
 """
 
 from __future__ import annotations
 
-import os
+from ..speedups import NATIVE as _EXTENSION
+from ..speedups import PURE_ENV
 
-PURE_ENV = "PYTEST_RETRACE_PUREPYTHON"
+if _EXTENSION is not None:
+    from .._native import ABORTED, EXHAUSTED, TIMED_OUT, Demux
 
-if os.environ.get(PURE_ENV, "") not in ("", "0"):
-    from ._demux_py import ABORTED, EXHAUSTED, TIMED_OUT, Demux
+    NATIVE = True
+else:
+    from ._demux_py import ABORTED, EXHAUSTED, TIMED_OUT, Demux  # type: ignore[assignment]
 
     NATIVE = False
-else:
-    try:
-        from ._native import ABORTED, EXHAUSTED, TIMED_OUT, Demux  # type: ignore[assignment]
 
-        NATIVE = True
-    except ImportError:  # the extension could not be built on this platform
-        from ._demux_py import ABORTED, EXHAUSTED, TIMED_OUT, Demux
-
-        NATIVE = False
-
-__all__ = ["ABORTED", "EXHAUSTED", "NATIVE", "TIMED_OUT", "Demux"]
+__all__ = ["ABORTED", "EXHAUSTED", "NATIVE", "PURE_ENV", "TIMED_OUT", "Demux"]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import _thread
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from operator import length_hint
 from typing import Any, NoReturn
 
 from ..format.codec import Raised, chained
-from ..format.events import MAIN, Event
+from ..format.events import MAIN, Event, threads_of
 from .base import Engine, nothing
 from .demux import EXHAUSTED, TIMED_OUT, Demux
 from .divergence import DIVERGED_EXIT, Call, Divergence, DivergenceKind, Preceding, ReplayDivergence
@@ -82,7 +82,7 @@ class Replayer(Engine):
 
     def __init__(
         self,
-        events: list[Event],
+        events: Sequence[Event],
         on_divergence: Callable[[Divergence], None] | None = None,
         truncated: bool = False,
         stuck_timeout: float = 10.0,
@@ -90,7 +90,9 @@ class Replayer(Engine):
         setup: Setup | None = None,
     ) -> None:
         """``setup``: the recording's connection set-up (in-process recordings carry it, see engine/setup.py)."""
-        self.events = list(events)
+        # A recording's events as the reader hands them over (made one at a time as they are read, see
+        # format/events.py), or a list of our own.
+        self.events: Sequence[Event] = events if not isinstance(events, (list, tuple)) else list(events)
         self._setup = SetupAnswers(setup) if setup is not None else None
         self._cursor = iter(self.events)
         if call_replayer is not None:  # the common case of call() in C; the rest in _call
@@ -106,17 +108,16 @@ class Replayer(Engine):
 
     def _follow(self, truncated: bool, answer_by_key: bool) -> None:
         """Set out to follow ``self.events`` from the first."""
-        events = self.events
         self.truncated = truncated
-        self.single_thread = all(e.tid == MAIN for e in events)
+        tids = threads_of(self.events)
+        self.single_thread = tids is None
         self.in_order = self.single_thread  # the hot path's switch: single-threaded, in recorded order
         # The demultiplexer numbers threads; logical ids map to numbers in order of first appearance.
         self._slots: dict[Any, int] = {MAIN: 0}
-        if not self.single_thread:
-            for e in events:
-                if e.tid not in self._slots:
-                    self._slots[e.tid] = len(self._slots)
-        self._order = [] if self.single_thread else [self._slots[e.tid] for e in events]
+        for tid in tids or ():
+            if tid not in self._slots:
+                self._slots[tid] = len(self._slots)
+        self._order = [] if tids is None else [self._slots[tid] for tid in tids]
         self.demux = None if self.single_thread else Demux(self._order)
         self._idle_answers: dict[str, int] = {}  # timed-out waits answered in a row, by thread (see _turn)
         self.threads = ThreadBook(MAIN)
@@ -161,14 +162,18 @@ class Replayer(Engine):
         if forked is not None and self.on_signal_child is not None:
             self.on_signal_child(forked[1], forked[0], sig)
 
-    def forked_child(self, events: list[Event], label: str, truncated: bool, answer_by_key: bool) -> None:
+    def forked_child(self, events: Sequence[Event], label: str, truncated: bool, answer_by_key: bool) -> None:
         """In a forked child of the replay: follow ``events``, the child's own recording, from its first, as
         process ``label``. The cursor is the parent's (the native fast paths hold it), set back over them."""
         with internal:
-            self.events[:] = events
+            if isinstance(self.events, list):
+                self.events[:] = events
+                self._cursor.__setstate__(0)  # type: ignore[attr-defined]
+            else:  # the reader's events, and their own cursor
+                self.events = events
+                self._cursor.follow(events)  # type: ignore[attr-defined]
             if self.follows is not None:
                 self.follows(self.events)
-            self._cursor.__setstate__(0)  # type: ignore[attr-defined]
             self.process, self._forks = label, 0
             self._follow(truncated, answer_by_key)
 

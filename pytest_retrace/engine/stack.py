@@ -17,7 +17,7 @@ _LAUNCHER_FILES = ("<string>", "<frozen runpy>", runpy.__file__)
 
 
 try:
-    from ._native import exec_as_main
+    from .._native import exec_as_main
 except ImportError:  # the extension could not be built: our frames stay beneath the program's
     exec_as_main = exec  # type: ignore[assignment]
 

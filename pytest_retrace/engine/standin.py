@@ -67,7 +67,7 @@ class PyMethodStandIn(PyStandIn):
 StandIn: Any
 MethodStandIn: Any
 try:
-    from ._native import (
+    from .._native import (
         MethodStandIn,
         StandIn,
         call_replayer,

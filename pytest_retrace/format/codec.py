@@ -761,13 +761,31 @@ def ext_hook(code: int, data: bytes) -> Any:
         raise MalformedValue(f"values nested more than {MAX_EXT_DEPTH} ext levels deep")
     _state.depth = depth + 1
     try:
-        return decoder(data)
+        value = decoder(data)
+        if depth == 0 and type(value) in _CONTAINERS:  # its containers, however deep they sit in ext values
+            problem = nesting_problem(value)
+            if problem is not None:
+                raise MalformedValue(problem)
+        return value
     except MalformedValue:
         raise
     except Exception as exc:  # noqa: BLE001 - whatever a damaged value makes a constructor raise
         raise MalformedValue(f"a bad {_EXT_NAMES[code]} value: {short(exc)}") from None
     finally:
         _state.depth = depth
+
+
+def check_exts(payload: bytes, exts: list[int]) -> None:
+    """Decode the ext values found in ``payload`` at ``exts`` (``[start, end, is_key] …`` offsets, as the event
+    scanner hands them over), each alone: what makes one malformed raises MalformedValue, and nothing else of
+    ``payload`` is decoded."""
+    for k in range(0, len(exts), 3):
+        value = msgpack.unpackb(payload[exts[k] : exts[k + 1]], ext_hook=ext_hook, raw=False, strict_map_key=False)
+        if exts[k + 2]:
+            try:
+                hash(value)
+            except TypeError:
+                raise MalformedValue(f"a map key that cannot be one: {short(value)}") from None
 
 
 def short(value: object, limit: int = 80) -> str:
@@ -890,11 +908,13 @@ def packb(value: Any) -> bytes:
     return msgpack.packb(value, **_PACK_OPTIONS)
 
 
-def unpackb(data: bytes) -> Any:
+def unpackb(data: bytes, scanned: bool = False) -> Any:
     """Decode one value. Raises :class:`MalformedValue` (or msgpack's errors, all ValueErrors) for bytes no
-    writer of ours produced. Sizes are bounded by ``data``'s length (msgpack's default)."""
+    writer of ours produced. Sizes are bounded by ``data``'s length (msgpack's default). ``scanned``: the plain
+    containers' nesting was checked already (an EVENTS frame, see format/events.py: scan_events); ext values check
+    their own."""
     value = msgpack.unpackb(data, ext_hook=ext_hook, raw=False, strict_map_key=False)
-    if getattr(_state, "depth", 0) == 0 and type(value) in _CONTAINERS:
+    if not scanned and getattr(_state, "depth", 0) == 0 and type(value) in _CONTAINERS:
         problem = nesting_problem(value)
         if problem is not None:
             raise MalformedValue(problem)

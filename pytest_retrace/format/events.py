@@ -7,17 +7,19 @@ has arguments and belongs to the main thread, form 2 (``FORM_THREAD``) has argum
 a logical thread id. Boundary names are numbered per recording in order of first use
 (:class:`NameTable`); the file stores the names once, in NAMES frames.
 
-Replay reads them back as :class:`Event` objects (:func:`decode_events`).
+Replay reads them back as :class:`Event` objects (:func:`event_list`), made one at a time as it needs them
+where the native module is built.
 """
 
 from __future__ import annotations
 
 import _thread
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..record import Record
+from ..speedups import NATIVE
 from . import codec
 
 FORM_PLAIN, FORM_ARGS, FORM_THREAD = 0, 1, 2
@@ -119,10 +121,26 @@ def _settled(event: Event, slot: Any) -> Any:
     return value
 
 
-# Distinct argument tuples shared per frame: a crafted file can give thousands the same hash (integers hash
-# to themselves), and then every look-up walks them all; bounded, a look-up walks at most this many.
-MAX_SHARED = 256
 MAX_THREAD_ID = 200  # characters of a logical thread id ("0.1.2"): threads nested that deep are no program's
+
+
+def _offsets(flat: list[Any], names: int, first: int, text: type = str) -> Iterator[int]:
+    """Where each event of a flat stream starts, checked value by value (``names``: how many boundary names the
+    recording has so far; ``text``: the type thread ids have, str decoded, bytes raw). Raises ValueError when the
+    stream is malformed."""
+    i, n, index = 0, len(flat), first
+    while i < n:
+        code = flat[i]
+        if type(code) is not int or code < 0 or (code >> 2) >= names or (code & 3) > FORM_THREAD or (
+                i + width(code) > n):
+            raise ValueError(f"malformed event stream at value {i} (event {index})")
+        if code & 3 == FORM_THREAD:
+            tid = flat[i + 3]
+            if type(tid) is not text or not 0 < len(tid) <= MAX_THREAD_ID:
+                raise ValueError(f"malformed thread id at value {i + 3} (event {index})")
+        yield i
+        i += width(code)
+        index += 1
 
 
 def decode_events(flat: list[Any], names: list[str], first: int = 0, deferred: bool = False) -> list[Event]:
@@ -130,41 +148,74 @@ def decode_events(flat: list[Any], names: list[str], first: int = 0, deferred: b
     :class:`~.codec.Deferred` are :class:`DeferredEvent`. Raises ValueError when the stream is malformed."""
     events: list[Event] = []
     append = events.append
-    # Equal call arguments share one tuple: far fewer objects for a long recording of few distinct calls.
-    shared: dict[Any, Any] = {}
-    count = len(names)
-    i, n, index = 0, len(flat), first
-    while i < n:
+    for index, i in enumerate(_offsets(flat, len(names), first), first):
         code = flat[i]
-        if type(code) is not int or code < 0 or (code >> 2) >= count or (code & 3) > FORM_THREAD or (
-                i + width(code) > n):
-            raise ValueError(f"malformed event stream at value {i} (event {index})")
         form = code & 3
         if form == FORM_PLAIN:
             append(Event(index, names[code >> 2], None, flat[i + 1], MAIN))
-            i += 2
-        else:
-            args = flat[i + 2]
-            if type(args) is list:
-                args = tuple(args)
-                try:
-                    args = shared.get(args, args) if len(shared) >= MAX_SHARED else shared.setdefault(args, args)
-                except TypeError:  # unhashable arguments (a list inside): keep them as they are
-                    pass
-            if form == FORM_ARGS:
-                append(Event(index, names[code >> 2], args, flat[i + 1], MAIN))
-                i += 3
-            else:
-                tid = flat[i + 3]
-                if type(tid) is not str or not 0 < len(tid) <= MAX_THREAD_ID:
-                    raise ValueError(f"malformed thread id {codec.short(tid)} at value {i + 3} (event {index})")
-                append(Event(index, names[code >> 2], args, flat[i + 1], tid))
-                i += 4
-        index += 1
+            continue
+        args = flat[i + 2]
+        if type(args) is list:
+            args = tuple(args)
+        append(Event(index, names[code >> 2], args, flat[i + 1], MAIN if form == FORM_ARGS else flat[i + 3]))
     if deferred:
         events = [DeferredEvent(e.index, e.name, e.args, e.result, e.tid)
                   if codec.has_deferred(e.result) or codec.has_deferred(e.args) else e for e in events]
     return events
+
+
+def scan_events(payload: bytes, names: int, first: int, exts: bool = True) -> int:
+    """How many events an EVENTS frame's payload (``[3, [code, result, …]]``) holds, checked value by value as
+    reading them would, without making the objects they stand for but those of ext values (the launcher only
+    counts them: the replay's child reads them). Raises ValueError when the payload is malformed. Without
+    ``exts``, ext values are left unchecked (:func:`unpack_events` is to decode them all)."""
+    if NATIVE is None:  # the twin: decoded, and thrown away
+        frame = codec.unpackb(payload)
+        if type(frame) is not list or len(frame) != 2 or type(frame[1]) is not list:
+            raise ValueError("an EVENTS frame that is not a list of events")
+        return sum(1 for _ in _offsets(frame[1], names, first))
+    count, found = NATIVE.scan_events(payload, names, first)
+    if exts:
+        codec.check_exts(payload, found)
+    return count  # type: ignore[no-any-return]
+
+
+def unpack_events(payload: bytes) -> list[Any]:
+    """The flat events of an EVENTS frame's payload that :func:`scan_events` checked."""
+    return codec.unpackb(payload, scanned=NATIVE is not None)[1]  # type: ignore[no-any-return]
+
+
+def event_list(frames: list[list[Any]], names: list[str], first: int = 0,
+               deferred: list[range] | None = None) -> Sequence[Event]:
+    """The events of flat streams (each frame's) as replay reads them, numbered from ``first``: natively, each made
+    into an :class:`Event` only when asked for (the replay's fast paths read the next one's result straight from
+    the stream: see ``native/events.cpp``); else decoded all at once. ``deferred``: the ranges of events (from 0) read
+    from frames that held :class:`~.codec.Deferred` values. Raises ValueError when the stream is malformed."""
+    if NATIVE is None:
+        return decode_events([value for frame in frames for value in frame], names, first, deferred=bool(deferred))
+    events = NATIVE.EventList(frames, names, first, Event, DeferredEvent)
+    for span in deferred or ():
+        events.defer([i for i in span if _holds_deferred(events[i])])
+    return events  # type: ignore[no-any-return]
+
+
+def threads_of(events: Sequence[Event]) -> list[str] | None:
+    """Each event's logical thread id, in order; None when every one is the main thread's."""
+    if NATIVE is not None and isinstance(events, NATIVE.EventList):
+        return None if events.single_thread() else events.tids()
+    tids = [e.tid for e in events]
+    return None if all(tid == MAIN for tid in tids) else tids
+
+
+def indices_of(events: Sequence[Event], name: str) -> list[int]:
+    """The positions of the events that call ``name``."""
+    if NATIVE is not None and isinstance(events, NATIVE.EventList):
+        return events.indices_of(name)  # type: ignore[no-any-return]
+    return [i for i, e in enumerate(events) if e.name == name]
+
+
+def _holds_deferred(event: Event) -> bool:
+    return codec.has_deferred(event.result) or codec.has_deferred(event.args)
 
 
 def intern_names(names: list[str]) -> list[str]:

@@ -30,7 +30,7 @@ import re
 import struct
 import tempfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO
 
 import msgpack
@@ -38,7 +38,17 @@ import msgpack
 from ..enums import StrEnum
 from ..errors import RecordingError
 from . import codec, shapes
-from .events import Event, NameTable, Setup, decode_events, intern_names, split
+from .events import (
+    Event,
+    NameTable,
+    Setup,
+    decode_events,
+    event_list,
+    intern_names,
+    scan_events,
+    split,
+    unpack_events,
+)
 from .sealing import Envelope, Opener, Sealer, key_for, opener_for
 
 MAGIC = b"RETRACE\x00"
@@ -450,7 +460,8 @@ class Recording:
         self.path = path
         self.header = header
         self.names: list[str] = []
-        self.values: list[Any] = []  # flat: see the events module
+        self.frames: list[list[Any]] = []  # each EVENTS frame's flat events (none when read without its events)
+        self.count = 0  # events
         self.end: dict[str, Any] | None = None
         self.status = TapeStatus.COMPLETE
         self.problem: str | None = None
@@ -460,10 +471,18 @@ class Recording:
         # second), as the bytes of whole recordings, read when a replay reaches them.
         self.processes: dict[str, bytes] = {}
         self.setup: Setup | None = None  # an in-process recording's connection set-up
-        self._events: list[Event] = []
+        self.with_events = True  # read with its events (else only counted: see read_recording)
+        self._deferred: list[range] = []  # events of frames that held values resolved when read
+        self._events: Sequence[Event] | None = None
 
-    def events(self) -> list[Event]:
-        """The decoded events (decoded as the file was read: a malformed one made the recording corrupt)."""
+    def events(self) -> Sequence[Event]:
+        """The events, made into objects as they are read (checked as the file was read: a malformed one made the
+        recording corrupt)."""
+        if not self.with_events:
+            raise RuntimeError(f"{self.path} was read without its events (read_recording(events=False))")
+        if self._events is None:
+            self._events = event_list(self.frames, self.names, 0, self._deferred)
+            self.frames = []  # the events hold them now
         return self._events
 
     def corrupt_error(self) -> RecordingError:
@@ -480,30 +499,43 @@ class _Damage(Exception):
     """What makes a recording corrupt, found at a frame: ends the reading (see read_recording)."""
 
 
-def _read_frame(kind: Any, body: Any, rec: Recording | None, names: list[str], deferred: bool) -> None:
-    """Check one frame against the ones before it and take it into ``rec`` (``deferred``: the frame holds
-    :class:`~.codec.Deferred` values). Raises _Damage."""
+_EVENTS_FRAME = bytes([0x92, FRAME_EVENTS])  # how an EVENTS frame's payload starts: msgpack's [3, …]
+
+
+def _read_events(payload: bytes, rec: Recording, names: list[str]) -> None:
+    """Take an EVENTS frame into ``rec``: counted and checked, and decoded when ``rec`` is read with its events.
+    Raises _Damage, or the codec's MalformedValue."""
+    try:
+        count = scan_events(payload, len(names), rec.count, exts=not rec.with_events)
+    except codec.MalformedValue:
+        raise
+    except ValueError as exc:
+        raise _Damage(f"malformed events: {exc}") from None
+    if rec.with_events:
+        made = codec.Deferred.made
+        rec.frames.append(unpack_events(payload))
+        if codec.Deferred.made != made:
+            rec._deferred.append(range(rec.count, rec.count + count))
+    rec.count += count
+
+
+def _read_frame(kind: Any, body: Any, rec: Recording | None, names: list[str]) -> None:
+    """Check one frame (any but EVENTS) against the ones before it and take it into ``rec``. Raises _Damage."""
     assert rec is not None
     if kind == FRAME_NAMES:
         if type(body) is not list or not all(type(n) is str for n in body):
             raise _Damage("a NAMES frame that is not a list of names")
         names.extend(intern_names(body))
-    elif kind == FRAME_EVENTS:
-        if type(body) is not list:
-            raise _Damage("an EVENTS frame that is not a list of events")
-        try:
-            rec._events += decode_events(body, names, first=len(rec._events), deferred=deferred)
-        except ValueError as exc:
-            raise _Damage(f"malformed events: {exc}") from None
-        rec.values += body
+    elif kind == FRAME_EVENTS:  # one that does not start as ours do (_EVENTS_FRAME): no writer of ours made it
+        raise _Damage("an EVENTS frame not encoded as a recording's are")
     elif kind == FRAME_END:
         problem = shapes.end_problem(body)
         if problem is not None:
             raise _Damage(problem)
         count = body.get("events")
-        if count is not None and not body.get("recording_error") and count != len(rec._events):
+        if count is not None and not body.get("recording_error") and count != rec.count:
             raise _Damage(f"the END frame counts {count} events but the frames before it hold "
-                          f"{len(rec._events)}: frames are missing or repeated")
+                          f"{rec.count}: frames are missing or repeated")
         rec.end = body
     elif kind == FRAME_PROCESS:
         if not (type(body) is list and len(body) == 2 and type(body[0]) is str and type(body[1]) is bytes
@@ -540,18 +572,18 @@ def _torn(data: bytes, start: int, length: int) -> bool:
     return False
 
 
-def _unsealed(opener: Opener, kind: Any, body: Any) -> tuple[Any, Any]:
-    """The frame inside a sealed one; every frame after a sealed recording's readable header is sealed."""
+def _unsealed(opener: Opener, payload: bytes) -> bytes:
+    """The payload of the frame inside a sealed one; every frame after a sealed recording's readable header is
+    sealed."""
+    frame = msgpack.unpackb(payload)  # no ext hook: nothing decoded
+    kind, body = frame if type(frame) is list and len(frame) == 2 else (None, None)
     if kind != FRAME_SEALED or not isinstance(body, bytes):
         raise _Damage(f"an unsealed frame (kind {kind!r}) in a sealed recording")
-    payload = opener.open(opener.count, body)
-    if payload is None:
+    inner = opener.open(opener.count, body)
+    if inner is None:
         raise _Damage("a sealed frame that does not open: damaged, moved, or from another recording")
     opener.count += 1
-    frame = codec.unpackb(payload)
-    if type(frame) is not list or len(frame) != 2:
-        raise _Damage("a frame that is not [kind, body]")
-    return frame[0], frame[1]
+    return inner
 
 
 def _readable(payload: bytes) -> list[Any] | None:
@@ -584,10 +616,13 @@ def _check_header(body: Any) -> None:
         raise _Damage(problem)
 
 
-def read_recording(path: str | os.PathLike[str]) -> Recording:
+def read_recording(path: str | os.PathLike[str], events: bool = True) -> Recording:
     """Read a whole recording. Raises :class:`RecordingError` when it is not one at all. A recording whose
     frames are inconsistent or hold malformed values comes back with status ``corrupt``, its problem and
-    offset; one that stops inside its last frame, or before END, with status ``truncated``."""
+    offset; one that stops inside its last frame, or before END, with status ``truncated``.
+
+    Without ``events``, events are counted and checked as a stream but not decoded (what the launcher needs: the
+    replaying child reads them, and reports a value inside them that does not decode as a corrupt recording)."""
     path = os.fspath(path)
     try:
         with _io.open(path, "rb") as f:
@@ -598,7 +633,7 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
         raise RecordingError(f"{path}: is a folder, not a recording") from None
     except OSError as exc:
         raise RecordingError(f"{path}: cannot read the recording: {exc.strerror}") from None
-    return read_recording_bytes(data, path)
+    return read_recording_bytes(data, path, events)
 
 
 FORKED = ".proc-"  # what names a forked process's file beside its program's (its recording, its replay's result)
@@ -627,12 +662,12 @@ def forked_end(data: bytes) -> dict[str, Any] | None:
     """The END of a forked process's recording (held inside its parent's): None when it stops early (the process
     was killed) or cannot be read."""
     try:
-        return read_recording_bytes(data, "").end
+        return read_recording_bytes(data, "", events=False).end
     except RecordingError:
         return None
 
 
-def read_recording_bytes(data: bytes, path: str) -> Recording:
+def read_recording_bytes(data: bytes, path: str, events: bool = True) -> Recording:
     """:func:`read_recording` of a recording held in memory (a forked process's, inside its parent's): ``path``
     names it in what is reported."""
     if len(data) < _PREAMBLE.size or not data.startswith(MAGIC):
@@ -673,17 +708,20 @@ def read_recording_bytes(data: bytes, path: str) -> Recording:
             status, problem, bad_offset = TapeStatus.CORRUPT, "CRC mismatch in frame", offset
             break
         try:
-            made = codec.Deferred.made
             # A sealed recording's readable header is read before anything authenticates it: as plain msgpack,
             # with no value of ours decoded (what needs decoding is sealed).
             frame = _readable(payload) if rec is None else None
+            if opener is not None:
+                payload = _unsealed(opener, payload)
+            if rec is not None and not sealed_header and payload.startswith(_EVENTS_FRAME):
+                _read_events(payload, rec, names)
+                offset = start + length
+                continue
             if frame is None:
                 frame = codec.unpackb(payload)
             if type(frame) is not list or len(frame) != 2:
                 raise _Damage("a frame that is not [kind, body]")
             kind, body = frame
-            if opener is not None:
-                kind, body = _unsealed(opener, kind, body)
             if rec is None:
                 if kind != FRAME_HEADER:
                     raise RecordingError(f"{path}: the first frame is not a header (offset {offset})")
@@ -697,13 +735,14 @@ def read_recording_bytes(data: bytes, path: str) -> Recording:
                     _check_header(body)
                 rec = Recording(path, body)
                 rec.envelope = envelope
+                rec.with_events = events
             elif sealed_header:
                 if kind != FRAME_HEADER:
                     raise _Damage("a sealed recording whose first sealed frame is not its header")
                 _check_header(body)
                 rec.header, sealed_header = body, False
             else:
-                _read_frame(kind, body, rec, names, codec.Deferred.made != made)
+                _read_frame(kind, body, rec, names)
         except (_Damage, ValueError, TypeError, RecursionError, MemoryError) as exc:  # msgpack's: ValueError, TypeError
             status, problem, bad_offset = TapeStatus.CORRUPT, f"undecodable frame: {exc}", offset
             if isinstance(exc, (_Damage, codec.MalformedValue)):

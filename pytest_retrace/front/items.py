@@ -16,7 +16,7 @@ from ..kinds.entry import OutsideProject, Project
 from ..paths import project_root_of
 from ..runner import forkserver, zygote
 from ..runner.launcher import check_kind, check_program, replay
-from ..runner.verdict import Verdict
+from ..runner.verdict import Status, Verdict
 from .report import format_verdict
 from .summary import Counter, ReplayInfo
 
@@ -87,8 +87,7 @@ class RecordingItem(pytest.Item):
 
     def setup(self) -> None:
         try:
-            rec = read_recording(self.shown_path)
-            rec.events()
+            rec = read_recording(self.shown_path, events=False)  # the replay reads them
             check_kind(rec)
         except KeyNeeded as exc:
             self._unusable(str(exc), NEEDS_KEY)
@@ -116,6 +115,8 @@ class RecordingItem(pytest.Item):
         stuck = _float_option(config, "retrace_stuck_timeout")
         verdict = _replay_in_session(config, self.shown_path, stuck_timeout=stuck, passthrough=False,
                                      recording=self.recording)
+        if verdict.status == Status.CORRUPT:  # a value inside an event does not decode: the replay found it
+            self._unusable(verdict.problem or f"{self.shown_path}: corrupt recording", TapeStatus.CORRUPT)
         info = ReplayInfo(str(self.path), str(verdict.status), pinned=self.pinned,
                           events_recorded=verdict.events_recorded, events_consumed=verdict.events_consumed,
                           outcome_only=verdict.outcome_only)

@@ -98,7 +98,7 @@ def pin(path: str | os.PathLike[str], into: str | os.PathLike[str]) -> Path:
     _make_folder(folder)
     for existing in recordings_in(folder):
         try:
-            pinned = (read_recording(existing).header.get("pin") or {}).get("fingerprint")
+            pinned = (read_recording(existing, events=False).header.get("pin") or {}).get("fingerprint")
         except RetraceError:  # not a recording (or damaged before its header): it pins nothing
             continue
         if pinned == crash.fingerprint:

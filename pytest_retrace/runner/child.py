@@ -87,6 +87,9 @@ def prepare(header: dict[str, Any], project: Project, recording: str) -> tuple[d
 def replay_here(config: ReplayConfig) -> NoReturn:
     """Replay the recording in this process (a child the launcher started, or a fork of the fork server)."""
     rec = read_recording(config.recording)
+    if rec.status == TapeStatus.CORRUPT:  # a value the launcher, which does not decode them, could not see
+        ChildResult(corrupt=str(rec.corrupt_error()), offset=rec.offset).write(config.result)
+        _exit(0)
     header = rec.header
     kind = Kind.of(header)
     codec.run_program_constructors()  # from here on this process runs the recorded program's own code

@@ -207,7 +207,7 @@ def serve(config: ForkServerConfig, prepare: Callable[[dict[str, Any], Project, 
     import signal
 
     answers = os.fdopen(config.answers, "w")
-    header = read_recording(config.recording).header
+    header = read_recording(config.recording, events=False).header
     try:
         prepare(header, config.project, config.recording)
     except BaseException as exc:  # not the project's, or the entry point does not import: it explains itself

@@ -500,7 +500,7 @@ def replay(path: str, project: Project, stuck_timeout: float = 10.0, passthrough
     """
     rec = recording
     if rec is None:
-        rec = read_recording(path)
+        rec = read_recording(path, events=False)  # the child reads them
         check_kind(rec)
         try:
             check_program(rec.header, project, path)

@@ -131,12 +131,13 @@ class ChildResult(Record):
     """What a child reports when the program ended (or a replay diverged)."""
 
     __slots__ = ("outcome", "events", "recording_error", "events_consumed", "divergence", "keyed", "unconsumed",
-                 "abandoned", "setup")
+                 "abandoned", "setup", "corrupt", "offset")
 
     def __init__(self, outcome: Outcome | None = None, events: int | None = None, recording_error: str | None = None,
                  events_consumed: int | None = None, divergence: Divergence | None = None,
                  keyed: KeyedSummary | None = None, unconsumed: Divergence | None = None,
-                 abandoned: bool = False, setup: SetupSummary | None = None) -> None:
+                 abandoned: bool = False, setup: SetupSummary | None = None, corrupt: str | None = None,
+                 offset: int | None = None) -> None:
         self.outcome = outcome
         self.events = events  # recording: events written
         self.recording_error = recording_error  # recording: why the recording is incomplete
@@ -146,13 +147,18 @@ class ChildResult(Record):
         self.keyed = keyed  # replay of a crash that took a new path: how calls were answered
         self.unconsumed = unconsumed  # replay: the program ended before the recorded calls did
         self.setup = setup  # replay: connection set-up answered from the recording's log, or passed over
+        # replay: what made the recording corrupt, found as its values were decoded (the launcher only counts
+        # events), and the offset of the frame; nothing of the program ran
+        self.corrupt = corrupt
+        self.offset = offset
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ChildResult:
         return cls(read_field(data, "outcome", Outcome), data.get("events"), data.get("recording_error"),
                    data.get("events_consumed"), read_field(data, "divergence", Divergence),
                    read_field(data, "keyed", KeyedSummary), read_field(data, "unconsumed", Divergence),
-                   bool(data.get("abandoned")), read_field(data, "setup", SetupSummary))
+                   bool(data.get("abandoned")), read_field(data, "setup", SetupSummary), data.get("corrupt"),
+                   data.get("offset"))
 
     def write(self, path: str) -> None:
         """Write to ``path`` atomically (the launcher may read it as soon as the child is gone); behind the

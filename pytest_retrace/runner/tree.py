@@ -123,7 +123,7 @@ def park() -> NoReturn:
 def die_with_parent(parent: int) -> bool:
     """Be killed when the parent process ends; False when ``parent`` is already gone."""
     try:
-        from ..engine._native import die_with_parent as native
+        from .._native import die_with_parent as native
     except ImportError:  # the pure-Python build: prctl through ctypes, on Linux
         return _die_with_parent_ctypes(parent)
     return bool(native(parent))

@@ -116,6 +116,8 @@ def conclude(rec: Recording, returncode: int, stdout: Stream, stderr: Stream, re
     """The verdict on a replay of ``rec``: the child's exit status, the output it printed (as it passed by),
     and what it reported (None when it died before it could); ``processes``: what the processes it forked
     reported, by logical id."""
+    if result is not None and result.corrupt is not None:
+        return unreadable(rec.path, result.corrupt, result.offset)
     recorded = Outcome.from_json(rec.end or {}).as_text()
     child = result.outcome if result is not None else None
     replayed_raw = Outcome(returncode if child is None else child.status, None if child is None else child.exception,
@@ -123,7 +125,7 @@ def conclude(rec: Recording, returncode: int, stdout: Stream, stderr: Stream, re
     replayed = replayed_raw.as_text()
 
     def verdict(status: Status, **fields: Any) -> Verdict:
-        return Verdict(rec.path, status, recorded=recorded, replayed=replayed, events_recorded=len(rec.events()),
+        return Verdict(rec.path, status, recorded=recorded, replayed=replayed, events_recorded=rec.count,
                        events_consumed=None if result is None else result.events_consumed,
                        keyed=None if result is None else result.keyed,
                        setup=None if result is None else result.setup,

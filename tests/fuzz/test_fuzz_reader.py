@@ -229,6 +229,10 @@ def check(path: Path) -> None:
         return
     assert rec.status in {"complete", "truncated", "corrupt"}
     assert (rec.offset is not None) == (rec.status == "corrupt")
+    # The launcher reads without decoding the events: it must find every damage the replay's full read finds.
+    counted = tape.read_recording(path, events=False)
+    assert (counted.status, counted.offset, counted.count) == (rec.status, rec.offset, rec.count), (
+        counted.problem, rec.problem)
     for event in rec.events():
         repr(event.args), repr(event.result)
         if isinstance(event.result, codec.Raised):

@@ -13,7 +13,7 @@ from pytest_retrace.engine import _demux_py, demux
 
 IMPLEMENTATIONS = [_demux_py]
 try:
-    from pytest_retrace.engine import _native
+    from pytest_retrace import _native
 
     IMPLEMENTATIONS.append(_native)
 except ImportError:  # pragma: no cover - the CI build always has it; see test_native_is_in_use

@@ -19,7 +19,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "pytest_retrace"
 FLOORS = [
     {"pytest_retrace._version", "pytest_retrace.errors", "pytest_retrace.enums", "pytest_retrace.record",
-     "pytest_retrace.frames", "pytest_retrace.paths", "pytest_retrace.redaction"},
+     "pytest_retrace.frames", "pytest_retrace.paths", "pytest_retrace.redaction", "pytest_retrace.speedups",
+     "pytest_retrace._native"},
     {"pytest_retrace.format"},
     {"pytest_retrace.engine"},
     {"pytest_retrace.hooks"},
@@ -34,7 +35,7 @@ FLOORS = [
 
 def modules() -> dict[str, Path]:
     found = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
+    for path in sorted([*PACKAGE.rglob("*.py"), PACKAGE / "_native.pyi"]):  # the extension, by its stub
         name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
         found[name] = path
     return found
