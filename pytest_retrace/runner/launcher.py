@@ -209,6 +209,10 @@ def _run_in_zygote(config: ReplayConfig, hash_seed: int, startup: dict[str, str 
     (``zygote.py``); None when there is none to use, and the replay must start cold."""
     from . import zygote  # here: a single replay from the command line starts no zygote
 
+    try:
+        cwd = os.getcwd()  # where a cold child would start
+    except OSError:  # the folder is gone: a cold child starts in it all the same
+        return None
     env = child_environ(hash_seed, startup)
     server = zygote.zygote_for(env, prefix or [], manager.discover())
     if server is None:
@@ -218,7 +222,7 @@ def _run_in_zygote(config: ReplayConfig, hash_seed: int, startup: dict[str, str 
     stdout, stderr = Output(keep_output, moved), Output(keep_output, moved)
     with open(out_r, "rb", buffering=0) as out, open(err_r, "rb", buffering=0) as err:
         try:
-            sent = server.send(config.replace(result=result_path, cwd=os.getcwd()), out_w, err_w)
+            sent = server.send(config.replace(result=result_path, cwd=cwd), out_w, err_w)
         finally:
             os.close(out_w)  # the fork holds them now: its end is their end
             os.close(err_w)
