@@ -192,6 +192,31 @@ def child_environ(hash_seed: int, startup: dict[str, str | None] | None = None) 
     return env
 
 
+def _drain(out: BinaryIO, err: BinaryIO, stdout: Output, stderr: Output, passthrough: bool) -> None:
+    """Take a child's stdout and stderr as they pass by (and on to ours, with ``passthrough``) until both end, in
+    this thread: starting two threads per replay costs more than a small replay where the CPU is busy."""
+    import selectors
+
+    sinks = (sys.stdout.buffer, sys.stderr.buffer) if passthrough else (None, None)
+    with selectors.DefaultSelector() as selector:
+        for source, sink, output in ((out, sinks[0], stdout), (err, sinks[1], stderr)):
+            selector.register(source, selectors.EVENT_READ, [sink, output])
+        while selector.get_map():
+            for key, _ in selector.select():
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    selector.unregister(key.fileobj)
+                    continue
+                sink, output = key.data
+                output.feed(chunk)
+                if sink is not None:
+                    try:
+                        sink.write(chunk)
+                        sink.flush()
+                    except (BrokenPipeError, ValueError):
+                        key.data[0] = None
+
+
 def _pumps(out: BinaryIO, err: BinaryIO, stdout: Output, stderr: Output, passthrough: bool) -> list[threading.Thread]:
     """Threads, started, that take a child's stdout and stderr as they pass by (and on to ours, with
     ``passthrough``)."""
@@ -226,11 +251,10 @@ def _run_in_zygote(config: ReplayConfig, hash_seed: int, startup: dict[str, str 
         finally:
             os.close(out_w)  # the fork holds them now: its end is their end
             os.close(err_w)
-        pumps = _pumps(out, err, stdout, stderr, passthrough and sent)  # type: ignore[arg-type]
         with _signals_go_to(None, forward=False):
+            if sent:
+                _drain(out, err, stdout, stderr, passthrough)  # to their end: the fork (and its forks) ended
             returncode = server.ran() if sent else None
-        for t in pumps:
-            t.join()
     result, processes = ChildResult.read(result_path), _forked_results(result_path)
     if returncode is None:  # the zygote died under the replay: what it left says nothing
         zygote.forget(env, prefix or [])
