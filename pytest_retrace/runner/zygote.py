@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 MAX_ZYGOTES = 4  # environments served at once by one pytest process; the oldest zygote goes first
 MESSAGE_SIZE = 1 << 20  # the largest command: a replay's configuration as JSON
 ANSWER_SIZE = 4096
+STARTUP_TIMEOUT = 60.0  # seconds for a zygote to say it is ready
 _FD_SIZE = struct.calcsize("i")
 
 _exit, _fork, _waitpid, _getppid = os._exit, os.fork, os.waitpid, os.getppid  # taken before boundaries replace them
@@ -72,7 +73,9 @@ class Zygote:
             [*prefix, sys.executable, "-c", CHILD_CODE], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             pass_fds=(theirs.fileno(),))
         theirs.close()
+        self.channel.settimeout(STARTUP_TIMEOUT)  # one that hangs while it starts is given up on: replay cold
         hello = self._answer()
+        self.channel.settimeout(None)  # a replay takes as long as it takes (it stops itself when stuck)
         self.ready = bool(hello and hello.get("ready"))
         self.why_not = (hello or {}).get("why") or "the zygote ended before it was ready"
         if not self.ready:
