@@ -235,7 +235,8 @@ PyTypeObject MethodStandInType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 // Fast paths: the hot calls of recording and replay do their common case in C and hand everything else to
 // the engine's Python code (`slow`). Each is a stand-in with the few objects that case needs.
 PyObject *str_fast = nullptr, *str_in_order = nullptr, *str_name = nullptr, *str_args = nullptr,
-         *str_result = nullptr;
+         *str_result = nullptr, *str_gate = nullptr, *str_single_thread = nullptr, *str_sink = nullptr,
+         *str_extra_values = nullptr;
 
 constexpr int kFields = 7;
 
@@ -257,7 +258,13 @@ enum { NOARG_REPLAYER, NOARG_CURSOR, NOARG_NAME, NOARG_STATE, NOARG_SLOW, NOARG_
 // slow(event or None, name, args, fn, *a, **kw) when the event was taken, slow(UNTAKEN, …) when not.
 enum { CALL_REPLAYER, CALL_CURSOR, CALL_STATE, CALL_SLOW, CALL_RAISED, CALL_LIVE, CALL_UNTAKEN, CALL_FIELDS };
 
-static_assert(REC_FIELDS <= kFields && NOARG_FIELDS <= kFields && CALL_FIELDS <= kFields, "FastPath::field");
+// Recording any call, engine.call(name, args, fn, *a, **kw): while only the main thread runs outside any gate
+// (STATE.fast) and the name has its id, the call runs inside the gate and its event goes onto the sink; an
+// exception it raises goes to raised(exception, name id, args) and on; any other case to slow(name, args, fn, …).
+enum { CREC_RECORDER, CREC_STATE, CREC_TLS, CREC_IDS, CREC_SLOW, CREC_RAISED, CREC_FIELDS };
+
+static_assert(REC_FIELDS <= kFields && NOARG_FIELDS <= kFields && CALL_FIELDS <= kFields && CREC_FIELDS <= kFields,
+              "FastPath::field");
 
 // Whether `attr` of `obj` is True now (-1: an error is set).
 int is_true(PyObject *obj, PyObject *attr) {
@@ -381,6 +388,90 @@ PyObject *call_replay(PyObject *self, PyObject *const *args, size_t nargsf, PyOb
     return result;
 }
 
+// Inside an external call that call_record runs (the main thread's: the fast path runs on no other). A signal
+// handler that runs meanwhile runs inside the call (boundaries/signals.py asks, as it looks for Recorder.call's
+// frame on the Python path).
+int native_calls = 0;
+
+PyObject *call_record(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    FastPath *r = (FastPath *)self;
+    const Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *nid = nullptr;
+    int fast = nargs < 3 ? 0 : is_true(r->field[CREC_STATE], str_fast);
+    if (fast < 0) return nullptr;
+    if (fast == 1 && PyUnicode_CheckExact(args[0])) {
+        nid = PyDict_GetItemWithError(r->field[CREC_IDS], args[0]);  // borrowed
+        if (nid == nullptr && PyErr_Occurred()) return nullptr;
+    }
+    if (nid == nullptr || !PyLong_CheckExact(nid)) return PyObject_Vectorcall(r->field[CREC_SLOW], args, nargsf, kwnames);
+    PyObject *state = r->field[CREC_STATE], *tls = r->field[CREC_TLS], *call_args = args[1];
+    static PyObject *one = PyLong_FromLong(1), *zero = PyLong_FromLong(0);
+    if (PyObject_SetAttr(state, str_fast, Py_False) < 0 || PyObject_SetAttr(tls, str_gate, one) < 0) return nullptr;
+    ++native_calls;
+    PyObject *result = PyObject_Vectorcall(args[2], args + 3, nargs - 3, kwnames);
+    --native_calls;
+    if (result == nullptr) {  // the call's own exception: recorded (in Python), then raised on
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        PyErr_NormalizeException(&type, &value, &traceback);
+        if (traceback != nullptr && value != nullptr) PyException_SetTraceback(value, traceback);
+        PyObject *stack[] = {value ? value : Py_None, nid, call_args};
+        PyObject *done = PyObject_Vectorcall(r->field[CREC_RAISED], stack, 3, nullptr);
+        if (done == nullptr) {
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(traceback);
+            return nullptr;
+        }
+        Py_DECREF(done);
+        PyErr_Restore(type, value, traceback);
+        return nullptr;
+    }
+    // Out of the gate: tls.gate = 0; STATE.fast = STATE.single_thread (state.leave(True)).
+    PyObject *single = PyObject_GetAttr(state, str_single_thread);
+    if (single == nullptr || PyObject_SetAttr(tls, str_gate, zero) < 0 || PyObject_SetAttr(state, str_fast, single) < 0) {
+        Py_XDECREF(single);
+        Py_DECREF(result);
+        return nullptr;
+    }
+    Py_DECREF(single);
+    // Everything the event holds is made first: the appends then follow each other with nothing in between that
+    // could run Python code (a collection's callbacks) and let the writer thread take half an event.
+    const long code = PyLong_AsLong(nid) << 2 | (call_args == Py_None ? 0 : 1);
+    PyObject *sink = PyObject_GetAttr(r->field[CREC_RECORDER], str_sink);
+    PyObject *counter = sink ? PyObject_GetAttr(r->field[CREC_RECORDER], str_extra_values) : nullptr;
+    PyObject *code_obj = counter ? PyLong_FromLong(code) : nullptr;
+    PyObject *kept = nullptr, *listed = nullptr;
+    if (code_obj != nullptr) {
+        if (PyList_CheckExact(result)) kept = PyList_GetSlice(result, 0, PyList_GET_SIZE(result));
+        else if (PyDict_CheckExact(result)) kept = PyDict_Copy(result);
+        else if (PyByteArray_CheckExact(result)) kept = PyByteArray_FromObject(result);
+        else kept = (Py_INCREF(result), result);
+        if (kept != nullptr && call_args != Py_None) listed = PySequence_List(call_args);
+    }
+    bool ok = kept != nullptr && (call_args == Py_None || listed != nullptr) && PyList_CheckExact(sink);
+    if (ok) {
+        ok = PyList_Append(sink, code_obj) == 0 && PyList_Append(sink, kept) == 0 &&
+             (listed == nullptr || PyList_Append(sink, listed) == 0);
+        if (ok && listed != nullptr) {  // one tick per value beyond (code, result): see Recorder.events_in
+            PyObject *tick = PyIter_Next(counter);
+            ok = tick != nullptr;
+            Py_XDECREF(tick);
+        }
+    }
+    Py_XDECREF(sink);
+    Py_XDECREF(counter);
+    Py_XDECREF(code_obj);
+    Py_XDECREF(kept);
+    Py_XDECREF(listed);
+    if (!ok) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "call_recorder: the recorder's sink is not a list");
+        Py_DECREF(result);
+        return nullptr;
+    }
+    return result;
+}
+
 int fast_traverse(FastPath *self, visitproc visit, void *arg) {
     for (PyObject *field : self->field) Py_VISIT(field);
     return standin_traverse(&self->base, visit, arg);
@@ -438,6 +529,10 @@ PyObject *noarg_replayer(PyObject *, PyObject *args) {
 
 PyObject *call_replayer(PyObject *, PyObject *args) { return new_fast_path(Py_None, call_replay, args, CALL_FIELDS); }
 
+PyObject *call_recorder(PyObject *, PyObject *args) { return new_fast_path(Py_None, call_record, args, CREC_FIELDS); }
+
+PyObject *in_native_call(PyObject *, PyObject *) { return PyBool_FromLong(native_calls > 0); }
+
 PyObject *set_own_prefix(PyObject *, PyObject *prefix) {
     if (prefix != Py_None && !PyUnicode_Check(prefix)) {
         PyErr_SetString(PyExc_TypeError, "set_own_prefix: a str or None");
@@ -466,6 +561,10 @@ PyObject *pass_through(PyObject *, PyObject *standin) {
 PyMethodDef module_functions[] = {
     {"call_replayer", (PyCFunction)call_replayer, METH_VARARGS,
      "call_replayer(replayer, cursor, state, slow, Raised, LIVE, UNTAKEN): the replayer's call(), common case in C."},
+    {"in_native_call", (PyCFunction)in_native_call, METH_NOARGS,
+     "Whether an external call that the recorder's native call() runs is under way (on the main thread)."},
+    {"call_recorder", (PyCFunction)call_recorder, METH_VARARGS,
+     "call_recorder(recorder, state, tls, ids, slow, raised): the recorder's call(), common case in C."},
     {"noarg_recorder", (PyCFunction)noarg_recorder, METH_VARARGS,
      "noarg_recorder(source, code, sink, state, slow): the recording stand-in of an argument-less source."},
     {"noarg_replayer", (PyCFunction)noarg_replayer, METH_VARARGS,
@@ -531,7 +630,9 @@ int add_transparent(PyObject *module) {
         const char *text;
     };
     for (Name name : {Name{&str_fast, "fast"}, Name{&str_in_order, "in_order"}, Name{&str_name, "name"},
-                      Name{&str_args, "args"}, Name{&str_result, "result"}}) {
+                      Name{&str_args, "args"}, Name{&str_result, "result"}, Name{&str_gate, "gate"},
+                      Name{&str_single_thread, "single_thread"}, Name{&str_sink, "sink"},
+                      Name{&str_extra_values, "_extra_values"}}) {
         *name.slot = PyUnicode_InternFromString(name.text);
         if (*name.slot == nullptr) return -1;
     }

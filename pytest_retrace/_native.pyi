@@ -1,6 +1,7 @@
-"""Native core of pytest-retrace: the replay demultiplexer (native/demux.cpp) and the boundaries' stand-ins
-(native/transparent.cpp)."""
+"""Native core of pytest-retrace: the replay demultiplexer (native/demux.cpp), the boundaries' stand-ins and the
+engine's hot paths (native/transparent.cpp), the event reader (native/events.cpp)."""
 
+from collections.abc import Iterator
 from typing import Any
 
 TIMED_OUT: int
@@ -59,5 +60,36 @@ def noarg_replayer(source: Any, replayer: Any, cursor: Any, name: str, state: An
 def call_replayer(replayer: Any, cursor: Any, state: Any, slow: Any, raised_type: type, live: Any,
                   untaken: Any) -> Any:
     """The replayer's ``call(name, args, fn, *a, **kw)``: the next event answers, in C, when it can."""
+
+def call_recorder(recorder: Any, state: Any, tls: Any, ids: dict[str, int], slow: Any, raised: Any) -> Any:
+    """The recorder's ``call(name, args, fn, *a, **kw)``: on the hot path, in C."""
+
+def in_native_call() -> bool:
+    """Whether an external call that the recorder's native ``call`` runs is under way."""
+
+def scan_events(payload: bytes, names: int, first: int) -> tuple[int, list[int]]:
+    """How many events an EVENTS frame's payload holds, and ``[start, end, is_key]`` of each ext value in it,
+    checked without decoding; ValueError when malformed."""
+
+class EventCursor(Iterator[Any]):
+    """A position in an :class:`EventList`; the replay's fast paths read it."""
+
+    def __next__(self) -> Any: ...
+    def __length_hint__(self) -> int: ...
+    def __setstate__(self, position: int) -> None: ...
+    def follow(self, events: EventList) -> None: ...
+
+class EventList:
+    """The events of decoded flat streams, each made into an Event when asked for."""
+
+    def __init__(self, frames: list[list[Any]], names: list[str], first: int, event: type, deferred: type) -> None: ...
+    def __len__(self) -> int: ...
+    def __getitem__(self, key: int | slice) -> Any: ...
+    def __setitem__(self, index: int, value: Any) -> None: ...
+    def __iter__(self) -> EventCursor: ...
+    def tids(self) -> list[str]: ...
+    def single_thread(self) -> bool: ...
+    def defer(self, indices: list[int]) -> None: ...
+    def indices_of(self, name: str) -> list[int]: ...
 
 def die_with_parent(parent: int) -> bool: ...

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from .errors import RetraceError
@@ -123,7 +124,6 @@ def _replay_command(args: argparse.Namespace) -> int:
     from .engine.divergence import DIVERGED_EXIT
     from .errors import RecordingError
     from .format.tape import TapeStatus, read_recording
-    from .front.report import format_verdict
     from .kinds.entry import Project
     from .paths import project_root_of
     from .runner.launcher import replay
@@ -153,6 +153,8 @@ def _replay_command(args: argparse.Namespace) -> int:
         return int(verdict.replayed.status or 0)
     if verdict.status == "corrupt":
         raise RecordingError(verdict.problem or f"{args.recording}: corrupt recording")
+    from .front.report import format_verdict  # only for a replay that was not faithful
+
     sys.stderr.write(format_verdict(verdict) + "\n")
     return DIVERGED_EXIT
 
@@ -231,7 +233,7 @@ def _show_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show_text(rec: Any, events: list[Any]) -> None:
+def _show_text(rec: Any, events: Sequence[Any]) -> None:
     from .format.events import describe_call, short_repr
     from .front.report import printable
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from ..engine import state
 from ..engine.state import internal
 from ..hooks import manager
-from ..hooks.specs import Options
+from ..hooks.options import Options
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -51,9 +51,9 @@ def install(engine: Engine, patcher: Patcher, options: Options) -> None:
     """Install every boundary (stdlib areas, custom boundaries, library adapters) for ``engine``; ``patcher``
     undoes them."""
     with internal:
-        manager.manager()  # load plugins (reading package metadata) before any boundary is there to see it
+        manager.manager()  # load installed packages' plugins before any boundary is there to see it
     patcher.on_undo(state.install(engine))
     for area in areas():
         area.install(engine, patcher, options)
     with internal:
-        manager.install_boundaries(engine, patcher, options)  # library adapters: ours and installed packages'
+        manager.install_boundaries(engine, patcher, options)  # installed packages'; ours when their library is used

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable, MutableSequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ..engine.standin import StandIn
+from ..engine.standin import StandIn, in_native_call
 from ..engine.state import STATE, tls
 from ..format.events import MAIN, Event, indices_of
 from ..frames import is_library, is_own
@@ -219,8 +219,8 @@ def boundary_caller(landed: FrameType | None) -> tuple[FrameType | None, bool]:
         frame = frame.f_back  # a library's code: called by the program, or by a boundary?
     if frame is None or not is_own(frame.f_code.co_filename) or launcher_frame_only(frame, launcher_frame):
         return None, False
-    in_call = False
-    call = Recorder.call.__code__
+    in_call = in_native_call()  # the recorder's call() in C has no frame to find
+    call = Recorder._call.__code__
     while frame is not None and is_own(frame.f_code.co_filename):
         in_call = in_call or frame.f_code is call
         frame = frame.f_back
@@ -440,7 +440,7 @@ def _install_handlers(engine: Engine, patcher: Patcher) -> None:
         engine.asynchronous = {HANDLER: handlers.run_recorded}
         handlers.mark_places(engine.events)
 
-        def follow(events: list[Event]) -> None:  # a forked child of the replay follows its own recording
+        def follow(events: MutableSequence[Event]) -> None:  # a forked child of the replay follows its own recording
             if handlers.armed is not None:
                 handlers.armed.disarm()
             handlers.mark_places(events)

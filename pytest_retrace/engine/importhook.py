@@ -3,24 +3,29 @@
 A program that never imports ``ssl`` should not pay for loading OpenSSL just so that
 its TLS sockets could be recorded. ``when_imported("ssl", patch)`` patches at once
 if ``ssl`` is already loaded, and otherwise right after its first import.
+
+The finder and loader follow the import protocol without deriving from ``importlib.abc``, whose import
+brings ``importlib.resources``, ``tempfile`` and more into every recorded process.
 """
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
 import sys
 from collections.abc import Callable
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
 
 _pending: dict[str, list[Callable[[ModuleType], None]]] = {}
 
 
-class _Finder(importlib.abc.MetaPathFinder):
-    """Finds nothing itself: for a watched module it asks the other finders, then wraps the loader."""
+class _Finder:
+    """A meta path finder that finds nothing itself: for a watched module it asks the other finders, then wraps
+    the loader."""
 
-    def find_spec(self, name: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(self, name: str, path: Any, target: Any = None) -> ModuleSpec | None:
         if name not in _pending:
             return None
         for finder in sys.meta_path:
@@ -28,17 +33,26 @@ class _Finder(importlib.abc.MetaPathFinder):
                 continue
             spec = finder.find_spec(name, path, target)
             if spec is not None and spec.loader is not None:
-                spec.loader = _Loader(spec.loader, name)
+                spec.loader = _Loader(spec.loader, name)  # type: ignore[assignment]  # a Loader by protocol
                 return spec
         return None
 
 
-class _Loader(importlib.abc.Loader):
+class _Loader:
+    """The module's own loader, running the callbacks after it executed the module. Everything else (``get_data``,
+    ``get_source``, ``get_resource_reader`` …) is the wrapped loader's: the program sees its module's loader work
+    as it does plainly."""
+
     def __init__(self, loader: Any, name: str) -> None:
         self._loader = loader
         self._name = name
 
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+    def __getattr__(self, name: str) -> Any:
+        if name == "_loader":  # not set yet (a copy being made): no endless recursion
+            raise AttributeError(name)
+        return getattr(self._loader, name)
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
         return self._loader.create_module(spec)  # type: ignore[no-any-return]
 
     def exec_module(self, module: ModuleType) -> None:

@@ -13,7 +13,7 @@ from ..format.events import FORM_ARGS, FORM_PLAIN, FORM_THREAD, MAIN
 from ..format.tape import MemoryTape, TapeWriter
 from ..redaction import DEFAULT, Redaction
 from .base import Engine
-from .standin import noarg_recorder
+from .standin import call_recorder, noarg_recorder
 from .state import STATE, enter_gate, leave, leave_gate, tls
 
 # Results the program may go on to mutate after the call returned; the writer encodes later.
@@ -58,7 +58,8 @@ class Recorder(Engine):
         self.output_shared = False  # a process it started wrote to descriptors of the program's (boundaries/process)
         self._redaction: Redaction = DEFAULT
         self._make_redaction: Callable[[], Redaction] | None = None
-
+        if call_recorder is not None:  # the common case of call() in C; the rest in _call
+            self.call = call_recorder(self, STATE, tls, tape.table.ids, self._call, self._raised)  # type: ignore
     @property  # type: ignore[override]
     def redaction(self) -> Redaction:
         """The policy calls are keyed with; one given by :meth:`redact_later` is made when first asked for."""
@@ -95,6 +96,18 @@ class Recorder(Engine):
             next(self._extra_values)
 
     def call(self, name: str, args: Any, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
+        return self._call(name, args, fn, *a, **kw)
+
+    def _raised(self, exc: BaseException, nid: int, args: Any) -> None:
+        """The native call() ran ``fn`` on the hot path, and it raised ``exc`` (raised on once this returns)."""
+        leave(True)
+        tls.raised = id(exc)
+        if tls.interrupted == id(exc):
+            tls.interrupted = 0
+            return
+        self._append(nid, args, Raised(exc, inside=_inside(sys._getframe(1))), MAIN)
+
+    def _call(self, name: str, args: Any, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
         fast = STATE.fast
         if fast:  # only the main thread, no gate open: skip the thread-local reads
             STATE.fast = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import _thread
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, MutableSequence
 from operator import length_hint
 from typing import Any, NoReturn
 
@@ -82,7 +82,7 @@ class Replayer(Engine):
 
     def __init__(
         self,
-        events: Sequence[Event],
+        events: MutableSequence[Event] | list[Event],
         on_divergence: Callable[[Divergence], None] | None = None,
         truncated: bool = False,
         stuck_timeout: float = 10.0,
@@ -92,7 +92,7 @@ class Replayer(Engine):
         """``setup``: the recording's connection set-up (in-process recordings carry it, see engine/setup.py)."""
         # A recording's events as the reader hands them over (made one at a time as they are read, see
         # format/events.py), or a list of our own.
-        self.events: Sequence[Event] = events if not isinstance(events, (list, tuple)) else list(events)
+        self.events: MutableSequence[Event] = list(events) if isinstance(events, (list, tuple)) else events
         self._setup = SetupAnswers(setup) if setup is not None else None
         self._cursor = iter(self.events)
         if call_replayer is not None:  # the common case of call() in C; the rest in _call
@@ -101,7 +101,7 @@ class Replayer(Engine):
         # How a signal the recording sent a forked child reaches the replay's (its logical id, real pid, signal).
         self.on_signal_child: Callable[[str, int, int], None] | None = None
         # What prepares the events a forked child follows, as the ones of the replay were (see boundaries/signals).
-        self.follows: Callable[[list[Event]], None] | None = None
+        self.follows: Callable[[MutableSequence[Event]], None] | None = None
         self.stuck_timeout = stuck_timeout
         self._succeed: set[str] = set()  # calls assumed to succeed when answering by key (assume_success)
         self._follow(truncated, answer_by_key)
@@ -162,7 +162,7 @@ class Replayer(Engine):
         if forked is not None and self.on_signal_child is not None:
             self.on_signal_child(forked[1], forked[0], sig)
 
-    def forked_child(self, events: Sequence[Event], label: str, truncated: bool, answer_by_key: bool) -> None:
+    def forked_child(self, events: MutableSequence[Event], label: str, truncated: bool, answer_by_key: bool) -> None:
         """In a forked child of the replay: follow ``events``, the child's own recording, from its first, as
         process ``label``. The cursor is the parent's (the native fast paths hold it), set back over them."""
         with internal:

@@ -70,7 +70,9 @@ try:
     from .._native import (
         MethodStandIn,
         StandIn,
+        call_recorder,
         call_replayer,
+        in_native_call,
         noarg_recorder,
         noarg_replayer,
         pass_through,
@@ -82,6 +84,10 @@ try:
 except ImportError:  # the extension could not be built on this platform
     StandIn, MethodStandIn = PyStandIn, PyMethodStandIn
     set_error_hook = pass_through = noarg_recorder = noarg_replayer = call_replayer = None  # type: ignore[assignment]
+    call_recorder = None  # type: ignore[assignment]
+
+    def in_native_call() -> bool:
+        return False
 
 # Exceptions that only a bug of ours raises from our own frames: a real call raises TypeError, ValueError,
 # OSError … from C called in our frames too, and those are the program's.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import _thread
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..format.events import Event, describe_call
@@ -42,7 +42,7 @@ class ThreadBook:
         return [(ident, id(f), f.f_lasti) for tid, ident in list(self.idents.items())
                 if tid not in self.states and (f := frames.get(ident)) is not None]
 
-    def report(self, events: list[Event], position: int) -> list[ThreadReport]:
+    def report(self, events: Sequence[Event], position: int) -> list[ThreadReport]:
         """For a stuck replay: each logical thread, what it waits for, its next recorded event, its stack."""
         frames = sys._current_frames()
         known = list(self.idents)

@@ -12,7 +12,6 @@ import _thread
 import datetime as _dt
 import decimal
 import enum
-import hashlib
 import importlib
 import os
 import pathlib
@@ -26,6 +25,11 @@ from typing import Any, NamedTuple
 import msgpack
 
 from ..frames import rebuilt_traceback, recorded_frames
+
+try:  # hashlib's own, without loading OpenSSL: some milliseconds of every start, for the one hash we use
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - an interpreter built without it
+    from hashlib import blake2b
 
 # Ext type codes. Append only: they are part of the file format.
 EXT_TUPLE = 1
@@ -74,12 +78,12 @@ class Digest:
 
     @classmethod
     def of(cls, data: bytes) -> Digest:
-        return cls(len(data), hashlib.blake2b(data, digest_size=16).hexdigest(), bytes(data[:48]))
+        return cls(len(data), blake2b(data, digest_size=16).hexdigest(), bytes(data[:48]))
 
     @classmethod
     def secret(cls, data: bytes) -> Digest:
         """A digest with no preview: for credentials, which must match on replay but never sit in a file."""
-        return cls(len(data), hashlib.blake2b(data, digest_size=16).hexdigest())
+        return cls(len(data), blake2b(data, digest_size=16).hexdigest())
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Digest) and (self.size, self.blake2b) == (other.size, other.blake2b)

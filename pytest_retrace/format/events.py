@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import _thread
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, MutableSequence, Sequence
 from typing import Any
 
 from ..record import Record
@@ -50,23 +50,23 @@ class NameTable:
     Thread-safe: threads of one recording may meet a new name at once. The lock is a raw one, taken
     only for a name not seen yet: the hot path is one dict lookup."""
 
-    __slots__ = ("names", "_ids", "_lock")
+    __slots__ = ("names", "ids", "_lock")
 
     def __init__(self) -> None:
         self.names: list[str] = []
-        self._ids: dict[str, int] = {}
+        self.ids: dict[str, int] = {}  # read by the recorder's native fast path too
         self._lock = _thread.allocate_lock()  # not threading.Lock: boundaries replace that one
 
     def name_id(self, name: str) -> int:
-        nid = self._ids.get(name)
+        nid = self.ids.get(name)
         if nid is None:
             with self._lock:
-                nid = self._ids.get(name)
+                nid = self.ids.get(name)
                 if nid is None:
                     # The name goes in first: a writer that sees the id in an event must find the name.
                     nid = len(self.names)
                     self.names.append(name)
-                    self._ids[name] = nid
+                    self.ids[name] = nid
         return nid
 
 
@@ -124,10 +124,9 @@ def _settled(event: Event, slot: Any) -> Any:
 MAX_THREAD_ID = 200  # characters of a logical thread id ("0.1.2"): threads nested that deep are no program's
 
 
-def _offsets(flat: list[Any], names: int, first: int, text: type = str) -> Iterator[int]:
+def _offsets(flat: list[Any], names: int, first: int) -> Iterator[int]:
     """Where each event of a flat stream starts, checked value by value (``names``: how many boundary names the
-    recording has so far; ``text``: the type thread ids have, str decoded, bytes raw). Raises ValueError when the
-    stream is malformed."""
+    recording has so far). Raises ValueError when the stream is malformed."""
     i, n, index = 0, len(flat), first
     while i < n:
         code = flat[i]
@@ -136,7 +135,7 @@ def _offsets(flat: list[Any], names: int, first: int, text: type = str) -> Itera
             raise ValueError(f"malformed event stream at value {i} (event {index})")
         if code & 3 == FORM_THREAD:
             tid = flat[i + 3]
-            if type(tid) is not text or not 0 < len(tid) <= MAX_THREAD_ID:
+            if type(tid) is not str or not 0 < len(tid) <= MAX_THREAD_ID:
                 raise ValueError(f"malformed thread id at value {i + 3} (event {index})")
         yield i
         i += width(code)
@@ -186,7 +185,7 @@ def unpack_events(payload: bytes) -> list[Any]:
 
 
 def event_list(frames: list[list[Any]], names: list[str], first: int = 0,
-               deferred: list[range] | None = None) -> Sequence[Event]:
+               deferred: list[range] | None = None) -> MutableSequence[Event]:
     """The events of flat streams (each frame's) as replay reads them, numbered from ``first``: natively, each made
     into an :class:`Event` only when asked for (the replay's fast paths read the next one's result straight from
     the stream: see ``native/events.cpp``); else decoded all at once. ``deferred``: the ranges of events (from 0) read

@@ -28,9 +28,8 @@ import _thread
 import os
 import re
 import struct
-import tempfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableSequence
 from typing import Any, BinaryIO
 
 import msgpack
@@ -117,6 +116,8 @@ def temp_beside(target: str | os.PathLike[str]) -> str:
 def open_temp_beside(target: str | os.PathLike[str]) -> tuple[int, str]:
     """:func:`temp_beside`, open for writing: its descriptor and its path."""
     folder, name = os.path.split(os.path.abspath(target))
+    import tempfile  # here: its imports (random, shutil …) are some milliseconds of every start
+
     return tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=folder)
 
 
@@ -473,9 +474,9 @@ class Recording:
         self.setup: Setup | None = None  # an in-process recording's connection set-up
         self.with_events = True  # read with its events (else only counted: see read_recording)
         self._deferred: list[range] = []  # events of frames that held values resolved when read
-        self._events: Sequence[Event] | None = None
+        self._events: MutableSequence[Event] | None = None
 
-    def events(self) -> Sequence[Event]:
+    def events(self) -> MutableSequence[Event]:
         """The events, made into objects as they are read (checked as the file was read: a malformed one made the
         recording corrupt)."""
         if not self.with_events:

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from ..record import Record
+from .options import Options
+
+__all__ = ["PROJECT", "Options", "hookimpl", "hookspec", "retrace_install_boundaries", "retrace_register_codecs"]
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -27,16 +29,6 @@ if TYPE_CHECKING:
 PROJECT = "pytest_retrace"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
-
-
-class Options(Record):
-    """What a project can configure about where the boundary sits."""
-
-    __slots__ = ("live_paths", "code_folders")
-
-    def __init__(self, live_paths: list[str] | None = None, code_folders: list[str] | None = None) -> None:
-        self.live_paths: list[str] = list(live_paths or [])  # fnmatch patterns read live on replay, never recorded
-        self.code_folders: list[str] = list(code_folders or [])  # folders whose files are code, read live
 
 
 @hookspec

@@ -13,9 +13,7 @@ the user allowed it explicitly (:class:`Project`'s ``allow_outside``).
 
 from __future__ import annotations
 
-import ast
 import importlib
-import inspect
 import os
 import site
 import sys
@@ -24,12 +22,15 @@ from collections.abc import Callable, Iterator
 from importlib.machinery import PathFinder
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..engine.state import internal
 from ..errors import RetraceError
 from ..paths import escapes, expanded, project_root_of, relative_to, use_root
 from ..record import Record
+
+if TYPE_CHECKING:
+    import ast
 
 
 class Project(Record):
@@ -130,6 +131,8 @@ def check_module(name: str, search: list[str], project: Project, what: str) -> l
 
 def _bindings(body: list[ast.stmt]) -> Iterator[tuple[str, bool]]:
     """The names a module's top level binds, each with whether an import binds it (into ``if`` and ``try``)."""
+    import ast
+
     for node in body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield from ((alias.asname or alias.name.partition(".")[0], True) for alias in node.names)
@@ -149,6 +152,8 @@ def check_defined(file: str, module: str, qualname: str, project: Project, what:
     (``os.system`` imported into the app is not the app's); the replay checks the object itself after import."""
     if project.allow_outside or not file.endswith(".py"):
         return
+    import ast  # here: a process recording or replay never parses, and ast costs every process its import
+
     try:
         tree = ast.parse(Path(file).read_bytes(), file)
     except (OSError, SyntaxError, ValueError):
@@ -402,6 +407,8 @@ def entry_point(function: Callable[..., Any]) -> dict[str, Any]:
 def _defined_in(module: ModuleType, qualname: str, project: Project, what: str) -> Any:
     """The object at ``qualname`` in ``module``, which must be the module's own: no step through another module,
     and a function or class at the end must be defined there (not ``os.system`` imported into it)."""
+    import inspect  # here: only in-process entries get here (inspect costs every process some 5 ms to import)
+
     obj: Any = module
     for part in qualname.split("."):
         obj = getattr(obj, part)

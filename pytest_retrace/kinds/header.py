@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
 import sys
 import time
 from typing import Any
@@ -15,6 +14,27 @@ from ..format.tape import FORMAT, Kind
 from ..paths import portable_argument
 from ..redaction import PLACEHOLDER, Redaction
 from .entry import code_paths
+
+
+def _platform() -> str:
+    """This machine as ``platform.platform()`` names it on Linux (``Linux-6.1.0-18-amd64-x86_64-with-glibc2.36``),
+    from ``os.uname()`` and the C library's version: ``platform.platform()`` itself starts ``uname -p`` in a
+    subprocess for the processor's name, on every recording."""
+    system, _, release, _, machine = os.uname()
+    parts = [system, release, machine]
+    try:
+        libc = os.confstr("CS_GNU_LIBC_VERSION")  # "glibc 2.36"; unknown name elsewhere than glibc
+    except (AttributeError, ValueError, OSError):
+        libc = None
+    if libc:
+        parts += ["with", libc.replace(" ", "")]
+    return "-".join(part.strip().replace(" ", "_").replace("/", "-") for part in parts if part)
+
+
+# Taken once, as the module is imported: never while boundaries are installed (an in-process recording makes
+# its headers with os.uname() recorded).
+PLATFORM = _platform()
+PYTHON = sys.version.split()[0]  # as platform.python_version() has it ("3.13.0rc1")
 
 
 def make_header(kind: Kind, entry: dict[str, Any], argv: list[str], hash_seed: int, redaction: Redaction,
@@ -33,9 +53,9 @@ def make_header(kind: Kind, entry: dict[str, Any], argv: list[str], hash_seed: i
     return {
         "format": FORMAT,
         "retrace_version": __version__,
-        "python": platform.python_version(),
+        "python": PYTHON,
         "implementation": sys.implementation.name,
-        "platform": platform.platform(),
+        "platform": PLATFORM,
         "executable": sys.executable,
         "hash_seed": hash_seed,
         "kind": str(kind),

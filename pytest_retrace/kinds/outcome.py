@@ -8,7 +8,6 @@ frames are left out of its traceback, and its fingerprint survives unrelated edi
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import sys
@@ -18,6 +17,7 @@ from typing import Any, NoReturn
 
 from ..engine.stack import program_traceback
 from ..format import codec
+from ..format.codec import blake2b
 from ..format.shapes import MAX_TRACEBACK_FRAMES
 from ..frames import portable, program_frames
 from ..record import Record
@@ -85,7 +85,7 @@ class ExceptionInfo(Record):
 def crash_fingerprint(type_name: str, frames: list[list[Any]]) -> str:
     """Stable across unrelated edits: the exception type and the chain of (file name, function) of the program's
     own frames (what a library did beneath them is not where the program crashed)."""
-    h = hashlib.blake2b(type_name.encode(), digest_size=8)
+    h = blake2b(type_name.encode(), digest_size=8)
     for filename, _line, function, _text in program_frames(frames):
         h.update(f"|{os.path.basename(filename)}:{function}".encode())
     return h.hexdigest()
@@ -155,4 +155,4 @@ def returned_summary(value: Any, redaction: Redaction) -> Stream:
         data = codec.packb(value)
     except (codec.UnencodableValue, TypeError, ValueError, OverflowError):
         data = repr(value).encode("utf-8", "replace")
-    return Stream(hashlib.blake2b(data, digest_size=16).hexdigest(), len(data), redaction.fragment(repr(value)[:400]))
+    return Stream(blake2b(data, digest_size=16).hexdigest(), len(data), redaction.fragment(repr(value)[:400]))

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 from ..boundaries import Options, areas, env, install, machine
 from ..engine import guard
 from ..engine.divergence import Call, Divergence, DivergenceKind
+from ..engine.importhook import when_imported
 from ..engine.patch import Patcher
 from ..engine.replayer import Replayer
 from ..engine.state import enter_gate, start_main_thread
@@ -24,7 +25,7 @@ from ..format import codec
 from ..format.sealing import Sealer, keys_from_parent
 from ..format.tape import Kind, TapeStatus, read_recording
 from ..hooks import manager
-from ..kinds import inprocess, process
+from ..kinds import process
 from ..kinds.entry import OutsideProject, Project, check_entry, code_folders, localized
 from ..kinds.outcome import Outcome
 from ..paths import use_root
@@ -137,7 +138,9 @@ def main() -> NoReturn:
     if isinstance(config, RecordConfig):
         record(config)
     sys.dont_write_bytecode = True  # a replay writes nothing, not even the bytecode cache of what it imports
-    inprocess.replaying_here()  # the app's request middleware or call decorator, imported again, records nothing
+    # The app's request middleware or call decorator, imported again, records nothing: told so when the program
+    # (or an in-process kind) imports their machinery, which a process recording and its replay never import.
+    when_imported("pytest_retrace.kinds.inprocess", lambda inprocess: inprocess.replaying_here())
     if isinstance(config, ForkServerConfig):
         from . import forkserver
 

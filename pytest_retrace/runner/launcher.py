@@ -20,7 +20,6 @@ import threading
 from collections.abc import Iterator
 from typing import Any, BinaryIO, NamedTuple
 
-from ..boundaries import machine
 from ..errors import RecordingError, RetraceError
 from ..format.sealing import PublicKey, Sealer, keys_for_child
 from ..format.tape import (
@@ -541,6 +540,8 @@ def replay(path: str, project: Project, stuck_timeout: float = 10.0, passthrough
     config = ReplayConfig(os.path.abspath(path), project, stuck_timeout)
     prefix = sandbox_prefix() if sandbox else None
     moved = Moved.between(rec.header, locate(rec.header, project, path))
+    from ..boundaries import machine  # only here: recording does not import the boundaries in the launcher
+
     startup = machine.startup_environ(rec.header)
     run = None
     if forked and Kind.of(rec.header) == Kind.PROCESS:

@@ -164,8 +164,8 @@ def test_the_fast_path_leaves_a_mismatch_and_a_replaced_event_to_python(main_thr
 
 
 def test_a_launcher_read_finds_a_malformed_value_without_decoding_the_rest(tmp_path: Path) -> None:
-    from pytest_retrace.format import tape
     from pytest_retrace.engine.recorder import Recorder
+    from pytest_retrace.format import tape
 
     path = tmp_path / "r.retrace"
     header = {"kind": "process", "hash_seed": 0, "entry": {}, "argv": [], "cwd": str(tmp_path), "environ": {}}
