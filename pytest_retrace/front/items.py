@@ -14,7 +14,7 @@ from ..format.sealing import KeyNeeded
 from ..format.tape import TapeStatus, read_recording, rewrite_end
 from ..kinds.entry import OutsideProject, Project
 from ..paths import project_root_of
-from ..runner import forkserver
+from ..runner import forkserver, zygote
 from ..runner.launcher import check_kind, check_program, replay
 from ..runner.verdict import Status, Verdict
 from .report import format_verdict
@@ -27,10 +27,11 @@ OUTSIDE_PROJECT = "outside-project"  # a test's status: the recording would run 
 
 
 def _replay_in_session(config: pytest.Config, path: str, **options: Any) -> Verdict:
-    """Replay in this session's fork servers; they stop with the session, as they hold the code as it was
-    when they imported it."""
+    """Replay in this session's fork servers and zygotes; they stop with the session, as they hold the code as
+    it was when they imported it."""
     if not config.stash.get(_CLOSES_SERVERS, False):
         config.add_cleanup(forkserver.close_all)
+        config.add_cleanup(zygote.close_all)
         config.stash[_CLOSES_SERVERS] = True
     sandbox = config.getoption("retrace_sandbox")
     sandbox = config.getini("retrace_sandbox") if sandbox is None else sandbox
@@ -132,8 +133,11 @@ class RecordingItem(pytest.Item):
             info.counter = Counter.ACCEPTED
             return
         for _ in range(_int_option(config, "retrace_determinism_runs") - 1):
+            # A process recording's runs after the first start cold: the forks of one zygote share its memory
+            # layout (addresses are randomised per interpreter started), so a program whose output depends on
+            # them (id(), default reprs) would replay alike in every fork.
             again = _replay_in_session(config, self.shown_path, stuck_timeout=stuck, passthrough=False,
-                            recording=self.recording)
+                                       recording=self.recording, zygote=False)
             difference = _difference(verdict, again)
             if difference is not None:
                 info.counter = Counter.NONDETERMINISTIC

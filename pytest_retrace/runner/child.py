@@ -146,4 +146,9 @@ def main() -> NoReturn:
 
         forkserver.serve(config, prepare, replay_here)
         sys.exit(0)
+    if not isinstance(config, ReplayConfig):  # a zygote: it forks a replay per recording (runner/zygote.py)
+        from . import zygote
+
+        zygote.serve(config, replay_here)
+        sys.exit(0)
     replay_here(config)

@@ -191,6 +191,15 @@ def load_replay_machinery() -> None:
         manager.manager()
 
 
+def warm_caches(header: dict[str, Any]) -> None:
+    """Fill what every replay of the group would fill for itself first (our own caches, which the program does not
+    see): the compiled name patterns of the recordings' redaction policy."""
+    from ..redaction import Redaction
+
+    with internal:
+        Redaction.from_header(header).matches("retrace")
+
+
 def serve(config: ForkServerConfig, prepare: Callable[[dict[str, Any], Project, str], Any],
           replay_here: Callable[[ReplayConfig], NoReturn]) -> None:
     """Prepare as a cold replay would (``prepare``, the child entry's), then fork one replay (``replay_here``) per
@@ -205,6 +214,7 @@ def serve(config: ForkServerConfig, prepare: Callable[[dict[str, Any], Project, 
         _say(answers, ready=False, why=str(exc))
         return
     load_replay_machinery()
+    warm_caches(header)
     if _other_threads():
         _say(answers, ready=False, why="importing the app started threads, and a fork would lose them")
         return

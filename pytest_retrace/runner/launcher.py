@@ -119,6 +119,31 @@ def hash_seed_from_environment() -> int:
     return random.SystemRandom().randrange(1, 4294967296)
 
 
+MACHINE_ID = "/etc/machine-id"
+
+
+def hash_seed_for(entry: dict[str, str], cwd: str) -> int:
+    """The hash seed to record a program with: the user's (``PYTHONHASHSEED``; ``random``: a fresh one for this
+    recording), else the project's on this machine. One seed for all of a project's recordings lets replays
+    share one started interpreter (``zygote.py``): a seed can only be set when an interpreter starts.
+
+    The project's seed is derived from its root (:func:`~pytest_retrace.kinds.entry.code_paths`), keyed with
+    this machine's id where it has one: stable across runs, different between projects and machines, not
+    guessable from outside the machine (hash randomisation guards servers against inputs built to collide)."""
+    from ..kinds.entry import code_paths  # here: the import lines above are another change's to make
+
+    if "PYTHONHASHSEED" in os.environ:
+        return hash_seed_from_environment()
+    try:
+        with open(MACHINE_ID, "rb") as f:
+            machine_key = f.read(64).strip()
+    except OSError:
+        machine_key = b""
+    root = os.path.realpath(code_paths(entry, cwd).project_root)
+    digest = hashlib.blake2b(os.fsencode(root), key=machine_key, person=b"retrace-seed", digest_size=8).digest()
+    return 1 + int.from_bytes(digest, "big") % 4294967295  # never 0: that would turn randomisation off
+
+
 class ChildRun(NamedTuple):
     returncode: int
     stdout: Output
@@ -136,26 +161,12 @@ def run_child(config: RecordConfig | ReplayConfig, hash_seed: int, passthrough: 
     ``prefix``: the command the interpreter runs under (a sandbox). ``moved``: a replay in another checkout
     (:class:`Moved`)."""
     result_path = _result_path()
-    env = dict(os.environ)
-    for name, value in (startup or {}).items():
-        if value is None:
-            env.pop(name, None)
-        else:
-            env[name] = value
-    env["PYTHONHASHSEED"] = str(hash_seed)
+    env = child_environ(hash_seed, startup)
     env[CHILD_ENV] = encode_config(config.replace(result=result_path, plugins=manager.discover()))
-    env[LAUNCHER_ENV] = str(os.getpid())
-    keys_for_child(env)
     stdout, stderr = Output(keep_output, moved), Output(keep_output, moved)
     proc = subprocess.Popen([*(prefix or []), sys.executable, "-c", CHILD_CODE], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
-    sinks = (sys.stdout.buffer, sys.stderr.buffer) if passthrough else (None, None)
-    pumps = [
-        threading.Thread(target=_pump, args=(proc.stdout, sinks[0], stdout), daemon=True),
-        threading.Thread(target=_pump, args=(proc.stderr, sinks[1], stderr), daemon=True),
-    ]
-    for t in pumps:
-        t.start()
+    pumps = _pumps(proc.stdout, proc.stderr, stdout, stderr, passthrough)  # type: ignore[arg-type]
     with _signals_go_to(proc, forward=isinstance(config, RecordConfig)):
         returncode = proc.wait()
     for t in pumps:
@@ -165,13 +176,98 @@ def run_child(config: RecordConfig | ReplayConfig, hash_seed: int, passthrough: 
     return ChildRun(returncode, stdout, stderr, ChildResult.read(result_path), _forked_results(result_path))
 
 
+def child_environ(hash_seed: int, startup: dict[str, str | None] | None = None) -> dict[str, str]:
+    """The environment a child starts with, but its configuration: ours, with the ``startup`` variables
+    (:func:`run_child`), the hash seed, the launcher's pid and the keys handed over."""
+    env = dict(os.environ)
+    for name, value in (startup or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    env["PYTHONHASHSEED"] = str(hash_seed)
+    env[LAUNCHER_ENV] = str(os.getpid())
+    keys_for_child(env)
+    return env
+
+
+def _drain(out: BinaryIO, err: BinaryIO, stdout: Output, stderr: Output, passthrough: bool) -> None:
+    """Take a child's stdout and stderr as they pass by (and on to ours, with ``passthrough``) until both end, in
+    this thread: starting two threads per replay costs more than a small replay where the CPU is busy."""
+    import selectors
+
+    sinks = (sys.stdout.buffer, sys.stderr.buffer) if passthrough else (None, None)
+    with selectors.DefaultSelector() as selector:
+        for source, sink, output in ((out, sinks[0], stdout), (err, sinks[1], stderr)):
+            selector.register(source, selectors.EVENT_READ, [sink, output])
+        while selector.get_map():
+            for key, _ in selector.select():
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    selector.unregister(key.fileobj)
+                    continue
+                sink, output = key.data
+                output.feed(chunk)
+                if sink is not None:
+                    try:
+                        sink.write(chunk)
+                        sink.flush()
+                    except (BrokenPipeError, ValueError):
+                        key.data[0] = None
+
+
+def _pumps(out: BinaryIO, err: BinaryIO, stdout: Output, stderr: Output, passthrough: bool) -> list[threading.Thread]:
+    """Threads, started, that take a child's stdout and stderr as they pass by (and on to ours, with
+    ``passthrough``)."""
+    sinks = (sys.stdout.buffer, sys.stderr.buffer) if passthrough else (None, None)
+    pumps = [threading.Thread(target=_pump, args=(source, sink, output), daemon=True)
+             for source, sink, output in ((out, sinks[0], stdout), (err, sinks[1], stderr))]
+    for t in pumps:
+        t.start()
+    return pumps
+
+
+def _run_in_zygote(config: ReplayConfig, hash_seed: int, startup: dict[str, str | None], prefix: list[str] | None,
+                   passthrough: bool, keep_output: bool, moved: Moved | None) -> ChildRun | None:
+    """Replay a process recording in a fork of the zygote started as a cold replay would start
+    (``zygote.py``); None when there is none to use, and the replay must start cold."""
+    from . import zygote  # here: a single replay from the command line starts no zygote
+
+    try:
+        cwd = os.getcwd()  # where a cold child would start
+    except OSError:  # the folder is gone: a cold child starts in it all the same
+        return None
+    env = child_environ(hash_seed, startup)
+    server = zygote.zygote_for(env, prefix or [], manager.discover())
+    if server is None:
+        return None
+    result_path = _result_path()
+    (out_r, out_w), (err_r, err_w) = os.pipe(), os.pipe()
+    stdout, stderr = Output(keep_output, moved), Output(keep_output, moved)
+    with open(out_r, "rb", buffering=0) as out, open(err_r, "rb", buffering=0) as err:
+        try:
+            sent = server.send(config.replace(result=result_path, cwd=cwd), out_w, err_w)
+        finally:
+            os.close(out_w)  # the fork holds them now: its end is their end
+            os.close(err_w)
+        with _signals_go_to(None, forward=False):
+            if sent:
+                _drain(out, err, stdout, stderr, passthrough)  # to their end: the fork (and its forks) ended
+            returncode = server.ran() if sent else None
+    result, processes = ChildResult.read(result_path), _forked_results(result_path)
+    if returncode is None:  # the zygote died under the replay: what it left says nothing
+        zygote.forget(env, prefix or [])
+        return None
+    return ChildRun(returncode, stdout, stderr, result, processes)
+
+
 def _forked_results(result_path: str) -> dict[str, ChildResult | None]:
     """What the processes a replay forked reported (each beside the replay's own result), by logical id."""
     return {label: ChildResult.read(path) for label, path in forked_beside(result_path).items()}
 
 
 @contextlib.contextmanager
-def _signals_go_to(proc: subprocess.Popen[bytes], forward: bool) -> Iterator[None]:
+def _signals_go_to(proc: subprocess.Popen[bytes] | None, forward: bool) -> Iterator[None]:
     """While the child runs, Ctrl-C reaches it from the terminal and the launcher waits for it to decide. With
     ``forward`` (``retrace record``, which stands for the program it records) a SIGTERM or SIGHUP sent to the
     launcher is passed on to the program, which decides as when run plainly. Only the main thread can set
@@ -182,7 +278,7 @@ def _signals_go_to(proc: subprocess.Popen[bytes], forward: bool) -> Iterator[Non
 
     def pass_on(signum: int, frame: Any) -> None:
         try:
-            proc.send_signal(signum)
+            proc.send_signal(signum)  # type: ignore[union-attr]  # forward: there is a process
         except OSError:
             pass
 
@@ -221,11 +317,27 @@ def _run_forked(config: ReplayConfig, header: dict[str, Any], passthrough: bool,
 
 
 def _result_path() -> str:
-    """A fresh path for the child to write its result to."""
-    fd, path = tempfile.mkstemp(prefix="retrace-", suffix=".json")
-    os.close(fd)
-    os.unlink(path)
-    return path
+    """A fresh path for the child to write its result to, in a folder of this process's own (0700): nothing to
+    create per replay, and the results of the processes a replay forked are found beside it by listing a small
+    folder rather than the machine's temporary one."""
+    if _Results.folder is None or _Results.pid != os.getpid():  # a forked launcher gets a folder of its own
+        _Results.folder, _Results.pid = tempfile.mkdtemp(prefix="retrace-results-"), os.getpid()
+        import atexit
+
+        atexit.register(_remove_results, _Results.folder, _Results.pid)
+    _Results.count += 1
+    return os.path.join(_Results.folder, f"{_Results.count}.json")
+
+
+class _Results:
+    folder: str | None = None
+    pid = 0
+    count = 0
+
+
+def _remove_results(folder: str, pid: int) -> None:
+    if os.getpid() == pid:  # not in a fork that inherited the handler: the folder is its parent's
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def check_kind(rec: Recording) -> None:
@@ -290,7 +402,7 @@ def record(
     if public_key is not None:  # secrets travel sealed: the program needs them on replay
         sealer = Sealer.fresh(public_key)
         redaction = (redaction or DEFAULT).replace(replace_secrets=False)
-    seed = hash_seed_from_environment()
+    seed = hash_seed_for(entry, os.getcwd())
     config = RecordConfig(temp, entry, argv, seed, live_paths or [], tags or {}, redaction, parent=os.getppid(),
                           sealer=sealer.to_json() if sealer else None)
     run = run_child(config, seed)
@@ -400,15 +512,17 @@ _SANDBOX: list[list[str]] = []
 
 def replay(path: str, project: Project, stuck_timeout: float = 10.0, passthrough: bool = True,
            keep_output: bool = False, recording: Recording | None = None, forked: bool = False,
-           sandbox: bool = False) -> Verdict:
+           sandbox: bool = False, zygote: bool = True) -> Verdict:
     """Replay a recording in a fresh interpreter and return its verdict (with what the replay printed, whole
     when ``keep_output``). It runs only ``project``'s code: a recording that points elsewhere raises
     :class:`OutsideProject` before anything runs (unless the project allows it).
 
     ``recording`` is the file already read and checked (the plugin reads and checks it in setup). With ``forked``
     (the plugin, which replays many), a request or call recording is replayed in a fork of a server
-    that imported its app once (``forkserver.py``). With ``sandbox`` the replay runs in a network namespace with
-    no interface (:func:`sandbox_prefix`), started cold.
+    that imported its app once (``forkserver.py``), and a process recording in a fork of a zygote started as its
+    cold replay would start (``zygote.py``), unless ``zygote`` is False. With ``sandbox`` the replay runs in a
+    network namespace with no interface (:func:`sandbox_prefix`): a process recording's zygote too, a request or
+    call recording cold.
     Raises :class:`RecordingError` when ``path`` is no readable recording at all.
     """
     rec = recording
@@ -426,12 +540,18 @@ def replay(path: str, project: Project, stuck_timeout: float = 10.0, passthrough
     config = ReplayConfig(os.path.abspath(path), project, stuck_timeout)
     prefix = sandbox_prefix() if sandbox else None
     moved = Moved.between(rec.header, locate(rec.header, project, path))
-    run = _run_forked(config, rec.header, passthrough, keep_output, moved) if forked and not sandbox else None
-    if run is None:
-        from ..boundaries import machine  # only here: recording does not import the boundaries in the launcher
+    from ..boundaries import machine  # only here: recording does not import the boundaries in the launcher
 
-        run = run_child(config, rec.header["hash_seed"], passthrough, keep_output,
-                        startup=machine.startup_environ(rec.header), prefix=prefix, moved=moved)
+    startup = machine.startup_environ(rec.header)
+    run = None
+    if forked and Kind.of(rec.header) == Kind.PROCESS:
+        if zygote:
+            run = _run_in_zygote(config, rec.header["hash_seed"], startup, prefix, passthrough, keep_output, moved)
+    elif forked and not sandbox:
+        run = _run_forked(config, rec.header, passthrough, keep_output, moved)
+    if run is None:
+        run = run_child(config, rec.header["hash_seed"], passthrough, keep_output, startup=startup, prefix=prefix,
+                        moved=moved)
     verdict = conclude(rec, run.returncode, run.stdout.summary(), run.stderr.summary(), run.result, run.processes)
     verdict.stdout, verdict.stderr = bytes(run.stdout.head), bytes(run.stderr.head)
     return verdict

@@ -2,9 +2,9 @@
 
 The launcher (parent side) starts a fresh interpreter running :data:`CHILD_CODE` with the
 configuration, as JSON, in the environment variable :data:`CHILD_ENV`: a :class:`RecordConfig`,
-a :class:`ReplayConfig` or a :class:`ForkServerConfig`. A recording or replaying child writes
-a :class:`ChildResult` as JSON to the file the configuration names; a fork server answers on a
-pipe. Both ends are the same version of pytest-retrace, so this is no stored format.
+a :class:`ReplayConfig`, a :class:`ForkServerConfig` or a :class:`ZygoteConfig`. A recording or replaying
+child writes a :class:`ChildResult` as JSON to the file the configuration names; a fork server answers
+on a pipe, a zygote on its socket. Both ends are the same version of pytest-retrace, so this is no stored format.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class Mode(StrEnum):
     RECORD = "record"
     REPLAY = "replay"
     FORKSERVER = "forkserver"
+    ZYGOTE = "zygote"
 
 
 class RecordConfig(Record):
@@ -62,14 +63,14 @@ class RecordConfig(Record):
 
 class ReplayConfig(Record):
     """Replay ``recording``, running only the code of ``project``. A fork server's child also gets the files its
-    stdout and stderr go to."""
+    stdout and stderr go to; a zygote's, the folder the launcher is in (where a cold child would start)."""
 
-    __slots__ = ("recording", "project", "stuck_timeout", "result", "plugins", "stdout", "stderr")
+    __slots__ = ("recording", "project", "stuck_timeout", "result", "plugins", "stdout", "stderr", "cwd")
     mode = Mode.REPLAY
 
     def __init__(self, recording: str, project: Project | dict[str, Any], stuck_timeout: float = 10.0,
                  result: str = "", plugins: list[str] | None = None, stdout: str | None = None,
-                 stderr: str | None = None) -> None:
+                 stderr: str | None = None, cwd: str | None = None) -> None:
         self.recording = recording
         self.project = _project(project)
         self.stuck_timeout = stuck_timeout
@@ -77,6 +78,7 @@ class ReplayConfig(Record):
         self.plugins: list[str] = plugins or []
         self.stdout = stdout
         self.stderr = stderr
+        self.cwd = cwd
 
 
 class ForkServerConfig(Record):
@@ -94,13 +96,26 @@ class ForkServerConfig(Record):
         self.plugins: list[str] = plugins or []
 
 
+class ZygoteConfig(Record):
+    """Start as a process replay's interpreter starts, then fork a replay per command read from the socket on fd
+    ``channel`` (``runner/zygote.py``)."""
+
+    __slots__ = ("channel", "plugins")
+    mode = Mode.ZYGOTE
+
+    def __init__(self, channel: int, plugins: list[str] | None = None) -> None:
+        self.channel = channel
+        self.plugins: list[str] = plugins or []
+
+
 def _project(project: Project | dict[str, Any]) -> Project:
     """The project a replay runs the code of, as given or as read back from the configuration's JSON."""
     return project if isinstance(project, Project) else Project.from_json(project)
 
 
-ChildConfig = RecordConfig | ReplayConfig | ForkServerConfig
-_CONFIGS: dict[str, type[ChildConfig]] = {c.mode: c for c in (RecordConfig, ReplayConfig, ForkServerConfig)}
+ChildConfig = RecordConfig | ReplayConfig | ForkServerConfig | ZygoteConfig
+_CONFIGS: dict[str, type[ChildConfig]] = {c.mode: c for c in (RecordConfig, ReplayConfig, ForkServerConfig,
+                                                                ZygoteConfig)}
 
 
 def encode_config(config: ChildConfig) -> str:
