@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..format.codec import interned
 from ..record import Record
 from ..redaction import DEFAULT, Redaction
 
@@ -49,13 +50,16 @@ class Executed(Record):
 
     def encode(self) -> dict[str, Any]:
         """Plain values under readable names (``retrace show --json`` prints them); memoryviews (psycopg2's
-        ``bytea``) as bytes, their places listed apart."""
+        ``bytea``) as bytes, their places listed apart. The description and status come back with every call of
+        the same query: the recording stores them once (they decode as a tuple of tuples and a str)."""
         rows = self.rows
         views: list[Any] = []
         if rows is not None and any(type(v) is memoryview for row in rows for v in _values(row)):
             rows = [_bytes_for_views(i, row, views) for i, row in enumerate(rows)]
-        plain = {"description": self.description, "rowcount": self.rowcount, "lastrowid": self.lastrowid,
-                 "statusmessage": self.statusmessage, "query": self.query, "rows": rows}
+        description = self.description
+        plain = {"description": None if description is None else interned(tuple(description)),
+                 "rowcount": self.rowcount, "lastrowid": self.lastrowid,
+                 "statusmessage": interned(self.statusmessage), "query": self.query, "rows": rows}
         if self.side:
             plain["side"] = self.side
         if views:
@@ -116,6 +120,12 @@ class Unrecordable:
 
     def __repr__(self) -> str:
         return f"Unrecordable({self.problem})"
+
+
+def keyed(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A cursor call's key (query text first) as it is recorded: the text, which comes back with every call of
+    that query, stored once. After redaction: redacting makes new strings."""
+    return (interned(key[0]), *key[1:]) if key else key
 
 
 def param(value: Any) -> Any:

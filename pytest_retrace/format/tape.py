@@ -6,7 +6,8 @@ Layout::
     frame*            each: length:u32 crc32:u32 payload   (big-endian; crc over payload)
 
 A frame's payload is a msgpack ``[kind, body]``: one HEADER first, then NAMES
-(new boundary names, in id order) and EVENTS (a batch of events) frames, and an
+(new boundary names, in id order), VALUES (values stored once, which later frames
+refer to: see ``codec.Interning``) and EVENTS (a batch of events) frames, and an
 END frame with the outcome. A file without END is *truncated* (the process was
 killed) and stays readable up to the last whole frame; a frame with a bad CRC or
 impossible framing is *corrupt*, reported with its byte offset.
@@ -43,9 +44,9 @@ from .sealing import Envelope, Opener, Sealer, key_for, opener_for
 
 MAGIC = b"RETRACE\x00"
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 5  # 1.1: logical thread ids ("0.1") and synchronization events; 1.2: sealed frames;
+FORMAT_MINOR = 6  # 1.1: logical thread ids ("0.1") and synchronization events; 1.2: sealed frames;
 # 1.3: the recordings of forked processes; 1.4: connection set-up (SETUP frames);
-# 1.5: code paths relative to the project root (kinds/entry.py)
+# 1.5: code paths relative to the project root (kinds/entry.py); 1.6: values stored once (VALUES frames)
 FORMAT = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
 _PREAMBLE = struct.Struct(">8sHH")
 _FRAME = struct.Struct(">II")
@@ -59,6 +60,7 @@ FRAME_END = 4
 FRAME_SEALED = 5
 FRAME_PROCESS = 6  # [label, recording]: a forked process's own whole recording, by its logical id ("1", "1.2")
 FRAME_SETUP = 7  # connection set-up (events.Setup): which events were set-up ones, and the process's set-up log
+FRAME_VALUES = 8  # [packed value …]: values stored once, numbered on from the ones before (codec.Interning)
 MAX_PROCESSES = 4096
 _PROCESS_LABEL = re.compile(r"[1-9][0-9]{0,5}(\.[1-9][0-9]{0,5}){0,15}")
 # What a sealed recording's readable header keeps: what collecting and rotating need, nothing of the run.
@@ -69,7 +71,11 @@ _start_thread = _thread.start_new_thread  # the original: boundaries patch the m
 
 
 def encode_frame(kind: int, body: Any, packer: msgpack.Packer | None = None, sealer: Sealer | None = None) -> bytes:
-    payload = (packer or codec.make_packer()).pack([kind, body])
+    return framed((packer or codec.make_packer()).pack([kind, body]), sealer)
+
+
+def framed(payload: bytes, sealer: Sealer | None = None) -> bytes:
+    """A frame around a packed ``[kind, body]`` (sealed first with ``sealer``)."""
     if sealer is not None:
         payload = msgpack.packb([FRAME_SEALED, sealer.seal(payload)])
     return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
@@ -213,7 +219,10 @@ class TapeWriter:
         self._names_written = 0
         self.values_written = 0  # sink entries: events are 2 to 4 values each
         self.error: str | None = None if tape is None else tape.error
-        self._packer = codec.make_packer()
+        # Values stored once: this file's own table (a forked child's writer starts a fresh one).
+        self.interning = codec.Interning()
+        self._stored_written = 0
+        self._packer = codec.make_packer(self.interning)
         # Unbuffered: whole frames go out as they are framed, and a forked child holds no buffer
         # of ours that it could flush into the file a second time.
         descriptor = create_private(self.path) if fd is None else fd
@@ -270,7 +279,13 @@ class TapeWriter:
         self._file.flush()
 
     def _write(self, kind: int, body: Any) -> None:
-        self._write_all(encode_frame(kind, body, self._packer, self.sealer))
+        payload = self._packer.pack([kind, body])
+        # What packing it stored goes first: a reader meets every stored value before a reference to it.
+        stored = self.interning.entries
+        if len(stored) > self._stored_written:
+            self._write_all(encode_frame(FRAME_VALUES, stored[self._stored_written :], sealer=self.sealer))
+            self._stored_written = len(stored)
+        self._write_all(framed(payload, self.sealer))
 
     def _write_all(self, data: bytes) -> None:
         # Unbuffered writes may be short (a disk filling up): the rest goes on, or fails with the reason.
@@ -460,6 +475,8 @@ class Recording:
         # second), as the bytes of whole recordings, read when a replay reaches them.
         self.processes: dict[str, bytes] = {}
         self.setup: Setup | None = None  # an in-process recording's connection set-up
+        # The values it stores once (VALUES frames), which its frames' references name: decode its frames with it.
+        self.decoding = codec.Decoding()
         self._events: list[Event] = []
 
     def events(self) -> list[Event]:
@@ -512,6 +529,8 @@ def _read_frame(kind: Any, body: Any, rec: Recording | None, names: list[str], d
         if body[0] in rec.processes or len(rec.processes) >= MAX_PROCESSES:
             raise _Damage(f"a PROCESS frame for process {body[0]} repeated, or more than {MAX_PROCESSES}")
         rec.processes[body[0]] = body[1]
+    elif kind == FRAME_VALUES:
+        _read_values(body, rec.decoding)
     elif kind == FRAME_SETUP:
         if rec.setup is not None:
             raise _Damage("a second SETUP frame")
@@ -523,6 +542,14 @@ def _read_frame(kind: Any, body: Any, rec: Recording | None, names: list[str], d
         raise _Damage("a second HEADER frame")
     else:
         raise _Damage(f"a frame of unknown kind {codec.short(kind)}")
+
+
+def _read_values(body: Any, decoding: codec.Decoding) -> None:
+    """Take in a VALUES frame: each value checked as it is stored (a reference may name it from the next frame on)."""
+    if type(body) is not list:
+        raise _Damage("a VALUES frame that is not a list of stored values")
+    for packed in body:
+        decoding.store(packed)
 
 
 def _torn(data: bytes, start: int, length: int) -> bool:
@@ -540,7 +567,7 @@ def _torn(data: bytes, start: int, length: int) -> bool:
     return False
 
 
-def _unsealed(opener: Opener, kind: Any, body: Any) -> tuple[Any, Any]:
+def _unsealed(opener: Opener, kind: Any, body: Any, decoding: codec.Decoding) -> tuple[Any, Any]:
     """The frame inside a sealed one; every frame after a sealed recording's readable header is sealed."""
     if kind != FRAME_SEALED or not isinstance(body, bytes):
         raise _Damage(f"an unsealed frame (kind {kind!r}) in a sealed recording")
@@ -548,7 +575,7 @@ def _unsealed(opener: Opener, kind: Any, body: Any) -> tuple[Any, Any]:
     if payload is None:
         raise _Damage("a sealed frame that does not open: damaged, moved, or from another recording")
     opener.count += 1
-    frame = codec.unpackb(payload)
+    frame = codec.unpackb(payload, decoding)
     if type(frame) is not list or len(frame) != 2:
         raise _Damage("a frame that is not [kind, body]")
     return frame[0], frame[1]
@@ -646,6 +673,7 @@ def read_recording_bytes(data: bytes, path: str) -> Recording:
     offset = _PREAMBLE.size
     rec: Recording | None = None
     names: list[str] = []
+    decoding = codec.Decoding()  # the recording's stored values, as its VALUES frames arrive
     opener: Opener | None = None
     sealed_header = False  # a sealed recording's first sealed frame is its full header
     status, problem, bad_offset = TapeStatus.TRUNCATED, None, None
@@ -678,12 +706,12 @@ def read_recording_bytes(data: bytes, path: str) -> Recording:
             # with no value of ours decoded (what needs decoding is sealed).
             frame = _readable(payload) if rec is None else None
             if frame is None:
-                frame = codec.unpackb(payload)
+                frame = codec.unpackb(payload, decoding)
             if type(frame) is not list or len(frame) != 2:
                 raise _Damage("a frame that is not [kind, body]")
             kind, body = frame
             if opener is not None:
-                kind, body = _unsealed(opener, kind, body)
+                kind, body = _unsealed(opener, kind, body, decoding)
             if rec is None:
                 if kind != FRAME_HEADER:
                     raise RecordingError(f"{path}: the first frame is not a header (offset {offset})")
@@ -696,7 +724,7 @@ def read_recording_bytes(data: bytes, path: str) -> Recording:
                 else:
                     _check_header(body)
                 rec = Recording(path, body)
-                rec.envelope = envelope
+                rec.envelope, rec.decoding = envelope, decoding
             elif sealed_header:
                 if kind != FRAME_HEADER:
                     raise _Damage("a sealed recording whose first sealed frame is not its header")
