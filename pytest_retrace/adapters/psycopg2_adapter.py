@@ -34,6 +34,7 @@ from .dbapi import (
     interned,
     keyed,
     own_copy,
+    packed_query,
     params,
     replayed,
     transaction_control,
@@ -150,6 +151,8 @@ def _build(ext: ModuleType) -> DriverClasses:
                 made.append(snapshot)
                 if len(key) > 1 and key[1] is None:  # no parameters: the query sent is the same every time
                     encoded["query"] = interned(encoded["query"])
+                else:  # the text (stored once) and the parameters as quoted
+                    encoded["query"] = packed_query(key[0], encoded["query"])
                 return encoded
 
             engine = conn._retrace_engine

@@ -10,9 +10,10 @@ Two workloads, each recorded as a whole process with the ``retrace`` CLI and rep
   its sockets are not recorded).
 
 Bytes per operation are the difference between a recording of ``2 × ops`` and one of ``ops`` operations,
-divided by ``ops``: start-up and the end cancel out. CPU is the recording and replaying child's
-(user + system). With ``--compare``, the other checkout (put first on ``PYTHONPATH``) runs interleaved with
-this one, round by round, and both are printed side by side with their ratio.
+divided by ``ops``: start-up and the end cancel out. CPU is the recording and replaying children's (user +
+system) for whole runs of ``2 × ops`` operations. With ``--compare``, the other checkout (put first on
+``PYTHONPATH``) runs interleaved with this one, round by round, and both are printed side by side with the
+size ratio and the CPU difference per operation.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -119,7 +119,8 @@ def main() -> None:
     for name, text in (("sql_client.py", SQL), ("web_client.py", HTTP), ("json_server.py", SERVER)):
         with open(os.path.join(folder, name), "w") as f:
             f.write(text)
-    server = subprocess.Popen([sys.executable, os.path.join(folder, "json_server.py")], stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen([sys.executable, os.path.join(folder, "json_server.py")], stdout=subprocess.PIPE,
+                              text=True)
     try:
         port = server.stdout.readline().strip()  # type: ignore[union-attr]
         n = options.ops
@@ -127,29 +128,44 @@ def main() -> None:
             "psycopg2 query": ("sql_client.py", lambda k: [str(k)], SQL_PER_ITERATION),
             "requests request": ("web_client.py", lambda k: [port, str(k)], 1),
         }
-        # figures[workload][tree] = list of (bytes per op, record CPU per op, replay CPU per op)
-        figures: dict[str, dict[str, list[tuple[float, float, float]]]] = {w: {t: [] for t in trees} for w in workloads}
+        # Bytes per operation: the difference between two recordings (start-up and END cancel out), once per tree.
+        sizes = {w: {} for w in workloads}  # type: dict[str, dict[str, float]]
+        for workload, (script, args, per) in workloads.items():
+            for tree_name, tree in trees.items():
+                program = os.path.join(folder, script)
+                small = record_and_replay(tree, folder, f"{tree_name}-{script[:-3]}-s", program, args(n))
+                big = record_and_replay(tree, folder, f"{tree_name}-{script[:-3]}-b", program, args(2 * n))
+                sizes[workload][tree_name] = (big[0] - small[0]) / (n * per)
+        # CPU: whole runs of 2 × ops operations, interleaved tree by tree, round by round (start-up is the same
+        # for both trees, so the difference of their medians is what the operations cost more or less).
+        cpu = {w: {t: [] for t in trees} for w in workloads}  # type: dict[str, dict[str, list[tuple[float, float]]]]
         for _ in range(options.rounds):
-            for workload, (script, args, per) in workloads.items():
+            for workload, (script, args, _per) in workloads.items():
                 for tree_name, tree in trees.items():
-                    small = record_and_replay(tree, folder, f"{tree_name}-{script[:-3]}-s", os.path.join(folder, script), args(n))
-                    big = record_and_replay(tree, folder, f"{tree_name}-{script[:-3]}-b", os.path.join(folder, script), args(2 * n))
-                    ops = n * per
-                    figures[workload][tree_name].append(tuple((b - s) / ops for b, s in zip(big, small)))  # type: ignore[arg-type]
-        for workload, by_tree in figures.items():
-            print(f"{workload} ({options.rounds} rounds, {n * 2 * workloads[workload][2]} ops per big recording)")
-            for tree_name, rows in by_tree.items():
-                size = statistics.median(r[0] for r in rows)
-                rec = [r[1] * 1e6 for r in rows]
-                rep = [r[2] * 1e6 for r in rows]
-                print(f"  {tree_name:6} {size:7.1f} bytes/op   record CPU min {min(rec):6.1f} median "
-                      f"{statistics.median(rec):6.1f} us/op   replay CPU min {min(rep):6.1f} median "
-                      f"{statistics.median(rep):6.1f} us/op")
-            if len(by_tree) == 2:
-                (_, a), (_, b) = by_tree.items()
-                print(f"  this/other: size {statistics.median(r[0] for r in b) / statistics.median(r[0] for r in a):.2f}"
-                      f"  record CPU {statistics.median(r[1] for r in b) / statistics.median(r[1] for r in a):.2f}"
-                      f"  replay CPU {statistics.median(r[2] for r in b) / statistics.median(r[2] for r in a):.2f}")
+                    program = os.path.join(folder, script)
+                    _, rec, rep = record_and_replay(tree, folder, f"{tree_name}-{script[:-3]}-b", program, args(2 * n))
+                    cpu[workload][tree_name].append((rec, rep))
+        for workload, (_, _, per) in workloads.items():
+            ops = 2 * n * per
+            print(f"{workload}: {options.rounds} rounds, whole runs of {ops} operations, CPU user+system")
+            for tree_name in trees:
+                rows = cpu[workload][tree_name]
+                rec = [r[0] for r in rows]
+                rep = [r[1] for r in rows]
+                print(f"  {tree_name:6} {sizes[workload][tree_name]:7.1f} bytes/op   record CPU min {min(rec):6.2f} "
+                      f"median {statistics.median(rec):6.2f} s   replay CPU min {min(rep):6.2f} "
+                      f"median {statistics.median(rep):6.2f} s")
+            if len(trees) == 2:
+                other, this = (cpu[workload][t] for t in trees)
+
+                def per_op(i: int, this: list[tuple[float, float]] = this,
+                           other: list[tuple[float, float]] = other, ops: int = ops) -> str:
+                    medians = statistics.median(r[i] for r in this) - statistics.median(r[i] for r in other)
+                    minimums = min(r[i] for r in this) - min(r[i] for r in other)
+                    return f"{medians / ops * 1e6:+.1f} us/op (medians), {minimums / ops * 1e6:+.1f} (minimums)"
+
+                print(f"  this/other: size {sizes[workload]['this'] / sizes[workload]['other']:.2f}; "
+                      f"this - other: record {per_op(0)}; replay {per_op(1)}")
     finally:
         server.terminate()
         server.wait()

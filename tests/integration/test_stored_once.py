@@ -7,10 +7,9 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from support import PG_SERVER, LiveServer, Recorder, assert_faithful, drop, fresh_database, retrace
+from support import PG_SERVER, LiveServer, Recorder, Run, assert_faithful, drop, fresh_database, retrace
 
 from pytest_retrace.format import codec, sealing, tape
 
@@ -25,9 +24,9 @@ for i in range(int(sys.argv[2])):
     cur.execute("INSERT INTO items VALUES (DEFAULT, %s) RETURNING id", (f"item {i}",))
     new = cur.fetchone()[0]
     cur.execute("SELECT * FROM items WHERE id = %s", (new,))
-    row = cur.fetchone()
+    row, sent = cur.fetchone(), cur.query
     cur.execute("SELECT count(*) FROM items")
-    print(row, cur.fetchone(), cur.statusmessage, cur.rowcount, [c.name for c in cur.description])
+    print(row, sent, cur.fetchone(), cur.statusmessage, cur.rowcount, [c.name for c in cur.description])
 print(type(cur.statusmessage).__name__, type(cur.query).__name__, type(cur.description).__name__,
       type(cur.description[0]).__name__, cur.query)
 conn.commit()
@@ -50,7 +49,7 @@ def database() -> Iterator[str]:
         yield name
 
 
-def record(recorder: Recorder, program: str, *args: str) -> tuple[subprocess.CompletedProcess[str], object]:
+def record(recorder: Recorder, program: str, *args: str) -> tuple[subprocess.CompletedProcess[str], Run]:
     (recorder.folder / "prog.py").write_text(program)
     plain = subprocess.run([sys.executable, "prog.py", *args], cwd=recorder.folder, capture_output=True, text=True)
     recorded = retrace("record", "-o", "rec.retrace", "--", "prog.py", *args, cwd=recorder.folder)
@@ -64,8 +63,9 @@ def test_query_texts_and_descriptions_are_stored_once_and_replay(recorder: Recor
     plain, recorded = record(recorder, QUERIES, dsn, "30")
     assert plain.returncode == 0, plain.stderr
     # The recorded program sees what it sees plainly: the driver's own types, not marked ones.
-    assert recorded.stdout.splitlines()[-1] == "str bytes tuple Column b'SELECT count(*) FROM items'"  # type: ignore[attr-defined]
-    assert recorded.stdout.count("\n") == plain.stdout.count("\n") == 31  # type: ignore[attr-defined]
+    assert recorded.stdout.splitlines()[-1] == "str bytes tuple Column b'SELECT count(*) FROM items'"
+    assert recorded.stdout.count("\n") == plain.stdout.count("\n") == 31
+    assert "b'SELECT * FROM items WHERE id = 30'" in recorded.stdout  # the query sent, rebuilt on replay
     data = (recorder.folder / "rec.retrace").read_bytes()
     assert data.count(b"SELECT * FROM items WHERE id = %s") == 1
     assert data.count(b"label_of_item") == 3  # the CREATE text, CREATE as sent, the description (once)
@@ -76,18 +76,18 @@ def test_query_texts_and_descriptions_are_stored_once_and_replay(recorder: Recor
     assert len(events) == 91 and events[-1].result["statusmessage"] == "SELECT 1"
     assert type(events[-2].result["description"]) is tuple
     drop(database)
-    assert_faithful(recorder, recorded)  # type: ignore[arg-type]
+    assert_faithful(recorder, recorded)
 
 
 def test_unchanging_headers_are_stored_once_and_replay(recorder: Recorder, http_server: LiveServer) -> None:
     plain, recorded = record(recorder, REQUESTS, str(http_server.port), "20")
-    assert recorded.stdout == plain.stdout  # type: ignore[attr-defined]
+    assert recorded.stdout == plain.stdout
     data = (recorder.folder / "rec.retrace").read_bytes()
     assert data.count(b"application/json") == 1  # the response's Content-Type value
     assert data.count(b"gzip, deflate") == 1  # the request's Accept-Encoding value, in the call key
     assert data.count(b"Content-Length") == 1  # a header's name; its value changes and stays in place
     http_server.stop()
-    assert_faithful(recorder, recorded, offline=True)  # type: ignore[arg-type]
+    assert_faithful(recorder, recorded, offline=True)
 
 
 def test_a_sealed_recording_with_stored_values_replays(recorder: Recorder, http_server: LiveServer) -> None:

@@ -237,3 +237,32 @@ def test_a_reference_outside_a_recording_is_malformed() -> None:
     assert codec.Decoding(["a", "b"], known=1).ext_hook(codec.EXT_REF, b"\x00") == "a"
     with pytest.raises(codec.MalformedValue, match="only 1 were stored"):
         codec.Decoding(["a", "b"], known=1).ext_hook(codec.EXT_REF, b"\x01")
+
+
+# -- what the DB-API adapters store -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, sent, short", [
+    ("SELECT * FROM t WHERE id = %s", b"SELECT * FROM t WHERE id = 42", True),
+    ("INSERT INTO t VALUES (%s, %s) RETURNING id", b"INSERT INTO t VALUES ('a, ''b'')', NULL) RETURNING id", True),
+    # a parameter holding the text that follows its placeholder: whatever split is found must rebuild it exactly
+    ("SELECT %s, %s FROM t", b"SELECT ', ', ', ' FROM t", True),
+    ("SELECT %s WHERE name LIKE 'a%%'", b"SELECT 1 WHERE name LIKE 'a%'", False),  # %% sent as %: kept whole
+    ("SELECT %(id)s", b"SELECT 7", False),  # named parameters: kept whole
+    ("SELECT %s%s", b"SELECT 12", False),  # where one ends is a guess: kept whole
+    ("SELECT 'é', %s", "SELECT 'é', 1".encode("latin-1"), False),  # another encoding: kept whole
+    ("SELECT 1", b"SELECT 1", False),
+])
+def test_the_query_sent_is_stored_as_its_text_and_quoted_parameters_exactly(text: str, sent: bytes,
+                                                                           short: bool) -> None:
+    from pytest_retrace.adapters.dbapi import packed_query, unpacked_query
+
+    stored = packed_query(text, sent)
+    assert (type(stored) is list) is short
+    decoding = codec.Decoding()
+    interning = codec.Interning()
+    packed = codec.make_packer(interning).pack(stored)
+    for entry in interning.entries:
+        decoding.store(entry)
+    assert unpacked_query(codec.unpackb(packed, decoding)) == sent
+    assert unpacked_query(["SELECT %s", [b"1", b"2"]]) == ["SELECT %s", [b"1", b"2"]]  # malformed: as it is
