@@ -918,8 +918,8 @@ def unpackb(data: bytes, decoding: Decoding | None = None) -> Any:
 # -- values stored once: the VALUES frames of a recording and the references its events hold ------------------
 #
 # A query text, a cursor description, a response's headers come back with every call that uses them. An adapter
-# marks such a value (:func:`interned`); the writer's packer then stores it once, in a VALUES frame written before
-# the first frame that refers to it, and packs a 3-5 byte reference (EXT_REF) wherever it comes again. A raised
+# marks such a value (:func:`interned`); when it comes again, the writer's packer stores it once, in a VALUES frame
+# written before the first frame that refers to it, and packs a 3-5 byte reference (EXT_REF) from then on. A raised
 # exception is stored once the same way without being marked (a missing file's FileNotFoundError, on every
 # request). Only a frame's top-level values refer to the table, never a value inside an ext value (those are packed
 # with a plain packer), and a stored value holds no reference: references never chain.
@@ -996,37 +996,49 @@ class Interning:
     """The writer's side: the values one recording stores once, in the order they were first met.
 
     ``default`` is the packer hook (:func:`make_packer`): it adds what it meets to :attr:`entries` (packed), and
-    the writer writes the entries added since its last frame in a VALUES frame before the frame it packed. One
-    writer thread packs a recording's frames: not thread-safe."""
+    the writer writes the entries added since its last frame in a VALUES frame before the frame it packed. A value
+    is stored when it comes a second time (the first is packed in place): one that comes once, as most do in a
+    recording of one request, costs nothing more. One writer thread packs a recording's frames: not thread-safe."""
 
-    __slots__ = ("entries", "_by_text", "_by_packed", "_refs", "_weights", "expanded")
+    __slots__ = ("entries", "_by_text", "_by_packed", "_refs", "_weights", "expanded", "_seen")
 
     def __init__(self) -> None:
         self.entries: list[bytes] = []
-        self._by_text: dict[Any, int] = {}  # str and bytes values, by themselves (their hashes are cached)
-        self._by_packed: dict[bytes, int] = {}  # tuples and raised exceptions, by their packed form
+        # Where each value met is stored (-1: met once, not stored): str and bytes by themselves (their hashes
+        # are cached), tuples and raised exceptions by their packed form (exact: 1, 1.0 and True differ).
+        self._by_text: dict[Any, int] = {}
+        self._by_packed: dict[bytes, int] = {}
         self._refs: list[msgpack.ExtType] = []
         self._weights: list[int] = []
         self.expanded = 0  # what the references written so far cost a reader (see MAX_EXPANSION)
+        self._seen = 0  # values met once: as many as may be stored are remembered
 
     def default(self, obj: Any) -> Any:
         t = type(obj)
         if t is InternedStr or t is InternedBytes:
             index = self._by_text.get(obj)
-            if index is None:
+            if index is None or index < 0:
                 plain = str(obj) if t is InternedStr else bytes(obj)
-                index = self._store(packb(plain), 1, self._by_text, plain) if len(plain) < MAX_STORED_BYTES else None
+                index = self._met(index, plain, 1, self._by_text) if len(plain) < MAX_STORED_BYTES else None
             return self._refer(index, obj)
         if t is InternedTuple or t is Raised:
             packed = packb(tuple(obj) if t is InternedTuple else obj)
             index = self._by_packed.get(packed)
-            if index is None:
+            if index is None or index < 0:
                 weight = 1 if t is Raised else _weight(obj)
-                index = None if weight < 0 else self._store(packed, weight, self._by_packed, packed)
+                index = None if weight < 0 else self._met(index, packed, weight, self._by_packed)
             return self._refer(index, obj)
         return _default(obj)
 
-    def _store(self, packed: bytes, weight: int, table: dict[Any, int], key: Any) -> int | None:
+    def _met(self, index: int | None, key: Any, weight: int, table: dict[Any, int]) -> int | None:
+        """Where a value not stored yet (``key`` in ``table``) is stored, now that it is met again; None the first
+        time, and when it cannot be stored."""
+        if index is None:
+            if self._seen < MAX_STORED:
+                self._seen += 1
+                table[key] = -1
+            return None
+        packed = key if table is self._by_packed else packb(key)
         if len(packed) > MAX_STORED_BYTES or len(self.entries) >= MAX_STORED:
             return None
         index = table[key] = len(self.entries)

@@ -79,21 +79,26 @@ def test_marked_values_and_raised_exceptions_are_written_once_and_read_back_plai
     path = tmp_path / "r.retrace"
     record(path, 50)
     data = path.read_bytes()
-    assert data.count(QUERY.encode()) == data.count(b"price_in_cents") == 1
+    # In place the first time, stored when met again, referred to from then on.
+    assert data.count(QUERY.encode()) == data.count(b"price_in_cents") == 2
     record(tmp_path / "once.retrace", 1)
     error = b"No such file or directory"
-    assert data.count(error) == (tmp_path / "once.retrace").read_bytes().count(error) > 0
+    assert data.count(error) == 2 * (tmp_path / "once.retrace").read_bytes().count(error) > 0
     kinds = [kind for _, kind, _ in frames(data)]
     assert kinds.index(tape.FRAME_VALUES) < kinds.index(tape.FRAME_EVENTS)  # before the first reference
     check_events(tape.read_recording(path), 50)
-    plain = tmp_path / "plain.retrace"  # what the same calls take unmarked, for scale
-    writer = tape.TapeWriter(plain, HEADER)
-    engine = Recorder(writer)
-    for i in range(50):
-        engine.call("db.execute", (QUERY, (i,)), lambda i=i: {"description": DESCRIPTION, "status": "SELECT 1",
-                                                              "rows": [i]})
-    writer.close({"status": 0, "events": 50})
-    assert len(data) < plain.stat().st_size / 2
+    sizes = {}
+    for marked in (True, False):  # what the same calls take unmarked, for scale
+        writer = tape.TapeWriter(tmp_path / f"{marked}.retrace", HEADER)
+        engine = Recorder(writer)
+        mark = interned if marked else (lambda value: value)
+        for i in range(50):
+            engine.call("db.execute", (mark(QUERY), (i,)),
+                        lambda i=i, mark=mark: {"description": mark(DESCRIPTION), "status": mark("SELECT 1"),
+                                                "rows": [i]})
+        writer.close({"status": 0, "events": 50})
+        sizes[marked] = (tmp_path / f"{marked}.retrace").stat().st_size
+    assert sizes[True] < sizes[False] / 2
 
 
 def test_sealed_recordings_store_and_read_them_too(tmp_path: Path) -> None:
@@ -103,6 +108,18 @@ def test_sealed_recordings_store_and_read_them_too(tmp_path: Path) -> None:
     record(path, 20, sealer=sealing.Sealer.fresh(key.public))
     assert QUERY.encode() not in path.read_bytes()
     check_events(tape.read_recording(path), 20)
+
+
+def test_a_value_met_once_is_written_in_place_and_costs_nothing_more(tmp_path: Path) -> None:
+    """Most values of a recording of one request come once: stored, they would cost a reference and a frame."""
+    for marked in (True, False):
+        writer = tape.TapeWriter(tmp_path / f"{marked}.retrace", HEADER, background=False)
+        engine = Recorder(writer)
+        for i in range(3):
+            text = f"SELECT {i} FROM t WHERE id = %s"
+            engine.call("db.execute", (interned(text) if marked else text, (i,)), lambda: None)
+        writer.close({"status": 0, "events": 3})
+    assert (tmp_path / "True.retrace").read_bytes() == (tmp_path / "False.retrace").read_bytes()
 
 
 def test_a_marked_value_packs_in_place_without_a_table() -> None:
