@@ -1000,18 +1000,26 @@ class Interning:
     is stored when it comes a second time (the first is packed in place): one that comes once, as most do in a
     recording of one request, costs nothing more. One writer thread packs a recording's frames: not thread-safe."""
 
-    __slots__ = ("entries", "_by_text", "_by_packed", "_refs", "_weights", "expanded", "_seen")
+    __slots__ = ("entries", "_by_text", "_by_tuple", "_tuple_reprs", "_by_packed", "_refs", "_weights", "expanded",
+                 "_seen", "_keyer")
 
     def __init__(self) -> None:
         self.entries: list[bytes] = []
-        # Where each value met is stored (-1: met once, not stored): str and bytes by themselves (their hashes
-        # are cached), tuples and raised exceptions by their packed form (exact: 1, 1.0 and True differ).
+        # Where each value met is stored (-1: met once, not stored yet). Looking up runs for every reference: it
+        # must be cheap, and exact (1, 1.0 and True are equal and must not stand for each other). str and bytes by
+        # themselves (hashes cached); tuples by themselves, their repr telling equal values of other types apart;
+        # raised exceptions by their packed form.
         self._by_text: dict[Any, int] = {}
+        self._by_tuple: dict[tuple[Any, ...], int] = {}
+        self._tuple_reprs: dict[tuple[Any, ...], str] = {}
         self._by_packed: dict[bytes, int] = {}
         self._refs: list[msgpack.ExtType] = []
         self._weights: list[int] = []
         self.expanded = 0  # what the references written so far cost a reader (see MAX_EXPANSION)
         self._seen = 0  # values met once: as many as may be stored are remembered
+        # One packer for what is stored or looked up packed (a fresh Packer allocates its buffer each time). Never
+        # re-entered: its hook is the plain one, which never calls back here.
+        self._keyer = msgpack.Packer(**_PACK_OPTIONS)
 
     def default(self, obj: Any) -> Any:
         t = type(obj)
@@ -1019,30 +1027,48 @@ class Interning:
             index = self._by_text.get(obj)
             if index is None or index < 0:
                 plain = str(obj) if t is InternedStr else bytes(obj)
-                index = self._met(index, plain, 1, self._by_text) if len(plain) < MAX_STORED_BYTES else None
+                index = self._met(self._by_text, plain, index, 1, plain) if len(plain) < MAX_STORED_BYTES else None
             return self._refer(index, obj)
-        if t is InternedTuple or t is Raised:
-            packed = packb(tuple(obj) if t is InternedTuple else obj)
+        if t is InternedTuple:
+            return self._refer(self._tuple(obj), obj)
+        if t is Raised:
+            packed = self._keyer.pack(obj)
             index = self._by_packed.get(packed)
             if index is None or index < 0:
-                weight = 1 if t is Raised else _weight(obj)
-                index = None if weight < 0 else self._met(index, packed, weight, self._by_packed)
+                index = self._met(self._by_packed, packed, index, 1, obj)
             return self._refer(index, obj)
         return _default(obj)
 
-    def _met(self, index: int | None, key: Any, weight: int, table: dict[Any, int]) -> int | None:
-        """Where a value not stored yet (``key`` in ``table``) is stored, now that it is met again; None the first
-        time, and when it cannot be stored."""
+    def _tuple(self, obj: tuple[Any, ...]) -> int | None:
+        try:
+            index = self._by_tuple.get(obj)
+        except TypeError:  # unhashable inside: not a value that can be shared
+            return None
+        text = repr(obj)
+        if index is not None and self._tuple_reprs[obj] != text:
+            return None  # equal to a tuple met before, but of other types: in place
+        if index is not None and index >= 0:
+            return index
+        weight = _weight(obj)
+        if weight < 0 or (index is None and self._seen >= MAX_STORED):
+            return None
+        plain = tuple(obj)
+        self._tuple_reprs.setdefault(plain, text)
+        return self._met(self._by_tuple, plain, index, weight, plain)
+
+    def _met(self, table: dict[Any, int], key: Any, index: int | None, weight: int, value: Any) -> int | None:
+        """Where ``value`` (``key`` in ``table``, where it has ``index``: None, never met; -1, met once) is stored
+        now that it is met again; None the first time, and when it cannot be stored."""
         if index is None:
             if self._seen < MAX_STORED:
                 self._seen += 1
                 table[key] = -1
             return None
-        packed = key if table is self._by_packed else packb(key)
-        if len(packed) > MAX_STORED_BYTES or len(self.entries) >= MAX_STORED:
+        data = self._keyer.pack(value)
+        if len(data) > MAX_STORED_BYTES or len(self.entries) >= MAX_STORED:
             return None
         index = table[key] = len(self.entries)
-        self.entries.append(packed)
+        self.entries.append(data)
         self._refs.append(_ref(index))
         self._weights.append(weight)
         return index

@@ -283,3 +283,16 @@ def test_the_query_sent_is_stored_as_its_text_and_quoted_parameters_exactly(text
         decoding.store(entry)
     assert unpacked_query(codec.unpackb(packed, decoding)) == sent
     assert unpacked_query(["SELECT %s", [b"1", b"2"]]) == ["SELECT %s", [b"1", b"2"]]  # malformed: as it is
+
+
+def test_equal_values_of_other_types_never_stand_for_each_other(tmp_path: Path) -> None:
+    """1, 1.0 and True are equal (and hash alike) but must come back as they went in."""
+    path = tmp_path / "r.retrace"
+    writer = tape.TapeWriter(path, HEADER, background=False)
+    engine = Recorder(writer)
+    values = [(1, "a"), (1.0, "a"), (True, "a"), (1, "a"), (1.0, "a"), (True, "a"), (1, b"a"), (1, b"a")]
+    for value in values:
+        engine.call("c", None, lambda value=value: interned(value))
+    writer.close({"status": 0, "events": len(values)})
+    results = [e.result for e in tape.read_recording(path).events()]
+    assert [[type(v) for v in r] for r in results] == [[type(v) for v in r] for r in values] and results == values
