@@ -1101,6 +1101,9 @@ class Decoding:
     def __init__(self, values: list[Any] | None = None, known: int | None = None) -> None:
         self.values: list[Any] = [] if values is None else values
         self._weights = [1 if type(v) is Raised else _weight(v) for v in self.values]
+        if any(weight < 0 for weight in self._weights):
+            raise MalformedValue("stored values that are not strings, bytes, tuples of those and numbers, or raised "
+                                 "exceptions")
         self.expanded = 0
         self.known = known
 
