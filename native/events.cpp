@@ -209,7 +209,7 @@ bool read_str(Reader &r, uint64_t *length) {
     else if (b == 0xd9 || b == 0xda || b == 0xdb) {
         if (!r.big_endian(1 << (b - 0xd9), length)) return false;
     } else return false;
-    return r.take(*length, &at);
+    return r.take(*length, &at) && utf8(at, *length);
 }
 
 bool read_array(Reader &r, uint64_t *count) {

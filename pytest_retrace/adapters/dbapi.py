@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..format.codec import interned
 from ..record import Record
 from ..redaction import DEFAULT, Redaction
 
@@ -49,13 +50,16 @@ class Executed(Record):
 
     def encode(self) -> dict[str, Any]:
         """Plain values under readable names (``retrace show --json`` prints them); memoryviews (psycopg2's
-        ``bytea``) as bytes, their places listed apart."""
+        ``bytea``) as bytes, their places listed apart. The description and status come back with every call of
+        the same query: the recording stores them once (they decode as a tuple of tuples and a str)."""
         rows = self.rows
         views: list[Any] = []
         if rows is not None and any(type(v) is memoryview for row in rows for v in _values(row)):
             rows = [_bytes_for_views(i, row, views) for i, row in enumerate(rows)]
-        plain = {"description": self.description, "rowcount": self.rowcount, "lastrowid": self.lastrowid,
-                 "statusmessage": self.statusmessage, "query": self.query, "rows": rows}
+        description = self.description
+        plain = {"description": None if description is None else interned(tuple(description)),
+                 "rowcount": self.rowcount, "lastrowid": self.lastrowid,
+                 "statusmessage": interned(self.statusmessage), "query": self.query, "rows": rows}
         if self.side:
             plain["side"] = self.side
         if views:
@@ -73,8 +77,8 @@ class Executed(Record):
                 row[key] = memoryview(row[key])
             else:
                 rows[i] = row[:key] + (memoryview(row[key]),) + row[key + 1 :]
-        return cls(data["description"], data["rowcount"], data["lastrowid"], data["statusmessage"], data["query"],
-                   rows, data.get("side"))
+        return cls(data["description"], data["rowcount"], data["lastrowid"], data["statusmessage"],
+                   unpacked_query(data["query"]), rows, data.get("side"))
 
 
 def _values(row: Any) -> Any:
@@ -116,6 +120,58 @@ class Unrecordable:
 
     def __repr__(self) -> str:
         return f"Unrecordable({self.problem})"
+
+
+def packed_query(text: Any, sent: Any) -> Any:
+    """The query a driver sent (psycopg2's ``cursor.query``) as the recording holds it: when it is the query
+    ``text`` (UTF-8) with each ``%s`` replaced by a quoted parameter, ``[text, [quoted …]]``, the text the same
+    value the call's key stores once; otherwise as it is. Exact: the short form is kept only when it rebuilds
+    ``sent`` byte for byte."""
+    if type(text) is not str or type(sent) is not bytes:
+        return sent
+    try:
+        template = text.encode()
+    except UnicodeEncodeError:  # lone surrogates: the driver refused it, or sent it otherwise
+        return sent
+    parts = template.split(b"%s")
+    if len(parts) < 2 or not sent.startswith(parts[0]) or not sent.endswith(parts[-1]):
+        return sent
+    position, quoted = len(parts[0]), []
+    for part in parts[1:-1]:
+        end = sent.find(part, position) if part else -1  # "%s%s": where one ends is anyone's guess
+        if end < 0:
+            return sent
+        quoted.append(sent[position:end])
+        position = end + len(part)
+    if len(sent) - len(parts[-1]) < position:
+        return sent
+    quoted.append(sent[position : len(sent) - len(parts[-1])])
+    return [interned(text), quoted] if _rebuilt(parts, quoted) == sent else sent
+
+
+def unpacked_query(stored: Any) -> Any:
+    """The query as it was sent, from what :func:`packed_query` stored (anything else is the query itself)."""
+    if not (type(stored) is list and len(stored) == 2 and type(stored[0]) is str and type(stored[1]) is list
+            and all(type(q) is bytes for q in stored[1])):
+        return stored
+    try:
+        parts = stored[0].encode().split(b"%s")
+    except UnicodeEncodeError:
+        return stored
+    return _rebuilt(parts, stored[1]) if len(parts) == len(stored[1]) + 1 else stored
+
+
+def _rebuilt(parts: list[bytes], quoted: list[bytes]) -> bytes:
+    pieces = [parts[0]]
+    for value, part in zip(quoted, parts[1:], strict=True):
+        pieces += (value, part)
+    return b"".join(pieces)
+
+
+def keyed(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A cursor call's key (query text first) as it is recorded: the text, which comes back with every call of
+    that query, stored once. After redaction: redacting makes new strings."""
+    return (interned(key[0]), *key[1:]) if key else key
 
 
 def param(value: Any) -> Any:

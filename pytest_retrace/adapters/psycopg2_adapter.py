@@ -31,7 +31,10 @@ from .dbapi import (
     Unrecordable,
     combined,
     connect_key,
+    interned,
+    keyed,
     own_copy,
+    packed_query,
     params,
     replayed,
     transaction_control,
@@ -134,21 +137,30 @@ def _build(ext: ModuleType) -> DriverClasses:
         def _retrace_call(self, method: str, key: tuple[Any, ...], real: Any, *args: Any) -> Any:
             conn = self.connection
             named = bool(self.name)
+            made: list[Executed] = []
 
             def run() -> Any:
                 marks = _marks(conn)
                 real(self, *args)
                 rows = self._retrace_fetch(named)
                 try:
-                    return self._retrace_snapshot(rows, _news(conn, marks)).encode()
+                    snapshot = self._retrace_snapshot(rows, _news(conn, marks))
+                    encoded = snapshot.encode()
                 except Exception as exc:  # a fault of ours: the program keeps psycopg2's own answer
                     return Unrecordable(f"{type(exc).__name__}: {exc}")
+                made.append(snapshot)
+                if len(key) > 1 and key[1] is None:  # no parameters: the query sent is the same every time
+                    encoded["query"] = interned(encoded["query"])
+                else:  # the text (stored once) and the parameters as quoted
+                    encoded["query"] = packed_query(key[0], encoded["query"])
+                return encoded
 
             engine = conn._retrace_engine
             # Parameters carry secrets a request brought (a password checked against the database): keyed
             # redacted, as the replay, which got the placeholder, passes it.
-            executed = Executed.decode(engine.call(f"psycopg2.cursor.{method}", engine.redaction.data(key), run))
-            self._retrace_load(executed, named)
+            result = engine.call(f"psycopg2.cursor.{method}", keyed(engine.redaction.data(key)), run)
+            # Recording, the program reads the snapshot itself: the encoded values wear marks of the recording's.
+            self._retrace_load(made[0] if made and type(result) is dict else Executed.decode(result), named)
 
         def _retrace_fetch(self, named: bool) -> list[Any] | None:
             """All rows of the result as psycopg2 casts them, before any row factory; None when there are none."""

@@ -23,6 +23,7 @@ import io
 from typing import TYPE_CHECKING, Any
 
 from ..engine.base import payload
+from ..format.codec import interned
 from ..hooks.specs import hookimpl
 from ..redaction import DEFAULT, PLACEHOLDER, Redaction
 
@@ -35,6 +36,16 @@ if TYPE_CHECKING:
 
 NAME = "requests.send"
 UNKEYED_HEADERS = frozenset({"user-agent"})
+# Headers whose values seldom come back the same: every other header's name and value is stored once in a
+# recording (they come back with every request), these values in place.
+CHANGING_HEADERS = frozenset({"date", "expires", "last-modified", "etag", "age", "set-cookie", "cookie",
+                              "content-length", "x-request-id", "x-correlation-id", "traceparent", "authorization"})
+
+
+def _stored_once(headers: list[list[Any]]) -> list[list[Any]]:
+    """Headers as the recording holds them: names and unchanging values stored once (still a list of pairs)."""
+    return [[interned(name), value if name.lower() in CHANGING_HEADERS else interned(value)]
+            for name, value in headers]
 
 
 def _text(value: Any) -> str:
@@ -54,7 +65,8 @@ def call_key(request: Any, stream: bool, timeout: Any, redaction: Redaction = DE
             value = str(len(redacted))  # of the body as keyed: the same whatever length the secrets had
         headers.append([name, redaction.header(name, _text(value)) if redaction.replace_secrets else value])
     body = redacted
-    return (f"{request.method} {redaction.url(request.url)}", headers, None if body is None else payload(body),
+    return (f"{request.method} {redaction.url(request.url)}", _stored_once(headers),
+            None if body is None else payload(body),
             {"stream": bool(stream), "timeout": timeout})
 
 
@@ -66,7 +78,7 @@ def encode_response(response: Any, redaction: Redaction = DEFAULT) -> dict[str, 
         "status": response.status_code,
         "reason": response.reason,
         "url": redaction.url(response.url),
-        "headers": redaction.headers([list(pair) for pair in raw_headers]),
+        "headers": _stored_once(redaction.headers([list(pair) for pair in raw_headers])),
         "body": redaction.body(response.content, response.headers.get("Content-Type")),
         "encoding": response.encoding,
         "elapsed": response.elapsed,

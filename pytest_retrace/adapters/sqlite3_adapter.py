@@ -32,6 +32,7 @@ from .dbapi import (
     Unrecordable,
     combined,
     connect_key,
+    keyed,
     own_copy,
     params,
     replayed,
@@ -67,6 +68,8 @@ def _build(sqlite3: ModuleType) -> DriverClasses:
             conn = self.connection
             real = getattr(base_cursor, method)
 
+            made: list[Executed] = []
+
             def run() -> Any:
                 log = conn._retrace_log_start()
                 try:
@@ -75,13 +78,18 @@ def _build(sqlite3: ModuleType) -> DriverClasses:
                 finally:
                     side = conn._retrace_log_end(log)
                 try:
-                    return self._retrace_snapshot(rows, side).encode()
+                    snapshot = self._retrace_snapshot(rows, side)
+                    encoded = snapshot.encode()
                 except Exception as exc:  # a fault of ours: the program keeps sqlite3's own answer
                     return Unrecordable(f"{type(exc).__name__}: {exc}")
+                made.append(snapshot)
+                return encoded
 
             engine = conn._retrace_engine  # parameters keyed redacted (see the psycopg2 adapter)
-            executed = Executed.decode(engine.call(f"sqlite3.cursor.{method}", engine.redaction.data(key),
-                                                   replayed if conn._retrace_replay else run))
+            result = engine.call(f"sqlite3.cursor.{method}", keyed(engine.redaction.data(key)),
+                                 replayed if conn._retrace_replay else run)
+            # Recording, the program reads the snapshot itself: the encoded values wear marks of the recording's.
+            executed = made[0] if made and type(result) is dict else Executed.decode(result)
             if not isinstance(executed, Executed):  # not recorded: the rows sqlite3 gave are served as they are
                 live = self.__dict__.pop("_retrace_live_rows", None)
                 described = base_cursor.description.__get__(self)

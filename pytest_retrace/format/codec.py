@@ -49,6 +49,7 @@ EXT_DIGEST = 14
 EXT_RAISED = 15
 EXT_BYTEARRAY = 16  # reserved: msgpack itself packs bytearray and memoryview as bin, read back as bytes
 EXT_ENUM = 17
+EXT_REF = 18  # a value stored once in the recording's VALUES frames (format 1.6): its index, big-endian
 
 
 class UnencodableValue(TypeError):
@@ -592,6 +593,12 @@ def _default(obj: Any) -> msgpack.ExtType:
         return msgpack.ExtType(EXT_RAISED, packb(msgpack.ExtType(EXT_EXCEPTION, packb(state))))
     if t is Deferred:
         return msgpack.ExtType(obj.code, obj.data)
+    if t is InternedTuple:  # packed in place: no table here (a call key, a nested value, another file)
+        return msgpack.ExtType(EXT_TUPLE, packb(list(obj)))
+    if t is InternedStr:
+        return str(obj)
+    if t is InternedBytes:
+        return bytes(obj)
     codec = _CODECS_BY_TYPE.get(t)
     if codec is not None:
         return msgpack.ExtType(EXT_CODEC, packb([codec.name, codec.encode(obj)]))
@@ -758,6 +765,8 @@ class MalformedValue(ValueError):
 def ext_hook(code: int, data: bytes) -> Any:
     decoder = _DECODERS.get(code)
     if decoder is None:
+        if code == EXT_REF:  # only a frame's own values refer to the table (Decoding.ext_hook resolves them)
+            raise MalformedValue("a reference to a stored value inside an encoded value, or outside a recording")
         raise MalformedValue(f"unknown ext type {code} in recording: it was written by a newer pytest-retrace, "
                              "or it is damaged")
     depth = getattr(_state, "depth", 0)
@@ -779,12 +788,13 @@ def ext_hook(code: int, data: bytes) -> Any:
         _state.depth = depth
 
 
-def check_exts(payload: bytes, exts: list[int]) -> None:
+def check_exts(payload: bytes, exts: list[int], decoding: Decoding | None = None) -> None:
     """Decode the ext values found in ``payload`` at ``exts`` (``[start, end, is_key] …`` offsets, as the event
-    scanner hands them over), each alone: what makes one malformed raises MalformedValue, and nothing else of
-    ``payload`` is decoded."""
+    scanner hands them over), each alone (``decoding``: the recording's stored values, for references): what makes
+    one malformed raises MalformedValue, and nothing else of ``payload`` is decoded."""
+    hook = ext_hook if decoding is None else decoding.ext_hook
     for k in range(0, len(exts), 3):
-        value = msgpack.unpackb(payload[exts[k] : exts[k + 1]], ext_hook=ext_hook, raw=False, strict_map_key=False)
+        value = msgpack.unpackb(payload[exts[k] : exts[k + 1]], ext_hook=hook, raw=False, strict_map_key=False)
         if exts[k + 2]:
             try:
                 hash(value)
@@ -902,9 +912,12 @@ def settled(value: Any, final: bool = False) -> Any:
 _PACK_OPTIONS: dict[str, Any] = {"default": _default, "use_bin_type": True, "strict_types": True, "datetime": False}
 
 
-def make_packer() -> msgpack.Packer:
-    """A packer for one thread's use (a Packer's buffer must not be shared or re-entered)."""
-    return msgpack.Packer(**_PACK_OPTIONS)
+def make_packer(interning: Interning | None = None) -> msgpack.Packer:
+    """A packer for one thread's use (a Packer's buffer must not be shared or re-entered); with ``interning``,
+    marked values and raised exceptions it meets are stored once in that table and packed as references."""
+    if interning is None:
+        return msgpack.Packer(**_PACK_OPTIONS)
+    return msgpack.Packer(**{**_PACK_OPTIONS, "default": interning.default})
 
 
 def packb(value: Any) -> bytes:
@@ -912,14 +925,241 @@ def packb(value: Any) -> bytes:
     return msgpack.packb(value, **_PACK_OPTIONS)
 
 
-def unpackb(data: bytes, scanned: bool = False) -> Any:
-    """Decode one value. Raises :class:`MalformedValue` (or msgpack's errors, all ValueErrors) for bytes no
-    writer of ours produced. Sizes are bounded by ``data``'s length (msgpack's default). ``scanned``: the plain
-    containers' nesting was checked already (an EVENTS frame, see format/events.py: scan_events); ext values check
-    their own."""
-    value = msgpack.unpackb(data, ext_hook=ext_hook, raw=False, strict_map_key=False)
+def unpackb(data: bytes, decoding: Decoding | None = None, scanned: bool = False) -> Any:
+    """Decode one value; ``decoding``: the recording's stored values, which the value's references name. Raises
+    :class:`MalformedValue` (or msgpack's errors, all ValueErrors) for bytes no writer of ours produced. Sizes are
+    bounded by ``data``'s length (msgpack's default). ``scanned``: the plain containers' nesting was checked already
+    (an EVENTS frame, see format/events.py: read_events); ext values check their own."""
+    hook = ext_hook if decoding is None else decoding.ext_hook
+    value = msgpack.unpackb(data, ext_hook=hook, raw=False, strict_map_key=False)
     if not scanned and getattr(_state, "depth", 0) == 0 and type(value) in _CONTAINERS:
         problem = nesting_problem(value)
         if problem is not None:
             raise MalformedValue(problem)
     return value
+
+
+# -- values stored once: the VALUES frames of a recording and the references its events hold ------------------
+#
+# A query text, a cursor description, a response's headers come back with every call that uses them. An adapter
+# marks such a value (:func:`interned`); when it comes again, the writer's packer stores it once, in a VALUES frame
+# written before the first frame that refers to it, and packs a 3-5 byte reference (EXT_REF) from then on. A raised
+# exception is stored once the same way without being marked (a missing file's FileNotFoundError, on every
+# request). Only a frame's top-level values refer to the table, never a value inside an ext value (those are packed
+# with a plain packer), and a stored value holds no reference: references never chain.
+#
+# The reader shares one decoded object among all references to a value, so only immutable values are stored:
+# strings, bytes, tuples of those and of numbers (a raised exception is rebuilt per reference from its shared
+# bytes). What a crafted file can make a reader do stays bounded: a stored value is at most MAX_STORED_BYTES packed,
+# a recording stores at most MAX_STORED values, and its references add up to at most MAX_EXPANSION values
+# (a tuple counts its items, nested ones too); the writer keeps the same bounds (past them it packs in place), so a
+# file a writer of ours made never breaks them.
+
+MAX_STORED = 1 << 20
+MAX_STORED_BYTES = 1 << 16
+MAX_EXPANSION = 1 << 26
+_STORED_DEPTH = 8  # tuples inside tuples, in a stored value
+
+
+class InternedStr(str):
+    """A str an adapter marked as likely to repeat (:func:`interned`)."""
+
+    __slots__ = ()
+
+
+class InternedBytes(bytes):
+    """A bytes value an adapter marked as likely to repeat (:func:`interned`)."""
+
+    __slots__ = ()
+
+
+class InternedTuple(tuple):  # type: ignore[type-arg]
+    """A tuple an adapter marked as likely to repeat (:func:`interned`)."""
+
+    __slots__ = ()
+
+
+_MARKERS: dict[type, type] = {str: InternedStr, bytes: InternedBytes, tuple: InternedTuple}
+
+
+def interned(value: Any) -> Any:
+    """``value`` marked as likely to repeat in a recording (a query text, a cursor description, headers): the
+    file then stores it once and refers to it. The mark changes nothing else: the value is a str, bytes or tuple
+    equal to ``value`` that behaves as it does, and decodes as the plain type. Meant for immutable values (a tuple
+    of strings and numbers, tuples of those); any other value comes back as it is, and a tuple holding anything
+    else is packed in place when written."""
+    marker = _MARKERS.get(type(value))
+    return value if marker is None else marker(value)
+
+
+def _weight(value: Any, depth: int = 0) -> int:
+    """What referring to ``value`` costs a reader (1, and its items when a tuple); -1 when it cannot be stored
+    (a mutable value: references share one decoded object)."""
+    t = type(value)
+    if t in _SCALARS:
+        return 1
+    if (t is tuple or t is InternedTuple) and depth < _STORED_DEPTH:
+        total = 1
+        for item in value:
+            weight = _weight(item, depth + 1)
+            if weight < 0:
+                return -1
+            total += weight
+        return total
+    return -1
+
+
+_SCALARS = frozenset({str, bytes, int, float, bool, type(None), InternedStr, InternedBytes})
+
+
+def _ref(index: int) -> msgpack.ExtType:
+    return msgpack.ExtType(EXT_REF, index.to_bytes(1 if index < 0x100 else 2 if index < 0x10000 else 4, "big"))
+
+
+class Interning:
+    """The writer's side: the values one recording stores once, in the order they were first met.
+
+    ``default`` is the packer hook (:func:`make_packer`): it adds what it meets to :attr:`entries` (packed), and
+    the writer writes the entries added since its last frame in a VALUES frame before the frame it packed. A value
+    is stored when it comes a second time (the first is packed in place): one that comes once, as most do in a
+    recording of one request, costs nothing more. One writer thread packs a recording's frames: not thread-safe."""
+
+    __slots__ = ("entries", "_by_text", "_by_tuple", "_tuple_reprs", "_by_packed", "_refs", "_weights", "expanded",
+                 "_seen", "_keyer")
+
+    def __init__(self) -> None:
+        self.entries: list[bytes] = []
+        # Where each value met is stored (-1: met once, not stored yet). Looking up runs for every reference: it
+        # must be cheap, and exact (1, 1.0 and True are equal and must not stand for each other). str and bytes by
+        # themselves (hashes cached); tuples by themselves, their repr telling equal values of other types apart;
+        # raised exceptions by their packed form.
+        self._by_text: dict[Any, int] = {}
+        self._by_tuple: dict[tuple[Any, ...], int] = {}
+        self._tuple_reprs: dict[tuple[Any, ...], str] = {}
+        self._by_packed: dict[bytes, int] = {}
+        self._refs: list[msgpack.ExtType] = []
+        self._weights: list[int] = []
+        self.expanded = 0  # what the references written so far cost a reader (see MAX_EXPANSION)
+        self._seen = 0  # values met once: as many as may be stored are remembered
+        # One packer for what is stored or looked up packed (a fresh Packer allocates its buffer each time). Never
+        # re-entered: its hook is the plain one, which never calls back here.
+        self._keyer = msgpack.Packer(**_PACK_OPTIONS)
+
+    def default(self, obj: Any) -> Any:
+        t = type(obj)
+        if t is InternedStr or t is InternedBytes:
+            index = self._by_text.get(obj)
+            if index is None or index < 0:
+                plain = str(obj) if t is InternedStr else bytes(obj)
+                index = self._met(self._by_text, plain, index, 1, plain) if len(plain) < MAX_STORED_BYTES else None
+            return self._refer(index, obj)
+        if t is InternedTuple:
+            return self._refer(self._tuple(obj), obj)
+        if t is Raised:
+            packed = self._keyer.pack(obj)
+            index = self._by_packed.get(packed)
+            if index is None or index < 0:
+                index = self._met(self._by_packed, packed, index, 1, obj)
+            return self._refer(index, obj)
+        return _default(obj)
+
+    def _tuple(self, obj: tuple[Any, ...]) -> int | None:
+        try:
+            index = self._by_tuple.get(obj)
+        except TypeError:  # unhashable inside: not a value that can be shared
+            return None
+        text = repr(obj)
+        if index is not None and self._tuple_reprs[obj] != text:
+            return None  # equal to a tuple met before, but of other types: in place
+        if index is not None and index >= 0:
+            return index
+        weight = _weight(obj)
+        if weight < 0 or (index is None and self._seen >= MAX_STORED):
+            return None
+        plain = tuple(obj)
+        self._tuple_reprs.setdefault(plain, text)
+        return self._met(self._by_tuple, plain, index, weight, plain)
+
+    def _met(self, table: dict[Any, int], key: Any, index: int | None, weight: int, value: Any) -> int | None:
+        """Where ``value`` (``key`` in ``table``, where it has ``index``: None, never met; -1, met once) is stored
+        now that it is met again; None the first time, and when it cannot be stored."""
+        if index is None:
+            if self._seen < MAX_STORED:
+                self._seen += 1
+                table[key] = -1
+            return None
+        data = self._keyer.pack(value)
+        if len(data) > MAX_STORED_BYTES or len(self.entries) >= MAX_STORED:
+            return None
+        index = table[key] = len(self.entries)
+        self.entries.append(data)
+        self._refs.append(_ref(index))
+        self._weights.append(weight)
+        return index
+
+    def _refer(self, index: int | None, obj: Any) -> Any:
+        """The reference to stored value ``index``; ``obj`` in place when it is not stored, or when a reader would
+        refuse more references."""
+        if index is not None:
+            weight = self._weights[index]
+            if self.expanded + weight <= MAX_EXPANSION:
+                self.expanded += weight
+                return self._refs[index]
+        return _default(obj)
+
+
+class Decoding:
+    """The reader's side: the values one recording stores (its VALUES frames, :meth:`store`), for decoding the
+    references its other frames hold. ``values`` is a plain list, in stored order, that the reader appends to as
+    frames arrive (through :meth:`store`, which checks each value).
+
+    Decode a frame of that recording with ``unpackb(data, decoding=d)``, or with any msgpack decoder given
+    ``ext_hook=d.ext_hook`` (it handles every ext type, references included). A reference to a value not stored
+    yet, or references that add up to more than :data:`MAX_EXPANSION`, raise :class:`MalformedValue` (the
+    recording is corrupt at the frame being decoded). ``known``: refer only to the first ``known`` values (a lazy
+    decoder that runs after the whole file was read keeps forward references out by giving each frame the count
+    stored before it)."""
+
+    __slots__ = ("values", "_weights", "expanded", "known")
+
+    def __init__(self, values: list[Any] | None = None, known: int | None = None) -> None:
+        self.values: list[Any] = [] if values is None else values
+        self._weights = [1 if type(v) is Raised else _weight(v) for v in self.values]
+        if any(weight < 0 for weight in self._weights):
+            raise MalformedValue("stored values that are not strings, bytes, tuples of those and numbers, or raised "
+                                 "exceptions")
+        self.expanded = 0
+        self.known = known
+
+    def store(self, packed: Any) -> None:
+        """Take in one value of a VALUES frame (its packed bytes). Raises :class:`MalformedValue` for one no writer
+        of ours stores."""
+        if type(packed) is not bytes or len(packed) > MAX_STORED_BYTES:
+            raise MalformedValue(f"a stored value that is not up to {MAX_STORED_BYTES} packed bytes")
+        if len(self.values) >= MAX_STORED:
+            raise MalformedValue(f"more than {MAX_STORED} stored values")
+        value = unpackb(packed)  # the plain hook: a stored value that refers to another is malformed
+        weight = 1 if type(value) is Raised else _weight(value)
+        if weight < 0:
+            raise MalformedValue(f"a stored value that is not a string, bytes, a tuple of those and numbers, or a "
+                                 f"raised exception: {short(value)}")
+        self._weights.append(weight)
+        self.values.append(value)
+
+    def ext_hook(self, code: int, data: bytes) -> Any:
+        if code != EXT_REF:
+            return ext_hook(code, data)
+        if len(data) not in (1, 2, 4):
+            raise MalformedValue("a reference to a stored value that is not 1, 2 or 4 bytes")
+        index = int.from_bytes(data, "big")
+        stored = len(self.values) if self.known is None else min(self.known, len(self.values))
+        if index >= stored:
+            raise MalformedValue(f"a reference to stored value {index}, but only {stored} were stored before it")
+        weight = self._weights[index]
+        if self.expanded + weight > MAX_EXPANSION:
+            raise MalformedValue(f"references to stored values that add up to more than {MAX_EXPANSION} values")
+        self.expanded += weight
+        value = self.values[index]
+        if type(value) is Raised:  # one per event: a replay raises and chains it as that event's own
+            return Raised(packed=value._packed)
+        return value

@@ -163,25 +163,22 @@ def decode_events(flat: list[Any], names: list[str], first: int = 0, deferred: b
     return events
 
 
-def scan_events(payload: bytes, names: int, first: int, exts: bool = True) -> int:
-    """How many events an EVENTS frame's payload (``[3, [code, result, …]]``) holds, checked value by value as
-    reading them would, without making the objects they stand for but those of ext values (the launcher only
-    counts them: the replay's child reads them). Raises ValueError when the payload is malformed. Without
-    ``exts``, ext values are left unchecked (:func:`unpack_events` is to decode them all)."""
-    if NATIVE is None:  # the twin: decoded, and thrown away
-        frame = codec.unpackb(payload)
+def read_events(payload: bytes, names: int, first: int, decoding: codec.Decoding | None = None,
+                keep: bool = True) -> tuple[int, list[Any] | None]:
+    """An EVENTS frame's payload (``[3, [code, result, …]]``), checked value by value: how many events it holds,
+    and with ``keep`` their flat form (``decoding``: the recording's stored values, which references name). Without
+    ``keep`` (the launcher only counts them: the replay's child reads them), natively nothing is made of the values
+    but of ext values, which only the codec can check. Raises ValueError when the payload is malformed."""
+    if NATIVE is None:  # the twin: decoded whole
+        frame = codec.unpackb(payload, decoding)
         if type(frame) is not list or len(frame) != 2 or type(frame[1]) is not list:
             raise ValueError("an EVENTS frame that is not a list of events")
-        return sum(1 for _ in _offsets(frame[1], names, first))
-    count, found = NATIVE.scan_events(payload, names, first)
-    if exts:
-        codec.check_exts(payload, found)
-    return count  # type: ignore[no-any-return]
-
-
-def unpack_events(payload: bytes) -> list[Any]:
-    """The flat events of an EVENTS frame's payload that :func:`scan_events` checked."""
-    return codec.unpackb(payload, scanned=NATIVE is not None)[1]  # type: ignore[no-any-return]
+        return sum(1 for _ in _offsets(frame[1], names, first)), frame[1] if keep else None
+    count, exts = NATIVE.scan_events(payload, names, first)
+    if not keep:
+        codec.check_exts(payload, exts, decoding)
+        return count, None
+    return count, codec.unpackb(payload, decoding, scanned=True)[1]  # ext values checked as they decode
 
 
 def event_list(frames: list[list[Any]], names: list[str], first: int = 0,

@@ -6,7 +6,8 @@ Layout::
     frame*            each: length:u32 crc32:u32 payload   (big-endian; crc over payload)
 
 A frame's payload is a msgpack ``[kind, body]``: one HEADER first, then NAMES
-(new boundary names, in id order) and EVENTS (a batch of events) frames, and an
+(new boundary names, in id order), VALUES (values stored once, which later frames
+refer to: see ``codec.Interning``) and EVENTS (a batch of events) frames, and an
 END frame with the outcome. A file without END is *truncated* (the process was
 killed) and stays readable up to the last whole frame; a frame with a bad CRC or
 impossible framing is *corrupt*, reported with its byte offset.
@@ -44,17 +45,16 @@ from .events import (
     decode_events,
     event_list,
     intern_names,
-    scan_events,
+    read_events,
     split,
-    unpack_events,
 )
 from .sealing import Envelope, Opener, Sealer, key_for, opener_for
 
 MAGIC = b"RETRACE\x00"
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 5  # 1.1: logical thread ids ("0.1") and synchronization events; 1.2: sealed frames;
+FORMAT_MINOR = 6  # 1.1: logical thread ids ("0.1") and synchronization events; 1.2: sealed frames;
 # 1.3: the recordings of forked processes; 1.4: connection set-up (SETUP frames);
-# 1.5: code paths relative to the project root (kinds/entry.py)
+# 1.5: code paths relative to the project root (kinds/entry.py); 1.6: values stored once (VALUES frames)
 FORMAT = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
 _PREAMBLE = struct.Struct(">8sHH")
 _FRAME = struct.Struct(">II")
@@ -68,6 +68,7 @@ FRAME_END = 4
 FRAME_SEALED = 5
 FRAME_PROCESS = 6  # [label, recording]: a forked process's own whole recording, by its logical id ("1", "1.2")
 FRAME_SETUP = 7  # connection set-up (events.Setup): which events were set-up ones, and the process's set-up log
+FRAME_VALUES = 8  # [packed value …]: values stored once, numbered on from the ones before (codec.Interning)
 MAX_PROCESSES = 4096
 _PROCESS_LABEL = re.compile(r"[1-9][0-9]{0,5}(\.[1-9][0-9]{0,5}){0,15}")
 # What a sealed recording's readable header keeps: what collecting and rotating need, nothing of the run.
@@ -78,7 +79,11 @@ _start_thread = _thread.start_new_thread  # the original: boundaries patch the m
 
 
 def encode_frame(kind: int, body: Any, packer: msgpack.Packer | None = None, sealer: Sealer | None = None) -> bytes:
-    payload = (packer or codec.make_packer()).pack([kind, body])
+    return framed((packer or codec.make_packer()).pack([kind, body]), sealer)
+
+
+def framed(payload: bytes, sealer: Sealer | None = None) -> bytes:
+    """A frame around a packed ``[kind, body]`` (sealed first with ``sealer``)."""
     if sealer is not None:
         payload = msgpack.packb([FRAME_SEALED, sealer.seal(payload)])
     return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
@@ -224,7 +229,10 @@ class TapeWriter:
         self._names_written = 0
         self.values_written = 0  # sink entries: events are 2 to 4 values each
         self.error: str | None = None if tape is None else tape.error
-        self._packer = codec.make_packer()
+        # Values stored once: this file's own table (a forked child's writer starts a fresh one).
+        self.interning = codec.Interning()
+        self._stored_written = 0
+        self._packer = codec.make_packer(self.interning)
         # Unbuffered: whole frames go out as they are framed, and a forked child holds no buffer
         # of ours that it could flush into the file a second time.
         descriptor = create_private(self.path) if fd is None else fd
@@ -281,7 +289,13 @@ class TapeWriter:
         self._file.flush()
 
     def _write(self, kind: int, body: Any) -> None:
-        self._write_all(encode_frame(kind, body, self._packer, self.sealer))
+        payload = self._packer.pack([kind, body])
+        # What packing it stored goes first: a reader meets every stored value before a reference to it.
+        stored = self.interning.entries
+        if len(stored) > self._stored_written:
+            self._write_all(encode_frame(FRAME_VALUES, stored[self._stored_written :], sealer=self.sealer))
+            self._stored_written = len(stored)
+        self._write_all(framed(payload, self.sealer))
 
     def _write_all(self, data: bytes) -> None:
         # Unbuffered writes may be short (a disk filling up): the rest goes on, or fails with the reason.
@@ -472,6 +486,8 @@ class Recording:
         # second), as the bytes of whole recordings, read when a replay reaches them.
         self.processes: dict[str, bytes] = {}
         self.setup: Setup | None = None  # an in-process recording's connection set-up
+        # The values it stores once (VALUES frames), which its frames' references name: decode its frames with it.
+        self.decoding = codec.Decoding()
         self.with_events = True  # read with its events (else only counted: see read_recording)
         self._deferred: list[range] = []  # events of frames that held values resolved when read
         self._events: MutableSequence[Event] | None = None
@@ -506,15 +522,15 @@ _EVENTS_FRAME = bytes([0x92, FRAME_EVENTS])  # how an EVENTS frame's payload sta
 def _read_events(payload: bytes, rec: Recording, names: list[str]) -> None:
     """Take an EVENTS frame into ``rec``: counted and checked, and decoded when ``rec`` is read with its events.
     Raises _Damage, or the codec's MalformedValue."""
+    made = codec.Deferred.made
     try:
-        count = scan_events(payload, len(names), rec.count, exts=not rec.with_events)
+        count, flat = read_events(payload, len(names), rec.count, rec.decoding, keep=rec.with_events)
     except codec.MalformedValue:
         raise
     except ValueError as exc:
         raise _Damage(f"malformed events: {exc}") from None
-    if rec.with_events:
-        made = codec.Deferred.made
-        rec.frames.append(unpack_events(payload))
+    if flat is not None:
+        rec.frames.append(flat)
         if codec.Deferred.made != made:
             rec._deferred.append(range(rec.count, rec.count + count))
     rec.count += count
@@ -545,6 +561,8 @@ def _read_frame(kind: Any, body: Any, rec: Recording | None, names: list[str]) -
         if body[0] in rec.processes or len(rec.processes) >= MAX_PROCESSES:
             raise _Damage(f"a PROCESS frame for process {body[0]} repeated, or more than {MAX_PROCESSES}")
         rec.processes[body[0]] = body[1]
+    elif kind == FRAME_VALUES:
+        _read_values(body, rec.decoding)
     elif kind == FRAME_SETUP:
         if rec.setup is not None:
             raise _Damage("a second SETUP frame")
@@ -556,6 +574,14 @@ def _read_frame(kind: Any, body: Any, rec: Recording | None, names: list[str]) -
         raise _Damage("a second HEADER frame")
     else:
         raise _Damage(f"a frame of unknown kind {codec.short(kind)}")
+
+
+def _read_values(body: Any, decoding: codec.Decoding) -> None:
+    """Take in a VALUES frame: each value checked as it is stored (a reference may name it from the next frame on)."""
+    if type(body) is not list:
+        raise _Damage("a VALUES frame that is not a list of stored values")
+    for packed in body:
+        decoding.store(packed)
 
 
 def _torn(data: bytes, start: int, length: int) -> bool:
@@ -682,6 +708,7 @@ def read_recording_bytes(data: bytes, path: str, events: bool = True) -> Recordi
     offset = _PREAMBLE.size
     rec: Recording | None = None
     names: list[str] = []
+    decoding = codec.Decoding()  # the recording's stored values, as its VALUES frames arrive
     opener: Opener | None = None
     sealed_header = False  # a sealed recording's first sealed frame is its full header
     status, problem, bad_offset = TapeStatus.TRUNCATED, None, None
@@ -719,7 +746,7 @@ def read_recording_bytes(data: bytes, path: str, events: bool = True) -> Recordi
                 offset = start + length
                 continue
             if frame is None:
-                frame = codec.unpackb(payload)
+                frame = codec.unpackb(payload, decoding)
             if type(frame) is not list or len(frame) != 2:
                 raise _Damage("a frame that is not [kind, body]")
             kind, body = frame
@@ -735,7 +762,7 @@ def read_recording_bytes(data: bytes, path: str, events: bool = True) -> Recordi
                 else:
                     _check_header(body)
                 rec = Recording(path, body)
-                rec.envelope = envelope
+                rec.envelope, rec.decoding = envelope, decoding
                 rec.with_events = events
             elif sealed_header:
                 if kind != FRAME_HEADER:

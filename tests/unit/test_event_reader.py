@@ -82,6 +82,7 @@ CRAFTED = {
     "width past the end": b"\x92\x01\x01",
     "empty thread id": b"\x94\x02\x01\xc0\xa0",
     "thread id not a str": b"\x94\x02\x01\xc0\x01",
+    "thread id not UTF-8": b"\x94\x02\x01\xc0\xa3\x80.1",
     "string not UTF-8": b"\x92\x00\xa2\xc3\x28",
     "surrogate in a string": b"\x92\x00\xa3\xed\xa0\x80",
     "overlong UTF-8": b"\x92\x00\xa2\xc0\x80",
@@ -99,20 +100,21 @@ def test_the_scan_refuses_what_reading_refuses(body: bytes) -> None:
     data = b"\x92\x03" + body
     with pytest.raises((ValueError, TypeError)):
         pure_scan(data, 2)
-    with pytest.raises(ValueError):
-        events.scan_events(data, 2, 0)
+    for keep in (False, True):
+        with pytest.raises((ValueError, TypeError)):
+            events.read_events(data, 2, 0, keep=keep)
 
 
 @pytest.mark.parametrize("body", [b"\x92\x00\xa2\xc3\xa9", b"\x92\x00" + deep(150), b"\x92\x00\x81\x01\x90",
                                   b"\x92\x00\x81" + codec.packb((1, 2)) + b"\x01", b"\x90"])
 def test_the_scan_takes_what_reading_takes(body: bytes) -> None:
     data = b"\x92\x03" + body
-    assert events.scan_events(data, 2, 0) == pure_scan(data, 2)
+    assert events.read_events(data, 2, 0, keep=False)[0] == events.read_events(data, 2, 0)[0] == pure_scan(data, 2)
 
 
 def test_trailing_bytes_are_refused() -> None:
     with pytest.raises(ValueError, match="extra data"):
-        events.scan_events(b"\x92\x03\x92\x00\x01\x01", 2, 0)
+        events.read_events(b"\x92\x03\x92\x00\x01\x01", 2, 0, keep=False)
 
 
 @pytest.fixture
