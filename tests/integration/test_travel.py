@@ -315,7 +315,7 @@ def test_last_failed_reruns_only_the_failed_recordings(moved: tuple[Path, Record
     assert sorted(rerun) == sorted(name for name, status in statuses.items() if status != "ok"), again.stdout
 
 
-@pytest.mark.parametrize("frozen", ["format-1.1", "format-1.3", "format-1.5"])
+@pytest.mark.parametrize("frozen", ["format-1.1", "format-1.3", "format-1.5", "format-1.6"])
 def test_frozen_recordings_replay_in_another_checkout(frozen: str, tmp_path: Path) -> None:
     """The frozen recordings hold the paths of the checkout that froze them: absolute before format 1.5 (moved to
     this checkout, which has their script at the same place below its root), relative to its root since 1.5."""
@@ -325,10 +325,24 @@ def test_frozen_recordings_replay_in_another_checkout(frozen: str, tmp_path: Pat
     shutil.copy(ROOT / "fixtures" / "programs" / "clocks.py", checkout / "fixtures" / "programs" / "clocks.py")
     recording = ROOT / "fixtures" / "recordings" / frozen / "clocks.retrace"
     header: dict[str, Any] = read_recording(recording).header
-    assert os.path.isabs(header["cwd"]) == (frozen != "format-1.5") == ("project_root" not in header)
+    assert os.path.isabs(header["cwd"]) == (frozen < "format-1.5") == ("project_root" not in header)
     before = tree(checkout)
     for cwd in (checkout, checkout / "fixtures"):
         run = retrace("replay", str(recording), "--verdict", str(tmp_path / "verdict.json"), cwd=cwd)
         verdict = json.loads((tmp_path / "verdict.json").read_text())
         assert run.returncode == 0 and verdict["status"] == "ok", run.stderr
     assert tree(checkout) == before
+
+
+def test_frozen_stored_values_replay(tmp_path: Path) -> None:
+    """A format-1.6 recording whose events refer to a value stored once (three stats of a missing file share one
+    stored error) replays in another checkout, each stat raising the recorded error."""
+    checkout = tmp_path / "elsewhere"
+    (checkout / "fixtures" / "programs").mkdir(parents=True)
+    (checkout / "pyproject.toml").write_text("")
+    shutil.copy(ROOT / "fixtures" / "programs" / "repeats.py", checkout / "fixtures" / "programs" / "repeats.py")
+    recording = ROOT / "fixtures" / "recordings" / "format-1.6" / "repeats.retrace"
+    run = retrace("replay", str(recording), "--verdict", str(tmp_path / "verdict.json"), cwd=checkout)
+    verdict = json.loads((tmp_path / "verdict.json").read_text())
+    assert run.returncode == 0 and verdict["status"] == "ok", run.stderr
+    assert run.stdout.count("missing") == 3

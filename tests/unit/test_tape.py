@@ -152,6 +152,17 @@ def test_frozen_format_1_1_recordings_still_read() -> None:
     assert sum(e.name == "lock.acquire" for e in threaded) >= 30
 
 
+def test_frozen_format_1_6_recordings_hold_values_stored_once() -> None:
+    folder = FIXTURES / "recordings" / "format-1.6"
+    repeats = tape.read_recording(folder / "repeats.retrace")
+    assert repeats.status == "complete" and repeats.header["format"] == "1.6"
+    assert len(repeats.decoding.values) == 1  # the missing file's error, stored once for three stats
+    stats = [e for e in repeats.events() if e.name == "os.stat"]
+    assert len(stats) == 3 and all(type(e.result.exception) is FileNotFoundError for e in stats)
+    counted = tape.read_recording(folder / "repeats.retrace", events=False)
+    assert (counted.status, counted.count) == ("complete", repeats.count)
+
+
 def test_frozen_format_1_3_and_1_5_recordings_still_read() -> None:
     older = tape.read_recording(FIXTURES / "recordings" / "format-1.3" / "clocks.retrace").header
     newer = tape.read_recording(FIXTURES / "recordings" / "format-1.5" / "clocks.retrace").header
