@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import _io
 import _thread
+import gc
 import os
 import re
 import struct
@@ -697,6 +698,17 @@ def forked_end(data: bytes) -> dict[str, Any] | None:
 def read_recording_bytes(data: bytes, path: str, events: bool = True) -> Recording:
     """:func:`read_recording` of a recording held in memory (a forked process's, inside its parent's): ``path``
     names it in what is reported."""
+    collecting = gc.isenabled()
+    if events and collecting:  # a collection while the events are decoded walks them all again, for nothing
+        gc.disable()
+    try:
+        return _read(data, path, events)
+    finally:
+        if events and collecting:
+            gc.enable()
+
+
+def _read(data: bytes, path: str, events: bool) -> Recording:
     if len(data) < _PREAMBLE.size or not data.startswith(MAGIC):
         raise RecordingError(f"{path}: not a pytest-retrace recording (bad magic at offset 0)")
     _, major, minor = _PREAMBLE.unpack_from(data)
