@@ -308,7 +308,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if status < 0:  # the program was killed by a signal: so is this process
         from .kinds.outcome import leave_with
+        from .runner.launcher import remove_results
 
+        remove_results()
         leave_with(status)
     return status
 

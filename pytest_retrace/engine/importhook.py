@@ -87,3 +87,15 @@ def when_imported(name: str, callback: Callable[[ModuleType], None]) -> Callable
 
 def _nothing() -> None:
     return None
+
+
+def write_no_bytecode() -> None:
+    """From now on imports write no bytecode cache (a replay writes nothing), with ``sys.dont_write_bytecode`` left
+    as the program's interpreter set it: a replayed program that reads it sees what the recorded one saw. The cache
+    is written in one place, a source loader's ``set_data``; it does nothing now."""
+    from importlib.machinery import SourceFileLoader
+
+    def set_data(self: Any, path: str, data: bytes, *, _mode: int = 0o666) -> None:
+        return None
+
+    SourceFileLoader.set_data = set_data  # type: ignore[method-assign,assignment]

@@ -21,7 +21,6 @@ import re
 import select
 import signal
 import stat
-import sys
 import tempfile
 import threading
 import time
@@ -33,6 +32,7 @@ from ..boundaries import areas, collector, descriptors, entropy
 from ..boundaries.files import classifier_for
 from ..engine import guard
 from ..engine.divergence import Call, Divergence, DivergenceKind
+from ..engine.importhook import write_no_bytecode
 from ..engine.replayer import Replayer
 from ..engine.state import enter_gate, start_call_thread
 from ..engine.watchdog import Watchdog
@@ -158,7 +158,7 @@ class ReplayFork:
         classifier_for(()).learn(classified)  # paths are code or data to the replay as they were to the run
         codec.run_program_constructors()  # the recording is this very process's: its classes are its own
         inprocess.replaying_here()  # decorators and middleware the test sets up record nothing here
-        sys.dont_write_bytecode = True  # a replay writes nothing, not even the bytecode cache of what it imports
+        write_no_bytecode()  # a replay writes nothing, not even the bytecode cache of what it imports
         engine = Replayer(decode_events(sink, names), on_divergence=self._diverged, setup=Setup.from_frame(setup),
                           stuck_timeout=stuck_timeout)
         engine.redaction = redaction

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 from ..boundaries import Options, areas, env, install, machine
 from ..engine import guard
 from ..engine.divergence import Call, Divergence, DivergenceKind
-from ..engine.importhook import when_imported
+from ..engine.importhook import when_imported, write_no_bytecode
 from ..engine.patch import Patcher
 from ..engine.replayer import Replayer
 from ..engine.state import enter_gate, start_main_thread
@@ -137,7 +137,7 @@ def main() -> NoReturn:
     manager.preset(config.plugins)
     if isinstance(config, RecordConfig):
         record(config)
-    sys.dont_write_bytecode = True  # a replay writes nothing, not even the bytecode cache of what it imports
+    write_no_bytecode()  # a replay writes nothing, not even the bytecode cache of what it imports
     # The app's request middleware or call decorator, imported again, records nothing: told so when the program
     # (or an in-process kind) imports their machinery, which a process recording and its replay never import.
     when_imported("pytest_retrace.kinds.inprocess", lambda inprocess: inprocess.replaying_here())

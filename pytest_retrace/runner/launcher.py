@@ -340,6 +340,13 @@ def _remove_results(folder: str, pid: int) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def remove_results() -> None:
+    """Remove this process's folder of results now: it is about to end the way its program did, by a signal,
+    with no exit handler run (a replay leaves nothing behind)."""
+    if _Results.folder is not None:
+        _remove_results(_Results.folder, _Results.pid)
+
+
 def check_kind(rec: Recording) -> None:
     """The recording must be of a kind this pytest-retrace replays."""
     try:
