@@ -102,13 +102,19 @@ class Output:
 def _pump(source: BinaryIO, sink: BinaryIO | None, output: Output) -> None:
     fd = source.fileno()
     while chunk := os.read(fd, 65536):
-        output.feed(chunk)
-        if sink is not None:
-            try:
-                sink.write(chunk)
-                sink.flush()
-            except (BrokenPipeError, ValueError):
-                sink = None
+        sink = _pass_on(chunk, sink, output)
+
+
+def _pass_on(chunk: bytes, sink: BinaryIO | None, output: Output) -> BinaryIO | None:
+    """What the program printed, to its digest and on to ``sink``; the sink still open afterwards, or None."""
+    output.feed(chunk)
+    if sink is not None:
+        try:
+            sink.write(chunk)
+            sink.flush()
+        except (BrokenPipeError, ValueError):
+            return None
+    return sink
 
 
 def hash_seed_from_environment() -> int:
@@ -206,14 +212,7 @@ def _drain(out: BinaryIO, err: BinaryIO, stdout: Output, stderr: Output, passthr
                 if not chunk:
                     selector.unregister(key.fileobj)
                     continue
-                sink, output = key.data
-                output.feed(chunk)
-                if sink is not None:
-                    try:
-                        sink.write(chunk)
-                        sink.flush()
-                    except (BrokenPipeError, ValueError):
-                        key.data[0] = None
+                key.data[0] = _pass_on(chunk, *key.data)
 
 
 def _pumps(out: BinaryIO, err: BinaryIO, stdout: Output, stderr: Output, passthrough: bool) -> list[threading.Thread]:
