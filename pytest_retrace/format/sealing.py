@@ -271,12 +271,27 @@ def add_private_key_file(path: str) -> PrivateKey:
 
 def keys_for_child(env: dict[str, str]) -> None:
     """Hand the keys added here to a child process through ``env`` (it takes them with :func:`keys_from_parent`)."""
-    if _added:
-        env[CHILD_KEYS_ENV] = "\n".join(key.text() for key in _added.values())
+    texts = [key.text() for key in _added.values()] + [text for text, _, _ in _Environment.pending]
+    if texts:
+        env[CHILD_KEYS_ENV] = "\n".join(texts)
 
 
 class _Environment:
     taken = False  # the keys of this process's environment were taken at its start (keys_from_parent)
+    # Keys taken at the start, read when a sealed recording is first opened: making a key imports cryptography,
+    # which a replayed program must not find in sys.modules when it never opens one. (text, where from, whether
+    # a bad one is left out quietly)
+    pending: list[tuple[str, str, bool]] = []
+
+
+def _take_pending() -> None:
+    while _Environment.pending:
+        text, what, quiet = _Environment.pending.pop(0)
+        try:
+            add_private_key(text, what)
+        except KeyProblem:
+            if not quiet:
+                raise
 
 
 def keys_from_parent() -> None:
@@ -284,21 +299,22 @@ def keys_from_parent() -> None:
     (a file named relative to where the parent ran), out of the environment the program will see: a replay
     restores the recorded environment, which holds a placeholder there."""
     handed = os.environ.pop(CHILD_KEYS_ENV, "")
-    for line in handed.splitlines():
-        add_private_key(line, "a key handed to the replay")
+    _Environment.pending += [(line, "a key handed to the replay", False) for line in handed.splitlines()]
     for name in (PRIVATE_ENV, PRIVATE_FILE_ENV):
         value = os.environ.pop(name, None)
         if value:
-            try:
-                add_private_key(value, f"${name}")
+            try:  # a file is read now, where the parent ran: the program may change folders
+                text, _ = _key_text(value, f"${name}")
             except KeyProblem:
-                pass  # the parent said so already, or will when the key is needed
+                continue  # the parent said so already, or will when the key is needed
+            _Environment.pending.append((text, f"${name}", True))  # the parent said so already, if it is bad
     _Environment.taken = True
 
 
 def private_keys() -> dict[str, PrivateKey]:
     """The private keys this process may open recordings with, by their public key's id: those added, and
     ``$RETRACE_PRIVATE_KEY`` / ``$RETRACE_PRIVATE_KEY_FILE``."""
+    _take_pending()
     keys = dict(_added)
     for name in () if _Environment.taken else (PRIVATE_ENV, PRIVATE_FILE_ENV):
         value = os.environ.get(name)

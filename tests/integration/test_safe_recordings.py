@@ -85,6 +85,20 @@ def test_a_sealed_recording_holds_nothing_readable_and_replays_only_with_the_key
     assert retrace("replay", "plain.retrace", cwd=tmp_path).returncode == 70
 
 
+def test_a_key_the_replay_holds_imports_nothing_into_a_program_whose_recording_is_not_sealed(
+        tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    """Making a key imports cryptography: a replay that holds one (handed over by its launcher) but never opens a
+    sealed recording must leave the program the modules the recorded run had."""
+    private, _ = keys
+    _write(tmp_path, "prog.py", "import sys\nprint(sorted(m for m in sys.modules if 'crypt' in m))\n")
+    recorded = retrace("record", "-o", "plain.retrace", "prog.py", cwd=tmp_path)
+    assert recorded.returncode == 0 and recorded.stdout == "[]\n", recorded.stderr
+    replayed = retrace("replay", "plain.retrace", "--verdict", "v.json", cwd=tmp_path,
+                       env={"RETRACE_PRIVATE_KEY": str(private)})
+    assert replayed.returncode == 0, replayed.stderr
+    assert replayed.stdout == "[]\n"
+
+
 def test_a_recording_sealed_for_another_key_names_the_key_it_needs(tmp_path: Path, keys: tuple[Path, Path]) -> None:
     _, public = keys
     other = retrace("keygen", "-o", str(tmp_path / "other.key"), cwd=tmp_path)
