@@ -13,7 +13,11 @@ from .errors import RetraceError
 
 
 def _parser() -> argparse.ArgumentParser:
+    from ._version import __version__
+    from .format.tape import FORMAT
+
     parser = argparse.ArgumentParser(prog="retrace", description="Record Python executions and replay them.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__} (recording format {FORMAT})")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     rec = sub.add_parser("record", help="record a whole process: retrace record -o REC.retrace script.py args…")

@@ -709,6 +709,9 @@ def read_recording_bytes(data: bytes, path: str, events: bool = True) -> Recordi
 
 
 def _read(data: bytes, path: str, events: bool) -> Recording:
+    if not data:
+        raise RecordingError(f"{path}: an empty file, not a recording (its writer was stopped before it began, or "
+                             "the copy failed); record it again")
     if len(data) < _PREAMBLE.size or not data.startswith(MAGIC):
         raise RecordingError(f"{path}: not a pytest-retrace recording (bad magic at offset 0)")
     _, major, minor = _PREAMBLE.unpack_from(data)

@@ -115,12 +115,20 @@ def test_newer_minor_version_still_reads(tmp_path: Path) -> None:
     assert tape.read_recording(path).status == "complete"
 
 
-@pytest.mark.parametrize("content", [b"", b"RETRACE", b"hello world, not a recording"])
+@pytest.mark.parametrize("content", [b"RETRACE", b"hello world, not a recording"])
 def test_not_a_recording(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "a.retrace"
     path.write_bytes(content)
     with pytest.raises(RecordingError, match="not a pytest-retrace recording"):
         tape.read_recording(path)
+
+
+def test_an_empty_file_is_named_so(tmp_path: Path) -> None:
+    path = tmp_path / "a.retrace"
+    path.write_bytes(b"")
+    with pytest.raises(RecordingError, match="an empty file, not a recording") as raised:
+        tape.read_recording(path)
+    assert "bad magic" not in str(raised.value)
 
 
 def test_frozen_format_1_0_recording_still_reads() -> None:
@@ -180,3 +188,12 @@ def test_forked_files_beside_a_recording_are_found_in_fork_order_and_strays_are_
         (tmp_path / stray).touch()
     assert list(tape.forked_beside(base)) == ["1", "1.2", "2", "10"]
     assert tape.forked_beside(base)["1.2"] == tape.forked_path(base, "1.2")
+
+
+def test_the_command_says_its_version_and_format(capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_retrace import __version__, cli
+
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"retrace {__version__} (recording format {tape.FORMAT})\n"
