@@ -374,7 +374,8 @@ PyObject *eventlist_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
     }
     auto offsets = new std::vector<Py_ssize_t>();
     const Py_ssize_t n = total, count = PyList_GET_SIZE(names);
-    // Checked again, value by value: the flat stream may come from anywhere (format/events.py: check_flat).
+    // Checked again, value by value, as format/events.py: _offsets does: the offsets below index the tuple unchecked,
+    // so the list must hold what they say whoever made it.
     for (Py_ssize_t i = 0; i < n;) {
         PyObject *code = PyTuple_GET_ITEM(flat, i);
         long c = PyLong_CheckExact(code) ? PyLong_AsLong(code) : -1;
