@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .front.selfcheck import Settings
 
 SUFFIX = ".retrace"
+KINDS = ("process", "wsgi", "call")  # format.tape.Kind's values (not imported: loading the plugin stays cheap)
 _SELF_CHECK: pytest.StashKey[Settings] = pytest.StashKey()  # present when the session self-checks its tests
 _UNINSTALL: pytest.StashKey[Callable[[], None]] = pytest.StashKey()  # undoes the self-check's boundaries
 
@@ -106,6 +107,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "retrace(recordings): parametrize the test over recordings (files or folders); the retrace_replay "
         "fixture replays each one and returns its outcome",
     )
+    for kind in KINDS:
+        config.addinivalue_line("markers", f"retrace_kind_{kind}: a replayed recording of kind {kind}")
+    config.addinivalue_line("markers", "retrace_tag(**tags): a replayed recording's tags (retrace record --tag K=V, "
+                            "the recorders' tags=); select with -m \"retrace_tag(team='billing')\"")
+    config.addinivalue_line("markers", "retrace_pinned: a replayed recording pinned as a regression case")
     paths = [Path(p) for p in config.getoption("retrace_recordings")]
     from_ini = not paths
     if from_ini and config.args_source != pytest.Config.ArgsSource.ARGS:

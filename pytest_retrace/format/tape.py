@@ -664,6 +664,34 @@ def read_recording(path: str | os.PathLike[str], events: bool = True) -> Recordi
     return read_recording_bytes(data, path, events)
 
 
+def read_header(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The header of the recording at ``path``, reading only its first frame (what collecting thousands of
+    recordings can afford): a sealed recording's readable one (kind, tags, pin …, no entry). None when the file
+    is not a readable recording at all; the whole read (:func:`read_recording`) says why."""
+    try:
+        with _io.open(path, "rb") as f:
+            start = f.read(HEADER_SIZE)
+            if (len(start) < HEADER_SIZE or not start.startswith(MAGIC)
+                    or _PREAMBLE.unpack_from(start)[1] > FORMAT_MAJOR):
+                return None
+            length, crc = _FRAME.unpack_from(start, _PREAMBLE.size)
+            payload = f.read(length) if length <= MAX_FRAME else b""
+    except OSError:
+        return None
+    if len(payload) != length or zlib.crc32(payload) != crc:
+        return None
+    try:
+        frame = _readable(payload) or codec.unpackb(payload, codec.Decoding())
+        kind, body = frame
+        if kind != FRAME_HEADER or type(body) is not dict:
+            return None
+        if "sealed" not in body and shapes.header_problem(body) is not None:
+            return None
+    except (_Damage, ValueError, TypeError, RecursionError, MemoryError):
+        return None
+    return body  # type: ignore[no-any-return]
+
+
 FORKED = ".proc-"  # what names a forked process's file beside its program's (its recording, its replay's result)
 
 

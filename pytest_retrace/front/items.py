@@ -11,8 +11,9 @@ import pytest
 
 from ..errors import RecordingError, RetraceError
 from ..format.sealing import KeyNeeded
-from ..format.tape import TapeStatus, read_recording, rewrite_end
+from ..format.tape import TapeStatus, read_header, read_recording, rewrite_end
 from ..kinds.entry import OutsideProject, Project
+from ..kinds.subject import Subject
 from ..paths import project_root_of
 from ..runner import forkserver, zygote
 from ..runner.launcher import check_kind, check_program, replay
@@ -74,11 +75,30 @@ class RecordingFile(pytest.File):
     """A ``*.retrace`` file: one test, the replay of the recording."""
 
     def collect(self) -> list[pytest.Item]:
-        return [RecordingItem.from_parent(self, name="replay")]
+        item = RecordingItem.from_parent(self, name="replay")
+        header = read_header(self.path)  # None: not readable; the item's set-up says why
+        if header is not None:
+            item.describe(Subject.of(header))
+        return [item]
 
 
 class RecordingItem(pytest.Item):
     """Replays one recording in a fresh interpreter and turns the verdict into an outcome."""
+
+    subject: Subject | None = None
+
+    def describe(self, subject: Subject) -> None:
+        """Make what the recording is of selectable: markers (``-m retrace_kind_wsgi``, ``-m "retrace_tag(team=
+        'billing')"``, ``-m retrace_pinned``), keywords (``-k billing``, ``-k /orders``) and junitxml properties."""
+        self.subject = subject
+        if subject.kind:
+            self.add_marker(f"retrace_kind_{subject.kind}")
+        if subject.tags:
+            self.add_marker(pytest.mark.retrace_tag(**subject.tags))
+        if subject.pinned:
+            self.add_marker("retrace_pinned")
+        self.extra_keyword_matches.update(subject.keywords)
+        self.user_properties.extend(subject.properties())
 
     @property
     def shown_path(self) -> str:
@@ -106,7 +126,7 @@ class RecordingItem(pytest.Item):
         self.pinned = bool(rec.header.get("pin"))
 
     def _unusable(self, problem: str, status: str) -> None:
-        info = ReplayInfo(str(self.path), str(status), problem=problem, counter=Counter.ERRORS)
+        info = ReplayInfo(str(self.path), str(status), problem=problem, counter=Counter.ERRORS, subject=self.subject)
         self.user_properties.append(("retrace", info.to_json()))
         raise RecordingUnusable(problem)
 
@@ -119,7 +139,7 @@ class RecordingItem(pytest.Item):
             self._unusable(verdict.problem or f"{self.shown_path}: corrupt recording", TapeStatus.CORRUPT)
         info = ReplayInfo(str(self.path), str(verdict.status), pinned=self.pinned,
                           events_recorded=verdict.events_recorded, events_consumed=verdict.events_consumed,
-                          outcome_only=verdict.outcome_only)
+                          outcome_only=verdict.outcome_only, subject=self.subject)
         try:
             self._conclude(verdict, info, stuck)
         finally:  # what the summary hears of this replay, however it ends

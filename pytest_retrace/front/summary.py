@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from ..enums import StrEnum
-from ..record import Record
+from ..kinds.subject import Subject
+from ..record import Record, read_field
 
 
 class Counter(StrEnum):
@@ -33,11 +34,11 @@ class ReplayInfo(Record):
     it travels from xdist workers and into junitxml)."""
 
     __slots__ = ("recording", "status", "pinned", "events_recorded", "events_consumed", "outcome_only", "counter",
-                 "problem", "regressed")
+                 "problem", "regressed", "subject")
 
     def __init__(self, recording: str, status: str, pinned: bool = False, events_recorded: int | None = None,
                  events_consumed: int | None = None, outcome_only: bool = False, counter: Counter | None = None,
-                 problem: str | None = None, regressed: bool = False) -> None:
+                 problem: str | None = None, regressed: bool = False, subject: Subject | None = None) -> None:
         self.recording = recording
         # A verdict's Status, or why the recording could not be replayed (truncated, corrupt, missing-program).
         self.status = status
@@ -48,6 +49,7 @@ class ReplayInfo(Record):
         self.counter = counter  # where it is counted when not where its status says (accepted …)
         self.problem = problem
         self.regressed = regressed
+        self.subject = subject  # its kind, entry point, route and tags (None: not a readable recording)
 
     @property
     def counted_as(self) -> Counter:
@@ -58,7 +60,8 @@ class ReplayInfo(Record):
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ReplayInfo:
         counter = data.get("counter")
-        return cls(**dict(data, counter=None if counter is None else Counter(counter)))
+        return cls(**dict(data, counter=None if counter is None else Counter(counter),
+                          subject=read_field(data, "subject", Subject)))
 
 
 def _counter_of(status: str) -> Counter:

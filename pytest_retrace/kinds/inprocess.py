@@ -64,6 +64,15 @@ def keeps(keep: Keep | float, failed: bool) -> bool:
     return keep != Keep.ERRORS or failed
 
 
+def checked_tags(tags: dict[str, str] | None, who: str) -> dict[str, str] | None:
+    """The tags a recorder was given, checked now (at set-up, not at a request): text keys and values."""
+    if tags is None:
+        return None
+    if not isinstance(tags, dict) or not all(isinstance(k, str) and k and isinstance(v, str) for k, v in tags.items()):
+        raise ValueError(f"{who}: tags must be a dict of text to text, like {{'team': 'billing'}}; got {tags!r}")
+    return dict(tags)
+
+
 def begin(keep: Keep | float) -> bool:
     """Whether to record this one (sampling; not inside another recording, nor in a replay)."""
     if _Installation.off or (isinstance(keep, float) and _sampler.random() >= keep):
@@ -187,18 +196,20 @@ class InProcessRecording:
     (references, copies) and made on the writer thread."""
 
     __slots__ = ("kind", "entry", "stem", "folder", "redaction", "public_key", "environ", "started", "tape",
-                 "engine", "_children", "__weakref__")
+                 "engine", "_children", "tags", "__weakref__")
 
     def __init__(self, kind: Kind, entry: dict[str, Any] | Callable[[], dict[str, Any]],
                  stem: str | Callable[[], str], folder: Path, redaction: Redaction,
-                 public_key: PublicKey | None = None, carried: Callable[[Redaction], Redaction] | None = None) -> None:
+                 public_key: PublicKey | None = None, carried: Callable[[Redaction], Redaction] | None = None,
+                 tags: dict[str, str] | None = None) -> None:
         """``entry``: what the header holds of the call or request (redacted), or a function that builds it if
         the recording is kept; ``stem``: the start of the file's name, or a function that makes it then.
-        ``public_key``: seal the recording for it."""
+        ``public_key``: seal the recording for it. ``tags``: the header's (shared, never changed)."""
         # Nothing here crosses a boundary (no gate needed): copies, our own clock, objects of ours.
         self.kind, self.entry, self.stem, self.folder = kind, entry, stem, folder
         self.redaction = redaction
         self.public_key = public_key
+        self.tags = tags
         environ = self.environ = env.capture()
         self.started = _wall_clock()  # formatted only if the recording is kept
         tape = self.tape = MemoryTape()
@@ -269,7 +280,7 @@ class InProcessRecording:
         stem = self.stem() if callable(self.stem) else self.stem
         name = f"{stem}-{created_at.replace(':', '')}-{os.urandom(4).hex()}.retrace"
         write_recording(self.folder / name, self.kind, entry, self.tape, outcome, events, setup, self.redaction,
-                        self.environ, self.started, self.public_key)
+                        self.environ, self.started, self.public_key, tags=self.tags)
         rotate(self.folder, max_files, max_bytes)
 
 
@@ -290,13 +301,14 @@ class _LaterRedaction:
 
 def write_recording(path: Path, kind: Kind, entry: dict[str, Any], tape: MemoryTape, outcome: Outcome, events: int,
                     setup: Setup, redaction: Redaction, environ: dict[Any, Any], started: float,
-                    public_key: PublicKey | None = None, replace: bool = False) -> None:
+                    public_key: PublicKey | None = None, replace: bool = False,
+                    tags: dict[str, str] | None = None) -> None:
     """Write an in-process recording made into ``tape`` (``events`` of it), begun at wall-clock time ``started``
     in the captured environment ``environ``: under a temporary name until it is whole, then never over another
     file unless told to ``replace`` it. Raises OSError when it cannot be written."""
     created_at = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started))
     seed = os.environ.get("PYTHONHASHSEED", "")
-    header = make_header(kind, entry, [], int(seed) if seed.isdigit() else 0, redaction, [], {},
+    header = make_header(kind, entry, [], int(seed) if seed.isdigit() else 0, redaction, [], tags or {},
                          environ=env.decode(environ), created_at=created_at)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # recordings hold production data
     fd, temp = open_temp_beside(path)

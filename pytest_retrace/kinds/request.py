@@ -37,7 +37,17 @@ from ..format.codec import blake2b
 from ..format.tape import Kind
 from ..redaction import Redaction
 from .entry import Project, importable_name, module_root, resolve, use_project_of
-from .inprocess import InProcessRecording, Keep, begin, declare_code, install_early, keeps, log, sealing_policy
+from .inprocess import (
+    InProcessRecording,
+    Keep,
+    begin,
+    checked_tags,
+    declare_code,
+    install_early,
+    keeps,
+    log,
+    sealing_policy,
+)
 from .outcome import ExceptionInfo, Outcome, Stream
 
 # What of the environ a request recording keeps: the CGI-style keys and the HTTP headers (server
@@ -260,12 +270,13 @@ class RecordingMiddleware:
                  entry: str | None = None, max_files: int | None = None, max_bytes: int | None = None,
                  crash: Callable[[], BaseException | None] | None = None,
                  redact: Redaction | str | list[str] | None = None, public_key: str | None = None,
-                 code_folders: list[str] | None = None) -> None:
+                 code_folders: list[str] | None = None, tags: dict[str, str] | None = None) -> None:
         """``redact``: name patterns to redact besides the defaults, or a whole
         :class:`~pytest_retrace.redaction.Redaction` policy. ``public_key``: seal every recording for this
         project key (its text or a file holding it; default ``$RETRACE_PUBLIC_KEY``); secrets then travel
         sealed instead of redacted. ``code_folders``: folders whose files are code (read live, never events)
-        besides the packages and the framework's template and static folders."""
+        besides the packages and the framework's template and static folders. ``tags``: KEY=VALUE pairs every
+        recording's header holds (``{"team": "billing"}``), which pytest selects replays by."""
         self.app = app
         self.folder = Path(directory)
         self.keep = Keep.parse(keep, "RecordingMiddleware")
@@ -284,6 +295,7 @@ class RecordingMiddleware:
         self.crash = crash or crash_catcher(app)
         self._extra_code = list(code_folders or [])
         self._code_folders: list[str] | None = None  # found at the first request: blueprints are registered by then
+        self.tags = checked_tags(tags, "RecordingMiddleware")
 
     def _declared_code(self) -> list[str]:
         if self._code_folders is None:
@@ -298,7 +310,7 @@ class RecordingMiddleware:
         try:
             request = _Request(self, environ)
             recording = InProcessRecording(Kind.WSGI, request, request.stem, self.folder, self.redaction,
-                                           self.public_key, carried=request.carried)
+                                           self.public_key, carried=request.carried, tags=self.tags)
         except Exception as exc:
             log.warning("pytest-retrace: not recording this request: %s", exc)
             return self.app(environ, start_response)  # type: ignore[no-any-return]
