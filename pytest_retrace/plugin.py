@@ -22,6 +22,10 @@ SUFFIX = ".retrace"
 KINDS = ("process", "wsgi", "call")  # format.tape.Kind's values (not imported: loading the plugin stays cheap)
 _SELF_CHECK: pytest.StashKey[Settings] = pytest.StashKey()  # present when the session self-checks its tests
 _UNINSTALL: pytest.StashKey[Callable[[], None]] = pytest.StashKey()  # undoes the self-check's boundaries
+# The folders (and files) recordings are collected under: the recordings paths, testpaths, and what the command
+# line names; not the rest of a rootdir pytest walks because it was given nothing (a production folder there).
+_COLLECTED_UNDER: pytest.StashKey[list[Path]] = pytest.StashKey()
+_PASSED_OVER: pytest.StashKey[list[Path]] = pytest.StashKey()  # recordings found outside those, for the header
 
 
 # -- options ---------------------------------------------------------------------------------------------
@@ -126,6 +130,7 @@ def pytest_configure(config: pytest.Config) -> None:
         selected = [_arg_path(arg, config.invocation_params.dir) for arg in config.args]
         config.args.extend(str(p) for p in paths
                            if not any(s == p.resolve() or p.resolve() in s.parents for s in selected))
+    _collect_under(config, paths)
     key_files = config.getoption("retrace_key_file") or config.getini("retrace_key_file")
     if key_files:
         from .errors import RetraceError
@@ -172,6 +177,36 @@ def _configure_self_check(config: pytest.Config) -> None:
     config.pluginmanager.register(SelfCheckSummary(config, folder), "retrace-self-check-summary")
 
 
+def _collect_under(config: pytest.Config, recordings: list[Path]) -> None:
+    """Where a ``.retrace`` file pytest comes across is a test: under the recordings paths, the ``testpaths``, or
+    a path the command line gives; a plain ``pytest`` with neither walks the whole rootdir, and a folder of
+    production recordings kept there is no test suite."""
+    walked_everything = config.args_source == pytest.Config.ArgsSource.INVOCATION_DIR
+    given = [] if walked_everything else [_arg_path(arg, config.invocation_params.dir) for arg in config.args]
+    config.stash[_COLLECTED_UNDER] = [p.resolve() for p in recordings] + given
+    config.stash[_PASSED_OVER] = []
+
+
+def _collects(config: pytest.Config, file_path: Path) -> bool:
+    under = config.stash.get(_COLLECTED_UNDER, None)
+    if under is None:  # not configured by us (a pytester-style in-process run before configure): as before
+        return True
+    path = file_path.resolve()
+    if any(root == path or root in path.parents for root in under):
+        return True
+    config.stash[_PASSED_OVER].append(path)
+    return False
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
+    passed_over = config.stash.get(_PASSED_OVER, [])
+    if not passed_over:
+        return None
+    shown = os.path.relpath(passed_over[0], config.invocation_params.dir)
+    return (f"retrace: {len(passed_over)} recording(s) not collected ({shown} …): a plain pytest collects recordings "
+            "only under testpaths or the retrace_recordings ini list; name them with --retrace-recordings=PATH")
+
+
 def _arg_path(arg: str, invoked_in: Path) -> Path:
     """The file or folder a command-line argument (a path, or a node id ``path::name``) names, absolute."""
     return (invoked_in / arg.partition("::")[0]).resolve()
@@ -195,7 +230,7 @@ def _check_recordings_path(path: Path, option: str) -> None:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> RecordingFile | None:
-    if file_path.suffix != SUFFIX:
+    if file_path.suffix != SUFFIX or not _collects(parent.config, file_path):
         return None
     from .front.items import RecordingFile
 

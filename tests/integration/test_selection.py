@@ -124,3 +124,26 @@ def test_a_recorder_refuses_tags_that_are_not_text(pytester: pytest.Pytester) ->
     ran = subprocess.run([sys.executable, "bad.py"], cwd=pytester.path, capture_output=True, text=True)
     assert ran.returncode == 1
     assert "record_calls: tags must be a dict of text to text, like {'team': 'billing'}; got {'team': 7}" in ran.stderr
+
+
+def test_a_plain_pytest_collects_recordings_only_under_testpaths_or_the_ini_list(pytester: pytest.Pytester,
+                                                                               project: Path) -> None:
+    (project / "test_unit.py").write_text("def test_ordinary():\n    assert True\n")
+    plain = pytester.runpytest("-p", "no:cacheprovider")  # no testpaths: the production folder is no test suite
+    plain.assert_outcomes(passed=1)
+    plain.stdout.fnmatch_lines(["retrace: 5 recording(s) not collected (recordings/* …): a plain pytest collects "
+                                "recordings only under testpaths or the retrace_recordings ini list; name them "
+                                "with --retrace-recordings=PATH"])
+    assert pytester.runpytest("recordings/jobs", "-p", "no:cacheprovider").parseoutcomes() == {"passed": 1}
+    assert pytester.runpytest("-p", "no:cacheprovider", "--retrace-recordings=recordings/cli",
+                              "test_unit.py").parseoutcomes() == {"passed": 3}
+    (project / "tests").mkdir()
+    (project / "recordings" / "cli").rename(project / "tests" / "pinned")
+    (project / "pytest.ini").write_text("[pytest]\ntestpaths = tests\n")
+    under_testpaths = pytester.runpytest("-p", "no:cacheprovider")
+    under_testpaths.assert_outcomes(passed=2)
+    assert "not collected" not in under_testpaths.stdout.str()
+    (project / "pytest.ini").write_text("[pytest]\nretrace_recordings = recordings/web\n")
+    from_ini = pytester.runpytest("-p", "no:cacheprovider", "-v")
+    from_ini.assert_outcomes(passed=3)  # test_unit.py and the two requests; not the jobs nor tests/pinned
+    from_ini.stdout.fnmatch_lines(["retrace: 3 recording(s) not collected *"])
