@@ -39,6 +39,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     metavar="N", help="replay each recording N times and fail when two replays differ")
     group.addoption("--retrace-accept", dest="retrace_accept", action="store_true", default=False,
                     help="rewrite a recording's outcome when only the outcome changed and every call matched")
+    group.addoption("--retrace-prune", dest="retrace_prune", action="store_true", default=False,
+                    help="delete pinned recordings whose script, module, function or app is gone from the code "
+                         "(the summary lists such obsolete recordings)")
     group.addoption("--retrace-report", dest="retrace_report", metavar="FILE", default=None,
                     help="write the replay verdicts and counts as JSON to FILE")
     group.addoption("--retrace-self-check", dest="retrace_self_check", action="store_true", default=None,

@@ -12,14 +12,14 @@ import pytest
 from ..errors import RecordingError, RetraceError
 from ..format.sealing import KeyNeeded
 from ..format.tape import TapeStatus, read_header, read_recording, rewrite_end
-from ..kinds.entry import OutsideProject, Project
+from ..kinds.entry import EntryGone, OutsideProject, Project
 from ..kinds.subject import Subject
 from ..paths import project_root_of
 from ..runner import forkserver, zygote
 from ..runner.launcher import check_kind, check_program, replay
 from ..runner.verdict import Status, Verdict
 from .report import format_verdict
-from .summary import Counter, ReplayInfo
+from .summary import OBSOLETE, Counter, ReplayInfo
 
 _CLOSES_SERVERS = pytest.StashKey[bool]()
 MISSING_PROGRAM = "missing-program"  # a test's status (not a verdict's): the recorded program is not here
@@ -118,6 +118,8 @@ class RecordingItem(pytest.Item):
                            else f"{self.shown_path}: {rec.status} recording: {rec.problem}", rec.status)
         try:
             check_program(rec.header, project(self.config), str(self.path))
+        except EntryGone as exc:
+            self._obsolete(f"{self.shown_path}: {exc}", bool(rec.header.get("pin")))
         except OutsideProject as exc:
             self._unusable(f"{self.shown_path}: {exc}", OUTSIDE_PROJECT)
         except RetraceError as exc:
@@ -125,10 +127,23 @@ class RecordingItem(pytest.Item):
         self.recording = rec
         self.pinned = bool(rec.header.get("pin"))
 
-    def _unusable(self, problem: str, status: str) -> None:
-        info = ReplayInfo(str(self.path), str(status), problem=problem, counter=Counter.ERRORS, subject=self.subject)
+    def _unusable(self, problem: str, status: str, pinned: bool = False) -> None:
+        info = ReplayInfo(str(self.path), str(status), pinned=pinned, problem=problem, counter=Counter.ERRORS,
+                          subject=self.subject)
         self.user_properties.append(("retrace", info.to_json()))
         raise RecordingUnusable(problem)
+
+    def _obsolete(self, problem: str, pinned: bool) -> None:
+        """What the recording ran is gone from the code: an error listed in the summary, or with ``--retrace-prune``
+        a pinned one inside the project is deleted and its test skipped."""
+        config = self.config
+        if pinned and config.getoption("retrace_prune") and self.path.resolve().is_relative_to(project(config).root):
+            self.path.unlink(missing_ok=True)
+            info = ReplayInfo(str(self.path), OBSOLETE, pinned=True, problem=problem, counter=Counter.PRUNED,
+                              subject=self.subject)
+            self.user_properties.append(("retrace", info.to_json()))
+            pytest.skip(f"pruned (deleted): {problem}")
+        self._unusable(problem, OBSOLETE, pinned)
 
     def runtest(self) -> None:
         config = self.config

@@ -13,6 +13,9 @@ from ..enums import StrEnum
 from ..kinds.subject import Subject
 from ..record import Record, read_field
 
+OBSOLETE = "obsolete"  # a test's status (not a verdict's): what the recording runs is gone from the code
+_LISTED = 10  # obsolete recordings the summary names one by one
+
 
 class Counter(StrEnum):
     """The counts the summary line shows, in its order."""
@@ -25,6 +28,7 @@ class Counter(StrEnum):
     REGRESSED = "regressed"  # a pinned crash that was fixed the last time and happens again
     NONDETERMINISTIC = "nondeterministic"
     ACCEPTED = "accepted"
+    PRUNED = "pruned"  # obsolete pinned recordings deleted (--retrace-prune)
     ERRORS = "errors"
 
 
@@ -90,7 +94,7 @@ class RetraceSummary:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data: dict[str, Any] | None = dict(report.user_properties).get("retrace")  # type: ignore[assignment]
-        if data is None or (report.when != "call" and not (report.when == "setup" and report.failed)):
+        if data is None or (report.when != "call" and not (report.when == "setup" and not report.passed)):
             return
         from ..runner.verdict import Status
 
@@ -118,13 +122,30 @@ class RetraceSummary:
                 json.dump({"counts": counts, "recordings": self.verdicts}, f, indent=2, default=repr)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.counts[Counter.REPLAYED]:
+        if not self.infos:
             return
         terminalreporter.write_sep("=", "retrace summary")
         terminalreporter.write_line(", ".join(f"{n} {counter}" for counter, n in self.counts.items()
                                               if n or counter == Counter.REPLAYED))
         for hint in self._next_steps():
             terminalreporter.write_line(hint)
+        self._list_obsolete(terminalreporter)
+
+    def _list_obsolete(self, terminalreporter: Any) -> None:
+        """The recordings whose entry point is gone from the code (like a snapshot tool's unused snapshots)."""
+        obsolete = [info for info in self.infos if info.status == OBSOLETE]
+        if not obsolete:
+            return
+        terminalreporter.write_line(f"obsolete recordings: {len(obsolete)} ran code that is no longer in the project "
+                                    "(a script, module, function or app removed or renamed):")
+        for info in obsolete[:_LISTED]:
+            pruned = " (pruned)" if info.counted_as == Counter.PRUNED else " (pinned)" if info.pinned else ""
+            terminalreporter.write_line(f"  {os.path.relpath(info.recording)}{pruned}")
+        if len(obsolete) > _LISTED:
+            terminalreporter.write_line(f"  … and {len(obsolete) - _LISTED} more (--retrace-report lists them all)")
+        if any(info.pinned and info.counted_as != Counter.PRUNED for info in obsolete):
+            terminalreporter.write_line("delete the obsolete pinned ones with --retrace-prune; the others are yours "
+                                        "to delete when the code they recorded is gone for good")
 
     def _next_steps(self) -> list[str]:
         from ..runner.verdict import Status
@@ -143,6 +164,6 @@ class RetraceSummary:
         if Status.DIVERGED in statuses or Status.NEW_CRASH in statuses:
             hints.append("diverged replays: the report names the first differing call; `retrace show REC` lists "
                          "the recorded calls")
-        if self.counts[Counter.ERRORS]:
+        if statuses & {Status.TRUNCATED, Status.CORRUPT}:
             hints.append("unusable recordings (truncated or corrupt): record them again")
         return hints

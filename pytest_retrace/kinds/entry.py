@@ -54,8 +54,14 @@ class OutsideProject(RetraceError):
     """A recording points at code that is not the project's; replay refuses to run it."""
 
 
-def _refuse(project: Project, what: str, where: str, why: str) -> OutsideProject:
-    return OutsideProject(
+class EntryGone(OutsideProject):
+    """What the recording runs is not in the project at all (its script, module or function was removed or renamed,
+    or it was never this project's): the recording is obsolete here, an orphan."""
+
+
+def _refuse(project: Project, what: str, where: str, why: str, error: type[OutsideProject] = OutsideProject
+            ) -> OutsideProject:
+    return error(
         f"the recording's {what} {why} ({where}), and replay runs only the code of the project {project.root}; "
         f"replay it from its project's folder, or pass {project.allow_option} if you trust this recording")
 
@@ -102,7 +108,7 @@ def _module_files(name: str, search: list[str], project: Project, what: str) -> 
             spec = PathFinder.find_spec(full, locations) if locations is not None else None
             if spec is None:
                 raise _refuse(project, what, f"searched {', '.join(search[:3])} …", f"names module {full!r}, "
-                              "which is not found among the project's files")
+                              "which is not found among the project's files", EntryGone)
             origin = spec.origin if spec.has_location else None
             below = spec.submodule_search_locations
         if origin is None and below is None:
@@ -159,9 +165,23 @@ def check_defined(file: str, module: str, qualname: str, project: Project, what:
     except (OSError, SyntaxError, ValueError):
         return  # the import will say what is wrong with it
     name = qualname.partition(".")[0]
-    kinds = {imported for bound, imported in _bindings(tree.body) if bound == name}
+    bindings = list(_bindings(tree.body))
+    kinds = {imported for bound, imported in bindings if bound == name}
     if kinds == {True}:
         raise _refuse(project, what, file, f"names {qualname!r}, which {module} imports from elsewhere")
+    if not kinds and not _binds_unseen_names(bindings, tree):
+        raise EntryGone(f"the recording's {what} names {qualname!r}, which {module} ({file}) no longer defines: "
+                        "the recorded code was removed or renamed")
+
+
+def _binds_unseen_names(bindings: list[tuple[str, bool]], tree: ast.Module) -> bool:
+    """Whether a module may bind names its top level does not spell out (``from x import *``, a module
+    ``__getattr__``, ``globals()`` or ``setattr`` on itself): then a name it does not show may still be there."""
+    import ast
+
+    names = {bound for bound, _ in bindings}
+    return bool(names & {"*", "__getattr__"}) or any(
+        isinstance(node, ast.Name) and node.id in ("globals", "setattr", "vars") for node in ast.walk(tree))
 
 
 def search_path(root: str | None, here: str) -> list[str]:

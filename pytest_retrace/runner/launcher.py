@@ -35,7 +35,7 @@ from ..format.tape import (
     temp_beside,
 )
 from ..hooks import manager
-from ..kinds.entry import Location, OutsideProject, Project, check_entry, locate
+from ..kinds.entry import EntryGone, Location, OutsideProject, Project, check_entry, locate
 from ..kinds.outcome import OUTPUT_HEAD, Stream
 from ..redaction import DEFAULT, Redaction
 from .protocol import CHILD_CODE, CHILD_ENV, LAUNCHER_ENV, ChildResult, RecordConfig, ReplayConfig, encode_config
@@ -370,7 +370,7 @@ def check_program(header: dict[str, Any], project: Project, recording: str | Non
     if location.script is not None and not os.path.isfile(location.script):
         recorded = header.get("project_root")
         where = f" (recorded in the project {recorded})" if recorded else ""
-        raise RetraceError(
+        raise EntryGone(
             f"no program {script!r} in {location.base}{where}: replay runs the recorded program's code as this "
             f"checkout has it, and it has no {location.script}; replay from a checkout of the project that has the "
             f"script, or pass {project.allow_option} to run it where it was recorded (if you trust this recording)"
@@ -538,7 +538,7 @@ def replay(path: str, project: Project, stuck_timeout: float = 10.0, passthrough
         try:
             check_program(rec.header, project, path)
         except OutsideProject as exc:
-            raise OutsideProject(f"{path}: {exc}") from None
+            raise type(exc)(f"{path}: {exc}") from None
     if rec.status == TapeStatus.CORRUPT:
         return unreadable(path, f"{path}: corrupt recording: {rec.problem}", rec.offset)
     if rec.end is not None and rec.end.get("recording_error"):

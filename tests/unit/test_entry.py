@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_retrace.kinds.entry import OutsideProject, Project, check_entry, check_module, confine
+from pytest_retrace.kinds.entry import EntryGone, OutsideProject, Project, check_entry, check_module, confine
 
 
 def test_installed_code_inside_the_project_is_not_the_project(tmp_path: Path) -> None:
@@ -39,3 +39,17 @@ def test_a_module_is_located_without_importing_it(tmp_path: Path) -> None:
         check_entry({**header, "entry": {"function": "pkg.jobs:system", "root": str(tmp_path)}}, project)
     with pytest.raises(OutsideProject, match="not found among the project's files"):
         check_entry({**header, "entry": {"function": "pkg.nothing:run", "root": str(tmp_path)}}, project)
+
+
+def test_an_entry_point_gone_from_the_code_is_named_so(tmp_path: Path) -> None:
+    (tmp_path / "jobs.py").write_text("def bill():\n    pass\n\nif True:\n    def later():\n        pass\n")
+    project = Project(tmp_path)
+    header = {"entry": {"function": "jobs:run", "root": str(tmp_path)}, "cwd": str(tmp_path)}
+    with pytest.raises(EntryGone, match=r"names 'run', which jobs \(.*jobs.py\) no longer defines"):
+        check_entry(header, project)
+    for defined in ("bill", "later"):
+        check_entry({**header, "entry": {"function": f"jobs:{defined}", "root": str(tmp_path)}}, project)
+    with pytest.raises(EntryGone, match="names module 'gone', which is not found among the project's files"):
+        check_entry({**header, "entry": {"function": "gone:run", "root": str(tmp_path)}}, project)
+    (tmp_path / "jobs.py").write_text("def bill():\n    pass\n\nvars()['run'] = bill\n")
+    check_entry(header, project)  # bound where the source does not spell it out: not called gone
