@@ -39,6 +39,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     metavar="N", help="replay each recording N times and fail when two replays differ")
     group.addoption("--retrace-accept", dest="retrace_accept", action="store_true", default=False,
                     help="rewrite a recording's outcome when only the outcome changed and every call matched")
+    group.addoption("--retrace-record-mode", dest="retrace_record_mode", default="none",
+                    choices=("none", "rewrite", "rewrite-all"),
+                    help="none: replay only (the default); rewrite: record a diverged request or call recording again "
+                         "against the live world (real database, real HTTP) from its recorded input, keeping the old "
+                         "one as NAME.retrace.orig; rewrite-all: process recordings too")
     group.addoption("--retrace-prune", dest="retrace_prune", action="store_true", default=False,
                     help="delete pinned recordings whose script, module, function or app is gone from the code "
                          "(the summary lists such obsolete recordings)")
@@ -187,7 +192,8 @@ def _collect_under(config: pytest.Config, recordings: list[Path]) -> None:
     walked_everything = config.args_source == pytest.Config.ArgsSource.INVOCATION_DIR
     given = [] if walked_everything else [_arg_path(arg, config.invocation_params.dir) for arg in config.args]
     config.stash[_COLLECTED_UNDER] = [p.resolve() for p in recordings] + given
-    config.stash[_PASSED_OVER] = []
+    if walked_everything:  # otherwise pytest looks into folders on its way to what it was given: no news
+        config.stash[_PASSED_OVER] = []
 
 
 def _collects(config: pytest.Config, file_path: Path) -> bool:
@@ -197,7 +203,9 @@ def _collects(config: pytest.Config, file_path: Path) -> bool:
     path = file_path.resolve()
     if any(root == path or root in path.parents for root in under):
         return True
-    config.stash[_PASSED_OVER].append(path)
+    passed_over = config.stash.get(_PASSED_OVER, None)
+    if passed_over is not None:
+        passed_over.append(path)
     return False
 
 

@@ -11,12 +11,14 @@ import pytest
 
 from ..errors import RecordingError, RetraceError
 from ..format.sealing import KeyNeeded
-from ..format.tape import TapeStatus, read_header, read_recording, rewrite_end
+from ..format.tape import Kind, TapeStatus, read_header, read_recording, rewrite_end
 from ..kinds.entry import EntryGone, OutsideProject, Project
+from ..kinds.outcome import Outcome
 from ..kinds.subject import Subject
 from ..paths import project_root_of
 from ..runner import forkserver, zygote
 from ..runner.launcher import check_kind, check_program, replay
+from ..runner.rerecord import record_again
 from ..runner.verdict import Status, Verdict
 from .report import format_verdict
 from .summary import OBSOLETE, Counter, ReplayInfo
@@ -167,6 +169,9 @@ class RecordingItem(pytest.Item):
             rewrite_end(self.path, verdict.replayed_end)
             info.counter = Counter.ACCEPTED
             return
+        if verdict.status in (Status.DIVERGED, Status.NEW_CRASH) and self._rewrites():
+            self._record_again(verdict, info, stuck)
+            return
         for _ in range(_int_option(config, "retrace_determinism_runs") - 1):
             # A process recording's runs after the first start cold: the forks of one zygote share its memory
             # layout (addresses are randomised per interpreter started), so a program whose output depends on
@@ -180,6 +185,37 @@ class RecordingItem(pytest.Item):
         if not verdict.status.passes:
             raise RetraceFailure(verdict)
 
+    def _rewrites(self) -> bool:
+        """Whether this run records a diverged recording of this kind again (``--retrace-record-mode``)."""
+        mode = self.config.getoption("retrace_record_mode")
+        in_process = self.subject is not None and self.subject.kind in (Kind.WSGI, Kind.CALL)
+        return mode == "rewrite-all" or (mode == "rewrite" and in_process)
+
+    def _record_again(self, verdict: Verdict, info: ReplayInfo, stuck: float) -> None:
+        """Record what the diverged recording ran again, live; put the new recording in place (the old one kept as
+        ``.orig``) once it replays faithfully."""
+        try:
+            made = record_again(str(self.path), self.recording, project(self.config))
+        except RetraceError as exc:
+            raise RetraceFailure(verdict, f"{format_verdict(verdict, detailed=True)}\n"
+                                          f"--- recording it again (--retrace-record-mode) failed ---\n{exc}") from None
+        check = _replay_in_session(self.config, os.path.relpath(made.path), stuck_timeout=stuck, passthrough=False)
+        if not check.faithful:
+            made.discard()
+            raise RetraceFailure(verdict, f"{format_verdict(verdict, detailed=True)}\n--- recorded again, but the new "
+                                          "recording does not replay faithfully; the original is left in place ---\n"
+                                          f"{format_verdict(check, detailed=True)}")
+        recorded = check.recorded
+        if recorded is not None and recorded.crashed and not Outcome.from_json(self.recording.end or {}).crashed:
+            made.discard()  # a service that is down is no deliberate change
+            raise RetraceFailure(verdict, f"{format_verdict(verdict, detailed=True)}\n--- recorded again, but the live "
+                                          f"run crashed where the recording did not ({_crash_text(recorded)}): is "
+                                          "the live world (database, services) up? The original is left in place ---")
+        info.original = made.put_in_place(str(self.path))
+        info.counter = Counter.RERECORDED
+        diverged = verdict.divergence
+        info.problem = f"{verdict.status}" + (f" at event #{diverged.index}" if diverged is not None else "")
+
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, (RetraceFailure, RecordingUnusable)):
             return str(excinfo.value)
@@ -187,6 +223,11 @@ class RecordingItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, None, str]:
         return self.path, None, f"retrace replay of {self.path.name}"
+
+
+def _crash_text(outcome: Outcome) -> str:
+    exception = outcome.exception
+    return f"{exception.type}: {exception.message}" if exception is not None else f"exit status {outcome.status}"
 
 
 _COMPARED: tuple[tuple[str, Callable[[Verdict], Any]], ...] = (

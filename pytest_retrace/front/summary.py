@@ -28,6 +28,7 @@ class Counter(StrEnum):
     REGRESSED = "regressed"  # a pinned crash that was fixed the last time and happens again
     NONDETERMINISTIC = "nondeterministic"
     ACCEPTED = "accepted"
+    RERECORDED = "re-recorded"  # diverged, recorded again live (--retrace-record-mode)
     PRUNED = "pruned"  # obsolete pinned recordings deleted (--retrace-prune)
     ERRORS = "errors"
 
@@ -38,11 +39,12 @@ class ReplayInfo(Record):
     it travels from xdist workers and into junitxml)."""
 
     __slots__ = ("recording", "status", "pinned", "events_recorded", "events_consumed", "outcome_only", "counter",
-                 "problem", "regressed", "subject")
+                 "problem", "regressed", "subject", "original")
 
     def __init__(self, recording: str, status: str, pinned: bool = False, events_recorded: int | None = None,
                  events_consumed: int | None = None, outcome_only: bool = False, counter: Counter | None = None,
-                 problem: str | None = None, regressed: bool = False, subject: Subject | None = None) -> None:
+                 problem: str | None = None, regressed: bool = False, subject: Subject | None = None,
+                 original: str | None = None) -> None:
         self.recording = recording
         # A verdict's Status, or why the recording could not be replayed (truncated, corrupt, missing-program).
         self.status = status
@@ -54,6 +56,7 @@ class ReplayInfo(Record):
         self.problem = problem
         self.regressed = regressed
         self.subject = subject  # its kind, entry point, route and tags (None: not a readable recording)
+        self.original = original  # re-recorded: where the old recording is kept
 
     @property
     def counted_as(self) -> Counter:
@@ -129,7 +132,17 @@ class RetraceSummary:
                                               if n or counter == Counter.REPLAYED))
         for hint in self._next_steps():
             terminalreporter.write_line(hint)
+        self._list_rerecorded(terminalreporter)
         self._list_obsolete(terminalreporter)
+
+    def _list_rerecorded(self, terminalreporter: Any) -> None:
+        rerecorded = [info for info in self.infos if info.counted_as == Counter.RERECORDED]
+        if not rerecorded:
+            return
+        terminalreporter.write_line(f"re-recorded against the live world: {len(rerecorded)} (each old recording kept "
+                                    "beside it as .orig; review and commit the new ones):")
+        for info in rerecorded:
+            terminalreporter.write_line(f"  {os.path.relpath(info.recording)}: was {info.problem}")
 
     def _list_obsolete(self, terminalreporter: Any) -> None:
         """The recordings whose entry point is gone from the code (like a snapshot tool's unused snapshots)."""
