@@ -167,3 +167,33 @@ def test_rewrite_leaves_faithful_and_crashing_recordings_alone(world) -> None:
     assert "3 passed" in ran.stdout and "re-recorded" not in ran.stdout
     assert {p: p.stat().st_mtime_ns for p in root.glob("recordings/**/*.retrace")} == before
     assert not list(root.glob("recordings/**/*.orig"))
+
+
+def test_a_sealed_recording_is_recorded_again_sealed_with_its_secrets(tmp_path: Path, http_server: LiveServer) -> None:
+    """Sealed, a recording holds the real values of its secrets: the live re-run gets them, and the new recording
+    is sealed for the same project key."""
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "pay.py").write_text(
+        "import json, os, sys, urllib.request\nimport pytest_retrace\n\n"
+        "@pytest_retrace.record_calls('recordings')\n"
+        "def charge(amount, api_key):\n"
+        "    url = f\"{os.environ['UPSTREAM']}/charge?amount={amount}&key={api_key}\"\n"
+        "    with urllib.request.urlopen(url) as answer:\n"
+        "        return json.loads(answer.read())['path']\n\n"
+        "if __name__ == '__main__':\n    print(charge(5, api_key='sk-live-7Qx'))\n")
+    assert retrace("keygen", "-o", "project.key", cwd=root).returncode == 0
+    env = dict(os.environ, UPSTREAM=f"http://127.0.0.1:{http_server.port}", RETRACE_PUBLIC_KEY="project.key.pub",
+               RETRACE_PRIVATE_KEY=str(root / "project.key"))
+    subprocess.run([sys.executable, "pay.py"], cwd=root, env=env, check=True, capture_output=True, timeout=60)
+    [recording] = (root / "recordings").glob("*.retrace")
+    (root / "pay.py").write_text((root / "pay.py").read_text().replace("/charge?", "/v2/charge?"))
+    ran = run_pytest(root, "--retrace-record-mode=rewrite", env=env)
+    assert "1 passed" in ran.stdout and "1 re-recorded" in ran.stdout, ran.stdout
+    assert b"sk-live-7Qx" not in recording.read_bytes()  # sealed: nothing readable without the key
+    no_key = {k: v for k, v in env.items() if k != "RETRACE_PRIVATE_KEY"}
+    assert "needs the recording key" in run_pytest(root, env=no_key).stdout
+    calls = subprocess.run([sys.executable, "-c", "import sys; from pytest_retrace.format.tape import read_recording; "
+                            "print([(e.name, e.args) for e in read_recording(sys.argv[1]).events()])", str(recording)],
+                           env=env, capture_output=True, text=True, check=True).stdout  # a key held by a process
+    assert "/v2/charge?amount=5&key=sk-live-7Qx" in calls  # the real key went to the live upstream
