@@ -681,7 +681,7 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     if len(payload) != length or zlib.crc32(payload) != crc:
         return None
     try:
-        frame = _readable(payload) or codec.unpackb(payload, codec.Decoding())
+        frame = codec.unpackb(payload, codec.Decoding())  # a sealed one's readable header decodes alike
         kind, body = frame
         if kind != FRAME_HEADER or type(body) is not dict:
             return None
