@@ -37,7 +37,17 @@ from ..format.codec import blake2b
 from ..format.tape import Kind
 from ..redaction import Redaction
 from .entry import Project, importable_name, module_root, resolve, use_project_of
-from .inprocess import InProcessRecording, Keep, begin, declare_code, install_early, keeps, log, sealing_policy
+from .inprocess import (
+    InProcessRecording,
+    Keep,
+    begin,
+    declare_code,
+    destination,
+    install_early,
+    keeps,
+    log,
+    sealing_policy,
+)
 from .outcome import ExceptionInfo, Outcome, Stream
 
 # What of the environ a request recording keeps: the CGI-style keys and the HTTP headers (server
@@ -254,7 +264,8 @@ def crash_catcher(app: Any) -> Callable[[], BaseException | None]:
 
 
 class RecordingMiddleware:
-    """WSGI middleware: one recording per request into ``directory`` (see the module's documentation)."""
+    """WSGI middleware: one recording per request into ``directory``, a folder or a URL (``s3://bucket/prefix``,
+    uploaded from a local spool on the writer thread; see the module's documentation)."""
 
     def __init__(self, app: Callable[..., Any], directory: str | Path, keep: str | float = "all",
                  entry: str | None = None, max_files: int | None = None, max_bytes: int | None = None,
@@ -267,7 +278,7 @@ class RecordingMiddleware:
         sealed instead of redacted. ``code_folders``: folders whose files are code (read live, never events)
         besides the packages and the framework's template and static folders."""
         self.app = app
-        self.folder = Path(directory)
+        self.folder, self.spool = destination(directory)  # a URL: a spool folder, uploaded from
         self.keep = Keep.parse(keep, "RecordingMiddleware")
         self.entry, self.root = (entry, None) if entry else _find_entry(app)
         module = self.entry.partition(":")[0]
@@ -298,7 +309,7 @@ class RecordingMiddleware:
         try:
             request = _Request(self, environ)
             recording = InProcessRecording(Kind.WSGI, request, request.stem, self.folder, self.redaction,
-                                           self.public_key, carried=request.carried)
+                                           self.public_key, carried=request.carried, spool=self.spool)
         except Exception as exc:
             log.warning("pytest-retrace: not recording this request: %s", exc)
             return self.app(environ, start_response)  # type: ignore[no-any-return]
