@@ -86,35 +86,42 @@ def _version(info: dict[str, Any]) -> str | None:
     return None
 
 
-def list_recordings(url: str) -> tuple[list[StoredObject], str]:
-    """The recordings ``url`` names (a prefix, searched below for ``*.retrace``; one object; or a glob, ``**``
-    recursive), sorted by name, and what was looked for (for a message when there are none). Raises
-    StorageError when the URL cannot be listed."""
+class Listing(NamedTuple):
+    """What a URL names: its recordings, sorted by name; what was looked for (for a message when there are none);
+    and, when the URL is a prefix, its stable name (the folder the recordings go in)."""
+
+    objects: list[StoredObject]
+    looked_for: str
+    prefix: str | None
+
+
+def list_recordings(url: str) -> Listing:
+    """The recordings ``url`` names: a prefix, searched below for ``*.retrace``; one object; or a glob (``**``
+    any depth of folders). Raises StorageError when the URL cannot be listed."""
     fs, path = filesystem(url)
     url_scheme = scheme(url)
+    prefix = None
     try:
         if has_magic(path):
             looked_for = f"objects matching {url}"
-            matched: dict[str, dict[str, Any]] = fs.glob(path, detail=True)
             infos: dict[str, dict[str, Any]] = {}
-            for key, info in matched.items():
+            for key, info in fs.glob(path, detail=True).items():
                 if info.get("type") == "directory":
                     infos.update(fs.find(key, detail=True))
                 else:
                     infos[key] = info
         else:
             looked_for = f"*{SUFFIX} objects under {url}"
-            try:
-                info = fs.info(path)
-            except FileNotFoundError:
-                return [], f"{looked_for} (no such object or prefix)"
-            infos = {path: info} if info.get("type") != "directory" else fs.find(path, detail=True)
-            if info.get("type") != "directory":
+            # Listed, not looked at first: a prefix (the usual case) needs only the right to list the bucket.
+            infos = fs.find(path, detail=True)
+            if not infos:
+                return Listing([], f"{looked_for} (there is no such object or prefix)", None)
+            if list(infos) == [path.rstrip("/")]:
                 looked_for = f"the object {url}"
                 if not path.endswith(SUFFIX):
-                    return [], f"{looked_for} (it is not a recording: recordings end in {SUFFIX})"
-    except StorageError:
-        raise
+                    return Listing([], f"{looked_for} (it is not a recording: recordings end in {SUFFIX})", None)
+            else:
+                prefix = "/".join((url_scheme, *PurePosixPath(path.strip("/")).parts))
     except Exception as exc:  # credentials, a refused connection, a missing bucket: said, never our traceback
         raise StorageError(f"{url}: cannot list it: {type(exc).__name__}: {exc}") from None
     found = []
@@ -122,7 +129,7 @@ def list_recordings(url: str) -> tuple[list[StoredObject], str]:
         if key.endswith(SUFFIX) and info.get("type", "file") == "file":
             found.append(StoredObject(fs.unstrip_protocol(key), stored_name(url_scheme, key),
                                       int(info.get("size") or 0), _version(info)))
-    return found, looked_for
+    return Listing(found, looked_for, prefix)
 
 
 def open_object(url: str) -> Any:
