@@ -34,6 +34,7 @@ import atexit
 import logging
 import os
 import signal
+import threading
 import time
 import weakref
 from collections import deque
@@ -188,6 +189,8 @@ os.register_at_fork(after_in_child=_forked)
 
 class _ExitFlush:
     registered = False
+    before_executors = False
+    done = False  # flushed on the way out (once: threading's exit calls, then atexit's)
 
 
 def _exit_flush_registered() -> None:
@@ -198,6 +201,9 @@ def _exit_flush_registered() -> None:
 
 
 def _flush_at_exit() -> None:
+    if _ExitFlush.done:
+        return
+    _ExitFlush.done = True
     with internal:
         _flush_all("the process is exiting")
 
@@ -245,9 +251,25 @@ def spool_of(url: str) -> Spool:
     an earlier one left. Raises StorageError when no installed package opens the URL (said at set-up, not at
     the first request)."""
     filesystem(url)
+    _flush_before_executors_stop()
     base = cache_folder() or os.path.join(_temp_folder(), f"pytest-retrace-{os.getuid()}")
     key = blake2b(url.rstrip("/").encode("utf-8", "surrogateescape"), digest_size=10).hexdigest()
     return spool_for(url, os.path.join(base, "spool", key))
+
+
+def _flush_before_executors_stop() -> None:
+    """Uploads go through asyncio (s3fs, gcsfs), whose thread pools refuse work once the interpreter begins to
+    stop (``concurrent.futures`` stops them before ``atexit`` runs): a process with a spool flushes earlier, among
+    threading's exit calls, which run last registered first."""
+    if _ExitFlush.before_executors:
+        return
+    _ExitFlush.before_executors = True
+    import concurrent.futures.thread  # noqa: F401  # registers its own exit call now: ours comes after, runs before
+
+    try:
+        threading._register_atexit(_flush_at_exit)  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):  # another Python; or already stopping
+        pass
 
 
 def _temp_folder() -> str:

@@ -23,7 +23,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -96,13 +96,9 @@ class S3Server:
                 "AWS_ENDPOINT_URL": self.endpoint, "AWS_DEFAULT_REGION": "us-east-1"}
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            self.proc.kill()  # its data is the test's: nothing to shut down gracefully for (that takes seconds)
+            self.proc.wait()
         self.proc = None
         self.log.close()
 
@@ -135,11 +131,13 @@ def s3_env(s3: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> S3S
     return s3
 
 
-def wait_for(condition: object, what: str, timeout: float = 20) -> None:
+def wait_for(condition: Callable[[], object], timeout: float = 20) -> bool:
     deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.1)
+    return True
 
 
 SERVICE = """
@@ -198,10 +196,12 @@ def test_requests_recorded_into_a_bucket_replay_from_it_and_are_fetched_once(
         assert [get(f"http://127.0.0.1:{port}/total/{n}") for n in (4, 10, 13)] == [200, 200, 500]
         bucket = s3_env.client()
         # Uploaded by the writer thread while the service still runs.
-        wait_for(lambda: len(bucket.find(prefix)) == 3 or bucket.invalidate_cache(), "three objects in the bucket")
+        uploaded = wait_for(lambda: len(bucket.find(prefix)) == 3 or bucket.invalidate_cache())
     finally:
         service.terminate()
         _, err = service.communicate(timeout=20)
+    waiting = sorted(p.name for p in Path(os.environ["RETRACE_CACHE_DIR"]).rglob("*")) if not uploaded else []
+    assert uploaded, f"the bucket holds {bucket.find(prefix)}; the cache holds {waiting}; the service said: {err}"
     assert "could not be uploaded" not in err, err
     names = sorted(bucket.find(prefix))
     assert all(re.fullmatch(rf"{prefix}/GET_total_\d+-[-\dT+]+-[0-9a-f]{{8}}\.retrace", n) for n in names), names
@@ -242,3 +242,76 @@ def test_requests_recorded_into_a_bucket_replay_from_it_and_are_fetched_once(
     assert counts(fourth) == (2, 1, 1)
     fourth.stdout.fnmatch_lines([f"*{ok[0]}::replay FAILED*", f"*{ok[1]}::replay PASSED*"])
     assert not (tree / "s3" / crashed).exists()
+
+
+JOBS = """
+import os
+import sys
+from pytest_retrace import record_calls
+
+@record_calls(os.environ.get("JOBS_URL", "unused"))
+def handle(n):
+    if n < 0:
+        raise ValueError(f"negative: {n}")
+    return n * 2
+
+if __name__ == "__main__":
+    for n in map(int, sys.argv[1:]):
+        try:
+            handle(n)
+        except ValueError:
+            pass
+"""
+
+
+def test_calls_recorded_into_a_bucket_replay_through_a_marker(s3_env: S3Server, pytester: pytest.Pytester) -> None:
+    url = f"s3://{BUCKET}/{uuid.uuid4().hex[:8]}/jobs"
+    pytester.makefile(".ini", pytest="[pytest]\n")
+    (pytester.path / "jobs.py").write_text(JOBS)
+    run = subprocess.run([sys.executable, "jobs.py", "3", "-1"], cwd=pytester.path, env=dict(os.environ, JOBS_URL=url),
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stderr == "", run.stderr
+    names = sorted(s3_env.client().find(url.removeprefix("s3://")))
+    assert len(names) == 2, names
+    pytester.makepyfile(test_jobs=f"""
+        import pytest
+
+        @pytest.mark.retrace(recordings="{url}")
+        def test_handle(retrace_replay):
+            assert retrace_replay.exception is None
+    """)
+    result = pytester.runpytest_subprocess("-v")
+    result.assert_outcomes(passed=1, failed=1)
+    # Parametrized by the objects' names: the same ids on every machine.
+    result.stdout.fnmatch_lines_random([f"*test_handle[[]s3/{name}[]] PASSED*" for name in names if "-1" not in name]
+                                       + [f"*test_handle[[]s3/{name}[]] *" for name in names])
+
+
+def test_an_upload_while_the_server_is_down_waits_in_the_spool_and_goes_up_with_the_next(
+        tmp_path: Path, pytester: pytest.Pytester) -> None:
+    server = S3Server(_weed_or_skip(), tmp_path / "s3")  # not started yet
+    url = f"s3://{BUCKET}/down/jobs"
+    env = dict(os.environ, **server.env(), RETRACE_CACHE_DIR=str(tmp_path / "cache"), JOBS_URL=url)
+    (pytester.path / "jobs.py").write_text(JOBS)
+    began = time.monotonic()
+    down = subprocess.run([sys.executable, "jobs.py", "5"], cwd=pytester.path, env=env, capture_output=True,
+                          text=True, timeout=60)
+    took = time.monotonic() - began
+    assert down.returncode == 0, down.stderr  # the program is untouched
+    assert took < 5.0 + 4, f"the exit waited {took:.1f} s: more than SHUTDOWN_WAIT"
+    spool = [p for p in (tmp_path / "cache" / "spool").rglob("*.retrace")]
+    assert len(spool) == 1 and spool[0].stat().st_mode & 0o777 == 0o600, spool
+    assert re.search(r"1 recordings are not uploaded to " + re.escape(url) + r": they stay in ", down.stderr), \
+        down.stderr
+    server.start()
+    try:
+        up = subprocess.run([sys.executable, "jobs.py", "6"], cwd=pytester.path, env=env, capture_output=True,
+                            text=True, timeout=60)
+        assert up.returncode == 0, up.stderr
+        assert "uploaded" not in up.stderr or "are uploaded to" in up.stderr, up.stderr
+        stored = server.client().find(url.removeprefix("s3://"))
+        assert len(stored) == 2, stored  # the one that waited, and the new one
+        assert spool[0].name in {Path(name).name for name in stored}
+        assert list((tmp_path / "cache" / "spool").rglob("*.retrace")) == []
+    finally:
+        server.stop()
