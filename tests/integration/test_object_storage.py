@@ -315,3 +315,33 @@ def test_an_upload_while_the_server_is_down_waits_in_the_spool_and_goes_up_with_
         assert list((tmp_path / "cache" / "spool").rglob("*.retrace")) == []
     finally:
         server.stop()
+
+
+def test_readme_walkthrough(tmp_path: Path) -> None:
+    """README, "Recordings in object storage": a recording in a file:// "bucket" is fetched by the first run and
+    only listed by the second, as the summary lines the README shows say."""
+    import test_walkthroughs as walkthroughs
+
+    text = walkthroughs.section((walkthroughs.ROOT / "README.md").read_text(), "### Recordings in object storage")
+    checkout = walkthroughs.stage("quickstart", tmp_path)
+    factory = walkthroughs.shell_factory.__wrapped__(tmp_path)  # type: ignore[attr-defined]
+    shell = next(factory)(checkout, RETRACE_CACHE_DIR=str(tmp_path / "cache"))
+    try:
+        shell.substitutions = {"/tmp/bucket": str(tmp_path / "bucket")}
+        walk = walkthroughs.Walk("README recordings in object storage", text, shell)
+        walk.run("cd examples/quickstart")
+        recorded = walk.run("retrace record ", rc=(0, 1))
+        for _ in range(40):  # a draw mallory won is a crash (see the quickstart): recorded again
+            if recorded.returncode == 0:
+                break
+            recorded = walk.again("retrace record --force -o raffle.retrace raffle.py")
+        assert recorded.returncode == 0, recorded
+        for _ in range(2):
+            replayed = walk.run("pytest --retrace-recordings=file://")
+            said = walkthroughs.claim(replayed.step.says if replayed.step else "", r"retrace: .*", "the summary line")
+            pattern = re.escape(said.group().replace("/tmp/bucket", str(tmp_path / "bucket"))).replace(r"…", ".*")
+            assert re.search(rf"^{pattern}$", replayed.stdout, re.M), replayed
+            assert "1 passed" in replayed.stdout, replayed
+        walk.finish()
+    finally:
+        factory.close()
