@@ -118,7 +118,8 @@ def pytest_configure(config: pytest.Config) -> None:
         base = config.inipath.parent if config.inipath is not None else config.rootpath  # as the ini file says
     if entries:
         option = "retrace_recordings (ini)" if from_ini else "--retrace-recordings"
-        quiet = config.getoption("verbose", 0) < 0 or hasattr(config, "workerinput")  # an xdist worker's output is not ours
+        # An xdist worker's output is not the terminal's (it lists and links what the controller fetched).
+        quiet = config.getoption("verbose", 0) < 0 or hasattr(config, "workerinput")
         paths = [path for entry in entries for path in _recordings(entry, base, option, config, quiet).collect]
         if not from_ini and config.args_source != pytest.Config.ArgsSource.ARGS:
             config.args[:] = []  # `pytest --retrace-recordings=DIR` replays DIR, not the default test paths too

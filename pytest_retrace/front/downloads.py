@@ -17,11 +17,12 @@ temporary name and renamed into place, and a recording fetched twice is the same
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import IO, NamedTuple
@@ -112,8 +113,7 @@ class DownloadCache:
         return blob
 
     def _download(self, obj: StoredObject) -> Path:
-        fd, temp = tempfile.mkstemp(prefix=".download.", suffix=".partial", dir=self.store)  # mode 0600
-        try:
+        with _temporary(self.store, ".download.") as (fd, temp):  # mode 0600
             digest = blake2b(digest_size=20)
             with os.fdopen(fd, "wb") as out, open_object(obj.url) as source:
                 while chunk := source.read(_CHUNK):
@@ -121,12 +121,6 @@ class DownloadCache:
                     out.write(chunk)
             blob = self.store / f"{digest.hexdigest()}.retrace"
             os.replace(temp, blob)  # the same bytes under the same name, whoever wins
-        except BaseException:
-            try:
-                os.unlink(temp)
-            except FileNotFoundError:
-                pass
-            raise
         index = self._index_path(obj)
         if index is not None:
             st = blob.stat()
@@ -168,11 +162,18 @@ def _private_folder(folder: Path) -> None:
 
 
 def _write_atomically(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
+    with _temporary(path.parent, f".{path.name}.") as (fd, temp):
         with os.fdopen(fd, "wb") as f:
             write(f)
         os.replace(temp, path)
+
+
+@contextlib.contextmanager
+def _temporary(folder: Path, prefix: str) -> Iterator[tuple[int, str]]:
+    """A new file in ``folder`` (mode 0600), open: removed when the block fails, else the block renames it."""
+    fd, temp = tempfile.mkstemp(prefix=prefix, suffix=".partial", dir=folder)
+    try:
+        yield fd, temp
     except BaseException:
         try:
             os.unlink(temp)
