@@ -17,6 +17,7 @@ import pytest
 if TYPE_CHECKING:
     from .front.items import RecordingFile
     from .front.selfcheck import Settings
+    from .front.sources import Source
 
 SUFFIX = ".retrace"
 KINDS = ("process", "wsgi", "call")  # format.tape.Kind's values (not imported: loading the plugin stays cheap)
@@ -34,7 +35,8 @@ _PASSED_OVER: pytest.StashKey[list[Path]] = pytest.StashKey()  # recordings foun
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("retrace", "pytest-retrace: replay recorded executions as tests")
     group.addoption("--retrace-recordings", action="append", dest="retrace_recordings", default=[], metavar="PATH",
-                    help="replay every *.retrace recording in PATH (a file or a folder) as a test; repeatable")
+                    help="replay every *.retrace recording in PATH as a test: a file, a folder, a glob pattern "
+                         "(** for any depth) or a URL (s3://bucket/prefix, gs://…, file://…); repeatable")
     group.addoption("--retrace-determinism-runs", dest="retrace_determinism_runs", type=int, default=None,
                     metavar="N", help="replay each recording N times and fail when two replays differ")
     group.addoption("--retrace-accept", dest="retrace_accept", action="store_true", default=False,
@@ -71,8 +73,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="replay each recording in a network namespace with no interface (unshare), beneath the "
                          "replay guard; each replay starts cold")
     parser.addini("retrace_sandbox", type="bool", default=False, help="default for --retrace-sandbox")
-    parser.addini("retrace_recordings", type="paths", default=[],
-                  help="recordings (files or folders) replayed when pytest runs without explicit paths")
+    # Not type="paths": that would turn a URL or a glob into a path; relative entries are the ini file's folder's.
+    parser.addini("retrace_recordings", type="linelist", default=[],
+                  help="recordings (files, folders, glob patterns, URLs) replayed when pytest runs without explicit "
+                       "paths")
     parser.addini("retrace_determinism_runs", default="1", help="default for --retrace-determinism-runs")
     parser.addini("retrace_stuck_timeout", default="10", help="default for --retrace-stuck-timeout (seconds)")
     parser.addini("retrace_redact", type="linelist", default=[],
@@ -124,13 +128,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "retrace_tag(**tags): a replayed recording's tags (retrace record --tag K=V, "
                             "the recorders' tags=); select with -m \"retrace_tag(team='billing')\"")
     config.addinivalue_line("markers", "retrace_pinned: a replayed recording pinned as a regression case")
-    paths = [Path(p) for p in config.getoption("retrace_recordings")]
-    from_ini = not paths
+    entries: list[str] = list(config.getoption("retrace_recordings"))
+    from_ini = not entries
+    base = config.invocation_params.dir
+    paths: list[Path] = []
     if from_ini and config.args_source != pytest.Config.ArgsSource.ARGS:
-        paths = list(config.getini("retrace_recordings"))
-    if paths:
-        for path in paths:
-            _check_recordings_path(path, "retrace_recordings (ini)" if from_ini else "--retrace-recordings")
+        entries = list(config.getini("retrace_recordings"))
+        base = config.inipath.parent if config.inipath is not None else config.rootpath  # as the ini file says
+    if entries:
+        option = "retrace_recordings (ini)" if from_ini else "--retrace-recordings"
+        # An xdist worker's output is not the terminal's (it lists and links what the controller fetched).
+        quiet = config.getoption("verbose", 0) < 0 or hasattr(config, "workerinput")
+        paths = [path for entry in entries for path in _recordings(entry, base, option, config, quiet).collect]
         if not from_ini and config.args_source != pytest.Config.ArgsSource.ARGS:
             config.args[:] = []  # `pytest --retrace-recordings=DIR` replays DIR, not the default test paths too
         # A path or node id given inside a recordings folder selects within it (`pytest DIR/x.retrace::replay
@@ -223,18 +232,12 @@ def _arg_path(arg: str, invoked_in: Path) -> Path:
     return (invoked_in / arg.partition("::")[0]).resolve()
 
 
-def _check_recordings_path(path: Path, option: str) -> None:
-    if not path.exists():
-        raise pytest.UsageError(f"{option}: {path} does not exist; give a .retrace file or a folder of them")
-    if path.is_file():
-        if path.suffix != SUFFIX:
-            raise pytest.UsageError(f"{option}: {path} is not a recording (recordings end in {SUFFIX})")
-        return
-    if not any(path.rglob(f"*{SUFFIX}")):
-        raise pytest.UsageError(
-            f"{option}: no *{SUFFIX} recordings in {path}; record some first "
-            "(retrace record -o REC.retrace script.py), or point at the folder that holds them"
-        )
+def _recordings(entry: str, base: Path, option: str, config: pytest.Config, quiet: bool = False) -> Source:
+    """The recordings an entry names (a file, a folder, a glob, a URL: see ``front/sources.py``), fetched when
+    they are in object storage; a usage error when there are none."""
+    from .front.sources import resolve
+
+    return resolve(entry, base, option, config.rootpath, quiet)
 
 
 # -- collection ------------------------------------------------------------------------------------------
@@ -257,12 +260,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.retrace needs recordings=PATH")
     base = Path(metafunc.definition.fspath).parent
     found: list[Path] = []
+    ids: list[str] = []
     for entry in [recordings] if isinstance(recordings, (str, os.PathLike)) else recordings:
-        path = Path(entry) if Path(entry).is_absolute() else base / entry
-        _check_recordings_path(path, f"{metafunc.definition.nodeid}: @pytest.mark.retrace")
-        found += [path] if path.is_file() else sorted(path.rglob(f"*{SUFFIX}"))
-    metafunc.parametrize("retrace_replay", found, indirect=True,
-                         ids=[str(p.relative_to(base)) if p.is_relative_to(base) else p.name for p in found])
+        source = _recordings(os.fspath(entry), base, f"{metafunc.definition.nodeid}: @pytest.mark.retrace",
+                             metafunc.config, quiet=True)
+        found += source.recordings
+        ids += source.names
+    metafunc.parametrize("retrace_replay", found, indirect=True, ids=ids)
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ import functools
 import inspect
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 from ..engine.state import internal
@@ -32,7 +31,17 @@ from ..format import codec
 from ..format.tape import Kind
 from ..redaction import Redaction
 from .entry import Project, entry_point, resolve, use_project_of
-from .inprocess import InProcessRecording, Keep, begin, checked_tags, install_early, keeps, log, sealing_policy
+from .inprocess import (
+    InProcessRecording,
+    Keep,
+    begin,
+    checked_tags,
+    destination,
+    install_early,
+    keeps,
+    log,
+    sealing_policy,
+)
 from .outcome import ExceptionInfo, Outcome, returned_summary
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -66,7 +75,8 @@ def _secret_positions(function: Callable[..., Any], redaction: Redaction) -> Cal
 def record_calls(directory: str | os.PathLike[str], keep: str | float = "all", max_files: int | None = None,
                  max_bytes: int | None = None, redact: Redaction | str | list[str] | None = None,
                  public_key: str | None = None, tags: dict[str, str] | None = None) -> Callable[[F], F]:
-    """Record each call of the decorated function into ``directory`` (see the module's documentation).
+    """Record each call of the decorated function into ``directory``, a folder or a URL (``s3://bucket/prefix``,
+    uploaded from a local spool on the writer thread; see the module's documentation).
     ``redact``: name patterns to redact besides the defaults, or a whole :class:`~pytest_retrace.redaction.Redaction`
     policy. Keyword arguments with secret names and secret-shaped values in the arguments are recorded
     redacted, and the replayed call gets them so. ``public_key``: seal every recording for this project key
@@ -74,12 +84,12 @@ def record_calls(directory: str | os.PathLike[str], keep: str | float = "all", m
     ``tags``: KEY=VALUE pairs every recording's header holds, which pytest selects replays by."""
     policy = Keep.parse(keep, "record_calls")
     tags = checked_tags(tags, "record_calls")
+    folder, spool = destination(directory)  # a URL: a spool folder, uploaded from
     redaction, sealed_for, records = sealing_policy(Redaction.of(redact), public_key, "record_calls")
     if not records:
         policy = 0.0
     else:
         install_early()
-    folder = Path(directory)
 
     def decorate(function: F) -> F:
         secret_positions = _secret_positions(function, redaction)
@@ -97,7 +107,7 @@ def record_calls(directory: str | os.PathLike[str], keep: str | float = "all", m
                     entry = codec.unpackb(codec.packb(dict(entry_point(function), args=positional,
                                                            kwargs=redaction.data(dict(kwargs)))))
                 recording = InProcessRecording(Kind.CALL, entry, function.__qualname__, folder, redaction,
-                                               sealed_for, tags=tags)
+                                               sealed_for, spool=spool, tags=tags)
             except Exception as exc:
                 log.warning("pytest-retrace: not recording this call of %s: %s", function.__qualname__, exc)
                 return function(*args, **kwargs)

@@ -28,11 +28,12 @@ from ..enums import StrEnum
 from ..errors import RetraceError
 from ..format.events import Setup
 from ..format.sealing import PublicKey, Sealer, public_key_from
+from ..format.storage import Spool, is_url
 from ..format.tape import Kind, MemoryTape, TapeWriter, open_temp_beside, publish_beside
 from ..redaction import Redaction
 from .header import make_header
 from .outcome import Outcome, Stream
-from .writer import Job, rotate, watch_shutdown, writer
+from .writer import Job, rotate, spool_of, watch_shutdown, writer
 
 log = logging.getLogger("pytest_retrace")
 _sampler = random.Random()  # ours: drawing from the program's generator would change what it draws
@@ -187,6 +188,16 @@ def knowing_the_environment(redaction: Redaction, captured: dict[Any, Any]) -> R
     return redaction.also_known(last[3])
 
 
+def destination(directory: str | os.PathLike[str]) -> tuple[Path, Spool | None]:
+    """Where recordings go: ``directory``; or for a URL (``s3://bucket/prefix``) a local spool folder, and the
+    spool that uploads from it on the writer thread. Raises StorageError for a URL no installed package opens."""
+    text = os.fspath(directory)
+    if not is_url(text):
+        return Path(text), None
+    spool = spool_of(text)
+    return Path(spool.folder), spool
+
+
 class InProcessRecording:
     """One recording made inside a running process, on the calling thread: a call, or a request.
 
@@ -196,20 +207,22 @@ class InProcessRecording:
     (references, copies) and made on the writer thread."""
 
     __slots__ = ("kind", "entry", "stem", "folder", "redaction", "public_key", "environ", "started", "tape",
-                 "engine", "_children", "tags", "__weakref__")
+                 "engine", "_children", "spool", "tags", "__weakref__")
 
     def __init__(self, kind: Kind, entry: dict[str, Any] | Callable[[], dict[str, Any]],
                  stem: str | Callable[[], str], folder: Path, redaction: Redaction,
                  public_key: PublicKey | None = None, carried: Callable[[Redaction], Redaction] | None = None,
-                 tags: dict[str, str] | None = None) -> None:
+                 spool: Spool | None = None, tags: dict[str, str] | None = None) -> None:
         """``entry``: what the header holds of the call or request (redacted), or a function that builds it if
         the recording is kept; ``stem``: the start of the file's name, or a function that makes it then.
-        ``public_key``: seal the recording for it. ``tags``: the header's (shared, never changed)."""
+        ``public_key``: seal the recording for it. ``spool``: upload it from ``folder`` once written. ``tags``: the
+        header's (shared, never changed)."""
         # Nothing here crosses a boundary (no gate needed): copies, our own clock, objects of ours.
         self.kind, self.entry, self.stem, self.folder = kind, entry, stem, folder
         self.redaction = redaction
         self.public_key = public_key
         self.tags = tags
+        self.spool = spool
         environ = self.environ = env.capture()
         self.started = _wall_clock()  # formatted only if the recording is kept
         tape = self.tape = MemoryTape()
@@ -274,13 +287,16 @@ class InProcessRecording:
 
     def _write(self, outcome: Outcome, events: int, setup: Setup, max_files: int | None,
                max_bytes: int | None) -> None:
-        """On the writer thread: the file, then rotation."""
+        """On the writer thread: the file, its upload (with those that failed before), then rotation (of what is
+        left in a spool)."""
         created_at = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started))
         entry = self.entry() if callable(self.entry) else self.entry
         stem = self.stem() if callable(self.stem) else self.stem
         name = f"{stem}-{created_at.replace(':', '')}-{os.urandom(4).hex()}.retrace"
         write_recording(self.folder / name, self.kind, entry, self.tape, outcome, events, setup, self.redaction,
                         self.environ, self.started, self.public_key, tags=self.tags)
+        if self.spool is not None:
+            self.spool.upload()
         rotate(self.folder, max_files, max_bytes)
 
 

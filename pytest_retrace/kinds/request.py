@@ -43,6 +43,7 @@ from .inprocess import (
     begin,
     checked_tags,
     declare_code,
+    destination,
     install_early,
     keeps,
     log,
@@ -264,7 +265,8 @@ def crash_catcher(app: Any) -> Callable[[], BaseException | None]:
 
 
 class RecordingMiddleware:
-    """WSGI middleware: one recording per request into ``directory`` (see the module's documentation)."""
+    """WSGI middleware: one recording per request into ``directory``, a folder or a URL (``s3://bucket/prefix``,
+    uploaded from a local spool on the writer thread; see the module's documentation)."""
 
     def __init__(self, app: Callable[..., Any], directory: str | Path, keep: str | float = "all",
                  entry: str | None = None, max_files: int | None = None, max_bytes: int | None = None,
@@ -278,7 +280,7 @@ class RecordingMiddleware:
         besides the packages and the framework's template and static folders. ``tags``: KEY=VALUE pairs every
         recording's header holds (``{"team": "billing"}``), which pytest selects replays by."""
         self.app = app
-        self.folder = Path(directory)
+        self.folder, self.spool = destination(directory)  # a URL: a spool folder, uploaded from
         self.keep = Keep.parse(keep, "RecordingMiddleware")
         self.entry, self.root = (entry, None) if entry else _find_entry(app)
         module = self.entry.partition(":")[0]
@@ -310,7 +312,8 @@ class RecordingMiddleware:
         try:
             request = _Request(self, environ)
             recording = InProcessRecording(Kind.WSGI, request, request.stem, self.folder, self.redaction,
-                                           self.public_key, carried=request.carried, tags=self.tags)
+                                           self.public_key, carried=request.carried, spool=self.spool,
+                                           tags=self.tags)
         except Exception as exc:
             log.warning("pytest-retrace: not recording this request: %s", exc)
             return self.app(environ, start_response)  # type: ignore[no-any-return]

@@ -17,6 +17,10 @@ over is lost, and logged on the ``pytest_retrace`` logger with how many.
 One writer per process: a process forked from one that recorded (a gunicorn worker forked from a master
 that imported the app with ``--preload``) starts with a writer of its own and nothing of its parent's.
 
+Recordings for a URL (``s3://bucket/prefix``) are written the same way into a local spool folder (see
+:func:`spool_of`) and uploaded from it right after, on the writer thread; what fails to upload stays there, and
+goes with the next recording's upload and at exit (within the same :data:`SHUTDOWN_WAIT`).
+
 Rotation (:func:`rotate`) runs after each write and is safe with several processes writing into one
 folder: each keeps the newest files, a file another process removed meanwhile is no error, and temporary
 files (``.NAME.retrace.XXXX.partial``, see :func:`~pytest_retrace.format.tape.open_temp_beside`) are never
@@ -30,6 +34,7 @@ import atexit
 import logging
 import os
 import signal
+import threading
 import time
 import weakref
 from collections import deque
@@ -39,6 +44,9 @@ from types import FrameType
 from typing import Any, NamedTuple
 
 from ..engine.state import internal, mark_outside, outside_recordings
+from ..format.codec import blake2b
+from ..format.storage import Spool, filesystem, spool_for, spools
+from ..hooks.plugin_cache import cache_folder
 
 log = logging.getLogger("pytest_retrace")
 SHUTDOWN_WAIT = 5.0  # seconds a stopping process waits for its recordings: below gunicorn's graceful timeout
@@ -181,6 +189,8 @@ os.register_at_fork(after_in_child=_forked)
 
 class _ExitFlush:
     registered = False
+    before_executors = False
+    done = False  # flushed on the way out (once: threading's exit calls, then atexit's)
 
 
 def _exit_flush_registered() -> None:
@@ -191,14 +201,27 @@ def _exit_flush_registered() -> None:
 
 
 def _flush_at_exit() -> None:
+    if _ExitFlush.done:
+        return
+    _ExitFlush.done = True
     with internal:
-        _writer.flush(SHUTDOWN_WAIT, "the process is exiting")
+        _flush_all("the process is exiting")
+
+
+def _flush_all(why: str) -> None:
+    """Write what is pending, then upload what waits in the spools, all within :data:`SHUTDOWN_WAIT`."""
+    deadline = _monotonic() + SHUTDOWN_WAIT
+    _writer.flush(SHUTDOWN_WAIT, why)
+    for spool in spools():
+        if spool.pending() and spool.upload(deadline):
+            log.error("pytest-retrace: %s: %d recordings are not uploaded to %s: they stay in %s, and go with the "
+                      "next upload from there", why, spool.failed, spool.url, spool.folder)
 
 
 def _terminated(signum: int, frame: FrameType | None) -> None:
     """SIGTERM where it would have killed the process outright: write what is pending, then die of it."""
     with internal:
-        _writer.flush(SHUTDOWN_WAIT, f"stopping on {signal.Signals(signum).name}")
+        _flush_all(f"stopping on {signal.Signals(signum).name}")
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
 
@@ -217,6 +240,42 @@ def watch_shutdown() -> None:
             signal.signal(signal.SIGTERM, _terminated)
     except ValueError:  # not the main thread: the exit flush still holds
         pass
+
+
+# -- recordings for a URL ---------------------------------------------------------------------------------
+
+
+def spool_of(url: str) -> Spool:
+    """The spool of recordings written for ``url``: a folder of the user's cache (``$RETRACE_CACHE_DIR``, else
+    ``~/.cache/pytest-retrace``; else the temporary folder), one per URL, so a process started later uploads what
+    an earlier one left. Raises StorageError when no installed package opens the URL (said at set-up, not at
+    the first request)."""
+    filesystem(url)
+    _flush_before_executors_stop()
+    base = cache_folder() or os.path.join(_temp_folder(), f"pytest-retrace-{os.getuid()}")
+    key = blake2b(url.rstrip("/").encode("utf-8", "surrogateescape"), digest_size=10).hexdigest()
+    return spool_for(url, os.path.join(base, "spool", key))
+
+
+def _flush_before_executors_stop() -> None:
+    """Uploads go through asyncio (s3fs, gcsfs), whose thread pools refuse work once the interpreter begins to
+    stop (``concurrent.futures`` stops them before ``atexit`` runs): a process with a spool flushes earlier, among
+    threading's exit calls, which run last registered first."""
+    if _ExitFlush.before_executors:
+        return
+    _ExitFlush.before_executors = True
+    import concurrent.futures.thread  # noqa: F401  # registers its own exit call now: ours comes after, runs before
+
+    try:
+        threading._register_atexit(_flush_at_exit)  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):  # another Python; or already stopping
+        pass
+
+
+def _temp_folder() -> str:
+    import tempfile
+
+    return tempfile.gettempdir()
 
 
 # -- rotation --------------------------------------------------------------------------------------------
