@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from .errors import RetraceError
 
@@ -156,9 +157,9 @@ def _check_module(name: str) -> None:
             break
         spec = PathFinder.find_spec(".".join(parts[: depth + 1]), list(spec.submodule_search_locations))
     if spec is None or (len(parts) > 1 and spec.name != name):
-        raise RetraceError(f"no module {name!r} found in {cwd} or on the Python path ({len(path) - 1} more folders, "
-                           "python -c 'import sys; print(sys.path)' lists them): check its name, run retrace from "
-                           "the folder that holds it, or add its folder to PYTHONPATH")
+        raise RetraceError(f"no module {name!r} to record: looked in {cwd} and on the Python path (python -c 'import "
+                           "sys; print(sys.path)' lists it); check its name, run retrace from the folder that holds "
+                           "it, or add that folder to PYTHONPATH")
 
 
 def _keygen_command(args: argparse.Namespace) -> int:
@@ -168,6 +169,9 @@ def _keygen_command(args: argparse.Namespace) -> int:
     for path in (private_path, public_path):
         if os.path.lexists(path):
             raise RetraceError(f"{path} already exists; choose another name (an existing key is never replaced)")
+    folder = os.path.dirname(os.path.abspath(private_path))
+    if not os.path.isdir(folder):
+        raise RetraceError(f"cannot write {private_path}: the folder {folder} does not exist; create it first")
     key = PrivateKey.generate()
     with open(os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
         f.write(key.text() + "\n")
@@ -240,7 +244,12 @@ def _triage_command(args: argparse.Namespace) -> int:
         json.dump([g.to_json() for g in groups], sys.stdout, indent=2)
         sys.stdout.write("\n")
     elif not groups:
-        print(f"no crash recordings in {args.folder}")
+        from .front.pinning import recordings_in
+
+        found = sum(1 for _ in recordings_in(Path(args.folder)))
+        read = f"{found - len(unreadable)} of {found} recordings read" if unreadable else f"{found} recordings"
+        print(f"no crash recordings in {args.folder} ({read})" if found else
+              f"no recordings (*.retrace) in {args.folder} or its subfolders")
     for g in [] if args.json else groups:
         crash = g.crash
         pinned = "  (pinned)" if g.pinned else ""
@@ -252,6 +261,9 @@ def _triage_command(args: argparse.Namespace) -> int:
             print(printable(f"         retrace pin {g.recordings[0]}"))
     for problem in unreadable:  # the others were triaged; these are errors all the same
         sys.stderr.write(f"retrace triage: {problem}\n")
+    if unreadable:  # exit 2: some recordings were not triaged (the ones read were)
+        sys.stderr.write(f"retrace triage: {len(unreadable)} recordings could not be triaged (above): open sealed "
+                         "ones with --key-file; a damaged one can only be recorded again\n")
     return 2 if unreadable else 0
 
 
