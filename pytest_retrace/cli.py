@@ -272,13 +272,14 @@ def _show_command(args: argparse.Namespace) -> int:
     from .front.show import TextView, show_json, show_text
     from .hooks import manager  # noqa: F401  (installed packages' codecs, for the values they recorded)
 
+    width = None if args.full or args.json else _width(args.width)  # a usage error before the file is read
     rec = read_recording(args.recording)
     events = rec.events()[: args.limit] if args.limit is not None else rec.events()
     if args.json:
         json.dump(show_json(rec, events), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        show_text(rec, events, TextView(sys.stdout.write, None if args.full else _width(args.width)))
+        show_text(rec, events, TextView(sys.stdout.write, width))
     if rec.status == TapeStatus.CORRUPT:  # what could be read is shown; the file is still an error
         raise rec.corrupt_error()
     return 0
