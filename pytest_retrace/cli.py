@@ -311,8 +311,10 @@ def main(argv: list[str] | None = None) -> int:
             args.module, args.program = module, program
         else:
             args = parser.parse_args(tokens)
-    except SystemExit as exc:  # --help, --version, or a usage error, which argparse printed
-        return _flushed(exc.code if isinstance(exc.code, int) else 2)
+    except SystemExit:  # --help, --version, or a usage error, which argparse printed
+        if _reader_went_away():
+            return SIGPIPE_EXIT
+        raise
     commands = {"replay": _replay_command, "pin": _pin_command, "triage": _triage_command, "show": _show_command,
                 "keygen": _keygen_command}
     try:
@@ -326,10 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     except RetraceError as exc:
         sys.stderr.write(f"retrace {args.command}: {exc}\n")
         return 2
-    except SystemExit as exc:  # a usage error found after parsing (rec.error), printed
-        return _flushed(exc.code if isinstance(exc.code, int) else 2)
     except BrokenPipeError:
-        return _reader_gone()
+        _reader_went_away()
+        return SIGPIPE_EXIT
     except Exception as exc:  # noqa: BLE001 - a bug of ours: one line, not a traceback that reads like the program's
         if os.environ.get("RETRACE_DEBUG"):
             raise
@@ -345,19 +346,15 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
-def _flushed(status: int) -> int:
-    """``status``, once what was printed is out (or its reader is gone)."""
+def _reader_went_away() -> bool:
+    """Whether the reader of our output is gone (what was printed is out otherwise); when it is, nothing more
+    is said, and nothing is left for the exit's flush to fail on."""
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        return _reader_gone()
-    return status
-
-
-def _reader_gone() -> int:
-    """The reader of our output went away: nothing more to say, and nothing left for the exit's flush to fail on."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return SIGPIPE_EXIT
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return True
+    return False
 
 
 if __name__ == "__main__":

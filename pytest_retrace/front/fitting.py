@@ -281,11 +281,11 @@ def _cut_string(value: str | bytes | bytearray, room: int) -> str:
         return f"… ({total - kept} more {unit})"
 
     kept = min(total, room)
-    while kept > 8:
+    while kept > 1:
         over = len(repr(value[:kept])) + len(marker(kept)) - room
         if over <= 0:
             break
-        kept = max(8, kept - over)  # every character is at least one in the repr
+        kept = max(1, kept - over)  # every character is at least one in the repr
     kept = _word_end(value, kept)
     return repr(value[:kept]) + marker(kept)
 
