@@ -221,20 +221,42 @@ def _first_ones(count: int, items: list[Any], sizes: list[int], inner: int) -> l
 
 
 def _side_by_side(count: int, items: list[Any], sizes: list[int], inner: int) -> list[str]:
-    """A dict's or a tuple's items (a record's fields, a call's arguments): as many as fit, the short ones whole,
-    the long ones cut to an even share of what is left (a dict's keys come before any value shown whole)."""
+    """A dict's or a tuple's items (a record's fields, a call's arguments): as many as fit, each whole when it
+    fits beside the least of the ones after it, else cut to what is left (a dict item to its key, at least)."""
     for shown in range(len(items), 0, -1):
         space = inner - 2 * (shown - 1) - _marker(count - shown)
-        share = _share(sizes[:shown], space)
-        alone = shown == 1 and _is_token(items[0])  # a token is never cut: past the width rather than not shown
-        if not alone and any(size > share and _least(item) > share
-                             for item, size in zip(items, sizes[:shown], strict=False)):
-            continue  # an item would be cut to nothing it says: fewer items, each with more room
-        tried = [_whole(item) if size <= share else _fit(item, share)
-                 for item, size in zip(items[:shown], sizes[:shown], strict=True)]
-        if sum(map(len, tried)) <= space or alone:  # (a token may come out longer than its share)
+        rooms = _rooms(items[:shown], sizes[:shown], space)
+        if rooms is None:
+            continue  # an item would not fit even cut the most: fewer items, each with more room
+        tried = [_whole(item) if size <= room else _fit(item, room)
+                 for item, size, room in zip(items[:shown], sizes[:shown], rooms, strict=True)]
+        if sum(map(len, tried)) <= space:  # (a token inside may come out longer than its room)
             return tried
     return []
+
+
+def _rooms(items: list[Any], sizes: list[int], space: int) -> list[int] | None:
+    """The room of each item: whole, unless the items together do not fit; then items are cut, each as much as
+    needed, down to its barest form: first the ones longer than two thirds of the line, longest first (short
+    arguments beside a long SQL text stay whole), then the last ones first (a call's first arguments say the
+    most). None when even that does not fit."""
+    rooms = list(sizes)
+    long = sorted((i for i in range(len(items)) if sizes[i] * 3 > space * 2), key=lambda i: -sizes[i])
+    for index in long + [i for i in reversed(range(len(items))) if i not in long]:
+        over = sum(rooms) - space
+        if over <= 0:
+            break
+        rooms[index] = max(min(sizes[index], _bare(items[index])), rooms[index] - over)
+    return rooms if sum(rooms) <= space else None
+
+
+def _bare(value: Any) -> int:
+    """The length of ``value`` cut the most: a container as ``[… (N more)]``, a dict item as its key and its value
+    so cut; anything else as its shortest cut that says something."""
+    if type(value) is Pair:
+        return len(_whole(value.key)) + len(value.sep) + _bare(value.value)
+    shape = _shape_of(value)
+    return _least(value) if shape is None else len(f"{shape.open}… ({shape.count} more){shape.close}")
 
 
 def _is_token(value: Any) -> bool:
@@ -245,9 +267,7 @@ def _least(value: Any) -> int:
     """The length of the shortest cut of ``value`` that still says something: a container's first item, a
     dict item's key (its value may be cut to ``[… (N more)]``), a string's first characters, a token whole."""
     if type(value) is Pair:
-        shape = _shape_of(value.value)
-        bare = _least(value.value) if shape is None else len(f"{shape.open}… ({shape.count} more){shape.close}")
-        return len(_whole(value.key)) + len(value.sep) + bare
+        return _bare(value)
     if type(value) in _TEXT_TYPES:
         return min(len(value) + 3, 24)
     shape = _shape_of(value)
@@ -258,18 +278,6 @@ def _least(value: Any) -> int:
         return len(shape.open + shape.close)
     later = len(f", … ({shape.count - 1} more)") if shape.count > 1 else 0
     return len(shape.open) + min(_least(first), measure(first, ATOM)) + later + len(shape.close)
-
-
-def _share(sizes: list[int], space: int) -> int:
-    """The room each item longer than it gets, when the shorter ones take theirs whole and the rest share what
-    is left evenly."""
-    ordered = sorted(sizes)
-    for index, size in enumerate(ordered):
-        fair = space // (len(ordered) - index)
-        if size > fair:
-            return fair
-        space -= size
-    return ordered[-1] if ordered else space
 
 
 def _cut_string(value: str | bytes | bytearray, room: int) -> str:
