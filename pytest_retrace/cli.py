@@ -6,13 +6,13 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
 
 from .errors import RetraceError
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The command's parser, and its ``record`` parser (whose options end where the program starts)."""
     from ._version import __version__
     from .format.tape import FORMAT
 
@@ -20,9 +20,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__} (recording format {FORMAT})")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    rec = sub.add_parser("record", help="record a whole process: retrace record -o REC.retrace script.py args…")
-    rec.add_argument("-o", "--output", required=True, metavar="REC", help="the recording file to write")
-    rec.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m does")
+    rec = sub.add_parser("record", help="record a whole process: retrace record -o REC.retrace script.py args…",
+                         usage="retrace record -o REC [options] (script.py | -m MODULE) [args …]",
+                         epilog="Everything after the script or the module is the program's: "
+                                "retrace record -o a.retrace -m pkg.tool --verbose passes --verbose to pkg.tool.")
+    rec.add_argument("-o", "--output", metavar="REC", help="the recording file to write (required)")
+    rec.add_argument("-m", dest="module", metavar="MODULE",
+                     help="run a module, as python -m does; the arguments after it are the module's")
     rec.add_argument("--live", action="append", default=[], metavar="PATTERN",
                      help="paths (fnmatch) read for real on replay instead of recorded; repeatable")
     rec.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="a tag for the header")
@@ -37,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--public-key", metavar="KEY",
                      help="encrypt the recording for this project public key (its text or a file holding it; "
                           "default: $RETRACE_PUBLIC_KEY); see retrace keygen")
-    rec.add_argument("program", nargs=argparse.REMAINDER, help="script.py and its arguments (after --)")
+    rec.add_argument("program", nargs=argparse.REMAINDER, help="script.py and its arguments")
 
     rep = sub.add_parser("replay", help="replay a recording and check it is faithful")
     rep.add_argument("recording", metavar="REC")
@@ -64,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("recording", metavar="REC")
     show.add_argument("--json", action="store_true", help="print JSON instead of text")
     show.add_argument("--limit", type=int, default=None, metavar="N", help="print at most N events")
+    show.add_argument("--full", action="store_true", help="print every value whole (default: cut to the width)")
+    show.add_argument("--width", type=int, default=None, metavar="COLUMNS",
+                      help="fit values into lines this wide (default: the terminal's, or 120 when not a terminal)")
 
     for reading in (rep, pin, triage, show):
         reading.add_argument("--key-file", metavar="FILE", action="append", default=[],
@@ -73,26 +80,52 @@ def _parser() -> argparse.ArgumentParser:
     keygen = sub.add_parser("keygen", help="make a key pair for encrypted recordings")
     keygen.add_argument("-o", "--output", metavar="FILE", required=True,
                         help="write the private key to FILE (mode 0600) and the public key to FILE.pub")
-    return parser
+    return parser, rec
 
 
-def _record_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def _split_record(rec: argparse.ArgumentParser, tokens: list[str]) -> tuple[list[str], str | None, list[str]]:
+    """``retrace record``'s own options, the module (``-m``), and the program's arguments: everything after the
+    script or the module belongs to the program, as with ``python script.py …`` and ``python -m module …``
+    (``--`` before the script, or right after the module, is still taken)."""
+    # The options that take a value, from the parser itself (so that `-o x.py` is not read as the script).
+    valued = {flag for action in rec._actions if action.nargs != 0 for flag in action.option_strings}
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if token == "--":
+            return tokens[:index], None, tokens[index + 1 :]
+        if token == "-m" or (token.startswith("-m") and not token.startswith("--")):
+            module = token[2:] or (tokens[index + 1] if index + 1 < len(tokens) else "")
+            rest = tokens[index + (1 if token[2:] else 2) :]
+            if not module:
+                rec.error("-m needs a module: retrace record -o REC.retrace -m MODULE args…")
+            return tokens[:index], module, rest[1:] if rest[:1] == ["--"] else rest
+        if not token.startswith("-") or token == "-":
+            return tokens[:index], None, tokens[index:]
+        index += 2 if token in valued else 1
+    return tokens, None, []
+
+
+def _record_command(args: argparse.Namespace, rec: argparse.ArgumentParser) -> int:
     from .runner.launcher import record
 
-    program = list(args.program)
-    if program and program[0] == "--":
-        program = program[1:]
+    program = args.program
     if args.module:
+        _check_module(args.module)
         entry, argv = {"module": args.module}, [args.module, *program]
     elif program:
         entry, argv = {"script": program[0]}, program
     else:
-        parser.error("record: name the program to record: retrace record -o REC.retrace [--] script.py args…")
+        rec.error("name the program to record: retrace record -o REC.retrace script.py args… "
+                  "(or -m MODULE args…)")
+    if not args.output:
+        rec.error("name the recording to write: retrace record -o REC.retrace script.py args… (the options of "
+                  "retrace record come before the script or module: the ones after it are the program's)")
     tags = {}
     for tag in args.tag:
         key, sep, value = tag.partition("=")
         if not sep:
-            parser.error(f"record: --tag {tag!r} is not KEY=VALUE")
+            rec.error(f"--tag {tag!r} is not KEY=VALUE")
         tags[key] = value
     from .format.sealing import public_key_from
     from .redaction import Redaction
@@ -105,6 +138,30 @@ def _record_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -
                   public_key=public_key_from(args.public_key), force=args.force)
 
 
+def _check_module(name: str) -> None:
+    """Before recording ``-m name``: the module must be importable where the program will run (the current folder
+    first, then the path), found without importing anything (a package's ``__init__`` is the program's code, to
+    run recorded or not at all)."""
+    from importlib.machinery import PathFinder
+    from importlib.util import find_spec
+
+    cwd = os.getcwd()
+    path = [cwd, *(entry for entry in sys.path[1:] if entry)]  # sys.path[0] is this command's own folder
+    parts = name.split(".")
+    if not all(part.isidentifier() for part in parts):
+        raise RetraceError(f"-m {name!r} is not a module name (dotted words, as for python -m); give the module, "
+                           "or the script's path without -m")
+    spec = PathFinder.find_spec(parts[0], path) or find_spec(parts[0])  # a built-in, or a frozen module
+    for depth in range(1, len(parts)):
+        if spec is None or spec.submodule_search_locations is None:
+            break
+        spec = PathFinder.find_spec(".".join(parts[: depth + 1]), list(spec.submodule_search_locations))
+    if spec is None or (len(parts) > 1 and spec.name != name):
+        raise RetraceError(f"no module {name!r} to record: looked in {cwd} and on the Python path (python -c 'import "
+                           "sys; print(sys.path)' lists it); check its name, run retrace from the folder that holds "
+                           "it, or add that folder to PYTHONPATH")
+
+
 def _keygen_command(args: argparse.Namespace) -> int:
     from .format.sealing import PRIVATE_ENV, PUBLIC_ENV, PrivateKey
 
@@ -112,6 +169,9 @@ def _keygen_command(args: argparse.Namespace) -> int:
     for path in (private_path, public_path):
         if os.path.lexists(path):
             raise RetraceError(f"{path} already exists; choose another name (an existing key is never replaced)")
+    folder = os.path.dirname(os.path.abspath(private_path))
+    if not os.path.isdir(folder):
+        raise RetraceError(f"cannot write {private_path}: the folder {folder} does not exist; create it first")
     key = PrivateKey.generate()
     with open(os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
         f.write(key.text() + "\n")
@@ -184,7 +244,12 @@ def _triage_command(args: argparse.Namespace) -> int:
         json.dump([g.to_json() for g in groups], sys.stdout, indent=2)
         sys.stdout.write("\n")
     elif not groups:
-        print(f"no crash recordings in {args.folder}")
+        from .front.pinning import recordings_in
+
+        found = sum(1 for _ in recordings_in(Path(args.folder)))
+        read = f"{found - len(unreadable)} of {found} recordings read" if unreadable else f"{found} recordings"
+        print(f"no crash recordings in {args.folder} ({read})" if found else
+              f"no recordings (*.retrace) in {args.folder} or its subfolders")
     for g in [] if args.json else groups:
         crash = g.crash
         pinned = "  (pinned)" if g.pinned else ""
@@ -196,99 +261,60 @@ def _triage_command(args: argparse.Namespace) -> int:
             print(printable(f"         retrace pin {g.recordings[0]}"))
     for problem in unreadable:  # the others were triaged; these are errors all the same
         sys.stderr.write(f"retrace triage: {problem}\n")
+    if unreadable:  # exit 2: some recordings were not triaged (the ones read were)
+        sys.stderr.write(f"retrace triage: {len(unreadable)} recordings could not be triaged (above): open sealed "
+                         "ones with --key-file; a damaged one can only be recorded again\n")
     return 2 if unreadable else 0
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return repr(value)
 
 
 def _show_command(args: argparse.Namespace) -> int:
     from .format.tape import TapeStatus, read_recording
+    from .front.show import TextView, show_json, show_text
     from .hooks import manager  # noqa: F401  (installed packages' codecs, for the values they recorded)
 
+    width = None if args.full or args.json else _width(args.width)  # a usage error before the file is read
     rec = read_recording(args.recording)
     events = rec.events()[: args.limit] if args.limit is not None else rec.events()
     if args.json:
-        doc = {
-            "status": rec.status,
-            "problem": rec.problem,
-            "offset": rec.offset,
-            "header": rec.header,
-            "events": [{"index": e.index, "thread": e.tid, "name": e.name, "args": e.args, "result": e.result}
-                       for e in events],
-            "end": rec.end,
-        }
-        if rec.setup is not None:  # which events set a connection up, and the service's set-up log
-            doc["setup"] = {"events": rec.setup.marked,
-                            "log": [{"name": n, "args": a, "results": r} for n, a, r in rec.setup.log]}
-        json.dump(_jsonable(doc), sys.stdout, indent=2)
+        json.dump(show_json(rec, events), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        _show_text(rec, events)
+        show_text(rec, events, TextView(sys.stdout.write, width))
     if rec.status == TapeStatus.CORRUPT:  # what could be read is shown; the file is still an error
         raise rec.corrupt_error()
     return 0
 
 
-def _show_text(rec: Any, events: Sequence[Any]) -> None:
-    from .format.events import describe_call, short_repr
-    from .front.report import printable
+def _width(asked: int | None) -> int:
+    """The width values are fitted to: as asked, else the terminal's, else 120 (a pipe, a file)."""
+    if asked is not None:
+        if asked < 40:
+            raise RetraceError(f"--width {asked} is too narrow to show a recording; give 40 or more, or --full")
+        return asked
+    if sys.stdout.isatty():
+        import shutil
 
-    def print(line: str) -> None:  # noqa: A001 - every line holds values from the file: never raw escapes
-        sys.stdout.write(printable(line) + "\n")
+        return max(shutil.get_terminal_size().columns, 40)
+    return 120
 
-    h = rec.header
-    print(f"recording  {rec.path}  ({rec.status}{': ' + rec.problem if rec.problem else ''})")
-    for key in ("kind", "entry", "argv", "cwd", "project_root", "created_at", "python", "platform", "hash_seed", "tags",
-                "pin"):
-        print(f"  {key:<10} {short_repr(h.get(key), 2000)}")
-    redaction = h.get("redaction") or {}
-    print(f"  {'environ':<11}{len(h['environ'])} variables, redacted: {short_repr(redaction.get('redacted'), 400)}")
-    print(f"events ({len(rec.events())}{', * sets a connection up' if rec.setup and rec.setup.marked else ''}):")
-    marked = set(rec.setup.marked) if rec.setup else set()
-    for e in events:
-        star = "*" if e.index in marked else " "
-        print(f" {star}#{e.index:<5} [{e.tid}] {describe_call(e.name, e.args)} -> {short_repr(e.result)}")
-    if rec.end is not None:
-        end = rec.end
-        print(f"end: exit status {end.get('status')}, {end.get('events')} events")
-        if end.get("exception"):
-            exc = end["exception"]
-            print(f"  crash {exc['type'][:200]}: {exc['message'][:400]}  (fingerprint {exc['fingerprint'][:40]})")
-        for stream in ("stdout", "stderr"):
-            s = end.get(stream) or {}
-            print(f"  {stream}: {s.get('size')} bytes, blake2b {s.get('digest')}")
-    if rec.setup is not None and rec.setup.log:
-        print(f"connection set-up log ({len(rec.setup.log)} calls; answers a replay that opens afresh a connection "
-              "the recording found open):")
-        for name, args, results in rec.setup.log:
-            print(f"  {describe_call(name, args)} -> {short_repr(results[0])}")
-    if rec.processes:
-        from .errors import RecordingError
-        from .format.tape import TapeStatus, read_recording_bytes
 
-        print(f"forked processes ({len(rec.processes)}):")
-        for label, data in rec.processes.items():
-            try:
-                child = read_recording_bytes(data, f"process {label}")
-            except RecordingError as exc:
-                print(f"  {label:<7} {exc}")
-                continue
-            ended = "killed (no end)" if child.end is None else f"exit status {child.end.get('status')}"
-            print(f"  {label:<7} pid {child.header.get('pid')}, {len(child.events())} events, {ended}"
-                  f"{'' if child.status != TapeStatus.CORRUPT else ', ' + str(child.problem)}")
+SIGPIPE_EXIT = 128 + 13  # a reader that went away (`retrace show REC | head`): as a program SIGPIPE ended
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    tokens = sys.argv[1:] if argv is None else list(argv)
+    parser, rec = _parser()
+    try:
+        if tokens[:1] == ["record"]:  # the program's arguments are not the command's
+            own, module, program = _split_record(rec, tokens[1:])
+            args = parser.parse_args(["record", *own])
+            args.module, args.program = module, program
+        else:
+            args = parser.parse_args(tokens)
+    except SystemExit:  # --help, --version, or a usage error, which argparse printed
+        if _reader_went_away():
+            return SIGPIPE_EXIT
+        raise
     commands = {"replay": _replay_command, "pin": _pin_command, "triage": _triage_command, "show": _show_command,
                 "keygen": _keygen_command}
     try:
@@ -297,13 +323,14 @@ def main(argv: list[str] | None = None) -> int:
 
             for path in args.key_file:
                 add_private_key_file(path)
-        status = _record_command(args, parser) if args.command == "record" else commands[args.command](args)
+        status = _record_command(args, rec) if args.command == "record" else commands[args.command](args)
+        sys.stdout.flush()  # a reader that went away is found here, not at the interpreter's exit
     except RetraceError as exc:
         sys.stderr.write(f"retrace {args.command}: {exc}\n")
         return 2
-    except BrokenPipeError:  # the reader went away (`retrace show REC | head`): nothing more to say
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 128 + 13  # as a program killed by SIGPIPE
+    except BrokenPipeError:
+        _reader_went_away()
+        return SIGPIPE_EXIT
     except Exception as exc:  # noqa: BLE001 - a bug of ours: one line, not a traceback that reads like the program's
         if os.environ.get("RETRACE_DEBUG"):
             raise
@@ -317,6 +344,17 @@ def main(argv: list[str] | None = None) -> int:
         remove_results()
         leave_with(status)
     return status
+
+
+def _reader_went_away() -> bool:
+    """Whether the reader of our output is gone (what was printed is out otherwise); when it is, nothing more
+    is said, and nothing is left for the exit's flush to fail on."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return True
+    return False
 
 
 if __name__ == "__main__":

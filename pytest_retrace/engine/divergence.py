@@ -125,7 +125,7 @@ class Divergence(Record):
         self.preceding: list[Preceding] = preceding or []  # the events that matched just before
         self.threads = threads  # stuck only: every thread
         self.differs = differs  # outcome only: "status", "stdout", "stderr", "returned"
-        self.summary = summary  # died only
+        self.summary = summary  # died: how; stuck: for how long nothing moved
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": str(self.kind)}
@@ -135,7 +135,7 @@ class Divergence(Record):
                     stack=self.stack, preceding=to_json(self.preceding))
         if self.kind.found_by_engine:
             data["threads"] = to_json(self.threads)
-        if self.kind == DivergenceKind.DIED:
+        if self.kind in (DivergenceKind.DIED, DivergenceKind.STUCK):
             data["summary"] = self.summary
         return data
 

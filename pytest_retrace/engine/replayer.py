@@ -548,4 +548,9 @@ class Replayer(Engine):
                 stack=replay_stack() if name is not None else [],
                 preceding=[Preceding.of(e) for e in self.events[max(0, index - PRECEDING) : index]],
                 threads=self.threads.report(self.events, self.consumed) if kind == DivergenceKind.STUCK else None,
+                summary=_stuck_for(self.stuck_timeout) if kind == DivergenceKind.STUCK else None,
             )
+
+
+def _stuck_for(timeout: float) -> str:
+    return f"no thread made progress for {timeout:g} second{'' if timeout == 1 else 's'}"

@@ -143,6 +143,9 @@ def triage(folder: str | os.PathLike[str], unreadable: list[str] | None = None) 
             if unreadable is not None:
                 unreadable.append(str(exc))
             continue
+        if rec.status == TapeStatus.TRUNCATED and unreadable is not None:  # how its run ended is not in it
+            unreadable.append(f"{path}: truncated ({rec.problem}): the recorded process was killed before it ended, "
+                              "so the recording holds no outcome to triage")
         crash = crash_of(rec) if rec.status == TapeStatus.COMPLETE else None
         if crash is None:
             continue

@@ -58,7 +58,7 @@ def _call_divergence(d: Divergence) -> list[str]:
         out = [f"replay diverged at {where}: the program made a call after the last recorded one:",
                f"    actual    {actual.call}"]
     elif d.kind == DivergenceKind.STUCK:
-        out = [f"replay stuck at {where}: no thread made progress",
+        out = [f"replay stuck at {where}; it was stopped there",
                f"    next recorded  {expected.call if expected else '(none: the recording is over)'}"]
         return out + _threads(d.threads or []) + _preceding(d)
     else:
@@ -147,7 +147,10 @@ def format_verdict(verdict: Verdict, *, detailed: bool = False) -> str:
 
 def _verdict_text(verdict: Verdict, detailed: bool) -> str:
     status = verdict.status
-    head = f"retrace: {verdict.recording}: {status}"
+    d = verdict.divergence
+    # A stuck replay is a divergence (its status says so) that reads as what it is: nothing moved any more.
+    stuck = d is not None and d.kind == DivergenceKind.STUCK
+    head = f"retrace: {verdict.recording}: {'stuck' if stuck else status}"
     if verdict.faithful and not (detailed and status == Status.CRASH_REPRODUCED):
         return "\n".join([f"{head} ({verdict.events_consumed} of {verdict.events_recorded} events replayed)",
                           *(_setup(verdict.setup) if verdict.setup and detailed else [])])
@@ -157,7 +160,8 @@ def _verdict_text(verdict: Verdict, detailed: bool) -> str:
         if status == Status.TRUNCATED:
             lines.append("  the recorded process was killed before it finished; record it again to replay it whole")
         return "\n".join(lines)
-    d = verdict.divergence
+    if stuck:
+        lines[0] += f": {verdict.divergence.summary or 'no thread made progress'}"  # type: ignore[union-attr]
     if status in _CRASH_HEADLINES:
         recorded = verdict.recorded.exception if verdict.recorded else None
         replayed = verdict.replayed.exception if verdict.replayed else None

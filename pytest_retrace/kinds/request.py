@@ -150,7 +150,8 @@ class Response:
         digest.update(self._body.digest())
         shown = self.redaction.headers(headers) if headers else headers
         head = self.redaction.fragment(self._head.decode("latin-1")).encode("latin-1", "replace")
-        return Stream(digest.hexdigest(), self.size, repr([self.status, shown, head])[: self.HEAD])
+        # Whole (the body's part is HEAD bytes at most): `retrace show` reads status, headers and body back from it.
+        return Stream(digest.hexdigest(), self.size, repr([self.status, shown, head]))
 
 
 def replay_environ(recorded: dict[str, Any], body: bytes) -> dict[str, Any]:

@@ -357,8 +357,11 @@ def check_kind(rec: Recording) -> None:
 def check_script(entry: dict[str, str], cwd: str) -> None:
     """Before recording: the program's script must be there (a recording holds what it read, not the program)."""
     script = entry.get("script")
-    if script is not None and not os.path.isfile(os.path.join(cwd, script)):
-        raise RetraceError(f"no program {script!r} in {cwd}: check the path of the script to record")
+    path = os.path.join(cwd, script) if script is not None else ""
+    if script is not None and not os.path.isfile(path):
+        found = "is a folder, not a script" if os.path.isdir(path) else "does not exist"
+        raise RetraceError(f"no program {script!r} to record: {os.path.normpath(path)} {found}; check its path (from "
+                           f"{cwd}), or record a module with -m MODULE")
 
 
 def check_program(header: dict[str, Any], project: Project, recording: str | None = None) -> None:
