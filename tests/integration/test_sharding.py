@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import pytest_split  # noqa: F401 - the plugin under test, from the test extra: fail here, not in each run
 from support import retrace
 
 from pytest_retrace.format.tape import read_recording
-
-pytest.importorskip("pytest_split", reason="pytest-split is in the test extra: pip install -e '.[test]'")
 
 CORE = """\
 import os
