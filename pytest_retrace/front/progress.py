@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from contextlib import AbstractContextManager
 
 import pytest
 
@@ -24,13 +25,16 @@ class PytestTerminal:
         self._capture = config.pluginmanager.get_plugin("capturemanager")
 
     def room(self) -> int:
-        return self._writer.fullwidth - self._writer.width_of_current_line
+        with self._suspended():  # the writer asks stdout for the terminal's width: captured, it is none
+            return self._writer.fullwidth - self._writer.width_of_current_line
 
     def write(self, text: str) -> None:
-        suspended = self._capture.global_and_fixture_disabled() if self._capture else contextlib.nullcontext()
-        with suspended:
+        with self._suspended():
             sys.stdout.write(text)
             sys.stdout.flush()
+
+    def _suspended(self) -> AbstractContextManager[None]:
+        return self._capture.global_and_fixture_disabled() if self._capture else contextlib.nullcontext()
 
 
 def progress_line(config: pytest.Config) -> ProgressLine | None:

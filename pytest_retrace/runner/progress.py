@@ -27,6 +27,7 @@ from ..engine.watchdog import PROGRESS
 DELAY = 2.0  # seconds a replay runs before its progress is shown
 PERIOD = 0.25  # seconds between two draws of the line
 NARROWEST = 24  # columns the line needs at least; with less room it is not drawn
+SHORTEST_PATH = 16  # columns of a recording's path worth showing, shortened; with less room it is left out
 
 
 class Terminal(Protocol):
@@ -70,13 +71,17 @@ class _Watched:
         return PROGRESS.unpack(data)[0] if len(data) == PROGRESS.size else None
 
     def text(self, count: int, room: int) -> str | None:
-        """The line, in at most ``room`` columns (the recording's path shortened at its start), or None."""
-        figures = f": {count:,} / {self.total:,} events" if self.total else f": {count:,} events"
-        space = room - len("replaying ") - len(figures)
-        if space < min(len(self.label), 8):
-            return None
-        label = self.label if len(self.label) <= space else "…" + self.label[-(space - 1):]
-        return f"replaying {label}{figures}"
+        """The line, in at most ``room`` columns (the recording's path shortened at its start, or left out when
+        little of it would fit), or None."""
+        figures = f"{count:,} / {self.total:,} events" if self.total else f"{count:,} events"
+        whole = f"replaying {self.label}: {figures}"
+        if len(whole) <= room:
+            return whole
+        space = room - len(whole) + len(self.label)
+        if space >= SHORTEST_PATH:
+            return f"replaying …{self.label[-(space - 1):]}: {figures}"
+        bare = f"replaying {figures}"
+        return bare if len(bare) <= room else None
 
 
 class ProgressLine:

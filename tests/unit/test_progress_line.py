@@ -85,18 +85,19 @@ def test_the_programs_output_erases_the_line_and_an_open_line_is_left_alone() ->
     assert sink.getvalue() == b"Name? bob\n"
 
 
-def test_a_narrow_line_shortens_the_path_from_its_start_or_draws_nothing() -> None:
-    terminal = Kept(columns=44)
+@pytest.mark.parametrize(("columns", "shown"), [
+    (80, "replaying recordings/requests/GET_price_kiwi.retrace: 1,000 / 2,000 events"),
+    (61, "replaying …ests/GET_price_kiwi.retrace: 1,000 / 2,000 events"),  # the last column left free
+    (44, "replaying 1,000 / 2,000 events"),  # a path's last few letters say little: left out
+    (30, None),
+])
+def test_a_narrow_line_shortens_the_path_from_its_start_or_leaves_it_out(columns: int, shown: str | None) -> None:
+    terminal = Kept(columns)
     line = ProgressLine(terminal)
     with line.watching("recordings/requests/GET_price_kiwi.retrace", 2000) as path:
         count(path, 1000)
-        until(lambda: bool(terminal.drawn()))
-    drawn = terminal.drawn()[0]
-    assert drawn == "replaying …wi.retrace: 1,000 / 2,000 events" and len(drawn) == 43  # the last column free
-    terminal = Kept(columns=20)
-    line = ProgressLine(terminal)
-    with line.watching("r.retrace", 10) as path:
-        count(path, 1)
-        time.sleep(0.1)
-    assert terminal.written == []
-
+        if shown is None:
+            time.sleep(0.1)
+        else:
+            until(lambda: bool(terminal.drawn()))
+    assert terminal.drawn() == ([] if shown is None else [shown] * len(terminal.drawn()))
