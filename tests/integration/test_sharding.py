@@ -22,93 +22,23 @@ from pathlib import Path
 import pytest
 import pytest_split  # noqa: F401 - the plugin under test, from the test extra: fail here, not in each run
 from support import retrace
+from test_travel import make_project
 
 from pytest_retrace.format.tape import read_recording
 
-CORE = """\
-import os
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def price(item):
-    with open(os.path.join(ROOT, "data", "prices.csv")) as f:
-        prices = dict(line.strip().split(",") for line in f if line.strip())
-    return int(prices[item])
-"""
-
-TOOL = """\
-import sys
-
-from pricing.core import price
-
-print(sys.argv[1], price(sys.argv[1]))
-"""
-
-JOBS = """\
-import sys
-
-from pytest_retrace import record_calls
-
-from pricing.core import price
-
-
-@record_calls("recordings/calls")
-def quote(item):
-    return {"item": item, "price": price(item)}
-
-
-for item in sys.argv[1:]:
-    try:
-        print(quote(item))
-    except KeyError as exc:
-        print("no price for", exc)
-"""
-
-SERVICE = """\
-import sys
-
-from flask import Flask, jsonify
-
-from pytest_retrace.wsgi import record_flask
-from pricing.core import price
-
-app = Flask(__name__)
-
-
-@app.route("/price/<item>")
-def show(item):
-    return jsonify(item=item, price=price(item))
-
-
-record_flask(app, "recordings/requests")
-
-if __name__ == "__main__":
-    client = app.test_client()
-    for item in sys.argv[1:]:
-        response = client.get(f"/price/{item}")
-        print(response.status_code)
-        response.close()  # the end of the request, and of its recording
-"""
-
-ITEMS = ("apple", "pear", "fig", "kiwi")  # kiwi has no price: a recorded crash of each kind
+# The project of test_travel.py: a script (tool.py), a function recorded per call (jobs.py) and a Flask app
+# recorded per request (service.py), all pricing items from a data file; kiwi has no price, a recorded crash.
+ITEMS = ("apple", "pear", "apple", "kiwi")
 
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project, with its twelve recordings under recordings/."""
     app = tmp_path_factory.mktemp("sharding") / "app"
-    for folder in ("pricing", "data", "sub", "recordings"):
-        (app / folder).mkdir(parents=True)
-    (app / "pyproject.toml").write_text("[tool.pytest.ini_options]\n")  # the rootdir: node ids are relative to it
-    (app / "data" / "prices.csv").write_text("apple,3\npear,5\nfig,7\n")
-    (app / "pricing" / "__init__.py").write_text("")
-    (app / "pricing" / "core.py").write_text(CORE)
-    (app / "tool.py").write_text(TOOL)
-    (app / "jobs.py").write_text(JOBS)
-    (app / "service.py").write_text(SERVICE)
-    for item in ITEMS:
-        run = retrace("record", "-o", f"recordings/tool-{item}.retrace", "--", "tool.py", item, cwd=app)
+    make_project(app)  # with pyproject.toml: the rootdir, which node ids are relative to
+    (app / "recordings").mkdir()
+    for number, item in enumerate(ITEMS):
+        run = retrace("record", "-o", f"recordings/tool-{number}-{item}.retrace", "--", "tool.py", item, cwd=app)
         assert run.returncode == (1 if item == "kiwi" else 0), run.stderr
     env = {k: v for k, v in os.environ.items() if k != "PYTHONHASHSEED"}
     for script in ("jobs.py", "service.py"):
