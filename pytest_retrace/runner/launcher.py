@@ -556,7 +556,6 @@ def replay(path: str, project: Project, stuck_timeout: float = 10.0, passthrough
         return unreadable(path, f"{path}: corrupt recording: {rec.problem}", rec.offset)
     if rec.end is not None and rec.end.get("recording_error"):
         return unreadable(path, f"{path}: the recording is incomplete: {rec.end['recording_error']}")
-    config = ReplayConfig(os.path.abspath(path), project, stuck_timeout)
     prefix = sandbox_prefix() if sandbox else None
     moved = Moved.between(rec.header, locate(rec.header, project, path))
     from ..boundaries import machine  # only here: recording does not import the boundaries in the launcher
@@ -564,7 +563,7 @@ def replay(path: str, project: Project, stuck_timeout: float = 10.0, passthrough
     startup = machine.startup_environ(rec.header)
     line = progress if progress is not None or not passthrough else stderr_line()
     with line.watching(path, rec.count) if line is not None else contextlib.nullcontext() as counted:
-        config.progress = counted
+        config = ReplayConfig(os.path.abspath(path), project, stuck_timeout, progress=counted)
         run = None
         if forked and Kind.of(rec.header) == Kind.PROCESS:
             if zygote:

@@ -142,8 +142,8 @@ class ProgressLine:
         if text is None:
             self._erase()
             return
-        self.terminal.write(self._undo() + text)
-        self._drawn = len(text)
+        if self._write(self._undo() + text):
+            self._drawn = len(text)
 
     def _undo(self) -> str:
         """Back over the line drawn, erasing it: the terminal's line as it was before."""
@@ -151,8 +151,16 @@ class ProgressLine:
 
     def _erase(self) -> None:
         if self._drawn:
-            self.terminal.write(self._undo())
+            self._write(self._undo())
             self._drawn = 0
+
+    def _write(self, text: str) -> bool:
+        """Whether ``text`` reached the terminal (a closed one is no reason to disturb the replay)."""
+        try:
+            self.terminal.write(text)
+        except (OSError, ValueError):
+            return False
+        return True
 
 
 class Beneath:
