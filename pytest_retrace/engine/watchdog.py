@@ -1,13 +1,16 @@
-"""A multi-threaded replay's watch: where each replaying thread stands, and whether any still moves.
+"""A replay's watches: where each replaying thread stands and whether any still moves; how far it has come.
 
 A replay where for ``stuck_timeout`` seconds no event was handed out and no thread of the program
 moved is stuck, whatever the threads are blocked in: the :class:`Watchdog` says so once, and the
-report lists every thread (:meth:`ThreadBook.report`).
+report lists every thread (:meth:`ThreadBook.report`). :class:`ProgressFile` tells the launcher how many
+events the replay has consumed, for the progress line of a long replay (``runner/progress.py``).
 """
 
 from __future__ import annotations
 
 import _thread
+import os
+import struct
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +25,7 @@ from .state import mark_outside
 _sleep = time.sleep
 _monotonic = time.monotonic
 _start_raw_thread = _thread.start_new_thread
+_open, _pwrite, _close = os.open, os.pwrite, os.close
 
 
 class ThreadBook:
@@ -93,3 +97,39 @@ class Watchdog:
             elif now - since >= self.timeout and not self.finished:
                 self._on_stuck()
                 return
+
+
+PROGRESS_PERIOD = 0.2  # seconds between two looks at the count
+PROGRESS = struct.Struct("<Q")  # the progress file: the count of events consumed
+
+
+class ProgressFile:
+    """Copies ``consumed()`` into the file at ``path`` (``PROGRESS``, at its start) a few times a second, where the
+    launcher reads it. It runs on a thread that has nothing else to do (:meth:`run`): the replay's hot path does
+    nothing for it, and reading the count is two lengths (``Replayer.consumed``)."""
+
+    def __init__(self, path: str, consumed: Callable[[], int]) -> None:
+        self._path = path
+        self._consumed = consumed
+
+    def run(self) -> None:
+        """Until the process ends (a replay's process is its own), on the calling thread, which is ours."""
+        mark_outside()
+        try:
+            fd = _open(self._path, os.O_WRONLY | os.O_CLOEXEC)
+        except OSError:
+            return  # the launcher is gone, or stopped watching: nobody reads it
+        last = -1
+        try:
+            while True:
+                _sleep(PROGRESS_PERIOD)
+                count = self._consumed()
+                if count != last:
+                    _pwrite(fd, PROGRESS.pack(count), 0)
+                    last = count
+        except Exception:  # noqa: BLE001 - the progress line is a courtesy: its failure never touches the replay
+            _close(fd)
+
+    def start(self) -> None:
+        """On a raw thread of its own (for a replay with no idle thread to run it on)."""
+        _start_raw_thread(self.run, ())

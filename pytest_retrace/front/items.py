@@ -20,6 +20,7 @@ from ..runner import forkserver, zygote
 from ..runner.launcher import check_kind, check_program, replay
 from ..runner.rerecord import record_again
 from ..runner.verdict import Status, Verdict
+from .progress import progress_line
 from .report import format_verdict
 from .summary import OBSOLETE, Counter, ReplayInfo
 
@@ -38,7 +39,7 @@ def _replay_in_session(config: pytest.Config, path: str, **options: Any) -> Verd
         config.stash[_CLOSES_SERVERS] = True
     sandbox = config.getoption("retrace_sandbox")
     sandbox = config.getini("retrace_sandbox") if sandbox is None else sandbox
-    return replay(path, project(config), forked=True, sandbox=bool(sandbox), **options)
+    return replay(path, project(config), forked=True, sandbox=bool(sandbox), progress=progress_line(config), **options)
 
 
 def project(config: pytest.Config) -> Project:

@@ -198,10 +198,35 @@ def prepare_replay(header: dict[str, Any], project: Project) -> None:
 
 
 def stand_in_for_the_writer() -> None:
-    """An idle OS thread where the recording had its writer thread (a replayed forked child needs one too)."""
+    """An idle OS thread where the recording had its writer thread (a replayed forked child needs one too). It
+    runs what :func:`give_the_stand_in` hands it, and nothing else."""
     parked = _thread.allocate_lock()
     parked.acquire()
-    _thread.start_new_thread(parked.acquire, ())
+    _StandIn.parked, _StandIn.work = parked, None
+    _thread.start_new_thread(_stand_in, (parked,))
+
+
+class _StandIn:
+    parked: Any = None  # the lock the idle stand-in waits on, until it is given work
+    work: Callable[[], None] | None = None
+
+
+def _stand_in(parked: Any) -> None:
+    parked.acquire()
+    if _StandIn.work is not None:
+        _StandIn.work()
+    parked.acquire()  # done: idle for good (the lock is held), the thread count stays the recorded one
+
+
+def give_the_stand_in(work: Callable[[], None]) -> bool:
+    """Have the idle stand-in thread run ``work`` (the replay's progress report) rather than start one more thread,
+    which the program could count; False when this process has no stand-in."""
+    parked = _StandIn.parked
+    if parked is None:
+        return False
+    _StandIn.parked, _StandIn.work = None, work
+    parked.release()
+    return True
 
 
 def rerun_then_exit(header: dict[str, Any], end: ProcessEnd) -> NoReturn:

@@ -21,6 +21,7 @@ from ..engine.importhook import when_imported, write_no_bytecode
 from ..engine.patch import Patcher
 from ..engine.replayer import Replayer
 from ..engine.state import enter_gate, start_main_thread
+from ..engine.watchdog import ProgressFile
 from ..format import codec
 from ..format.sealing import Sealer, keys_from_parent
 from ..format.tape import Kind, TapeStatus, read_recording
@@ -104,6 +105,10 @@ def replay_here(config: ReplayConfig) -> NoReturn:
     engine = Replayer(rec.events(), on_divergence=tree.diverged, truncated=rec.status == TapeStatus.TRUNCATED,
                       stuck_timeout=config.stuck_timeout, answer_by_key=recorded.crashed, setup=rec.setup)
     engine.redaction = Redaction.from_header(header)  # what the program does now, redacted as recorded
+    if config.progress:
+        report = ProgressFile(config.progress, lambda: engine.consumed)
+        if not process.give_the_stand_in(report.run):
+            report.start()
     start_main_thread()
     install(engine, Patcher(), Options(live_paths=header.get("live_paths", []),
                                        code_folders=code_folders(header, config.project)))

@@ -38,6 +38,7 @@ from ..hooks import manager
 from ..kinds.entry import EntryGone, Location, OutsideProject, Project, check_entry, locate
 from ..kinds.outcome import OUTPUT_HEAD, Stream
 from ..redaction import DEFAULT, Redaction
+from .progress import ProgressLine, on_terminal, stderr_line
 from .protocol import CHILD_CODE, CHILD_ENV, LAUNCHER_ENV, ChildResult, RecordConfig, ReplayConfig, encode_config
 from .verdict import Verdict, conclude, unreadable
 
@@ -105,6 +106,18 @@ def _pump(source: BinaryIO, sink: BinaryIO | None, output: Output) -> None:
         sink = _pass_on(chunk, sink, output)
 
 
+def _sinks(passthrough: bool, line: ProgressLine | None) -> tuple[Any, Any]:
+    """Where the program's stdout and stderr pass on to: ours with ``passthrough`` (else nowhere), beneath the
+    progress ``line`` where that is on the same terminal."""
+    if not passthrough:
+        return None, None
+    sinks = (sys.stdout.buffer, sys.stderr.buffer)
+    if line is None:
+        return sinks
+    out, err = (line.beneath(sink) if on_terminal(sink) else sink for sink in sinks)
+    return out, err
+
+
 def _pass_on(chunk: bytes, sink: BinaryIO | None, output: Output) -> BinaryIO | None:
     """What the program printed, to its digest and on to ``sink``; the sink still open afterwards, or None."""
     output.feed(chunk)
@@ -160,9 +173,10 @@ class ChildRun(NamedTuple):
 
 def run_child(config: RecordConfig | ReplayConfig, hash_seed: int, passthrough: bool = True,
               keep_output: bool = False, startup: dict[str, str | None] | None = None,
-              prefix: list[str] | None = None, moved: Moved | None = None) -> ChildRun:
-    """Run the child with ``config``; its output passes through to ours unless told not to,
-    and is kept whole in the result when ``keep_output``. ``startup``: variables the interpreter starts with
+              prefix: list[str] | None = None, moved: Moved | None = None,
+              line: ProgressLine | None = None) -> ChildRun:
+    """Run the child with ``config``; its output passes through to ours unless told not to (beneath the progress
+    ``line``), and is kept whole in the result when ``keep_output``. ``startup``: variables the interpreter starts with
     set (None: unset) over ours (a replay's: the recorded locale, which decides encodings at start).
     ``prefix``: the command the interpreter runs under (a sandbox). ``moved``: a replay in another checkout
     (:class:`Moved`)."""
@@ -172,7 +186,7 @@ def run_child(config: RecordConfig | ReplayConfig, hash_seed: int, passthrough: 
     stdout, stderr = Output(keep_output, moved), Output(keep_output, moved)
     proc = subprocess.Popen([*(prefix or []), sys.executable, "-c", CHILD_CODE], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
-    pumps = _pumps(proc.stdout, proc.stderr, stdout, stderr, passthrough)  # type: ignore[arg-type]
+    pumps = _pumps(proc.stdout, proc.stderr, stdout, stderr, _sinks(passthrough, line))  # type: ignore[arg-type]
     with _signals_go_to(proc, forward=isinstance(config, RecordConfig)):
         returncode = proc.wait()
     for t in pumps:
@@ -197,12 +211,11 @@ def child_environ(hash_seed: int, startup: dict[str, str | None] | None = None) 
     return env
 
 
-def _drain(out: BinaryIO, err: BinaryIO, stdout: Output, stderr: Output, passthrough: bool) -> None:
-    """Take a child's stdout and stderr as they pass by (and on to ours, with ``passthrough``) until both end, in
+def _drain(out: BinaryIO, err: BinaryIO, stdout: Output, stderr: Output, sinks: tuple[Any, Any]) -> None:
+    """Take a child's stdout and stderr as they pass by (and on to ``sinks``, :func:`_sinks`) until both end, in
     this thread: starting two threads per replay costs more than a small replay where the CPU is busy."""
     import selectors
 
-    sinks = (sys.stdout.buffer, sys.stderr.buffer) if passthrough else (None, None)
     with selectors.DefaultSelector() as selector:
         for source, sink, output in ((out, sinks[0], stdout), (err, sinks[1], stderr)):
             selector.register(source, selectors.EVENT_READ, [sink, output])
@@ -215,10 +228,10 @@ def _drain(out: BinaryIO, err: BinaryIO, stdout: Output, stderr: Output, passthr
                 key.data[0] = _pass_on(chunk, *key.data)
 
 
-def _pumps(out: BinaryIO, err: BinaryIO, stdout: Output, stderr: Output, passthrough: bool) -> list[threading.Thread]:
-    """Threads, started, that take a child's stdout and stderr as they pass by (and on to ours, with
-    ``passthrough``)."""
-    sinks = (sys.stdout.buffer, sys.stderr.buffer) if passthrough else (None, None)
+def _pumps(out: BinaryIO, err: BinaryIO, stdout: Output, stderr: Output,
+           sinks: tuple[Any, Any]) -> list[threading.Thread]:
+    """Threads, started, that take a child's stdout and stderr as they pass by (and on to ``sinks``,
+    :func:`_sinks`)."""
     pumps = [threading.Thread(target=_pump, args=(source, sink, output), daemon=True)
              for source, sink, output in ((out, sinks[0], stdout), (err, sinks[1], stderr))]
     for t in pumps:
@@ -227,7 +240,8 @@ def _pumps(out: BinaryIO, err: BinaryIO, stdout: Output, stderr: Output, passthr
 
 
 def _run_in_zygote(config: ReplayConfig, hash_seed: int, startup: dict[str, str | None], prefix: list[str] | None,
-                   passthrough: bool, keep_output: bool, moved: Moved | None) -> ChildRun | None:
+                   passthrough: bool, keep_output: bool, moved: Moved | None,
+                   line: ProgressLine | None) -> ChildRun | None:
     """Replay a process recording in a fork of the zygote started as a cold replay would start
     (``zygote.py``); None when there is none to use, and the replay must start cold."""
     from . import zygote  # here: a single replay from the command line starts no zygote
@@ -250,8 +264,8 @@ def _run_in_zygote(config: ReplayConfig, hash_seed: int, startup: dict[str, str 
             os.close(out_w)  # the fork holds them now: its end is their end
             os.close(err_w)
         with _signals_go_to(None, forward=False):
-            if sent:
-                _drain(out, err, stdout, stderr, passthrough)  # to their end: the fork (and its forks) ended
+            if sent:  # to the pipes' end: the fork (and its forks) ended
+                _drain(out, err, stdout, stderr, _sinks(passthrough, line))
             returncode = server.ran() if sent else None
     result, processes = ChildResult.read(result_path), _forked_results(result_path)
     if returncode is None:  # the zygote died under the replay: what it left says nothing
@@ -292,7 +306,7 @@ def _signals_go_to(proc: subprocess.Popen[bytes] | None, forward: bool) -> Itera
 
 
 def _run_forked(config: ReplayConfig, header: dict[str, Any], passthrough: bool,
-                keep_output: bool, moved: Moved | None) -> ChildRun | None:
+                keep_output: bool, moved: Moved | None, line: ProgressLine | None) -> ChildRun | None:
     """Replay a request or call recording in a fork of its group's fork server (see ``forkserver.py``);
     None when there is none to use, and the replay must start cold."""
     from . import forkserver  # here: a single replay from the command line never forks
@@ -307,11 +321,9 @@ def _run_forked(config: ReplayConfig, header: dict[str, Any], passthrough: bool,
         return None
     returncode, out, err = ran
     outputs = (Output(keep_output, moved), Output(keep_output, moved))
-    for output, data, sink in zip(outputs, (out, err), (sys.stdout, sys.stderr), strict=True):
-        output.feed(data)
-        if passthrough and data:
-            sink.buffer.write(data)
-            sink.buffer.flush()
+    for output, data, sink in zip(outputs, (out, err), _sinks(passthrough, line), strict=True):
+        if data:
+            _pass_on(data, sink, output)
     return ChildRun(returncode, outputs[0], outputs[1], ChildResult.read(result_path))
 
 
@@ -521,7 +533,7 @@ _SANDBOX: list[list[str]] = []
 
 def replay(path: str, project: Project, stuck_timeout: float = 10.0, passthrough: bool = True,
            keep_output: bool = False, recording: Recording | None = None, forked: bool = False,
-           sandbox: bool = False, zygote: bool = True) -> Verdict:
+           sandbox: bool = False, zygote: bool = True, progress: ProgressLine | None = None) -> Verdict:
     """Replay a recording in a fresh interpreter and return its verdict (with what the replay printed, whole
     when ``keep_output``). It runs only ``project``'s code: a recording that points elsewhere raises
     :class:`OutsideProject` before anything runs (unless the project allows it).
@@ -531,7 +543,8 @@ def replay(path: str, project: Project, stuck_timeout: float = 10.0, passthrough
     that imported its app once (``forkserver.py``), and a process recording in a fork of a zygote started as its
     cold replay would start (``zygote.py``), unless ``zygote`` is False. With ``sandbox`` the replay runs in a
     network namespace with no interface (:func:`sandbox_prefix`): a process recording's zygote too, a request or
-    call recording cold.
+    call recording cold. A replay that runs long shows its progress on ``progress`` (``runner/progress.py``); by
+    default on our stderr when the program's output passes through and stderr is a terminal.
     Raises :class:`RecordingError` when ``path`` is no readable recording at all.
     """
     rec = recording
@@ -546,21 +559,24 @@ def replay(path: str, project: Project, stuck_timeout: float = 10.0, passthrough
         return unreadable(path, f"{path}: corrupt recording: {rec.problem}", rec.offset)
     if rec.end is not None and rec.end.get("recording_error"):
         return unreadable(path, f"{path}: the recording is incomplete: {rec.end['recording_error']}")
-    config = ReplayConfig(os.path.abspath(path), project, stuck_timeout)
     prefix = sandbox_prefix() if sandbox else None
     moved = Moved.between(rec.header, locate(rec.header, project, path))
     from ..boundaries import machine  # only here: recording does not import the boundaries in the launcher
 
     startup = machine.startup_environ(rec.header)
-    run = None
-    if forked and Kind.of(rec.header) == Kind.PROCESS:
-        if zygote:
-            run = _run_in_zygote(config, rec.header["hash_seed"], startup, prefix, passthrough, keep_output, moved)
-    elif forked and not sandbox:
-        run = _run_forked(config, rec.header, passthrough, keep_output, moved)
-    if run is None:
-        run = run_child(config, rec.header["hash_seed"], passthrough, keep_output, startup=startup, prefix=prefix,
-                        moved=moved)
+    line = progress if progress is not None or not passthrough else stderr_line()
+    with line.watching(path, rec.count) if line is not None else contextlib.nullcontext() as counted:
+        config = ReplayConfig(os.path.abspath(path), project, stuck_timeout, progress=counted)
+        run = None
+        if forked and Kind.of(rec.header) == Kind.PROCESS:
+            if zygote:
+                run = _run_in_zygote(config, rec.header["hash_seed"], startup, prefix, passthrough, keep_output, moved,
+                                     line)
+        elif forked and not sandbox:
+            run = _run_forked(config, rec.header, passthrough, keep_output, moved, line)
+        if run is None:
+            run = run_child(config, rec.header["hash_seed"], passthrough, keep_output, startup=startup, prefix=prefix,
+                            moved=moved, line=line)
     verdict = conclude(rec, run.returncode, run.stdout.summary(), run.stderr.summary(), run.result, run.processes)
     verdict.stdout, verdict.stderr = bytes(run.stdout.head), bytes(run.stderr.head)
     return verdict

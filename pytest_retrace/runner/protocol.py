@@ -63,14 +63,16 @@ class RecordConfig(Record):
 
 class ReplayConfig(Record):
     """Replay ``recording``, running only the code of ``project``. A fork server's child also gets the files its
-    stdout and stderr go to; a zygote's, the folder the launcher is in (where a cold child would start)."""
+    stdout and stderr go to; a zygote's, the folder the launcher is in (where a cold child would start).
+    ``progress``: the file the child keeps its count of consumed events in, when the launcher shows a progress
+    line (``runner/progress.py``)."""
 
-    __slots__ = ("recording", "project", "stuck_timeout", "result", "plugins", "stdout", "stderr", "cwd")
+    __slots__ = ("recording", "project", "stuck_timeout", "result", "plugins", "stdout", "stderr", "cwd", "progress")
     mode = Mode.REPLAY
 
     def __init__(self, recording: str, project: Project | dict[str, Any], stuck_timeout: float = 10.0,
                  result: str = "", plugins: list[str] | None = None, stdout: str | None = None,
-                 stderr: str | None = None, cwd: str | None = None) -> None:
+                 stderr: str | None = None, cwd: str | None = None, progress: str | None = None) -> None:
         self.recording = recording
         self.project = _project(project)
         self.stuck_timeout = stuck_timeout
@@ -79,6 +81,7 @@ class ReplayConfig(Record):
         self.stdout = stdout
         self.stderr = stderr
         self.cwd = cwd
+        self.progress = progress
 
 
 class ForkServerConfig(Record):
