@@ -252,21 +252,25 @@ class InProcessRecording:
     def resume(self) -> None:
         resume_call_thread(self.engine, self._children)
 
-    def drop(self) -> None:
-        """End the recording, not kept: nothing of it is written (a keep="errors" service's every good answer)."""
-        end_call_thread()
+    def drop(self, detached: bool = False) -> None:
+        """End the recording, not kept: nothing of it is written (a keep="errors" service's every good answer).
+        ``detached``: ended from outside its thread (it is suspended), whose state is left alone."""
+        if not detached:
+            end_call_thread()
         self.engine.open = False  # threads it started that run on are outside it from now on
         writer().closed(self)
 
     def finish(self, outcome: Outcome, keep_it: bool, max_files: int | None = None,
-               max_bytes: int | None = None, summary: Callable[[], Stream] | None = None) -> None:
+               max_bytes: int | None = None, summary: Callable[[], Stream] | None = None,
+               detached: bool = False) -> None:
         """End the recording: when it is kept, take ``summary()`` as what the call returned (now: the caller may
         change it next) and hand the recording to this process's writer, which writes it and rotates. Never
-        raises: logs."""
+        raises: logs. ``detached``: as :meth:`drop`'s."""
         if not keep_it:
-            self.drop()
+            self.drop(detached)
             return
-        end_call_thread()
+        if not detached:
+            end_call_thread()
         self.engine.open = False  # threads it started that run on are outside it from now on
         try:
             with internal:

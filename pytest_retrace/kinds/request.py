@@ -333,16 +333,19 @@ class RecordingMiddleware:
         return body
 
     def _finish(self, recording: InProcessRecording, response: Response, error: Exception | None,
-                described: ExceptionInfo | None = None) -> None:
-        crashed = error or self.crash()  # reading it clears it, kept or not
+                described: ExceptionInfo | None = None, crashed: BaseException | None = None,
+                detached: bool = False) -> None:
+        """End the request's recording. ``crashed``: what the app raised, as read already; ``detached``: ended away
+        from the request's thread state (see :meth:`_RecordedBody.__del__`), where the crash is not read again."""
+        crashed = error or crashed or (None if detached else self.crash())  # reading it clears it, kept or not
         failed = crashed is not None or str(response.status).startswith("5")
         if not keeps(self.keep, failed):
-            recording.drop()  # the outcome is made only for a recording that is kept
+            recording.drop(detached)  # the outcome is made only for a recording that is kept
             return
         result = Outcome(1 if crashed else 0, described or (ExceptionInfo.of(crashed) if crashed else None))
         answered = error is None and response.status is not None
         recording.finish(result, True, self.max_files, self.max_bytes,
-                         summary=response.summary if answered else None)
+                         summary=response.summary if answered else None, detached=detached)
 
 
 class _Request:
@@ -383,7 +386,7 @@ class _RecordedBody:
     Its :meth:`start_response` is the one the app gets."""
 
     __slots__ = ("_middleware", "_recording", "_response", "_start_response", "_write", "_returned", "_iterator",
-                 "_error", "_described", "_finished")
+                 "_error", "_described", "_finished", "_complete", "_crashed")
 
     def __init__(self, middleware: RecordingMiddleware, recording: InProcessRecording, response: Response,
                  start_response: Callable[..., Any]) -> None:
@@ -395,6 +398,8 @@ class _RecordedBody:
         self._error: Exception | None = None
         self._described: ExceptionInfo | None = None  # the error as it was when the app raised it
         self._finished = False
+        self._complete = False  # the whole body was handed to the server
+        self._crashed: BaseException | None = None  # what the app raised, read when the body was complete
 
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         self._response.start(status, headers)
@@ -415,6 +420,8 @@ class _RecordedBody:
         try:
             chunk = next(self._iterator)
         except StopIteration:
+            self._complete = True
+            self._crashed = self._middleware.crash()  # on the request's thread, in case close() never comes
             raise
         except Exception as exc:
             self._remember(exc)
@@ -437,7 +444,23 @@ class _RecordedBody:
             self._remember(exc)
             raise
         finally:
-            self._middleware._finish(self._recording, self._response, self._error, self._described)
+            self._middleware._finish(self._recording, self._response, self._error, self._described, self._crashed)
+
+    def __del__(self) -> None:
+        """The server dropped the body without closing it. werkzeug does when the client has gone (a reset while
+        it drains the request's socket after the answer), so a client that stops reading early would otherwise
+        lose the request's recording. A body handed over whole is recorded as answered (the close-time code did
+        not run, here as in production); one abandoned midway is not, and that is logged."""
+        if self._finished:
+            return
+        self._finished = True
+        if not self._complete:
+            log.warning("pytest-retrace: not recording a request whose response the server abandoned before its end "
+                        "(%s)", self._response.status)
+            self._recording.drop(detached=True)
+            return
+        self._middleware._finish(self._recording, self._response, self._error, self._described, self._crashed,
+                                 detached=True)
 
     def _remember(self, exc: Exception) -> None:
         """The app's first exception, described now: on its way up, the server's frames join its traceback,

@@ -31,9 +31,11 @@ from __future__ import annotations
 
 import _thread
 import atexit
+import gc
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 import weakref
@@ -52,6 +54,7 @@ log = logging.getLogger("pytest_retrace")
 SHUTDOWN_WAIT = 5.0  # seconds a stopping process waits for its recordings: below gunicorn's graceful timeout
 _start_thread = _thread.start_new_thread  # the original: boundaries patch the module attribute
 _monotonic = time.monotonic
+ABANDONED_CHECK = 1.0  # seconds between the writer's looks for recordings whose thread ended unclosed
 _PRUNE_AT = 256  # recordings under way at once (threads of a process) beyond which the gone ones are looked for
 
 
@@ -80,6 +83,7 @@ class RecordingWriter:
         # bookkeeping cost a microsecond.
         self._open: dict[int, tuple[weakref.ref[Any], int]] = {}
         self._prune_at = _PRUNE_AT
+        self._collected_for: frozenset[int] = frozenset()  # the abandoned recordings the last collection was for
 
     def opened(self, recording: Any) -> None:
         """``recording`` started on the calling thread: a stopping process waits for it to end."""
@@ -130,8 +134,21 @@ class RecordingWriter:
     def _run(self) -> None:
         mark_outside()  # nothing the writer does is any recording's
         while True:
-            self._wake.acquire()
-            self._drain()
+            if self._wake.acquire(timeout=ABANDONED_CHECK):
+                self._drain()
+            elif self._open:
+                self._collect_abandoned()
+
+    def _collect_abandoned(self) -> None:
+        """Recordings under way on threads that have ended can only end when their response body is freed
+        (request.py's ``_RecordedBody.__del__``: a server that dropped it unclosed); one caught in a reference cycle
+        waits for a collection, made here once for each new set of them."""
+        alive = sys._current_frames().keys()
+        abandoned = frozenset(key for key, (ref, thread) in list(self._open.items())
+                              if thread not in alive and ref() is not None)
+        if abandoned and abandoned != self._collected_for:
+            self._collected_for = abandoned
+            gc.collect()
 
     def _drain(self) -> None:
         while True:
@@ -155,6 +172,11 @@ class RecordingWriter:
         end while we wait: it is not waited for."""
         me = _thread.get_ident()
         deadline = _monotonic() + timeout
+        if self.under_way(me):
+            # A response a server dropped unclosed ends its recording when the body is freed (request.py's
+            # _RecordedBody.__del__); caught in a reference cycle (werkzeug's, with the client gone), only a
+            # collection frees it.
+            gc.collect()
         while True:
             under_way = self.under_way(me)
             pending = self._pending
