@@ -366,8 +366,8 @@ class _Request:
         """The header's entry."""
         middleware = self.middleware
         environ, body = _redacted_request(middleware.redaction, _plain_environ(self.received), self.body)
-        entry = {"app": middleware.entry, "root": middleware.root, "code_folders": self.code_folders,
-                 "environ": environ, "body": body}
+        entry: dict[str, Any] = {"app": middleware.entry, "root": middleware.root,
+                                 "code_folders": self.code_folders, "environ": environ, "body": body}
         if not self.closed:  # the replay does not close it either: the close-time code did not run
             entry["closed"] = False
         return entry
