@@ -319,7 +319,7 @@ def triage(folder: str | os.PathLike[str], unreadable: list[str] | None = None) 
                 incident.seen(created_at)
             if pin and incident.pinned is None:
                 incident.pinned = where
-                incident.move(Happening.PINNED, f"pinned as {where}", pin.get("pinned_at") or None)
+                incident.move(Happening.PINNED, f"pinned as {where}", utc(pin.get("pinned_at")))
         for incident in state.incidents.values():  # recordings rotated away stay counted, no longer listed
             incident.recordings = sorted(present.get(incident.fingerprint, ()))
         _follow_pinned_cases(state)
@@ -451,7 +451,7 @@ def record_results(results: Iterable[tuple[str, Happening]]) -> tuple[list[Chang
                     if incident is None:  # pinned before the state was kept: it starts pinned
                         incident = state.incidents[crash.fingerprint] = Incident.of(crash)
                         incident.move(Happening.PINNED, f"pinned as {state.relative(recording)}",
-                                      pin.get("pinned_at") or None)
+                                      utc(pin.get("pinned_at")))
                     incident.pinned = incident.pinned or state.relative(recording)
                     verdict = "crash-fixed" if happening == Happening.PASSED else "crash-reproduced"
                     transition = incident.move(happening, f"its pinned case replayed as {verdict}")
