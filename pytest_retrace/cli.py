@@ -81,6 +81,10 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     keygen = sub.add_parser("keygen", help="make a key pair for encrypted recordings")
     keygen.add_argument("-o", "--output", metavar="FILE", required=True,
                         help="write the private key to FILE (mode 0600) and the public key to FILE.pub")
+
+    mcp = sub.add_parser("mcp", help="serve the recordings to an agent: an MCP server on stdin/stdout")
+    mcp.add_argument("--key-file", action="append", default=[], metavar="FILE",
+                     help="a private key that opens sealed recordings (also $RETRACE_PRIVATE_KEY); repeatable")
     return parser, rec
 
 
@@ -277,6 +281,18 @@ def _triage_command(args: argparse.Namespace) -> int:
     return 2 if unreadable else 0
 
 
+def _mcp_command(args: argparse.Namespace) -> int:
+    from .front.mcp_server import serve
+
+    try:
+        import mcp.server.mcpserver  # noqa: F401
+    except ImportError as exc:  # the optional extra is missing
+        raise RetraceError(f"the MCP server needs the mcp package ({exc}); install it with "
+                           "pip install 'pytest-retrace[mcp]'") from None
+    serve()
+    return 0
+
+
 def _show_command(args: argparse.Namespace) -> int:
     from .format.tape import TapeStatus, read_recording
     from .front.show import TextView, show_json, show_text
@@ -326,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
             return SIGPIPE_EXIT
         raise
     commands = {"replay": _replay_command, "pin": _pin_command, "triage": _triage_command, "show": _show_command,
-                "keygen": _keygen_command}
+                "keygen": _keygen_command, "mcp": _mcp_command}
     try:
         if getattr(args, "key_file", None):
             from .format.sealing import add_private_key_file

@@ -58,7 +58,7 @@ ENTRY_FIELDS = (Field("script", (str,)), Field("module", (str,)), Field("functio
 # What an in-process recording's entry holds besides: a request (WSGI environ, body) or a call (arguments).
 KIND_ENTRY_FIELDS = {
     "wsgi": (Field("app", (str,), required=True), Field("environ", (dict,), required=True),
-             Field("body", (bytes,), required=True)),
+             Field("body", (bytes,), required=True), Field("closed", (bool,))),
     "call": (Field("function", (str,), required=True), Field("args", (list,), required=True),
              Field("kwargs", (dict,), required=True)),
 }

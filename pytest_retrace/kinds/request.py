@@ -162,9 +162,9 @@ def replay_environ(recorded: dict[str, Any], body: bytes) -> dict[str, Any]:
 
 
 def request_outcome(app: Callable[..., Any], environ: dict[str, Any],
-                    crash: Callable[[], BaseException | None], redaction: Redaction) -> Outcome:
-    """Replay: answer the request, reading the whole response, and return the outcome (what
-    :meth:`RecordingMiddleware._finish` recorded)."""
+                    crash: Callable[[], BaseException | None], redaction: Redaction, close: bool = True) -> Outcome:
+    """Replay: answer the request, reading the whole response (and closing it, unless the recorded server did
+    not), and return the outcome (what :meth:`RecordingMiddleware._finish` recorded)."""
     response = Response(redaction)
 
     def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
@@ -178,7 +178,7 @@ def request_outcome(app: Callable[..., Any], environ: dict[str, Any],
             for chunk in body:
                 response.feed(chunk)
         finally:
-            if hasattr(body, "close"):
+            if close and hasattr(body, "close"):
                 body.close()
     except Exception as exc:
         error = exc
@@ -353,20 +353,24 @@ class _Request:
     body read whole: the app gets it anew), and what only a kept recording makes of it, on the writer thread: the
     header's entry (filtered, redacted) and the file's name."""
 
-    __slots__ = ("middleware", "code_folders", "received", "body")
+    __slots__ = ("middleware", "code_folders", "received", "body", "closed")
 
     def __init__(self, middleware: RecordingMiddleware, environ: dict[str, Any]) -> None:
         self.middleware = middleware
         self.code_folders = middleware._declared_code()
         self.body = _read_body(environ)
         self.received = dict(environ)
+        self.closed = True  # the server closed the response (False: it dropped it, see _RecordedBody.__del__)
 
     def __call__(self) -> dict[str, Any]:
         """The header's entry."""
         middleware = self.middleware
         environ, body = _redacted_request(middleware.redaction, _plain_environ(self.received), self.body)
-        return {"app": middleware.entry, "root": middleware.root, "code_folders": self.code_folders,
-                "environ": environ, "body": body}
+        entry = {"app": middleware.entry, "root": middleware.root, "code_folders": self.code_folders,
+                 "environ": environ, "body": body}
+        if not self.closed:  # the replay does not close it either: the close-time code did not run
+            entry["closed"] = False
+        return entry
 
     def stem(self) -> str:
         """The start of the recording's file name: method and path."""
@@ -459,6 +463,9 @@ class _RecordedBody:
                         "(%s)", self._response.status)
             self._recording.drop(detached=True)
             return
+        request = self._recording.entry
+        if isinstance(request, _Request):
+            request.closed = False
         self._middleware._finish(self._recording, self._response, self._error, self._described, self._crashed,
                                  detached=True)
 
@@ -623,4 +630,4 @@ def rerun(app: Callable[..., Any], header: dict[str, Any]) -> Outcome:
     """Answer the recorded request again; how it ended."""
     entry = header["entry"]
     return request_outcome(app, replay_environ(entry["environ"], entry["body"]), crash_catcher(app),
-                           Redaction.from_header(header))
+                           Redaction.from_header(header), close=entry.get("closed", True) is not False)

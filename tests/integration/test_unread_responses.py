@@ -12,6 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from support import retrace
+
+from pytest_retrace.format.tape import read_recording
 
 SERVICE = '''\
 import sys
@@ -83,9 +86,15 @@ def test_a_body_the_server_drops_unclosed_ends_its_recording(tmp_path: Path) -> 
     program.write_text(
         "import gc, threading\n"
         "from pytest_retrace.kinds.request import RecordingMiddleware\n\n"
+        "import time\n\n"
+        "class Body:\n"
+        "    def __iter__(self):\n"
+        "        return iter([b'a', b'b', str(time.time()).encode()])\n"
+        "    def close(self):  # close-time code with an external call (as Django closes its connections)\n"
+        "        time.time()\n\n"
         "def app(environ, start_response):\n"
         "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
-        "    return iter([b'a', b'b', b'c'])\n\n"
+        "    return Body()\n\n"
         "middleware = RecordingMiddleware(app, 'recordings', entry='drop:app')\n\n"
         "def serve(read):\n"
         "    environ = {'REQUEST_METHOD': 'GET', 'PATH_INFO': f'/{read}', 'wsgi.input': None}\n"
@@ -94,12 +103,18 @@ def test_a_body_the_server_drops_unclosed_ends_its_recording(tmp_path: Path) -> 
         "        next(body, None)\n"
         "    cycle = [body]\n"
         "    cycle.append(cycle)  # held by a cycle, as werkzeug's frames hold it\n\n"
-        "for read in (4, 1):\n"
-        "    worker = threading.Thread(target=serve, args=(read,))\n"
-        "    worker.start()\n"
-        "    worker.join()\n"
-        "gc.collect()\n")
+        "if __name__ == '__main__':\n"
+        "    for read in (4, 1):\n"
+        "        worker = threading.Thread(target=serve, args=(read,))\n"
+        "        worker.start()\n"
+        "        worker.join()\n"
+        "    gc.collect()\n")
     ran = subprocess.run([sys.executable, "drop.py"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert ran.returncode == 0, ran.stderr
-    assert [p.name.split("-")[0] for p in (tmp_path / "recordings").glob("*.retrace")] == ["GET_4"]
+    [recording] = (tmp_path / "recordings").glob("*.retrace")
+    assert recording.name.startswith("GET_4-")
     assert "not recording a request whose response the server abandoned before its end (200 OK)" in ran.stderr
+    # Never closed when recorded, not closed on replay: its close-time call is no extra call.
+    assert read_recording(recording, events=False).header["entry"]["closed"] is False
+    replayed = retrace("replay", str(recording), cwd=tmp_path)
+    assert replayed.returncode == 0 and not replayed.stderr, replayed.stderr

@@ -1,0 +1,152 @@
+"""What an agent asks of recordings (the ``retrace mcp`` tools), answered as typed records that write themselves
+as JSON: the recordings in a folder, one recording's header and outcome, its events.
+
+Everything here only reads: a recording is untrusted input, and reading one runs no code. Values are shown as
+bounded reprs (:func:`~.fitting.fit`, then escaped by :func:`~.report.printable`), as the recording holds them —
+redacted at record time, and sealed ones only with their key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import RetraceError
+from ..format.tape import Recording, TapeStatus, read_recording
+from ..kinds.outcome import Outcome
+from ..kinds.subject import Subject
+from ..record import Record
+from .fitting import fit
+from .pinning import Crash, crash_of, recordings_in
+from .report import printable
+
+VALUE_WIDTH = 200  # characters of a value's repr an answer holds
+MAX_EVENTS = 500  # events one list_events answer holds at most
+
+
+def shown(value: Any, width: int = VALUE_WIDTH) -> str:
+    """A value from a recording as an answer holds it: a bounded, printable repr."""
+    return printable(fit(value, width))
+
+
+class RecordingSummary(Record):
+    """A recording as ``list_recordings`` lists it."""
+
+    __slots__ = ("path", "status", "problem", "subject", "created_at", "events", "crash")
+
+    def __init__(self, path: str, status: str, problem: str | None = None, subject: Subject | None = None,
+                 created_at: str | None = None, events: int | None = None, crash: Crash | None = None
+                 ) -> None:
+        self.path = path
+        self.status = status  # complete, truncated, corrupt, or unreadable
+        self.problem = problem
+        self.subject = subject
+        self.created_at = created_at
+        self.events = events
+        self.crash = crash
+
+
+class Frame(Record):
+    """A frame of a recorded traceback (the program's own, or library code)."""
+
+    __slots__ = ("file", "line", "function", "source")
+
+    def __init__(self, file: str, line: int, function: str, source: str | None) -> None:
+        self.file = file
+        self.line = line
+        self.function = function
+        self.source = source
+
+
+class Trace(Record):
+    """One recording opened (``open_trace``): what it is, how it ended, how many events and threads."""
+
+    __slots__ = ("summary", "argv", "python", "platform", "threads", "exit_status", "exception", "traceback",
+                 "returned")
+
+    def __init__(self, summary: RecordingSummary, argv: list[str], python: str | None, platform: str | None,
+                 threads: list[str], exit_status: int | None, exception: str | None, traceback: list[Frame],
+                 returned: str | None) -> None:
+        self.summary = summary
+        self.argv = argv
+        self.python = python
+        self.platform = platform
+        self.threads = threads
+        self.exit_status = exit_status
+        self.exception = exception  # "Type: message" of the uncaught exception, if any
+        self.traceback = traceback
+        self.returned = returned  # a request's response or a call's return value, as recorded
+
+
+class EventView(Record):
+    """One recorded event: its position, thread, the call and what it answered."""
+
+    __slots__ = ("index", "thread", "name", "args", "result")
+
+    def __init__(self, index: int, thread: str, name: str, args: str, result: str) -> None:
+        self.index = index
+        self.thread = thread
+        self.name = name
+        self.args = args
+        self.result = result
+
+
+def _read(path: str | os.PathLike[str], events: bool) -> Recording:
+    rec = read_recording(path, events=events)
+    if events and rec.status == TapeStatus.CORRUPT:
+        raise rec.corrupt_error()
+    return rec
+
+
+def _summary(rec: Recording) -> RecordingSummary:
+    crash = crash_of(rec) if rec.status == TapeStatus.COMPLETE else None
+    return RecordingSummary(rec.path, str(rec.status), rec.problem, Subject.of(rec.header),
+                            rec.header.get("created_at"), rec.count,
+                            crash)
+
+
+def list_recordings(folder: str | os.PathLike[str]) -> list[RecordingSummary]:
+    """The recordings under ``folder`` (at any depth), each summarized; one that cannot be read says why."""
+    found = Path(folder)
+    if not found.is_dir():
+        raise RetraceError(f"{folder}: not a folder; give the folder that holds the recordings")
+    listed = []
+    for path in recordings_in(found):
+        try:
+            listed.append(_summary(_read(path, events=False)))
+        except RetraceError as exc:
+            listed.append(RecordingSummary(str(path), "unreadable", problem=str(exc)))
+    return listed
+
+
+def open_trace(path: str | os.PathLike[str]) -> Trace:
+    rec = _read(path, events=True)
+    outcome = Outcome.from_json(rec.end or {})
+    exception = outcome.exception
+    frames = [Frame(str(f[0]), int(f[1]), str(f[2]), str(f[3]) if len(f) > 3 and f[3] else None)
+              for f in (exception.traceback if exception else [])]
+    threads = sorted({str(e.tid) for e in rec.events()})
+    returned = outcome.returned
+    return Trace(_summary(rec), [str(a) for a in rec.header.get("argv", [])], rec.header.get("python"),
+                 rec.header.get("platform"), threads, outcome.status,
+                 printable(f"{exception.type}: {exception.message}") if exception else None, frames,
+                 shown(returned.head) if returned is not None and returned.head is not None else None)
+
+
+def list_events(path: str | os.PathLike[str], start: int = 0, count: int = 50, name: str | None = None,
+                thread: str | None = None) -> list[EventView]:
+    """Events from position ``start`` on, at most ``count`` (bounded by :data:`MAX_EVENTS`), only those whose call
+    name holds ``name`` and that ran on ``thread`` when given."""
+    events = _read(path, events=True).events()
+    count = max(0, min(count, MAX_EVENTS))
+    listed: list[EventView] = []
+    for index in range(max(0, start), len(events)):
+        if len(listed) >= count:
+            break
+        event = events[index]
+        if (name is not None and name not in event.name) or (thread is not None and str(event.tid) != thread):
+            continue
+        listed.append(EventView(index, str(event.tid), printable(event.name), shown(event.args),
+                                shown(event.result)))
+    return listed

@@ -1,0 +1,66 @@
+"""``retrace mcp``: an MCP server (stdio transport) through which an agent reads recordings.
+
+The tools answer from :mod:`.inspection` (records written as JSON). A tool given something it cannot use — a
+path that is no recording, a folder that is missing, a sealed recording without its key — fails with the
+message the ``retrace`` commands print, which says what to do. The ``mcp`` SDK is an optional extra
+(``pip install 'pytest-retrace[mcp]'``), imported only here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import RetraceError
+from . import inspection
+
+INSTRUCTIONS = (
+    "Recordings (*.retrace) of real Python executions made by pytest-retrace: list them in a folder, open one "
+    "(what ran, how it ended, its crash), and list its recorded external calls (events) by position. Values are "
+    "bounded reprs of what the recording holds, redacted as it was recorded."
+)
+
+
+def _answer(call: Any) -> Any:
+    """Run a tool's body; our errors become the tool's error message (what happened, where, what next). Anything
+    else is a bug of ours: the SDK answers it as a generic failure and logs it on the server's stderr."""
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    try:
+        return call()
+    except RetraceError as exc:
+        raise ToolError(str(exc)) from None
+
+
+def make_server() -> Any:
+    from mcp.server.mcpserver import MCPServer
+
+    server = MCPServer("pytest-retrace", instructions=INSTRUCTIONS)
+
+    @server.tool()
+    def list_recordings(folder: str) -> dict[str, Any]:
+        """The recordings under a folder (at any depth): each one's path, status (complete, truncated, corrupt,
+        unreadable), kind, entry point, route, tags, creation time, event count and crash (exception type,
+        message, place, fingerprint), if it crashed."""
+        return _answer(lambda: {"recordings": [r.to_json()  # type: ignore[no-any-return]
+                                               for r in inspection.list_recordings(folder)]})
+
+    @server.tool()
+    def open_trace(path: str) -> dict[str, Any]:
+        """One recording: what ran (kind, entry point, route, argv, Python, platform), its threads, and how it
+        ended (exit status, the uncaught exception and its recorded traceback, or what it returned)."""
+        return _answer(lambda: inspection.open_trace(path).to_json())  # type: ignore[no-any-return]
+
+    @server.tool()
+    def list_events(path: str, start: int = 0, count: int = 50, name: str | None = None,
+                    thread: str | None = None) -> dict[str, Any]:
+        """A recording's events (the external calls it made, in recorded order) from position ``start``: at most
+        ``count`` (500 at most), only those whose call name contains ``name`` and that ran on logical thread
+        ``thread`` ("0" is the main thread, "0.1" its first child) when given."""
+        return _answer(lambda: {"events": [e.to_json() for e in  # type: ignore[no-any-return]
+                                           inspection.list_events(path, start, count, name, thread)]})
+
+    return server
+
+
+def serve() -> None:
+    make_server().run("stdio")
