@@ -35,6 +35,7 @@ from ..record import Record
 from .pinning import Crash, crash_of, recordings_in
 
 STATE_NAME = ".retrace-incidents.json"
+SEALED = "(sealed)"  # the message of a sealed recording's crash: not kept in the clear
 _FORMAT = "retrace-incidents"
 _VERSION = 1
 
@@ -107,8 +108,10 @@ class Incident(Record):
         self.recordings = recordings if recordings is not None else []
 
     @classmethod
-    def of(cls, crash: Crash) -> Incident:
-        return cls(crash.fingerprint, crash.type, crash.message, crash.place)
+    def of(cls, crash: Crash, sealed: bool = False) -> Incident:
+        """A new incident of ``crash``; of a sealed recording without its message, which may hold what the seal
+        keeps (the type and place are in the pinned case's name already)."""
+        return cls(crash.fingerprint, crash.type, SEALED if sealed else crash.message, crash.place)
 
     @property
     def title(self) -> str:
@@ -308,8 +311,8 @@ def triage(folder: str | os.PathLike[str], unreadable: list[str] | None = None) 
     found = list(_crashes(Path(folder), unreadable))
     with updating(Path(os.path.abspath(folder)) / STATE_NAME) as state:
         present: dict[str, set[str]] = {}
-        for path, crash, created_at, pin in found:
-            incident = state.incidents.setdefault(crash.fingerprint, Incident.of(crash))
+        for path, crash, created_at, pin, sealed in found:
+            incident = state.incidents.setdefault(crash.fingerprint, Incident.of(crash, sealed))
             where = state.relative(path)
             if not incident.history:
                 incident.history.append(Transition(IncidentStatus.NEW, now(), f"first met in {where}"))
@@ -326,8 +329,9 @@ def triage(folder: str | os.PathLike[str], unreadable: list[str] | None = None) 
         return sorted(state.incidents.values(), key=lambda i: (-i.count, i.first_seen or ""))
 
 
-def _crashes(folder: Path, unreadable: list[str] | None) -> Iterator[tuple[Path, Crash, str | None, dict[str, Any]]]:
-    """The crash recordings in ``folder``: path, crash, created-at (UTC) and pin metadata."""
+def _crashes(folder: Path,
+             unreadable: list[str] | None) -> Iterator[tuple[Path, Crash, str | None, dict[str, Any], bool]]:
+    """The crash recordings in ``folder``: path, crash, created-at (UTC), pin metadata, and whether it is sealed."""
     for path in recordings_in(folder):
         try:
             rec = read_recording(path)
@@ -343,7 +347,8 @@ def _crashes(folder: Path, unreadable: list[str] | None) -> Iterator[tuple[Path,
         crash = crash_of(rec) if rec.status == TapeStatus.COMPLETE else None
         if crash is not None:
             pin = rec.header.get("pin")
-            yield path, crash, utc(rec.header.get("created_at")), pin if isinstance(pin, dict) else {}
+            yield (path, crash, utc(rec.header.get("created_at")), pin if isinstance(pin, dict) else {},
+                   rec.envelope is not None)
 
 
 def _follow_pinned_cases(state: IncidentState) -> None:
@@ -397,7 +402,7 @@ def record_pin(source: str | os.PathLike[str], target: Path, states: Iterable[Pa
     pin = rec.header["pin"]
     for path in states:
         with updating(path) as state:
-            incident = state.incidents.setdefault(crash.fingerprint, Incident.of(crash))
+            incident = state.incidents.setdefault(crash.fingerprint, Incident.of(crash, rec.envelope is not None))
             if not incident.history:
                 incident.history.append(Transition(IncidentStatus.NEW, pin["pinned_at"],
                                                    f"first met in {state.relative(source)}"))
@@ -445,8 +450,10 @@ def record_results(results: Iterable[tuple[str, Happening]]) -> tuple[list[Chang
         try:
             with updating(path) as state:
                 for recording, happening, pin in cases:
-                    crash = Crash(str(pin.get("exception")), str(pin.get("message")), str(pin.get("place")),
-                                  pin["fingerprint"])
+                    # A sealed case's readable pin holds only its fingerprint and date.
+                    exception, message, place = (pin[key] if isinstance(pin.get(key), str) else SEALED
+                                                 for key in ("exception", "message", "place"))
+                    crash = Crash(exception, message, place, pin["fingerprint"])
                     incident = state.incidents.get(crash.fingerprint)
                     if incident is None:  # pinned before the state was kept: it starts pinned
                         incident = state.incidents[crash.fingerprint] = Incident.of(crash)

@@ -198,3 +198,18 @@ def test_writers_wait_for_each_other(project: Path) -> None:
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     assert [(p.communicate(timeout=60)[1], p.returncode) for p in both] == [("", 0), ("", 0)]
     assert incidents(project / PRODUCTION)["ValueError"].count == 8
+
+
+def test_a_sealed_crash_keeps_its_message_out_of_the_state(project: Path) -> None:
+    assert retrace("keygen", "-o", "project.key", cwd=project).returncode == 0
+    (project / "secret.py").write_text("raise KeyError('card 4111-1111')\n")
+    (project / "sealed").mkdir()
+    run = retrace("record", "-o", "sealed/s.retrace", "--public-key", "project.key.pub", "secret.py", cwd=project)
+    assert run.returncode == 1
+    triaged = retrace("triage", "--key-file", "project.key", "sealed", cwd=project)
+    assert triaged.returncode == 0 and "KeyError: (sealed)" in triaged.stdout, triaged.stderr
+    pinned = retrace("pin", "--key-file", "project.key", "sealed/s.retrace", "--into", REGRESSION, cwd=project)
+    assert pinned.returncode == 0, pinned.stderr
+    for folder in ("sealed", REGRESSION):
+        text = (project / folder / STATE_NAME).read_text()
+        assert "4111" not in text and '"message": "(sealed)"' in text
