@@ -60,7 +60,8 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     pin.add_argument("--into", metavar="DIR", default=os.environ.get("RETRACE_PIN_DIR", "tests/recordings"),
                      help="the project's regression folder (default: $RETRACE_PIN_DIR or tests/recordings)")
 
-    triage = sub.add_parser("triage", help="group the crash recordings in a folder by crash fingerprint")
+    triage = sub.add_parser("triage", help="group the crash recordings in a folder by crash fingerprint, and keep "
+                                           "their incidents' status in DIR/.retrace-incidents.json")
     triage.add_argument("folder", metavar="DIR")
     triage.add_argument("--json", action="store_true", help="print JSON instead of text")
 
@@ -228,41 +229,50 @@ def _replay_command(args: argparse.Namespace) -> int:
 
 
 def _pin_command(args: argparse.Namespace) -> int:
+    from .front.incidents import record_pin, states_of_pin
     from .front.pinning import pin
 
+    states = states_of_pin(args.recording, args.into)  # a damaged state stops the pin before it copies anything
     target = pin(args.recording, args.into)
+    record_pin(args.recording, target, states)
     print(f"pinned {args.recording} as {target}")
+    print(f"its incident is pinned in {', '.join(os.path.relpath(path) for path in states)}")
     print(f"it fails while the crash still happens: pytest --retrace-recordings={target}")
     return 0
 
 
 def _triage_command(args: argparse.Namespace) -> int:
-    from .front.pinning import triage
+    from .front.incidents import IncidentStatus, triage
     from .front.report import printable
 
     if not os.path.isdir(args.folder):
         raise RetraceError(f"{args.folder} is not a folder; give the folder that holds the recordings")
     unreadable: list[str] = []
-    groups = triage(args.folder, unreadable)
+    incidents = triage(args.folder, unreadable)
     if args.json:
-        json.dump([g.to_json() for g in groups], sys.stdout, indent=2)
+        json.dump([incident.to_json() for incident in incidents], sys.stdout, indent=2)
         sys.stdout.write("\n")
-    elif not groups:
+    elif not incidents:
         from .front.pinning import recordings_in
 
         found = sum(1 for _ in recordings_in(Path(args.folder)))
         read = f"{found - len(unreadable)} of {found} recordings read" if unreadable else f"{found} recordings"
         print(f"no crash recordings in {args.folder} ({read})" if found else
               f"no recordings (*.retrace) in {args.folder} or its subfolders")
-    for g in [] if args.json else groups:
-        crash = g.crash
-        pinned = "  (pinned)" if g.pinned else ""
+    for incident in [] if args.json else incidents:
         # Values from the files: a crafted one must not send escape sequences to the terminal.
-        print(printable(f"{g.count:>5} x  {crash.type}: {crash.message}{pinned}"))
-        print(printable(f"         at {crash.place}, fingerprint {crash.fingerprint}, first {g.first_seen}, "
-                        f"last {g.last_seen}"))
-        if not g.pinned:
-            print(printable(f"         retrace pin {g.recordings[0]}"))
+        print(printable(f"{incident.count:>5} x  {incident.exception}: {incident.message}"))
+        print(printable(f"         at {incident.place}, fingerprint {incident.fingerprint}, "
+                        f"first {incident.first_seen}, last {incident.last_seen}"))
+        since = f" since {incident.history[-1].at}" if incident.history else ""
+        if incident.status == IncidentStatus.NEW:
+            pin = (f"retrace pin {os.path.normpath(os.path.join(args.folder, incident.recordings[0]))}"
+                   if incident.recordings else
+                   "none of its recordings is left to pin")
+            print(printable(f"         new: {pin}"))
+        else:
+            print(printable(f"         {incident.status}{since}: pinned as "
+                            f"{os.path.normpath(os.path.join(args.folder, incident.pinned or '?'))}"))
     for problem in unreadable:  # the others were triaged; these are errors all the same
         sys.stderr.write(f"retrace triage: {problem}\n")
     if unreadable:  # exit 2: some recordings were not triaged (the ones read were)

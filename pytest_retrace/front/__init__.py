@@ -2,5 +2,6 @@
 
 ``items`` (recordings as pytest items), ``selfcheck`` (``--retrace-self-check``), ``summary`` (the
 retrace summary and JSON report), ``report`` (divergence reports as text), ``pinning`` (``retrace
-pin`` and ``triage``). The top floor: it imports the runner and what lies below.
+pin``), ``incidents`` (``retrace triage`` and the incident state file). The top floor: it imports the
+runner and what lies below.
 """

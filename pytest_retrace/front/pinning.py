@@ -1,4 +1,4 @@
-"""Pinning crash recordings as regression cases, and triaging a folder of crashes."""
+"""Pinning crash recordings as regression cases: what a recorded crash was, and the pinned copy of it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from ..errors import RecordingError, RetraceError
 from ..format.tape import Recording, TapeStatus, read_recording, rewrite
@@ -29,24 +28,6 @@ class Crash(Record):
         self.message = message
         self.place = place
         self.fingerprint = fingerprint
-
-
-class CrashGroup(Record):
-    """The crash recordings of one fingerprint in a folder (``retrace triage``)."""
-
-    __slots__ = ("crash", "count", "first_seen", "last_seen", "recordings", "pinned")
-
-    def __init__(self, crash: Crash, first_seen: str, last_seen: str) -> None:
-        self.crash = crash
-        self.count = 0
-        self.first_seen = first_seen
-        self.last_seen = last_seen
-        self.recordings: list[str] = []
-        self.pinned = False
-
-    def to_json(self) -> dict[str, Any]:
-        data = super().to_json()
-        return {**data.pop("crash"), **data}
 
 
 def crash_of(rec: Recording) -> Crash | None:
@@ -128,32 +109,3 @@ def _make_folder(folder: Path) -> None:
     missing = [p for p in (folder, *folder.parents) if not p.exists()]
     for part in reversed(missing):
         part.mkdir(mode=0o700, exist_ok=True)
-
-
-def triage(folder: str | os.PathLike[str], unreadable: list[str] | None = None) -> list[CrashGroup]:
-    """Crash recordings in ``folder`` grouped by crash fingerprint, most frequent first. Recordings that cannot
-    be read, or are corrupt, are left out; ``unreadable`` is told why, one line each."""
-    groups: dict[str, CrashGroup] = {}
-    for path in recordings_in(Path(folder)):
-        try:
-            rec = read_recording(path)
-            if rec.status == TapeStatus.CORRUPT:
-                raise rec.corrupt_error()
-        except RetraceError as exc:
-            if unreadable is not None:
-                unreadable.append(str(exc))
-            continue
-        if rec.status == TapeStatus.TRUNCATED and unreadable is not None:  # how its run ended is not in it
-            unreadable.append(f"{path}: truncated ({rec.problem}): the recorded process was killed before it ended, "
-                              "so the recording holds no outcome to triage")
-        crash = crash_of(rec) if rec.status == TapeStatus.COMPLETE else None
-        if crash is None:
-            continue
-        seen = rec.header.get("created_at", "")
-        group = groups.setdefault(crash.fingerprint, CrashGroup(crash, first_seen=seen, last_seen=seen))
-        group.count += 1
-        group.first_seen = min(group.first_seen, seen)
-        group.last_seen = max(group.last_seen, seen)
-        group.recordings.append(str(path))
-        group.pinned = group.pinned or bool(rec.header.get("pin"))
-    return sorted(groups.values(), key=lambda g: (-g.count, g.first_seen))

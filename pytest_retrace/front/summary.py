@@ -1,5 +1,6 @@
 """The retrace summary: verdicts counted as test reports arrive (from xdist workers too), the next steps to
-take, the JSON report (``--retrace-report``), and the last status of each recording (for "regressed")."""
+take, the JSON report (``--retrace-report``), and the incidents the pinned cases moved on (``front/incidents``:
+fixed, regressed)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ class Counter(StrEnum):
     DIVERGED = "diverged"
     CRASH_REPRODUCED = "crash reproduced"
     CRASH_FIXED = "crash fixed"
-    REGRESSED = "regressed"  # a pinned crash that was fixed the last time and happens again
+    REGRESSED = "regressed"  # a pinned crash whose incident was fixed and that happens again
     NONDETERMINISTIC = "nondeterministic"
     ACCEPTED = "accepted"
     RERECORDED = "re-recorded"  # diverged, recorded again live (--retrace-record-mode)
@@ -89,40 +90,58 @@ class RetraceSummary:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.counts = dict.fromkeys(Counter, 0)
-        self.verdicts: list[dict[str, Any]] = []
         self.infos: list[ReplayInfo] = []
-        self.cache = getattr(config, "cache", None)  # absent with -p no:cacheprovider
-        self.last = self.cache.get("retrace/last_status", {}) if self.cache is not None else {}
-        self.now: dict[str, str] = {}
+        self.reports: list[tuple[str, str]] = []  # each info's node id and outcome, for the JSON report
+        self.changes: list[Any] = []  # the incidents' transitions this run made (incidents.Change)
+        self.incident_problems: list[str] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data: dict[str, Any] | None = dict(report.user_properties).get("retrace")  # type: ignore[assignment]
         if data is None or (report.when != "call" and not (report.when == "setup" and not report.passed)):
             return
-        from ..runner.verdict import Status
-
         info = ReplayInfo.from_json(data)
         if report.when == "call":
             self.counts[Counter.REPLAYED] += 1
         self.counts[info.counted_as] += 1
-        if (info.status == Status.CRASH_REPRODUCED and info.pinned
-                and self.last.get(report.nodeid) == Status.CRASH_FIXED):
-            self.counts[Counter.REGRESSED] += 1
-            info.regressed = True
-        self.now[report.nodeid] = info.status
         self.infos.append(info)
-        self.verdicts.append(dict(info.to_json(), nodeid=report.nodeid, outcome=report.outcome))
+        self.reports.append((report.nodeid, report.outcome))
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if hasattr(self.config, "workerinput"):  # an xdist worker: the controller sees every report
             return
-        if self.cache is not None and self.now:
-            self.cache.set("retrace/last_status", {**self.last, **self.now})
+        self._move_incidents(session)
         path = self.config.getoption("retrace_report")
         if path:
             counts = {str(counter): n for counter, n in self.counts.items()}
+            verdicts = [dict(info.to_json(), nodeid=nodeid, outcome=outcome)
+                        for info, (nodeid, outcome) in zip(self.infos, self.reports, strict=True)]
+            incidents = {"changes": [change.to_json() for change in self.changes],
+                         "problems": self.incident_problems}
             with open(path, "w") as f:
-                json.dump({"counts": counts, "recordings": self.verdicts}, f, indent=2, default=repr)
+                json.dump({"counts": counts, "recordings": verdicts, "incidents": incidents}, f, indent=2,
+                          default=repr)
+
+    def _move_incidents(self, session: pytest.Session) -> None:
+        """The pinned cases' verdicts move their incidents on, in the state file beside them: crash-fixed to
+        ``fixed``, crash-reproduced after that to ``regressed``. Only the controller writes (workers returned)."""
+        from ..runner.verdict import Status
+
+        happened = {Status.CRASH_FIXED: "passed", Status.CRASH_REPRODUCED: "failed"}
+        results = [(info.recording, happened[info.status]) for info in self.infos  # type: ignore[index]
+                   if info.pinned and info.status in happened and info.counter is None]
+        if not results:
+            return
+        from .incidents import Happening, IncidentStatus, record_results
+
+        self.changes, self.incident_problems = record_results(
+            (recording, Happening(happening)) for recording, happening in results)
+        regressed = {change.recording for change in self.changes
+                     if change.transition.status == IncidentStatus.REGRESSED}
+        for info in self.infos:
+            info.regressed = info.recording in regressed
+        self.counts[Counter.REGRESSED] += len(regressed)
+        if self.incident_problems and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR  # the lifecycle was not kept: not a green run
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.infos:
@@ -130,6 +149,12 @@ class RetraceSummary:
         terminalreporter.write_sep("=", "retrace summary")
         terminalreporter.write_line(", ".join(f"{n} {counter}" for counter, n in self.counts.items()
                                               if n or counter == Counter.REPLAYED))
+        if self.changes:
+            from .incidents import describe
+
+            terminalreporter.write_line(describe(self.changes))
+        for problem in self.incident_problems:
+            terminalreporter.write_line(f"incidents not updated: {problem}", red=True)
         for hint in self._next_steps():
             terminalreporter.write_line(hint)
         self._list_rerecorded(terminalreporter)

@@ -171,7 +171,7 @@ def test_a_crash_inside_an_external_call_is_the_programs_crash(tmp_path: Path, s
     assert "pytest_retrace" not in replayed.stderr
     pinned = retrace("pin", "rec.retrace", "--into", "pins", cwd=tmp_path)
     assert pinned.returncode == 0, pinned.stderr
-    (name,) = [p.name for p in (tmp_path / "pins").iterdir()]
+    (name,) = [p.name for p in (tmp_path / "pins").glob("*.retrace")]
     assert name.startswith(f"{crash}-prog_{function}-"), name
 
 

@@ -43,7 +43,9 @@ def test_pin_names_stay_inside_the_target_whatever_the_recording_says(crash: Pat
                   traceback=[["/../../.hidden/..", 1, "../../up", "x"]])
     pinned = retrace("pin", str(bad), "--into", "deep/pins", cwd=tmp_path)
     assert pinned.returncode == 0, pinned.stderr
-    (target,) = (tmp_path / "deep" / "pins").iterdir()
+    pins = tmp_path / "deep" / "pins"
+    (target,) = pins.glob("*.retrace")  # and beside it nothing but the incident state
+    assert sorted(p.name for p in pins.iterdir()) == sorted([target.name, ".retrace-incidents.json"])
     assert re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.retrace", target.name), target.name
     assert sorted(p.name for p in tmp_path.rglob("*.retrace")) == sorted(["crash.retrace", "names.retrace",
                                                                           target.name])

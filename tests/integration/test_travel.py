@@ -239,7 +239,8 @@ def test_a_crash_replays_with_the_fingerprint_it_was_recorded_with(moved: tuple[
         fingerprints.append(was["fingerprint"])
     pinned = retrace("pin", "recordings/tool-crash.retrace", "--into", str(tmp_path / "pinned"), cwd=app)
     assert pinned.returncode == 0, pinned.stderr
-    assert [p.name for p in (tmp_path / "pinned").iterdir()] == [f"KeyError-core_price-{fingerprints[0][:8]}.retrace"]
+    assert [p.name for p in (tmp_path / "pinned").glob("*.retrace")] == [
+        f"KeyError-core_price-{fingerprints[0][:8]}.retrace"]
     triaged = retrace("triage", "recordings", "--json", cwd=app)
     assert {g["fingerprint"] for g in json.loads(triaged.stdout)} == set(fingerprints), triaged.stdout
 
