@@ -59,6 +59,16 @@ def make_server() -> Any:
         return _answer(lambda: {"events": [e.to_json() for e in  # type: ignore[no-any-return]
                                            inspection.list_events(path, start, count, name, thread)]})
 
+    @server.tool()
+    def list_incidents(folder: str) -> dict[str, Any]:
+        """The crash incidents of a folder of recordings, by crash fingerprint, most recently seen first: exception,
+        message, place, first and last seen, count, status (new, pinned, fixed, regressed), the pinned case and the
+        dated history of its status, as `retrace triage` and pytest runs over pinned cases keep them. Reads only:
+        a folder triage never saw has none."""
+        from .incidents import list_incidents as incidents_of
+
+        return _answer(lambda: {"incidents": [i.to_json() for i in incidents_of(folder)]})  # type: ignore[no-any-return]
+
     return server
 
 

@@ -52,7 +52,7 @@ def call_tools(cwd: Path, calls: list[tuple[str, dict[str, Any]]]) -> list[tuple
         async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
             await client.initialize()
             tools = {tool.name for tool in (await client.list_tools()).tools}
-            assert {"list_recordings", "open_trace", "list_events"} <= tools
+            assert {"list_recordings", "open_trace", "list_events", "list_incidents"} <= tools
             for name, arguments in calls:
                 result = await client.call_tool(name, arguments)
                 text = result.content[0].text if result.content else ""
@@ -97,6 +97,20 @@ def test_an_agent_lists_opens_and_reads_the_events_of_recordings(folder: Path) -
                              "check the path (recordings end in .retrace)")
     assert junk[0] and "not a pytest-retrace recording (bad magic at offset 0)" in junk[1]
     assert no_folder[0] and "nowhere: not a folder; give the folder that holds the recordings" in no_folder[1]
+
+
+def test_an_agent_lists_the_incidents_triage_and_pytest_keep(folder: Path) -> None:
+    assert retrace("triage", "recordings", cwd=folder).returncode == 2  # junk.retrace cannot be read: said, exit 2
+    pinned = retrace("pin", "recordings/zero.retrace", "--into", "tests/recordings", cwd=folder)
+    assert pinned.returncode == 0, pinned.stderr
+    [(is_error, answer), (_, empty)] = call_tools(folder, [("list_incidents", {"folder": "recordings"}),
+                                                          ("list_incidents", {"folder": "tests/recordings"})])
+    assert not is_error
+    [incident] = answer["incidents"]
+    assert incident["exception"].endswith("ZeroDivisionError") and incident["status"] == "pinned"
+    assert incident["count"] == 1 and incident["pinned"].endswith(".retrace")
+    assert [move["status"] for move in incident["history"]] == ["new", "pinned"]
+    assert [i["status"] for i in empty["incidents"]] == ["pinned"]  # the regression folder's own state
 
 
 def test_a_sealed_recording_needs_its_key(folder: Path) -> None:
