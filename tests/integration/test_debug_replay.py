@@ -1,0 +1,125 @@
+"""Debugging a replay on a real terminal (a pty): ``retrace debug`` stops at the replayed crash or before event N,
+shows the program's frames and locals, travels back and forth between events, and touches nothing."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from support import retrace
+
+pexpect = pytest.importorskip("pexpect")
+
+PROMPT = "(Pdb) "
+
+# Event #0 seeds random; event #k (k >= 1) is the clock read of step k - 1.
+STEPS = """\
+import time
+
+def step(i, total):
+    now = time.time()
+    total += i
+    return total
+
+def main():
+    total = 0
+    for i in range(40):
+        total = step(i, total)
+    print("total", total)
+    ratio = total / (total - total)
+    print(ratio)
+
+main()
+"""
+
+
+def record_steps(folder: Path) -> None:
+    (folder / "steps.py").write_text(STEPS)
+    recorded = retrace("record", "-o", "steps.retrace", "steps.py", cwd=folder)
+    assert recorded.returncode == 1 and "ZeroDivisionError" in recorded.stderr
+
+
+def debug(folder: Path, *args: str) -> pexpect.spawn:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("_PYTEST_RETRACE")}
+    session = pexpect.spawn(sys.executable, ["-m", "pytest_retrace", "debug", *args], cwd=str(folder), env=env,
+                            encoding="utf-8", timeout=60, dimensions=(50, 200))
+    return session
+
+
+def ask(session: pexpect.spawn, command: str) -> str:
+    """Send a pdb command at the prompt; what it printed up to the next prompt."""
+    session.sendline(command)
+    session.expect_exact(PROMPT)
+    return str(session.before).split("\n", 1)[1] if "\n" in session.before else ""
+
+
+def test_debug_stops_at_the_replayed_crash_with_the_programs_locals(tmp_path: Path) -> None:
+    record_steps(tmp_path)
+    session = debug(tmp_path, "steps.retrace")
+    session.expect_exact(PROMPT)
+    assert "the replay ended by the program's ZeroDivisionError: division by zero" in session.before
+    assert "steps.py(13)main()" in session.before
+    assert ask(session, "p total").strip() == "780"
+    where = ask(session, "where")
+    assert "steps.py(16)<module>()" in where and "retrace: at event #41 of 41" in where
+    session.sendline("c")
+    session.expect(pexpect.EOF)
+    assert "retrace debug: the replay ended by ZeroDivisionError: division by zero" in session.before
+
+
+def test_debug_goes_to_an_event_and_back_and_forward(tmp_path: Path) -> None:
+    record_steps(tmp_path)
+    session = debug(tmp_path, "steps.retrace", "--at", "30")
+    session.expect_exact(PROMPT)
+    assert "stopped before event #30: time.time()" in session.before
+    assert ask(session, "p i, total").strip() == "(29, 406)"
+    assert "retrace: at event #30 of 41; next: #30 time.time()" in ask(session, "where")
+    events = ask(session, "events")
+    assert "> #30" in events and "  #29" in events and "  #35" in events
+
+    back = ask(session, "back 10")
+    assert "stopped before event #20: time.time()" in back
+    assert ask(session, "p i, total").strip() == "(19, 171)"
+    assert "stopped before event #22" in ask(session, "forward 2")
+    assert ask(session, "p i").strip() == "21"
+    assert "stopped before event #5" in ask(session, "goto 5")
+    assert ask(session, "p i").strip() == "4"
+    assert "stopped before event #40" in ask(session, "goto 40")
+    assert ask(session, "p i").strip() == "39"
+    # The program's output was shown once: replaying forward to an event again prints nothing of it.
+    session.sendline("c")
+    session.expect_exact(PROMPT)
+    assert "ZeroDivisionError" in session.before
+    assert ask(session, "p total").strip() == "780"
+    assert "stopped before event #1" in ask(session, "goto 1")
+    assert ask(session, "p total").strip() == "0"
+    session.sendline("q")
+    session.expect(pexpect.EOF)
+    session.close()
+    assert session.exitstatus == 0
+
+
+def test_what_is_typed_at_the_prompt_touches_nothing(tmp_path: Path) -> None:
+    record_steps(tmp_path)
+    session = debug(tmp_path, "steps.retrace", "--at", "3")
+    session.expect_exact(PROMPT)
+    printed = ask(session, "p open('written.txt', 'w')")
+    assert "PermissionError" in printed and "a replay touches nothing" in printed
+    printed = ask(session, "import socket; socket.create_connection(('127.0.0.1', 9))")
+    assert "PermissionError" in printed
+    assert ask(session, "p i").strip() == "2"  # the replay goes on as before
+    session.sendline("c")
+    session.expect_exact(PROMPT)
+    assert "ZeroDivisionError" in session.before
+    session.sendline("q")
+    session.expect(pexpect.EOF)
+    assert not (tmp_path / "written.txt").exists()
+
+
+def test_debug_needs_a_terminal(tmp_path: Path) -> None:
+    record_steps(tmp_path)
+    ran = retrace("debug", "steps.retrace", cwd=tmp_path)
+    assert ran.returncode == 2
+    assert "retrace debug: pdb needs a terminal" in ran.stderr
