@@ -91,15 +91,19 @@ class ReplayDebugger(pdb.Pdb):
 
     def stop_here(self, frame: FrameType) -> bool:
         filename = frame.f_code.co_filename
-        if filename.startswith(PACKAGE_DIR):
+        if filename.startswith(PACKAGE_DIR) or (self.first_in is not None and not filename.startswith(self.first_in)):
             return False
+        return super().stop_here(frame)
+
+    def user_call(self, frame: FrameType, argument_list: Any) -> None:
+        if self.first_in is None:  # --trace stops at the first line, not at the call before it
+            super().user_call(frame, argument_list)
+
+    def user_line(self, frame: FrameType) -> None:
         if self.first_in is not None:
-            if not filename.startswith(self.first_in):
-                return False
             self.first_in = None
             self.message(f"retrace: stopped at the program's first line (event position #{self.session.position})")
-            return True
-        return super().stop_here(frame)
+        super().user_line(frame)
 
     def interaction(self, frame: FrameType | None, traceback: Any) -> None:
         self.session.refusing = True
