@@ -30,6 +30,7 @@ import select
 import signal
 import struct
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, MutableSequence
 from operator import length_hint
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 
 DEBUG_ENV = "_PYTEST_RETRACE_DEBUG"  # a debugging replay's settings, as JSON
 QUIT_EXIT = 121  # the user quit the debugger: the launcher stops (pytest's session too)
+RESTART_EXIT = 122  # a multi-threaded replay goes back: the launcher starts it again, to stop where it says
 MAX_CHECKPOINTS = 32
 MIN_INTERVAL = 1000  # events between checkpoints at least: a fork costs about what a thousand events do
 MIN_FREE_MEMORY = 256 << 20
@@ -70,15 +72,24 @@ class DebugSettings(Record):
     divergence); ``trace``: stop at the program's first line; ``travel``: fork checkpoints (``retrace debug``);
     ``dap``: serve the Debug Adapter Protocol on HOST:PORT instead of pdb."""
 
-    __slots__ = ("terminal", "at", "trace", "travel", "dap")
+    __slots__ = ("terminal", "at", "trace", "travel", "dap", "restart", "quiet")
 
     def __init__(self, terminal: list[int] | None = None, at: int | None = None, trace: bool = False,
-                 travel: bool = False, dap: str | None = None) -> None:
+                 travel: bool = False, dap: str | None = None, restart: int | None = None,
+                 quiet: bool = False) -> None:
         self.terminal = list(terminal) if terminal is not None else None
         self.at = at
         self.trace = trace
         self.travel = travel
         self.dap = dap
+        # a multi-threaded replay goes back by starting again: it writes the event to stop at to this descriptor
+        self.restart = restart
+        self.quiet = quiet  # started again: the program's output is silent up to the stop (it was seen)
+
+    @property
+    def descriptors(self) -> list[int]:
+        """The descriptors the child is handed."""
+        return [*(self.terminal or ()), *([] if self.restart is None else [self.restart])]
 
     def to_env(self) -> str:
         return json.dumps(self.to_json())
@@ -123,6 +134,38 @@ class StopCursor:
     def follow(self, events: MutableSequence[Event]) -> None:
         self.events = events
         self.inner.follow(events)  # type: ignore[attr-defined]
+
+
+class StopDemux:
+    """A multi-threaded replay's demultiplexer, stopping the thread whose turn event ``stop`` is (the others wait
+    for their turns meanwhile): ``stopping(index)`` is told before that thread goes on."""
+
+    def __init__(self, demux: Any, stopping: Callable[[int], None]) -> None:
+        self.inner = demux
+        self.stop: int | None = None
+        self.stopping = stopping
+
+    def claim(self, slot: int, timeout: float) -> int:
+        return self._at(self.inner.claim(slot, timeout))
+
+    def turn(self, slot: int, timeout: float) -> int:
+        return self._at(self.inner.turn(slot, timeout))
+
+    def _at(self, index: int) -> int:
+        if index >= 0 and index == self.stop:
+            self.stop = None
+            self.stopping(index)
+        return index
+
+    @property
+    def position(self) -> int:
+        return self.inner.position  # type: ignore[no-any-return]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def __len__(self) -> int:
+        return len(self.inner)
 
 
 class Checkpoints:
@@ -208,9 +251,13 @@ class Checkpoints:
 def _fork_replay() -> int:
     """Fork; the fork goes on as the same replay (a fork of the program is outside its recording: not this one)."""
     saved = (tls.tid, tls.engine, STATE.single_thread, STATE.threaded, STATE.fast)
+    # threading makes its registry's lock anew in a fork, of the class the sync boundary put in: it would be
+    # replayed, where the recording had the interpreter's own
+    registry = threading._active_limbo_lock  # type: ignore[attr-defined]
     pid = _fork()
     if pid == 0:
         tls.tid, tls.engine, STATE.single_thread, STATE.threaded, STATE.fast = saved
+        threading._active_limbo_lock = registry  # type: ignore[attr-defined]
         guard.adopt()
     return pid
 
@@ -276,7 +323,9 @@ class Session:
         self.settings = settings
         self.project_root = project_root
         self.engine: Replayer | None = None
-        self.cursor: StopCursor | None = None
+        self.cursor: StopCursor | None = None  # a single-threaded replay's
+        self.demux: StopDemux | None = None  # a multi-threaded one's
+        self.held: int | None = None  # the event a multi-threaded replay stopped before
         self.crash: BaseException | None = None
         self.ended = False  # the program has ended: no going forward from here
         self.refusing = False  # the user's expressions are evaluated: real effects are refused
@@ -303,14 +352,28 @@ class Session:
         self.engine = engine
         self.total = len(engine.events)
         _remember_crashes(self)
-        if engine.demux is not None:
-            return
-        self.cursor = StopCursor(engine.events)
-        engine.follow_with(self.cursor)
-        engine.at_stop = self.at_stop
-        self.cursor.stop = self.settings.at
-        if self.settings.travel:
-            self.interval = max(MIN_INTERVAL, -(-self.total // MAX_CHECKPOINTS))
+        if engine.demux is not None:  # no checkpoints: a fork keeps only the forking thread
+            self.demux = engine.demux = StopDemux(engine.demux, self._turn_stop)  # type: ignore[assignment]
+        else:
+            self.cursor = StopCursor(engine.events)
+            engine.follow_with(self.cursor)
+            engine.at_stop = self.at_stop
+            if self.settings.travel:
+                self.interval = max(MIN_INTERVAL, -(-self.total // MAX_CHECKPOINTS))
+        self._stop_before(self.settings.at)
+
+    def _stop_before(self, target: int | None) -> None:
+        if self.cursor is not None:
+            self.cursor.stop = target
+        elif self.demux is not None:
+            self.demux.stop = target
+
+    def _turn_stop(self, index: int) -> None:
+        self.held = index  # the demultiplexer counts the event taken already
+        try:
+            self.stop(f"stopped before event #{index}: {self._describe(index)}")
+        finally:
+            self.held = None
 
     def diverging(self, report: Callable[[Any], None]) -> Callable[[Any], None]:
         """The replay's divergence report, after a stop at the program frame that diverged."""
@@ -326,7 +389,10 @@ class Session:
     def started(self) -> None:
         """The boundaries are in: the program is about to run."""
         sys.addaudithook(self._refuse)
-        if self.settings.travel:
+        if self.settings.quiet:
+            with internal:
+                self._silence()
+        if self.settings.travel and self.cursor is not None:
             self.checkpoints = Checkpoints()
             self._anchor()
             if self.cursor is not None:
@@ -349,7 +415,7 @@ class Session:
     @property
     def position(self) -> int:
         assert self.engine is not None
-        return self.engine.consumed
+        return self.engine.consumed if self.held is None else self.held
 
     def event(self, index: int) -> Event | None:
         assert self.engine is not None
@@ -372,8 +438,7 @@ class Session:
 
     def _resumed(self, target: int) -> None:
         """A fork of a checkpoint, sent to stop at ``target``: replay up to it silently (its output was seen)."""
-        assert self.cursor is not None
-        self.cursor.stop = target
+        self._stop_before(target)
         self.ended = False
         with internal:
             self._silence()
@@ -449,14 +514,19 @@ class Session:
         a reason when it cannot (the caller goes on where it is); None: the debugger continues to the target."""
         if not 0 <= target < self.total:
             return f"there is no event #{target}: the recording has events #0 to #{self.total - 1}"
-        if self.cursor is None:
-            return "this replay has several threads: it stops only at its crash or divergence"
         position = self.position
         if target >= position and not self.ended:
-            self.cursor.stop = target
+            self._stop_before(target)
             return None
-        if self.checkpoints is None:
+        restart = self.settings.restart
+        if self.checkpoints is None and restart is None:
             return "going back needs time travel: run `retrace debug REC` (pytest --pdb replays forward only)"
+        if self.checkpoints is None:
+            assert restart is not None
+            self.debugger.message("retrace: this replay has several threads, so no checkpoints (a fork keeps only "
+                                  "the forking thread): going back replays from the start")
+            _write(restart, b"%d" % target)
+            _exit(RESTART_EXIT)
         nearest = self.checkpoints.nearest(target)
         assert nearest is not None  # the anchor stands before the first event
         slot, _ = nearest

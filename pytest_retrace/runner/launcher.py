@@ -38,7 +38,7 @@ from ..hooks import manager
 from ..kinds.entry import EntryGone, Location, OutsideProject, Project, check_entry, locate
 from ..kinds.outcome import OUTPUT_HEAD, Stream
 from ..redaction import DEFAULT, Redaction
-from .debugging import DEBUG_ENV, QUIT_EXIT, DebugSettings
+from .debugging import DEBUG_ENV, QUIT_EXIT, RESTART_EXIT, DebugSettings
 from .progress import ProgressLine, on_terminal, stderr_line
 from .protocol import CHILD_CODE, CHILD_ENV, LAUNCHER_ENV, ChildResult, RecordConfig, ReplayConfig, encode_config
 from .verdict import Verdict, conclude, unreadable
@@ -189,7 +189,7 @@ def run_child(config: RecordConfig | ReplayConfig, hash_seed: int, passthrough: 
         env[DEBUG_ENV] = debug.to_env()
     proc = subprocess.Popen([*(prefix or []), sys.executable, "-c", CHILD_CODE], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL if debug is not None else None,
-                            pass_fds=debug.terminal or () if debug is not None else ())
+                            pass_fds=debug.descriptors if debug is not None else ())
     pumps = _pumps(proc.stdout, proc.stderr, stdout, stderr, _sinks(passthrough, line))  # type: ignore[arg-type]
     with _signals_go_to(proc, forward=isinstance(config, RecordConfig)):
         returncode = proc.wait()
@@ -617,8 +617,22 @@ def debug_replay(path: str, project: Project, settings: DebugSettings, recording
     from ..boundaries import machine
 
     config = ReplayConfig(os.path.abspath(path), project, DEBUG_STUCK_TIMEOUT)
-    run = run_child(config, rec.header["hash_seed"], startup=machine.startup_environ(rec.header),
-                    moved=Moved.between(rec.header, locate(rec.header, project, path)), debug=settings)
-    if run.returncode == QUIT_EXIT:
-        raise DebugQuit(path)
+    while True:
+        restart = os.pipe() if settings.travel else None
+        if restart is not None:
+            settings = settings.replace(restart=restart[1])
+        try:
+            run = run_child(config, rec.header["hash_seed"], startup=machine.startup_environ(rec.header),
+                            moved=Moved.between(rec.header, locate(rec.header, project, path)), debug=settings)
+        finally:
+            if restart is not None:
+                os.close(restart[1])
+        target = os.read(restart[0], 32) if restart is not None else b""
+        if restart is not None:
+            os.close(restart[0])
+        if run.returncode == QUIT_EXIT:
+            raise DebugQuit(path)
+        if run.returncode != RESTART_EXIT or not target.isdigit():
+            break
+        settings = settings.replace(at=int(target), quiet=True, restart=None)  # back, in a multi-threaded replay
     return conclude(rec, run.returncode, run.stdout.summary(), run.stderr.summary(), run.result, run.processes)

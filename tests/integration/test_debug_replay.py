@@ -123,3 +123,49 @@ def test_debug_needs_a_terminal(tmp_path: Path) -> None:
     ran = retrace("debug", "steps.retrace", cwd=tmp_path)
     assert ran.returncode == 2
     assert "retrace debug: pdb needs a terminal" in ran.stderr
+
+
+THREADED = """\
+import threading, time
+
+def work(rounds):
+    for n in range(rounds):
+        time.time()
+
+def main():
+    worker = threading.Thread(target=work, args=(5,))
+    worker.start()
+    total = 0
+    for i in range(6):
+        time.time()
+        total += i
+    worker.join()
+    print(total / (total - total))
+
+main()
+"""
+
+
+def test_a_multi_threaded_replay_goes_back_by_replaying_from_the_start(tmp_path: Path) -> None:
+    (tmp_path / "threaded.py").write_text(THREADED)
+    assert retrace("record", "-o", "threaded.retrace", "threaded.py", cwd=tmp_path).returncode == 1
+    shown = retrace("show", "threaded.retrace", cwd=tmp_path).stdout
+    clock_reads = {tid: [int(line.split()[0][1:]) for line in shown.splitlines()
+                         if line.strip().startswith("#") and f"[{tid}] time.time()" in line]
+                   for tid in ("0", "0.1")}
+    worker_second, worker_third, main_fourth = clock_reads["0.1"][1], clock_reads["0.1"][2], clock_reads["0"][3]
+    session = debug(tmp_path, "threaded.retrace", "--at", str(worker_third))
+    session.expect_exact(PROMPT)
+    assert f"stopped before event #{worker_third}: time.time() (thread 0.1)" in session.before
+    assert ask(session, "p n").strip() == "2"
+    assert f"retrace: at event #{worker_third} of" in ask(session, "where")
+    back = ask(session, f"back {worker_third - worker_second}")
+    assert "going back replays from the start" in back and "(thread 0.1)" in back
+    assert ask(session, "p n").strip() == "1"
+    assert f"stopped before event #{main_fourth}" in ask(session, f"goto {main_fourth}")
+    assert ask(session, "p i, total").strip() == "(3, 3)"
+    session.sendline("c")
+    session.expect_exact(PROMPT)
+    assert "ZeroDivisionError" in session.before
+    session.sendline("c")
+    session.expect(pexpect.EOF)
