@@ -213,7 +213,9 @@ def _debug_command(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     terminal = [os.dup(0), os.dup(1)]
     try:
-        verdict = debug_replay(args.recording, project, DebugSettings(terminal, at=args.at, travel=True, dap=args.dap))
+        # Travel forks the replay: a DAP client stays with the process it attached to, so --dap replays forward only.
+        settings = DebugSettings(terminal, at=args.at, travel=args.dap is None, dap=args.dap)
+        verdict = debug_replay(args.recording, project, settings)
     except DebugQuit:
         return 0
     finally:

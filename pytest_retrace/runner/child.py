@@ -105,8 +105,9 @@ def replay_here(config: ReplayConfig) -> NoReturn:
     recorded = Outcome.from_json(rec.end or {})
     tree = ReplayTree(rec, config.result, config.stuck_timeout)
     diverged = tree.diverged if session is None else session.diverging(tree.diverged)
+    answer_by_key = recorded.crashed or (session is not None and session.answers_by_key)
     engine = Replayer(rec.events(), on_divergence=diverged, truncated=rec.status == TapeStatus.TRUNCATED,
-                      stuck_timeout=config.stuck_timeout, answer_by_key=recorded.crashed, setup=rec.setup)
+                      stuck_timeout=config.stuck_timeout, answer_by_key=answer_by_key, setup=rec.setup)
     if session is not None:
         session.attach(engine)
     engine.redaction = Redaction.from_header(header)  # what the program does now, redacted as recorded

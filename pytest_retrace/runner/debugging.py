@@ -336,6 +336,46 @@ class Session:
         from .debugger import ReplayDebugger  # here: pdb is imported only by a debugging replay
 
         self.debugger = ReplayDebugger(self, self.terminal_in, self.terminal_out)
+        if settings.dap is not None:
+            self._serve_dap(settings.dap)
+
+    def _serve_dap(self, address: str) -> None:
+        """Serve the Debug Adapter Protocol (debugpy's adapter, in this process) and wait for a client to attach
+        and configure its breakpoints; before the boundaries are in, so debugpy's own socket is no replayed one."""
+        os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # its warning would be the program's output
+        try:
+            import debugpy
+        except ImportError:
+            raise SystemExit("retrace debug: --dap needs debugpy: pip install 'pytest-retrace[debug]'") from None
+        host, _, port = address.rpartition(":")
+        if not port.isdigit():
+            raise SystemExit(f"retrace debug: --dap {address}: give HOST:PORT (e.g. 127.0.0.1:5678)")
+        listening = debugpy.listen((host or "127.0.0.1", int(port)), in_process_debug_adapter=True)
+        self.debugger.message(f"retrace: waiting for a DAP client (VS Code: attach to {listening[0]}:{listening[1]})")
+        self.terminal_out.flush()
+        import pydevd  # debugpy's engine, on the path now
+
+        suspended = pydevd.PyDB.do_wait_suspend
+        session = self
+
+        def do_wait_suspend(*args: Any, **kwargs: Any) -> Any:
+            """A thread stopped at a breakpoint serves the client's requests (stack, variables, evaluations): that
+            is the debugger's work, behind the gate, and what the user evaluates touches nothing."""
+            with internal:
+                session.refusing = True
+                try:
+                    return suspended(*args, **kwargs)
+                finally:
+                    session.refusing = False
+
+        pydevd.PyDB.do_wait_suspend = do_wait_suspend
+        debugpy.wait_for_client()
+
+    @property
+    def answers_by_key(self) -> bool:
+        """Under a DAP client the replay answers by call key past a divergence, as for a crash: debugpy's tracer
+        runs Python code in the program's threads, outside our gate, and may make calls the recording lacks."""
+        return self.settings.dap is not None
 
     def _terminal(self) -> tuple[IO[str], IO[str]]:
         terminal = self.settings.terminal
@@ -380,8 +420,8 @@ class Session:
 
         def diverged(divergence: Any) -> None:
             self.stop(f"the replay diverged at event #{divergence.index}: the program called "
-                      f"{divergence.actual.describe() if divergence.actual else '?'} where the recording has "
-                      f"{divergence.expected.describe() if divergence.expected else 'no more calls'}")
+                      f"{divergence.actual.call if divergence.actual else '?'} where the recording has "
+                      f"{divergence.expected.call if divergence.expected else 'no more calls'}")
             report(divergence)
 
         return diverged
@@ -389,6 +429,11 @@ class Session:
     def started(self) -> None:
         """The boundaries are in: the program is about to run."""
         sys.addaudithook(self._refuse)
+        if self.settings.dap is not None:
+            import debugpy
+
+            with internal:
+                debugpy.debug_this_thread()  # trace the program's frames from here (ours ran before the client came)
         if self.settings.quiet:
             with internal:
                 self._silence()
@@ -482,10 +527,14 @@ class Session:
         return True
 
     def stop(self, why: str, frame: FrameType | None = None) -> None:
-        """Hand the program's innermost frame to the debugger."""
+        """Hand the program's innermost frame to the debugger (a DAP client: stopped here, the program's frames
+        beneath)."""
         with internal:
             self._speak()
-            self.debugger.stop_at(frame or program_frame(), why)
+            if self.settings.dap is None:
+                self.debugger.stop_at(frame or program_frame(), why)
+                return
+            self.debugger.message(f"retrace: {why}")
 
     def finished(self, outcome: Outcome) -> None:
         """The program ended: post-mortem on its exception when it crashed; the session ends after."""
@@ -493,7 +542,9 @@ class Session:
         crash = self.crash
         with internal:
             self._speak()
-            if outcome.crashed and crash is not None:
+            if outcome.crashed and crash is not None and self.settings.dap is not None:
+                self.debugger.message(f"retrace: the replay ended by the program's {type(crash).__name__}: {crash}")
+            elif outcome.crashed and crash is not None:
                 tb = program_traceback(crash)
                 if tb is not None:
                     self.debugger.post_mortem(tb, f"the replay ended by the program's {type(crash).__name__}: {crash}")
