@@ -9,7 +9,7 @@ from types import FrameType, TracebackType
 from typing import IO, Any, NoReturn, Protocol
 
 from ..engine.state import internal
-from ..format.events import Event
+from ..format.events import Event, short_repr
 from ..frames import PACKAGE_DIR
 
 EVENTS_AROUND = 5  # events listed before and after the position
@@ -142,7 +142,8 @@ class ReplayDebugger(pdb.Pdb):
             event = session.event(index)
             assert event is not None
             mark = ">" if index == session.position and not session.ended else " "
-            text = event.describe()
+            with internal:
+                text = f"{event.describe()} -> {short_repr(event.result, 60)}"
             self.message(f"{mark} #{index:<6} [{event.tid}] {text if len(text) <= 160 else text[:157] + '...'}")
 
     def do_goto(self, arg: str) -> int | None:

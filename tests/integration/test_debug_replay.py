@@ -169,3 +169,33 @@ def test_a_multi_threaded_replay_goes_back_by_replaying_from_the_start(tmp_path:
     assert "ZeroDivisionError" in session.before
     session.sendline("c")
     session.expect(pexpect.EOF)
+
+
+def readme_session() -> tuple[str, list[str]]:
+    """The README's "Debugging a replay" walk-through: its program, and its terminal session's lines."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("\n## Debugging a replay\n", 1)[1].split("\n## ", 1)[0]
+    program = section.split("```python\n", 1)[1].split("```", 1)[0]
+    session = section.split("```console\n", 1)[1].split("```", 1)[0]
+    return program, session.splitlines()
+
+
+def test_the_readme_session_runs_as_written(tmp_path: Path) -> None:
+    program, lines = readme_session()
+    (tmp_path / "steps.py").write_text(program)
+    assert retrace("record", "-o", "steps.retrace", "steps.py", cwd=tmp_path).returncode == 1
+    assert lines[0] == "$ retrace debug steps.retrace"
+    session = debug(tmp_path, "steps.retrace")
+    expected: list[str] = []
+    for line in lines[1:]:
+        if not line.startswith(PROMPT):
+            expected.append(line.replace("/home/me/demo", str(tmp_path)))
+            continue
+        session.expect_exact(PROMPT)
+        shown = [text.rstrip("\r") for text in str(session.before).split("\n")]
+        shown = shown[1:] if shown[:1] and expected[:1] and shown[0] != expected[0] else shown  # the echoed command
+        assert [text for text in shown if text] == expected
+        expected = []
+        session.sendline(line[len(PROMPT):])
+    session.expect(pexpect.EOF)
+    assert not (tmp_path / "notes.txt").exists()
