@@ -31,7 +31,7 @@ from ..kinds.entry import OutsideProject, Project, check_entry, code_folders, lo
 from ..kinds.outcome import Outcome
 from ..paths import use_root
 from ..redaction import DEFAULT, Redaction
-from .debugging import DEBUG_ENV
+from .debugging import DEBUG_ENV, DebugSettings, Session
 from .protocol import CHILD_ENV, LAUNCHER_ENV, ChildResult, ForkServerConfig, RecordConfig, ReplayConfig, decode_config
 from .tree import ReplayTree, die_with_parent
 
@@ -144,12 +144,10 @@ def replay_here(config: ReplayConfig) -> NoReturn:
     _exit(0)
 
 
-def debug_session(config: ReplayConfig) -> Any:
+def debug_session(config: ReplayConfig) -> Session | None:
     """The debugging session of a replay the launcher started to debug (``debugging.py``); None for a replay."""
     if DEBUG_ENV not in os.environ:
         return None
-    from .debugging import DebugSettings, Session
-
     settings = DebugSettings.from_environment()
     assert settings is not None
     return Session(settings, str(config.project.root))
