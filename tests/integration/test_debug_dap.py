@@ -14,26 +14,10 @@ from typing import Any
 
 import pytest
 from support import retrace
+from test_debug_replay import STEPS
 
 pytest.importorskip("debugpy")
 
-PROGRAM = """\
-import time
-
-def step(i, total):
-    now = time.time()
-    total += i
-    return total
-
-def main():
-    total = 0
-    for i in range(5):
-        total = step(i, total)
-    print("total", total)
-    return total / (total - total)
-
-main()
-"""
 
 
 class DapClient:
@@ -89,7 +73,7 @@ class DapClient:
 
 
 def test_a_dap_client_sets_a_breakpoint_and_reads_the_replayed_variables(tmp_path: Path) -> None:
-    (tmp_path / "steps.py").write_text(PROGRAM)
+    (tmp_path / "steps.py").write_text(STEPS)
     assert retrace("record", "-o", "steps.retrace", "steps.py", cwd=tmp_path).returncode == 1
     shown = retrace("show", "steps.retrace", "--full", cwd=tmp_path).stdout
     recorded_clock = re.findall(r"time\.time\(\) -> ([\d.]+)", shown)[2]  # step 2's reading
@@ -133,5 +117,5 @@ def test_a_dap_client_sets_a_breakpoint_and_reads_the_replayed_variables(tmp_pat
         client.sock.close()
     finally:
         debugged.kill()
-    assert "total 10" in out and "retrace debug: the replay ended by ZeroDivisionError: division by zero" in out
+    assert "total 780" in out and "retrace debug: the replay ended by ZeroDivisionError: division by zero" in out
     assert debugged.returncode == 0
