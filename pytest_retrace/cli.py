@@ -55,6 +55,20 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     rep.add_argument("--sandbox", action="store_true",
                      help="replay in a network namespace with no interface (unshare), beneath the replay guard")
 
+    debug = sub.add_parser("debug", help="replay a recording under pdb: at its crash, or before event N; travel "
+                                         "back and forth between events",
+                           epilog="pdb commands besides pdb's own: events [N] (the recorded calls around the "
+                                  "position), where (the stack, then the event position), goto N, back [N], "
+                                  "forward [N]")
+    debug.add_argument("recording", metavar="REC")
+    debug.add_argument("--at", type=int, default=None, metavar="N",
+                       help="stop just before event N (as retrace show numbers them) instead of at the crash")
+    debug.add_argument("--dap", metavar="HOST:PORT",
+                       help="serve the Debug Adapter Protocol (debugpy) on HOST:PORT for VS Code to attach to, "
+                            "instead of pdb on this terminal")
+    debug.add_argument("--allow-outside-project", action="store_true",
+                       help="run a recording whose code is outside the project; only for recordings you trust")
+
     pin = sub.add_parser("pin", help="keep a crash recording as a regression case in the project")
     pin.add_argument("recording", metavar="REC")
     pin.add_argument("--into", metavar="DIR", default=os.environ.get("RETRACE_PIN_DIR", "tests/recordings"),
@@ -73,7 +87,7 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     show.add_argument("--width", type=int, default=None, metavar="COLUMNS",
                       help="fit values into lines this wide (default: the terminal's, or 120 when not a terminal)")
 
-    for reading in (rep, pin, triage, show):
+    for reading in (rep, debug, pin, triage, show):
         reading.add_argument("--key-file", metavar="FILE", action="append", default=[],
                              help="a private key that opens encrypted recordings (also $RETRACE_PRIVATE_KEY); "
                                   "repeatable")
@@ -186,6 +200,39 @@ def _keygen_command(args: argparse.Namespace) -> int:
     print(f"public key:  {public_path} (id {key.public.id})")
     print(f"record with: {PUBLIC_ENV}={public_path}, or retrace record --public-key {public_path}")
     print(f"replay with: {PRIVATE_ENV}={private_path} (a CI secret), or --key-file {private_path}")
+    return 0
+
+
+def _debug_command(args: argparse.Namespace) -> int:
+    from .kinds.entry import Project
+    from .paths import project_root_of
+    from .runner.debugging import DebugSettings
+    from .runner.launcher import DebugQuit, debug_replay
+    from .runner.verdict import Status
+
+    if args.dap is None and not (os.isatty(0) and os.isatty(1)):
+        raise RetraceError("pdb needs a terminal: run retrace debug from one (or serve VS Code with --dap HOST:PORT)")
+    if args.at is not None and args.at < 0:
+        raise RetraceError(f"--at {args.at}: events are numbered from 0 (retrace show lists them)")
+    project = Project(project_root_of(os.getcwd()), args.allow_outside_project, "--allow-outside-project")
+    sys.stdout.flush()
+    terminal = [os.dup(0), os.dup(1)]
+    try:
+        # Travel forks the replay: a DAP client stays with the process it attached to, so --dap replays forward only.
+        settings = DebugSettings(terminal, at=args.at, travel=args.dap is None, dap=args.dap)
+        verdict = debug_replay(args.recording, project, settings)
+    except DebugQuit:
+        return 0
+    finally:
+        for fd in terminal:
+            os.close(fd)
+    if verdict.status == Status.CORRUPT:
+        raise RetraceError(verdict.problem or f"{args.recording}: corrupt recording")
+    replayed = verdict.replayed
+    ended = "" if replayed is None else (
+        f" by {replayed.exception.type}: {replayed.exception.message}" if replayed.exception is not None
+        else f" with exit status {replayed.status}")
+    sys.stderr.write(f"retrace debug: the replay ended{ended}\n")
     return 0
 
 
@@ -341,8 +388,8 @@ def main(argv: list[str] | None = None) -> int:
         if _reader_went_away():
             return SIGPIPE_EXIT
         raise
-    commands = {"replay": _replay_command, "pin": _pin_command, "triage": _triage_command, "show": _show_command,
-                "keygen": _keygen_command, "mcp": _mcp_command}
+    commands = {"replay": _replay_command, "debug": _debug_command, "pin": _pin_command, "triage": _triage_command,
+                "show": _show_command, "keygen": _keygen_command, "mcp": _mcp_command}
     try:
         if getattr(args, "key_file", None):
             from .format.sealing import add_private_key_file

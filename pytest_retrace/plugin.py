@@ -148,6 +148,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args.extend(str(p) for p in paths
                            if not any(s == p.resolve() or p.resolve() in s.parents for s in selected))
     _collect_under(config, paths)
+    if entries:
+        from .front.debugging import check_single_worker
+
+        check_single_worker(config)
     key_files = config.getoption("retrace_key_file") or config.getini("retrace_key_file")
     if key_files:
         from .errors import RetraceError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import _thread
 import sys
 import time
-from collections.abc import Callable, Iterable, MutableSequence
+from collections.abc import Callable, Iterable, Iterator, MutableSequence
 from operator import length_hint
 from typing import Any, NoReturn
 
@@ -499,7 +499,20 @@ class Replayer(Engine):
             self._stopped() if index != EXHAUSTED else self._exhausted(event.name, event.args, tls.tid)
         return True
 
+    # A debugging replay's stop (runner/debugging.py): told when the cursor that ``follow_with`` gave it reaches its
+    # stop, as at the recording's end; True when it moved the stop on and the call goes on to its event.
+    at_stop: Callable[[], bool] | None = None
+
+    def follow_with(self, cursor: Iterator[Event]) -> None:
+        """Read the events through ``cursor`` (one that stops before a given event), before the boundaries are
+        installed: the normal replay pays nothing for a debugger's stops."""
+        self._cursor = cursor
+        if call_replayer is not None:
+            self.call = call_replayer(self, cursor, STATE, self._call, Raised, LIVE, _UNTAKEN)  # type: ignore
+
     def _exhausted(self, name: str, args: Any, tid: Any) -> Event:
+        if self.at_stop is not None and self.at_stop():
+            return self.next_event(name, args)
         kind = DivergenceKind.TRUNCATED if self.truncated else DivergenceKind.EXTRA_CALL
         return self.diverge(kind, None, name, args, tid)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bdb
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from ..runner import forkserver, zygote
 from ..runner.launcher import check_kind, check_program, replay
 from ..runner.rerecord import record_again
 from ..runner.verdict import Status, Verdict
+from .debugging import PDB, TRACE, debug_in_session, debugging
 from .progress import progress_line
 from .report import format_verdict
 from .summary import OBSOLETE, Counter, ReplayInfo
@@ -58,6 +60,10 @@ class RetraceFailure(Exception):
     def __init__(self, verdict: Verdict, text: str | None = None) -> None:
         self.verdict = verdict
         super().__init__(text or format_verdict(verdict, detailed=True))
+
+
+class DebuggedFailure(RetraceFailure, bdb.BdbQuit):
+    """A failure debugged already (``--pdb``, ``--trace``): pytest does not debug a BdbQuit again."""
 
 
 class RecordingUnusable(Exception):
@@ -151,8 +157,14 @@ class RecordingItem(pytest.Item):
     def runtest(self) -> None:
         config = self.config
         stuck = _float_option(config, "retrace_stuck_timeout")
-        verdict = _replay_in_session(config, self.shown_path, stuck_timeout=stuck, passthrough=False,
-                                     recording=self.recording)
+        mode = debugging(config)
+        if mode == TRACE:  # the replay itself runs under pdb, from the program's first line
+            verdict = debug_in_session(config, self.shown_path, self.recording, project(config), trace=True)
+        else:
+            verdict = _replay_in_session(config, self.shown_path, stuck_timeout=stuck, passthrough=False,
+                                         recording=self.recording)
+        if mode == PDB and not verdict.status.passes and verdict.status != Status.CORRUPT:
+            debug_in_session(config, self.shown_path, self.recording, project(config), trace=False)
         if verdict.status == Status.CORRUPT:  # a value inside an event does not decode: the replay found it
             self._unusable(verdict.problem or f"{self.shown_path}: corrupt recording", TapeStatus.CORRUPT)
         info = ReplayInfo(str(self.path), str(verdict.status), pinned=self.pinned,
@@ -160,6 +172,10 @@ class RecordingItem(pytest.Item):
                           outcome_only=verdict.outcome_only, subject=self.subject)
         try:
             self._conclude(verdict, info, stuck)
+        except RetraceFailure as failure:
+            if mode is None:
+                raise
+            raise DebuggedFailure(failure.verdict, str(failure)) from None
         finally:  # what the summary hears of this replay, however it ends
             self.user_properties.append(("retrace", info.to_json()))
 

@@ -31,6 +31,7 @@ from ..kinds.entry import OutsideProject, Project, check_entry, code_folders, lo
 from ..kinds.outcome import Outcome
 from ..paths import use_root
 from ..redaction import DEFAULT, Redaction
+from .debugging import DEBUG_ENV, DebugSettings, Session
 from .protocol import CHILD_ENV, LAUNCHER_ENV, ChildResult, ForkServerConfig, RecordConfig, ReplayConfig, decode_config
 from .tree import ReplayTree, die_with_parent
 
@@ -88,6 +89,7 @@ def prepare(header: dict[str, Any], project: Project, recording: str) -> tuple[d
 
 def replay_here(config: ReplayConfig) -> NoReturn:
     """Replay the recording in this process (a child the launcher started, or a fork of the fork server)."""
+    session = debug_session(config)  # before the recorded environment replaces ours
     rec = read_recording(config.recording)
     if rec.status == TapeStatus.CORRUPT:  # a value the launcher, which does not decode them, could not see
         ChildResult(corrupt=str(rec.corrupt_error()), offset=rec.offset).write(config.result)
@@ -102,8 +104,12 @@ def replay_here(config: ReplayConfig) -> NoReturn:
 
     recorded = Outcome.from_json(rec.end or {})
     tree = ReplayTree(rec, config.result, config.stuck_timeout)
-    engine = Replayer(rec.events(), on_divergence=tree.diverged, truncated=rec.status == TapeStatus.TRUNCATED,
-                      stuck_timeout=config.stuck_timeout, answer_by_key=recorded.crashed, setup=rec.setup)
+    diverged = tree.diverged if session is None else session.diverging(tree.diverged)
+    answer_by_key = recorded.crashed or (session is not None and session.answers_by_key)
+    engine = Replayer(rec.events(), on_divergence=diverged, truncated=rec.status == TapeStatus.TRUNCATED,
+                      stuck_timeout=config.stuck_timeout, answer_by_key=answer_by_key, setup=rec.setup)
+    if session is not None:
+        session.attach(engine)
     engine.redaction = Redaction.from_header(header)  # what the program does now, redacted as recorded
     if config.progress:
         report = ProgressFile(config.progress, lambda: engine.consumed)
@@ -113,8 +119,12 @@ def replay_here(config: ReplayConfig) -> NoReturn:
     install(engine, Patcher(), Options(live_paths=header.get("live_paths", []),
                                        code_folders=code_folders(header, config.project)))
     guard.install(engine.refuse)  # from here on, what the recording does not answer never happens
+    if session is not None:
+        session.started()
 
     def finalize(outcome: Outcome) -> None:
+        if session is not None:
+            session.finished(outcome)
         enter_gate()
         engine.finish()
         consumed = engine.consumed
@@ -132,6 +142,15 @@ def replay_here(config: ReplayConfig) -> NoReturn:
     finalize(kind_module(kind).rerun(prepared, header))
     process.flush_std()
     _exit(0)
+
+
+def debug_session(config: ReplayConfig) -> Session | None:
+    """The debugging session of a replay the launcher started to debug (``debugging.py``); None for a replay."""
+    if DEBUG_ENV not in os.environ:
+        return None
+    settings = DebugSettings.from_environment()
+    assert settings is not None
+    return Session(settings, str(config.project.root))
 
 
 def main() -> NoReturn:

@@ -38,6 +38,7 @@ from ..hooks import manager
 from ..kinds.entry import EntryGone, Location, OutsideProject, Project, check_entry, locate
 from ..kinds.outcome import OUTPUT_HEAD, Stream
 from ..redaction import DEFAULT, Redaction
+from .debugging import DEBUG_ENV, QUIT_EXIT, RESTART_EXIT, DebugSettings
 from .progress import ProgressLine, on_terminal, stderr_line
 from .protocol import CHILD_CODE, CHILD_ENV, LAUNCHER_ENV, ChildResult, RecordConfig, ReplayConfig, encode_config
 from .verdict import Verdict, conclude, unreadable
@@ -174,18 +175,21 @@ class ChildRun(NamedTuple):
 def run_child(config: RecordConfig | ReplayConfig, hash_seed: int, passthrough: bool = True,
               keep_output: bool = False, startup: dict[str, str | None] | None = None,
               prefix: list[str] | None = None, moved: Moved | None = None,
-              line: ProgressLine | None = None) -> ChildRun:
+              line: ProgressLine | None = None, debug: DebugSettings | None = None) -> ChildRun:
     """Run the child with ``config``; its output passes through to ours unless told not to (beneath the progress
     ``line``), and is kept whole in the result when ``keep_output``. ``startup``: variables the interpreter starts with
     set (None: unset) over ours (a replay's: the recorded locale, which decides encodings at start).
     ``prefix``: the command the interpreter runs under (a sandbox). ``moved``: a replay in another checkout
-    (:class:`Moved`)."""
+    (:class:`Moved`). ``debug``: a debugging replay, given the user's terminal (its stdin is not the program's)."""
     result_path = _result_path()
     env = child_environ(hash_seed, startup)
     env[CHILD_ENV] = encode_config(config.replace(result=result_path, plugins=manager.discover()))
     stdout, stderr = Output(keep_output, moved), Output(keep_output, moved)
+    if debug is not None:
+        env[DEBUG_ENV] = debug.to_env()
     proc = subprocess.Popen([*(prefix or []), sys.executable, "-c", CHILD_CODE], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL if debug is not None else None,
+                            pass_fds=debug.descriptors if debug is not None else ())
     pumps = _pumps(proc.stdout, proc.stderr, stdout, stderr, _sinks(passthrough, line))  # type: ignore[arg-type]
     with _signals_go_to(proc, forward=isinstance(config, RecordConfig)):
         returncode = proc.wait()
@@ -547,18 +551,10 @@ def replay(path: str, project: Project, stuck_timeout: float = 10.0, passthrough
     default on our stderr when the program's output passes through and stderr is a terminal.
     Raises :class:`RecordingError` when ``path`` is no readable recording at all.
     """
-    rec = recording
-    if rec is None:
-        rec = read_recording(path, events=False)  # the child reads them
-        check_kind(rec)
-        try:
-            check_program(rec.header, project, path)
-        except OutsideProject as exc:
-            raise type(exc)(f"{path}: {exc}") from None
-    if rec.status == TapeStatus.CORRUPT:
-        return unreadable(path, f"{path}: corrupt recording: {rec.problem}", rec.offset)
-    if rec.end is not None and rec.end.get("recording_error"):
-        return unreadable(path, f"{path}: the recording is incomplete: {rec.end['recording_error']}")
+    rec = recording if recording is not None else checked_recording(path, project)
+    unusable = _unusable(path, rec)
+    if unusable is not None:
+        return unusable
     prefix = sandbox_prefix() if sandbox else None
     moved = Moved.between(rec.header, locate(rec.header, project, path))
     from ..boundaries import machine  # only here: recording does not import the boundaries in the launcher
@@ -580,3 +576,63 @@ def replay(path: str, project: Project, stuck_timeout: float = 10.0, passthrough
     verdict = conclude(rec, run.returncode, run.stdout.summary(), run.stderr.summary(), run.result, run.processes)
     verdict.stdout, verdict.stderr = bytes(run.stdout.head), bytes(run.stderr.head)
     return verdict
+
+
+def checked_recording(path: str, project: Project) -> Recording:
+    """The recording at ``path``, read without its events (the child reads them), of a kind this pytest-retrace
+    replays and running only ``project``'s code."""
+    rec = read_recording(path, events=False)
+    check_kind(rec)
+    try:
+        check_program(rec.header, project, path)
+    except OutsideProject as exc:
+        raise type(exc)(f"{path}: {exc}") from None
+    return rec
+
+
+def _unusable(path: str, rec: Recording) -> Verdict | None:
+    """The verdict on a recording that cannot replay at all; None when it can."""
+    if rec.status == TapeStatus.CORRUPT:
+        return unreadable(path, f"{path}: corrupt recording: {rec.problem}", rec.offset)
+    if rec.end is not None and rec.end.get("recording_error"):
+        return unreadable(path, f"{path}: the recording is incomplete: {rec.end['recording_error']}")
+    return None
+
+
+class DebugQuit(Exception):
+    """The user quit the debugger of a debugging replay."""
+
+
+DEBUG_STUCK_TIMEOUT = 7 * 86400.0  # a thread waits while the user reads a prompt: that is no stuck replay
+
+
+def debug_replay(path: str, project: Project, settings: DebugSettings, recording: Recording | None = None) -> Verdict:
+    """Replay a recording in a foreground child under a debugger (``debugging.py``) that talks on the terminal
+    ``settings.terminal`` names; its verdict, as :func:`replay` gives it. Raises :class:`DebugQuit` when the
+    user quit the debugger."""
+    rec = recording if recording is not None else checked_recording(path, project)
+    unusable = _unusable(path, rec)
+    if unusable is not None:
+        return unusable
+    from ..boundaries import machine
+
+    config = ReplayConfig(os.path.abspath(path), project, DEBUG_STUCK_TIMEOUT)
+    while True:
+        restart = os.pipe() if settings.travel else None
+        if restart is not None:
+            settings = settings.replace(restart=restart[1])
+        try:
+            run = run_child(config, rec.header["hash_seed"], startup=machine.startup_environ(rec.header),
+                            moved=Moved.between(rec.header, locate(rec.header, project, path)), debug=settings)
+        finally:
+            if restart is not None:
+                os.close(restart[1])
+        target = os.read(restart[0], 32) if restart is not None else b""
+        if restart is not None:
+            os.close(restart[0])
+        if run.returncode == QUIT_EXIT:
+            raise DebugQuit(path)
+        if run.returncode != RESTART_EXIT or not target.isdigit():
+            break
+        settings = settings.replace(at=int(target), quiet=True, restart=None)  # back, in a multi-threaded replay
+    return conclude(rec, run.returncode, run.stdout.summary(), run.stderr.summary(), run.result, run.processes)
