@@ -150,3 +150,44 @@ def list_events(path: str | os.PathLike[str], start: int = 0, count: int = 50, n
         listed.append(EventView(index, str(event.tid), printable(event.name), shown(event.args),
                                 shown(event.result)))
     return listed
+
+
+# -- answers from a replay: the program's state at a stop ---------------------------------------------------------
+
+
+def _project() -> Any:
+    """The project replays run the code of: the one the server was started in (its root found upwards)."""
+    from ..kinds.entry import Project
+    from ..paths import project_root_of
+
+    return Project(project_root_of(Path.cwd()), allow_option="--allow-outside-project to retrace replay (the MCP "
+                   "server runs only its project's code)")
+
+
+def crash_state(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Replay the recording to its crash: the exception, and the program's stack (outermost first) with each frame's
+    locals as the crash found them."""
+    from ..runner.inspector import inspect
+
+    trace = open_trace(path)
+    if trace.exception is None:
+        raise RetraceError(f"{path}: the recorded run did not crash (exit status {trace.exit_status}); "
+                           "inspect_stack shows the program's state before any event")
+    answer = inspect(os.fspath(path), _project())
+    return {"exception": trace.exception, "recorded_traceback": [f.to_json() for f in trace.traceback], **answer}
+
+
+def stack_at(path: str | os.PathLike[str], event: int) -> dict[str, Any]:
+    """Replay the recording to just before event ``event``: the program's stack there with its locals."""
+    from ..runner.inspector import inspect
+
+    return inspect(os.fspath(path), _project(), at=event)
+
+
+def provenance(path: str | os.PathLike[str], name: str, event: int | None = None,
+               frame: int | None = None) -> dict[str, Any]:
+    """How local ``name`` of stack frame ``frame`` (outermost first; None: the innermost) got its value, at the
+    crash or just before event ``event``."""
+    from ..runner.inspector import inspect
+
+    return inspect(os.fspath(path), _project(), at=event, frame=frame, name=name)

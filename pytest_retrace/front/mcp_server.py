@@ -60,6 +60,29 @@ def make_server() -> Any:
                                            inspection.list_events(path, start, count, name, thread)]})
 
     @server.tool()
+    def get_crash_state(path: str) -> dict[str, Any]:
+        """Replay a crash recording to its crash (the program's own code runs again, every external call answered
+        from the recording, nothing real touched) and give the exception, the recorded traceback, and the
+        program's stack at the crash, outermost first, with each frame's locals (bounded reprs, redacted as
+        recorded). The replay runs the code of the project the server was started in."""
+        return _answer(lambda: inspection.crash_state(path))  # type: ignore[no-any-return]
+
+    @server.tool()
+    def inspect_stack(path: str, event: int) -> dict[str, Any]:
+        """Replay a recording to just before event ``event`` (a position from list_events) and give the program's
+        stack there, outermost first, with each frame's locals (bounded reprs, redacted as recorded)."""
+        return _answer(lambda: inspection.stack_at(path, event))  # type: ignore[no-any-return]
+
+    @server.tool()
+    def trace_provenance(path: str, name: str, event: int | None = None, frame: int | None = None) -> dict[str, Any]:
+        """How local ``name`` got its value, at the crash (``event`` omitted) or just before event ``event``, in stack
+        frame ``frame`` (an index of the stack, outermost first; omitted: the innermost): the chain of lines that
+        assigned it and the names they read, back to the recorded external calls (events, with their answers) and
+        constants it came from, found by a traced replay of the program's frames. It cannot see through C code or
+        library frames, attributes, containers changed in place, or globals; a parameter ends the chain."""
+        return _answer(lambda: inspection.provenance(path, name, event, frame))  # type: ignore[no-any-return]
+
+    @server.tool()
     def list_incidents(folder: str) -> dict[str, Any]:
         """The crash incidents of a folder of recordings, by crash fingerprint, most recently seen first: exception,
         message, place, first and last seen, count, status (new, pinned, fixed, regressed), the pinned case and the

@@ -70,13 +70,14 @@ class DebugSettings(Record):
     """What a debugging replay stops at and where it talks. ``terminal``: the descriptors (in, out) of the
     user's terminal, passed to the child; ``at``: stop just before this event (None: only at the crash or the
     divergence); ``trace``: stop at the program's first line; ``travel``: fork checkpoints (``retrace debug``);
-    ``dap``: serve the Debug Adapter Protocol on HOST:PORT instead of pdb."""
+    ``dap``: serve the Debug Adapter Protocol on HOST:PORT instead of pdb; ``inspect``: answer an agent's question
+    as JSON instead (``inspector.Question``'s fields)."""
 
-    __slots__ = ("terminal", "at", "trace", "travel", "dap", "restart", "quiet")
+    __slots__ = ("terminal", "at", "trace", "travel", "dap", "restart", "quiet", "inspect")
 
     def __init__(self, terminal: list[int] | None = None, at: int | None = None, trace: bool = False,
                  travel: bool = False, dap: str | None = None, restart: int | None = None,
-                 quiet: bool = False) -> None:
+                 quiet: bool = False, inspect: dict[str, Any] | None = None) -> None:
         self.terminal = list(terminal) if terminal is not None else None
         self.at = at
         self.trace = trace
@@ -85,6 +86,7 @@ class DebugSettings(Record):
         # a multi-threaded replay goes back by starting again: it writes the event to stop at to this descriptor
         self.restart = restart
         self.quiet = quiet  # started again: the program's output is silent up to the stop (it was seen)
+        self.inspect = inspect
 
     @property
     def descriptors(self) -> list[int]:
@@ -335,7 +337,11 @@ class Session:
         self.terminal_in, self.terminal_out = self._terminal()
         from .debugger import ReplayDebugger  # here: pdb is imported only by a debugging replay
 
-        self.debugger = ReplayDebugger(self, self.terminal_in, self.terminal_out)
+        self.debugger: Any = ReplayDebugger(self, self.terminal_in, self.terminal_out)
+        if settings.inspect is not None:  # an agent's question: answered as JSON (inspector.py), no terminal
+            from .inspector import Inspector, Question
+
+            self.debugger = Inspector(Question.from_json(settings.inspect), self, project_root)
         if settings.dap is not None:
             self._serve_dap(settings.dap)
 
@@ -429,6 +435,8 @@ class Session:
     def started(self) -> None:
         """The boundaries are in: the program is about to run."""
         sys.addaudithook(self._refuse)
+        if self.settings.inspect is not None:
+            self.debugger.start(self.engine)
         if self.settings.dap is not None:
             import debugpy
 
@@ -548,7 +556,7 @@ class Session:
                 tb = program_traceback(crash)
                 if tb is not None:
                     self.debugger.post_mortem(tb, f"the replay ended by the program's {type(crash).__name__}: {crash}")
-            elif self.settings.travel:
+            elif self.settings.travel or self.settings.inspect is not None:
                 self.debugger.at_end(f"the program ended (exit status {outcome.status}) after event #{self.position}")
             if self.checkpoints is not None:
                 status = outcome.status or 0

@@ -606,7 +606,8 @@ class DebugQuit(Exception):
 DEBUG_STUCK_TIMEOUT = 7 * 86400.0  # a thread waits while the user reads a prompt: that is no stuck replay
 
 
-def debug_replay(path: str, project: Project, settings: DebugSettings, recording: Recording | None = None) -> Verdict:
+def debug_replay(path: str, project: Project, settings: DebugSettings, recording: Recording | None = None,
+                 passthrough: bool = True) -> Verdict:
     """Replay a recording in a foreground child under a debugger (``debugging.py``) that talks on the terminal
     ``settings.terminal`` names; its verdict, as :func:`replay` gives it. Raises :class:`DebugQuit` when the
     user quit the debugger."""
@@ -622,7 +623,7 @@ def debug_replay(path: str, project: Project, settings: DebugSettings, recording
         if restart is not None:
             settings = settings.replace(restart=restart[1])
         try:
-            run = run_child(config, rec.header["hash_seed"], startup=machine.startup_environ(rec.header),
+            run = run_child(config, rec.header["hash_seed"], passthrough, startup=machine.startup_environ(rec.header),
                             moved=Moved.between(rec.header, locate(rec.header, project, path)), debug=settings)
         finally:
             if restart is not None:

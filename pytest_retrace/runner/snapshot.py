@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import linecache
 from collections.abc import Callable
-from types import FrameType, TracebackType
+from types import FrameType, FunctionType, ModuleType, TracebackType
 from typing import Any
 
 from ..record import Record
@@ -28,10 +28,19 @@ class FrameState(Record):
         self.locals = locals
 
 
+def _worth_showing(name: str, value: Any, module_level: bool) -> bool:
+    """A module's namespace is its locals: what it imported and defined is no state worth showing."""
+    if name.startswith("__") and name.endswith("__"):
+        return False
+    return not module_level or not isinstance(value, (ModuleType, FunctionType, type))
+
+
 def frame_state(frame: FrameType, line: int, shown: Callable[[Any], str], redaction: Redaction) -> FrameState:
     code = frame.f_code
+    module_level = frame.f_locals is frame.f_globals
     values: dict[str, str] = {}
-    for name, value in list(frame.f_locals.items())[:MAX_LOCALS]:
+    kept = [(n, v) for n, v in frame.f_locals.items() if _worth_showing(n, v, module_level)]
+    for name, value in kept[:MAX_LOCALS]:
         if redaction.matches(name):
             values[name] = PLACEHOLDER
         else:
