@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ..kinds.entry import Project
 
 VALUE_WIDTH = 200
+EVENT_WIDTH = 1000  # an event a value came from is shown wider: its rows are what the question is about
 
 
 class Question(Record):
@@ -45,12 +46,12 @@ class Question(Record):
         return cls(**data)
 
 
-def _shown(value: Any) -> str:
+def _shown(value: Any, width: int = VALUE_WIDTH) -> str:
     from ..front.fitting import fit
     from ..front.report import printable
 
     try:
-        return printable(fit(value, VALUE_WIDTH))
+        return printable(fit(value, width))
     except Exception as exc:  # a repr of the program's that raises: said, not raised into the replay
         return f"<repr failed: {type(exc).__name__}>"
 
@@ -149,7 +150,7 @@ class Inspector:
         if event is None:
             return {"index": position}
         return {"index": position, "thread": str(event.tid), "name": event.name, "args": _shown(event.args),
-                "result": _shown(event.result)}
+                "result": _shown(event.result, EVENT_WIDTH)}
 
 
 def inspect(path: str, project: Project, at: int | None = None, frame: int | None = None,

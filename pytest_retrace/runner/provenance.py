@@ -13,8 +13,10 @@ that came in as a parameter (the chain stops there, naming the parameter).
 from __future__ import annotations
 
 import ast
+import io
 import linecache
 import sys
+import tokenize
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -26,12 +28,14 @@ _MISSING = object()
 
 class Assignment(Record):
     """A line of the program that gave ``name`` a new value: where, the value (a bounded repr), the names the line
-    read, and the positions of the events consumed while it ran."""
+    read, and the positions of the events consumed while it ran. ``name`` None: a line that gave no local a new
+    value but consumed events, acting on an object it read (``cur.execute(…)``, whose rows ``cur.fetchone()`` then
+    hands out)."""
 
     __slots__ = ("file", "line", "function", "name", "value", "source", "reads", "events")
 
-    def __init__(self, file: str, line: int, function: str, name: str, value: str, source: str, reads: list[str],
-                 events: list[int]) -> None:
+    def __init__(self, file: str, line: int, function: str, name: str | None, value: str | None, source: str,
+                 reads: list[str], events: list[int]) -> None:
         self.file = file
         self.line = line
         self.function = function
@@ -45,7 +49,7 @@ class Assignment(Record):
 def names_read(source: str) -> list[str]:
     """The names a line of code reads (loads), in order, once each; none when it does not parse alone (a line of
     a statement that spans several: its first line is what the trace reports)."""
-    text = source.strip()
+    text = _without_comment(source.strip())
     if text.endswith(":"):  # a compound statement's header: `for x in y:`, `with a as b:`, `if c:`
         text += " pass"
     try:
@@ -59,6 +63,16 @@ def names_read(source: str) -> list[str]:
         elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
             seen.setdefault(node.target.id, None)  # `x += y` reads x too
     return list(seen)
+
+
+def _without_comment(text: str) -> str:
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type == tokenize.COMMENT:
+                return text[: token.start[1]].rstrip()
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    return text
 
 
 class _FrameLog:
@@ -113,16 +127,17 @@ class ProvenanceTracer:
         now = frame.f_locals
         position = self.position()
         changed = [name for name, value in now.items() if log.before.get(name, _MISSING) is not value]
-        if changed:
+        if changed or position > log.position:
             code = frame.f_code
             source = linecache.getline(code.co_filename, log.line).strip()
             reads = names_read(source)
             events = list(range(log.position, position))
-            for name in changed:
-                assignment = Assignment(code.co_filename, log.line, code.co_name, name, self.shown(now[name]),
-                                        source, reads, events)
-                log.assignments.append(assignment)
-                self.by_frame[id(frame)].append(assignment)
+            steps = [Assignment(code.co_filename, log.line, code.co_name, name, self.shown(now[name]), source, reads,
+                                events) for name in changed]
+            if not steps:  # events consumed, no local changed: an object acted on
+                steps = [Assignment(code.co_filename, log.line, code.co_name, None, None, source, reads, events)]
+            log.assignments += steps
+            self.by_frame[id(frame)] += steps
             log.before = dict(now)
         log.line, log.position = frame.f_lineno, position
 
@@ -137,6 +152,12 @@ class ProvenanceTracer:
         while wanted:
             looked_for, before = wanted.pop(0)
             index = next((i for i in range(before - 1, -1, -1) if history[i].name == looked_for), None)
+            # What acted on the object since it was assigned, consuming events (its rows, its answers): the latest.
+            acted = next((i for i in range(before - 1, -1 if index is None else index, -1)
+                          if history[i].name is None and looked_for in history[i].reads), None)
+            if acted is not None and acted not in visited:
+                visited.add(acted)
+                found.append(history[acted])
             if index is None or index in visited:
                 continue
             visited.add(index)

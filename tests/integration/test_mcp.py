@@ -130,3 +130,78 @@ def test_without_the_sdk_the_command_says_what_to_install(tmp_path: Path) -> Non
     assert ran.returncode == 2
     assert "retrace mcp: the MCP server needs the mcp package" in ran.stderr
     assert "pip install 'pytest-retrace[mcp]'" in ran.stderr and "Traceback" not in ran.stderr
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_on_the_pricing_example_an_agent_finds_the_crash_and_where_the_total_came_from(tmp_path: Path) -> None:
+    """The pricing service (Flask on PostgreSQL) records an order that a forgotten promo priced at 0.00 and one for an
+    unknown sku that crashed; through the tools an agent sees the crash's locals and follows the total back to the
+    recorded database row that holds the discount."""
+    import os
+    import shutil
+    import socket
+    import time
+    import urllib.error
+    import urllib.request
+
+    from support import PG_SERVER, fresh_database
+
+    project = tmp_path / "pricing"
+    shutil.copytree(EXAMPLES / "pricing", project, ignore=shutil.ignore_patterns("recordings"))
+    (project / "pyproject.toml").write_text("")
+    with fresh_database() as name:
+        env = dict(os.environ, SHOP_DSN=f"{PG_SERVER} dbname={name}")
+        subprocess.run([sys.executable, "setup_db.py"], cwd=project, env=env, check=True, capture_output=True)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = subprocess.Popen([sys.executable, "shop.py", str(port)], cwd=project, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            statuses = []
+            for order in ({"sku": "apple", "qty": 3}, {"sku": "kiwi", "qty": 1}):
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/orders", json.dumps(order).encode(),
+                                                 {"Content-Type": "application/json"})
+                for _ in range(100):
+                    try:
+                        with urllib.request.urlopen(request, timeout=10) as answer:
+                            statuses.append((answer.status, json.loads(answer.read())))
+                        break
+                    except urllib.error.HTTPError as exc:
+                        statuses.append((exc.code, None))
+                        break
+                    except urllib.error.URLError:
+                        time.sleep(0.1)  # not listening yet
+            deadline = time.monotonic() + 10
+            while len(list(project.glob("recordings/*.retrace"))) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            server.terminate()
+            server.wait(10)
+    assert statuses[0][0] == 201 and statuses[0][1]["total"] == "0.00" and statuses[1][0] == 500
+
+    [(_, listed)] = call_tools(project, [("list_recordings", {"folder": "recordings"})])
+    crashed = next(r["path"] for r in listed["recordings"] if r["crash"])
+    promo = next(r["path"] for r in listed["recordings"] if not r["crash"])
+    [(_, events)] = call_tools(project, [("list_events", {"path": promo, "name": "execute", "count": 10})])
+    insert = next(e["index"] for e in events["events"] if "insert into shop_orders" in e["args"])
+    (crash, provenance) = call_tools(project, [
+        ("get_crash_state", {"path": crashed}),
+        ("trace_provenance", {"path": promo, "name": "total", "event": insert}),
+    ])
+    assert not crash[0], crash[1]
+    state = crash[1]
+    assert state["exception"].startswith("TypeError: cannot unpack non-iterable NoneType")
+    place_order = state["stack"][-1]
+    assert place_order["function"] == "place_order" and place_order["source"].startswith("(price,) = cur.fetchone()")
+    assert place_order["locals"]["order"] == "{'sku': 'kiwi', 'qty': 1}"
+
+    assert not provenance[0], provenance[1]
+    chain = provenance[1]["provenance"]
+    assert chain["function"] == "place_order" and chain["name"] == "total"
+    sources = [step["source"] for step in chain["chain"]]
+    assert "total -= total * percent_off / 100" in sources and 'total = price * order["qty"]' in sources
+    rows = [e for e in chain["events"] if "Decimal('100.00')" in e["result"]]
+    assert rows, json.dumps(chain, indent=1)  # the recorded row of shop_promos that holds the discount

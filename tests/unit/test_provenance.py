@@ -78,6 +78,7 @@ def test_frames_of_other_files_are_not_traced(tracer: ProvenanceTracer) -> None:
     ("total = price * order['qty']", ["price", "order"]),
     ("total -= total * percent_off / 100", ["total", "percent_off"]),
     ("for (x,) in cur.fetchall():", ["cur"]),
+    ("for (x,) in cur.fetchall():  # every row: counts", ["cur"]),
     ("with open(path) as f:", ["open", "path"]),
     ("return a + b", ["a", "b"]),
     ("x = (1 +", []),  # the first line of a statement that spans several: nothing known
