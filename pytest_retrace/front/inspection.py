@@ -8,16 +8,19 @@ redacted at record time, and sealed ones only with their key.
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from ..errors import RetraceError
+from ..fitting import fit
 from ..format.tape import Recording, TapeStatus, read_recording
+from ..kinds.entry import Project
 from ..kinds.outcome import Outcome
 from ..kinds.subject import Subject
 from ..record import Record
-from .fitting import fit
 from .pinning import Crash, crash_of, recordings_in
 from .report import printable
 
@@ -155,9 +158,8 @@ def list_events(path: str | os.PathLike[str], start: int = 0, count: int = 50, n
 # -- answers from a replay: the program's state at a stop ---------------------------------------------------------
 
 
-def _project() -> Any:
+def _project() -> Project:
     """The project replays run the code of: the one the server was started in (its root found upwards)."""
-    from ..kinds.entry import Project
     from ..paths import project_root_of
 
     return Project(project_root_of(Path.cwd()), allow_option="--allow-outside-project to retrace replay (the MCP "
@@ -167,27 +169,54 @@ def _project() -> Any:
 def crash_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Replay the recording to its crash: the exception, and the program's stack (outermost first) with each frame's
     locals as the crash found them."""
-    from ..runner.inspector import inspect
-
     trace = open_trace(path)
     if trace.exception is None:
         raise RetraceError(f"{path}: the recorded run did not crash (exit status {trace.exit_status}); "
                            "inspect_stack shows the program's state before any event")
-    answer = inspect(os.fspath(path), _project())
+    answer = _inspect(os.fspath(path), _project())
     return {"exception": trace.exception, "recorded_traceback": [f.to_json() for f in trace.traceback], **answer}
 
 
 def stack_at(path: str | os.PathLike[str], event: int) -> dict[str, Any]:
     """Replay the recording to just before event ``event``: the program's stack there with its locals."""
-    from ..runner.inspector import inspect
-
-    return inspect(os.fspath(path), _project(), at=event)
+    return _inspect(os.fspath(path), _project(), at=event)
 
 
 def provenance(path: str | os.PathLike[str], name: str, event: int | None = None,
                frame: int | None = None) -> dict[str, Any]:
     """How local ``name`` of stack frame ``frame`` (outermost first; None: the innermost) got its value, at the
     crash or just before event ``event``."""
-    from ..runner.inspector import inspect
+    return _inspect(os.fspath(path), _project(), at=event, frame=frame, name=name)
 
-    return inspect(os.fspath(path), _project(), at=event, frame=frame, name=name)
+
+def _inspect(path: str, project: Project, at: int | None = None, frame: int | None = None,
+             name: str | None = None) -> dict[str, Any]:
+    """Replay ``path`` to its crash (or to just before event ``at``) and answer: the program's stack with its locals,
+    and with ``name`` how that local (in stack frame ``frame``) got its value. Raises RetraceError saying why when
+    the replay gives no answer (it ended before, or cannot run). The program's own output is kept from our stdout
+(the MCP server talks there)."""
+    from ..runner.debugging import DebugSettings
+    from ..runner.inspector import Question
+    from ..runner.launcher import DebugQuit, debug_replay
+
+    fd, answer = tempfile.mkstemp(prefix="retrace-inspect-", suffix=".json")
+    os.close(fd)
+    try:
+        question = Question(answer, at, frame, name)
+        settings = DebugSettings(at=at, inspect=question.to_json())
+        try:
+            verdict = debug_replay(path, project, settings, passthrough=False)
+            if verdict.problem and not os.path.getsize(answer):  # the replay could not run (corrupt …)
+                raise RetraceError(verdict.problem)
+        except DebugQuit:
+            verdict = None
+        with open(answer, encoding="utf-8") as f:
+            text = f.read()
+        if not text:
+            said = verdict.problem if verdict is not None and verdict.problem else None
+            where = f"event #{at}" if at is not None else "a crash"
+            raise RetraceError(f"{path}: the replay ended without reaching {where}"
+                               + (f" ({said})" if said else "") + "; list its events to pick one it reaches")
+        return json.loads(text)  # type: ignore[no-any-return]
+    finally:
+        os.unlink(answer)

@@ -7,12 +7,12 @@ sides, their arguments diffed, the replay-side stack, and what matched before.
 from __future__ import annotations
 
 import difflib
-import re
 from typing import Any
 
 from ..engine.divergence import Call, Divergence, DivergenceKind, ThreadReport
 from ..engine.keyed import KeyedSummary
 from ..engine.setup import SetupSummary
+from ..fitting import printable
 from ..kinds.outcome import ExceptionInfo, Stream
 from ..runner.verdict import Status, Verdict
 
@@ -128,15 +128,6 @@ def _keyed(keyed: KeyedSummary) -> list[str]:
         out.append(f"  no answer for {len(keyed.unanswered)} calls (pytest_retrace.UnrecordedCall was raised):")
         out += [f"    {call}" for call in keyed.unanswered[:10]]
     return out
-
-
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def printable(value: object) -> str:
-    """A value from a recording as it may be written to a terminal: control characters and escape sequences
-    from a crafted file are shown escaped, never sent raw."""
-    return _CONTROLS.sub(lambda m: repr(m.group())[1:-1], str(value))
 
 
 def format_verdict(verdict: Verdict, *, detailed: bool = False) -> str:

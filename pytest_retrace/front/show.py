@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..fitting import Pair, Shape, cut_line, fit, fit_text, measure, parse_repr
 from ..format.events import Event
 from ..format.tape import Kind, Recording, TapeStatus
-from .fitting import Pair, Shape, cut_line, fit, fit_text, measure, parse_repr
 from .report import printable
 
 HEAD_LINES = 5  # lines of a program's output or of a body shown unless the whole is asked for

@@ -3,27 +3,23 @@ question as JSON and ends — the program's stack with its locals at the replaye
 (``get_crash_state``, ``inspect_stack``), and how a local got its value there (``trace_provenance``, from the
 :class:`~.provenance.ProvenanceTracer` the replay ran under).
 
-The parent (:func:`inspect`) starts the replay with :class:`Question` in its debug settings and reads the answer
-from the file the question names; the program's own output is kept from our stdout (the MCP server talks there).
+The parent (``front/inspection.py``) starts the replay with :class:`Question` in its debug settings and reads the
+answer from the file the question names.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
-from ..errors import RetraceError
+from ..fitting import fit, printable
 from ..frames import PACKAGE_DIR
 from ..record import Record
 from ..redaction import Redaction
 from .provenance import ProvenanceTracer
 from .snapshot import FrameState, crash_stack, stack_of
-
-if TYPE_CHECKING:
-    from ..kinds.entry import Project
 
 VALUE_WIDTH = 200
 EVENT_WIDTH = 1000  # an event a value came from is shown wider: its rows are what the question is about
@@ -47,9 +43,6 @@ class Question(Record):
 
 
 def _shown(value: Any, width: int = VALUE_WIDTH) -> str:
-    from ..front.fitting import fit
-    from ..front.report import printable
-
     try:
         return printable(fit(value, width))
     except Exception as exc:  # a repr of the program's that raises: said, not raised into the replay
@@ -152,33 +145,3 @@ class Inspector:
         return {"index": position, "thread": str(event.tid), "name": event.name, "args": _shown(event.args),
                 "result": _shown(event.result, EVENT_WIDTH)}
 
-
-def inspect(path: str, project: Project, at: int | None = None, frame: int | None = None,
-            name: str | None = None) -> dict[str, Any]:
-    """Replay ``path`` to its crash (or to just before event ``at``) and answer: the program's stack with its locals,
-    and with ``name`` how that local (in stack frame ``frame``) got its value. Raises RetraceError saying why when
-    the replay gives no answer (it ended before, or cannot run)."""
-    from .debugging import DebugSettings
-    from .launcher import DebugQuit, debug_replay
-
-    fd, answer = tempfile.mkstemp(prefix="retrace-inspect-", suffix=".json")
-    os.close(fd)
-    try:
-        question = Question(answer, at, frame, name)
-        settings = DebugSettings(at=at, inspect=question.to_json())
-        try:
-            verdict = debug_replay(path, project, settings, passthrough=False)
-            if verdict.problem and not os.path.getsize(answer):  # the replay could not run (corrupt …)
-                raise RetraceError(verdict.problem)
-        except DebugQuit:
-            verdict = None
-        with open(answer, encoding="utf-8") as f:
-            text = f.read()
-        if not text:
-            said = verdict.problem if verdict is not None and verdict.problem else None
-            where = f"event #{at}" if at is not None else "a crash"
-            raise RetraceError(f"{path}: the replay ended without reaching {where}"
-                               + (f" ({said})" if said else "") + "; list its events to pick one it reaches")
-        return json.loads(text)  # type: ignore[no-any-return]
-    finally:
-        os.unlink(answer)

@@ -19,8 +19,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "pytest_retrace"
 FLOORS = [
     {"pytest_retrace._version", "pytest_retrace.errors", "pytest_retrace.enums", "pytest_retrace.record",
-     "pytest_retrace.frames", "pytest_retrace.paths", "pytest_retrace.redaction", "pytest_retrace.speedups",
-     "pytest_retrace._native"},
+     "pytest_retrace.frames", "pytest_retrace.fitting", "pytest_retrace.paths", "pytest_retrace.redaction",
+     "pytest_retrace.speedups", "pytest_retrace._native"},
     {"pytest_retrace.format"},
     {"pytest_retrace.engine"},
     {"pytest_retrace.hooks"},

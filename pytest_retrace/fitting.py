@@ -13,6 +13,7 @@ parse (cut short when it was recorded) is cut after a word.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -315,3 +316,12 @@ def _cut_words(text: str, room: int) -> str:
     end = max(room - len(f"… ({len(text)} more chars)"), 8)
     end = _word_end(text, end)
     return f"{text[:end]}… ({len(text) - end} more chars)"
+
+
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(value: object) -> str:
+    """A value from a recording as it may be written to a terminal: control characters and escape sequences
+    from a crafted file are shown escaped, never sent raw."""
+    return _CONTROLS.sub(lambda m: repr(m.group())[1:-1], str(value))
