@@ -187,10 +187,21 @@ def test_on_the_pricing_example_an_agent_finds_the_crash_and_where_the_total_cam
     promo = next(r["path"] for r in listed["recordings"] if not r["crash"])
     [(_, events)] = call_tools(project, [("list_events", {"path": promo, "name": "execute", "count": 10})])
     insert = next(e["index"] for e in events["events"] if "insert into shop_orders" in e["args"])
-    (crash, provenance) = call_tools(project, [
+    (crash, provenance, stack, opened, incidents) = call_tools(project, [
         ("get_crash_state", {"path": crashed}),
         ("trace_provenance", {"path": promo, "name": "total", "event": insert}),
+        ("inspect_stack", {"path": promo, "event": insert}),
+        ("open_trace", {"path": crashed}),
+        ("list_incidents", {"folder": "recordings"}),
     ])
+    assert not stack[0], stack[1]
+    assert stack[1]["stopped"].startswith(f"stopped before event #{insert}: psycopg2.cursor.execute(")
+    top = stack[1]["stack"][-1]
+    assert top["function"] == "place_order" and top["locals"]["total"] == "Decimal('0.00')"
+    assert top["locals"]["percent_off"] == "Decimal('100.00')" and top["source"].startswith("cur.execute(")
+    assert not opened[0] and opened[1]["exception"].startswith("TypeError") and opened[1]["exit_status"] == 1
+    assert opened[1]["summary"]["subject"]["route"] == "POST /orders"
+    assert incidents == (False, {"incidents": []})  # no triage ran here yet
     assert not crash[0], crash[1]
     state = crash[1]
     assert state["exception"].startswith("TypeError: cannot unpack non-iterable NoneType")
