@@ -179,13 +179,24 @@ def crash_state(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def stack_at(path: str | os.PathLike[str], event: int) -> dict[str, Any]:
     """Replay the recording to just before event ``event``: the program's stack there with its locals."""
+    _check_position(path, event)
     return _inspect(os.fspath(path), _project(), at=event)
+
+
+def _check_position(path: str | os.PathLike[str], event: int | None) -> None:
+    if event is None:
+        return
+    count = _read(path, events=False).count
+    if not 0 <= event < count:
+        raise RetraceError(f"{path}: there is no event #{event}: the recording has events #0 to #{count - 1} "
+                           "(list_events shows them)")
 
 
 def provenance(path: str | os.PathLike[str], name: str, event: int | None = None,
                frame: int | None = None) -> dict[str, Any]:
     """How local ``name`` of stack frame ``frame`` (outermost first; None: the innermost) got its value, at the
     crash or just before event ``event``."""
+    _check_position(path, event)
     return _inspect(os.fspath(path), _project(), at=event, frame=frame, name=name)
 
 
@@ -194,7 +205,7 @@ def _inspect(path: str, project: Project, at: int | None = None, frame: int | No
     """Replay ``path`` to its crash (or to just before event ``at``) and answer: the program's stack with its locals,
     and with ``name`` how that local (in stack frame ``frame``) got its value. Raises RetraceError saying why when
     the replay gives no answer (it ended before, or cannot run). The program's own output is kept from our stdout
-(the MCP server talks there)."""
+    (the MCP server talks there)."""
     from ..runner.debugging import DebugSettings
     from ..runner.inspector import Question
     from ..runner.launcher import DebugQuit, debug_replay

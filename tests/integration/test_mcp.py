@@ -202,6 +202,8 @@ def test_on_the_pricing_example_an_agent_finds_the_crash_and_where_the_total_cam
     assert not opened[0] and opened[1]["exception"].startswith("TypeError") and opened[1]["exit_status"] == 1
     assert opened[1]["summary"]["subject"]["route"] == "POST /orders"
     assert incidents == (False, {"incidents": []})  # no triage ran here yet
+    [(is_error, said)] = call_tools(project, [("inspect_stack", {"path": promo, "event": 10_000})])
+    assert is_error and "there is no event #10000: the recording has events #0 to #" in said
     assert not crash[0], crash[1]
     state = crash[1]
     assert state["exception"].startswith("TypeError: cannot unpack non-iterable NoneType")
