@@ -326,7 +326,12 @@ def triage(folder: str | os.PathLike[str], unreadable: list[str] | None = None) 
         for incident in state.incidents.values():  # recordings rotated away stay counted, no longer listed
             incident.recordings = sorted(present.get(incident.fingerprint, ()))
         _follow_pinned_cases(state)
-        return sorted(state.incidents.values(), key=lambda i: (-i.count, i.first_seen or ""))
+        # A sealed crash's message stays out of the state file; shown here, it is the one its opened recording holds.
+        opened = {crash.fingerprint: crash.message for _, crash, _, _, _ in found}
+        shown = [incident.replace(message=opened[incident.fingerprint])
+                 if incident.message == SEALED and incident.fingerprint in opened else incident
+                 for incident in state.incidents.values()]
+        return sorted(shown, key=lambda i: (-i.count, i.first_seen or ""))
 
 
 def _crashes(folder: Path,
