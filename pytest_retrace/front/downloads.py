@@ -144,6 +144,10 @@ class DownloadCache:
             shutil.copyfile(blob, temp)
             os.chmod(temp, 0o600)
         os.replace(temp, target)
+        # rename() between two links of one file does nothing: another process linked the same blob there first,
+        # and the temporary name is left; it goes.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
         return target
 
     def prune(self, folder: Path, keep: list[Path]) -> None:

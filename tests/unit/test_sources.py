@@ -194,3 +194,23 @@ def test_processes_filling_one_cache_at_once_agree_and_leave_no_partial_file(pro
     everything = [*(tmp_path / "cache").rglob("*"), *(project / ".pytest_cache").rglob("*")]
     assert [p for p in everything if p.name.endswith(".partial")] == []
     assert len(list((tmp_path / "cache" / "recordings").glob("*.retrace"))) == 1  # four objects, one content
+
+
+def test_a_recording_another_process_linked_first_leaves_no_temporary_name(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two processes link one blob into the tree at once: the loser's rename between two links of the same file
+    does nothing (POSIX), and its temporary name must not stay behind."""
+    from pytest_retrace.format.storage import StoredObject
+    from pytest_retrace.front.downloads import DownloadCache
+
+    cache = DownloadCache(tmp_path / "store", tmp_path / "tree")
+    blob = tmp_path / "store" / "abc.retrace"
+    blob.parent.mkdir()
+    blob.write_bytes(b"RETRACE\x00 a recording")
+    obj = StoredObject("memory://bucket/x.retrace", "memory/bucket/x.retrace", 20, "v1")
+    target = cache.tree / obj.name
+    target.parent.mkdir(parents=True)
+    os.link(blob, target)  # the other process won
+    monkeypatch.setattr(os.path, "samefile", lambda a, b: False)  # it won after this one looked
+    assert cache._materialise(obj, blob) == target
+    assert sorted(p.name for p in target.parent.iterdir()) == ["x.retrace"]
