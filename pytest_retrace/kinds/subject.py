@@ -4,19 +4,18 @@ header has the kind, the tags and the pin, not the entry)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from ..fitting import printable
 from ..record import Record
 
 _LONGEST = 200  # characters kept of a word from the file: a crafted header does not make a huge keyword
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _word(value: Any) -> str:
-    """Text from a recording made safe to hold as a keyword or a marker's value: a string, bounded, without
-    control characters."""
-    return _CONTROLS.sub("?", str(value))[:_LONGEST]
+    """Text from a recording made safe to hold as a keyword or a marker's value: a string, bounded, its control
+    characters escaped."""
+    return printable(value)[:_LONGEST]
 
 
 class Subject(Record):

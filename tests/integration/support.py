@@ -8,6 +8,7 @@ import json
 import os
 import random
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -203,3 +204,10 @@ def drop(name: str) -> None:
     with admin.cursor() as cur:
         cur.execute(f"drop database {name}")
     admin.close()
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

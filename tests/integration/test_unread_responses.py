@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import retrace
+from support import free_port, retrace
 
 from pytest_retrace.format.tape import read_recording
 
@@ -39,12 +39,6 @@ if __name__ == "__main__":
     print("serving", flush=True)
     server.serve_forever()
 '''
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ask_and_hang_up(port: int, path: str) -> bytes:
