@@ -3,9 +3,10 @@
 A small project (a script, a function recorded per call, a Flask app recorded per request: four recordings of
 each, one of each a recorded crash) is recorded once; each test replays a copy of it in a folder of its own, so
 every run is in "another checkout". pytest-split stores each recording's duration under its node id, then three
-``--splits 3 --group k`` runs replay disjoint sets that together are all the recordings, each recording with the
-verdict the whole run gave it; in a clone elsewhere, or from a subfolder, the node ids and the groups are the
-same; ``--lf`` replays only the recordings that failed; a group runs under xdist as it runs serially.
+``--splits 3 --group k`` runs (``least_duration``) replay disjoint sets that together are all the recordings,
+each recording with the verdict the whole run gave it; in a clone elsewhere, or from a subfolder, the node ids
+and the groups are the same; ``--lf`` replays only the recordings that failed; a group runs under xdist as it
+runs serially.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from pytest_retrace.format.tape import read_recording
 # The project of test_travel.py: a script (tool.py), a function recorded per call (jobs.py) and a Flask app
 # recorded per request (service.py), all pricing items from a data file; kiwi has no price, a recorded crash.
 ITEMS = ("apple", "pear", "apple", "kiwi")
+# As the README advises: recordings' durations are far apart, and the default algorithm's consecutive chunks can
+# leave a group empty; least_duration gives each group one of the longest first.
+SPLIT = ("--splitting-algorithm", "least_duration")
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +103,7 @@ def test_three_shards_replay_disjoint_groups_that_are_all_the_recordings(app: Pa
 
     groups = []
     for group in (1, 2, 3):
-        shard = run_pytest(app, "--retrace-recordings=recordings", "--splits", "3", "--group", str(group))
+        shard = run_pytest(app, "--retrace-recordings=recordings", *SPLIT, "--splits", "3", "--group", str(group))
         assert f"Running group {group}/3" in shard.output, shard.output
         assert shard.outcomes, f"group {group} replayed nothing:\n{shard.output}"
         assert shard.outcomes == {node: expected[node] for node in shard.outcomes}, shard.output
@@ -112,16 +116,16 @@ def test_three_shards_replay_disjoint_groups_that_are_all_the_recordings(app: Pa
 def test_node_ids_and_groups_are_the_same_in_a_clone_elsewhere_and_from_a_subfolder(app: Path,
                                                                                    tmp_path: Path) -> None:
     run_pytest(app, "--retrace-recordings=recordings", "--store-durations")
-    here = run_pytest(app, "--retrace-recordings=recordings", "--splits", "3", "--group", "2")
+    here = run_pytest(app, "--retrace-recordings=recordings", *SPLIT, "--splits", "3", "--group", "2")
     # Another machine: the same checkout under another path, the durations file kept with it (in the repository).
     clone = tmp_path / "elsewhere" / "build" / "app"
     shutil.copytree(app, clone)
     shutil.rmtree(app)
-    there = run_pytest(clone, "--retrace-recordings=recordings", "--splits", "3", "--group", "2")
+    there = run_pytest(clone, "--retrace-recordings=recordings", *SPLIT, "--splits", "3", "--group", "2")
     assert there.outcomes == here.outcomes, there.output
     # From a subfolder: the node ids are the rootdir's (pyproject.toml), not the working folder's.
     durations = clone / ".test_durations"
-    from_sub = run_pytest(clone / "sub", "--retrace-recordings=../recordings", "--splits", "3", "--group", "2",
+    from_sub = run_pytest(clone / "sub", "--retrace-recordings=../recordings", *SPLIT, "--splits", "3", "--group", "2",
                           f"--durations-path={durations}", root=clone)
     assert from_sub.outcomes == here.outcomes, from_sub.output
     durations.unlink()
@@ -144,8 +148,8 @@ def test_a_shard_runs_under_xdist_as_it_runs_serially(app: Path) -> None:
     durations = json.loads((app / ".test_durations").read_text())
     assert set(durations) == node_ids(app), "durations stored under xdist, by the same node ids"
     for group in (1, 3):
-        serial = run_pytest(app, "--retrace-recordings=recordings", "--splits", "3", "--group", str(group))
-        parallel = run_pytest(app, "--retrace-recordings=recordings", "--splits", "3", "--group", str(group),
+        serial = run_pytest(app, "--retrace-recordings=recordings", *SPLIT, "--splits", "3", "--group", str(group))
+        parallel = run_pytest(app, "--retrace-recordings=recordings", *SPLIT, "--splits", "3", "--group", str(group),
                               "-n", "2")
         assert "2 workers [" in parallel.output, parallel.output
         assert parallel.outcomes == serial.outcomes, parallel.output

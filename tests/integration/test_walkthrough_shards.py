@@ -11,6 +11,7 @@ from pathlib import Path
 from test_walkthroughs import ROOT, Shell, Walk, claim, section, shell_factory, stage  # noqa: F401 - the fixture
 
 DOCUMENT = "### Many recordings, many machines"
+SHARE = "pytest --retrace-recordings=recordings --splitting-algorithm least_duration --splits 2"
 
 
 def replayed(stdout: str) -> set[str]:
@@ -35,10 +36,10 @@ def test_many_recordings_many_machines(tmp_path: Path, shell_factory: Callable[.
     every = {f"{path.relative_to(shell.cwd).as_posix()}::replay" for path in shell.cwd.rglob("*.retrace")}
     assert len(every) == count and set(durations) == every, durations
 
-    first = walk.run("pytest --retrace-recordings=recordings --splits 2 --group 1")
+    first = walk.run(f"{SHARE} --group 1")
     says = first.step.says if first.step else ""
     assert claim(says, r"\[pytest-split\] Running group 1/2", "the group line").group() in first.stdout, first
-    second = walk.run("pytest --retrace-recordings=recordings --splits 2 --group 2 -n 2")
+    second = walk.run(f"{SHARE} --group 2 -n 2")
     assert "2 workers [" in second.stdout, second
     shares = replayed(first.stdout), replayed(second.stdout)
     assert all(shares) and not shares[0] & shares[1] and shares[0] | shares[1] == every, shares
