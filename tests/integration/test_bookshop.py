@@ -20,19 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import ROOT, drop, fresh_database, retrace
+from support import ROOT, drop, free_port, fresh_database, retrace
 
 from pytest_retrace.format.tape import read_recording
 
 pytestmark = pytest.mark.postgres
 REQUESTS = int(os.environ.get("BOOKSHOP_REQUESTS", "160"))
 CLIENTS = 8
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager

@@ -10,7 +10,6 @@ import http.client
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import textwrap
@@ -18,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import PG_SERVER, Run, fresh_database, retrace
+from support import PG_SERVER, Run, free_port, fresh_database, retrace
 
 WIDTH = 120  # what show fits values to when its output is no terminal
 NOTE = "every word of this note is kept " * 9  # longer than a line, shorter than the body head a recording keeps
@@ -58,12 +57,6 @@ def assert_no_token_cut(text: str) -> None:
     for match in re.finditer(r"Decimal\(", text):
         assert re.match(r"Decimal\('[-0-9.E]+'\)", text[match.start():]), text[match.start():match.start() + 40]
     assert "…" not in text or re.search(r"… \(\d+ more", text)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

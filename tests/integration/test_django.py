@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import PROGRAMS, retrace
+from support import PROGRAMS, free_port, retrace
 
 from pytest_retrace.format.tape import read_recording
 
@@ -52,12 +52,6 @@ class Answer:
     def of(cls, request: str, response: Any) -> Answer:
         return cls(request, response.status_code, response.headers.get("Content-Type"),
                    response.headers.get("Location"), CSRF.sub(r"\1<csrf>", response.text))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Database:

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -26,16 +25,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support import free_port
 
 BUCKET = "retrace"
 WRITER = ("retrace-writer", "writer-secret")  # may do anything
 LISTER = ("retrace-lister", "lister-secret")  # may list the bucket, not read an object
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def weed_binary() -> str | None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import PROGRAMS, Recorder, assert_faithful, retrace
+from support import PROGRAMS, Recorder, assert_faithful, free_port, retrace
 
 from pytest_retrace.format.tape import read_recording
 from pytest_retrace.redaction import PLACEHOLDER
@@ -158,14 +158,6 @@ def test_the_cli_adds_and_removes_patterns(recorder: Recorder, secrets_server: s
     bad = retrace("record", "-o", "bad.retrace", "--no-redact", "nonsense", "--", "x.py", cwd=recorder.folder)
     assert bad.returncode == 2 and bad.stderr.startswith("retrace record: cannot remove redaction pattern 'nonsense'")
     assert len(bad.stderr.strip().splitlines()) == 1
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def send(port: int, path: str, data: bytes, headers: dict[str, str]) -> bytes:

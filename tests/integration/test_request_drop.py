@@ -7,11 +7,12 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+from support import free_port
 
 from pytest_retrace.format.tape import read_recording
 
@@ -52,12 +53,6 @@ SERVICE = textwrap.dedent('''
         print("serving", flush=True)
         server.serve_forever()
 ''')
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:

@@ -24,18 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support import PROGRAMS
+from support import PROGRAMS, free_port
 
 from pytest_retrace.format.tape import TapeStatus, read_recording
 
 pytest.importorskip("gunicorn")
 pytest.importorskip("flask")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+from support import free_port
 
 from pytest_retrace.format.tape import read_recording
 
@@ -574,12 +575,6 @@ def stage(example: str, tmp_path: Path) -> Path:
     shutil.copytree(EXAMPLES / example, checkout / "examples" / example,
                     ignore=shutil.ignore_patterns("__pycache__", "recordings", "*.retrace", ".pytest_cache"))
     return checkout
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def unavailable(reason: str) -> None:

@@ -7,7 +7,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -18,15 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import PROGRAMS, LiveServer, retrace
+from support import PROGRAMS, LiveServer, free_port, retrace
 
 from pytest_retrace.format.tape import read_recording
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Service:

@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import free_port
 
 PROGRAMS = Path(__file__).parent / "programs"
 POSTGRES = "host=127.0.0.1 port=5432 user=postgres dbname=test"
@@ -247,12 +247,6 @@ def cases() -> list[Any]:
             marks.append(pytest.mark.xfail(strict=True, reason=XFAIL[name]))
         params.append(pytest.param(name, id=name, marks=marks))
     return params
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.mark.parametrize("name", cases())
