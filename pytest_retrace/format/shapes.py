@@ -58,7 +58,7 @@ ENTRY_FIELDS = (Field("script", (str,)), Field("module", (str,)), Field("functio
 # What an in-process recording's entry holds besides: a request (WSGI environ, body) or a call (arguments).
 KIND_ENTRY_FIELDS = {
     "wsgi": (Field("app", (str,), required=True), Field("environ", (dict,), required=True),
-             Field("body", (bytes,), required=True), Field("closed", (bool,))),
+             Field("body", (bytes,), required=True), Field("closed", (bool,)), Field("taken", (int,))),
     "call": (Field("function", (str,), required=True), Field("args", (list,), required=True),
              Field("kwargs", (dict,), required=True)),
 }
@@ -108,6 +108,8 @@ def header_problem(body: Any) -> str | None:
         problem = _problem("header's entry", body["entry"], ENTRY_FIELDS + KIND_ENTRY_FIELDS.get(body["kind"], ()))
     if problem is None and body["kind"] == "wsgi" and not all(type(k) is str for k in body["entry"]["environ"]):
         problem = "the header's entry's 'environ' has keys that are not strings"
+    if problem is None and body["kind"] == "wsgi" and body["entry"].get("taken", 0) < 0:
+        problem = "the header's entry takes fewer than no chunks of the response"
     if problem is None and body.get("machine") is not None:
         problem = _problem("header's machine", body["machine"], MACHINE_FIELDS)
     if problem is None and body.get("pin") is not None:

@@ -13,6 +13,7 @@ import logging
 import os
 import random
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -207,7 +208,7 @@ class InProcessRecording:
     (references, copies) and made on the writer thread."""
 
     __slots__ = ("kind", "entry", "stem", "folder", "redaction", "public_key", "environ", "started", "tape",
-                 "engine", "_children", "spool", "tags", "__weakref__")
+                 "engine", "_children", "spool", "tags", "holder", "__weakref__")
 
     def __init__(self, kind: Kind, entry: dict[str, Any] | Callable[[], dict[str, Any]],
                  stem: str | Callable[[], str], folder: Path, redaction: Redaction,
@@ -231,6 +232,9 @@ class InProcessRecording:
         # redaction replaced (found once per environment).
         engine.redact_later(_LaterRedaction(redaction, carried, environ))
         self._children = 0  # threads started so far, kept while suspended
+        # What holds the recording open once its own code is done (a request's response body, until the server
+        # closes it), and can end it when the process exits first: see RecordingWriter.flush.
+        self.holder: weakref.ref[Any] | None = None
         if _Installation.router is None:
             _install_once()
         recordings = writer()

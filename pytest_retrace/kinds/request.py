@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import itertools
 import os
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -126,6 +128,14 @@ class Response:
         # A copy of the list (the app may change it next); WSGI's headers are tuples.
         self.status, self._headers = status, headers[:]
 
+    def declared_size(self) -> int | None:
+        """The body's size as its Content-Length header gives it, if it does."""
+        for name, value in self._headers or ():
+            if name.lower() == "content-length":
+                value = value.strip()
+                return int(value) if value.isdigit() else None
+        return None
+
     def feed(self, chunk: bytes) -> None:
         if type(chunk) is not bytes:  # a bytearray or a view the app may change next: as it is now
             chunk = bytes(chunk)
@@ -161,10 +171,11 @@ def replay_environ(recorded: dict[str, Any], body: bytes) -> dict[str, Any]:
     return environ
 
 
-def request_outcome(app: Callable[..., Any], environ: dict[str, Any],
-                    crash: Callable[[], BaseException | None], redaction: Redaction, close: bool = True) -> Outcome:
-    """Replay: answer the request, reading the whole response (and closing it, unless the recorded server did
-    not), and return the outcome (what :meth:`RecordingMiddleware._finish` recorded)."""
+def request_outcome(app: Callable[..., Any], environ: dict[str, Any], crash: Callable[[], BaseException | None],
+                    redaction: Redaction, close: bool = True, taken: int | None = None) -> Outcome:
+    """Replay: answer the request, reading the whole response (or the ``taken`` chunks the recorded server took)
+    and closing it (unless the recorded server did not), and return the outcome (what
+    :meth:`RecordingMiddleware._finish` recorded)."""
     response = Response(redaction)
 
     def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
@@ -175,7 +186,7 @@ def request_outcome(app: Callable[..., Any], environ: dict[str, Any],
     try:
         body = app(environ, start_response)
         try:
-            for chunk in body:
+            for chunk in body if taken is None else itertools.islice(body, taken):
                 response.feed(chunk)
         finally:
             if close and hasattr(body, "close"):
@@ -330,6 +341,10 @@ class RecordingMiddleware:
             raise
         recording.suspend()  # the server's own work between chunks is no part of the request
         body._returned, body._iterator = returned, iterator
+        # What the app raised is known once it returns its body (Flask and Django answer 500 inside): read now
+        # too, for a server that never reaches the body's end.
+        body._crashed = self.crash()
+        recording.holder = weakref.ref(body)
         return body
 
     def _finish(self, recording: InProcessRecording, response: Response, error: Exception | None,
@@ -353,7 +368,7 @@ class _Request:
     body read whole: the app gets it anew), and what only a kept recording makes of it, on the writer thread: the
     header's entry (filtered, redacted) and the file's name."""
 
-    __slots__ = ("middleware", "code_folders", "received", "body", "closed")
+    __slots__ = ("middleware", "code_folders", "received", "body", "closed", "taken")
 
     def __init__(self, middleware: RecordingMiddleware, environ: dict[str, Any]) -> None:
         self.middleware = middleware
@@ -361,6 +376,7 @@ class _Request:
         self.body = _read_body(environ)
         self.received = dict(environ)
         self.closed = True  # the server closed the response (False: it dropped it, see _RecordedBody.__del__)
+        self.taken: int | None = None  # the chunks it took, when it stopped short of the body's end (and its close)
 
     def __call__(self) -> dict[str, Any]:
         """The header's entry."""
@@ -370,6 +386,8 @@ class _Request:
                                  "code_folders": self.code_folders, "environ": environ, "body": body}
         if not self.closed:  # the replay does not close it either: the close-time code did not run
             entry["closed"] = False
+        if self.taken is not None:  # nor does it take more chunks: the code that makes them did not run
+            entry["taken"] = self.taken
         return entry
 
     def stem(self) -> str:
@@ -390,7 +408,7 @@ class _RecordedBody:
     Its :meth:`start_response` is the one the app gets."""
 
     __slots__ = ("_middleware", "_recording", "_response", "_start_response", "_write", "_returned", "_iterator",
-                 "_error", "_described", "_finished", "_complete", "_crashed")
+                 "_error", "_described", "_finished", "_complete", "_crashed", "_taken", "__weakref__")
 
     def __init__(self, middleware: RecordingMiddleware, recording: InProcessRecording, response: Response,
                  start_response: Callable[..., Any]) -> None:
@@ -402,8 +420,9 @@ class _RecordedBody:
         self._error: Exception | None = None
         self._described: ExceptionInfo | None = None  # the error as it was when the app raised it
         self._finished = False
-        self._complete = False  # the whole body was handed to the server
-        self._crashed: BaseException | None = None  # what the app raised, read when the body was complete
+        self._complete = False  # the app's iterable ended
+        self._crashed: BaseException | None = None  # what the app raised, read when it returned and at the end
+        self._taken = 0  # chunks of the iterable handed to the server
 
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         self._response.start(status, headers)
@@ -425,13 +444,15 @@ class _RecordedBody:
             chunk = next(self._iterator)
         except StopIteration:
             self._complete = True
-            self._crashed = self._middleware.crash()  # on the request's thread, in case close() never comes
+            # On the request's thread, in case close() never comes.
+            self._crashed = self._middleware.crash() or self._crashed
             raise
         except Exception as exc:
             self._remember(exc)
             raise
         finally:
             recording.suspend()
+        self._taken += 1
         self._response.feed(chunk)
         return chunk
 
@@ -452,22 +473,44 @@ class _RecordedBody:
 
     def __del__(self) -> None:
         """The server dropped the body without closing it. werkzeug does when the client has gone (a reset while
-        it drains the request's socket after the answer), so a client that stops reading early would otherwise
-        lose the request's recording. A body handed over whole is recorded as answered (the close-time code did
-        not run, here as in production); one abandoned midway is not, and that is logged."""
+        it drains the request's socket after the answer), and its test client with every response nobody closes,
+        so a client that stops reading early would otherwise lose the request's recording."""
+        self._end_unclosed("the server abandoned before its end")
+
+    def end_at_exit(self) -> None:
+        """The process exits with the body still held, unclosed (a test client's response kept in a variable):
+        the recording ends now, or it would end when the interpreter frees the body, after the writer is gone."""
+        self._end_unclosed("was not handed over whole when the process exited")
+
+    def _end_unclosed(self, why: str) -> None:
+        """A body handed over whole is recorded as answered (the close-time code did not run, here as in
+        production, and the replay does not run it either); one abandoned midway is not, and that is logged."""
         if self._finished:
             return
         self._finished = True
-        if not self._complete:
-            log.warning("pytest-retrace: not recording a request whose response the server abandoned before its end "
-                        "(%s)", self._response.status)
+        whole = self._whole()
+        if not whole:
+            log.warning("pytest-retrace: not recording a request whose response %s (%s)", why,
+                        self._response.status)
             self._recording.drop(detached=True)
             return
         request = self._recording.entry
         if isinstance(request, _Request):
             request.closed = False
+            if not self._complete:
+                request.taken = self._taken
         self._middleware._finish(self._recording, self._response, self._error, self._described, self._crashed,
                                  detached=True)
+
+    def _whole(self) -> bool:
+        """The server has the whole body: the app's iterable ended, or what it took is all the Content-Length
+        declared (werkzeug's test client stops after the first chunk of a body it is not asked to read)."""
+        if self._complete:
+            return True
+        if self._error is not None:
+            return False
+        declared = self._response.declared_size()
+        return declared is not None and declared == self._response.size
 
     def _remember(self, exc: Exception) -> None:
         """The app's first exception, described now: on its way up, the server's frames join its traceback,
@@ -630,4 +673,5 @@ def rerun(app: Callable[..., Any], header: dict[str, Any]) -> Outcome:
     """Answer the recorded request again; how it ended."""
     entry = header["entry"]
     return request_outcome(app, replay_environ(entry["environ"], entry["body"]), crash_catcher(app),
-                           Redaction.from_header(header), close=entry.get("closed", True) is not False)
+                           Redaction.from_header(header), close=entry.get("closed", True) is not False,
+                           taken=entry.get("taken"))

@@ -165,6 +165,17 @@ class RecordingWriter:
                 with self._lock:
                     self._pending -= 1
 
+    def _end_held(self, me: int) -> None:
+        """End the recordings of the calling thread that only wait for what holds them (a response body handed
+        over and never closed, by a test client whose response is still in a variable): the interpreter would
+        free it after the writer is gone. One whose own code still runs (a signal handler interrupting it) has
+        no holder yet, and is left."""
+        for ref, thread in list(self._open.values()):
+            recording = ref() if thread == me else None
+            holder = recording.holder() if recording is not None and recording.holder is not None else None
+            if holder is not None:
+                holder.end_at_exit()
+
     def flush(self, timeout: float, why: str) -> int:
         """Wait until every recording handed over is written and every recording under way on another thread
         has ended (and is written), for at most ``timeout`` seconds. Returns how many were lost, after logging
@@ -172,6 +183,7 @@ class RecordingWriter:
         end while we wait: it is not waited for."""
         me = _thread.get_ident()
         deadline = _monotonic() + timeout
+        self._end_held(me)
         if self.under_way(me):
             # A response a server dropped unclosed ends its recording when the body is freed (request.py's
             # _RecordedBody.__del__); caught in a reference cycle (werkzeug's, with the client gone), only a

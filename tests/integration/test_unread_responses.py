@@ -5,6 +5,8 @@ replays as recorded."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -112,3 +114,91 @@ def test_a_body_the_server_drops_unclosed_ends_its_recording(tmp_path: Path) -> 
     assert read_recording(recording, events=False).header["entry"]["closed"] is False
     replayed = retrace("replay", str(recording), cwd=tmp_path)
     assert replayed.returncode == 0 and not replayed.stderr, replayed.stderr
+
+
+TEST_CLIENT = '''\
+import os
+import time
+from pathlib import Path
+
+from flask import Flask, Response, jsonify
+
+app = Flask(__name__)
+
+
+@app.route("/price/<item>")
+def price(item):
+    prices = dict(line.split(",") for line in Path("prices.csv").read_text().split())
+    return jsonify(item=item, price=int(prices[item]))  # kiwi has none: a crash, answered 500 by Flask
+
+
+@app.route("/once/<word>")
+def once(word):
+    def chunks():
+        yield word.upper().encode()
+        time.time()  # after the last chunk: runs only for a server that reads on to the body's end
+    return Response(chunks(), headers={"Content-Length": str(len(word))})
+
+
+@app.route("/count/<int:n>")
+def count(n):
+    return Response(f"{i}\\n".encode() for i in range(n))  # streamed, no Content-Length
+
+
+if not os.environ.get("PLAIN"):
+    from pytest_retrace.wsgi import record_flask
+
+    record_flask(app, "recordings")
+
+client = app.test_client()
+kept = client.get("/price/apple")  # read whole, and held in a variable to the end
+print(kept.status_code, kept.get_json())
+print(client.get("/price/pear").status_code)  # the status only: the body's one chunk taken, never read again
+print(client.get("/price/kiwi").status_code)
+print(client.get("/once/tea").status_code)
+with app.test_client() as scoped:
+    print(scoped.get("/price/pear").get_data(as_text=True).strip())
+streaming = client.get("/count/3")  # its first chunk taken only, held to the end: no whole answer to record
+print(streaming.status_code)
+'''
+
+
+def test_flask_test_client_requests_on_the_main_thread_are_recorded(tmp_path: Path) -> None:
+    """A test client's requests, on the main thread, whose responses nobody closes: held in a variable until the
+    process exits, or dropped once their status is read (werkzeug took only the first chunk, which is the whole
+    body its Content-Length declared). Each is recorded, a crash too; the replay takes what the client took, so
+    a generator's code after its last chunk, which never ran, does not run; only a response not handed over whole
+    is left out, and that is said. The program prints the same recorded as plainly, and the recordings replay
+    in another folder with the data file gone."""
+    project = tmp_path / "shop"
+    project.mkdir()
+    (project / "service.py").write_text(TEST_CLIENT)
+    (project / "prices.csv").write_text("apple,3\npear,5\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONHASHSEED"}
+    plain = subprocess.run([sys.executable, "service.py"], cwd=project, env={**env, "PLAIN": "1"},
+                           capture_output=True, text=True, timeout=60)
+    recorded = subprocess.run([sys.executable, "service.py"], cwd=project, env=env, capture_output=True,
+                              text=True, timeout=60)
+    assert recorded.returncode == plain.returncode == 0, recorded.stderr
+    assert recorded.stdout == plain.stdout, (recorded.stdout, plain.stdout)
+    assert plain.stdout.split("\n")[:6] == ["200 {'item': 'apple', 'price': 3}", "200", "500", "200",
+                                           '{"item":"pear","price":5}', "200"], plain.stdout
+    found = {path.name.split("-")[0]: path for path in (project / "recordings").glob("*.retrace")}
+    names = sorted(path.name.split("-")[0] for path in (project / "recordings").glob("*.retrace"))
+    assert names == ["GET_once_tea", "GET_price_apple", "GET_price_kiwi", "GET_price_pear", "GET_price_pear"], names
+    assert recorded.stderr.count("not recording a request") == 1, recorded.stderr
+    assert ("not recording a request whose response was not handed over whole when the process exited (200 OK)"
+            in recorded.stderr), recorded.stderr
+    once = read_recording(found["GET_once_tea"], events=False).header["entry"]
+    assert (once["closed"], once["taken"]) == (False, 1), once
+    assert "taken" not in read_recording(found["GET_price_apple"], events=False).header["entry"]
+
+    elsewhere = tmp_path / "elsewhere" / "shop"
+    shutil.copytree(project, elsewhere)
+    (elsewhere / "prices.csv").unlink()
+    replayed = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                               "--retrace-recordings=recordings"], cwd=elsewhere, env=env, capture_output=True,
+                              text=True, timeout=300)
+    assert "5 replayed, 4 ok, 1 crash reproduced" in replayed.stdout, replayed.stdout
+    assert "KeyError: 'kiwi'" in replayed.stdout, replayed.stdout
+    assert not (elsewhere / "prices.csv").exists()

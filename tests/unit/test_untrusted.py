@@ -432,6 +432,8 @@ def test_show_never_sends_a_files_escape_sequences_to_the_terminal(tmp_path: Pat
     ("wsgi", {"app": "svc:app", "root": None, "environ": None, "body": b""}, "'environ' is a NoneType"),
     ("wsgi", {"app": "svc:app", "root": None, "environ": {}, "body": "text"}, "'body' is a str"),
     ("wsgi", {"app": "svc:app", "root": None, "body": b""}, "has no 'environ'"),
+    ("wsgi", {"app": "svc:app", "root": None, "environ": {}, "body": b"", "taken": "1"}, "'taken' is a str"),
+    ("wsgi", {"app": "svc:app", "root": None, "environ": {}, "body": b"", "taken": -1}, "fewer than no chunks"),
     ("call", {"function": "jobs:run", "root": None, "args": {}, "kwargs": {}}, "'args' is a dict"),
     ("call", {"function": "jobs:run", "root": None, "args": []}, "has no 'kwargs'"),
 ])

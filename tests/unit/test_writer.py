@@ -9,7 +9,9 @@ import os
 import threading
 import time
 import warnings
+import weakref
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,7 +64,20 @@ def test_a_flush_gives_up_after_its_bound_and_says_what_is_lost(tmp_path: Path,
 
 
 class Request:
-    """Stands for a recording under way (the writer holds it weakly)."""
+    """Stands for a recording under way (the writer holds it weakly); ``holder``: what can end it at exit."""
+
+    holder: Any = None
+
+
+class Body:
+    """Stands for a response body handed over and never closed, which holds its recording open."""
+
+    def __init__(self, writer: RecordingWriter, recording: Request) -> None:
+        self.writer, self.recording, self.ended = writer, recording, 0
+
+    def end_at_exit(self) -> None:
+        self.ended += 1
+        self.writer.closed(self.recording)
 
 
 def test_a_flush_waits_for_recordings_under_way_on_other_threads_only(tmp_path: Path) -> None:
@@ -86,6 +101,38 @@ def test_a_flush_waits_for_recordings_under_way_on_other_threads_only(tmp_path: 
     threading.Timer(0.1, done.set).start()
     assert writer.flush(5, "test") == 0  # answered, and its recording written
     thread.join()
+
+
+def test_a_flush_ends_this_threads_recordings_that_their_holder_can_end(tmp_path: Path) -> None:
+    """At exit, a response body still held by the program (a test client's response in a variable) ends its
+    recording, once; a recording of this thread with no holder (its own code interrupted) is left, and one of
+    another thread is waited for, never ended from here."""
+    writer = RecordingWriter()
+    held, interrupted, other = Request(), Request(), Request()
+    body = Body(writer, held)
+    held.holder = weakref.ref(body)
+    writer.opened(held)
+    writer.opened(interrupted)
+    elsewhere = Body(writer, other)
+    other.holder = weakref.ref(elsewhere)
+    started, done = threading.Event(), threading.Event()
+
+    def request() -> None:
+        writer.opened(other)
+        started.set()
+        done.wait(5)
+        writer.closed(other)
+
+    thread = threading.Thread(target=request)
+    thread.start()
+    started.wait(5)
+    threading.Timer(0.1, done.set).start()
+    assert writer.flush(5, "test") == 0
+    thread.join()
+    assert (body.ended, elsewhere.ended) == (1, 0)
+    assert list(writer._open) == [id(interrupted)]
+    del body
+    assert writer.flush(0, "test") == 0  # its holder gone: nothing to end, and not waited for (this thread's)
 
 
 def test_a_recording_dropped_unfinished_is_not_waited_for() -> None:
