@@ -228,6 +228,12 @@ def _debug_command(args: argparse.Namespace) -> int:
             os.close(fd)
     if verdict.status == Status.CORRUPT:
         raise RetraceError(verdict.problem or f"{args.recording}: corrupt recording")
+    if verdict.divergence is not None:  # what it called where, said again after the session (a DAP client's too)
+        from .engine.divergence import DIVERGED_EXIT
+        from .front.report import format_verdict
+
+        sys.stderr.write(format_verdict(verdict) + "\n")
+        return DIVERGED_EXIT
     replayed = verdict.replayed
     ended = "" if replayed is None else (
         f" by {replayed.exception.type}: {replayed.exception.message}" if replayed.exception is not None

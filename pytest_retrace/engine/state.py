@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import _thread
 import os
+import sys
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 from ..format.events import MAIN
@@ -49,6 +51,39 @@ class _ThreadState(_thread._local):
 
 
 tls = _ThreadState()
+
+
+class _TidOutsideOf:
+    """``tls.tid`` where code that is not the program's runs on the program's own threads (a debugger's tracer,
+    between the program's lines): None while a frame of that code is on the calling thread's stack, so that its
+    calls pass through, as an outside thread's do, and take no event of the program's. Each read walks the
+    stack: for a debugging session only (:func:`outside_while_in`)."""
+
+    __slots__ = ("folders",)
+
+    def __init__(self, folders: tuple[str, ...]) -> None:
+        self.folders = folders
+
+    def __get__(self, state: Any, owner: Any = None) -> Any:
+        if state is None:
+            return None
+        tid = state.__dict__.get("own_tid")
+        if tid is not None:
+            frame: FrameType | None = sys._getframe(1)
+            while frame is not None:
+                if frame.f_code.co_filename.startswith(self.folders):
+                    return None
+                frame = frame.f_back
+        return tid
+
+    def __set__(self, state: Any, tid: str | None) -> None:
+        state.__dict__["own_tid"] = tid
+
+
+def outside_while_in(folders: tuple[str, ...]) -> None:
+    """From now on, what code under ``folders`` calls, on any thread, is outside the recording (set before any
+    thread takes its logical id)."""
+    _ThreadState.tid = _TidOutsideOf(folders)  # type: ignore[assignment]
 
 
 class EngineState:
@@ -134,13 +169,15 @@ def install(engine: Any) -> Callable[[], None]:
 
 
 def start_main_thread() -> None:
-    """Called once the engine is installed, on the program's main thread."""
+    """Called once the engine is installed, on the program's main thread. Under a debugger (see
+    :func:`outside_while_in`) the single-thread hot path, which takes every call for this thread's, stays off:
+    the debugger's threads run beside it, and their calls must pass through."""
     tls.tid = MAIN
     tls.children = 0
     tls.slot = 0
-    STATE.single_thread = True
+    STATE.single_thread = not isinstance(_ThreadState.__dict__["tid"], _TidOutsideOf)
     STATE.threaded = False
-    STATE.fast = not tls.gate
+    STATE.fast = STATE.single_thread and not tls.gate
 
 
 def end_main_thread() -> None:

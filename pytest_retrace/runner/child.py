@@ -105,7 +105,7 @@ def replay_here(config: ReplayConfig) -> NoReturn:
     recorded = Outcome.from_json(rec.end or {})
     tree = ReplayTree(rec, config.result, config.stuck_timeout)
     diverged = tree.diverged if session is None else session.diverging(tree.diverged)
-    answer_by_key = recorded.crashed or (session is not None and session.answers_by_key)
+    answer_by_key = recorded.crashed
     engine = Replayer(rec.events(), on_divergence=diverged, truncated=rec.status == TapeStatus.TRUNCATED,
                       stuck_timeout=config.stuck_timeout, answer_by_key=answer_by_key, setup=rec.setup)
     if session is not None:

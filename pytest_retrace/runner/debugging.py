@@ -40,7 +40,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn
 from ..engine import guard
 from ..engine.guard import WATCHED
 from ..engine.stack import program_traceback
-from ..engine.state import STATE, internal, tls
+from ..engine.state import STATE, internal, outside_while_in, tls
 from ..format.events import Event
 from ..frames import PACKAGE_DIR
 from ..kinds.outcome import ExceptionInfo, Outcome
@@ -349,10 +349,15 @@ class Session:
         """Serve the Debug Adapter Protocol (debugpy's adapter, in this process) and wait for a client to attach
         and configure its breakpoints; before the boundaries are in, so debugpy's own socket is no replayed one."""
         os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # its warning would be the program's output
+        # Its tracer in Python, not Cython: what it calls between the program's lines (os.lstat for a frame's file)
+        # then has a frame of debugpy's on the stack, which puts it outside the recording (state.outside_while_in).
+        os.environ["PYDEVD_USE_CYTHON"] = "NO"
+        os.environ["PYDEVD_USE_FRAME_EVAL"] = "NO"
         try:
             import debugpy
         except ImportError:
             raise SystemExit("retrace debug: --dap needs debugpy: pip install 'pytest-retrace[debug]'") from None
+        outside_while_in((os.path.dirname(debugpy.__file__) + os.sep,))
         host, _, port = address.rpartition(":")
         if not port.isdigit():
             raise SystemExit(f"retrace debug: --dap {address}: give HOST:PORT (e.g. 127.0.0.1:5678)")
@@ -376,12 +381,6 @@ class Session:
 
         pydevd.PyDB.do_wait_suspend = do_wait_suspend
         debugpy.wait_for_client()
-
-    @property
-    def answers_by_key(self) -> bool:
-        """Under a DAP client the replay answers by call key past a divergence, as for a crash: debugpy's tracer
-        runs Python code in the program's threads, outside our gate, and may make calls the recording lacks."""
-        return self.settings.dap is not None
 
     def _terminal(self) -> tuple[IO[str], IO[str]]:
         terminal = self.settings.terminal

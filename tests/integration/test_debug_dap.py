@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,21 +73,28 @@ class DapClient:
         self.buffer += chunk
 
 
-def test_a_dap_client_sets_a_breakpoint_and_reads_the_replayed_variables(tmp_path: Path) -> None:
-    (tmp_path / "steps.py").write_text(STEPS)
-    assert retrace("record", "-o", "steps.retrace", "steps.py", cwd=tmp_path).returncode == 1
-    shown = retrace("show", "steps.retrace", "--full", cwd=tmp_path).stdout
-    recorded_clock = re.findall(r"time\.time\(\) -> ([\d.]+)", shown)[2]  # step 2's reading
+@dataclass
+class Stop:
+    """Where the breakpoint stopped the replay: the innermost frame, and its variables as the client shows them."""
 
+    frame: dict[str, Any]
+    values: dict[str, str]
+
+
+def debug_with_breakpoint(folder: Path, recording: str, script: str, line: int | None = None,
+                          condition: str = "") -> tuple[Stop | None, str, int]:
+    """``retrace debug RECORDING --dap``: attach a client, stop at a conditional breakpoint (none without a
+    ``line``), read the frame's variables, clear it and continue. The stop, all the session printed, and its exit
+    status."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("_PYTEST_RETRACE")}
-    debugged = subprocess.Popen([sys.executable, "-m", "pytest_retrace", "debug", "steps.retrace", "--dap",
-                                 "127.0.0.1:0"], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+    debugged = subprocess.Popen([sys.executable, "-m", "pytest_retrace", "debug", recording, "--dap",
+                                 "127.0.0.1:0"], cwd=folder, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert debugged.stdout is not None
         address = None
-        for line in debugged.stdout:
-            address = re.search(r"waiting for a DAP client \(VS Code: attach to ([\d.]+):(\d+)\)", line)
+        for printed in debugged.stdout:
+            address = re.search(r"waiting for a DAP client \(VS Code: attach to ([\d.]+):(\d+)\)", printed)
             if address:
                 break
         assert address, "the replay never said where it listens"
@@ -95,8 +103,13 @@ def test_a_dap_client_sets_a_breakpoint_and_reads_the_replayed_variables(tmp_pat
                        pathFormat="path")
         client.send("attach", justMyCode=False)
         client.event("initialized")
-        source = {"path": str(tmp_path / "steps.py")}
-        placed = client.request("setBreakpoints", source=source, breakpoints=[{"line": 5, "condition": "i == 2"}])
+        source = {"path": str(folder / script)}
+        if line is None:
+            client.request("configurationDone")
+            out, _ = debugged.communicate(timeout=60)
+            client.sock.close()
+            return None, out, debugged.returncode
+        placed = client.request("setBreakpoints", source=source, breakpoints=[{"line": line, "condition": condition}])
         assert placed["body"]["breakpoints"][0]["verified"]
         client.request("configurationDone")
 
@@ -104,12 +117,9 @@ def test_a_dap_client_sets_a_breakpoint_and_reads_the_replayed_variables(tmp_pat
         assert stopped["body"]["reason"] == "breakpoint"
         thread = stopped["body"]["threadId"]
         frames = client.request("stackTrace", threadId=thread)["body"]["stackFrames"]
-        assert (frames[0]["name"], frames[0]["line"], frames[0]["source"]["path"]) == ("step", 5, source["path"])
         scopes = client.request("scopes", frameId=frames[0]["id"])["body"]["scopes"]
         variables = client.request("variables", variablesReference=scopes[0]["variablesReference"])["body"]
-        values = {v["name"]: v["value"] for v in variables["variables"]}
-        assert values["i"] == "2" and values["total"] == "1"
-        assert float(values["now"]) == float(recorded_clock)  # the replay answered the clock from the recording
+        stop = Stop(frames[0], {v["name"]: v["value"] for v in variables["variables"]})
 
         client.request("setBreakpoints", source=source, breakpoints=[])
         client.request("continue", threadId=thread)
@@ -117,5 +127,69 @@ def test_a_dap_client_sets_a_breakpoint_and_reads_the_replayed_variables(tmp_pat
         client.sock.close()
     finally:
         debugged.kill()
+    return stop, out, debugged.returncode
+
+
+def test_a_dap_client_sets_a_breakpoint_and_reads_the_replayed_variables(tmp_path: Path) -> None:
+    (tmp_path / "steps.py").write_text(STEPS)
+    assert retrace("record", "-o", "steps.retrace", "steps.py", cwd=tmp_path).returncode == 1
+    shown = retrace("show", "steps.retrace", "--full", cwd=tmp_path).stdout
+    recorded_clock = re.findall(r"time\.time\(\) -> ([\d.]+)", shown)[2]  # step 2's reading
+
+    stop, out, status = debug_with_breakpoint(tmp_path, "steps.retrace", "steps.py", 5, "i == 2")
+    assert stop is not None
+    assert (stop.frame["name"], stop.frame["line"], stop.frame["source"]["path"]) == ("step", 5,
+                                                                                      str(tmp_path / "steps.py"))
+    assert stop.values["i"] == "2" and stop.values["total"] == "1"
+    assert float(stop.values["now"]) == float(recorded_clock)  # the replay answered the clock from the recording
     assert "total 780" in out and "retrace debug: the replay ended by ZeroDivisionError: division by zero" in out
-    assert debugged.returncode == 0
+    assert status == 0
+
+
+LEDGER = """import random
+import time
+from pathlib import Path
+
+
+def entry(line, balance):
+    amount = int(line) + random.randint(1, 6)
+    stamp = time.time()
+    return balance + amount, stamp
+
+
+balance = 0
+for line in Path("ledger.txt").read_text().split():
+    balance, stamp = entry(line, balance)
+Path("balance.txt").write_text(str(balance))
+print("balance", balance)
+"""
+
+
+def test_a_recording_that_ends_normally_replays_strictly_under_a_dap_client(tmp_path: Path) -> None:
+    """debugpy's tracer runs in the program's thread between its lines (it looks up each new frame's file) and
+    its own threads serve the client: none of that takes the program's events. A recording that ended normally
+    replays call by call, as without a debugger, with the world changed (the ledger gone, the balance file
+    another): the breakpoint sees the recorded values, the program prints what it printed, nothing is written."""
+    (tmp_path / "ledger.py").write_text(LEDGER)
+    (tmp_path / "ledger.txt").write_text("10\n20\n30\n")
+    recorded = retrace("record", "-o", "ledger.retrace", "ledger.py", cwd=tmp_path)
+    assert recorded.returncode == 0, recorded.stderr
+    printed = recorded.stdout.strip()
+    shown = retrace("show", "ledger.retrace", "--full", cwd=tmp_path).stdout
+    third_stamp = re.findall(r"time\.time\(\) -> ([\d.]+)", shown)[2]
+    (tmp_path / "ledger.txt").unlink()
+    (tmp_path / "balance.txt").write_text("changed since")
+
+    stop, out, status = debug_with_breakpoint(tmp_path, "ledger.retrace", "ledger.py", 9, "line == '30'")
+    assert stop is not None
+    assert stop.frame["name"] == "entry" and stop.frame["line"] == 9, stop.frame
+    assert stop.values["line"] == "'30'" and float(stop.values["stamp"]) == float(third_stamp), stop.values
+    assert printed in out and "retrace debug: the replay ended with exit status 0" in out, out
+    assert "diverged" not in out and status == 0, out
+    assert not (tmp_path / "ledger.txt").exists() and (tmp_path / "balance.txt").read_text() == "changed since"
+
+    # The program changed since: the first call the recording lacks is a divergence, said as without a debugger.
+    (tmp_path / "ledger.py").write_text(LEDGER.replace("    stamp = time.time()", "    stamp = time.monotonic()"))
+    _, out, status = debug_with_breakpoint(tmp_path, "ledger.retrace", "ledger.py")
+    assert status == 70, out
+    assert re.search(r"retrace: ledger.retrace: diverged.*diverged at event #\d+ .*time\.monotonic\(\)", out, re.S), out
