@@ -356,6 +356,9 @@ def _crashes(folder: Path,
                    rec.envelope is not None)
 
 
+_FOLLOWED = (IncidentStatus.FIXED, IncidentStatus.REGRESSED)  # what a pinned case's replays move it to
+
+
 def _follow_pinned_cases(state: IncidentState) -> None:
     """Pinned incidents take the status, and the transitions, that the state beside their pinned case holds (what
     pytest runs over the pinned cases found)."""
@@ -368,10 +371,11 @@ def _follow_pinned_cases(state: IncidentState) -> None:
         there = read_state(other_path).incidents.get(incident.fingerprint)
         if there is None:
             continue
-        known = {(t.status, t.at) for t in incident.history}
-        incident.history += [t for t in there.history if (t.status, t.at) not in known
-                             and t.status in (IncidentStatus.FIXED, IncidentStatus.REGRESSED)]
-        incident.history.sort(key=lambda t: t.at)
+        # Fixed and regressed come only from there, in its order: take the ones after those taken before (by
+        # count: two of one status may share a second, which is all the dates tell apart).
+        taken = sum(1 for t in incident.history if t.status in _FOLLOWED)
+        incident.history += [t for t in there.history if t.status in _FOLLOWED][taken:]
+        incident.history.sort(key=lambda t: t.at)  # stable: same-second transitions keep their order
         if there.status != IncidentStatus.NEW:
             incident.status = there.status
 

@@ -20,6 +20,7 @@ from pytest_retrace.front.incidents import (
     next_status,
     read_state,
     state_file_for,
+    triage,
     updating,
     utc,
 )
@@ -155,3 +156,27 @@ def test_listed_incidents_follow_the_state_beside_their_pinned_case(tmp_path: Pa
     assert listed[1].history[-1] == fixed
     assert (production / STATE_NAME).read_text() == before
     assert list_incidents(tmp_path / "elsewhere") == []  # no state: no incidents
+
+
+def test_a_pinned_incident_follows_every_transition_even_within_one_second(tmp_path: Path) -> None:
+    """Fixed, regressed and fixed again within one second (dates keep seconds only), production triaged after
+    each: its state takes all three, in order, once."""
+    production, regression = tmp_path / "recordings", tmp_path / "tests" / "recordings"
+    production.mkdir()
+    regression.mkdir(parents=True)
+    second = "2026-12-07T10:00:00+00:00"
+    with updating(production / STATE_NAME) as state:
+        pinned = state.incidents["ab" * 8] = incident(pinned="../tests/recordings/PriceError-pricing_total.retrace")
+        pinned.move(Happening.PINNED, "pinned", second)
+    with updating(regression / STATE_NAME) as there:
+        case = there.incidents["ab" * 8] = incident(pinned="PriceError-pricing_total.retrace")
+        case.move(Happening.PINNED, "pinned", second)
+    for happening in (Happening.PASSED, Happening.FAILED, Happening.PASSED):
+        with updating(regression / STATE_NAME) as there:
+            there.incidents["ab" * 8].move(happening, "its pinned case replayed", second)
+        triage(production)  # writes what it follows
+    [followed] = read_state(production / STATE_NAME).incidents.values()
+    assert [t.status for t in followed.history] == [PINNED, FIXED, REGRESSED, FIXED]
+    assert followed.status == FIXED
+    triage(production)
+    assert read_state(production / STATE_NAME).incidents["ab" * 8].history == followed.history
