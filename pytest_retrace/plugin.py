@@ -27,6 +27,7 @@ _UNINSTALL: pytest.StashKey[Callable[[], None]] = pytest.StashKey()  # undoes th
 # line names; not the rest of a rootdir pytest walks because it was given nothing (a production folder there).
 _COLLECTED_UNDER: pytest.StashKey[list[Path]] = pytest.StashKey()
 _PASSED_OVER: pytest.StashKey[list[Path]] = pytest.StashKey()  # recordings found outside those, for the header
+_ON_THE_WAY: pytest.StashKey[tuple[str, ...]] = pytest.StashKey()  # the recordings paths: folders to walk into
 
 
 # -- options ---------------------------------------------------------------------------------------------
@@ -143,10 +144,13 @@ def pytest_configure(config: pytest.Config) -> None:
         if not from_ini and config.args_source != pytest.Config.ArgsSource.ARGS:
             config.args[:] = []  # `pytest --retrace-recordings=DIR` replays DIR, not the default test paths too
         # A path or node id given inside a recordings folder selects within it (`pytest DIR/x.retrace::replay
-        # --retrace-recordings=DIR` runs that one): the folder is not added beside it.
+        # --retrace-recordings=DIR` runs that one): the folder is not added beside it. One inside a path given
+        # is not added either: walking that path reaches it (pytest_ignore_collect), and pytest 8 collects only
+        # the inner of two nested arguments.
         selected = [_arg_path(arg, config.invocation_params.dir) for arg in config.args]
         config.args.extend(str(p) for p in paths
-                           if not any(s == p.resolve() or p.resolve() in s.parents for s in selected))
+                           if not any(s == p.resolve() or p.resolve() in s.parents or s in p.resolve().parents
+                                      for s in selected))
     _collect_under(config, paths)
     if entries:
         from .front.debugging import check_single_worker
@@ -205,8 +209,22 @@ def _collect_under(config: pytest.Config, recordings: list[Path]) -> None:
     walked_everything = config.args_source == pytest.Config.ArgsSource.INVOCATION_DIR
     given = [] if walked_everything else [_arg_path(arg, config.invocation_params.dir) for arg in config.args]
     config.stash[_COLLECTED_UNDER] = [p.resolve() for p in recordings] + given
+    # As given and as resolved: pytest walks the paths as they are written (/tmp/x where it is /private/tmp/x).
+    config.stash[_ON_THE_WAY] = tuple({form for p in recordings for form in (os.path.abspath(p), str(p.resolve()))})
     if walked_everything:  # otherwise pytest looks into folders on its way to what it was given: no news
         config.stash[_PASSED_OVER] = []
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """A folder on the way to recordings, or in them, is walked into, even where pytest would pass it over (hidden,
+    or in norecursedirs: object storage's tree is under ``.pytest_cache``)."""
+    roots = config.stash.get(_ON_THE_WAY, ())
+    if roots:
+        path = str(collection_path)
+        if any(root == path or root.startswith(path + os.sep) or path.startswith(root + os.sep) for root in roots):
+            return False
+    return None
 
 
 def _collects(config: pytest.Config, file_path: Path) -> bool:

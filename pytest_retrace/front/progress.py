@@ -41,6 +41,7 @@ def progress_line(config: pytest.Config) -> ProgressLine | None:
     """The session's progress line for long replays, or None where none is drawn."""
     if _LINE not in config.stash:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
-        on_terminal = reporter is not None and reporter.isatty() and not hasattr(config, "workerinput")
+        isatty = getattr(reporter, "isatty", False)  # a method since pytest 9, a plain bool before
+        on_terminal = (isatty() if callable(isatty) else bool(isatty)) and not hasattr(config, "workerinput")
         config.stash[_LINE] = ProgressLine(PytestTerminal(config)) if on_terminal else None
     return config.stash[_LINE]
