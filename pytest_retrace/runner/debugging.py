@@ -26,6 +26,7 @@ import array
 import json
 import mmap
 import os
+import random
 import select
 import signal
 import struct
@@ -38,6 +39,7 @@ from types import FrameType, TracebackType
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from ..engine import guard
+from ..engine.divergence import DIVERGED_EXIT
 from ..engine.guard import WATCHED
 from ..engine.stack import program_traceback
 from ..engine.state import STATE, internal, outside_while_in, tls
@@ -256,10 +258,16 @@ def _fork_replay() -> int:
     # threading makes its registry's lock anew in a fork, of the class the sync boundary put in: it would be
     # replayed, where the recording had the interpreter's own
     registry = threading._active_limbo_lock  # type: ignore[attr-defined]
+    # random reseeds its module-level generator in every fork (os.register_at_fork): the replay goes on with the
+    # program's draws, from where they were.
+    with internal:
+        draws = random._inst.getstate()  # type: ignore[attr-defined]
     pid = _fork()
     if pid == 0:
         tls.tid, tls.engine, STATE.single_thread, STATE.threaded, STATE.fast = saved
         threading._active_limbo_lock = registry  # type: ignore[attr-defined]
+        with internal:
+            random._inst.setstate(draws)  # type: ignore[attr-defined]
         guard.adopt()
     return pid
 
@@ -329,6 +337,7 @@ class Session:
         self.demux: StopDemux | None = None  # a multi-threaded one's
         self.held: int | None = None  # the event a multi-threaded replay stopped before
         self.crash: BaseException | None = None
+        self.reporting: Callable[[], Any] | None = None  # the divergence's report, once the replay diverged
         self.ended = False  # the program has ended: no going forward from here
         self.refusing = False  # the user's expressions are evaluated: real effects are refused
         self.checkpoints: Checkpoints | None = None
@@ -424,12 +433,25 @@ class Session:
         """The replay's divergence report, after a stop at the program frame that diverged."""
 
         def diverged(divergence: Any) -> None:
+            self.reporting = lambda: report(divergence)
             self.stop(f"the replay diverged at event #{divergence.index}: the program called "
                       f"{divergence.actual.call if divergence.actual else '?'} where the recording has "
                       f"{divergence.expected.call if divergence.expected else 'no more calls'}")
-            report(divergence)
+            self._report()
 
         return diverged
+
+    def _report(self) -> NoReturn:
+        """End the session with the divergence's report, however the user left the stop (continue, a step, quit):
+        the program goes no further, and the launcher (through the anchor) hears how it ended."""
+        assert self.reporting is not None
+        self.refusing = False  # the report is ours, not an expression of the user's (quit is typed at the prompt)
+        with internal:
+            sys.settrace(None)  # a step asked at the stop would trace the report
+            if self.checkpoints is not None:
+                self.checkpoints.send(0, _END, DIVERGED_EXIT)
+        self.reporting()
+        _exit(DIVERGED_EXIT)  # the report ends the process; never here
 
     def started(self) -> None:
         """The boundaries are in: the program is about to run."""
@@ -592,6 +614,8 @@ class Session:
         _exit(0)  # the resumed fork takes the terminal from here
 
     def quit(self) -> NoReturn:
+        if self.reporting is not None and self.settings.travel:  # retrace debug: quitting at a divergence reports
+            self._report()                                          # it (pytest's q ends the whole session)
         if self.checkpoints is not None:
             self.checkpoints.send(0, _END, QUIT_EXIT)
         _exit(QUIT_EXIT)

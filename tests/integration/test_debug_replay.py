@@ -200,3 +200,61 @@ def test_the_readme_session_runs_as_written(tmp_path: Path) -> None:
         session.sendline(line[len(PROMPT):])
     session.expect(pexpect.EOF)
     assert not (tmp_path / "notes.txt").exists()
+
+
+DRAWS = """\
+import random
+import time
+from pathlib import Path
+
+
+def main():
+    draw = random.random()
+    stamp = time.time()
+    data = Path("data.txt").read_text().strip()
+    print("draw", draw, "data", data, stamp > 0)
+
+
+main()
+"""
+
+
+def record_draws(folder: Path) -> str:
+    """The program, recorded; the draw it printed."""
+    (folder / "draws.py").write_text(DRAWS)
+    (folder / "data.txt").write_text("recorded\n")
+    recorded = retrace("record", "-o", "draws.retrace", "draws.py", cwd=folder)
+    assert recorded.returncode == 0, recorded.stderr
+    return recorded.stdout.split()[1]
+
+
+def test_the_programs_random_draws_are_the_recorded_ones_after_a_checkpoint(tmp_path: Path) -> None:
+    """Each checkpoint is a fork, and random reseeds its generator in every fork: the replay goes on with the
+    recorded draws, so a stop shows the recorded value and the replay ends faithfully."""
+    draw = record_draws(tmp_path)
+    session = debug(tmp_path, "draws.retrace", "--at", "1")
+    session.expect_exact(PROMPT)
+    assert "stopped before event #1: time.time()" in session.before
+    assert ask(session, "p draw").strip() == draw
+    ended = ask(session, "c")
+    assert f"draw {draw} data recorded True" in ended and "the program ended (exit status 0)" in ended, ended
+    session.sendline("q")
+    session.expect(pexpect.EOF)
+    session.close()
+    assert "diverged" not in session.before and session.exitstatus == 0, session.before
+
+
+@pytest.mark.parametrize("command", ["c", "n", "q"])
+def test_a_divergence_ends_the_session_with_its_report_however_the_stop_is_left(tmp_path: Path,
+                                                                                command: str) -> None:
+    record_draws(tmp_path)
+    (tmp_path / "draws.py").write_text(DRAWS.replace('"data.txt"', '"other.txt"'))
+    session = debug(tmp_path, "draws.retrace")
+    session.expect_exact(PROMPT)
+    assert "the replay diverged at event #2: the program called open('other.txt', 'r')" in session.before
+    session.sendline(command)
+    session.expect(pexpect.EOF, timeout=30)
+    session.close()
+    assert "retrace: draws.retrace: diverged" in session.before, session.before
+    assert "actual    open('other.txt', 'r')" in session.before, session.before
+    assert session.exitstatus == 70
