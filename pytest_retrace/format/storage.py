@@ -182,8 +182,12 @@ class Spool:
             try:
                 # An async file system (s3fs, gcsfs) is given the time left; a plain one is quick.
                 timeout = {"timeout": left} if left is not None and getattr(fs, "async_impl", False) else {}
-                fs.put_file(local, f"{path.rstrip('/')}/{name}", **timeout)
-            except FileNotFoundError:  # another process of this spool uploaded it meanwhile
+                _put(fs, local, path.rstrip("/"), name, timeout)
+            except FileNotFoundError as exc:
+                if not os.path.exists(local):  # another process of this spool uploaded it meanwhile
+                    continue
+                failed += 1  # the target is missing (a bucket that is not there)
+                problem = f"{type(exc).__name__}: {exc}"
                 continue
             except Exception as exc:
                 failed += 1
@@ -200,6 +204,23 @@ class Spool:
             log.warning("pytest-retrace: the recordings waiting in %s are uploaded to %s", self.folder, self.url)
         self.failed = failed
         return failed
+
+
+def _put(fs: Any, local: str, folder: str, name: str, options: dict[str, Any]) -> None:
+    """Upload ``local`` as ``folder/name``. On a file system with folders (file://, sftp://) a missing folder is
+    made, as an object store's prefix needs no making; a bucket is never made."""
+    try:
+        fs.put_file(local, f"{folder}/{name}", **options)
+    except FileNotFoundError:
+        if not os.path.exists(local) or not _has_folders(fs):
+            raise
+        fs.makedirs(folder, exist_ok=True)
+        fs.put_file(local, f"{folder}/{name}", **options)
+
+
+def _has_folders(fs: Any) -> bool:
+    protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+    return bool({"file", "local", "sftp", "ssh"} & set(protocols))
 
 
 _SPOOLS: dict[str, Spool] = {}

@@ -338,3 +338,15 @@ def test_readme_walkthrough(tmp_path: Path) -> None:
         walk.finish()
     finally:
         factory.close()
+
+
+def test_a_file_url_whose_folder_is_missing_gets_it_made(tmp_path: Path) -> None:
+    """A folder is what an object store's prefix is: made for a file:// URL, not left to swallow every upload."""
+    (tmp_path / "jobs.py").write_text(JOBS)
+    target = tmp_path / "bucket" / "team" / "jobs"
+    env = dict(os.environ, RETRACE_CACHE_DIR=str(tmp_path / "cache"), JOBS_URL=target.as_uri())
+    run = subprocess.run([sys.executable, "jobs.py", "3", "-1"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0 and run.stderr == "", run.stderr
+    assert len(list(target.glob("*.retrace"))) == 2
+    assert list((tmp_path / "cache" / "spool").rglob("*.retrace")) == []

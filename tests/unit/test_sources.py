@@ -15,6 +15,7 @@ import pytest
 from pytest_retrace.front.sources import Source, resolve
 
 fsspec = pytest.importorskip("fsspec")
+MemoryFileSystem = pytest.importorskip("fsspec.implementations.memory").MemoryFileSystem
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "recordings" / "format-1.6"
 CLOCKS = (FIXTURES / "clocks.retrace").read_bytes()
 REPEATS = (FIXTURES / "repeats.retrace").read_bytes()
@@ -214,3 +215,28 @@ def test_a_recording_another_process_linked_first_leaves_no_temporary_name(tmp_p
     monkeypatch.setattr(os.path, "samefile", lambda a, b: False)  # it won after this one looked
     assert cache._materialise(obj, blob) == target
     assert sorted(p.name for p in target.parent.iterdir()) == ["x.retrace"]
+
+
+class NoBucket(MemoryFileSystem):  # type: ignore[misc]
+    """An object store whose bucket is not there: every upload is refused as S3 refuses it (NoSuchBucket, which
+    s3fs raises as FileNotFoundError). No local server shows it: SeaweedFS makes buckets on the first upload."""
+
+    protocol = ("nobucket",)
+
+    def put_file(self, lpath: str, rpath: str, **kwargs: object) -> None:
+        raise FileNotFoundError(f"The specified bucket does not exist: {rpath}")
+
+
+def test_an_upload_to_a_missing_bucket_waits_in_the_spool_and_says_so(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    from pytest_retrace.format.storage import Spool
+
+    fsspec.register_implementation("nobucket", NoBucket, clobber=True)
+    spool = Spool("nobucket://gone/jobs", str(tmp_path / "spool"))
+    (tmp_path / "spool").mkdir()
+    (tmp_path / "spool" / "job-1.retrace").write_bytes(CLOCKS)
+    with caplog.at_level("WARNING", logger="pytest_retrace"):
+        assert spool.upload() == 1
+    assert (tmp_path / "spool" / "job-1.retrace").exists()
+    assert "1 recordings could not be uploaded to nobucket://gone/jobs (FileNotFoundError: The specified bucket " \
+           "does not exist" in caplog.text
