@@ -275,16 +275,17 @@ def _legacy_location(entry: dict[str, Any], cwd: str, project: Project) -> Locat
 
 def _bases(recorded_root: str, project: Project, recording: str | None) -> list[str]:
     """Where a recording's project root may be in this checkout, the likeliest first: the project's root; the
-    recorded root itself when it is inside the project (the same checkout); the folders from the recording's
-    own up to the project's root (a project without markers, recorded in a folder of the one replaying it)."""
+    folders from the recording's own up to the project's root (a project without markers, recorded in a folder of
+    the one replaying it: the copy that holds the recording, though the folder it was recorded in is here too);
+    the recorded root itself when it is inside the project (recordings kept apart from the code)."""
     bases = [project.root]
-    if relative_to(recorded_root, project.root) not in (None, "."):
-        bases.append(os.path.realpath(recorded_root))
     if recording is not None:
         folder = os.path.dirname(os.path.realpath(recording))
         while relative_to(folder, project.root) not in (None, "."):
             bases.append(folder)
             folder = os.path.dirname(folder)
+    if relative_to(recorded_root, project.root) not in (None, "."):
+        bases.append(os.path.realpath(recorded_root))
     return bases
 
 

@@ -285,6 +285,28 @@ def test_with_both_checkouts_present_the_verdict_follows_the_replaying_one(fixed
     assert statuses == {"crash.retrace": expected}, ran.stdout
 
 
+def test_in_a_folder_holding_two_copies_a_recording_runs_the_code_of_the_copy_that_holds_it(tmp_path: Path) -> None:
+    """No project markers: replayed from a folder that holds the original (where it was recorded, still there)
+    and a fixed copy, the copy's recording runs the copy's code, and the original's the original's."""
+    folder = tmp_path / "work"
+    original, copy = folder / "app", folder / "copy"
+    make_project(original)
+    (original / "pyproject.toml").unlink()
+    (original / "recordings").mkdir()
+    assert retrace("record", "-o", "recordings/crash.retrace", "--", "tool.py", "kiwi", cwd=original).returncode == 1
+    shutil.copytree(original, copy)
+    (copy / "pricing" / "core.py").write_text(FIXED)
+    for holder, expected in ((copy, "crash-fixed"), (original, "crash-reproduced")):
+        recording = f"{holder.name}/recordings/crash.retrace"
+        run = cli_replay(folder, recording, tmp_path / "verdict.json")
+        assert run.verdict is not None and run.verdict["status"] == expected, (recording, run.stderr)
+        ran = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                              f"--retrace-recordings={holder.name}/recordings", f"--retrace-report={tmp_path}/r.json"],
+                             cwd=folder, capture_output=True, text=True, timeout=300)
+        statuses = [v["status"] for v in json.loads((tmp_path / "r.json").read_text())["recordings"]]
+        assert statuses == [expected], ran.stdout
+
+
 def test_a_node_id_selects_only_its_recording(moved: tuple[Path, Recorded], tmp_path: Path) -> None:
     app, _ = moved
 
