@@ -460,6 +460,9 @@ class _RecordedBody:
         if self._finished:
             return
         self._finished = True
+        request = self._recording.entry
+        if not self._complete and self._error is None and isinstance(request, _Request):
+            request.taken = self._taken  # the client hung up midway: the replay takes as many, then closes
         self._recording.resume()
         try:
             close = getattr(self._returned, "close", None)

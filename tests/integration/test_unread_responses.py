@@ -142,7 +142,11 @@ def once(word):
 
 @app.route("/count/<int:n>")
 def count(n):
-    return Response(f"{i}\\n".encode() for i in range(n))  # streamed, no Content-Length
+    def lines():
+        for i in range(n):
+            time.time()  # each line's own call: a replay that read on would make one the recording has not
+            yield f"{i}\\n".encode()
+    return Response(lines())  # streamed, no Content-Length
 
 
 if not os.environ.get("PLAIN"):
@@ -160,6 +164,9 @@ with app.test_client() as scoped:
     print(scoped.get("/price/pear").get_data(as_text=True).strip())
 streaming = client.get("/count/3")  # its first chunk taken only, held to the end: no whole answer to record
 print(streaming.status_code)
+hung_up = client.get("/count/4")  # its first chunk taken, then closed: the client went away midway
+hung_up.close()
+print(hung_up.status_code)
 '''
 
 
@@ -181,17 +188,20 @@ def test_flask_test_client_requests_on_the_main_thread_are_recorded(tmp_path: Pa
                               text=True, timeout=60)
     assert recorded.returncode == plain.returncode == 0, recorded.stderr
     assert recorded.stdout == plain.stdout, (recorded.stdout, plain.stdout)
-    assert plain.stdout.split("\n")[:6] == ["200 {'item': 'apple', 'price': 3}", "200", "500", "200",
-                                           '{"item":"pear","price":5}', "200"], plain.stdout
+    assert plain.stdout.split("\n")[:7] == ["200 {'item': 'apple', 'price': 3}", "200", "500", "200",
+                                           '{"item":"pear","price":5}', "200", "200"], plain.stdout
     found = {path.name.split("-")[0]: path for path in (project / "recordings").glob("*.retrace")}
     names = sorted(path.name.split("-")[0] for path in (project / "recordings").glob("*.retrace"))
-    assert names == ["GET_once_tea", "GET_price_apple", "GET_price_kiwi", "GET_price_pear", "GET_price_pear"], names
+    assert names == ["GET_count_4", "GET_once_tea", "GET_price_apple", "GET_price_kiwi", "GET_price_pear",
+                     "GET_price_pear"], names
     assert recorded.stderr.count("not recording a request") == 1, recorded.stderr
     assert ("not recording a request whose response was not handed over whole when the process exited (200 OK)"
             in recorded.stderr), recorded.stderr
     once = read_recording(found["GET_once_tea"], events=False).header["entry"]
     assert (once["closed"], once["taken"]) == (False, 1), once
     assert "taken" not in read_recording(found["GET_price_apple"], events=False).header["entry"]
+    hung_up = read_recording(found["GET_count_4"], events=False).header["entry"]
+    assert (hung_up.get("closed", True), hung_up["taken"]) == (True, 1), hung_up  # closed, after one chunk
 
     elsewhere = tmp_path / "elsewhere" / "shop"
     shutil.copytree(project, elsewhere)
@@ -199,6 +209,6 @@ def test_flask_test_client_requests_on_the_main_thread_are_recorded(tmp_path: Pa
     replayed = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
                                "--retrace-recordings=recordings"], cwd=elsewhere, env=env, capture_output=True,
                               text=True, timeout=300)
-    assert "5 replayed, 4 ok, 1 crash reproduced" in replayed.stdout, replayed.stdout
+    assert "6 replayed, 5 ok, 1 crash reproduced" in replayed.stdout, replayed.stdout
     assert "KeyError: 'kiwi'" in replayed.stdout, replayed.stdout
     assert not (elsewhere / "prices.csv").exists()
