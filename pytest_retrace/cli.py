@@ -212,6 +212,8 @@ def _debug_command(args: argparse.Namespace) -> int:
 
     if args.dap is None and not (os.isatty(0) and os.isatty(1)):
         raise RetraceError("pdb needs a terminal: run retrace debug from one (or serve VS Code with --dap HOST:PORT)")
+    if args.dap is not None:
+        _check_listening(args.dap)
     if args.at is not None and args.at < 0:
         raise RetraceError(f"--at {args.at}: events are numbered from 0 (retrace show lists them)")
     project = Project(project_root_of(os.getcwd()), args.allow_outside_project, "--allow-outside-project")
@@ -240,6 +242,23 @@ def _debug_command(args: argparse.Namespace) -> int:
         else f" with exit status {replayed.status}")
     sys.stderr.write(f"retrace debug: the replay ended{ended}\n")
     return 0
+
+
+def _check_listening(address: str) -> None:
+    """--dap HOST:PORT names a place this machine can listen on now: said here, before the replay starts (debugpy
+    failing to listen there leaves its threads, and the replay, waiting)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if not port.isdigit() or int(port) > 65535:
+        raise RetraceError(f"--dap {address}: give HOST:PORT with a port from 0 to 65535 (e.g. 127.0.0.1:5678)")
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as debugpy's own listener does
+            probe.bind((host.strip("[]") or "127.0.0.1", int(port)))
+    except OSError as exc:
+        raise RetraceError(f"--dap {address}: cannot listen there ({exc.strerror or exc}); give a free port on "
+                           "an address of this machine, or port 0 for any free one") from None
 
 
 def _replay_command(args: argparse.Namespace) -> int:

@@ -193,3 +193,21 @@ def test_a_recording_that_ends_normally_replays_strictly_under_a_dap_client(tmp_
     _, out, status = debug_with_breakpoint(tmp_path, "ledger.retrace", "ledger.py")
     assert status == 70, out
     assert re.search(r"retrace: ledger.retrace: diverged.*diverged at event #\d+ .*time\.monotonic\(\)", out, re.S), out
+
+
+def test_a_place_the_replay_cannot_listen_on_is_a_usage_error_before_it_starts(tmp_path: Path) -> None:
+    (tmp_path / "steps.py").write_text(STEPS)
+    assert retrace("record", "-o", "steps.retrace", "steps.py", cwd=tmp_path).returncode == 1
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        for address, problem in ((f"127.0.0.1:{busy}", "cannot listen there (Address already in use)"),
+                                 ("127.0.0.1:99999", "give HOST:PORT with a port from 0 to 65535"),
+                                 ("nohost", "give HOST:PORT"),
+                                 ("192.0.2.1:5678", "cannot listen there (Cannot assign requested address)")):
+            ran = subprocess.run([sys.executable, "-m", "pytest_retrace", "debug", "steps.retrace", "--dap", address],
+                                 cwd=tmp_path, capture_output=True, text=True, timeout=30)
+            assert ran.returncode == 2, (address, ran.stderr)
+            assert ran.stderr.startswith(f"retrace debug: --dap {address}: ") and problem in ran.stderr, ran.stderr
+            assert "Traceback" not in ran.stderr and ran.stdout == ""
