@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from support import retrace
-from test_debug_replay import STEPS
+from test_debug_replay import STEPS, THREADED
 
 pytest.importorskip("debugpy")
 
@@ -211,3 +211,15 @@ def test_a_place_the_replay_cannot_listen_on_is_a_usage_error_before_it_starts(t
             assert ran.returncode == 2, (address, ran.stderr)
             assert ran.stderr.startswith(f"retrace debug: --dap {address}: ") and problem in ran.stderr, ran.stderr
             assert "Traceback" not in ran.stderr and ran.stdout == ""
+
+
+def test_a_recording_with_threads_is_sent_to_pdb(tmp_path: Path) -> None:
+    """debugpy starts threads through wrappers of its own around the replay's: a threaded recording would run its
+    threads live under a DAP client, so it is refused, pointing to pdb."""
+    (tmp_path / "threaded.py").write_text(THREADED)
+    assert retrace("record", "-o", "threaded.retrace", "threaded.py", cwd=tmp_path).returncode == 1  # a crash
+    ran = subprocess.run([sys.executable, "-m", "pytest_retrace", "debug", "threaded.retrace", "--dap",
+                          "127.0.0.1:0"], cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert ran.returncode == 2, ran.stderr
+    assert "a DAP session replays single-threaded recordings only; debug it with pdb: retrace debug " \
+           "threaded.retrace" in ran.stderr, ran.stderr
