@@ -214,7 +214,7 @@ def _debug_command(args: argparse.Namespace) -> int:
         raise RetraceError("pdb needs a terminal: run retrace debug from one (or serve VS Code with --dap HOST:PORT)")
     if args.dap is not None:
         _check_listening(args.dap)
-        _check_one_thread(args.recording)
+    _check_events(args.recording, args.at, args.dap is not None)
     if args.at is not None and args.at < 0:
         raise RetraceError(f"--at {args.at}: events are numbered from 0 (retrace show lists them)")
     project = Project(project_root_of(os.getcwd()), args.allow_outside_project, "--allow-outside-project")
@@ -262,18 +262,24 @@ def _check_listening(address: str) -> None:
                            "an address of this machine, or port 0 for any free one") from None
 
 
-def _check_one_thread(path: str) -> None:
-    """--dap replays a single-threaded recording only: debugpy starts the program's threads through its own
-    wrappers, around the replay's, and they would run live."""
+def _check_events(path: str, at: int | None, dap: bool) -> None:
+    """What the session is asked to do with the recording's events is possible: ``--at`` names one of them, and
+    ``--dap`` has a single-threaded recording (debugpy starts the program's threads through its own wrappers,
+    around the replay's, and they would run live)."""
     from .errors import RecordingError
     from .format.events import threads_of
     from .format.tape import TapeStatus, read_recording
 
     try:
         rec = read_recording(path)
-        threads = threads_of(rec.events()) if rec.status != TapeStatus.CORRUPT else None
+        events = rec.events() if rec.status != TapeStatus.CORRUPT else None
     except RecordingError:  # the replay says what is wrong with it
         return
+    if events is None:
+        return
+    if at is not None and at >= len(events):
+        raise RetraceError(f"--at {at}: {path} has events #0 to #{len(events) - 1} (retrace show lists them)")
+    threads = threads_of(events) if dap else None
     if threads is not None:
         raise RetraceError(f"--dap: {path} was recorded with {len(set(threads))} threads, and a DAP session "
                            "replays single-threaded recordings only; debug it with pdb: retrace debug "

@@ -118,6 +118,15 @@ def test_what_is_typed_at_the_prompt_touches_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "written.txt").exists()
 
 
+def test_an_event_past_the_last_is_a_usage_error(tmp_path: Path) -> None:
+    record_steps(tmp_path)
+    session = debug(tmp_path, "steps.retrace", "--at", "41")
+    session.expect(pexpect.EOF)
+    session.close()
+    assert "retrace debug: --at 41: steps.retrace has events #0 to #40 (retrace show lists them)" in session.before
+    assert session.exitstatus == 2
+
+
 def test_debug_needs_a_terminal(tmp_path: Path) -> None:
     record_steps(tmp_path)
     ran = retrace("debug", "steps.retrace", cwd=tmp_path)
