@@ -54,7 +54,8 @@ HEADER_FIELDS = (
 MACHINE_FIELDS = (Field("zone", (str, _NONE)), Field("zone_data", (bytes, _NONE)),
                   Field("locale", (dict, _NONE), items=(str,)))
 ENTRY_FIELDS = (Field("script", (str,)), Field("module", (str,)), Field("function", (str,)), Field("app", (str,)),
-                Field("root", (str, _NONE)), Field("code_folders", (list,), items=(str,)))
+                Field("root", (str, _NONE)), Field("code_folders", (list,), items=(str,)),
+                Field("warm", (dict,), items=(str,)))
 # What an in-process recording's entry holds besides: a request (WSGI environ, body) or a call (arguments).
 KIND_ENTRY_FIELDS = {
     "wsgi": (Field("app", (str,), required=True), Field("environ", (dict,), required=True),

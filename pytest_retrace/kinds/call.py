@@ -40,7 +40,9 @@ from .inprocess import (
     install_early,
     keeps,
     log,
+    rewarm,
     sealing_policy,
+    warm_state,
 )
 from .outcome import ExceptionInfo, Outcome, returned_summary
 
@@ -104,8 +106,10 @@ def record_calls(directory: str | os.PathLike[str], keep: str | float = "all", m
                     # The arguments as they are now (the call may change them), through the codec: one no
                     # codec can hold is said now, and the call runs unrecorded.
                     positional = [redaction.data(a, secret_positions(i)) for i, a in enumerate(args)]
+                    warm = warm_state()
                     entry = codec.unpackb(codec.packb(dict(entry_point(function), args=positional,
-                                                           kwargs=redaction.data(dict(kwargs)))))
+                                                           kwargs=redaction.data(dict(kwargs)),
+                                                           **({"warm": warm} if warm else {}))))
                 recording = InProcessRecording(Kind.CALL, entry, function.__qualname__, folder, redaction,
                                                sealed_for, spool=spool, tags=tags)
             except Exception as exc:
@@ -139,4 +143,5 @@ def prepare_replay(header: dict[str, Any], project: Project) -> Callable[..., An
 def rerun(function: Callable[..., Any], header: dict[str, Any]) -> Outcome:
     """Call the function again with the recorded arguments; how the call ended."""
     entry = header["entry"]
+    rewarm(entry)
     return call_outcome(function, tuple(entry["args"]), entry["kwargs"], Redaction.from_header(header))[2]

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import random
+import sys
 import time
 import weakref
 from collections.abc import Callable
@@ -142,6 +143,24 @@ def declare_code(folders: list[str]) -> None:
         return
     _install_once()
     classifier_for(()).add_code_folders(folders)  # the classifier _install_once's Options() installed
+
+
+def warm_state() -> dict[str, str] | None:
+    """What this warm process has cached that a replay, in a fresh one, would look up again with calls the
+    recording lacks: the temporary folder (tempfile finds it once, trying folders with a file it creates: the
+    first upload a service spools to disk)."""
+    tempfile = sys.modules.get("tempfile")
+    folder = getattr(tempfile, "tempdir", None)
+    return {"tempdir": folder} if isinstance(folder, str) else None
+
+
+def rewarm(entry: dict[str, Any]) -> None:
+    """Replay: cache again what the recorded process had cached (:func:`warm_state`)."""
+    warm = entry.get("warm") or {}
+    if "tempdir" in warm:
+        import tempfile
+
+        tempfile.tempdir = warm["tempdir"]
 
 
 class Sealing(NamedTuple):

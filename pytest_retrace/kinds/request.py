@@ -49,7 +49,9 @@ from .inprocess import (
     install_early,
     keeps,
     log,
+    rewarm,
     sealing_policy,
+    warm_state,
 )
 from .outcome import ExceptionInfo, Outcome, Stream
 
@@ -368,7 +370,7 @@ class _Request:
     body read whole: the app gets it anew), and what only a kept recording makes of it, on the writer thread: the
     header's entry (filtered, redacted) and the file's name."""
 
-    __slots__ = ("middleware", "code_folders", "received", "body", "closed", "taken")
+    __slots__ = ("middleware", "code_folders", "received", "body", "closed", "taken", "warm")
 
     def __init__(self, middleware: RecordingMiddleware, environ: dict[str, Any]) -> None:
         self.middleware = middleware
@@ -377,6 +379,7 @@ class _Request:
         self.received = dict(environ)
         self.closed = True  # the server closed the response (False: it dropped it, see _RecordedBody.__del__)
         self.taken: int | None = None  # the chunks it took, when it stopped short of the body's end (and its close)
+        self.warm = warm_state()
 
     def __call__(self) -> dict[str, Any]:
         """The header's entry."""
@@ -388,6 +391,8 @@ class _Request:
             entry["closed"] = False
         if self.taken is not None:  # nor does it take more chunks: the code that makes them did not run
             entry["taken"] = self.taken
+        if self.warm is not None:
+            entry["warm"] = self.warm
         return entry
 
     def stem(self) -> str:
@@ -675,6 +680,7 @@ def prepare_replay(header: dict[str, Any], project: Project) -> Callable[..., An
 def rerun(app: Callable[..., Any], header: dict[str, Any]) -> Outcome:
     """Answer the recorded request again; how it ended."""
     entry = header["entry"]
+    rewarm(entry)
     return request_outcome(app, replay_environ(entry["environ"], entry["body"]), crash_catcher(app),
                            Redaction.from_header(header), close=entry.get("closed", True) is not False,
                            taken=entry.get("taken"))

@@ -436,6 +436,8 @@ def test_show_never_sends_a_files_escape_sequences_to_the_terminal(tmp_path: Pat
     ("wsgi", {"app": "svc:app", "root": None, "environ": {}, "body": b"", "taken": -1}, "fewer than no chunks"),
     ("call", {"function": "jobs:run", "root": None, "args": {}, "kwargs": {}}, "'args' is a dict"),
     ("call", {"function": "jobs:run", "root": None, "args": []}, "has no 'kwargs'"),
+    ("call", {"function": "jobs:run", "root": None, "args": [], "kwargs": {}, "warm": {"tempdir": 5}},
+     "'warm' holds items of the wrong types"),
 ])
 def test_a_malformed_request_or_call_entry_is_corrupt(tmp_path: Path, kind: str, entry: dict[str, Any],
                                                       problem: str) -> None:
