@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import RetraceError
 from ..fitting import fit
@@ -23,6 +23,9 @@ from ..kinds.subject import Subject
 from ..record import Record
 from .pinning import Crash, crash_of, recordings_in
 from .report import printable
+
+if TYPE_CHECKING:
+    from .incidents import Incident
 
 VALUE_WIDTH = 200  # characters of a value's repr an answer holds
 MAX_EVENTS = 500  # events one list_events answer holds at most
@@ -109,11 +112,16 @@ def _summary(rec: Recording) -> RecordingSummary:
                             crash)
 
 
-def list_recordings(folder: str | os.PathLike[str]) -> list[RecordingSummary]:
-    """The recordings under ``folder`` (at any depth), each summarized; one that cannot be read says why."""
+def _folder(folder: str | os.PathLike[str]) -> Path:
     found = Path(folder)
     if not found.is_dir():
         raise RetraceError(f"{folder}: not a folder; give the folder that holds the recordings")
+    return found
+
+
+def list_recordings(folder: str | os.PathLike[str]) -> list[RecordingSummary]:
+    """The recordings under ``folder`` (at any depth), each summarized; one that cannot be read says why."""
+    found = _folder(folder)
     listed = []
     for path in recordings_in(found):
         try:
@@ -141,10 +149,12 @@ def list_events(path: str | os.PathLike[str], start: int = 0, count: int = 50, n
                 thread: str | None = None) -> list[EventView]:
     """Events from position ``start`` on, at most ``count`` (bounded by :data:`MAX_EVENTS`), only those whose call
     name holds ``name`` and that ran on ``thread`` when given."""
+    if start < 0 or count < 0:
+        raise RetraceError(f"start {start} and count {count}: give positions from 0 on and a count of 0 or more")
     events = _read(path, events=True).events()
-    count = max(0, min(count, MAX_EVENTS))
+    count = min(count, MAX_EVENTS)
     listed: list[EventView] = []
-    for index in range(max(0, start), len(events)):
+    for index in range(start, len(events)):
         if len(listed) >= count:
             break
         event = events[index]
@@ -153,6 +163,13 @@ def list_events(path: str | os.PathLike[str], start: int = 0, count: int = 50, n
         listed.append(EventView(index, str(event.tid), printable(event.name), shown(event.args),
                                 shown(event.result)))
     return listed
+
+
+def incidents(folder: str | os.PathLike[str]) -> list[Incident]:
+    """The crash incidents of the recordings in ``folder``, as its state holds them (``incidents.py``)."""
+    from .incidents import list_incidents
+
+    return list_incidents(_folder(folder))
 
 
 # -- answers from a replay: the program's state at a stop ---------------------------------------------------------

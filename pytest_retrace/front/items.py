@@ -231,7 +231,8 @@ class RecordingItem(pytest.Item):
         info.original = made.put_in_place(str(self.path))
         info.counter = Counter.RERECORDED
         diverged = verdict.divergence
-        info.problem = f"{verdict.status}" + (f" at event #{diverged.index}" if diverged is not None else "")
+        at = diverged.index if diverged is not None else None  # none for a divergence of the outcome only
+        info.problem = f"{verdict.status}" + (f" at event #{at}" if at is not None else "")
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, (RetraceFailure, RecordingUnusable)):

@@ -88,9 +88,8 @@ def make_server() -> Any:
         message, place, first and last seen, count, status (new, pinned, fixed, regressed), the pinned case and the
         dated history of its status, as `retrace triage` and pytest runs over pinned cases keep them. Reads only:
         a folder triage never saw has none."""
-        from .incidents import list_incidents as incidents_of
-
-        return _answer(lambda: {"incidents": [i.to_json() for i in incidents_of(folder)]})  # type: ignore[no-any-return]
+        return _answer(lambda: {"incidents": [i.to_json()  # type: ignore[no-any-return]
+                                              for i in inspection.incidents(folder)]})
 
     return server
 

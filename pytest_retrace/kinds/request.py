@@ -499,7 +499,7 @@ class _RecordedBody:
         whole = self._whole()
         if not whole:
             log.warning("pytest-retrace: not recording a request whose response %s (%s)", why,
-                        self._response.status)
+                        self._response.status or "no status yet")
             self._recording.drop(detached=True)
             return
         request = self._recording.entry

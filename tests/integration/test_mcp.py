@@ -63,7 +63,7 @@ def call_tools(cwd: Path, calls: list[tuple[str, dict[str, Any]]]) -> list[tuple
 
 
 def test_an_agent_lists_opens_and_reads_the_events_of_recordings(folder: Path) -> None:
-    (listed, zero, events, filtered, missing, junk, no_folder) = call_tools(folder, [
+    (listed, zero, events, filtered, missing, junk, no_folder, backwards, no_incidents) = call_tools(folder, [
         ("list_recordings", {"folder": "recordings"}),
         ("open_trace", {"path": "recordings/zero.retrace"}),
         ("list_events", {"path": "recordings/zero.retrace", "start": 0, "count": 2}),
@@ -71,6 +71,8 @@ def test_an_agent_lists_opens_and_reads_the_events_of_recordings(folder: Path) -
         ("open_trace", {"path": "recordings/nothing.retrace"}),
         ("open_trace", {"path": "recordings/junk.retrace"}),
         ("list_recordings", {"folder": "nowhere"}),
+        ("list_events", {"path": "recordings/zero.retrace", "start": -5, "count": -1}),
+        ("list_incidents", {"folder": "nowhere"}),
     ])
     assert not listed[0]
     by_name = {Path(r["path"]).name: r for r in listed[1]["recordings"]}
@@ -97,6 +99,8 @@ def test_an_agent_lists_opens_and_reads_the_events_of_recordings(folder: Path) -
                              "check the path (recordings end in .retrace)")
     assert junk[0] and "not a pytest-retrace recording (bad magic at offset 0)" in junk[1]
     assert no_folder[0] and "nowhere: not a folder; give the folder that holds the recordings" in no_folder[1]
+    assert backwards[0] and "start -5 and count -1: give positions from 0 on and a count of 0 or more" in backwards[1]
+    assert no_incidents[0] and "nowhere: not a folder" in no_incidents[1]
 
 
 def test_an_agent_lists_the_incidents_triage_and_pytest_keep(folder: Path) -> None:
