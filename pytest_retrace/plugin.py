@@ -28,6 +28,9 @@ _UNINSTALL: pytest.StashKey[Callable[[], None]] = pytest.StashKey()  # undoes th
 _COLLECTED_UNDER: pytest.StashKey[list[Path]] = pytest.StashKey()
 _PASSED_OVER: pytest.StashKey[list[Path]] = pytest.StashKey()  # recordings found outside those, for the header
 _ON_THE_WAY: pytest.StashKey[tuple[str, ...]] = pytest.StashKey()  # the recordings paths: folders to walk into
+# pytest was given no paths and walks the invocation folder (pytest 7 spells it INCOVATION_DIR).
+_WALKED_EVERYTHING = (getattr(pytest.Config.ArgsSource, "INVOCATION_DIR", None)
+                      or pytest.Config.ArgsSource["INCOVATION_DIR"])
 
 
 # -- options ---------------------------------------------------------------------------------------------
@@ -206,7 +209,7 @@ def _collect_under(config: pytest.Config, recordings: list[Path]) -> None:
     """Where a ``.retrace`` file pytest comes across is a test: under the recordings paths, the ``testpaths``, or
     a path the command line gives; a plain ``pytest`` with neither walks the whole rootdir, and a folder of
     production recordings kept there is no test suite."""
-    walked_everything = config.args_source == pytest.Config.ArgsSource.INVOCATION_DIR
+    walked_everything = config.args_source == _WALKED_EVERYTHING
     given = [] if walked_everything else [_arg_path(arg, config.invocation_params.dir) for arg in config.args]
     config.stash[_COLLECTED_UNDER] = [p.resolve() for p in recordings] + given
     # As given and as resolved: pytest walks the paths as they are written (/tmp/x where it is /private/tmp/x).

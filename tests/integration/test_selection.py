@@ -14,6 +14,8 @@ import pytest
 from support import retrace
 
 CLOCK = "import time\nprint('now', time.time() > 0)\n"
+# -m with a marker's arguments (retrace_tag(team='billing')) is pytest 8.3's: the README says so.
+MARKER_ARGUMENTS = tuple(int(part) for part in pytest.__version__.split(".")[:2]) >= (8, 3)
 SHOP = '''\
 import json, threading, urllib.request
 from wsgiref.simple_server import WSGIRequestHandler, make_server
@@ -85,8 +87,9 @@ def test_kinds_tags_routes_and_entry_points_select_replays(pytester: pytest.Pyte
     assert selected(pytester, "-m", "retrace_kind_wsgi") == {"GET_orders_7", "GET_stock"}
     assert selected(pytester, "-m", "retrace_kind_process") == {"tagged", "plain"}
     assert selected(pytester, "-m", "retrace_kind_call") == {"invoice"}
-    assert selected(pytester, "-m", "retrace_tag(team='billing')") == {"tagged", "invoice"}
-    assert selected(pytester, "-m", "retrace_tag(queue='nightly')") == {"invoice"}
+    if MARKER_ARGUMENTS:
+        assert selected(pytester, "-m", "retrace_tag(team='billing')") == {"tagged", "invoice"}
+        assert selected(pytester, "-m", "retrace_tag(queue='nightly')") == {"invoice"}
     assert selected(pytester, "-m", "retrace_tag and not retrace_kind_call") == {"tagged", "GET_orders_7", "GET_stock"}
     assert selected(pytester, "-k", "billing") == {"tagged", "invoice"}
     assert selected(pytester, "-k", "orders") == {"GET_orders_7"}  # the route: GET /orders/7
