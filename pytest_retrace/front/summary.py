@@ -189,14 +189,16 @@ class RetraceSummary:
         from ..runner.verdict import Status
 
         hints = []
-        statuses = {info.status for info in self.infos}
+        # Accepted and re-recorded ones are settled: no hint is about them.
+        open_ones = [info for info in self.infos if info.counted_as not in (Counter.ACCEPTED, Counter.RERECORDED)]
+        statuses = {info.status for info in open_ones}
         crashes = [info for info in self.infos if info.status == Status.CRASH_REPRODUCED]
         if crashes:
             hints.append("recorded crashes still happen: fix them, then run again")
         unpinned = [info.recording for info in crashes if not info.pinned]
         if unpinned:
             hints.append(f"keep a crash as a regression case: retrace pin {os.path.relpath(unpinned[0])}")
-        if any(info.outcome_only for info in self.infos):
+        if any(info.outcome_only for info in open_ones):
             hints.append("only the outcome changed for some recordings: if that is intended, run again with "
                          "--retrace-accept")
         if Status.DIVERGED in statuses or Status.NEW_CRASH in statuses:

@@ -168,6 +168,8 @@ def test_accept_rewrites_only_an_outcome_change(pytester: pytest.Pytester, proje
     accepted = pytester.runpytest("--retrace-recordings=recordings/greet.retrace", "--retrace-accept", *extra)
     accepted.assert_outcomes(passed=1)
     accepted.stdout.fnmatch_lines(["1 replayed, 1 accepted", "*"])
+    accepted.stdout.no_fnmatch_line("*run again with --retrace-accept*")  # settled: no hint about it
+    accepted.stdout.no_fnmatch_line("diverged replays:*")
     pytester.runpytest("--retrace-recordings=recordings/greet.retrace").assert_outcomes(passed=1)
     # Never when a call diverged: the URL change is not an outcome change.
     (project / "client.py").write_text(CLIENT.replace("{port}{path}", "{port}/v2{path}"))
