@@ -271,15 +271,14 @@ def _check_events(path: str, at: int | None, dap: bool) -> None:
     from .format.tape import TapeStatus, read_recording
 
     try:
-        rec = read_recording(path)
-        events = rec.events() if rec.status != TapeStatus.CORRUPT else None
+        rec = read_recording(path, events=dap)  # counted only, unless their threads are asked for
+        if rec.status == TapeStatus.CORRUPT:
+            return
+        threads = threads_of(rec.events()) if dap else None
     except RecordingError:  # the replay says what is wrong with it
         return
-    if events is None:
-        return
-    if at is not None and at >= len(events):
-        raise RetraceError(f"--at {at}: {path} has events #0 to #{len(events) - 1} (retrace show lists them)")
-    threads = threads_of(events) if dap else None
+    if at is not None and at >= rec.count:
+        raise RetraceError(f"--at {at}: {path} has events #0 to #{rec.count - 1} (retrace show lists them)")
     if threads is not None:
         raise RetraceError(f"--dap: {path} was recorded with {len(set(threads))} threads, and a DAP session "
                            "replays single-threaded recordings only; debug it with pdb: retrace debug "
